@@ -1,0 +1,269 @@
+"""Team, Membership, ModelProfile, Estimate and the Gpu catalog (see DESIGN.md, "Domain")."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+
+class Visibility(models.TextChoices):
+    PRIVATE = "private", "Private (only me)"
+    TEAM = "team", "Team"
+    LINK = "link", "Anyone with the link"
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    MEMBER = "member", "Member"
+
+
+class Team(models.Model):
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=120, unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="teams"
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("team-detail", args=[self.slug])
+
+
+class Membership(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["team", "user"], name="membership_unique_user"),
+            models.CheckConstraint(condition=Q(role__in=Role.values), name="membership_valid_role"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.team} ({self.role})"
+
+
+class ProfileSource(models.TextChoices):
+    MANUAL = "manual", "Typed in"
+    CONFIG = "config", "config.json"
+    CATALOG = "catalog", "Catalog"
+
+
+class ModelProfile(models.Model):
+    """A saved architecture. Catalog profiles have no owner and are read-only for everyone."""
+
+    name = models.CharField(max_length=200)
+    slug = models.CharField(
+        max_length=200, blank=True, help_text="Hugging Face repo id (catalog models)."
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="profiles",
+    )
+    team = models.ForeignKey(
+        Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="profiles"
+    )
+    visibility = models.CharField(
+        max_length=10, choices=Visibility.choices, default=Visibility.PRIVATE
+    )
+    source = models.CharField(
+        max_length=10, choices=ProfileSource.choices, default=ProfileSource.MANUAL
+    )
+    family = models.CharField(max_length=50, blank=True)
+    description = models.TextField(blank=True)
+    # Exactly one of hf_config / architecture is set: what the engine is given as "model".
+    hf_config = models.JSONField(null=True, blank=True)
+    architecture = models.JSONField(null=True, blank=True)
+    config_json_text = models.TextField(
+        blank=True, help_text="The imported config.json, kept verbatim."
+    )
+    num_parameters = models.BigIntegerField(default=0)
+    num_active_parameters = models.BigIntegerField(default=0)
+    published_parameters = models.BigIntegerField(null=True, blank=True)
+    public_id = models.CharField(max_length=32, unique=True, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [
+            models.Index(fields=["owner", "name"], name="profile_owner_name"),
+            models.Index(fields=["team", "name"], name="profile_team_name"),
+            models.Index(fields=["source", "name"], name="profile_source_name"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(visibility__in=Visibility.values), name="profile_valid_visibility"
+            ),
+            models.CheckConstraint(
+                condition=Q(source__in=ProfileSource.values), name="profile_valid_source"
+            ),
+            models.CheckConstraint(
+                condition=Q(num_parameters__gte=0) & Q(num_active_parameters__gte=0),
+                name="profile_nonnegative_parameters",
+            ),
+            models.CheckConstraint(
+                condition=Q(source=ProfileSource.CATALOG, owner__isnull=True)
+                | (~Q(source=ProfileSource.CATALOG) & Q(owner__isnull=False)),
+                name="profile_catalog_has_no_owner",
+            ),
+            models.CheckConstraint(
+                condition=Q(hf_config__isnull=True) ^ Q(architecture__isnull=True),
+                name="profile_one_model_source",
+            ),
+            models.CheckConstraint(
+                condition=~Q(visibility=Visibility.TEAM) | Q(team__isnull=False),
+                name="profile_team_visibility_needs_team",
+            ),
+            models.UniqueConstraint(
+                fields=["slug"],
+                condition=Q(source=ProfileSource.CATALOG),
+                name="profile_unique_catalog_slug",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.public_id:
+            self.public_id = new_public_id()
+        super().save(*args, **kwargs)
+
+    @property
+    def is_catalog(self) -> bool:
+        return self.source == ProfileSource.CATALOG
+
+    def engine_model(self) -> dict:
+        """The contract's `model` value that the engine understands."""
+        if self.hf_config is not None:
+            return {"hf_config": self.hf_config}
+        return {"architecture": self.architecture}
+
+    def get_absolute_url(self) -> str:
+        return reverse("profile-detail", args=[self.pk])
+
+
+def new_public_id() -> str:
+    # 96 random bits, URL-safe: unguessable, and short enough to read aloud.
+    return secrets.token_urlsafe(12)
+
+
+class Estimate(models.Model):
+    """One saved calculation: immutable evidence of inputs, architecture snapshot and result."""
+
+    public_id = models.CharField(max_length=32, unique=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="estimates"
+    )
+    team = models.ForeignKey(
+        Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="estimates"
+    )
+    visibility = models.CharField(
+        max_length=10, choices=Visibility.choices, default=Visibility.PRIVATE
+    )
+    profile = models.ForeignKey(
+        ModelProfile,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="estimates",
+    )
+    model_name = models.CharField(max_length=200, help_text="The model's name when saved.")
+    title = models.CharField(max_length=200, blank=True)
+    notes = models.TextField(blank=True)
+    mode = models.CharField(max_length=20)
+    method = models.CharField(max_length=20)
+    inputs = models.JSONField()
+    architecture = models.JSONField(help_text="The resolved model the engine used (snapshot).")
+    result = models.JSONField()
+    total_bytes = models.BigIntegerField()
+    num_gpus = models.PositiveIntegerField(default=1)
+    engine_version = models.CharField(max_length=40)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [
+            models.Index(fields=["owner", "-created"], name="estimate_owner_created"),
+            models.Index(fields=["team", "-created"], name="estimate_team_created"),
+            models.Index(fields=["profile", "-created"], name="estimate_profile_created"),
+            models.Index(fields=["mode", "-created"], name="estimate_mode_created"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(visibility__in=Visibility.values), name="estimate_valid_visibility"
+            ),
+            models.CheckConstraint(
+                condition=Q(total_bytes__gte=0), name="estimate_nonnegative_total"
+            ),
+            models.CheckConstraint(
+                condition=Q(mode__in=["inference", "training"]), name="estimate_valid_mode"
+            ),
+            models.CheckConstraint(
+                condition=Q(method__in=["detailed", "standard"]), name="estimate_valid_method"
+            ),
+            models.CheckConstraint(
+                condition=~Q(visibility=Visibility.TEAM) | Q(team__isnull=False),
+                name="estimate_team_visibility_needs_team",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or f"{self.model_name} ({self.mode})"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.public_id:
+            self.public_id = new_public_id()
+        super().save(*args, **kwargs)
+
+    def get_absolute_url(self) -> str:
+        return reverse("estimate-permalink", args=[self.public_id])
+
+
+class Gpu(models.Model):
+    """An accelerator in the catalog; figures and prices are editable in the admin."""
+
+    slug = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=100)
+    vendor = models.CharField(max_length=40)
+    memory_bytes = models.BigIntegerField()
+    memory_bandwidth_bytes_per_s = models.BigIntegerField()
+    bf16_dense_tflops = models.FloatField()
+    price_per_hour_usd = models.DecimalField(max_digits=10, decimal_places=4)
+    sources = models.JSONField(default=dict, blank=True)
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-memory_bytes", "name"]
+        verbose_name = "GPU"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(memory_bytes__gt=0)
+                & Q(memory_bandwidth_bytes_per_s__gt=0)
+                & Q(bf16_dense_tflops__gt=0)
+                & Q(price_per_hour_usd__gte=0),
+                name="gpu_positive_figures",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

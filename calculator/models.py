@@ -151,14 +151,14 @@ class ModelProfile(models.Model):
     def is_catalog(self) -> bool:
         return self.source == ProfileSource.CATALOG
 
+    def get_absolute_url(self) -> str:
+        return reverse("profile-detail", args=[self.pk])
+
     def engine_model(self) -> dict:
         """The contract's `model` value that the engine understands."""
         if self.hf_config is not None:
             return {"hf_config": self.hf_config}
         return {"architecture": self.architecture}
-
-    def get_absolute_url(self) -> str:
-        return reverse("profile-detail", args=[self.pk])
 
 
 def new_public_id() -> str:

@@ -37,7 +37,8 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
 if not ALLOWED_HOSTS:
     raise ImproperlyConfigured(
-        "ALLOWED_HOSTS is not set. Set ALLOWED_HOSTS (comma-separated host names) when DEBUG is off."
+        "ALLOWED_HOSTS is not set. Set ALLOWED_HOSTS (comma-separated host names)"
+        " when DEBUG is off."
     )
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
 

@@ -147,12 +147,12 @@ class ModelProfile(models.Model):
             self.public_id = new_public_id()
         super().save(*args, **kwargs)
 
+    def get_absolute_url(self) -> str:
+        return reverse("profile-detail", args=[self.pk])
+
     @property
     def is_catalog(self) -> bool:
         return self.source == ProfileSource.CATALOG
-
-    def get_absolute_url(self) -> str:
-        return reverse("profile-detail", args=[self.pk])
 
     def engine_model(self) -> dict:
         """The contract's `model` value that the engine understands."""

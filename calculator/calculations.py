@@ -1,0 +1,75 @@
+"""Run the engine for the web layer: resolve `model` (catalog slug, profile id, config or
+architecture) to what the engine understands, then call `calculator.engine.calculate`.
+
+Pages, htmx fragments, the API and services all calculate through `calculation_run`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.http import Http404
+
+from calculator import engine
+from calculator.engine import EstimateError
+from calculator.models import ModelProfile
+from calculator.selectors import User, catalog_get, profile_get_for_user
+
+MODEL_KINDS = ("catalog", "profile", "hf_config", "architecture")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    engine_model: dict[str, Any]  # {"hf_config": ...} or {"architecture": ...}
+    profile: ModelProfile | None
+    name: str
+
+
+@dataclass(frozen=True)
+class Calculation:
+    payload: dict[str, Any]  # as given, with `model` as the caller named it
+    resolved: ResolvedModel
+    result: dict[str, Any]  # the engine's response; result["inputs"]["model"] as given
+
+
+def model_resolve(*, user: User | None, model: Any) -> ResolvedModel:
+    if not isinstance(model, dict) or len(model) != 1 or next(iter(model)) not in MODEL_KINDS:
+        raise EstimateError(
+            "model",
+            'Give exactly one of {"catalog": slug}, {"profile": id}, '
+            '{"hf_config": {...}} or {"architecture": {...}}.',
+        )
+    kind, value = next(iter(model.items()))
+    if kind == "catalog":
+        if not isinstance(value, str) or not value:
+            raise EstimateError("model.catalog", "A catalog slug (e.g. meta-llama/Llama-3.1-8B).")
+        try:
+            profile = catalog_get(slug=value)
+        except Http404:
+            raise EstimateError("model.catalog", f"No catalog model '{value[:200]}'.") from None
+        return ResolvedModel(profile.engine_model(), profile, profile.name)
+    if kind == "profile":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise EstimateError("model.profile", "A profile id (an integer).")
+        try:
+            profile, _ = profile_get_for_user(user=user, pk=value)
+        except Http404:
+            raise EstimateError(
+                "model.profile", "No profile with this id that you can see."
+            ) from None
+        return ResolvedModel(profile.engine_model(), profile, profile.name)
+    name = "Custom architecture"
+    if kind == "hf_config" and isinstance(value, dict):
+        name = str(value.get("_name_or_path") or value.get("model_type") or "config.json")[:200]
+    return ResolvedModel({kind: value}, None, name)
+
+
+def calculation_run(*, user: User | None, payload: Any) -> Calculation:
+    """Validate and compute; bad input raises EstimateError naming the field."""
+    if not isinstance(payload, dict):
+        raise EstimateError("non_field_errors", "Send a JSON object with the estimate fields.")
+    resolved = model_resolve(user=user, model=payload.get("model"))
+    result = engine.calculate({**payload, "model": resolved.engine_model})
+    result["inputs"]["model"] = payload["model"]
+    return Calculation(payload=payload, resolved=resolved, result=result)

@@ -1,0 +1,161 @@
+"""Reads, always scoped to what the user may see: the one place the access rules live.
+
+who \ item           private  team                        link                  catalog
+owner                rw       rw                          rw                    r
+member of its team   404      r (rw for the team's owners) r                    r
+anyone else, anon.   404      404                         r by permalink only   r
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from calculator.models import (
+    Estimate,
+    Membership,
+    ModelProfile,
+    ProfileSource,
+    Role,
+    Team,
+    Visibility,
+)
+
+User = AbstractBaseUser | AnonymousUser
+
+
+def _authenticated(user: User | None) -> bool:
+    return bool(user is not None and user.is_authenticated)
+
+
+def team_ids_for_user(user: User | None) -> list[int]:
+    if not _authenticated(user):
+        return []
+    return list(Membership.objects.filter(user=user).values_list("team_id", flat=True))
+
+
+def _owned_team_ids(user: User | None) -> list[int]:
+    if not _authenticated(user):
+        return []
+    return list(
+        Membership.objects.filter(user=user, role=Role.OWNER).values_list("team_id", flat=True)
+    )
+
+
+def _listed_q(user: User | None) -> Q:
+    """Items listed for the user: their own and those shared with their teams."""
+    if not _authenticated(user):
+        return Q(pk__in=[])
+    return Q(owner=user) | Q(visibility=Visibility.TEAM, team_id__in=team_ids_for_user(user))
+
+
+@dataclass(frozen=True)
+class Access:
+    can_read: bool
+    can_write: bool
+
+
+def access_for(user: User | None, item: ModelProfile | Estimate, *, via_link: bool) -> Access:
+    """The access table above for one item. `via_link` says the item was reached by its
+    public id (a permalink), which is the only way an outsider may read a link item."""
+    if isinstance(item, ModelProfile) and item.source == ProfileSource.CATALOG:
+        return Access(can_read=True, can_write=False)
+    if _authenticated(user) and item.owner_id == user.pk:
+        return Access(can_read=True, can_write=True)
+    if item.visibility == Visibility.TEAM and item.team_id is not None and _authenticated(user):
+        if item.team_id in _owned_team_ids(user):
+            return Access(can_read=True, can_write=True)
+        if item.team_id in team_ids_for_user(user):
+            return Access(can_read=True, can_write=False)
+    if item.visibility == Visibility.LINK:
+        if via_link:
+            return Access(can_read=True, can_write=False)
+        # A teammate may also open a link item from the team's pages.
+        if item.team_id is not None and item.team_id in team_ids_for_user(user):
+            return Access(can_read=True, can_write=False)
+    return Access(can_read=False, can_write=False)
+
+
+# --- Profiles ---------------------------------------------------------------------------------
+
+
+def profile_list(*, user: User | None, include_catalog: bool = True) -> QuerySet[ModelProfile]:
+    q = _listed_q(user)
+    if include_catalog:
+        q |= Q(source=ProfileSource.CATALOG)
+    return ModelProfile.objects.filter(q).select_related("owner", "team")
+
+
+def catalog_list() -> QuerySet[ModelProfile]:
+    return ModelProfile.objects.filter(source=ProfileSource.CATALOG)
+
+
+def catalog_get(*, slug: str) -> ModelProfile:
+    try:
+        return catalog_list().get(slug=slug)
+    except ModelProfile.DoesNotExist:
+        raise Http404("No catalog model with that slug.") from None
+
+
+def profile_get_for_user(
+    *, user: User | None, pk: int | None = None, public_id: str | None = None, write: bool = False
+) -> tuple[ModelProfile, Access]:
+    """A profile by id (listed items only) or by public id (permalink). 404 when the user may
+    not read it, PermissionDenied-worthy `write=True` requests also 404 for non-writers so
+    nothing leaks whether an item exists."""
+    lookup = {"pk": pk} if public_id is None else {"public_id": public_id}
+    try:
+        profile = ModelProfile.objects.select_related("owner", "team").get(**lookup)
+    except (ModelProfile.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such profile.") from None
+    access = access_for(user, profile, via_link=public_id is not None)
+    if not access.can_read:
+        raise Http404("No such profile.")
+    if write and not access.can_write:
+        raise Http404("No such profile.")
+    return profile, access
+
+
+# --- Estimates --------------------------------------------------------------------------------
+
+
+def estimate_list(*, user: User | None) -> QuerySet[Estimate]:
+    return Estimate.objects.filter(_listed_q(user)).select_related("owner", "team", "profile")
+
+
+def estimate_get_for_user(
+    *, user: User | None, pk: int | None = None, public_id: str | None = None, write: bool = False
+) -> tuple[Estimate, Access]:
+    lookup = {"pk": pk} if public_id is None else {"public_id": public_id}
+    try:
+        estimate = Estimate.objects.select_related("owner", "team", "profile").get(**lookup)
+    except (Estimate.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such estimate.") from None
+    access = access_for(user, estimate, via_link=public_id is not None)
+    if not access.can_read or (write and not access.can_write):
+        raise Http404("No such estimate.")
+    return estimate, access
+
+
+# --- Teams ------------------------------------------------------------------------------------
+
+
+def team_list(*, user: User | None) -> QuerySet[Team]:
+    if not _authenticated(user):
+        return Team.objects.none()
+    return Team.objects.filter(memberships__user=user).distinct()
+
+
+def team_get_for_user(*, user: User | None, slug: str) -> tuple[Team, Role]:
+    """A team the user belongs to, and their role in it; 404 for everyone else."""
+    if not _authenticated(user):
+        raise Http404("No such team.")
+    membership = (
+        Membership.objects.select_related("team").filter(user=user, team__slug=slug).first()
+    )
+    if membership is None:
+        raise Http404("No such team.")
+    return membership.team, Role(membership.role)

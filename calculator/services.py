@@ -1,0 +1,306 @@
+"""Writes: create, save, share and delete. Views, the API and commands all call these.
+
+Each service checks the actor's right to act (through selectors' access rules), validates,
+and raises django.core.exceptions.ValidationError with per-field messages on bad input.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils.text import slugify
+
+from calculator.calculations import Calculation
+from calculator.engine import EstimateError
+from calculator.engine.architecture import architecture_from_fields, architecture_from_hf_config
+from calculator.models import (
+    Estimate,
+    Membership,
+    ModelProfile,
+    ProfileSource,
+    Role,
+    Team,
+    Visibility,
+)
+from calculator.selectors import User, access_for, team_ids_for_user
+
+MAX_CONFIG_JSON_BYTES = 1_048_576
+
+
+# --- Sharing ----------------------------------------------------------------------------------
+
+
+def _check_sharing(*, user: User, visibility: str, team: Team | None) -> Team | None:
+    if visibility not in Visibility.values:
+        raise ValidationError({"visibility": f"Choose one of: {', '.join(Visibility.values)}."})
+    if team is not None and team.pk not in team_ids_for_user(user):
+        raise ValidationError({"team": "You can only share with a team you belong to."})
+    if visibility == Visibility.TEAM and team is None:
+        raise ValidationError({"team": "Choose the team to share with."})
+    return team
+
+
+# --- Profiles ---------------------------------------------------------------------------------
+
+
+def _architecture_for(*, hf_config: dict | None, architecture: dict | None) -> tuple[int, int, str]:
+    """Parameter counts and family, validated by the engine; errors name the field."""
+    try:
+        if hf_config is not None:
+            arch, _ = architecture_from_hf_config(hf_config)
+        else:
+            arch, _ = architecture_from_fields(architecture or {})
+    except EstimateError as error:
+        field = "hf_config" if hf_config is not None else "architecture"
+        raise ValidationError({field: f"{error.field}: {error.message}"}) from None
+    return arch.num_parameters, arch.num_active_parameters, arch.model_type
+
+
+def parse_config_json(text: str) -> dict[str, Any]:
+    """A pasted or uploaded config.json as a dict, or a ValidationError saying why not."""
+    if len(text.encode()) > MAX_CONFIG_JSON_BYTES:
+        raise ValidationError({"config_json": "config.json is larger than 1 MB."})
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise ValidationError({"config_json": f"Not valid JSON: {error}"}) from None
+    if not isinstance(value, dict):
+        raise ValidationError({"config_json": "config.json must be a JSON object ({...})."})
+    return value
+
+
+@transaction.atomic
+def profile_create(
+    *,
+    user: User,
+    name: str,
+    hf_config: dict | None = None,
+    architecture: dict | None = None,
+    config_json_text: str = "",
+    description: str = "",
+    visibility: str = Visibility.PRIVATE,
+    team: Team | None = None,
+) -> ModelProfile:
+    if (hf_config is None) == (architecture is None):
+        raise ValidationError("Give either a config.json or architecture fields.")
+    _check_sharing(user=user, visibility=visibility, team=team)
+    total, active, family = _architecture_for(hf_config=hf_config, architecture=architecture)
+    profile = ModelProfile(
+        name=name,
+        owner=user,
+        team=team,
+        visibility=visibility,
+        source=ProfileSource.CONFIG if hf_config is not None else ProfileSource.MANUAL,
+        family=family,
+        description=description,
+        hf_config=hf_config,
+        architecture=architecture,
+        config_json_text=config_json_text,
+        num_parameters=total,
+        num_active_parameters=active,
+    )
+    profile.full_clean()
+    profile.save()
+    return profile
+
+
+@transaction.atomic
+def profile_update(*, user: User, profile: ModelProfile, **fields: Any) -> ModelProfile:
+    """Change name, description, sharing or the architecture. Saved estimates keep their own
+    snapshot, so they are untouched."""
+    if not access_for(user, profile, via_link=False).can_write:
+        raise PermissionDenied
+    allowed = {"name", "description", "visibility", "team", "hf_config", "architecture"}
+    allowed |= {"config_json_text"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValidationError(f"Cannot change: {', '.join(sorted(unknown))}.")
+    for key, value in fields.items():
+        setattr(profile, key, value)
+    if "hf_config" in fields and fields["hf_config"] is not None:
+        profile.architecture = None
+        profile.source = ProfileSource.CONFIG
+    elif "architecture" in fields and fields["architecture"] is not None:
+        profile.hf_config = None
+        profile.config_json_text = ""
+        profile.source = ProfileSource.MANUAL
+    _check_sharing(user=user, visibility=profile.visibility, team=profile.team)
+    total, active, family = _architecture_for(
+        hf_config=profile.hf_config, architecture=profile.architecture
+    )
+    profile.num_parameters, profile.num_active_parameters, profile.family = total, active, family
+    profile.full_clean()
+    profile.save()
+    return profile
+
+
+def profile_delete(*, user: User, profile: ModelProfile) -> None:
+    if not access_for(user, profile, via_link=False).can_write:
+        raise PermissionDenied
+    profile.delete()  # estimates keep their snapshot; their profile link becomes empty
+
+
+def profile_duplicate(*, user: User, profile: ModelProfile, name: str = "") -> ModelProfile:
+    """A private, editable copy of any profile the user can read (e.g. a catalog model)."""
+    return profile_create(
+        user=user,
+        name=name or f"{profile.name} (copy)"[:200],
+        hf_config=profile.hf_config,
+        architecture=profile.architecture,
+        config_json_text=profile.config_json_text,
+        description=profile.description,
+    )
+
+
+# --- Estimates --------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def estimate_save(
+    *,
+    user: User,
+    calculation: Calculation,
+    title: str = "",
+    notes: str = "",
+    visibility: str = Visibility.PRIVATE,
+    team: Team | None = None,
+) -> Estimate:
+    _check_sharing(user=user, visibility=visibility, team=team)
+    result = calculation.result
+    inputs = result["inputs"]
+    estimate = Estimate(
+        owner=user,
+        team=team,
+        visibility=visibility,
+        profile=calculation.resolved.profile,
+        model_name=calculation.resolved.name[:200],
+        title=title,
+        notes=notes,
+        mode=inputs["mode"],
+        method=inputs["method"],
+        inputs=inputs,
+        architecture=calculation.resolved.engine_model,
+        result=result,
+        total_bytes=result["total_bytes"],
+        num_gpus=result["num_gpus"],
+        engine_version=result["engine_version"],
+    )
+    estimate.full_clean()
+    estimate.save()
+    return estimate
+
+
+@transaction.atomic
+def estimate_update(*, user: User, estimate: Estimate, **fields: Any) -> Estimate:
+    """Only the description and sharing change; inputs and result are immutable evidence."""
+    if not access_for(user, estimate, via_link=False).can_write:
+        raise PermissionDenied
+    unknown = set(fields) - {"title", "notes", "visibility", "team"}
+    if unknown:
+        raise ValidationError(f"Cannot change: {', '.join(sorted(unknown))}.")
+    for key, value in fields.items():
+        setattr(estimate, key, value)
+    _check_sharing(user=user, visibility=estimate.visibility, team=estimate.team)
+    estimate.full_clean()
+    estimate.save(update_fields=[*fields, "updated"])
+    return estimate
+
+
+def estimate_delete(*, user: User, estimate: Estimate) -> None:
+    if not access_for(user, estimate, via_link=False).can_write:
+        raise PermissionDenied
+    estimate.delete()
+
+
+def estimate_bulk_delete(*, user: User, ids: list[int]) -> int:
+    """Delete the given estimates that the user owns; others' ids are ignored."""
+    deleted, _ = Estimate.objects.filter(owner=user, pk__in=ids).delete()
+    return deleted
+
+
+# --- Teams ------------------------------------------------------------------------------------
+
+
+def _unique_team_slug(name: str) -> str:
+    base = slugify(name)[:100] or "team"
+    slug, n = base, 1
+    while Team.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+@transaction.atomic
+def team_create(*, user: User, name: str) -> Team:
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Give the team a name."})
+    team = Team(name=name, slug=_unique_team_slug(name))
+    team.full_clean()
+    team.save()
+    Membership.objects.create(team=team, user=user, role=Role.OWNER)
+    return team
+
+
+def _require_team_owner(*, actor: User, team: Team) -> None:
+    if not Membership.objects.filter(team=team, user=actor, role=Role.OWNER).exists():
+        raise PermissionDenied
+
+
+@transaction.atomic
+def team_member_add(
+    *, actor: User, team: Team, username_or_email: str, role: str = Role.MEMBER
+) -> Membership:
+    _require_team_owner(actor=actor, team=team)
+    if role not in Role.values:
+        raise ValidationError({"role": f"Choose one of: {', '.join(Role.values)}."})
+    key = username_or_email.strip()
+    users = get_user_model().objects.filter(Q(username__iexact=key) | Q(email__iexact=key))
+    user = users.first() if key else None
+    if user is None or users.count() > 1:
+        raise ValidationError({"username_or_email": "No single user with that name or email."})
+    if Membership.objects.filter(team=team, user=user).exists():
+        raise ValidationError({"username_or_email": f"{user} is already a member."})
+    return Membership.objects.create(team=team, user=user, role=role)
+
+
+def _owners_left(team: Team, without: Membership) -> int:
+    return Membership.objects.filter(team=team, role=Role.OWNER).exclude(pk=without.pk).count()
+
+
+@transaction.atomic
+def team_member_set_role(*, actor: User, membership: Membership, role: str) -> Membership:
+    _require_team_owner(actor=actor, team=membership.team)
+    if role not in Role.values:
+        raise ValidationError({"role": f"Choose one of: {', '.join(Role.values)}."})
+    if role != Role.OWNER and _owners_left(membership.team, membership) == 0:
+        raise ValidationError({"role": "A team needs at least one owner."})
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def team_member_remove(*, actor: User, membership: Membership) -> None:
+    """Remove a member (team owners), or leave (anyone, for themselves)."""
+    if membership.user_id != actor.pk:
+        _require_team_owner(actor=actor, team=membership.team)
+    if membership.role == Role.OWNER and _owners_left(membership.team, membership) == 0:
+        raise ValidationError("A team needs at least one owner: make someone else owner first.")
+    membership.delete()
+
+
+@transaction.atomic
+def team_delete(*, actor: User, team: Team) -> None:
+    """Delete a team; what was shared only with it becomes private to its owners again."""
+    _require_team_owner(actor=actor, team=team)
+    for model in (Estimate, ModelProfile):
+        shared = model.objects.filter(team=team)
+        shared.filter(visibility=Visibility.TEAM).update(visibility=Visibility.PRIVATE)
+        shared.update(team=None)
+    team.delete()

@@ -151,6 +151,27 @@ def test_engine_counts_what_transformers_instantiates(entry):
         assert architecture.num_parameters == entry["published_parameters"]
 
 
+def test_engine_active_count_matches_mixtral_release_figure():
+    # Mistral AI, "Mixtral of experts" (2023): 46.7B total, 12.9B used per token.
+    architecture, _notes = architecture_from_hf_config(
+        MODELS_BY_SLUG["mistralai/Mixtral-8x7B-Instruct-v0.1"]["config"]
+    )
+    assert round(architecture.num_active_parameters / 1e9, 1) == 12.9
+
+
+@pytest.mark.parametrize(
+    ("slug", "active_billions"),
+    [("openai/gpt-oss-20b", 3.61), ("openai/gpt-oss-120b", 5.13)],
+)
+def test_engine_active_count_matches_gpt_oss_model_card(slug, active_billions):
+    # gpt-oss model card, parameter table: 3.61B / 5.13B active. OpenAI leaves the input
+    # embedding table out of "active" (a lookup, not a matmul); the unembedding stays in.
+    config = MODELS_BY_SLUG[slug]["config"]
+    architecture, _notes = architecture_from_hf_config(config)
+    embedding = config["vocab_size"] * config["hidden_size"]  # 201,088 x 2,880
+    assert round((architecture.num_active_parameters - embedding) / 1e9, 2) == active_billions
+
+
 GPU_KEYS = {
     "slug", "name", "vendor", "memory_bytes", "memory_bandwidth_bytes_per_s",
     "bf16_dense_tflops", "price_per_hour_usd", "sources", "notes",

@@ -148,7 +148,7 @@ class ModelProfile(models.Model):
         super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
-        return reverse("profile-detail", args=[self.pk])
+        return reverse("profile-detail", args=[self.public_id])
 
     @property
     def is_catalog(self) -> bool:
@@ -248,7 +248,13 @@ class Gpu(models.Model):
     memory_bytes = models.BigIntegerField()
     memory_bandwidth_bytes_per_s = models.BigIntegerField()
     bf16_dense_tflops = models.FloatField()
-    price_per_hour_usd = models.DecimalField(max_digits=10, decimal_places=4)
+    price_per_hour_usd = models.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="Indicative on-demand price; empty where no public hourly price exists.",
+    )
     sources = models.JSONField(default=dict, blank=True)
     notes = models.TextField(blank=True)
 
@@ -260,7 +266,7 @@ class Gpu(models.Model):
                 condition=Q(memory_bytes__gt=0)
                 & Q(memory_bandwidth_bytes_per_s__gt=0)
                 & Q(bf16_dense_tflops__gt=0)
-                & Q(price_per_hour_usd__gte=0),
+                & (Q(price_per_hour_usd__isnull=True) | Q(price_per_hour_usd__gte=0)),
                 name="gpu_positive_figures",
             ),
         ]

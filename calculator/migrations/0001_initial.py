@@ -28,7 +28,18 @@ class Migration(migrations.Migration):
                 ("memory_bytes", models.BigIntegerField()),
                 ("memory_bandwidth_bytes_per_s", models.BigIntegerField()),
                 ("bf16_dense_tflops", models.FloatField()),
-                ("price_per_hour_usd", models.DecimalField(decimal_places=4, max_digits=10)),
+                (
+                    "price_per_hour_usd",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=4,
+                        help_text=(
+                            "Indicative on-demand price; empty where no public hourly price exists."
+                        ),
+                        max_digits=10,
+                        null=True,
+                    ),
+                ),
                 ("sources", models.JSONField(blank=True, default=dict)),
                 ("notes", models.TextField(blank=True)),
             ],
@@ -41,7 +52,11 @@ class Migration(migrations.Migration):
                             ("memory_bytes__gt", 0),
                             ("memory_bandwidth_bytes_per_s__gt", 0),
                             ("bf16_dense_tflops__gt", 0),
-                            ("price_per_hour_usd__gte", 0),
+                            models.Q(
+                                ("price_per_hour_usd__isnull", True),
+                                ("price_per_hour_usd__gte", 0),
+                                _connector="OR",
+                            ),
                         ),
                         name="gpu_positive_figures",
                     )

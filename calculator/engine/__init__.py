@@ -1,11 +1,48 @@
 """The estimation engine: pure Python, imports nothing from Django.
 
-Its one door is `calculate(payload) -> dict`, speaking the estimate contract of DESIGN.md.
+Its one door is `calculate(payload) -> dict`, speaking the estimate contract of DESIGN.md;
+`sweep` runs it for many values of one field. The option lists and limits are exported for the
+forms and the API, which validate with the same figures.
 """
 
 from __future__ import annotations
 
+from calculator.engine.dtypes import DTYPES, KV_CACHE_DTYPES, WEIGHT_DTYPES, WEIGHT_ONLY_DTYPES
 from calculator.engine.errors import EstimateError
 from calculator.engine.estimate import ENGINE_VERSION, calculate
+from calculator.engine.inputs import (
+    ALL_LINEAR,
+    ATTENTION_IMPLEMENTATIONS,
+    DEFAULTS,
+    FIELDS,
+    FINETUNING_METHODS,
+    INPUT_LIMITS,
+    LORA_TARGET_MODULES,
+    METHODS,
+    MODES,
+    OPTIMIZERS,
+)
+from calculator.engine.sweep import SWEEP_FIELDS, sweep, sweep_breakdowns
 
-__all__ = ["ENGINE_VERSION", "EstimateError", "calculate"]
+__all__ = [
+    "ALL_LINEAR",
+    "ATTENTION_IMPLEMENTATIONS",
+    "DEFAULTS",
+    "DTYPES",
+    "ENGINE_VERSION",
+    "FIELDS",
+    "FINETUNING_METHODS",
+    "INPUT_LIMITS",
+    "KV_CACHE_DTYPES",
+    "LORA_TARGET_MODULES",
+    "METHODS",
+    "MODES",
+    "OPTIMIZERS",
+    "SWEEP_FIELDS",
+    "WEIGHT_DTYPES",
+    "WEIGHT_ONLY_DTYPES",
+    "EstimateError",
+    "calculate",
+    "sweep",
+    "sweep_breakdowns",
+]

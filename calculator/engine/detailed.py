@@ -1,0 +1,828 @@
+"""The `detailed` method: architecture-aware memory per GPU.
+
+Each formula lives in one function with its source; each constant below is a named,
+calibratable figure saying what it models (an accuracy harness measures real PyTorch runs and
+tunes them). Sizes are computed exactly (int / Fraction) and rounded once per breakdown line.
+Activations are counted for Hugging Face transformers' eager PyTorch modules (RMSNorm upcast,
+SiLU, PEFT LoRA layers), the code most people run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from calculator.engine.architecture import Architecture, LinearLayer, ParameterBreakdown
+from calculator.engine.breakdown import Breakdown, Estimate
+from calculator.engine.dtypes import (
+    DTYPES,
+    ELEMENT_BYTES,
+    embedding_bytes,
+    linear_weight_bytes,
+    other_parameter_bytes,
+)
+from calculator.engine.inputs import ALL_LINEAR, EstimateInputs
+from calculator.engine.parallel import Layout, Stage, layout_for
+
+# --- runtime -------------------------------------------------------------------------------
+# CUDA context, kernels and caching-allocator slack: transformers docs measured 1,343 MB on a
+# V100, gpu_poor uses 650 MB (memory-model.md "Runtime overhead"); 1 GiB sits in that range
+DEFAULT_RUNTIME_OVERHEAD_BYTES = 2**30
+
+# --- training: activations saved for backward, per layer ------------------------------------
+# HF LlamaRMSNorm: `hidden.to(float32)` is saved by pow() and mul() for backward
+RMSNORM_FP32_INPUT_BYTES = 4
+# norms per decoder layer (input_layernorm, post_attention_layernorm)
+NORMS_PER_LAYER = 2
+# gated MLP `down(act(gate(x)) * up(x))`: gate out (act input), act out, up out, the product
+GATED_MLP_SAVED_INTERMEDIATES = 4
+# plain MLP `fc2(act(fc1(x)))`: fc1 out (act input), act out (fc2 input)
+PLAIN_MLP_SAVED_INTERMEDIATES = 2
+# of those, saved only for a frozen projection's weight gradient (the down_proj / fc2 input)
+MLP_WEIGHT_GRADIENT_ONLY_INTERMEDIATES = 1
+# attention output: saved by the attention kernel and by o_proj (one tensor)
+ATTENTION_OUTPUT_COPIES = 1
+# FlashAttention / SDPA save their output and a float32 logsumexp per (batch, head, position)
+FLASH_LOGSUMEXP_BYTES = 4
+# eager attention: softmax(scores, dtype=float32) output saved, plus its cast to the compute
+# dtype saved by the matmul with V (transformers eager_attention_forward); no dropout mask
+EAGER_SOFTMAX_BYTES = 4
+# MoE: each (token, expert) pair keeps the gathered input and the expert output (for routing
+# weights); routers keep a float32 softmax over the experts
+MOE_GATHERED_INPUT_COPIES = 1
+MOE_EXPERT_OUTPUT_COPIES = 1
+ROUTER_PROBABILITY_BYTES = 4
+# loss: `logits.float()` for cross-entropy (its log-softmax output) and that output's gradient
+LOSS_FP32_LOGIT_COPIES = 2
+# gradient checkpointing keeps each layer's input (plus one layer's full set while recomputing)
+CHECKPOINTED_INPUTS_PER_LAYER = 1
+
+# --- inference (prefill): one layer's working set, not kept across layers --------------------
+# residual stream + normalised input, alive through each sub-block
+INFERENCE_HIDDEN_COPIES = 2
+# rotary embedding makes new q and k tensors while the projections are still alive
+INFERENCE_ROTARY_COPIES = 1
+# gated MLP: act(gate), up and their product alive together; plain MLP: fc1 out and act out
+GATED_MLP_INFERENCE_INTERMEDIATES = 3
+PLAIN_MLP_INFERENCE_INTERMEDIATES = 2
+# generate(): logits_to_keep=1, then `logits[:, -1, :].to(float32)`: one fp32 copy of the row
+INFERENCE_LOGITS_FP32_COPIES = 1
+
+# --- gradients and optimizer states ---------------------------------------------------------
+FP32_BYTES = 4
+# AdamW keeps exp_avg and exp_avg_sq; SGD with momentum keeps momentum_buffer
+OPTIMIZER_STATES = {"adamw": 2, "adamw_8bit": 2, "sgd": 0, "sgd_momentum": 1}
+# bitsandbytes 8-bit Adam: uint8 states, blockwise, one fp32 absmax per 2048 values per state
+ADAM_8BIT_STATE_BYTES = 1
+ADAM_8BIT_BLOCK = 2048
+ADAM_8BIT_ABSMAX_BYTES = 4
+# PEFT's autocast_adapter_dtype=True upcasts LoRA weights to float32
+LORA_ADAPTER_BYTES = 4
+
+
+@dataclass(frozen=True)
+class ModelParts:
+    """Parameters (and their stored bytes) of the pieces parallelism moves around."""
+
+    embeddings: int
+    lm_head: int
+    layer_linear: int  # every linear weight matrix in the decoder layers
+    layer_kv_linear: int  # k_proj + v_proj weight matrices (replicated under wide TP)
+    layer_other: int  # biases, routers, q/k norms, sinks: the rest of the layers
+    norms: int
+    embeddings_bytes: Fraction
+    lm_head_bytes: Fraction
+    layer_linear_bytes: Fraction
+    layer_kv_linear_bytes: Fraction
+    layer_other_bytes: Fraction
+    norms_bytes: Fraction
+    largest_matrix: int  # parameters of the largest single weight (ZeRO-3 gathers it whole)
+    total: int  # all parameters
+    total_bytes: Fraction  # all parameters' bytes
+
+
+_parts_cache: dict[tuple[int, str], tuple[Architecture, ModelParts]] = {}
+
+
+def _breakdown_of(architecture: Architecture) -> ParameterBreakdown:
+    if architecture.parameters is not None:
+        return architecture.parameters
+    # shape unknown: everything counts as layer matrices
+    return ParameterBreakdown(0, 0, 0, architecture.num_parameters, 0, 0, 0, 0)
+
+
+def model_parts(architecture: Architecture, weight_dtype: str) -> ModelParts:
+    """Split the model's parameters and bytes; cached per (architecture object, dtype)."""
+    key = (id(architecture), weight_dtype)
+    cached = _parts_cache.get(key)
+    if cached is not None and cached[0] is architecture:
+        return cached[1]
+    parts = _model_parts(architecture, weight_dtype)
+    if len(_parts_cache) >= 512:
+        _parts_cache.clear()
+    _parts_cache[key] = (architecture, parts)
+    return parts
+
+
+def _model_parts(architecture: Architecture, dtype: str) -> ModelParts:
+    counts = _breakdown_of(architecture)
+    linear_bytes = Fraction(0)
+    kv_linear_bytes = Fraction(0)
+    linear = kv_linear = largest = 0
+    for layer in architecture.linear_layers:
+        size = layer.in_features * layer.out_features
+        matrix_bytes = linear_weight_bytes(dtype, layer.in_features, layer.out_features)
+        linear += size * layer.count
+        linear_bytes += matrix_bytes * layer.count
+        largest = max(largest, size)
+        if layer.name in ("k_proj", "v_proj"):
+            kv_linear += size * layer.count
+            kv_linear_bytes += matrix_bytes * layer.count
+    if not architecture.linear_layers:
+        # matrices unknown (manual entry): counted as hidden_size-wide matrices
+        linear = counts.attention + counts.mlp + counts.experts
+        hidden = architecture.hidden_size
+        rows, rest = divmod(linear, hidden)
+        linear_bytes = linear_weight_bytes(dtype, hidden, rows)
+        linear_bytes += other_parameter_bytes(dtype) * rest
+    # the rest of the layers (biases, routers, q/k norms); taken against num_parameters so that
+    # a count entered by hand (not derived from the shape) is what the weights add up to
+    total = architecture.num_parameters or counts.total
+    other = max(total - counts.embeddings - counts.lm_head - linear - counts.norms, 0)
+    embeddings_bytes = embedding_bytes(dtype, counts.embeddings)
+    lm_head_bytes = embedding_bytes(dtype, counts.lm_head)
+    other_bytes = other_parameter_bytes(dtype) * other
+    norms_bytes = other_parameter_bytes(dtype) * counts.norms
+    return ModelParts(
+        embeddings=counts.embeddings,
+        lm_head=counts.lm_head,
+        layer_linear=linear,
+        layer_kv_linear=kv_linear,
+        layer_other=other,
+        norms=counts.norms,
+        embeddings_bytes=embeddings_bytes,
+        lm_head_bytes=lm_head_bytes,
+        layer_linear_bytes=linear_bytes,
+        layer_kv_linear_bytes=kv_linear_bytes,
+        layer_other_bytes=other_bytes,
+        norms_bytes=norms_bytes,
+        largest_matrix=max(largest, counts.embeddings, counts.lm_head),
+        total=counts.embeddings + counts.lm_head + linear + other + counts.norms,
+        total_bytes=embeddings_bytes + lm_head_bytes + linear_bytes + other_bytes + norms_bytes,
+    )
+
+
+def _stage_share(
+    architecture: Architecture,
+    layout: Layout,
+    stage: Stage,
+    embeddings: Fraction | int,
+    lm_head: Fraction | int,
+    linear: Fraction | int,
+    kv_linear: Fraction | int,
+    other: Fraction | int,
+    norms: Fraction | int,
+) -> Fraction:
+    """One GPU's share of a per-model quantity (parameters or bytes) under TP and PP."""
+    tp = layout.tensor_parallel
+    # Megatron: column/row-parallel layers and vocab-parallel embeddings split over tp; KV
+    # projections of replicated KV heads are kept whole per head; norms are replicated
+    kv_share = Fraction(layout.kv_heads_per_gpu, architecture.num_key_value_heads)
+    layers = Fraction(linear - kv_linear + other, tp) + kv_linear * kv_share + norms
+    share = layers * stage.layer_fraction
+    if stage.has_embeddings:
+        share += Fraction(embeddings, tp)
+    if stage.has_lm_head:
+        # a tied LM head needs its own copy of the embeddings on the last pipeline stage
+        head = lm_head if lm_head or layout.pipeline_parallel == 1 else embeddings
+        share += Fraction(head, tp)
+    return share
+
+
+def _gpu_parameters_and_bytes(
+    architecture: Architecture, layout: Layout, stage: Stage, parts: ModelParts
+) -> tuple[Fraction, Fraction]:
+    parameters = _stage_share(
+        architecture,
+        layout,
+        stage,
+        parts.embeddings,
+        parts.lm_head,
+        parts.layer_linear,
+        parts.layer_kv_linear,
+        parts.layer_other,
+        parts.norms,
+    )
+    weight_bytes = _stage_share(
+        architecture,
+        layout,
+        stage,
+        parts.embeddings_bytes,
+        parts.lm_head_bytes,
+        parts.layer_linear_bytes,
+        parts.layer_kv_linear_bytes,
+        parts.layer_other_bytes,
+        parts.norms_bytes,
+    )
+    return parameters, weight_bytes
+
+
+def kv_cache_bytes(
+    architecture: Architecture,
+    layout: Layout,
+    stage: Stage,
+    batch_size: int,
+    tokens: int,
+    kv_dtype: str,
+) -> Fraction:
+    """KV cache of one GPU's layers for `batch_size` sequences of `tokens` tokens."""
+    element = ELEMENT_BYTES[kv_dtype]
+    element = int(element) if element.denominator == 1 else element
+    if architecture.is_mla:
+        # DeepSeek-V2/V3 MLA: the compressed latent and the shared rope key, for all heads
+        # (kv_lora_rank + qk_rope_head_dim values per layer per token), kept whole on every TP rank
+        per_layer_token = architecture.kv_lora_rank + architecture.qk_rope_head_dim
+    else:
+        # K and V: 2 * num_key_value_heads * head_dim values per layer per token
+        per_layer_token = 2 * layout.kv_heads_per_gpu * architecture.head_dim
+    layers = stage.num_layers
+    sliding = architecture.num_sliding_window_layers if architecture.sliding_window else 0
+    # worst case: the stage holds as many global (full-length) layers as possible
+    global_layers = min(layers, architecture.num_layers - sliding)
+    window_layers = layers - global_layers
+    window_tokens = min(tokens, architecture.sliding_window) if window_layers else 0
+    held_tokens = global_layers * tokens + window_layers * window_tokens
+    return batch_size * held_tokens * per_layer_token * element
+
+
+@dataclass(frozen=True)
+class ActivationDtypes:
+    compute: int  # bytes of matmul outputs (16-bit compute, or float32)
+    residual: int  # bytes of the residual stream (the embeddings' dtype)
+
+
+def _activation_dtypes(inputs: EstimateInputs) -> ActivationDtypes:
+    weights_fp32 = inputs.weight_dtype == "float32"
+    # float32 weights compute in float32 unless autocast (mixed precision) runs 16-bit kernels
+    compute = FP32_BYTES if weights_fp32 and not inputs.mixed_precision else 2
+    residual = FP32_BYTES if weights_fp32 else 2
+    return ActivationDtypes(compute=compute, residual=residual)
+
+
+@dataclass(frozen=True)
+class AttentionWidths:
+    """Values per token in one layer (all tensor-parallel ranks together)."""
+
+    heads: int
+    q: int
+    k: int
+    v: int
+    out: int
+    k_repeated: int  # after repeat_kv (eager attention expands KV heads to all heads)
+    v_repeated: int
+    latent: int  # MLA: q and kv low-rank latents (q_lora_rank + kv_lora_rank)
+
+
+def attention_widths(architecture: Architecture, layout: Layout) -> AttentionWidths:
+    heads = architecture.num_attention_heads
+    if architecture.is_mla:
+        qk_dim = (architecture.qk_nope_head_dim + architecture.qk_rope_head_dim) or (
+            architecture.head_dim
+        )
+        v_dim = architecture.v_head_dim or architecture.head_dim
+        return AttentionWidths(
+            heads=heads,
+            q=heads * qk_dim,
+            k=heads * qk_dim,
+            v=heads * v_dim,
+            out=heads * v_dim,
+            k_repeated=heads * qk_dim,
+            v_repeated=heads * v_dim,
+            latent=architecture.q_lora_rank + architecture.kv_lora_rank,
+        )
+    head_dim = architecture.head_dim
+    kv_width = layout.kv_heads_per_gpu * layout.tensor_parallel * head_dim
+    return AttentionWidths(
+        heads=heads,
+        q=heads * head_dim,
+        k=kv_width,
+        v=kv_width,
+        out=heads * head_dim,
+        k_repeated=heads * head_dim,
+        v_repeated=heads * head_dim,
+        latent=0,
+    )
+
+
+def _divide(value: int, tensor_parallel: int) -> Fraction | int:
+    # exact: stays an int (fast) without tensor parallelism
+    return value if tensor_parallel == 1 else Fraction(value, tensor_parallel)
+
+
+def _per_gpu(replicated: int, split: int, tensor_parallel: int) -> Fraction | int:
+    return replicated + _divide(split, tensor_parallel)
+
+
+@dataclass(frozen=True)
+class LayerActivations:
+    """Bytes one layer saves for backward (training) or holds at its peak (inference),
+    as (replicated on every TP rank, split over TP ranks)."""
+
+    replicated: int
+    split: int
+
+
+def _mlp_widths(architecture: Architecture) -> tuple[int, int, int]:
+    """(routed intermediate per expert, experts per token, shared-expert intermediate)."""
+    moe_intermediate = architecture.moe_intermediate_size or architecture.intermediate_size
+    shared = architecture.num_shared_experts * moe_intermediate
+    return moe_intermediate, architecture.num_experts_per_token, shared
+
+
+def training_layer_activations(
+    architecture: Architecture,
+    widths: AttentionWidths,
+    inputs: EstimateInputs,
+    dtypes: ActivationDtypes,
+    moe_layer: bool,
+    frozen_base: bool,
+) -> LayerActivations:
+    """Activations one decoder layer saves for backward (Korthikanti et al. 2022, adapted to
+    RMSNorm, gated MLPs at their real width, flash attention and frozen LoRA bases)."""
+    batch, seq = inputs.batch_size, inputs.sequence_length
+    tokens = batch * seq
+    hidden = architecture.hidden_size
+    compute, residual = dtypes.compute, dtypes.residual
+    # a frozen projection saves no input: only its weight gradient would need it
+    norm_output = 0 if frozen_base else residual
+    replicated = tokens * hidden * NORMS_PER_LAYER * (RMSNORM_FP32_INPUT_BYTES + norm_output)
+    replicated += tokens * widths.latent * (RMSNORM_FP32_INPUT_BYTES + norm_output)
+    if inputs.attention_implementation == "flash":
+        # flash / SDPA: q, k, v, output and the logsumexp; no score matrix
+        split = tokens * (widths.q + widths.k + widths.v) * compute
+        split += tokens * widths.out * ATTENTION_OUTPUT_COPIES * compute
+        split += batch * widths.heads * seq * FLASH_LOGSUMEXP_BYTES
+    else:
+        # eager: q, repeated k and v, output, and the b*a*s*s softmax (fp32 + compute-dtype cast)
+        scores_element = EAGER_SOFTMAX_BYTES + (compute if compute != EAGER_SOFTMAX_BYTES else 0)
+        split = tokens * (widths.q + widths.k_repeated + widths.v_repeated) * compute
+        split += tokens * widths.out * ATTENTION_OUTPUT_COPIES * compute
+        split += batch * widths.heads * seq * seq * scores_element
+    saved = (
+        GATED_MLP_SAVED_INTERMEDIATES if architecture.gated_mlp else (PLAIN_MLP_SAVED_INTERMEDIATES)
+    )
+    if frozen_base:
+        saved -= MLP_WEIGHT_GRADIENT_ONLY_INTERMEDIATES
+    if moe_layer:
+        moe_intermediate, per_token, shared = _mlp_widths(architecture)
+        pairs = tokens * per_token
+        replicated += tokens * architecture.num_experts * ROUTER_PROBABILITY_BYTES
+        gathered = 0 if frozen_base else MOE_GATHERED_INPUT_COPIES * residual
+        replicated += pairs * hidden * (gathered + MOE_EXPERT_OUTPUT_COPIES * compute)
+        split += pairs * moe_intermediate * saved * compute
+        split += tokens * shared * saved * compute
+    else:
+        split += tokens * architecture.intermediate_size * saved * compute
+    return LayerActivations(replicated, split)
+
+
+def inference_layer_activations(
+    architecture: Architecture,
+    widths: AttentionWidths,
+    inputs: EstimateInputs,
+    dtypes: ActivationDtypes,
+    moe_layer: bool,
+    tensor_parallel: int,
+) -> Fraction:
+    """Peak working set of one decoder layer during prefill (no_grad: nothing is kept for
+    backward, so the peak is the larger of the attention and MLP sub-blocks)."""
+    batch, seq = inputs.batch_size, inputs.sequence_length
+    tokens = batch * seq
+    hidden = architecture.hidden_size
+    compute, residual = dtypes.compute, dtypes.residual
+    hidden_bytes = tokens * hidden * INFERENCE_HIDDEN_COPIES * residual
+    # attention: q, k, v, their rotary copies, the output
+    projections = widths.q + widths.k + widths.v
+    rotary = (widths.q + widths.k) * INFERENCE_ROTARY_COPIES
+    attention_split = tokens * (projections + rotary + widths.out) * compute
+    attention_replicated = hidden_bytes + tokens * widths.latent * compute
+    if inputs.attention_implementation == "eager":
+        scores_element = EAGER_SOFTMAX_BYTES + (compute if compute != EAGER_SOFTMAX_BYTES else 0)
+        attention_split += tokens * (widths.k_repeated + widths.v_repeated) * compute
+        attention_split += batch * widths.heads * seq * seq * scores_element
+        # the 4-D float causal mask (batch, 1, s, s) eager attention adds to the scores
+        attention_replicated += batch * seq * seq * compute
+    live = (
+        GATED_MLP_INFERENCE_INTERMEDIATES
+        if architecture.gated_mlp
+        else (PLAIN_MLP_INFERENCE_INTERMEDIATES)
+    )
+    mlp_replicated = hidden_bytes
+    if moe_layer:
+        moe_intermediate, per_token, shared = _mlp_widths(architecture)
+        pairs = tokens * per_token
+        mlp_replicated += tokens * architecture.num_experts * ROUTER_PROBABILITY_BYTES
+        moe_copies = MOE_GATHERED_INPUT_COPIES + MOE_EXPERT_OUTPUT_COPIES
+        mlp_replicated += pairs * hidden * moe_copies * compute
+        mlp_split = (pairs * moe_intermediate + tokens * shared) * live * compute
+    else:
+        mlp_split = tokens * architecture.intermediate_size * live * compute
+    return max(
+        _per_gpu(attention_replicated, attention_split, tensor_parallel),
+        _per_gpu(mlp_replicated, mlp_split, tensor_parallel),
+    )
+
+
+def lora_adapter_parameters(architecture: Architecture, inputs: EstimateInputs) -> int:
+    """LoRA: r * (in + out) per adapted matrix (A: in x r, B: r x out) over the targets."""
+    rank = inputs.lora_rank
+    return sum(
+        rank * (layer.in_features + layer.out_features) * layer.count
+        for layer in lora_targets(architecture, inputs)
+    )
+
+
+def lora_targets(architecture: Architecture, inputs: EstimateInputs) -> list[LinearLayer]:
+    targets = inputs.lora_target_modules
+    # "all-linear" = every linear layer of the decoder (PEFT excludes the LM head)
+    if targets == ALL_LINEAR:
+        return list(architecture.linear_layers)
+    return [layer for layer in architecture.linear_layers if layer.name in targets]
+
+
+def lora_activations(
+    architecture: Architecture, inputs: EstimateInputs, mixed_precision: bool
+) -> int:
+    """Whole-model LoRA activations: PEFT casts each adapted layer's input to the adapter dtype
+    (float32) and lora_A saves it, lora_B saves lora_A's output; under autocast lora_A saves a
+    16-bit cast instead."""
+    tokens = inputs.batch_size * inputs.sequence_length
+    element = 2 if mixed_precision else LORA_ADAPTER_BYTES
+    rank = inputs.lora_rank
+    return sum(
+        tokens * layer.active_count * (layer.in_features + rank) * element
+        for layer in lora_targets(architecture, inputs)
+    )
+
+
+def _moe_layer_counts(architecture: Architecture) -> tuple[int, int]:
+    """(dense layers, MoE layers)."""
+    if not architecture.is_moe:
+        return architecture.num_layers, 0
+    dense = min(architecture.num_dense_layers, architecture.num_layers)
+    return dense, architecture.num_layers - dense
+
+
+def _training_activations(
+    architecture: Architecture,
+    inputs: EstimateInputs,
+    layout: Layout,
+    stage: Stage,
+    dtypes: ActivationDtypes,
+    widths: AttentionWidths,
+) -> Fraction:
+    tp = layout.tensor_parallel
+    tokens = inputs.batch_size * inputs.sequence_length
+    frozen_base = inputs.finetuning in ("lora", "qlora")
+    dense_layers, moe_layers = _moe_layer_counts(architecture)
+    kinds = []
+    if dense_layers:
+        kinds.append((dense_layers, False))
+    if moe_layers:
+        kinds.append((moe_layers, True))
+    per_kind = [
+        (
+            count,
+            training_layer_activations(architecture, widths, inputs, dtypes, moe, frozen_base),
+        )
+        for count, moe in kinds
+    ]
+    all_layers = sum(
+        (count * _per_gpu(layer.replicated, layer.split, tp) for count, layer in per_kind),
+        0,
+    )
+    lora_all: Fraction | int = 0
+    if frozen_base:
+        lora_all = _divide(lora_activations(architecture, inputs, inputs.mixed_precision), tp)
+    hidden = architecture.hidden_size
+    if inputs.gradient_checkpointing:
+        one_layer = max(_per_gpu(layer.replicated, layer.split, tp) for _, layer in per_kind)
+        one_layer += lora_all / architecture.num_layers
+        kept_inputs = stage.num_layers * tokens * hidden * dtypes.residual
+        stored = kept_inputs * CHECKPOINTED_INPUTS_PER_LAYER * stage.in_flight_micro_batches
+        stored += one_layer
+    else:
+        stage_layers = (all_layers + lora_all) * stage.layer_fraction
+        stored = stage_layers * stage.in_flight_micro_batches
+    if stage.has_lm_head:
+        # final norm, then b*s*V logits in the compute dtype plus float32 copies for the loss
+        stored += tokens * hidden * (RMSNORM_FP32_INPUT_BYTES + dtypes.residual)
+        logit_element = dtypes.compute + LOSS_FP32_LOGIT_COPIES * FP32_BYTES
+        stored += _divide(tokens * architecture.vocab_size * logit_element, tp)
+    return stored
+
+
+def _inference_activations(
+    architecture: Architecture,
+    inputs: EstimateInputs,
+    layout: Layout,
+    stage: Stage,
+    dtypes: ActivationDtypes,
+    widths: AttentionWidths,
+) -> Fraction:
+    tp = layout.tensor_parallel
+    dense_layers, moe_layers = _moe_layer_counts(architecture)
+    peaks = [
+        inference_layer_activations(architecture, widths, inputs, dtypes, moe, tp)
+        for count, moe in ((dense_layers, False), (moe_layers, True))
+        if count
+    ]
+    peak = max(peaks)
+    if stage.has_lm_head:
+        # the last position's logits only, in the compute dtype and one float32 copy
+        logit_element = dtypes.compute + INFERENCE_LOGITS_FP32_COPIES * FP32_BYTES
+        peak += _divide(inputs.batch_size * architecture.vocab_size * logit_element, tp)
+    return peak
+
+
+@dataclass(frozen=True)
+class TrainingPrecision:
+    gradient_bytes: int
+    state_bytes: int  # per optimizer state value (AdamW / momentum), zeros_like(param)
+    master_bytes: int  # fp32 master copy per trainable parameter (0 without one)
+    autocast_copy_bytes: int  # 16-bit copy autocast saves of each float32 weight
+
+
+def _training_precision(inputs: EstimateInputs) -> TrainingPrecision:
+    if inputs.finetuning in ("lora", "qlora"):
+        # adapters are float32: fp32 gradients and states, no separate master copy
+        return TrainingPrecision(FP32_BYTES, FP32_BYTES, 0, 2 if inputs.mixed_precision else 0)
+    weights_fp32 = inputs.weight_dtype == "float32"
+    if inputs.mixed_precision:
+        if weights_fp32:
+            # AMP: fp32 weights are the master copy; autocast keeps a 16-bit copy for backward
+            return TrainingPrecision(FP32_BYTES, FP32_BYTES, 0, 2)
+        # 16-bit weights + fp32 master weights (transformers "model memory anatomy": 18 B/param)
+        return TrainingPrecision(FP32_BYTES, FP32_BYTES, FP32_BYTES, 0)
+    element = int(ELEMENT_BYTES[inputs.weight_dtype])
+    return TrainingPrecision(element, element, 0, 0)
+
+
+def _optimizer_bytes(optimizer: str, trainable: Fraction, state_bytes: int) -> Fraction:
+    if optimizer == "adamw_8bit":
+        # bitsandbytes blockwise 8-bit Adam: 2 uint8 states + fp32 absmax per 2048-value block
+        states = OPTIMIZER_STATES[optimizer]
+        blocks = -(-trainable // ADAM_8BIT_BLOCK)
+        return states * (trainable * ADAM_8BIT_STATE_BYTES + blocks * ADAM_8BIT_ABSMAX_BYTES)
+    # torch.optim: each state is zeros_like(param), in the trainable parameter's dtype
+    return OPTIMIZER_STATES[optimizer] * trainable * state_bytes
+
+
+def _stage_breakdown(
+    architecture: Architecture,
+    inputs: EstimateInputs,
+    layout: Layout,
+    stage: Stage,
+    parts: ModelParts,
+    trainable_share: Fraction | int,
+    lora_parameters: int,
+    overhead: int,
+) -> Breakdown:
+    if layout.tensor_parallel == layout.pipeline_parallel == 1:
+        params_on_gpu: Fraction | int = parts.total
+        weights: Fraction = parts.total_bytes
+    else:
+        params_on_gpu, weights = _gpu_parameters_and_bytes(architecture, layout, stage, parts)
+    dtypes = _activation_dtypes(inputs)
+    widths = attention_widths(architecture, layout)
+    if not inputs.training:
+        kv_cache = kv_cache_bytes(
+            architecture,
+            layout,
+            stage,
+            inputs.batch_size,
+            inputs.sequence_length,
+            inputs.kv_cache_dtype,
+        )
+        activations = _inference_activations(architecture, inputs, layout, stage, dtypes, widths)
+        return Breakdown(
+            weights=round(weights),
+            kv_cache=round(kv_cache),
+            activations=round(activations),
+            gradients=0,
+            optimizer_states=0,
+            runtime_overhead=overhead,
+        )
+
+    precision = _training_precision(inputs)
+    dp, zero = layout.data_parallel, layout.zero_stage
+    if inputs.finetuning in ("lora", "qlora"):
+        trainable = lora_parameters * stage.layer_fraction / layout.tensor_parallel
+        adapters = trainable * (LORA_ADAPTER_BYTES + precision.autocast_copy_bytes)
+        base = weights
+        master = Fraction(0)
+    else:
+        trainable = params_on_gpu * trainable_share
+        adapters = Fraction(0)
+        base = weights + params_on_gpu * precision.autocast_copy_bytes
+        master = trainable * precision.master_bytes
+    gradients = trainable * precision.gradient_bytes
+    optimizer_states = _optimizer_bytes(inputs.optimizer, trainable, precision.state_bytes)
+    if zero >= 1:
+        # ZeRO-1 partitions optimizer states (and fp32 master weights) over the dp ranks
+        optimizer_states /= dp
+        master /= dp
+    if zero >= 2:
+        # ZeRO-2 also partitions gradients
+        gradients /= dp
+    if zero >= 3:
+        # ZeRO-3 also partitions parameters; the largest weight is gathered whole for compute
+        # and its gradient is whole before reduce-scatter (DeepSpeed: 4 * largest_layer)
+        largest = Fraction(parts.largest_matrix, layout.tensor_parallel)
+        working_bytes = other_parameter_bytes(inputs.weight_dtype)
+        base = base / dp + largest * working_bytes
+        adapters /= dp
+        gradients += largest * working_bytes
+    activations = _training_activations(architecture, inputs, layout, stage, dtypes, widths)
+    return Breakdown(
+        weights=round(base + master + adapters),
+        kv_cache=0,
+        activations=round(activations),
+        gradients=round(gradients),
+        optimizer_states=round(optimizer_states),
+        runtime_overhead=overhead,
+    )
+
+
+def detailed_estimate(inputs: EstimateInputs, architecture: Architecture) -> Estimate:
+    notes: list[str] = []
+    layout = layout_for(inputs, architecture)
+    parts = model_parts(architecture, inputs.weight_dtype)
+    total = architecture.num_parameters
+    active = architecture.num_active_parameters or total
+    overhead = inputs.runtime_overhead_bytes
+    if overhead is None:
+        overhead = DEFAULT_RUNTIME_OVERHEAD_BYTES
+        notes.append(
+            "Runtime overhead: 1 GiB default for the CUDA context, kernels and allocator "
+            "(set runtime_overhead_bytes to change it, 0 to remove it)"
+        )
+
+    trainable_share: Fraction | int = 1
+    lora_parameters = 0
+    trainable = 0
+    if inputs.training:
+        trainable, trainable_share, lora_parameters = _trainable(inputs, architecture, notes)
+        _training_notes(inputs, architecture, notes)
+    else:
+        _inference_notes(inputs, architecture, layout, notes)
+    _parallel_notes(inputs, layout, notes)
+
+    breakdowns = [
+        _stage_breakdown(
+            architecture,
+            inputs,
+            layout,
+            stage,
+            parts,
+            trainable_share,
+            lora_parameters,
+            overhead,
+        )
+        for stage in layout.stages
+    ]
+    worst = max(range(len(breakdowns)), key=lambda index: breakdowns[index].total)
+    if layout.pipeline_parallel > 1:
+        notes.append(
+            f"Pipeline parallel: figures for the busiest GPU, on the {layout.stages[worst].name} "
+            f"stage ({layout.stages[worst].num_layers} of {architecture.num_layers} layers"
+            + (
+                f", {inputs.pipeline_parallel} micro-batches in flight with 1F1B)"
+                if inputs.training and layout.stages[worst].name == "first"
+                else ")"
+            )
+        )
+    return Estimate(
+        breakdown=breakdowns[worst],
+        total_parameters=total,
+        active_parameters=active,
+        trainable_parameters=trainable,
+        notes=tuple(notes),
+    )
+
+
+def _trainable(
+    inputs: EstimateInputs, architecture: Architecture, notes: list[str]
+) -> tuple[int, Fraction | int, int]:
+    """(trainable parameters of the model, share of base parameters trained, LoRA params)."""
+    total = architecture.num_parameters
+    finetuning = inputs.finetuning
+    if finetuning in ("lora", "qlora"):
+        lora = lora_adapter_parameters(architecture, inputs)
+        notes.append(
+            f"{finetuning.upper()}: rank-{inputs.lora_rank} adapters on "
+            + (
+                "every linear layer"
+                if inputs.lora_target_modules == ALL_LINEAR
+                else ", ".join(inputs.lora_target_modules)
+            )
+            + ", in float32 (PEFT upcasts adapter weights); the base stays frozen"
+        )
+        return lora, 0, lora
+    if finetuning == "partial":
+        share = Fraction(inputs.trainable_percent) / 100
+        return round(total * share), share, 0
+    if inputs.trainable_percent != 100 and "trainable_percent" in inputs.given:
+        notes.append(
+            "trainable_percent applies to finetuning 'partial' only; full fine-tuning trains "
+            "every parameter"
+        )
+    return total, 1, 0
+
+
+def _training_notes(inputs: EstimateInputs, architecture: Architecture, notes: list[str]) -> None:
+    notes.append("No KV cache in training (use_cache is off)")
+    lora = inputs.finetuning in ("lora", "qlora")
+    if inputs.mixed_precision and not lora:
+        if inputs.weight_dtype == "float32":
+            notes.append(
+                "Mixed precision: float32 weights are the master copy; autocast keeps a 16-bit "
+                "copy of each weight for backward; float32 gradients and optimizer states"
+            )
+        else:
+            notes.append(
+                f"Mixed precision: {inputs.weight_dtype} weights plus float32 master weights, "
+                "gradients and optimizer states"
+            )
+    elif not lora and inputs.weight_dtype != "float32":
+        notes.append(
+            f"Pure {inputs.weight_dtype} training: gradients and optimizer states in "
+            f"{inputs.weight_dtype} (torch.optim creates states with zeros_like(param))"
+        )
+    if inputs.optimizer == "adamw_8bit":
+        notes.append("8-bit AdamW: bitsandbytes blockwise states (2048-value blocks)")
+    if inputs.attention_implementation == "eager":
+        notes.append(
+            "Eager attention stores the batch x heads x seq x seq softmax for every layer; "
+            "attention dropout assumed 0, as in modern LLMs"
+        )
+    if lora:
+        notes.append(
+            "Frozen base: projections' inputs are not kept for weight gradients; "
+            "each adapted layer keeps its input in the adapter dtype"
+        )
+    if inputs.gradient_checkpointing:
+        notes.append(
+            "Gradient checkpointing: each layer's input is kept, one layer is recomputed at a time"
+        )
+    if architecture.is_moe:
+        notes.append(
+            f"MoE: routed-expert activations for {architecture.num_experts_per_token} experts "
+            "per token"
+        )
+
+
+def _inference_notes(
+    inputs: EstimateInputs, architecture: Architecture, layout: Layout, notes: list[str]
+) -> None:
+    notes.append(
+        "Activations: the prefill peak of one layer, plus the last position's logits in float32 "
+        "(generate() computes logits for the last token only)"
+    )
+    if architecture.is_mla:
+        notes.append(
+            "Multi-head latent attention: the cache holds the compressed latent "
+            f"({architecture.kv_lora_rank + architecture.qk_rope_head_dim} values per layer per "
+            "token)"
+            + (", a full copy on every tensor-parallel GPU" if layout.tensor_parallel > 1 else "")
+        )
+    sliding = architecture.num_sliding_window_layers if architecture.sliding_window else 0
+    if sliding and inputs.sequence_length > architecture.sliding_window:
+        notes.append(
+            f"Sliding window: {sliding} of {architecture.num_layers} layers hold at most "
+            f"{architecture.sliding_window:,} tokens"
+        )
+    if inputs.attention_implementation == "eager":
+        notes.append("Eager attention materialises the batch x heads x seq x seq scores")
+    if DTYPES[inputs.kv_cache_dtype].quantised:
+        notes.append(
+            f"KV cache in {inputs.kv_cache_dtype}: element size only (quantisation scales "
+            "not counted)"
+        )
+
+
+def _parallel_notes(inputs: EstimateInputs, layout: Layout, notes: list[str]) -> None:
+    if inputs.num_gpus == 1:
+        return
+    notes.append(
+        f"Per GPU: tensor parallel {layout.tensor_parallel}, pipeline parallel "
+        f"{layout.pipeline_parallel}, data parallel {layout.data_parallel}"
+        + (f" with ZeRO stage {layout.zero_stage}" if layout.zero_stage else "")
+    )
+    if layout.data_parallel > 1:
+        notes.append("batch_size is per data-parallel replica")
+    if layout.kv_heads_replicated and not inputs.training:
+        notes.append(
+            f"Tensor parallel {layout.tensor_parallel} exceeds the model's key/value heads: "
+            "each GPU keeps one replicated KV head"
+        )

@@ -1,0 +1,407 @@
+"""The estimate contract's request: validation and normalisation into `EstimateInputs`.
+
+Every field of DESIGN.md's contract is checked here, once; the formulas trust what they get.
+Bad input raises `EstimateError(field, message)` naming the contract field.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from calculator.engine import architecture as architecture_module
+from calculator.engine.architecture import Architecture
+from calculator.engine.dtypes import DTYPES, FLOAT_FORMATS, KV_CACHE_DTYPES, WEIGHT_DTYPES
+from calculator.engine.errors import EstimateError
+
+MODES = ("inference", "training")
+METHODS = ("detailed", "standard")
+ATTENTION_IMPLEMENTATIONS = ("flash", "eager")
+OPTIMIZERS = ("adamw", "adamw_8bit", "sgd", "sgd_momentum")
+FINETUNING_METHODS = ("full", "lora", "qlora", "partial")
+ALL_LINEAR = "all-linear"
+LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+MODEL_SOURCES = ("hf_config", "architecture")
+
+# (min, max) of every numeric field; the forms and the API reuse them
+INPUT_LIMITS: dict[str, tuple[int, int]] = {
+    "batch_size": (1, 1_000_000),
+    "sequence_length": (1, 100_000_000),
+    "trainable_percent": (0, 100),
+    "lora_rank": (1, 65_536),
+    "num_gpus": (1, 100_000),
+    "tensor_parallel": (1, 100_000),
+    "pipeline_parallel": (1, 100_000),
+    "zero_stage": (0, 3),
+    "runtime_overhead_bytes": (0, 2**40),
+}
+
+DEFAULTS: dict[str, Any] = {
+    "mode": "inference",
+    "method": "detailed",
+    "batch_size": 1,
+    "sequence_length": 2048,  # the original app's default
+    "weight_dtype": None,  # the model's default dtype (nf4 for qlora)
+    "kv_cache_dtype": None,  # follows the weights; bfloat16 beside quantised weights
+    "attention_implementation": "flash",
+    "optimizer": "adamw",
+    "finetuning": "full",
+    "trainable_percent": 100,
+    "lora_rank": 16,
+    "lora_target_modules": ALL_LINEAR,
+    "mixed_precision": False,
+    "gradient_checkpointing": False,
+    "num_gpus": 1,
+    "tensor_parallel": 1,
+    "pipeline_parallel": 1,
+    "zero_stage": 0,
+    "runtime_overhead_bytes": None,  # the engine's default
+}
+FIELDS = ("model", *DEFAULTS)
+_KNOWN_FIELDS = frozenset(FIELDS)
+
+# Quantised base weights cannot be trained directly: only adapters on top of them
+TRAINABLE_WEIGHT_DTYPES = FLOAT_FORMATS
+# PEFT adapts GPTQ/AWQ/bitsandbytes/torchao layers; GGUF is dequantised on load by transformers
+LORA_BASE_DTYPES = (
+    "float32",
+    "float16",
+    "bfloat16",
+    "float8",
+    "int8",
+    "int4",
+    "gptq_int4",
+    "awq_int4",
+)
+
+_ARCHITECTURE_CACHE_SIZE = 256
+_architecture_cache: dict[tuple[str, str], tuple[Architecture, tuple[str, ...]]] = {}
+
+
+@dataclass(frozen=True)
+class EstimateInputs:
+    model: Mapping[str, Any]
+    mode: str
+    method: str
+    batch_size: int
+    sequence_length: int
+    weight_dtype: str
+    kv_cache_dtype: str
+    attention_implementation: str
+    optimizer: str
+    finetuning: str
+    trainable_percent: int | float
+    lora_rank: int
+    lora_target_modules: str | tuple[str, ...]
+    mixed_precision: bool
+    gradient_checkpointing: bool
+    num_gpus: int
+    tensor_parallel: int
+    pipeline_parallel: int
+    zero_stage: int
+    runtime_overhead_bytes: int | None
+    given: frozenset[str] = frozenset()  # the fields the caller set (not defaulted)
+
+    @property
+    def training(self) -> bool:
+        return self.mode == "training"
+
+    @property
+    def data_parallel(self) -> int:
+        return self.num_gpus // (self.tensor_parallel * self.pipeline_parallel)
+
+    def as_dict(self) -> dict[str, Any]:
+        targets = self.lora_target_modules
+        return {
+            "model": self.model,
+            "mode": self.mode,
+            "method": self.method,
+            "batch_size": self.batch_size,
+            "sequence_length": self.sequence_length,
+            "weight_dtype": self.weight_dtype,
+            "kv_cache_dtype": self.kv_cache_dtype,
+            "attention_implementation": self.attention_implementation,
+            "optimizer": self.optimizer,
+            "finetuning": self.finetuning,
+            "trainable_percent": self.trainable_percent,
+            "lora_rank": self.lora_rank,
+            "lora_target_modules": targets if isinstance(targets, str) else list(targets),
+            "mixed_precision": self.mixed_precision,
+            "gradient_checkpointing": self.gradient_checkpointing,
+            "num_gpus": self.num_gpus,
+            "tensor_parallel": self.tensor_parallel,
+            "pipeline_parallel": self.pipeline_parallel,
+            "zero_stage": self.zero_stage,
+            "runtime_overhead_bytes": self.runtime_overhead_bytes,
+        }
+
+
+def check_integer(field: str, value: Any) -> int:
+    """`value` as an int within INPUT_LIMITS[field], or EstimateError."""
+    if type(value) is int:
+        number = value
+    elif type(value) is float and math.isfinite(value) and value.is_integer():
+        number = int(value)
+    else:
+        raise EstimateError(field, f"must be a whole number, not {_describe(value)}")
+    low, high = INPUT_LIMITS[field]
+    if not low <= number <= high:
+        raise EstimateError(field, f"must be between {low:,} and {high:,}, not {number:,}")
+    return number
+
+
+def _percent(field: str, value: Any) -> int | float:
+    if type(value) is int or (type(value) is float and math.isfinite(value)):
+        low, high = INPUT_LIMITS[field]
+        if not low <= value <= high:
+            raise EstimateError(field, f"must be between {low} and {high}, not {value}")
+        return int(value) if float(value).is_integer() else value
+    raise EstimateError(field, f"must be a number between 0 and 100, not {_describe(value)}")
+
+
+def _choice(field: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if type(value) is str and value in allowed:
+        return value
+    raise EstimateError(field, f"must be one of {', '.join(allowed)}; got {_describe(value)}")
+
+
+def _boolean(field: str, value: Any) -> bool:
+    if type(value) is bool:
+        return value
+    raise EstimateError(field, f"must be true or false, not {_describe(value)}")
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value[:40])
+    if value is None or isinstance(value, bool | int | float):
+        return repr(value)
+    return f"a {type(value).__name__}"
+
+
+def _target_modules(value: Any) -> str | tuple[str, ...]:
+    field = "lora_target_modules"
+    if value == ALL_LINEAR and type(value) is str:
+        return ALL_LINEAR
+    if not isinstance(value, list | tuple) or not value:
+        raise EstimateError(
+            field, f'must be "{ALL_LINEAR}" or a non-empty list of {", ".join(LORA_TARGET_MODULES)}'
+        )
+    for name in value:
+        if type(name) is not str or name not in LORA_TARGET_MODULES:
+            raise EstimateError(
+                field,
+                f"unknown module {_describe(name)}; choose from {', '.join(LORA_TARGET_MODULES)}",
+            )
+    chosen = set(value)
+    return tuple(name for name in LORA_TARGET_MODULES if name in chosen)
+
+
+def resolve_model(model: Any) -> tuple[Architecture, tuple[str, ...]]:
+    """The Architecture of `payload["model"]` and the parser's notes, cached by a cheap key."""
+    if not isinstance(model, Mapping) or len(model) != 1:
+        raise EstimateError(
+            "model", 'must be an object with exactly one of "hf_config" or "architecture"'
+        )
+    ((source, spec),) = model.items()
+    if source not in MODEL_SOURCES:
+        raise EstimateError(
+            "model",
+            f'unknown model source {_describe(source)}: the engine takes "hf_config" or '
+            '"architecture" (catalog slugs and profiles are resolved by the web layer)',
+        )
+    if not isinstance(spec, Mapping):
+        raise EstimateError(f"model.{source}", "must be an object")
+    # repr of a JSON-like dict is cheap and equal for equal content in the same key order
+    key = (source, repr(spec))
+    cached = _architecture_cache.get(key)
+    if cached is not None:
+        return cached
+    if source == "hf_config":
+        architecture, notes = architecture_module.architecture_from_hf_config(spec)
+    else:
+        architecture, notes = architecture_module.architecture_from_fields(spec)
+    result = (architecture, tuple(notes))
+    if len(_architecture_cache) >= _ARCHITECTURE_CACHE_SIZE:
+        _architecture_cache.pop(next(iter(_architecture_cache)))
+    _architecture_cache[key] = result
+    return result
+
+
+def parse_inputs(
+    payload: Any, resolved: tuple[Architecture, tuple[str, ...]] | None = None
+) -> tuple[EstimateInputs, Architecture, list[str]]:
+    """Validate a contract request; return the normalised inputs, the model and notes.
+
+    `resolved` (an Architecture and its notes) skips parsing `payload["model"]`, e.g. when the
+    caller already holds the architecture snapshot it describes."""
+    if not isinstance(payload, Mapping):
+        raise EstimateError("payload", "must be a JSON object of the contract's fields")
+    unknown = [str(name) for name in payload if name not in _KNOWN_FIELDS]
+    if unknown:
+        unknown.sort()
+        raise EstimateError(
+            unknown[0], f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(FIELDS)}"
+        )
+    if "model" not in payload:
+        raise EstimateError("model", "is required")
+    architecture, architecture_notes = resolved or resolve_model(payload["model"])
+    notes = list(architecture_notes)
+
+    given = frozenset(name for name, value in payload.items() if value is not None)
+
+    def get(name: str) -> Any:
+        value = payload.get(name)
+        return DEFAULTS[name] if value is None else value
+
+    mode = _choice("mode", get("mode"), MODES)
+    method = _choice("method", get("method"), METHODS)
+    batch_size = check_integer("batch_size", get("batch_size"))
+    sequence_length = check_integer("sequence_length", get("sequence_length"))
+    attention = _choice(
+        "attention_implementation", get("attention_implementation"), ATTENTION_IMPLEMENTATIONS
+    )
+    optimizer = _choice("optimizer", get("optimizer"), OPTIMIZERS)
+    finetuning = _choice("finetuning", get("finetuning"), FINETUNING_METHODS)
+    trainable_percent = _percent("trainable_percent", get("trainable_percent"))
+    lora_rank = check_integer("lora_rank", get("lora_rank"))
+    targets = _target_modules(get("lora_target_modules"))
+    mixed_precision = _boolean("mixed_precision", get("mixed_precision"))
+    checkpointing = _boolean("gradient_checkpointing", get("gradient_checkpointing"))
+    num_gpus = check_integer("num_gpus", get("num_gpus"))
+    tensor_parallel = check_integer("tensor_parallel", get("tensor_parallel"))
+    pipeline_parallel = check_integer("pipeline_parallel", get("pipeline_parallel"))
+    zero_stage = check_integer("zero_stage", get("zero_stage"))
+    overhead = payload.get("runtime_overhead_bytes")
+    if overhead is not None:
+        overhead = check_integer("runtime_overhead_bytes", overhead)
+
+    training = mode == "training"
+    weight_dtype = payload.get("weight_dtype")
+    if weight_dtype is None:
+        if training and finetuning == "qlora" and method == "detailed":
+            weight_dtype = "nf4"
+            notes.append("QLoRA: base weights in NF4 (bitsandbytes, double quantisation)")
+        else:
+            weight_dtype = architecture.default_dtype
+            if weight_dtype not in FLOAT_FORMATS:
+                weight_dtype = "bfloat16"
+    else:
+        weight_dtype = _choice("weight_dtype", weight_dtype, WEIGHT_DTYPES)
+    kv_cache_dtype = payload.get("kv_cache_dtype")
+    if kv_cache_dtype is None:
+        if DTYPES[weight_dtype].quantised:
+            kv_cache_dtype = "bfloat16"
+            if not training:
+                notes.append(
+                    f"KV cache in bfloat16 because the weights are quantised ({weight_dtype})"
+                )
+        else:
+            kv_cache_dtype = weight_dtype
+    elif (
+        type(kv_cache_dtype) is str
+        and kv_cache_dtype in WEIGHT_DTYPES
+        and (kv_cache_dtype not in KV_CACHE_DTYPES)
+    ):
+        raise EstimateError(
+            "kv_cache_dtype",
+            f"{kv_cache_dtype} is a weight-only format; the KV cache takes one of "
+            f"{', '.join(KV_CACHE_DTYPES)}",
+        )
+    else:
+        kv_cache_dtype = _choice("kv_cache_dtype", kv_cache_dtype, KV_CACHE_DTYPES)
+
+    inputs = EstimateInputs(
+        model=payload["model"],
+        mode=mode,
+        method=method,
+        batch_size=batch_size,
+        sequence_length=sequence_length,
+        weight_dtype=weight_dtype,
+        kv_cache_dtype=kv_cache_dtype,
+        attention_implementation=attention,
+        optimizer=optimizer,
+        finetuning=finetuning,
+        trainable_percent=trainable_percent,
+        lora_rank=lora_rank,
+        lora_target_modules=targets,
+        mixed_precision=mixed_precision,
+        gradient_checkpointing=checkpointing,
+        num_gpus=num_gpus,
+        tensor_parallel=tensor_parallel,
+        pipeline_parallel=pipeline_parallel,
+        zero_stage=zero_stage,
+        runtime_overhead_bytes=overhead,
+        given=given,
+    )
+    check_combinations(inputs, architecture)
+    return inputs, architecture, notes
+
+
+def check_combinations(inputs: EstimateInputs, architecture: Architecture) -> None:
+    """Reject combinations of valid values that describe no possible run."""
+    training = inputs.training
+    tp, pp = inputs.tensor_parallel, inputs.pipeline_parallel
+    if inputs.num_gpus % (tp * pp):
+        raise EstimateError(
+            "num_gpus",
+            f"must be a multiple of tensor_parallel x pipeline_parallel ({tp} x {pp} = {tp * pp})",
+        )
+    heads, kv_heads = architecture.num_attention_heads, architecture.num_key_value_heads
+    if heads % tp:
+        raise EstimateError("tensor_parallel", f"must divide the model's {heads} attention heads")
+    if kv_heads % tp and tp % kv_heads:
+        raise EstimateError(
+            "tensor_parallel",
+            f"and the model's {kv_heads} key/value heads must divide one another",
+        )
+    if pp > architecture.num_layers:
+        raise EstimateError(
+            "pipeline_parallel", f"cannot exceed the model's {architecture.num_layers} layers"
+        )
+    if inputs.zero_stage:
+        if not training:
+            raise EstimateError("zero_stage", "ZeRO shards training state: use 0 for inference")
+        if inputs.data_parallel == 1:
+            raise EstimateError(
+                "zero_stage",
+                "ZeRO needs data parallelism: num_gpus must exceed "
+                "tensor_parallel x pipeline_parallel",
+            )
+    if not training or inputs.method != "detailed":
+        return
+    finetuning, weight_dtype = inputs.finetuning, inputs.weight_dtype
+    if finetuning == "qlora" and weight_dtype != "nf4":
+        raise EstimateError("weight_dtype", "QLoRA trains adapters on an nf4 base: use nf4")
+    if finetuning in ("full", "partial") and weight_dtype not in TRAINABLE_WEIGHT_DTYPES:
+        raise EstimateError(
+            "weight_dtype",
+            f"{finetuning} fine-tuning trains the weights themselves, which needs "
+            f"{', '.join(TRAINABLE_WEIGHT_DTYPES)}; use lora or qlora over quantised weights",
+        )
+    if finetuning == "lora" and weight_dtype not in LORA_BASE_DTYPES:
+        raise EstimateError(
+            "weight_dtype",
+            f"LoRA base weights must be one of {', '.join(LORA_BASE_DTYPES)} "
+            "(GGUF files are dequantised when loaded for training)",
+        )
+    if finetuning in ("lora", "qlora") and inputs.method == "detailed":
+        targets = inputs.lora_target_modules
+        names = {layer.name for layer in architecture.linear_layers}
+        if targets == ALL_LINEAR:
+            if not names:
+                raise EstimateError(
+                    "lora_target_modules",
+                    "this model's linear layers are unknown (entered without a shape): "
+                    "give intermediate_size and vocab_size, or a config.json",
+                )
+        else:
+            missing = [name for name in targets if name not in names]
+            if missing:
+                raise EstimateError(
+                    "lora_target_modules",
+                    f"the model has no {', '.join(missing)}; its linear layers are "
+                    f"{', '.join(sorted(names)) or 'unknown'}",
+                )

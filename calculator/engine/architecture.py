@@ -153,6 +153,12 @@ LIMITS: dict[str, tuple[int, int]] = {
     "max_position_embeddings": (0, MAX_SEQUENCE_POSITIONS),
 }
 
+# config.json keys that are not contract fields: layer indices (0 allowed) and layer periods
+_CONFIG_LIMITS: dict[str, tuple[int, int]] = {
+    "layer_index": (0, MAX_LAYERS),
+    "layer_period": (1, MAX_LAYERS),
+}
+
 MODEL_DTYPES = ("float32", "float16", "bfloat16")
 DEFAULT_DTYPE = "bfloat16"
 # config.json `dtype` / `torch_dtype` spellings -> the contract's names
@@ -166,6 +172,38 @@ _DTYPE_ALIASES = {
     "bfloat16": "bfloat16",
     "bf16": "bfloat16",
 }
+
+# The contract's "architecture" fields (DESIGN.md) that architecture_from_fields takes
+ARCHITECTURE_FIELDS = (
+    "num_parameters",
+    "hidden_size",
+    "num_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "intermediate_size",
+    "vocab_size",
+    "tie_word_embeddings",
+    "model_type",
+    "family",
+    "gated_mlp",
+    "num_experts",
+    "num_experts_per_token",
+    "num_shared_experts",
+    "moe_intermediate_size",
+    "shared_expert_intermediate_size",
+    "num_dense_layers",
+    "q_lora_rank",
+    "kv_lora_rank",
+    "qk_rope_head_dim",
+    "qk_nope_head_dim",
+    "v_head_dim",
+    "sliding_window",
+    "num_sliding_window_layers",
+    "max_position_embeddings",
+    "default_dtype",
+)
+MAX_MODEL_TYPE_LENGTH = 64
 
 HF_PREFIX = "model.hf_config"
 FIELDS_PREFIX = "model.architecture"
@@ -188,7 +226,7 @@ def _whole_number(field: str, value: object, limit: str) -> int:
         if not math.isfinite(value) or not value.is_integer():
             raise EstimateError(field, f"must be a whole number, got {_describe(value)}")
         value = int(value)
-    low, high = LIMITS[limit]
+    low, high = LIMITS[limit] if limit in LIMITS else _CONFIG_LIMITS[limit]
     if value < low:
         raise EstimateError(field, f"must be at least {low}, got {value}")
     if value > high:
@@ -607,6 +645,8 @@ def _max_positions(r: _Reader, default: int, key: str = "max_position_embeddings
 
 def _experts_per_token(r: _Reader, experts: int, default: int | None) -> int:
     key = "num_experts_per_tok"
+    if not experts:  # no expert is built: every layer keeps a dense MLP
+        return 0
     per_token = r.number(key, "num_experts_per_token", default)
     if per_token is None:
         raise EstimateError(r.field(key), "is required for a mixture-of-experts model")
@@ -614,7 +654,7 @@ def _experts_per_token(r: _Reader, experts: int, default: int | None) -> int:
         raise EstimateError(
             r.field(key), f"{per_token} experts per token is more than the {experts} experts"
         )
-    if experts and per_token == 0:
+    if per_token == 0:
         raise EstimateError(r.field(key), "must be at least 1 for a mixture-of-experts model")
     return per_token
 
@@ -624,7 +664,7 @@ def _qwen_window_layers(r: _Reader, layers: int, default_window: int) -> tuple[i
     # on the layers from max_window_layers on
     use = r.flag("use_sliding_window", False)
     window = _window(r, default_window) if use else 0
-    first = r.number("max_window_layers", "num_layers", 28)
+    first = r.number("max_window_layers", "layer_index", 28)
     sliding = _layer_types(r, layers, lambda i: bool(window) and i >= first)
     return (window if sliding else 0), sliding
 
@@ -688,7 +728,7 @@ def _read_qwen2(r: _Reader) -> _Parsed:
 
 def _sparse_layers(r: _Reader, layers: int, experts: int) -> int:
     # modeling_qwen2_moe.py / qwen3_moe: sparse unless in mlp_only_layers or off the sparse step
-    step = r.number("decoder_sparse_step", "num_layers", 1)
+    step = r.number("decoder_sparse_step", "layer_period", 1)
     mlp_only = r.config.get("mlp_only_layers") or []
     if not isinstance(mlp_only, list) or not all(
         isinstance(i, int) and not isinstance(i, bool) for i in mlp_only
@@ -705,7 +745,7 @@ def _read_qwen2_moe(r: _Reader) -> _Parsed:
     # configuration_qwen2_moe.py computes its layer_types differently from qwen2
     use_window = r.flag("use_sliding_window", False)
     window = _window(r, 4096) if use_window else 0
-    first = r.number("max_window_layers", "num_layers", 28)
+    first = r.number("max_window_layers", "layer_index", 28)
     sliding = _layer_types(r, layers, lambda i: bool(window) and (i + 1) % 2 == 1 and i < first)
     layout = _layout(
         shape,
@@ -807,7 +847,7 @@ def _read_gemma3_text(r: _Reader) -> _Parsed:
     window = _window(r, 4096)
     if window and r.flag("use_bidirectional_attention", False):
         window = window // 2 + 1  # configuration_gemma3.py: exclusive bounds
-    pattern = r.number("sliding_window_pattern", "num_layers", 6)
+    pattern = r.number("sliding_window_pattern", "layer_period", 6)
     sliding = _layer_types(r, shape.num_layers, lambda i: (i + 1) % pattern != 0) if window else 0
     layout = _layout(
         shape,
@@ -1003,7 +1043,7 @@ def _read_falcon(r: _Reader) -> _Parsed:
     else:
         kv_heads = heads
     if r.flag("parallel_attn", True):
-        ln_count = r.number("num_ln_in_parallel_attn", "num_layers", 2 if new_architecture else 1)
+        ln_count = r.number("num_ln_in_parallel_attn", "layer_period", 2 if new_architecture else 1)
         norms_per_layer = 2 if ln_count == 2 else 1
     else:
         norms_per_layer = 2
@@ -1323,9 +1363,10 @@ def architecture_from_hf_config(config: Mapping[str, Any]) -> tuple[Architecture
     family = model_type or "unknown"
     r = _Reader(config, prefix, notes, family, fallback)
     if reader is None:
+        unknown = f"Unknown model_type {model_type!r}" if model_type else "No model_type"
         notes.append(
-            f"Unknown model_type {model_type!r}: counted from its generic fields "
-            "(llama-like layout assumed), so the parameter count is an estimate"
+            f"{unknown}: counted from its generic fields (llama-like layout assumed), "
+            "so the parameter count is an estimate"
         )
         parsed = _read_generic(r)
         family = "custom" if model_type is None else model_type
@@ -1381,6 +1422,9 @@ def architecture_from_fields(fields: Mapping[str, Any]) -> tuple[Architecture, l
             )
     shared_width = moe.get("shared_expert_intermediate_size")
     num_shared = moe.get("num_shared_experts", 0)
+    tied = r.flag("tie_word_embeddings", False)
+    gated = r.flag("gated_mlp", True)
+    mla = _manual_mla(r)
 
     def layout_with(unknown_width: int) -> _Layout:
         expert_width = moe_width or unknown_width
@@ -1392,8 +1436,8 @@ def architecture_from_fields(fields: Mapping[str, Any]) -> tuple[Architecture, l
             head_dim=head_dim,
             intermediate_size=dense_width or unknown_width,
             vocab_size=vocab or 0,
-            tie_word_embeddings=r.flag("tie_word_embeddings", False),
-            gated_mlp=r.flag("gated_mlp", True),
+            tie_word_embeddings=tied,
+            gated_mlp=gated,
             num_moe_layers=layers - moe.get("num_dense_layers", layers),
             num_experts=moe.get("num_experts", 0),
             num_experts_per_token=moe.get("num_experts_per_token", 0),
@@ -1401,7 +1445,7 @@ def architecture_from_fields(fields: Mapping[str, Any]) -> tuple[Architecture, l
             shared_expert_intermediate_size=num_shared * expert_width
             if shared_width is None
             else shared_width,
-            **_manual_mla(r),
+            **mla,
         )
 
     if entered is not None and (not dense_width or (moe and not moe_width)):
@@ -1436,38 +1480,6 @@ def architecture_from_fields(fields: Mapping[str, Any]) -> tuple[Architecture, l
         parameters=breakdown,
     )
     return architecture, notes
-
-
-ARCHITECTURE_FIELDS = (
-    "num_parameters",
-    "hidden_size",
-    "num_layers",
-    "num_attention_heads",
-    "num_key_value_heads",
-    "head_dim",
-    "intermediate_size",
-    "vocab_size",
-    "tie_word_embeddings",
-    "model_type",
-    "family",
-    "gated_mlp",
-    "num_experts",
-    "num_experts_per_token",
-    "num_shared_experts",
-    "moe_intermediate_size",
-    "shared_expert_intermediate_size",
-    "num_dense_layers",
-    "q_lora_rank",
-    "kv_lora_rank",
-    "qk_rope_head_dim",
-    "qk_nope_head_dim",
-    "v_head_dim",
-    "sliding_window",
-    "num_sliding_window_layers",
-    "max_position_embeddings",
-    "default_dtype",
-)
-MAX_MODEL_TYPE_LENGTH = 64
 
 
 def _model_type(r: _Reader) -> str:

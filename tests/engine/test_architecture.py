@@ -209,6 +209,29 @@ def test_starcoder2_uses_biases_and_layer_norms() -> None:
     assert star.parameters.mlp == 30 * (2 * 3072 * 12288 + 12288 + 3072)
 
 
+def test_qwen2_moe_without_experts_keeps_dense_mlps() -> None:
+    # modeling_qwen2_moe.py: num_experts 0 gives every layer a dense MLP of intermediate_size.
+    # By hand from the published total 14,315,784,192: remove 24 layers of routed experts
+    # (60 x 3 x 2048 x 1408), router and shared-expert gate (60 x 2048 + 2048) and shared expert
+    # (3 x 2048 x 5632), add 24 dense MLPs (3 x 2048 x 5632); the meta device also gives this
+    moe_parts = 24 * (60 * 3 * 2048 * 1408 + 60 * 2048 + 2048 + 3 * 2048 * 5632)
+    expected = 14_315_784_192 - moe_parts + 24 * 3 * 2048 * 5632
+    assert expected == 1_855_703_040
+    qwen = architecture("Qwen--Qwen1.5-MoE-A2.7B", num_experts=0)
+    assert qwen.num_parameters == expected
+    assert not qwen.is_moe
+
+
+def test_qwen3_moe_mlp_only_layers_and_sparse_step() -> None:
+    # decoder_sparse_step 2: layers 1, 3, ..., 47 are sparse (24), minus layer 1 in
+    # mlp_only_layers: 23 MoE layers and 25 dense MLPs of 6144 (meta device agrees)
+    moe_layer = 128 * 3 * 2048 * 768 + 128 * 2048  # experts and router
+    rest = 30_532_122_624 - 48 * moe_layer  # published total minus all 48 MoE layers
+    qwen = architecture("Qwen--Qwen3-30B-A3B", mlp_only_layers=[0, 1], decoder_sparse_step=2)
+    assert qwen.num_parameters == rest + 23 * moe_layer + 25 * 3 * 2048 * 6144 == 16_369_793_024
+    assert qwen.num_dense_layers == 25
+
+
 # --- config.json: windows, dtypes, defaults, notes ---------------------------------------------
 
 
@@ -307,6 +330,15 @@ def test_unknown_family_reads_generic_aliases() -> None:
     # + 2 norms of 512; final norm 512
     per_layer = 4 * 512 * 512 + 3 * 512 * 2048 + 2 * 512
     assert arch.num_parameters == 1000 * 512 + 4 * per_layer + 512
+
+
+def test_config_without_model_type_is_read_generically() -> None:
+    data = config("meta-llama--Llama-3.1-8B")
+    del data["model_type"]
+    arch, notes = architecture_from_hf_config(data)
+    assert arch.model_type == "custom"
+    assert arch.num_parameters == 8_030_261_248  # llama-like: the published Llama-3.1-8B count
+    assert any(note.startswith("No model_type") for note in notes)
 
 
 def test_multimodal_unknown_family_reads_its_text_config() -> None:

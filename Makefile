@@ -1,0 +1,53 @@
+# Two commands to start: `make run` (serve on http://127.0.0.1:8000) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Stamp files: reinstall only when pyproject.toml changes.
+INSTALLED := $(VENV)/.installed
+INSTALLED_DEV := $(VENV)/.installed-dev
+INSTALLED_VALIDATE := $(VENV)/.installed-validate
+# Variables from .env (if present) for run and serve; the environment wins over the file.
+LOAD_ENV := set -a; [ ! -f .env ] || . ./.env; set +a
+
+.PHONY: run test serve validate clean
+
+run: $(INSTALLED)
+	@$(LOAD_ENV); export DEBUG=1; \
+	$(BIN)/python manage.py migrate --noinput && \
+	$(BIN)/python manage.py load_catalog && \
+	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+test: $(INSTALLED_DEV)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/pytest
+
+serve: $(INSTALLED)
+	@$(LOAD_ENV); \
+	$(BIN)/python manage.py migrate --noinput && \
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0 && \
+	exec $(BIN)/gunicorn llmtools.wsgi \
+		--workers $${WEB_CONCURRENCY:-2} --bind $${BIND:-127.0.0.1:8000} \
+		--access-logfile - --error-logfile -
+
+validate: $(INSTALLED_VALIDATE)
+	$(BIN)/python -m validation.run
+
+clean:
+	rm -rf $(VENV) var/staticfiles .pytest_cache .ruff_cache .mypy_cache
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(INSTALLED_DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(INSTALLED) $@
+
+$(INSTALLED_VALIDATE): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev,validate]'
+	@touch $(INSTALLED) $(INSTALLED_DEV) $@

@@ -1,0 +1,509 @@
+"""The calculator form: the estimate contract as query-string fields.
+
+The query string uses the contract's names (batch_size, sequence_length, weight_dtype, ...).
+The model is given as `catalog=<slug>`, `profile=<id>`, `hf_config=<config.json text>` or the
+architecture fields by their contract names (`hidden_size=4096&num_layers=32&...`); the radio
+`model` says which of them to use, and is inferred when a link leaves it out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from django import forms
+from django.http import QueryDict
+
+from calculator.engine import (
+    ALL_LINEAR,
+    ATTENTION_IMPLEMENTATIONS,
+    DEFAULTS,
+    FINETUNING_METHODS,
+    INPUT_LIMITS,
+    KV_CACHE_DTYPES,
+    LORA_TARGET_MODULES,
+    METHODS,
+    MODES,
+    OPTIMIZERS,
+    WEIGHT_DTYPES,
+    EstimateError,
+)
+from calculator.engine.architecture import LIMITS as ARCHITECTURE_LIMITS
+from calculator.engine.architecture import MODEL_DTYPES
+from calculator.selectors import User, catalog_list, profile_list
+
+DEFAULT_CATALOG_SLUG = "meta-llama/Llama-3.1-8B"
+
+MODEL_KINDS = {
+    "catalog": "Catalog",
+    "hf_config": "Paste config.json",
+    "architecture": "By hand",
+    "profile": "My profiles",
+}
+# The architecture fields of the contract that the form offers, in the order shown.
+ARCHITECTURE_FIELDS = (
+    "num_parameters",
+    "hidden_size",
+    "num_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "intermediate_size",
+    "vocab_size",
+    "num_experts",
+    "num_experts_per_token",
+    "num_shared_experts",
+    "moe_intermediate_size",
+    "num_dense_layers",
+    "q_lora_rank",
+    "kv_lora_rank",
+    "qk_rope_head_dim",
+    "qk_nope_head_dim",
+    "v_head_dim",
+    "sliding_window",
+    "num_sliding_window_layers",
+)
+ARCHITECTURE_FLAGS = ("tie_word_embeddings", "gated_mlp", "default_dtype")
+TRAINING_FIELDS = (
+    "optimizer",
+    "finetuning",
+    "trainable_percent",
+    "lora_rank",
+    "lora_target_modules",
+    "mixed_precision",
+    "gradient_checkpointing",
+)
+PARALLEL_FIELDS = ("num_gpus", "tensor_parallel", "pipeline_parallel", "zero_stage")
+UNITS = {"GiB": "GiB (1024³ bytes)", "GB": "GB (10⁹ bytes)"}
+
+DTYPE_LABELS = {
+    "float32": "float32 (4 bytes)",
+    "float16": "float16 (2 bytes)",
+    "bfloat16": "bfloat16 (2 bytes)",
+    "float8": "float8 (1 byte)",
+    "int8": "int8 (1 byte)",
+    "int4": "int4 (½ byte)",
+    "nf4": "nf4 (bitsandbytes 4-bit)",
+    "gptq_int4": "GPTQ 4-bit",
+    "awq_int4": "AWQ 4-bit",
+    "gguf_q8_0": "GGUF Q8_0",
+    "gguf_q4_k_m": "GGUF Q4_K_M",
+}
+METHOD_LABELS = {
+    "detailed": "Detailed (architecture-aware)",
+    "standard": "Standard (the original formulas)",
+}
+ATTENTION_LABELS = {
+    "flash": "FlashAttention / SDPA (scores not stored)",
+    "eager": "Eager (scores stored)",
+}
+OPTIMIZER_LABELS = {
+    "adamw": "AdamW",
+    "adamw_8bit": "AdamW 8-bit",
+    "sgd": "SGD",
+    "sgd_momentum": "SGD with momentum",
+}
+FINETUNING_LABELS = {
+    "full": "Full",
+    "lora": "LoRA",
+    "qlora": "QLoRA",
+    "partial": "Partial (a share of the weights)",
+}
+ARCHITECTURE_LABELS = {
+    "num_parameters": "Parameters",
+    "hidden_size": "Hidden size",
+    "num_layers": "Layers",
+    "num_attention_heads": "Attention heads",
+    "num_key_value_heads": "Key/value heads",
+    "head_dim": "Head dim",
+    "intermediate_size": "MLP intermediate size",
+    "vocab_size": "Vocabulary size",
+    "num_experts": "Experts",
+    "num_experts_per_token": "Experts per token",
+    "num_shared_experts": "Shared experts",
+    "moe_intermediate_size": "Expert intermediate size",
+    "num_dense_layers": "Dense layers",
+    "q_lora_rank": "MLA query LoRA rank",
+    "kv_lora_rank": "MLA key/value LoRA rank",
+    "qk_rope_head_dim": "MLA rope head dim",
+    "qk_nope_head_dim": "MLA no-rope head dim",
+    "v_head_dim": "MLA value head dim",
+    "sliding_window": "Sliding window (tokens)",
+    "num_sliding_window_layers": "Sliding-window layers",
+}
+ARCHITECTURE_HELP = {
+    "num_parameters": "Leave blank to count them from the shape (needs the MLP and vocabulary).",
+    "num_key_value_heads": "Blank: as many as attention heads (no GQA).",
+    "head_dim": "Blank: hidden size / attention heads.",
+}
+
+
+def _choices(values: tuple[str, ...], labels: Mapping[str, str]) -> list[tuple[str, str]]:
+    return [(value, labels.get(value, value)) for value in values]
+
+
+def _limits(name: str, table: Mapping[str, tuple[int, int]]) -> dict[str, int]:
+    low, high = table[name]
+    return {"min_value": low, "max_value": high}
+
+
+def _number(attrs: dict[str, str] | None = None) -> forms.NumberInput:
+    return forms.NumberInput(attrs={"inputmode": "numeric", **(attrs or {})})
+
+
+class CalculatorForm(forms.Form):
+    # --- Model ---------------------------------------------------------------------------------
+    model = forms.ChoiceField(
+        label="Model from",
+        choices=list(MODEL_KINDS.items()),
+        widget=forms.RadioSelect,
+        required=False,
+    )
+    # Plain fields with a select: the slug or id is checked when the model is resolved, so a
+    # stale value in a panel that is not in use never blocks the calculation.
+    catalog = forms.CharField(
+        label="Catalog model",
+        required=False,
+        max_length=200,
+        widget=forms.Select,
+        help_text="Popular open models; parameter counts match transformers exactly.",
+    )
+    profile = forms.IntegerField(label="Saved profile", required=False, widget=forms.Select)
+    hf_config = forms.CharField(
+        label="config.json",
+        required=False,
+        max_length=200_000,
+        widget=forms.Textarea(attrs={"rows": 8, "class": "code", "spellcheck": "false"}),
+        help_text="Paste the model's config.json from its Hugging Face repository.",
+    )
+    tie_word_embeddings = forms.BooleanField(
+        label="Tied input and output embeddings", required=False
+    )
+    gated_mlp = forms.TypedChoiceField(
+        label="MLP",
+        choices=[("", "Gated (SwiGLU, GeGLU)"), ("no", "Plain (up and down)")],
+        coerce=lambda value: value != "no",
+        empty_value=None,
+        required=False,
+    )
+    default_dtype = forms.ChoiceField(
+        label="Stored in",
+        choices=[("", "bfloat16 (default)"), *_choices(MODEL_DTYPES, DTYPE_LABELS)],
+        required=False,
+    )
+
+    # --- Workload ------------------------------------------------------------------------------
+    mode = forms.ChoiceField(
+        label="Mode", choices=_choices(MODES, {}), widget=forms.RadioSelect, required=True
+    )
+    method = forms.ChoiceField(
+        label="Method",
+        choices=_choices(METHODS, METHOD_LABELS),
+        widget=forms.RadioSelect,
+    )
+    batch_size = forms.IntegerField(
+        label="Batch size", widget=_number(), **_limits("batch_size", INPUT_LIMITS)
+    )
+    sequence_length = forms.IntegerField(
+        label="Sequence length",
+        widget=_number(),
+        help_text="Tokens per sequence: prompt plus generated (inference), or per sample.",
+        **_limits("sequence_length", INPUT_LIMITS),
+    )
+    weight_dtype = forms.ChoiceField(
+        label="Weights",
+        choices=[("", "Model default"), *_choices(WEIGHT_DTYPES, DTYPE_LABELS)],
+        required=False,
+    )
+    kv_cache_dtype = forms.ChoiceField(
+        label="KV cache",
+        choices=[("", "Follow the weights"), *_choices(KV_CACHE_DTYPES, DTYPE_LABELS)],
+        required=False,
+        help_text="16-bit when the weights are quantised.",
+    )
+    attention_implementation = forms.ChoiceField(
+        label="Attention",
+        choices=_choices(ATTENTION_IMPLEMENTATIONS, ATTENTION_LABELS),
+    )
+    runtime_overhead_bytes = forms.IntegerField(
+        label="Runtime overhead (bytes)",
+        required=False,
+        widget=_number(),
+        help_text="CUDA context and allocator reserve. Blank: the engine's default.",
+        **_limits("runtime_overhead_bytes", INPUT_LIMITS),
+    )
+
+    # --- Training ------------------------------------------------------------------------------
+    optimizer = forms.ChoiceField(label="Optimizer", choices=_choices(OPTIMIZERS, OPTIMIZER_LABELS))
+    finetuning = forms.ChoiceField(
+        label="Fine-tuning", choices=_choices(FINETUNING_METHODS, FINETUNING_LABELS)
+    )
+    trainable_percent = forms.FloatField(
+        label="Trainable %",
+        help_text="Partial fine-tuning, and the standard method's LoRA stand-in.",
+        widget=forms.NumberInput(attrs={"step": "any"}),
+        **_limits("trainable_percent", INPUT_LIMITS),
+    )
+    lora_rank = forms.IntegerField(
+        label="LoRA rank", widget=_number(), **_limits("lora_rank", INPUT_LIMITS)
+    )
+    lora_target_modules = forms.MultipleChoiceField(
+        label="LoRA targets",
+        choices=[(name, name) for name in LORA_TARGET_MODULES],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="None ticked: all linear layers (PEFT's all-linear).",
+    )
+    mixed_precision = forms.BooleanField(
+        label="Mixed precision (fp32 master weights, 16-bit compute)", required=False
+    )
+    gradient_checkpointing = forms.BooleanField(label="Gradient checkpointing", required=False)
+
+    # --- Parallelism ---------------------------------------------------------------------------
+    num_gpus = forms.IntegerField(
+        label="GPUs", widget=_number(), **_limits("num_gpus", INPUT_LIMITS)
+    )
+    tensor_parallel = forms.IntegerField(
+        label="Tensor parallel", widget=_number(), **_limits("tensor_parallel", INPUT_LIMITS)
+    )
+    pipeline_parallel = forms.IntegerField(
+        label="Pipeline parallel", widget=_number(), **_limits("pipeline_parallel", INPUT_LIMITS)
+    )
+    zero_stage = forms.TypedChoiceField(
+        label="ZeRO stage",
+        choices=[("0", "0 (off)"), ("1", "1"), ("2", "2"), ("3", "3")],
+        coerce=int,
+    )
+
+    # --- Display -------------------------------------------------------------------------------
+    unit = forms.ChoiceField(
+        label="Units", choices=list(UNITS.items()), widget=forms.RadioSelect, required=False
+    )
+
+    def __init__(self, data: Mapping[str, Any], *, user: User | None = None) -> None:
+        super().__init__(data)
+        self.user = user
+        catalog = catalog_list().order_by("family", "name").values_list("slug", "name", "family")
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for slug, name, family in catalog:
+            groups.setdefault(family or "other", []).append((slug, name))
+        self.fields["catalog"].widget.choices = [("", "Choose a model"), *groups.items()]
+        profiles = list(profile_list(user=user, include_catalog=False).values_list("pk", "name"))
+        self.fields["profile"].widget.choices = [("", "Choose a profile"), *profiles]
+        self.has_profiles = bool(profiles)
+        for name in ARCHITECTURE_FIELDS:
+            self.fields[name] = forms.IntegerField(
+                label=ARCHITECTURE_LABELS[name],
+                required=False,
+                widget=_number(),
+                help_text=ARCHITECTURE_HELP.get(name, ""),
+                **_limits(name, ARCHITECTURE_LIMITS),
+            )
+
+    @property
+    def architecture_basic_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in ARCHITECTURE_FIELDS[:8]]
+
+    @property
+    def architecture_advanced_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in ARCHITECTURE_FIELDS[8:]]
+
+    @classmethod
+    def from_query(cls, query: QueryDict, *, user: User | None = None) -> CalculatorForm:
+        """Bind to a query string, filling the contract's defaults for what it leaves out."""
+        data = query.copy()
+        data.setdefault("catalog", DEFAULT_CATALOG_SLUG)
+        for name, value in form_defaults().items():
+            if name not in data:
+                data[name] = value
+        if "model" not in data or not data["model"]:
+            data["model"] = infer_model_kind(data)
+        return cls(data, user=user)
+
+    def clean_hf_config(self) -> dict[str, Any] | None:
+        text = self.cleaned_data["hf_config"].strip()
+        if not text:
+            return None
+        try:
+            config = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise forms.ValidationError(
+                f"This is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})."
+            ) from None
+        except RecursionError:
+            raise forms.ValidationError(
+                "This JSON is nested too deeply to be a config.json."
+            ) from None
+        if not isinstance(config, dict):
+            raise forms.ValidationError("A config.json is a JSON object: {...}.")
+        return config
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        kind = cleaned.get("model") or "catalog"
+        cleaned["model"] = kind
+        # Fields of the panels not in use (another model source, training in inference mode)
+        # do not count: a stale value there must not block the calculation.
+        unused = [name for name in self.fields if name not in self.used_fields(cleaned)]
+        for name in unused:
+            self.errors.pop(name, None)
+            cleaned.pop(name, None)
+        missing = {
+            "catalog": "Choose a model from the catalog.",
+            "profile": "Choose one of your profiles.",
+            "hf_config": "Paste a config.json.",
+        }
+        if kind in missing and cleaned.get(kind) in (None, "") and kind not in self.errors:
+            self.add_error(kind, missing[kind])
+        return cleaned
+
+    def used_fields(self, cleaned: Mapping[str, Any]) -> set[str]:
+        """The fields that the chosen model source and mode read."""
+        architecture = {*ARCHITECTURE_FIELDS, *ARCHITECTURE_FLAGS}
+        kind = cleaned.get("model") or "catalog"
+        used = set(self.fields) - architecture - {"catalog", "profile", "hf_config"}
+        used |= architecture if kind == "architecture" else {kind}
+        if cleaned.get("mode") != "training":
+            used -= set(TRAINING_FIELDS)
+        return used
+
+    def contract_model(self) -> dict[str, Any]:
+        cleaned = self.cleaned_data
+        kind = cleaned["model"]
+        if kind == "catalog":
+            return {"catalog": cleaned["catalog"]}
+        if kind == "profile":
+            return {"profile": cleaned["profile"]}
+        if kind == "hf_config":
+            return {"hf_config": cleaned["hf_config"]}
+        fields: dict[str, Any] = {
+            name: cleaned[name] for name in ARCHITECTURE_FIELDS if cleaned.get(name) is not None
+        }
+        if cleaned.get("tie_word_embeddings"):
+            fields["tie_word_embeddings"] = True
+        if cleaned.get("gated_mlp") is False:
+            fields["gated_mlp"] = False
+        if cleaned.get("default_dtype"):
+            fields["default_dtype"] = cleaned["default_dtype"]
+        return {"architecture": fields}
+
+    def payload(self) -> dict[str, Any]:
+        """The contract request for the engine; only a valid form has one."""
+        cleaned = self.cleaned_data
+        payload: dict[str, Any] = {
+            "model": self.contract_model(),
+            "mode": cleaned["mode"],
+            "method": cleaned["method"],
+            "batch_size": cleaned["batch_size"],
+            "sequence_length": cleaned["sequence_length"],
+            "attention_implementation": cleaned["attention_implementation"],
+        }
+        for name in ("weight_dtype", "kv_cache_dtype"):
+            if cleaned.get(name):
+                payload[name] = cleaned[name]
+        if cleaned.get("runtime_overhead_bytes") is not None:
+            payload["runtime_overhead_bytes"] = cleaned["runtime_overhead_bytes"]
+        if cleaned["mode"] == "training":
+            percent = cleaned["trainable_percent"]
+            payload.update(
+                optimizer=cleaned["optimizer"],
+                finetuning=cleaned["finetuning"],
+                trainable_percent=int(percent) if percent.is_integer() else percent,
+                lora_rank=cleaned["lora_rank"],
+                lora_target_modules=cleaned["lora_target_modules"] or ALL_LINEAR,
+                mixed_precision=cleaned["mixed_precision"],
+                gradient_checkpointing=cleaned["gradient_checkpointing"],
+            )
+        for name in PARALLEL_FIELDS:
+            payload[name] = cleaned[name]
+        return payload
+
+    def canonical_query(self) -> str:
+        """The shortest query string that gives this calculation: the model, the workload, and
+        every other field that differs from its default. Used for hx-push-url."""
+        cleaned = self.cleaned_data
+        query = QueryDict(mutable=True)
+        model = self.contract_model()
+        ((kind, value),) = model.items()
+        if kind == "hf_config":
+            query["hf_config"] = json.dumps(value, separators=(",", ":"))
+        elif kind == "architecture":
+            for name, field_value in value.items():
+                query[name] = _query_value(field_value)
+        else:
+            query[kind] = str(value)
+        for name in ("mode", "method", "batch_size", "sequence_length"):
+            query[name] = _query_value(cleaned[name])
+        optional = ["weight_dtype", "kv_cache_dtype", "attention_implementation"]
+        optional += list(TRAINING_FIELDS) if cleaned["mode"] == "training" else []
+        optional += [*PARALLEL_FIELDS, "runtime_overhead_bytes"]
+        defaults = {**DEFAULTS, "lora_target_modules": []}
+        for name in optional:
+            field_value = cleaned.get(name)
+            if field_value in (None, "") or field_value == defaults.get(name):
+                continue
+            if isinstance(field_value, list):
+                query.setlist(name, field_value)
+            else:
+                query[name] = _query_value(field_value)
+        if cleaned.get("unit") and cleaned["unit"] != "GiB":
+            query["unit"] = cleaned["unit"]
+        return query.urlencode(safe="/")
+
+    def add_estimate_error(self, error: EstimateError) -> None:
+        """Put the engine's error on the form field it names, else on the whole form."""
+        kind = self.cleaned_data.get("model")
+        path = error.field.split(".")
+        name = path[0]
+        message = error.message
+        if name == "model":
+            if len(path) == 1:
+                name = None
+            elif path[1] in ("catalog", "profile", "hf_config"):
+                name = kind if kind in ("catalog", "profile", "hf_config") else path[1]
+                if len(path) > 2:
+                    message = f"{'.'.join(path[2:])}: {message}"
+            elif path[1] == "architecture":
+                field = path[2] if len(path) > 2 else ""
+                name = field if field in self.fields else None
+                if name is None and field:
+                    message = f"{field}: {message}"
+                if kind in ("catalog", "profile", "hf_config"):
+                    name = kind
+        elif name not in self.fields:
+            message = f"{error.field}: {message}"
+            name = None
+        if name is not None and name not in self.fields:
+            name = None
+        self.add_error(name, message)
+
+
+def form_defaults() -> dict[str, str]:
+    """The values a bare URL starts from: the contract's defaults, as form strings."""
+    defaults = {
+        name: _query_value(value)
+        for name, value in DEFAULTS.items()
+        if value is not None and not isinstance(value, bool) and name != "lora_target_modules"
+    }
+    defaults["unit"] = "GiB"
+    return defaults
+
+
+def infer_model_kind(data: Mapping[str, Any]) -> str:
+    """Which model a link means when it has no `model=`: the one whose fields it carries."""
+    if data.get("profile"):
+        return "profile"
+    if data.get("hf_config"):
+        return "hf_config"
+    if any(data.get(name) for name in (*ARCHITECTURE_FIELDS, *ARCHITECTURE_FLAGS)):
+        return "architecture"
+    return "catalog"
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

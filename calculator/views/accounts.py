@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from calculator.forms.accounts import SignupForm
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    # Read at request time so that ALLOW_SIGNUP=0 hides the page without a redeploy of code.
+    if not settings.ALLOW_SIGNUP:
+        raise Http404("Sign-up is turned off on this server.")
+    if request.user.is_authenticated:
+        return redirect("calculator")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, f"Welcome, {user.get_username()}: your account is ready.")
+        return redirect("calculator")
+    return render(request, "registration/signup.html", {"form": form})

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+from django_htmx.http import push_url
+
+from calculator import charts
+from calculator.calculations import Calculation, calculation_run
+from calculator.engine import INPUT_LIMITS, EstimateError, sweep
+from calculator.forms.calculator import CalculatorForm
+
+OTHER_METHOD = {"detailed": "standard", "standard": "detailed"}
+METHOD_NAMES = {"detailed": "Detailed", "standard": "Standard (original formulas)"}
+SWEEP_POINTS = 24
+PARAMETER_LABELS = {"total": "Total", "active": "Active per token", "trainable": "Trainable"}
+
+
+@require_GET
+def calculator(request: HttpRequest) -> HttpResponse:
+    """The calculator: the full page, or only its results fragment for htmx requests. The
+    query string is the estimate contract, so every calculation is a bookmarkable link."""
+    form = CalculatorForm.from_query(request.GET, user=request.user)
+    context: dict[str, Any] = {"form": form, "results": None}
+    if form.is_valid():
+        try:
+            calculation = calculation_run(user=request.user, payload=form.payload())
+        except EstimateError as error:
+            form.add_estimate_error(error)
+        else:
+            context["results"] = _results(request, form, calculation)
+    context["error_items"] = _error_items(form)
+    template = "calculator/calculator.html"
+    if request.htmx:
+        template += "#results"
+    response = render(request, template, context)
+    if request.htmx and form.is_valid():
+        # The shortest link to this calculation (the form sends every field, even empty ones).
+        push_url(response, f"{reverse('calculator')}?{form.canonical_query()}")
+    return response
+
+
+def _results(request: HttpRequest, form: CalculatorForm, calculation: Calculation) -> dict:
+    result = calculation.result
+    unit = form.cleaned_data.get("unit") or "GiB"
+    method = result["inputs"]["method"]
+    other_method = OTHER_METHOD[method]
+    try:
+        other = calculation_run(
+            user=request.user, payload={**calculation.payload, "method": other_method}
+        )
+    except EstimateError as error:
+        other_total, other_error = None, error.message
+    else:
+        other_total, other_error = charts.in_unit(other.result["total_bytes"], unit), None
+    sequence_length = result["inputs"]["sequence_length"]
+    lengths = charts.sequence_length_points(
+        sequence_length, INPUT_LIMITS["sequence_length"][1], SWEEP_POINTS
+    )
+    engine_payload = {**calculation.payload, "model": calculation.resolved.engine_model}
+    totals = sweep(engine_payload, "sequence_length", lengths)
+    chart = charts.line_chart(
+        list(zip(lengths, totals, strict=True)),
+        current_x=sequence_length,
+        unit=unit,
+        x_label="Sequence length (tokens)",
+    )
+    parameters = result["parameters"]
+    return {
+        "result": result,
+        "model_name": calculation.resolved.name,
+        "unit": unit,
+        "total": charts.in_unit(result["total_bytes"], unit),
+        "total_bytes": f"{result['total_bytes']:,}",
+        "method_name": METHOD_NAMES[method],
+        "other_method_name": METHOD_NAMES[other_method],
+        "other_total": other_total,
+        "other_error": other_error,
+        "other_query": _with(form.canonical_query(), method=other_method),
+        "rows": charts.breakdown_rows(result["breakdown"], unit),
+        "bar": charts.stacked_bar(result["breakdown"], unit),
+        "chart": chart,
+        "parameters": [
+            (label, charts.parameter_count(parameters[key]), f"{parameters[key]:,}")
+            for key, label in PARAMETER_LABELS.items()
+        ],
+        "num_gpus": result["num_gpus"],
+        "notes": result["notes"],
+        "engine_version": result["engine_version"],
+    }
+
+
+def _with(query: str, **changes: str) -> str:
+    params = QueryDict(query, mutable=True)
+    for name, value in changes.items():
+        params[name] = value
+    return params.urlencode(safe="/")
+
+
+def _error_items(form: CalculatorForm) -> list[dict[str, str]]:
+    """Every error of the form as (anchor, label, message), for the results fragment: htmx
+    swaps only the results, so the errors must be listed there too."""
+    if not form.is_bound or not form.errors:
+        return []
+    items = []
+    for name, errors in form.errors.items():
+        if name == "__all__":
+            items.extend({"anchor": "", "label": "", "message": str(e)} for e in errors)
+            continue
+        field = form[name]
+        items.extend(
+            {"anchor": field.auto_id, "label": str(field.label), "message": str(e)} for e in errors
+        )
+    return items

@@ -1,0 +1,42 @@
+"""Shared fixtures: Alice (owner), Bob (her teammate) and Charlie (an outsider)."""
+
+from __future__ import annotations
+
+import pytest
+
+from calculator.models import Role
+from tests.factories import MembershipFactory, TeamFactory, UserFactory
+
+
+@pytest.fixture
+def alice(db):
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def bob(db):
+    return UserFactory(username="bob")
+
+
+@pytest.fixture
+def charlie(db):
+    return UserFactory(username="charlie")
+
+
+@pytest.fixture
+def team(alice, bob):
+    """Alice owns the team, Bob is a member; Charlie is not in it."""
+    team = TeamFactory(name="Alice's team", slug="alices-team")
+    MembershipFactory(team=team, user=alice, role=Role.OWNER)
+    MembershipFactory(team=team, user=bob, role=Role.MEMBER)
+    return team
+
+
+@pytest.fixture
+def catalog(db):
+    """The built-in catalogs. The data migration loads them, but transactional tests (the
+    browser tests' live server) flush the tables, so load them again: it is an upsert."""
+    from calculator.catalog import catalog_gpus_load, catalog_models_load
+
+    catalog_models_load()
+    catalog_gpus_load()

@@ -1,0 +1,311 @@
+"""The calculator page: full page, htmx fragment, no-JavaScript GET and bad input.
+
+Expected numbers are worked out by hand in each test from published figures:
+Llama 3.1 8B (config.json at meta-llama/Llama-3.1-8B): 32 layers, hidden 4096, 32 attention
+heads, 8 key/value heads, head_dim 128, MLP 14336, vocabulary 128256, untied, bfloat16;
+8,030,261,248 parameters (model card, safetensors total).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.factories import ModelProfileFactory
+
+LLAMA_SLUG = "meta-llama/Llama-3.1-8B"
+LLAMA_PARAMETERS = 8_030_261_248
+# K and V x 32 layers x 8 kv heads x 128 head dim x 2 bytes (bfloat16) = 131,072 bytes a token
+LLAMA_KV_BYTES_PER_TOKEN = 2 * 32 * 8 * 128 * 2
+# 2,048 tokens x 131,072 bytes = 268,435,456 bytes
+LLAMA_KV_2048 = 268_435_456
+# every weight in bfloat16: 8,030,261,248 x 2 bytes
+LLAMA_WEIGHTS_BF16 = 16_060_522_496
+# The original formulas (seed-formulas.md) for Llama 3.1 8B, bfloat16, batch 1, 2,048 tokens:
+# weights 8,030,261,248 x 2 = 16,060,522,496; KV 2 x 2048 x 32 x 4096 x 2 = 1,073,741,824;
+# activations 2048 x 4096 x (34 + 5 x 2048 x 32 / 4096) x 4 = 3,825,205,248
+LLAMA_STANDARD_TOTAL = 16_060_522_496 + 1_073_741_824 + 3_825_205_248  # 20,959,469,568
+HTMX = {"HX-Request": "true"}
+
+# Everything a browser submits from the form untouched (GET, no JavaScript), empty fields too.
+BROWSER_QUERY = (
+    "model=catalog&catalog=meta-llama%2FLlama-3.1-8B&profile=&hf_config="
+    "&num_parameters=&hidden_size=&num_layers=&num_attention_heads=&num_key_value_heads="
+    "&head_dim=&intermediate_size=&vocab_size=&gated_mlp=&default_dtype="
+    "&num_experts=&num_experts_per_token=&num_shared_experts=&moe_intermediate_size="
+    "&num_dense_layers=&q_lora_rank=&kv_lora_rank=&qk_rope_head_dim=&qk_nope_head_dim="
+    "&v_head_dim=&sliding_window=&num_sliding_window_layers="
+    "&mode=inference&batch_size={batch}&sequence_length=2048&weight_dtype="
+    "&method=detailed&kv_cache_dtype=&attention_implementation=flash&runtime_overhead_bytes="
+    "&optimizer=adamw&finetuning=full&lora_rank=16&trainable_percent=100"
+    "&num_gpus=1&tensor_parallel=1&pipeline_parallel=1&zero_stage=0&unit=GiB"
+)
+
+
+def breakdown_bytes(content: str) -> dict[str, int]:
+    """The bytes column of the breakdown table, by row id."""
+    rows = re.findall(
+        r'<tr id="row-(\w+)">.*?<td class="num">[^<]*</td><td class="num">([\d,]+)</td>', content
+    )
+    return {key: int(value.replace(",", "")) for key, value in rows}
+
+
+def llama_config() -> dict:
+    data = Path(__file__).resolve().parents[2] / "calculator" / "data" / "models.json"
+    entries = json.loads(data.read_text())
+    return next(entry["config"] for entry in entries if entry["slug"] == LLAMA_SLUG)
+
+
+@pytest.fixture(autouse=True)
+def _catalog(catalog):
+    """Every test here reads the built-in catalog."""
+
+
+def test_it_renders_the_full_page_with_a_default_calculation(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "<html" in content
+    assert 'id="results"' in content
+    assert "Llama 3.1 8B" in content
+    assert breakdown_bytes(content)["kv_cache"] == LLAMA_KV_2048
+
+
+def test_it_wires_the_form_for_htmx_and_for_plain_get(client):
+    content = client.get("/").content.decode()
+    form = re.search(r"<form id=\"calculator-form\"[^>]*>", content).group(0)
+    assert 'method="get"' in form
+    assert 'action="/"' in form
+    assert 'hx-get="/"' in form
+    assert 'hx-push-url="true"' in form
+    assert 'hx-target="#results"' in form
+    assert 'hx-sync="this:replace"' in form
+    assert "input delay:400ms" in form
+    assert '<button type="submit">Calculate</button>' in content
+    # htmx comes from the django-htmx package, never from a CDN
+    assert re.search(r'<script src="/static/django_htmx/htmx[^"]*\.js"', content)
+    assert "https://" not in "".join(re.findall(r"<script[^>]*>", content))
+    assert 'hx-headers=\'{"X-CSRFToken": ' in content
+
+
+def test_it_shows_hand_computed_numbers_for_llama(client):
+    content = client.get(
+        f"/?catalog={LLAMA_SLUG}&mode=inference&batch_size=1&sequence_length=2048"
+    ).content.decode()
+    rows = breakdown_bytes(content)
+    assert rows["kv_cache"] == 2048 * LLAMA_KV_BYTES_PER_TOKEN == LLAMA_KV_2048
+    assert rows["weights"] == LLAMA_WEIGHTS_BF16
+    assert rows["gradients"] == 0
+    assert rows["optimizer_states"] == 0
+    assert "268,435,456" in content
+    assert "8,030,261,248" in content  # the exact parameter count
+    assert "8.03B" in content
+    # 268,435,456 / 1024**3 = 0.25 GiB exactly
+    assert '<td class="num">0.25 GiB</td><td class="num">268,435,456</td>' in content
+
+
+def test_it_shows_the_other_methods_total_beside(client):
+    content = client.get(f"/?catalog={LLAMA_SLUG}&batch_size=1&sequence_length=2048").content
+    # 20,959,469,568 / 1024**3 = 19.5200...
+    assert LLAMA_STANDARD_TOTAL == 20_959_469_568
+    assert "Standard (original formulas):" in content.decode()
+    assert "19.52 GiB</a>" in content.decode()
+
+
+def test_it_shows_the_standard_method_with_the_detailed_total_beside(client):
+    content = client.get(
+        f"/?catalog={LLAMA_SLUG}&method=standard&batch_size=1&sequence_length=2048"
+    ).content.decode()
+    rows = breakdown_bytes(content)
+    assert rows["kv_cache"] == 1_073_741_824
+    assert rows["activations"] == 3_825_205_248
+    assert sum(rows.values()) == LLAMA_STANDARD_TOTAL
+    assert "Detailed:" in content
+
+
+def test_it_renders_only_the_fragment_for_htmx(client):
+    response = client.get(f"/?catalog={LLAMA_SLUG}&batch_size=1", headers=HTMX)
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "<html" not in content
+    assert "<form" not in content
+    assert content.strip().startswith('<section id="results"')
+    assert breakdown_bytes(content)["kv_cache"] == LLAMA_KV_2048
+
+
+def test_it_pushes_the_shortest_link_to_the_calculation(client):
+    response = client.get("/?" + BROWSER_QUERY.format(batch=4), headers=HTMX)
+    assert response["HX-Push-Url"] == (
+        "/?catalog=meta-llama/Llama-3.1-8B&mode=inference&method=detailed"
+        "&batch_size=4&sequence_length=2048"
+    )
+
+
+def test_it_gives_the_same_numbers_without_javascript(client):
+    full = client.get("/?" + BROWSER_QUERY.format(batch=4))
+    fragment = client.get("/?" + BROWSER_QUERY.format(batch=4), headers=HTMX)
+    pushed = client.get(fragment["HX-Push-Url"])
+    assert full.status_code == fragment.status_code == pushed.status_code == 200
+    rows = breakdown_bytes(full.content.decode())
+    # batch 4: four sequences of 2,048 tokens each hold their own KV cache
+    assert rows["kv_cache"] == 4 * LLAMA_KV_2048 == 1_073_741_824
+    assert rows == breakdown_bytes(fragment.content.decode())
+    assert rows == breakdown_bytes(pushed.content.decode())
+
+
+def test_it_keeps_the_inputs_in_the_form(client):
+    content = client.get("/?" + BROWSER_QUERY.format(batch=4)).content.decode()
+    assert re.search(r'<input type="number" name="batch_size" value="4"', content)
+    assert '<option value="meta-llama/Llama-3.1-8B" selected>' in content
+
+
+def test_it_shows_decimal_gigabytes_when_asked(client):
+    content = client.get(f"/?catalog={LLAMA_SLUG}&unit=GB").content.decode()
+    # 268,435,456 / 10**9 = 0.268 GB; 16,060,522,496 / 10**9 = 16.06 GB
+    assert '<td class="num">0.27 GB</td><td class="num">268,435,456</td>' in content
+    assert '<td class="num">16.06 GB</td><td class="num">16,060,522,496</td>' in content
+
+
+def test_it_calculates_a_pasted_config_json(client):
+    response = client.get("/", {"model": "hf_config", "hf_config": json.dumps(llama_config())})
+    rows = breakdown_bytes(response.content.decode())
+    assert rows["kv_cache"] == LLAMA_KV_2048
+    assert rows["weights"] == LLAMA_WEIGHTS_BF16
+
+
+def test_it_calculates_an_architecture_typed_by_hand(client):
+    query = {
+        "model": "architecture",
+        "hidden_size": "4096",
+        "num_layers": "32",
+        "num_attention_heads": "32",
+        "num_key_value_heads": "8",
+        "intermediate_size": "14336",
+        "vocab_size": "128256",
+    }
+    content = client.get("/", query).content.decode()
+    # embeddings and LM head 2 x 128256 x 4096 = 1,050,673,152; per layer q, o 4096 x 4096,
+    # k, v 4096 x 1024, gate/up/down 3 x 4096 x 14336, two norms 2 x 4096 = 218,112,000;
+    # x 32 layers = 6,979,584,000; final norm 4096: 8,030,261,248
+    assert (
+        LLAMA_PARAMETERS
+        == 2 * 128256 * 4096
+        + 32 * (2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336 + 2 * 4096)
+        + 4096
+    )
+    assert "8,030,261,248" in content
+    rows = breakdown_bytes(content)
+    assert rows["kv_cache"] == LLAMA_KV_2048
+    assert rows["weights"] == LLAMA_WEIGHTS_BF16
+
+
+def test_it_reproduces_the_original_apps_training_example(client):
+    # seed-formulas.md worked example: 7 B parameters, hidden 4096, 32 layers, 32 heads,
+    # float16, AdamW, 100 % trainable, batch 1, 2,048 tokens: 102,898,947,072 bytes (95.83 GiB)
+    query = {
+        "num_parameters": "7000000000",
+        "hidden_size": "4096",
+        "num_layers": "32",
+        "num_attention_heads": "32",
+        "method": "standard",
+        "mode": "training",
+        "weight_dtype": "float16",
+        "optimizer": "adamw",
+    }
+    content = client.get("/", query).content.decode()
+    rows = breakdown_bytes(content)
+    assert rows["weights"] == 14_000_000_000
+    assert rows["kv_cache"] == 1_073_741_824
+    assert rows["activations"] == 3_825_205_248
+    assert rows["optimizer_states"] == 56_000_000_000
+    assert rows["gradients"] == 28_000_000_000
+    assert sum(rows.values()) == 102_898_947_072
+    assert "95.83 GiB" in content
+
+
+def test_it_links_training_fields_only_in_training_mode(client):
+    query = BROWSER_QUERY.format(batch=1).replace("mode=inference", "mode=training")
+    query = query.replace("finetuning=full", "finetuning=lora")
+    response = client.get("/?" + query, headers=HTMX)
+    assert response.status_code == 200
+    assert response["HX-Push-Url"] == (
+        "/?catalog=meta-llama/Llama-3.1-8B&mode=training&method=detailed"
+        "&batch_size=1&sequence_length=2048&finetuning=lora"
+    )
+    inference = client.get("/?" + BROWSER_QUERY.format(batch=1), headers=HTMX)
+    assert "finetuning" not in inference["HX-Push-Url"]
+
+
+def test_it_reads_lora_targets_from_repeated_parameters(client):
+    response = client.get(
+        f"/?catalog={LLAMA_SLUG}&mode=training&finetuning=lora"
+        "&lora_target_modules=q_proj&lora_target_modules=v_proj",
+        headers=HTMX,
+    )
+    assert response.status_code == 200
+    assert "lora_target_modules=q_proj&lora_target_modules=v_proj" in response["HX-Push-Url"]
+    # LoRA rank 16 on q_proj (4096 -> 4096) and v_proj (4096 -> 1024) in 32 layers:
+    # 32 x 16 x ((4096 + 4096) + (4096 + 1024)) = 6,815,744 trainable parameters
+    assert "6,815,744" in response.content.decode()
+
+
+def test_it_ignores_stale_values_in_panels_not_in_use(client):
+    response = client.get(f"/?model=catalog&catalog={LLAMA_SLUG}&hidden_size=abc&hf_config=[")
+    assert breakdown_bytes(response.content.decode())["kv_cache"] == LLAMA_KV_2048
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("batch_size=0", "Ensure this value is greater than or equal to 1."),
+        ("batch_size=abc", "Enter a whole number."),
+        ("batch_size=", "This field is required."),
+        ("sequence_length=-5", "Ensure this value is greater than or equal to 1."),
+        ("weight_dtype=bogus", "Select a valid choice. bogus is not one of the available"),
+        ("mode=%3Cscript%3E", "Select a valid choice. &lt;script&gt; is not one of"),
+        ("model=hf_config&hf_config=not-json", "This is not valid JSON"),
+        ("model=hf_config&hf_config=%5B1%2C2%5D", "A config.json is a JSON object"),
+        ("model=hf_config&hf_config=%7B%7D", '<a href="#id_hf_config">config.json</a>'),
+        ("catalog=nobody%2Fnothing", "No catalog model"),
+        ("tensor_parallel=3&num_gpus=3", "must divide the model&#x27;s 32 attention heads"),
+        ("model=architecture&hidden_size=4096", "Layers"),
+        ("model=profile&profile=999999", "No profile with this id that you can see."),
+    ],
+)
+def test_it_shows_errors_in_the_fragment_never_a_500(client, query, message):
+    for headers in (HTMX, {}):
+        response = client.get(f"/?{query}", headers=headers)
+        assert response.status_code == 200
+        content = response.content.decode()
+        assert 'role="alert"' in content
+        assert message in content
+        assert 'id="row-kv_cache"' not in content
+
+
+def test_it_names_the_field_of_an_engine_error(client):
+    content = client.get("/?tensor_parallel=3&num_gpus=3", headers=HTMX).content.decode()
+    assert '<a href="#id_tensor_parallel">Tensor parallel</a>' in content
+
+
+def test_it_does_not_push_a_url_for_invalid_input(client):
+    response = client.get("/?batch_size=0", headers=HTMX)
+    assert "HX-Push-Url" not in response
+
+
+def test_it_uses_a_profile_its_owner_may_see(client, alice, charlie):
+    profile = ModelProfileFactory(owner=alice, name="Alice's tiny model")
+    client.force_login(alice)
+    content = client.get(f"/?profile={profile.pk}").content.decode()
+    assert "Alice&#x27;s tiny model" in content
+    assert 'id="row-kv_cache"' in content
+    client.force_login(charlie)
+    content = client.get(f"/?profile={profile.pk}").content.decode()
+    assert "No profile with this id that you can see." in content
+    assert "Alice&#x27;s tiny model" not in content
+
+
+def test_it_answers_post_with_405(client):
+    assert client.post("/").status_code == 405

@@ -335,7 +335,7 @@ class LayerActivations:
 def _mlp_widths(architecture: Architecture) -> tuple[int, int, int]:
     """(routed intermediate per expert, experts per token, shared-expert intermediate)."""
     moe_intermediate = architecture.moe_intermediate_size or architecture.intermediate_size
-    shared = architecture.num_shared_experts * moe_intermediate
+    shared = architecture.shared_expert_intermediate_size
     return moe_intermediate, architecture.num_experts_per_token, shared
 
 
@@ -444,10 +444,12 @@ def lora_adapter_parameters(architecture: Architecture, inputs: EstimateInputs) 
 
 def lora_targets(architecture: Architecture, inputs: EstimateInputs) -> list[LinearLayer]:
     targets = inputs.lora_target_modules
-    # "all-linear" = every linear layer of the decoder (PEFT excludes the LM head)
+    # "all-linear" = every nn.Linear of the decoder: PEFT excludes the LM head, and routed experts
+    # are fused 3-D parameters in transformers 5, which neither "all-linear" nor names reach
+    layers = [layer for layer in architecture.linear_layers if not layer.routed_expert]
     if targets == ALL_LINEAR:
-        return list(architecture.linear_layers)
-    return [layer for layer in architecture.linear_layers if layer.name in targets]
+        return layers
+    return [layer for layer in layers if layer.name in targets]
 
 
 def lora_activations(

@@ -239,11 +239,11 @@ def parse_inputs(
     caller already holds the architecture snapshot it describes."""
     if not isinstance(payload, Mapping):
         raise EstimateError("payload", "must be a JSON object of the contract's fields")
-    unknown = [str(name) for name in payload if name not in _KNOWN_FIELDS]
+    unknown = sorted(str(name) for name in payload if name not in _KNOWN_FIELDS)
     if unknown:
-        unknown.sort()
         raise EstimateError(
-            unknown[0], f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(FIELDS)}"
+            unknown[0] or "payload",
+            f"unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(FIELDS)}",
         )
     if "model" not in payload:
         raise EstimateError("model", "is required")

@@ -9,20 +9,8 @@ from __future__ import annotations
 import pytest
 
 from calculator.engine import EstimateError, calculate
-from calculator.engine.architecture import Architecture
 
 # seed-formulas.md worked examples: 7 B params, hidden 4096, 32 layers, 32 heads
-SEVEN_B = Architecture(
-    model_type="custom",
-    hidden_size=4096,
-    num_layers=32,
-    num_attention_heads=32,
-    num_key_value_heads=32,
-    head_dim=128,
-    intermediate_size=11008,
-    vocab_size=32000,
-    num_parameters=7_000_000_000,
-)
 MODEL = {
     "architecture": {
         "num_parameters": 7_000_000_000,
@@ -38,7 +26,7 @@ assert ACTIVATIONS == 2048 * 4096 * (34 + 5 * 2048 * 32 // 4096) * 4
 
 
 def run(**fields):
-    return calculate({"model": MODEL, "method": "standard", **fields}, architecture=SEVEN_B)
+    return calculate({"model": MODEL, "method": "standard", **fields})
 
 
 def test_it_reproduces_inference_float16():
@@ -129,19 +117,19 @@ def test_it_uses_trainable_percent_for_lora_and_says_so():
 def test_it_rounds_each_line_to_the_nearest_byte():
     # 3.8 B params (a preset of the original) in int4: 3.8e9 * 0.5 = 1.9e9 exactly; 1,234,567
     # params in int4 = 617,283.5 -> nearest (ties to even) 617,284
-    tiny = Architecture(
-        model_type="custom",
-        hidden_size=64,
-        num_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        head_dim=32,
-        intermediate_size=128,
-        vocab_size=100,
-        num_parameters=1_234_567,
-    )
-    payload = {"model": MODEL, "method": "standard", "weight_dtype": "int4", "sequence_length": 1}
-    result = calculate(payload, architecture=tiny)
+    tiny = {
+        "num_parameters": 1_234_567,
+        "hidden_size": 64,
+        "num_layers": 2,
+        "num_attention_heads": 2,
+    }
+    payload = {
+        "model": {"architecture": tiny},
+        "method": "standard",
+        "weight_dtype": "int4",
+        "sequence_length": 1,
+    }
+    result = calculate(payload)
     assert result["breakdown"]["weights"] == 617_284
     # 1 * 1 * 64 * (34 + 5 * 1 * 2 / 64) * 4 = 64 * 34 * 4 + 5 * 2 * 4 = 8,704 + 40
     assert result["breakdown"]["activations"] == 8_744

@@ -1,0 +1,393 @@
+"""The detailed method, checked against hand arithmetic and published figures.
+
+Shapes come from the models' published config.json files (tests/engine/fixtures/configs); every
+expected number is worked out in the test from those shapes, or is a cited published figure.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from calculator.engine import EstimateError, calculate
+from calculator.engine.dtypes import linear_weight_bytes
+
+CONFIGS = Path(__file__).parent / "fixtures" / "configs"
+GIB = 1024**3
+
+
+def config(name: str) -> dict:
+    return json.loads((CONFIGS / f"{name}.json").read_text())
+
+
+LLAMA_31_8B = {"hf_config": config("meta-llama--Llama-3.1-8B")}
+MISTRAL_7B = {"hf_config": config("mistralai--Mistral-7B-v0.1")}
+FALCON_7B = {"hf_config": config("tiiuae--falcon-7b")}
+DEEPSEEK_V3 = {"hf_config": config("deepseek-ai--DeepSeek-V3")}
+GEMMA_2_9B = {"hf_config": config("google--gemma-2-9b")}
+
+# Llama-3.1-8B by hand: hidden 4096, 32 layers, 32 heads, 8 KV heads of 128, MLP 14336,
+# vocab 128256, untied LM head
+LLAMA_PARAMETERS = 8_030_261_248  # memory-model.md (published count)
+LLAMA_EMBEDDINGS = 128_256 * 4096  # 525,336,576, and the same again for the LM head
+LLAMA_NORMS = 2 * 32 * 4096 + 4096  # 266,240
+# per layer: q 4096x4096, k and v 4096x1024, o 4096x4096, gate/up 4096x14336, down 14336x4096
+LLAMA_LAYER_LINEAR = 2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336  # 218,103,808
+LLAMA_LINEAR = 32 * LLAMA_LAYER_LINEAR  # 6,979,321,856
+assert 2 * LLAMA_EMBEDDINGS + LLAMA_NORMS + LLAMA_LINEAR == LLAMA_PARAMETERS
+
+
+def run(model: dict, **fields) -> dict:
+    return calculate({"model": model, **fields})
+
+
+# --- KV cache ------------------------------------------------------------------------------
+
+
+def test_it_counts_131072_kv_bytes_per_token_for_llama_31_8b():
+    # Hugging Face Llama 3.1 blog: 2 * 32 layers * 8 KV heads * 128 * 2 bytes = 131,072 B/token
+    result = run(LLAMA_31_8B, sequence_length=1)
+    assert result["breakdown"]["kv_cache"] == 131_072
+
+
+def test_it_matches_the_llama_31_blog_for_128k_tokens():
+    # HF blog: 128,000 tokens of Llama-3.1-8B cache at 16-bit = 15.62 GB (GiB)
+    result = run(LLAMA_31_8B, sequence_length=128_000)
+    assert result["breakdown"]["kv_cache"] == 128_000 * 131_072
+    assert f"{result['breakdown']['kv_cache'] / GIB:.2f}" == "15.62"
+
+
+def test_its_kv_cache_equals_the_original_formula_for_multi_head_attention():
+    # KV heads == heads and head_dim == hidden / heads: 2 * b * s * L * h * bytes (seed-formulas)
+    model = {
+        "architecture": {
+            "num_parameters": 7_000_000_000,
+            "hidden_size": 4096,
+            "num_layers": 32,
+            "num_attention_heads": 32,
+        }
+    }
+    detailed = run(model, weight_dtype="float16", batch_size=3, sequence_length=1000)
+    standard = run(
+        model, method="standard", weight_dtype="float16", batch_size=3, sequence_length=1000
+    )
+    assert detailed["breakdown"]["kv_cache"] == 2 * 3 * 1000 * 32 * 4096 * 2
+    assert detailed["breakdown"]["kv_cache"] == standard["breakdown"]["kv_cache"]
+
+
+def test_it_keeps_one_kv_head_for_multi_query_attention():
+    # falcon-7b: multi_query, one KV head of 64, 32 layers: 2 * 32 * 1 * 64 * 2 = 8,192 B/token
+    result = run(FALCON_7B, sequence_length=2048, batch_size=2)
+    assert result["breakdown"]["kv_cache"] == 2 * 2048 * 8_192
+
+
+def test_it_caches_the_mla_latent_of_deepseek_v3():
+    # DeepSeek-V3: kv_lora_rank 512 + qk_rope_head_dim 64 = 576 values per layer, 61 layers
+    result = run(DEEPSEEK_V3, sequence_length=1, weight_dtype="float8")
+    assert result["breakdown"]["kv_cache"] == 576 * 61 * 2
+    assert any("compressed latent (576 values" in note for note in result["notes"])
+
+
+def test_it_caps_sliding_window_layers_at_the_window():
+    # Mistral-7B-v0.1: every layer has a 4096-token window; at 8192 tokens it holds 4096
+    result = run(MISTRAL_7B, sequence_length=8192)
+    assert result["breakdown"]["kv_cache"] == 4096 * 131_072
+    assert "Sliding window: 32 of 32 layers hold at most 4,096 tokens" in result["notes"]
+    within = run(MISTRAL_7B, sequence_length=4096)
+    assert within["breakdown"]["kv_cache"] == 4096 * 131_072
+
+
+def test_it_caps_only_the_sliding_layers_of_gemma_2():
+    # gemma-2-9b: 42 layers alternate sliding (4096) and global; 8 KV heads of 256, 16-bit cache
+    per_layer_token = 2 * 8 * 256 * 2  # 8,192 bytes
+    result = run(GEMMA_2_9B, weight_dtype="bfloat16", sequence_length=10_000)
+    assert result["breakdown"]["kv_cache"] == (21 * 10_000 + 21 * 4096) * per_layer_token
+    assert "Sliding window: 21 of 42 layers hold at most 4,096 tokens" in result["notes"]
+
+
+def test_it_stores_kv_in_bfloat16_beside_quantised_weights():
+    result = run(LLAMA_31_8B, weight_dtype="nf4", sequence_length=1)
+    assert result["inputs"]["kv_cache_dtype"] == "bfloat16"
+    assert result["breakdown"]["kv_cache"] == 131_072
+    assert "KV cache in bfloat16 because the weights are quantised (nf4)" in result["notes"]
+
+
+def test_it_scales_the_kv_cache_with_its_dtype():
+    result = run(LLAMA_31_8B, kv_cache_dtype="float8", sequence_length=1)
+    assert result["breakdown"]["kv_cache"] == 131_072 // 2
+
+
+def test_it_has_no_kv_cache_in_training():
+    result = run(LLAMA_31_8B, mode="training")
+    assert result["breakdown"]["kv_cache"] == 0
+    assert "No KV cache in training (use_cache is off)" in result["notes"]
+
+
+# --- weights -------------------------------------------------------------------------------
+
+
+def test_it_counts_16_bit_weights_exactly():
+    result = run(LLAMA_31_8B, weight_dtype="bfloat16")
+    assert result["breakdown"]["weights"] == 2 * LLAMA_PARAMETERS  # 16,060,522,496
+    assert result["parameters"] == {
+        "total": LLAMA_PARAMETERS,
+        "active": LLAMA_PARAMETERS,
+        "trainable": 0,
+    }
+
+
+def test_it_keeps_embeddings_16_bit_beside_int8_linear_layers():
+    # LLM.int8: 1 byte per linear weight + fp32 scale per output row; embeddings, LM head and
+    # norms in 16-bit. Output rows per layer: 4096 + 1024 + 1024 + 4096 + 2 * 14336 + 4096
+    rows = 32 * (4096 + 1024 + 1024 + 4096 + 14336 + 14336 + 4096)  # 1,376,256
+    expected = LLAMA_LINEAR + 4 * rows + 2 * (2 * LLAMA_EMBEDDINGS + LLAMA_NORMS)
+    assert expected == 9_086_705_664
+    assert run(LLAMA_31_8B, weight_dtype="int8")["breakdown"]["weights"] == expected
+
+
+def test_it_counts_nf4_blocks_and_double_quantisation():
+    # bitsandbytes NF4: n/2 bytes + 1 byte per 64-block + 4 bytes per 256 blocks, per matrix
+    def nf4(n: int) -> int:
+        blocks = n // 64
+        return n // 2 + blocks + 4 * (blocks // 256)
+
+    q = nf4(4096 * 4096)  # 8,388,608 + 262,144 + 4,096 = 8,654,848
+    kv = nf4(4096 * 1024)  # 2,097,152 + 65,536 + 1,024 = 2,163,712
+    mlp = nf4(4096 * 14336)  # 29,360,128 + 917,504 + 14,336 = 30,291,968
+    assert (q, kv, mlp) == (8_654_848, 2_163_712, 30_291_968)
+    expected = 32 * (2 * q + 2 * kv + 3 * mlp) + 2 * (2 * LLAMA_EMBEDDINGS + LLAMA_NORMS)
+    result = run(LLAMA_31_8B, weight_dtype="nf4")
+    assert result["breakdown"]["weights"] == expected
+    # QLoRA paper: about 4.127 bits per quantised parameter
+    bits = 8 * (expected - 2 * (2 * LLAMA_EMBEDDINGS + LLAMA_NORMS)) / LLAMA_LINEAR
+    assert bits == pytest.approx(4.127, abs=0.001)
+
+
+def test_it_counts_gptq_groups_of_128():
+    # 4096 x 4096: qweight 8,388,608 B; 32 groups x 4096 fp16 scales = 262,144 B;
+    # 32 x 512 int32 packed zeros = 65,536 B; g_idx 4096 int32 = 16,384 B
+    assert linear_weight_bytes("gptq_int4", 4096, 4096) == 8_388_608 + 262_144 + 65_536 + 16_384
+    assert linear_weight_bytes("awq_int4", 4096, 4096) == 8_388_608 + 262_144 + 65_536
+
+
+def test_it_counts_gguf_q8_0_blocks():
+    # ggml block_q8_0: 34 bytes per 32 weights (8.5 bits per weight)
+    assert linear_weight_bytes("gguf_q8_0", 4096, 4096) == 4096 * 4096 // 32 * 34
+
+
+def test_it_uses_the_llama_cpp_average_for_q4_k_m():
+    # llama.cpp tools/quantize: Q4_K_M of Llama-3-8B is 4.58 GiB; the engine's 4.9 bits per
+    # weight on everything but the float32 norms lands on it
+    result = run(LLAMA_31_8B, weight_dtype="gguf_q4_k_m", runtime_overhead_bytes=0)
+    assert round(result["breakdown"]["weights"] / GIB, 2) == 4.58
+
+
+# --- training: parameters, gradients, optimizer states -------------------------------------
+
+
+def test_it_counts_lora_parameters_for_all_linear_layers():
+    # r = 16: r * (in + out) per matrix; per layer q 16*(4096+4096) = 131,072,
+    # k and v 16*(4096+1024) = 81,920 each, o 131,072, gate/up/down 16*(4096+14336) = 294,912
+    per_layer = 131_072 + 2 * 81_920 + 131_072 + 3 * 294_912
+    assert per_layer == 1_310_720
+    result = run(LLAMA_31_8B, mode="training", finetuning="lora", lora_rank=16)
+    assert result["parameters"]["trainable"] == 32 * per_layer  # 41,943,040
+    # float32 adapters: 4 B gradients, AdamW 2 x 4 B states
+    assert result["breakdown"]["gradients"] == 4 * 32 * per_layer
+    assert result["breakdown"]["optimizer_states"] == 8 * 32 * per_layer
+    # frozen bf16 base + fp32 adapters
+    assert result["breakdown"]["weights"] == 2 * LLAMA_PARAMETERS + 4 * 32 * per_layer
+
+
+def test_it_counts_lora_on_named_modules_only():
+    result = run(
+        LLAMA_31_8B, mode="training", finetuning="lora", lora_target_modules=["v_proj", "q_proj"]
+    )
+    assert result["parameters"]["trainable"] == 32 * (131_072 + 81_920)
+    assert result["inputs"]["lora_target_modules"] == ["q_proj", "v_proj"]
+
+
+def test_it_puts_the_qlora_base_in_nf4():
+    result = run(LLAMA_31_8B, mode="training", finetuning="qlora")
+    nf4_only = run(LLAMA_31_8B, weight_dtype="nf4")
+    assert result["inputs"]["weight_dtype"] == "nf4"
+    assert result["breakdown"]["weights"] == (
+        nf4_only["breakdown"]["weights"] + 4 * result["parameters"]["trainable"]
+    )
+
+
+def test_mixed_precision_costs_18_bytes_per_parameter():
+    # transformers "model memory anatomy": 4 master + 2 copy + 4 gradients + 8 AdamW = 18 B/param
+    result = run(LLAMA_31_8B, mode="training", mixed_precision=True, weight_dtype="bfloat16")
+    breakdown = result["breakdown"]
+    assert breakdown["weights"] + breakdown["gradients"] + breakdown["optimizer_states"] == (
+        18 * LLAMA_PARAMETERS
+    )
+    fp32 = run(LLAMA_31_8B, mode="training", mixed_precision=True, weight_dtype="float32")
+    b = fp32["breakdown"]
+    assert b["weights"] + b["gradients"] + b["optimizer_states"] == 18 * LLAMA_PARAMETERS
+
+
+def test_pure_bf16_training_keeps_gradients_and_states_in_bf16():
+    # torch.optim AdamW: exp_avg and exp_avg_sq are zeros_like(param): 2 + 2 bytes
+    breakdown = run(LLAMA_31_8B, mode="training", weight_dtype="bfloat16")["breakdown"]
+    assert breakdown["gradients"] == 2 * LLAMA_PARAMETERS
+    assert breakdown["optimizer_states"] == 4 * LLAMA_PARAMETERS
+
+
+@pytest.mark.parametrize(("optimizer", "states"), [("sgd", 0), ("sgd_momentum", 1)])
+def test_sgd_keeps_zero_or_one_state(optimizer, states):
+    result = run(LLAMA_31_8B, mode="training", mixed_precision=True, optimizer=optimizer)
+    assert result["breakdown"]["optimizer_states"] == states * 4 * LLAMA_PARAMETERS
+
+
+def test_8_bit_adamw_adds_block_absmax():
+    # 2 uint8 states + one fp32 absmax per 2048 values per state; 8,030,261,248 / 2048 =
+    # 3,921,026 blocks (rounded up)
+    blocks = -(-LLAMA_PARAMETERS // 2048)
+    assert blocks == 3_921_026
+    result = run(LLAMA_31_8B, mode="training", mixed_precision=True, optimizer="adamw_8bit")
+    assert result["breakdown"]["optimizer_states"] == 2 * LLAMA_PARAMETERS + 2 * 4 * blocks
+
+
+def test_partial_fine_tuning_trains_a_share():
+    result = run(
+        LLAMA_31_8B,
+        mode="training",
+        finetuning="partial",
+        trainable_percent=10,
+        mixed_precision=True,
+    )
+    trainable = 803_026_125  # 8,030,261,248 / 10 = 803,026,124.8, to the nearest
+    assert result["parameters"]["trainable"] == trainable
+    assert result["breakdown"]["gradients"] == round(4 * LLAMA_PARAMETERS / 10)
+    # 16-bit weights for all, fp32 master for the trained tenth
+    assert result["breakdown"]["weights"] == 2 * LLAMA_PARAMETERS + round(4 * LLAMA_PARAMETERS / 10)
+
+
+# --- activations ---------------------------------------------------------------------------
+
+
+def test_inference_activations_are_one_layer_and_the_last_logits():
+    # prefill of 2048 tokens, bf16: MLP phase = tokens * (2 hidden copies * 4096
+    # + 3 * 14336 intermediates) * 2 B = 2048 * 51,200 * 2 = 209,715,200, larger than attention
+    # (2048 * (2 * 4096 + q 4096 + k 1024 + v 1024 + rotary 5120 + out 4096) * 2 = 96,468,992);
+    # logits of the last position: 128,256 * (2 + 4 fp32 copy) = 769,536
+    result = run(LLAMA_31_8B, sequence_length=2048)
+    assert result["breakdown"]["activations"] == 209_715_200 + 769_536
+
+
+def test_training_activations_store_every_layer_and_the_loss_logits():
+    # bf16, flash, batch 1 x 2048 tokens. Per layer, per token:
+    #   two RMSNorms: 4096 * (4 fp32 input + 2 output) * 2 = 49,152
+    #   attention: (q 4096 + k 1024 + v 1024 + out 4096) * 2 = 20,480
+    #   gated MLP: 4 * 14336 * 2 = 114,688
+    # plus logsumexp 32 heads * 2048 * 4 = 262,144 per layer
+    tokens = 2048
+    per_layer = tokens * (49_152 + 20_480 + 114_688) + 262_144
+    final_norm = tokens * 4096 * (4 + 2)
+    logits = tokens * 128_256 * (2 + 2 * 4)  # bf16 logits + fp32 log-softmax and its gradient
+    result = run(LLAMA_31_8B, mode="training", sequence_length=2048)
+    assert result["breakdown"]["activations"] == 32 * per_layer + final_norm + logits
+
+
+def test_gradient_checkpointing_keeps_layer_inputs_and_one_layer():
+    tokens = 2048
+    one_layer = tokens * (49_152 + 20_480 + 114_688) + 262_144
+    inputs = 32 * tokens * 4096 * 2
+    final = tokens * 4096 * 6 + tokens * 128_256 * 10
+    result = run(LLAMA_31_8B, mode="training", gradient_checkpointing=True)
+    assert result["breakdown"]["activations"] == inputs + one_layer + final
+
+
+def test_eager_attention_adds_the_score_matrices():
+    # eager training adds per layer: b * heads * s^2 * (4 fp32 softmax + 2 bf16 cast) and stores
+    # k and v repeated to 32 heads instead of 8 (+ 2 * 3072 values per token), minus logsumexp
+    s = 1024
+    flash = run(LLAMA_31_8B, mode="training", sequence_length=s)["breakdown"]["activations"]
+    eager = run(LLAMA_31_8B, mode="training", sequence_length=s, attention_implementation="eager")[
+        "breakdown"
+    ]["activations"]
+    per_layer = 32 * s * s * 6 + s * 2 * 3072 * 2 - 32 * s * 4
+    assert eager - flash == 32 * per_layer
+
+
+def test_activations_grow_with_batch_and_sequence():
+    small = run(LLAMA_31_8B, mode="training", batch_size=1, sequence_length=512)
+    assert (
+        run(LLAMA_31_8B, mode="training", batch_size=2, sequence_length=512)["total_bytes"]
+        > (small["total_bytes"])
+    )
+
+
+# --- parallelism ---------------------------------------------------------------------------
+
+
+def test_tensor_parallel_splits_weights_and_kv_heads():
+    result = run(LLAMA_31_8B, num_gpus=2, tensor_parallel=2, sequence_length=1)
+    # linear layers and (vocab-parallel) embeddings halve; norms are replicated
+    expected = 2 * (LLAMA_LINEAR + 2 * LLAMA_EMBEDDINGS) // 2 + 2 * LLAMA_NORMS
+    assert result["breakdown"]["weights"] == expected
+    assert result["breakdown"]["kv_cache"] == 131_072 // 2  # 4 of 8 KV heads per GPU
+    assert result["num_gpus"] == 2
+
+
+def test_tensor_parallel_beyond_kv_heads_replicates_them():
+    # tp 16 > 8 KV heads: each GPU keeps one KV head: 2 * 32 * 1 * 128 * 2 = 16,384 B/token
+    result = run(LLAMA_31_8B, num_gpus=16, tensor_parallel=16, sequence_length=1)
+    assert result["breakdown"]["kv_cache"] == 16_384
+    assert any("one replicated KV head" in note for note in result["notes"])
+
+
+def test_zero_stages_shard_optimizer_gradients_and_parameters():
+    fields = {"mode": "training", "mixed_precision": True, "num_gpus": 8}
+    p = LLAMA_PARAMETERS
+    zero1 = run(LLAMA_31_8B, zero_stage=1, **fields)["breakdown"]
+    assert zero1["optimizer_states"] == 8 * p // 8
+    assert zero1["weights"] == 2 * p + 4 * p // 8  # fp32 master weights are sharded too
+    assert zero1["gradients"] == 4 * p
+    zero2 = run(LLAMA_31_8B, zero_stage=2, **fields)["breakdown"]
+    assert zero2["gradients"] == 4 * p // 8
+    zero3 = run(LLAMA_31_8B, zero_stage=3, **fields)["breakdown"]
+    # parameters sharded, plus the largest weight (the embeddings) gathered whole, in bf16
+    assert zero3["weights"] == round(2 * p / 8) + 2 * LLAMA_EMBEDDINGS + 4 * p // 8
+    assert zero3["gradients"] == round(4 * p / 8) + 2 * LLAMA_EMBEDDINGS
+
+
+def test_pipeline_parallel_reports_the_busiest_stage():
+    # pp 4: 8 layers per stage; the first stage holds the embeddings, the last the LM head
+    result = run(LLAMA_31_8B, num_gpus=4, pipeline_parallel=4, sequence_length=1)
+    # each stage: 8 layers' matrices, a quarter of the norms (266,240 / 4 = 66,560) and the
+    # embeddings (first) or the equally large LM head (last), all in bf16
+    stage = 8 * LLAMA_LAYER_LINEAR + LLAMA_NORMS // 4 + LLAMA_EMBEDDINGS
+    assert result["breakdown"]["weights"] == 2 * stage
+    assert result["breakdown"]["kv_cache"] == 131_072 // 4
+
+
+# --- runtime overhead and notes ------------------------------------------------------------
+
+
+def test_runtime_overhead_defaults_to_one_gib_and_can_be_removed():
+    assert run(LLAMA_31_8B)["breakdown"]["runtime_overhead"] == GIB
+    assert run(LLAMA_31_8B, runtime_overhead_bytes=0)["breakdown"]["runtime_overhead"] == 0
+    assert run(LLAMA_31_8B, runtime_overhead_bytes=123)["breakdown"]["runtime_overhead"] == 123
+
+
+def test_the_total_is_the_sum_of_the_breakdown():
+    result = run(LLAMA_31_8B, mode="training", finetuning="lora")
+    assert result["total_bytes"] == sum(result["breakdown"].values())
+
+
+def test_it_notes_last_position_logits():
+    notes = run(LLAMA_31_8B)["notes"]
+    assert any("last position's logits in float32" in note for note in notes)
+
+
+def test_it_rejects_lora_targets_the_model_lacks():
+    # falcon's projections are query_key_value, dense, dense_h_to_4h, dense_4h_to_h
+    with pytest.raises(EstimateError) as error:
+        run(FALCON_7B, mode="training", finetuning="lora", lora_target_modules=["q_proj"])
+    assert error.value.field == "lora_target_modules"
+    assert "query_key_value" in error.value.message

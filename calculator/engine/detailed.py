@@ -201,7 +201,7 @@ def _stage_share(
 
 def _gpu_parameters_and_bytes(
     architecture: Architecture, layout: Layout, stage: Stage, parts: ModelParts
-) -> tuple[Fraction, Fraction]:
+) -> tuple[Fraction | int, Fraction | int]:
     parameters = _stage_share(
         architecture,
         layout,
@@ -580,23 +580,64 @@ def _optimizer_bytes(optimizer: str, trainable: Fraction, state_bytes: int) -> F
     return OPTIMIZER_STATES[optimizer] * trainable * state_bytes
 
 
-def _stage_breakdown(
-    architecture: Architecture,
-    inputs: EstimateInputs,
-    layout: Layout,
-    stage: Stage,
-    parts: ModelParts,
-    trainable_share: Fraction | int,
-    lora_parameters: int,
-    overhead: int,
-) -> Breakdown:
+@dataclass(frozen=True)
+class Plan:
+    """Everything of an estimate that does not depend on batch size or sequence length."""
+
+    layout: Layout
+    parts: ModelParts
+    widths: AttentionWidths
+    dtypes: ActivationDtypes
+    # per reported stage: (parameters on the GPU, their bytes)
+    stage_weights: tuple[tuple[Fraction | int, Fraction | int], ...]
+    overhead: int
+    trainable: int  # trainable parameters of the whole model
+    trainable_share: Fraction | int  # share of the base parameters trained
+    lora_parameters: int
+
+
+def plan_for(inputs: EstimateInputs, architecture: Architecture, notes: list[str]) -> Plan:
+    layout = layout_for(inputs, architecture)
+    parts = model_parts(architecture, inputs.weight_dtype)
     if layout.tensor_parallel == layout.pipeline_parallel == 1:
-        params_on_gpu: Fraction | int = parts.total
-        weights: Fraction = parts.total_bytes
+        stage_weights: tuple[tuple[Fraction | int, Fraction | int], ...] = (
+            (parts.total, parts.total_bytes),
+        )
     else:
-        params_on_gpu, weights = _gpu_parameters_and_bytes(architecture, layout, stage, parts)
-    dtypes = _activation_dtypes(inputs)
-    widths = attention_widths(architecture, layout)
+        stage_weights = tuple(
+            _gpu_parameters_and_bytes(architecture, layout, stage, parts) for stage in layout.stages
+        )
+    overhead = inputs.runtime_overhead_bytes
+    if overhead is None:
+        overhead = DEFAULT_RUNTIME_OVERHEAD_BYTES
+        notes.append(
+            "Runtime overhead: 1 GiB default for the CUDA context, kernels and allocator "
+            "(set runtime_overhead_bytes to change it, 0 to remove it)"
+        )
+    trainable_share: Fraction | int = 1
+    lora_parameters = trainable = 0
+    if inputs.training:
+        trainable, trainable_share, lora_parameters = _trainable(inputs, architecture, notes)
+    return Plan(
+        layout=layout,
+        parts=parts,
+        widths=attention_widths(architecture, layout),
+        dtypes=_activation_dtypes(inputs),
+        stage_weights=stage_weights,
+        overhead=overhead,
+        trainable=trainable,
+        trainable_share=trainable_share,
+        lora_parameters=lora_parameters,
+    )
+
+
+def _stage_breakdown(
+    architecture: Architecture, inputs: EstimateInputs, plan: Plan, index: int
+) -> Breakdown:
+    layout, parts, dtypes, widths = plan.layout, plan.parts, plan.dtypes, plan.widths
+    stage = layout.stages[index]
+    params_on_gpu, weights = plan.stage_weights[index]
+    overhead = plan.overhead
     if not inputs.training:
         kv_cache = kv_cache_bytes(
             architecture,
@@ -619,12 +660,12 @@ def _stage_breakdown(
     precision = _training_precision(inputs)
     dp, zero = layout.data_parallel, layout.zero_stage
     if inputs.finetuning in ("lora", "qlora"):
-        trainable = lora_parameters * stage.layer_fraction / layout.tensor_parallel
+        trainable = plan.lora_parameters * stage.layer_fraction / layout.tensor_parallel
         adapters = trainable * (LORA_ADAPTER_BYTES + precision.autocast_copy_bytes)
         base = weights
         master = Fraction(0)
     else:
-        trainable = params_on_gpu * trainable_share
+        trainable = params_on_gpu * plan.trainable_share
         adapters = Fraction(0)
         base = weights + params_on_gpu * precision.autocast_copy_bytes
         master = trainable * precision.master_bytes
@@ -656,59 +697,48 @@ def _stage_breakdown(
     )
 
 
+def worst_breakdown(
+    plan: Plan, inputs: EstimateInputs, architecture: Architecture
+) -> tuple[int, Breakdown]:
+    """The busiest GPU's breakdown (pipeline stages differ) and its stage's index."""
+    if len(plan.layout.stages) == 1:
+        return 0, _stage_breakdown(architecture, inputs, plan, 0)
+    breakdowns = [
+        _stage_breakdown(architecture, inputs, plan, index)
+        for index in range(len(plan.layout.stages))
+    ]
+    worst = max(range(len(breakdowns)), key=lambda index: breakdowns[index].total)
+    return worst, breakdowns[worst]
+
+
 def detailed_estimate(inputs: EstimateInputs, architecture: Architecture) -> Estimate:
     notes: list[str] = []
-    layout = layout_for(inputs, architecture)
-    parts = model_parts(architecture, inputs.weight_dtype)
-    total = architecture.num_parameters
-    active = architecture.num_active_parameters or total
-    overhead = inputs.runtime_overhead_bytes
-    if overhead is None:
-        overhead = DEFAULT_RUNTIME_OVERHEAD_BYTES
-        notes.append(
-            "Runtime overhead: 1 GiB default for the CUDA context, kernels and allocator "
-            "(set runtime_overhead_bytes to change it, 0 to remove it)"
-        )
-
-    trainable_share: Fraction | int = 1
-    lora_parameters = 0
-    trainable = 0
+    plan = plan_for(inputs, architecture, notes)
+    layout = plan.layout
     if inputs.training:
-        trainable, trainable_share, lora_parameters = _trainable(inputs, architecture, notes)
         _training_notes(inputs, architecture, notes)
     else:
         _inference_notes(inputs, architecture, layout, notes)
     _parallel_notes(inputs, layout, notes)
-
-    breakdowns = [
-        _stage_breakdown(
-            architecture,
-            inputs,
-            layout,
-            stage,
-            parts,
-            trainable_share,
-            lora_parameters,
-            overhead,
-        )
-        for stage in layout.stages
-    ]
-    worst = max(range(len(breakdowns)), key=lambda index: breakdowns[index].total)
+    worst, breakdown = worst_breakdown(plan, inputs, architecture)
     if layout.pipeline_parallel > 1:
+        stage = layout.stages[worst]
+        in_flight = inputs.training and stage.name == "first"
         notes.append(
-            f"Pipeline parallel: figures for the busiest GPU, on the {layout.stages[worst].name} "
-            f"stage ({layout.stages[worst].num_layers} of {architecture.num_layers} layers"
+            f"Pipeline parallel: figures for the busiest GPU, on the {stage.name} stage "
+            f"({stage.num_layers} of {architecture.num_layers} layers"
             + (
-                f", {inputs.pipeline_parallel} micro-batches in flight with 1F1B)"
-                if inputs.training and layout.stages[worst].name == "first"
+                f", {stage.in_flight_micro_batches} micro-batches in flight with 1F1B)"
+                if in_flight
                 else ")"
             )
         )
+    total = architecture.num_parameters
     return Estimate(
-        breakdown=breakdowns[worst],
+        breakdown=breakdown,
         total_parameters=total,
-        active_parameters=active,
-        trainable_parameters=trainable,
+        active_parameters=architecture.num_active_parameters or total,
+        trainable_parameters=plan.trainable,
         notes=tuple(notes),
     )
 

@@ -112,6 +112,14 @@ class EstimateInputs:
     def data_parallel(self) -> int:
         return self.num_gpus // (self.tensor_parallel * self.pipeline_parallel)
 
+    def with_value(self, field: str, value: Any) -> EstimateInputs:
+        """A copy with one field changed (sweeps: cheaper than dataclasses.replace, which
+        re-runs __init__ over every field)."""
+        copy = object.__new__(EstimateInputs)
+        copy.__dict__.update(self.__dict__)
+        copy.__dict__[field] = value
+        return copy
+
     def as_dict(self) -> dict[str, Any]:
         targets = self.lora_target_modules
         return {

@@ -1,0 +1,93 @@
+"""The live calculator in Debian's chromium, driven by Playwright: htmx updates the results
+without a page load, keeps the URL in sync, and that URL renders the same numbers."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+# Llama 3.1 8B, bfloat16: K and V x 32 layers x 8 kv heads x 128 head dim x 2 bytes = 131,072
+# bytes a token; 2,048 tokens x batch 3 x 131,072 = 805,306,368 bytes of KV cache.
+KV_BATCH_3 = "805,306,368"
+KV_BATCH_1 = "268,435,456"
+
+
+@pytest.fixture
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server, catalog):
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+def kv_cache_bytes(page) -> str:
+    return page.locator("#row-kv_cache td").nth(1).inner_text()
+
+
+def test_it_updates_the_results_and_the_url_without_a_page_load(page, live_server):
+    page.goto(f"{live_server.url}/?catalog=meta-llama/Llama-3.1-8B&batch_size=1")
+    assert kv_cache_bytes(page) == KV_BATCH_1
+    # A full page load would wipe this variable; htmx swaps only the results.
+    page.evaluate("window.pageMarker = 'still here'")
+
+    page.fill("#id_batch_size", "3")
+    page.wait_for_url(re.compile(r"batch_size=3"))
+    page.wait_for_function(
+        "expected => document.querySelector('#row-kv_cache td:nth-of-type(2)')"
+        ".textContent.trim() === expected",
+        arg=KV_BATCH_3,
+    )
+    assert page.evaluate("window.pageMarker") == "still here"
+    assert "catalog=meta-llama/Llama-3.1-8B" in page.url
+
+    # Opening that URL afresh renders the same numbers on the server.
+    url = page.url
+    page.reload()
+    assert page.evaluate("window.pageMarker") is None
+    assert page.url == url
+    assert kv_cache_bytes(page) == KV_BATCH_3
+    assert page.input_value("#id_batch_size") == "3"
+
+
+def test_it_shows_field_errors_in_place_of_the_results(page, live_server):
+    page.goto(f"{live_server.url}/")
+    page.fill("#id_batch_size", "0")
+    alert = page.locator("#results [role=alert]")
+    alert.wait_for()
+    assert "greater than or equal to 1" in alert.inner_text()
+    page.fill("#id_batch_size", "1")
+    page.locator("#row-kv_cache").wait_for()
+    assert kv_cache_bytes(page) == KV_BATCH_1
+
+
+def test_it_switches_to_training_with_the_tabs(page, live_server):
+    page.goto(f"{live_server.url}/")
+    assert not page.is_visible("#id_optimizer")
+    page.click("label[for=id_mode_1]")
+    page.wait_for_url(re.compile(r"mode=training"))
+    assert page.is_visible("#id_optimizer")
+    page.wait_for_function(
+        "() => document.querySelector('#row-gradients td:nth-of-type(2)').textContent.trim()"
+        " !== '0'"
+    )

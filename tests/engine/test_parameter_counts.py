@@ -224,3 +224,92 @@ def test_gemma_3_multimodal_counts_its_text_model() -> None:
     assert gemma.vocab_size == 262_208
     assert any("text_config" in note and "vision" in note for note in notes)
     assert gemma.default_dtype == "bfloat16"  # the outer config's torch_dtype
+
+
+# Published configs with options flipped, to reach every branch; the expected counts are
+# transformers 5.24.0 AutoModelForCausalLM.from_config on the meta device of the changed dict
+VARIANTS = [
+    (
+        "meta-llama--Llama-3.2-1B",
+        {"attention_bias": True, "mlp_bias": True, "num_hidden_layers": 2},
+        384_360_448,
+    ),
+    ("microsoft--phi-2", {"qk_layernorm": True, "num_hidden_layers": 2}, 419_543_680),
+    (
+        "openai-community--gpt2",
+        {"n_inner": 1000, "tie_word_embeddings": False, "n_layer": 2},
+        85_789_136,
+    ),
+    (
+        "EleutherAI--pythia-160m",
+        {"attention_bias": False, "tie_word_embeddings": True},
+        123_652_608,
+    ),
+    (
+        "bigcode--starcoder2-3b",
+        {"use_bias": False, "tie_word_embeddings": False, "num_hidden_layers": 2},
+        493_910_016,
+    ),
+    ("tiiuae--falcon-40b", {"parallel_attn": False, "num_hidden_layers": 2}, 1_891_713_024),
+    (
+        "tiiuae--falcon-40b",  # falcon-11B style: one LayerNorm before the parallel block
+        {"num_ln_in_parallel_attn": 1, "ffn_hidden_size": 20000, "num_hidden_layers": 2},
+        1_473_298_432,
+    ),
+    (
+        "tiiuae--falcon-7b",
+        {"multi_query": False, "bias": True, "num_hidden_layers": 2},
+        791_128_576,
+    ),
+    (
+        "deepseek-ai--DeepSeek-V2-Lite",
+        {"attention_bias": True, "mlp_bias": True, "q_lora_rank": 768, "num_hidden_layers": 2},
+        1_080_608_768,
+    ),
+    (
+        "deepseek-ai--DeepSeek-V3",
+        {
+            "n_shared_experts": 0,
+            "first_k_dense_replace": 1,
+            "num_hidden_layers": 3,
+            "n_routed_experts": 16,
+            "n_group": 4,
+            "topk_group": 2,
+        },
+        4_220_607_488,
+    ),
+    (
+        "allenai--OLMo-2-1124-7B",
+        {"num_key_value_heads": 8, "attention_bias": True, "num_hidden_layers": 2},
+        1_176_553_472,
+    ),
+    (
+        "openai--gpt-oss-20b",
+        {"attention_bias": False, "num_hidden_layers": 2, "layer_types": None},
+        2_804_627_712,
+    ),
+    ("mistralai--Mixtral-8x7B-v0.1", {"head_dim": 64, "num_hidden_layers": 2}, 3_122_745_344),
+]
+
+
+@pytest.mark.parametrize(("name", "changes", "expected"), VARIANTS)
+def test_it_follows_each_option_of_the_modeling_code(
+    name: str, changes: dict[str, Any], expected: int
+) -> None:
+    counted, _ = architecture_from_hf_config({**config(name), **changes})
+    assert counted.num_parameters == expected
+
+
+def test_llama_biases_by_hand() -> None:
+    # Llama-3.2-1B cut to 2 layers, tied embeddings, with attention_bias (q, k, v, o) and
+    # mlp_bias (gate, up, down) as in modeling_llama.py
+    h, q_out, kv_out, ffn, vocab, layers = 2048, 2048, 512, 8192, 128_256, 2
+    weights = h * (q_out + 2 * kv_out) + q_out * h + 3 * h * ffn + 2 * h  # + 2 RMSNorms
+    biases = (q_out + 2 * kv_out + h) + (2 * ffn + h)
+    by_hand = vocab * h + layers * (weights + biases) + h  # + final norm
+    name, changes, meta_device = VARIANTS[0]
+    counted, _ = architecture_from_hf_config({**config(name), **changes})
+    assert counted.num_parameters == by_hand == meta_device
+    assert counted.parameters.attention == layers * (
+        h * (q_out + 2 * kv_out) + q_out * h + q_out + 2 * kv_out + h
+    )

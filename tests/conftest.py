@@ -8,6 +8,12 @@ from calculator.models import Role
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Production hashes passwords slowly on purpose; tests only need them to round-trip."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def alice(db):
     return UserFactory(username="alice")

@@ -149,6 +149,19 @@ def team_list(*, user: User | None) -> QuerySet[Team]:
     return Team.objects.filter(memberships__user=user).distinct()
 
 
+def team_shared_items(
+    *, user: User | None, team: Team
+) -> tuple[QuerySet[Estimate], QuerySet[ModelProfile]]:
+    """What members see on a team's page: its team items and the link items filed under it."""
+    if team.pk not in team_ids_for_user(user):
+        return Estimate.objects.none(), ModelProfile.objects.none()
+    shared = Q(team=team, visibility__in=[Visibility.TEAM, Visibility.LINK])
+    return (
+        Estimate.objects.filter(shared).select_related("owner"),
+        ModelProfile.objects.filter(shared).select_related("owner"),
+    )
+
+
 def team_get_for_user(*, user: User | None, slug: str) -> tuple[Team, Role]:
     """A team the user belongs to, and their role in it; 404 for everyone else."""
     if not _authenticated(user):

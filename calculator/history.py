@@ -1,0 +1,232 @@
+"""The history page's filters and its CSV / JSON export.
+
+The FilterSet only ever narrows `selectors.estimate_list(user=...)`, so nothing the user may not
+see can enter a page, a count or an export. Exports stream a fixed number of queries however
+many rows there are.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import django_filters
+from django.db.models import Q, QuerySet
+from django.db.models.fields.json import KT
+from django.http import HttpRequest, StreamingHttpResponse
+from django.urls import reverse
+from django.utils import timezone
+
+from calculator.models import Estimate, ModelProfile, Team
+from calculator.selectors import estimate_list, profile_list, team_list
+
+BREAKDOWN_KEYS = (
+    "weights",
+    "kv_cache",
+    "activations",
+    "gradients",
+    "optimizer_states",
+    "runtime_overhead",
+)
+
+SORTS = {
+    "newest": ("-created", "-id"),
+    "oldest": ("created", "id"),
+    "largest": ("-total_bytes", "-created", "-id"),
+    "smallest": ("total_bytes", "-created", "-id"),
+    "title": ("title", "-created", "-id"),
+}
+
+EXPORT_COLUMNS = (
+    "public_id",
+    "url",
+    "title",
+    "model_name",
+    "mode",
+    "method",
+    "owner",
+    "team",
+    "visibility",
+    "total_bytes",
+    "num_gpus",
+    *(f"{key}_bytes" for key in BREAKDOWN_KEYS),
+    "engine_version",
+    "created",
+)
+
+EXPORT_CHUNK_SIZE = 2000
+
+
+def _visible_profiles(request: HttpRequest | None) -> QuerySet[ModelProfile]:
+    if request is None:
+        return ModelProfile.objects.none()
+    return profile_list(user=request.user).only("public_id", "name", "source")
+
+
+def _visible_teams(request: HttpRequest | None) -> QuerySet[Team]:
+    if request is None:
+        return Team.objects.none()
+    return team_list(user=request.user)
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
+
+
+class EstimateFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="filter_text", label="Search")
+    whose = django_filters.ChoiceFilter(
+        method="filter_whose",
+        label="Whose",
+        choices=[("mine", "Mine"), ("shared", "Shared with my teams")],
+        empty_label="Mine and my teams'",
+    )
+    mode = django_filters.ChoiceFilter(
+        choices=[("inference", "Inference"), ("training", "Training")], empty_label="Any mode"
+    )
+    method = django_filters.ChoiceFilter(
+        choices=[("detailed", "Detailed"), ("standard", "Standard")], empty_label="Any method"
+    )
+    profile = django_filters.ModelChoiceFilter(
+        queryset=_visible_profiles, to_field_name="public_id", empty_label="Any profile"
+    )
+    team = django_filters.ModelChoiceFilter(
+        queryset=_visible_teams, to_field_name="slug", empty_label="Any team"
+    )
+    created_after = django_filters.DateFilter(method="filter_created_after", label="From")
+    created_before = django_filters.DateFilter(method="filter_created_before", label="To")
+    sort = django_filters.ChoiceFilter(
+        method="filter_sort",
+        label="Sort",
+        choices=[
+            ("newest", "Newest first"),
+            ("oldest", "Oldest first"),
+            ("largest", "Largest first"),
+            ("smallest", "Smallest first"),
+            ("title", "Title"),
+        ],
+        empty_label=None,
+    )
+
+    class Meta:
+        model = Estimate
+        fields: list[str] = []
+
+    def filter_text(self, queryset: QuerySet[Estimate], name: str, value: str) -> QuerySet:
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(
+            Q(title__icontains=value) | Q(notes__icontains=value) | Q(model_name__icontains=value)
+        )
+
+    def filter_whose(self, queryset: QuerySet[Estimate], name: str, value: str) -> QuerySet:
+        if value == "mine":
+            return queryset.filter(owner=self.request.user)
+        return queryset.exclude(owner=self.request.user)
+
+    def filter_created_after(self, queryset: QuerySet[Estimate], name: str, value: date):
+        return queryset.filter(created__gte=_day_start(value))
+
+    def filter_created_before(self, queryset: QuerySet[Estimate], name: str, value: date):
+        # Inclusive: everything saved on that day too (a range on the indexed column, no casts).
+        return queryset.filter(created__lt=_day_start(value + timedelta(days=1)))
+
+    def filter_sort(self, queryset: QuerySet[Estimate], name: str, value: str) -> QuerySet:
+        return queryset.order_by(*SORTS.get(value, SORTS["newest"]))
+
+
+def history_filter(request: HttpRequest) -> EstimateFilter:
+    """The user's estimates and their teams' narrowed by the request's query string."""
+    queryset = estimate_list(user=request.user).defer("inputs", "architecture", "result")
+    return EstimateFilter(request.GET, queryset=queryset, request=request)
+
+
+# --- Export -----------------------------------------------------------------------------------
+
+
+def export_rows(queryset: QuerySet[Estimate], *, permalink_prefix: str) -> Iterator[dict]:
+    """One dict per estimate, in EXPORT_COLUMNS order, read in chunks with one query."""
+    breakdown = {f"{key}_bytes": KT(f"result__breakdown__{key}") for key in BREAKDOWN_KEYS}
+    rows = queryset.annotate(**breakdown).values(
+        "public_id",
+        "title",
+        "model_name",
+        "mode",
+        "method",
+        "owner__username",
+        "team__name",
+        "visibility",
+        "total_bytes",
+        "num_gpus",
+        *breakdown,
+        "engine_version",
+        "created",
+    )
+    for row in rows.iterator(chunk_size=EXPORT_CHUNK_SIZE):
+        yield {
+            "public_id": row["public_id"],
+            "url": permalink_prefix + row["public_id"] + "/",
+            "title": row["title"],
+            "model_name": row["model_name"],
+            "mode": row["mode"],
+            "method": row["method"],
+            "owner": row["owner__username"],
+            "team": row["team__name"] or "",
+            "visibility": row["visibility"],
+            "total_bytes": row["total_bytes"],
+            "num_gpus": row["num_gpus"],
+            **{key: _int_or_none(row[key]) for key in breakdown},
+            "engine_version": row["engine_version"],
+            "created": row["created"].isoformat(),
+        }
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+class _Echo:
+    """csv.writer writes into this and we hand each line to the response as it comes."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_lines(rows: Iterable[dict]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(EXPORT_COLUMNS)
+    for row in rows:
+        yield writer.writerow([_csv_cell(row[column]) for column in EXPORT_COLUMNS])
+
+
+def _csv_cell(value: Any) -> Any:
+    # Spreadsheets run cells starting with = + - @ as formulas: quote user text that does.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
+
+
+def _json_chunks(rows: Iterable[dict]) -> Iterator[str]:
+    yield "["
+    separator = "\n"
+    for row in rows:
+        yield separator + json.dumps(row, ensure_ascii=False)
+        separator = ",\n"
+    yield "\n]\n"
+
+
+def export_response(request: HttpRequest, queryset: QuerySet[Estimate], *, fmt: str):
+    """A streaming download of the filtered list: `fmt` is "csv" or "json"."""
+    prefix = request.build_absolute_uri(reverse("estimate-permalink", args=["x"]))[: -len("x/")]
+    rows = export_rows(queryset, permalink_prefix=prefix)
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    if fmt == "csv":
+        response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")
+    else:
+        response = StreamingHttpResponse(_json_chunks(rows), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="estimates-{stamp}.{fmt}"'
+    return response

@@ -1,0 +1,20 @@
+"""`{% save_estimate_form %}`: the calculator's save box, with its form built here, not in HTML."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from calculator.forms.estimates import SAVE_PREFIX, EstimateDetailsForm
+
+register = template.Library()
+
+
+@register.inclusion_tag("calculator/estimates/save_form.html", takes_context=True)
+def save_estimate_form(context: template.Context) -> dict[str, Any]:
+    request = context["request"]
+    form = None
+    if request.user.is_authenticated:
+        form = EstimateDetailsForm(prefix=SAVE_PREFIX, user=request.user)
+    return {"request": request, "user": request.user, "save_form": form}

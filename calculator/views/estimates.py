@@ -1,0 +1,315 @@
+"""Saved estimates: save from the calculator, the permalink, history and its export, compare."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from calculator import services
+from calculator.calculations import calculation_run
+from calculator.compare import (
+    GIB,
+    MAX_COMPARED,
+    MIN_COMPARED,
+    ComparedEstimate,
+    breakdown_rows,
+    grouped_bar_chart,
+    input_rows,
+)
+from calculator.engine import EstimateError
+from calculator.engine.inputs import ALL_LINEAR, DEFAULTS
+from calculator.forms.calculator import CalculatorForm
+from calculator.forms.estimates import SAVE_PREFIX, EstimateDetailsForm
+from calculator.forms.sharing import add_service_error
+from calculator.history import export_response, history_filter
+from calculator.models import Estimate
+from calculator.selectors import User, estimate_get_for_user, estimate_list, profile_list
+
+HISTORY_PAGE_SIZE = 25
+COLUMN_LETTERS = "ABCD"
+
+
+def format_gib(num_bytes: int) -> str:
+    return f"{num_bytes / GIB:,.2f} GiB"
+
+
+# --- Save -------------------------------------------------------------------------------------
+
+
+def _calculator_query(data: QueryDict) -> QueryDict:
+    """The calculator's own fields of a save POST: everything but the save form and the token."""
+    query = data.copy()
+    for key in list(query):
+        if key == "csrfmiddlewaretoken" or key.startswith(f"{SAVE_PREFIX}-"):
+            del query[key]
+    return query
+
+
+@login_required
+@require_POST
+def estimate_save_view(request: HttpRequest) -> HttpResponse:
+    """Recompute from the posted inputs (a posted result is never trusted), then save."""
+    query = _calculator_query(request.POST)
+    calculator_form = CalculatorForm.from_query(query, user=request.user)
+    save_form = EstimateDetailsForm(request.POST, prefix=SAVE_PREFIX, user=request.user)
+    calculation = None
+    if calculator_form.is_valid():
+        try:
+            calculation = calculation_run(user=request.user, payload=calculator_form.payload())
+        except EstimateError as error:
+            calculator_form.add_estimate_error(error)
+    if save_form.is_valid() and calculation is not None:
+        try:
+            estimate = services.estimate_save(
+                user=request.user,
+                calculation=calculation,
+                title=save_form.cleaned_data["title"],
+                notes=save_form.cleaned_data["notes"],
+                visibility=save_form.cleaned_data["visibility"],
+                team=save_form.cleaned_data["team"],
+            )
+        except ValidationError as error:
+            add_service_error(save_form, error)
+        else:
+            messages.success(request, "Saved. This page's address is the estimate's permalink.")
+            return redirect(estimate)
+    for form in (calculator_form, save_form):
+        for field, errors in form.errors.items():
+            label = (form.fields[field].label or field) if field in form.fields else ""
+            for error in errors:
+                messages.error(request, f"Not saved: {label}: {error}" if label else error)
+    return redirect(reverse("calculator") + "?" + query.urlencode(safe="/"))
+
+
+# --- Permalink --------------------------------------------------------------------------------
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _model_query(query: QueryDict, estimate: Estimate, *, user: User | None) -> None:
+    """The model part of the calculator link: the catalog slug or profile id while they still
+    describe what was saved, else the saved snapshot itself."""
+    model = estimate.inputs.get("model") or {}
+    kind, value = next(iter(model.items())) if len(model) == 1 else ("", None)
+    profile = estimate.profile
+    unchanged = profile is not None and profile.engine_model() == estimate.architecture
+    if kind == "catalog" and unchanged:
+        query["model"], query["catalog"] = "catalog", str(value)
+        return
+    if kind == "profile" and unchanged and profile_list(user=user).filter(pk=profile.pk).exists():
+        query["model"], query["profile"] = "profile", str(profile.pk)
+        return
+    ((snapshot_kind, snapshot),) = estimate.architecture.items()
+    query["model"] = snapshot_kind
+    if snapshot_kind == "hf_config":
+        query["hf_config"] = json.dumps(snapshot, separators=(",", ":"))
+        return
+    for name, field_value in snapshot.items():
+        if name == "gated_mlp":
+            if field_value is False:
+                query["gated_mlp"] = "no"
+        elif isinstance(field_value, bool):
+            if field_value:
+                query[name] = "on"
+        elif field_value is not None:
+            query[name] = _query_value(field_value)
+
+
+def calculator_url_for_estimate(estimate: Estimate, *, user: User | None) -> str:
+    """The calculator with this estimate's inputs, to adjust a copy of it."""
+    query = QueryDict(mutable=True)
+    _model_query(query, estimate, user=user)
+    for name in DEFAULTS:
+        value = estimate.inputs.get(name)
+        if value is None or value is False or value == ALL_LINEAR:
+            continue
+        if value is True:
+            query[name] = "on"
+        elif isinstance(value, list):
+            query.setlist(name, [str(item) for item in value])
+        else:
+            query[name] = _query_value(value)
+    return reverse("calculator") + "?" + query.urlencode(safe="/")
+
+
+def profile_status(estimate: Estimate) -> str:
+    """What became of the estimate's profile: '' (unchanged, or none), 'changed', 'deleted'."""
+    kind = next(iter(estimate.inputs.get("model") or {"": None}))
+    if kind not in ("catalog", "profile"):
+        return ""
+    if estimate.profile is None:
+        return "deleted"
+    if estimate.profile.engine_model() != estimate.architecture:
+        return "changed"
+    return ""
+
+
+def _compared(estimate: Estimate, label: str = "") -> ComparedEstimate:
+    return ComparedEstimate(
+        label=label or estimate.title or estimate.model_name,
+        model_name=estimate.model_name,
+        inputs=estimate.inputs,
+        result=estimate.result,
+    )
+
+
+@require_GET
+def estimate_permalink_view(request: HttpRequest, public_id: str) -> HttpResponse:
+    estimate, access = estimate_get_for_user(user=request.user, public_id=public_id)
+    form = None
+    if access.can_write:
+        form = EstimateDetailsForm(user=request.user, initial=_details_initial(estimate))
+    compared = [_compared(estimate)]
+    context = {
+        "estimate": estimate,
+        "can_write": access.can_write,
+        "is_owner": request.user.is_authenticated and estimate.owner_id == request.user.pk,
+        "form": form,
+        "profile_status": profile_status(estimate),
+        "calculator_url": calculator_url_for_estimate(estimate, user=request.user),
+        "input_rows": input_rows(compared)[1:],
+        "breakdown": breakdown_rows(compared),
+        "result": estimate.result,
+        "total_display": format_gib(estimate.total_bytes),
+    }
+    return render(request, "calculator/estimates/permalink.html", context)
+
+
+def _details_initial(estimate: Estimate) -> dict[str, Any]:
+    return {
+        "title": estimate.title,
+        "notes": estimate.notes,
+        "visibility": estimate.visibility,
+        "team": estimate.team,
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def estimate_edit_view(request: HttpRequest, public_id: str) -> HttpResponse:
+    estimate, _ = estimate_get_for_user(user=request.user, public_id=public_id, write=True)
+    form = EstimateDetailsForm(
+        request.POST or None, user=request.user, initial=_details_initial(estimate)
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.estimate_update(user=request.user, estimate=estimate, **form.cleaned_data)
+        except ValidationError as error:
+            add_service_error(form, error)
+        except PermissionDenied:
+            raise Http404("No such estimate.") from None
+        else:
+            messages.success(request, "Saved the title, notes and sharing.")
+            return redirect(estimate)
+    return render(request, "calculator/estimates/edit.html", {"form": form, "estimate": estimate})
+
+
+@login_required
+@require_POST
+def estimate_delete_view(request: HttpRequest, public_id: str) -> HttpResponse:
+    estimate, _ = estimate_get_for_user(user=request.user, public_id=public_id, write=True)
+    try:
+        services.estimate_delete(user=request.user, estimate=estimate)
+    except PermissionDenied:
+        raise Http404("No such estimate.") from None
+    messages.success(request, f"Deleted “{estimate}”.")
+    return redirect("history")
+
+
+# --- History ----------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def history_view(request: HttpRequest) -> HttpResponse:
+    filterset = history_filter(request)
+    fmt = request.GET.get("format")
+    if fmt in ("csv", "json"):
+        return export_response(request, filterset.qs, fmt=fmt)
+    page = Paginator(filterset.qs, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [(estimate, format_gib(estimate.total_bytes)) for estimate in page]
+    query = request.GET.copy()
+    query.pop("page", None)
+    query.pop("format", None)
+    context = {
+        "filter": filterset,
+        "page": page,
+        "rows": rows,
+        "query": query.urlencode(),
+    }
+    template = "calculator/estimates/history.html"
+    if request.htmx:
+        template += "#table"
+    return render(request, template, context)
+
+
+@login_required
+@require_GET
+def history_export_view(request: HttpRequest, fmt: str) -> HttpResponse:
+    if fmt not in ("csv", "json"):
+        raise Http404("Export as .csv or .json.")
+    return export_response(request, history_filter(request).qs, fmt=fmt)
+
+
+@login_required
+@require_POST
+def history_bulk_delete_view(request: HttpRequest) -> HttpResponse:
+    """Delete the ticked estimates that are the user's own; teammates' ones stay."""
+    public_ids = request.POST.getlist("ids")[: HISTORY_PAGE_SIZE * 4]
+    own = estimate_list(user=request.user).filter(owner=request.user, public_id__in=public_ids)
+    deleted = services.estimate_bulk_delete(
+        user=request.user, ids=list(own.values_list("pk", flat=True))
+    )
+    skipped = len(set(public_ids)) - deleted
+    message = f"Deleted {deleted} estimate{'s' if deleted != 1 else ''}."
+    if skipped > 0:
+        message += f" {skipped} not yours (or already gone) stayed."
+    messages.success(request, message)
+    back = request.POST.get("query", "")
+    return redirect(reverse("history") + (f"?{back}" if back else ""))
+
+
+# --- Compare ----------------------------------------------------------------------------------
+
+
+def _compare_ids(request: HttpRequest) -> list[str]:
+    ids: list[str] = []
+    for raw in request.GET.getlist("ids"):
+        ids += [part.strip() for part in raw.split(",") if part.strip()]
+    return list(dict.fromkeys(ids))
+
+
+@require_GET
+def compare_view(request: HttpRequest) -> HttpResponse:
+    ids = _compare_ids(request)
+    if set(request.GET) - {"ids"}:
+        # From the history page's form: drop its other fields for a clean, shareable address.
+        return redirect(reverse("compare") + "?ids=" + quote(",".join(ids), safe=","))
+    if not MIN_COMPARED <= len(ids) <= MAX_COMPARED:
+        context = {"error": f"Choose {MIN_COMPARED} to {MAX_COMPARED} estimates to compare."}
+        return render(request, "calculator/estimates/compare.html", context, status=400)
+    # One lookup each, by public id like a permalink: 404 when any of them is not readable.
+    estimates = [estimate_get_for_user(user=request.user, public_id=pid)[0] for pid in ids]
+    compared = [_compared(e, f"{COLUMN_LETTERS[i]}") for i, e in enumerate(estimates)]
+    breakdown = breakdown_rows(compared)
+    context = {
+        "estimates": list(zip(COLUMN_LETTERS, estimates, strict=False)),
+        "input_rows": input_rows(compared),
+        "breakdown": [(row, [format_gib(v) for v in row.values]) for row in breakdown],
+        "chart": grouped_bar_chart(compared),
+    }
+    return render(request, "calculator/estimates/compare.html", context)

@@ -1,0 +1,188 @@
+"""Teams: my teams, create one, and a team's page (members, roles, what is shared with it)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from calculator import services
+from calculator.forms.sharing import add_service_error
+from calculator.forms.teams import MemberAddForm, MemberRoleForm, TeamCreateForm
+from calculator.models import Membership, Role, Team
+from calculator.selectors import team_get_for_user, team_list, team_shared_items
+
+SHARED_SHOWN = 50
+
+
+def _errors_as_messages(request: HttpRequest, error: ValidationError) -> None:
+    for message in error.messages:
+        messages.error(request, message)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def team_list_view(request: HttpRequest) -> HttpResponse:
+    form = TeamCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            team = services.team_create(user=request.user, name=form.cleaned_data["name"])
+        except ValidationError as error:
+            add_service_error(form, error)
+        else:
+            messages.success(request, f"Created the team {team.name}: you are its owner.")
+            return redirect(team)
+    teams = team_list(user=request.user).annotate(num_members=Count("memberships", distinct=True))
+    roles = dict(
+        Membership.objects.filter(user=request.user).values_list("team_id", "role")
+    )  # the user's own memberships: their role in each team listed
+    context = {
+        "form": form,
+        "teams": [(team, roles.get(team.pk, "")) for team in teams],
+    }
+    return render(request, "calculator/teams/list.html", context)
+
+
+def _team_owned(request: HttpRequest, slug: str) -> Team:
+    """The team, if the user owns it; 404 for members and outsiders alike (nothing leaks)."""
+    team, role = team_get_for_user(user=request.user, slug=slug)
+    if role != Role.OWNER:
+        raise Http404("No such team.")
+    return team
+
+
+def _team_detail_context(request: HttpRequest, team: Team, role: Role) -> dict:
+    estimates, profiles = team_shared_items(user=request.user, team=team)
+    memberships = team.memberships.select_related("user").order_by("role", "user__username")
+    return {
+        "team": team,
+        "role": role,
+        "is_owner": role == Role.OWNER,
+        "memberships": [
+            (membership, MemberRoleForm(initial={"role": membership.role}, prefix=membership.pk))
+            for membership in memberships
+        ],
+        "add_form": MemberAddForm(),
+        "estimates": estimates.defer("inputs", "architecture", "result")[:SHARED_SHOWN],
+        "profiles": profiles[:SHARED_SHOWN],
+    }
+
+
+@login_required
+@require_http_methods(["GET"])
+def team_detail_view(request: HttpRequest, slug: str) -> HttpResponse:
+    team, role = team_get_for_user(user=request.user, slug=slug)
+    return render(
+        request, "calculator/teams/detail.html", _team_detail_context(request, team, role)
+    )
+
+
+@login_required
+@require_POST
+def team_member_add_view(request: HttpRequest, slug: str) -> HttpResponse:
+    team = _team_owned(request, slug)
+    form = MemberAddForm(request.POST)
+    if form.is_valid():
+        try:
+            membership = services.team_member_add(
+                actor=request.user,
+                team=team,
+                username_or_email=form.cleaned_data["username_or_email"],
+                role=form.cleaned_data["role"],
+            )
+        except ValidationError as error:
+            add_service_error(form, error)
+        except PermissionDenied:
+            raise Http404("No such team.") from None
+        else:
+            messages.success(
+                request, f"Added {membership.user} as {membership.get_role_display()}."
+            )
+            return redirect(team)
+    context = _team_detail_context(request, team, Role.OWNER)
+    context["add_form"] = form
+    return render(request, "calculator/teams/detail.html", context, status=400)
+
+
+def _membership(team: Team, membership_id: int) -> Membership:
+    return get_object_or_404(
+        Membership.objects.select_related("user", "team"), pk=membership_id, team=team
+    )
+
+
+@login_required
+@require_POST
+def team_member_role_view(request: HttpRequest, slug: str, membership_id: int) -> HttpResponse:
+    team = _team_owned(request, slug)
+    membership = _membership(team, membership_id)
+    form = MemberRoleForm(request.POST, prefix=membership.pk)
+    if not form.is_valid():
+        messages.error(request, "Choose owner or member.")
+        return redirect(team)
+    try:
+        services.team_member_set_role(
+            actor=request.user, membership=membership, role=form.cleaned_data["role"]
+        )
+    except ValidationError as error:
+        _errors_as_messages(request, error)
+    except PermissionDenied:
+        raise Http404("No such team.") from None
+    else:
+        messages.success(request, f"{membership.user} is now {membership.get_role_display()}.")
+    return redirect(team)
+
+
+@login_required
+@require_POST
+def team_member_remove_view(request: HttpRequest, slug: str, membership_id: int) -> HttpResponse:
+    team = _team_owned(request, slug)
+    membership = _membership(team, membership_id)
+    try:
+        services.team_member_remove(actor=request.user, membership=membership)
+    except ValidationError as error:
+        _errors_as_messages(request, error)
+    except PermissionDenied:
+        raise Http404("No such team.") from None
+    else:
+        messages.success(request, f"Removed {membership.user} from {team}.")
+        if membership.user_id == request.user.pk:
+            return redirect("team-list")
+    return redirect(team)
+
+
+@login_required
+@require_POST
+def team_leave_view(request: HttpRequest, slug: str) -> HttpResponse:
+    team, _ = team_get_for_user(user=request.user, slug=slug)
+    membership = _membership_of(team, request)
+    try:
+        services.team_member_remove(actor=request.user, membership=membership)
+    except ValidationError as error:
+        _errors_as_messages(request, error)
+        return redirect(team)
+    messages.success(request, f"You left {team}.")
+    return redirect("team-list")
+
+
+def _membership_of(team: Team, request: HttpRequest) -> Membership:
+    return get_object_or_404(
+        Membership.objects.select_related("team"), team=team, user=request.user
+    )
+
+
+@login_required
+@require_POST
+def team_delete_view(request: HttpRequest, slug: str) -> HttpResponse:
+    team = _team_owned(request, slug)
+    try:
+        services.team_delete(actor=request.user, team=team)
+    except PermissionDenied:
+        raise Http404("No such team.") from None
+    messages.success(
+        request, f"Deleted {team}. What was shared only with it is private to its owners again."
+    )
+    return redirect("team-list")

@@ -32,6 +32,9 @@ DEFAULT_RUNTIME_OVERHEAD_BYTES = 2**30
 # --- training: activations saved for backward, per layer ------------------------------------
 # HF LlamaRMSNorm: `hidden.to(float32)` is saved by pow() and mul() for backward
 RMSNORM_FP32_INPUT_BYTES = 4
+# ... and two tensors in the residual dtype, saved only for weight gradients: the normalised
+# input (by `self.weight * x`) and the norm's output (by the projections that read it)
+RMSNORM_WEIGHT_GRADIENT_COPIES = 2
 # norms per decoder layer (input_layernorm, post_attention_layernorm)
 NORMS_PER_LAYER = 2
 # gated MLP `down(act(gate(x)) * up(x))`: gate out (act input), act out, up out, the product
@@ -134,7 +137,9 @@ def _model_parts(architecture: Architecture, dtype: str) -> ModelParts:
         matrix_bytes = linear_weight_bytes(dtype, layer.in_features, layer.out_features)
         linear += size * layer.count
         linear_bytes += matrix_bytes * layer.count
-        largest = max(largest, size)
+        # DeepSpeed's largest_layer: one module's parameters; transformers 5 fuses a layer's
+        # routed experts into one 3-D parameter per projection
+        largest = max(largest, size * architecture.num_experts if layer.routed_expert else size)
         if layer.name in ("k_proj", "v_proj"):
             kv_linear += size * layer.count
             kv_linear_bytes += matrix_bytes * layer.count
@@ -263,8 +268,10 @@ class ActivationDtypes:
 
 def _activation_dtypes(inputs: EstimateInputs) -> ActivationDtypes:
     weights_fp32 = inputs.weight_dtype == "float32"
-    # float32 weights compute in float32 unless autocast (mixed precision) runs 16-bit kernels
-    compute = FP32_BYTES if weights_fp32 and not inputs.mixed_precision else 2
+    # float32 weights compute in float32 unless training under autocast (mixed precision);
+    # quantised weights compute in 16-bit
+    autocast = inputs.training and inputs.mixed_precision
+    compute = FP32_BYTES if weights_fp32 and not autocast else 2
     residual = FP32_BYTES if weights_fp32 else 2
     return ActivationDtypes(compute=compute, residual=residual)
 
@@ -339,6 +346,13 @@ def _mlp_widths(architecture: Architecture) -> tuple[int, int, int]:
     return moe_intermediate, architecture.num_experts_per_token, shared
 
 
+def _rmsnorm_saved_bytes(residual: int, frozen_base: bool) -> int:
+    """Bytes per element an RMSNorm (and the projections reading it) keep for backward."""
+    # a frozen norm weight and frozen projections need neither the normalised input nor the output
+    copies = 0 if frozen_base else RMSNORM_WEIGHT_GRADIENT_COPIES
+    return RMSNORM_FP32_INPUT_BYTES + copies * residual
+
+
 def training_layer_activations(
     architecture: Architecture,
     widths: AttentionWidths,
@@ -354,9 +368,9 @@ def training_layer_activations(
     hidden = architecture.hidden_size
     compute, residual = dtypes.compute, dtypes.residual
     # a frozen projection saves no input: only its weight gradient would need it
-    norm_output = 0 if frozen_base else residual
-    replicated = tokens * hidden * NORMS_PER_LAYER * (RMSNORM_FP32_INPUT_BYTES + norm_output)
-    replicated += tokens * widths.latent * (RMSNORM_FP32_INPUT_BYTES + norm_output)
+    norm = _rmsnorm_saved_bytes(residual, frozen_base)
+    replicated = tokens * hidden * NORMS_PER_LAYER * norm
+    replicated += tokens * widths.latent * norm
     if inputs.attention_implementation == "flash":
         # flash / SDPA: q, k, v, output and the logsumexp; no score matrix
         split = tokens * (widths.q + widths.k + widths.v) * compute
@@ -518,7 +532,7 @@ def _training_activations(
         stored = stage_layers * stage.in_flight_micro_batches
     if stage.has_lm_head:
         # final norm, then b*s*V logits in the compute dtype plus float32 copies for the loss
-        stored += tokens * hidden * (RMSNORM_FP32_INPUT_BYTES + dtypes.residual)
+        stored += tokens * hidden * _rmsnorm_saved_bytes(dtypes.residual, frozen_base)
         logit_element = dtypes.compute + LOSS_FP32_LOGIT_COPIES * FP32_BYTES
         stored += _divide(tokens * architecture.vocab_size * logit_element, tp)
     return stored
@@ -818,8 +832,9 @@ def _inference_notes(
     inputs: EstimateInputs, architecture: Architecture, layout: Layout, notes: list[str]
 ) -> None:
     notes.append(
-        "Activations: the prefill peak of one layer, plus the last position's logits in float32 "
-        "(generate() computes logits for the last token only)"
+        "Activations: the peak of one layer during the prefill of all sequence_length tokens, "
+        "plus the last position's logits in float32 (generate() computes logits for the last "
+        "token only)"
     )
     if architecture.is_mla:
         notes.append(

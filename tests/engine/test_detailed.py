@@ -281,23 +281,52 @@ def test_inference_activations_are_one_layer_and_the_last_logits():
 
 def test_training_activations_store_every_layer_and_the_loss_logits():
     # bf16, flash, batch 1 x 2048 tokens. Per layer, per token:
-    #   two RMSNorms: 4096 * (4 fp32 input + 2 output) * 2 = 49,152
+    #   two RMSNorms: 4096 * (4 fp32 input + 2 normalised + 2 output) * 2 = 65,536
     #   attention: (q 4096 + k 1024 + v 1024 + out 4096) * 2 = 20,480
     #   gated MLP: 4 * 14336 * 2 = 114,688
     # plus logsumexp 32 heads * 2048 * 4 = 262,144 per layer
     tokens = 2048
-    per_layer = tokens * (49_152 + 20_480 + 114_688) + 262_144
-    final_norm = tokens * 4096 * (4 + 2)
+    per_layer = tokens * (65_536 + 20_480 + 114_688) + 262_144
+    final_norm = tokens * 4096 * (4 + 2 + 2)
     logits = tokens * 128_256 * (2 + 2 * 4)  # bf16 logits + fp32 log-softmax and its gradient
     result = run(LLAMA_31_8B, mode="training", sequence_length=2048)
     assert result["breakdown"]["activations"] == 32 * per_layer + final_norm + logits
 
 
+def test_lora_keeps_adapter_inputs_not_frozen_projection_inputs():
+    # Llama-3.1-8B, LoRA r=16 on all linear layers, bf16 base, 2048 tokens. Per layer, per token:
+    #   frozen RMSNorms keep only their fp32 input: 2 * 4096 * 4 = 32,768
+    #   attention q, k, v, out: 20,480 (+ logsumexp 32 * 2048 * 4 per layer)
+    #   frozen gated MLP: gate out, act out, up out (no down_proj input): 3 * 14336 * 2 = 86,016
+    #   PEFT casts each adapted layer's input to fp32 for lora_A, lora_B keeps the r outputs:
+    #     q, k, v: 3 * (4096 + 16) * 4; o, gate, up: 3 * (4096 + 16) * 4; down: (14336 + 16) * 4
+    lora = 6 * (4096 + 16) * 4 + (14336 + 16) * 4
+    assert lora == 156_096
+    tokens = 2048
+    per_layer = tokens * (32_768 + 20_480 + 86_016 + lora) + 32 * 2048 * 4
+    final = tokens * 4096 * 4 + tokens * 128_256 * 10  # frozen final norm; logits and loss
+    result = run(LLAMA_31_8B, mode="training", finetuning="lora", sequence_length=tokens)
+    assert result["breakdown"]["activations"] == 32 * per_layer + final
+
+
+def test_moe_activations_follow_the_routed_experts():
+    # Mixtral-8x7B (8 experts, top-2, expert MLP 14336), bf16 training, 1024 tokens. Per token:
+    #   norms 2 * 4096 * 8 = 65,536; attention 20,480; router fp32 softmax 8 * 4 = 32;
+    #   per routed (token, expert) pair: gathered input and expert output 4096 * (2 + 2) plus
+    #   4 gated-MLP intermediates 4 * 14336 * 2: 2 pairs * (16,384 + 114,688) = 262,144
+    tokens = 1024
+    per_layer = tokens * (65_536 + 20_480 + 32 + 262_144) + 32 * tokens * 4
+    final = tokens * 4096 * 8 + tokens * 32_000 * 10
+    mixtral = {"hf_config": config("mistralai--Mixtral-8x7B-v0.1")}
+    result = run(mixtral, mode="training", sequence_length=tokens)
+    assert result["breakdown"]["activations"] == 32 * per_layer + final
+
+
 def test_gradient_checkpointing_keeps_layer_inputs_and_one_layer():
     tokens = 2048
-    one_layer = tokens * (49_152 + 20_480 + 114_688) + 262_144
+    one_layer = tokens * (65_536 + 20_480 + 114_688) + 262_144
     inputs = 32 * tokens * 4096 * 2
-    final = tokens * 4096 * 6 + tokens * 128_256 * 10
+    final = tokens * 4096 * 8 + tokens * 128_256 * 10
     result = run(LLAMA_31_8B, mode="training", gradient_checkpointing=True)
     assert result["breakdown"]["activations"] == inputs + one_layer + final
 

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
+from knox.models import AbstractAuthToken
 
 
 class Visibility(models.TextChoices):
@@ -273,3 +274,18 @@ class Gpu(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ApiToken(AbstractAuthToken):
+    """A named API token (django-rest-knox): only its SHA-512 digest is stored, the token itself
+    is shown once; deleting the row revokes it."""
+
+    name = models.CharField(max_length=100)
+    last_used = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.token_key}…)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -22,6 +23,14 @@ def envint(name: str, default: str) -> int:
 
 def envlist(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.getenv(name, default).split(",") if item.strip()]
+
+
+def envrate(name: str, default: str) -> str | None:
+    """A DRF throttle rate such as "60/min"; an empty value turns that throttle off."""
+    rate = os.getenv(name, default).strip()
+    if rate and not re.fullmatch(r"[1-9][0-9]*/(s|m|h|d)[a-z]*", rate):
+        raise ImproperlyConfigured(f"{name} must be a rate such as 60/min, or empty for no limit.")
+    return rate or None
 
 
 DEBUG = envbool("DEBUG", "0")
@@ -56,6 +65,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "knox",
     "calculator",
 ]
 
@@ -151,7 +161,35 @@ X_FRAME_OPTIONS = "DENY"
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Token first: a request without credentials then gets 401 with WWW-Authenticate, not 403.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "calculator.api.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "calculator.api.throttling.AnonThrottle",
+        "calculator.api.throttling.UserThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": envrate("API_THROTTLE_ANON", "60/min"),
+        "user": envrate("API_THROTTLE_USER", "1000/min"),
+    },
+    "DEFAULT_PAGINATION_CLASS": "calculator.api.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "EXCEPTION_HANDLER": "calculator.api.exceptions.exception_handler",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+
+# API tokens (django-rest-knox): stored as SHA-512 digests, shown once, named, no expiry.
+KNOX_TOKEN_MODEL = "calculator.ApiToken"
+REST_KNOX = {"TOKEN_TTL": None, "TOKEN_PREFIX": "llmt_", "AUTO_REFRESH": False}
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "LLM Tools API",
@@ -161,6 +199,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"RoleEnum": "calculator.models.Role"},
 }
 
 LOGGING = {

@@ -1,0 +1,226 @@
+"""POST /api/v1/calculate: the estimate contract of DESIGN.md, field by field."""
+
+from __future__ import annotations
+
+import pytest
+
+from calculator.models import Visibility
+from tests.factories import ModelProfileFactory
+
+URL = "/api/v1/calculate"
+
+CONTRACT_INPUTS = {
+    "model",
+    "mode",
+    "method",
+    "batch_size",
+    "sequence_length",
+    "weight_dtype",
+    "kv_cache_dtype",
+    "attention_implementation",
+    "optimizer",
+    "finetuning",
+    "trainable_percent",
+    "lora_rank",
+    "lora_target_modules",
+    "mixed_precision",
+    "gradient_checkpointing",
+    "num_gpus",
+    "tensor_parallel",
+    "pipeline_parallel",
+    "zero_stage",
+    "runtime_overhead_bytes",
+}
+BREAKDOWN = {
+    "weights",
+    "kv_cache",
+    "activations",
+    "gradients",
+    "optimizer_states",
+    "runtime_overhead",
+}
+
+# The original calculator's worked example (shared/reference/seed-formulas.md): 7B parameters,
+# hidden 4096, 32 layers, 32 heads, batch 1, sequence 2048, float16 inference.
+SEED_7B = {
+    "num_parameters": 7_000_000_000,
+    "hidden_size": 4096,
+    "num_layers": 32,
+    "num_attention_heads": 32,
+}
+
+
+def post(client, payload):
+    return client.post(URL, payload, format="json")
+
+
+@pytest.mark.django_db
+def test_it_reproduces_the_standard_worked_example_for_anonymous_callers(client_for):
+    response = post(
+        client_for(None),
+        {
+            "model": {"architecture": SEED_7B},
+            "method": "standard",
+            "mode": "inference",
+            "weight_dtype": "float16",
+        },
+    )
+    assert response.status_code == 200
+    body = response.json()
+    # weights 7e9 x 2 B
+    assert body["breakdown"]["weights"] == 14_000_000_000
+    # KV cache 2 x batch 1 x seq 2048 x 32 layers x hidden 4096 x 2 B
+    assert body["breakdown"]["kv_cache"] == 2 * 2048 * 32 * 4096 * 2 == 1_073_741_824
+    # activations: 1 x 2048 x 4096 x (34 + 5 x 2048 x 32 / 4096) x 4 B = 8,388,608 x 114 x 4
+    assert body["breakdown"]["activations"] == 2048 * 4096 * 114 * 4 == 3_825_205_248
+    assert body["breakdown"]["gradients"] == 0
+    assert body["breakdown"]["optimizer_states"] == 0
+    assert body["breakdown"]["runtime_overhead"] == 0  # the original had none
+    assert body["total_bytes"] == 18_898_947_072  # seed-formulas.md, first row
+    assert body["parameters"]["total"] == 7_000_000_000
+
+
+@pytest.mark.django_db
+def test_the_response_has_exactly_the_contract_shape_with_integer_bytes(client_for):
+    response = post(client_for(None), {"model": {"architecture": SEED_7B}, "method": "standard"})
+    body = response.json()
+    assert set(body) == {
+        "parameters",
+        "breakdown",
+        "total_bytes",
+        "num_gpus",
+        "inputs",
+        "notes",
+        "engine_version",
+    }
+    assert set(body["parameters"]) == {"total", "active", "trainable"}
+    assert set(body["breakdown"]) == BREAKDOWN
+    for value in [*body["breakdown"].values(), body["total_bytes"], *body["parameters"].values()]:
+        assert type(value) is int
+    assert body["total_bytes"] == sum(body["breakdown"].values())
+    assert body["num_gpus"] == 1
+    assert all(isinstance(note, str) for note in body["notes"])
+    assert isinstance(body["engine_version"], str) and body["engine_version"]
+
+
+@pytest.mark.django_db
+def test_inputs_echo_every_contract_field_with_the_defaults_filled_in(client_for):
+    model = {"architecture": SEED_7B}
+    body = post(client_for(None), {"model": model}).json()
+    inputs = body["inputs"]
+    assert set(inputs) == CONTRACT_INPUTS
+    assert inputs["model"] == model  # as given
+    # DESIGN.md's defaults: detailed method, flash attention, adamw, full fine-tuning, one GPU
+    assert inputs["mode"] == "inference"
+    assert inputs["method"] == "detailed"
+    assert inputs["batch_size"] == 1
+    assert inputs["sequence_length"] == 2048  # the original app's default
+    assert inputs["attention_implementation"] == "flash"
+    assert inputs["optimizer"] == "adamw"
+    assert inputs["finetuning"] == "full"
+    assert inputs["lora_target_modules"] == "all-linear"
+    assert inputs["mixed_precision"] is False
+    assert inputs["gradient_checkpointing"] is False
+    assert (inputs["num_gpus"], inputs["tensor_parallel"], inputs["pipeline_parallel"]) == (1, 1, 1)
+    assert inputs["zero_stage"] == 0
+    assert inputs["runtime_overhead_bytes"] is None
+    # A manual architecture's default dtype is bfloat16; the KV cache follows the weights.
+    assert inputs["weight_dtype"] == "bfloat16"
+    assert inputs["kv_cache_dtype"] == "bfloat16"
+
+
+@pytest.mark.django_db
+def test_it_resolves_a_catalog_slug(client_for, catalog):
+    response = post(
+        client_for(None),
+        {
+            "model": {"catalog": "meta-llama/Llama-3.1-8B"},
+            "sequence_length": 4096,
+            "weight_dtype": "bfloat16",
+        },
+    )
+    assert response.status_code == 200
+    body = response.json()
+    # Llama 3.1 8B: 2 (K and V) x 32 layers x 8 KV heads x 128 head dim x 2 B = 131,072 B per
+    # token (Hugging Face "Llama 3.1" blog), x 4,096 tokens
+    assert body["breakdown"]["kv_cache"] == 2 * 32 * 8 * 128 * 2 * 4096 == 536_870_912
+    # model card: 8,030,261,248 parameters (shared/reference/memory-model.md)
+    assert body["parameters"]["total"] == 8_030_261_248
+    assert body["inputs"]["model"] == {"catalog": "meta-llama/Llama-3.1-8B"}
+
+
+@pytest.mark.django_db
+def test_a_profile_model_is_resolved_only_for_callers_who_can_see_it(
+    client_for, alice, charlie, tiny_architecture
+):
+    profile = ModelProfileFactory(owner=alice, architecture=tiny_architecture)
+    payload = {"model": {"profile": profile.pk}}
+    assert post(client_for(alice), payload).status_code == 200
+    for outsider in (client_for(charlie), client_for(None)):
+        response = post(outsider, payload)
+        assert response.status_code == 400
+        assert set(response.json()) == {"model.profile"}
+
+
+@pytest.mark.django_db
+def test_a_link_profile_is_not_usable_by_id_for_outsiders(client_for, alice, charlie):
+    profile = ModelProfileFactory(owner=alice, visibility=Visibility.LINK)
+    response = post(client_for(charlie), {"model": {"profile": profile.pk}})
+    assert response.status_code == 400
+
+
+@pytest.mark.django_db
+def test_an_hf_config_model_is_accepted(client_for, catalog):
+    from calculator.selectors import catalog_get
+
+    config = catalog_get(slug="meta-llama/Llama-3.1-8B").hf_config
+    body = post(client_for(None), {"model": {"hf_config": config}, "batch_size": 2}).json()
+    # 131,072 B per token x 2,048 tokens x batch 2 (HF Llama 3.1 blog's per-token figure)
+    assert body["breakdown"]["kv_cache"] == 131_072 * 2048 * 2
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"model": {"architecture": SEED_7B}, "batch_size": 0}, "batch_size"),
+        ({"model": {"architecture": SEED_7B}, "batch_size": "abc"}, "batch_size"),
+        ({"model": {"architecture": SEED_7B}, "batch_size": True}, "batch_size"),
+        ({"model": {"architecture": SEED_7B}, "sequence_length": 1.5}, "sequence_length"),
+        ({"model": {"architecture": SEED_7B}, "weight_dtype": "float13"}, "weight_dtype"),
+        ({"model": {"architecture": SEED_7B}, "mode": "serving"}, "mode"),
+        ({"model": {"architecture": SEED_7B}, "zero_stage": 4}, "zero_stage"),
+        ({"model": {"catalog": "no/such-model"}}, "model.catalog"),
+        ({"model": {"profile": "seven"}}, "model.profile"),
+        ({"model": {"catalog": "a", "profile": 1}}, "model"),
+        ({"mode": "inference"}, "model"),
+        ({"model": {"architecture": {"hidden_size": 64}}}, "model.architecture.num_layers"),
+    ],
+)
+def test_bad_input_is_a_400_naming_the_field(client_for, catalog, payload, field):
+    response = post(client_for(None), payload)
+    assert response.status_code == 400
+    body = response.json()
+    assert list(body) == [field]
+    assert isinstance(body[field], list) and all(isinstance(m, str) for m in body[field])
+
+
+@pytest.mark.django_db
+def test_unknown_fields_are_rejected_by_name(client_for):
+    response = post(client_for(None), {"model": {"architecture": SEED_7B}, "batchsize": 4})
+    assert response.status_code == 400
+    assert "batchsize" in str(response.json())
+
+
+@pytest.mark.django_db
+def test_the_path_has_no_trailing_slash_and_is_not_redirected(client_for):
+    client = client_for(None)
+    assert post(client, {"model": {"architecture": SEED_7B}}).status_code == 200
+    assert client.post(URL + "/", {}, format="json").status_code == 404
+
+
+@pytest.mark.django_db
+def test_only_post_is_allowed(client_for):
+    response = client_for(None).get(URL)
+    assert response.status_code == 405
+    assert response.json() == {"detail": 'Method "GET" not allowed.'}

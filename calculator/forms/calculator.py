@@ -282,7 +282,7 @@ class CalculatorForm(forms.Form):
     )
 
     def __init__(self, data: Mapping[str, Any], *, user: User | None = None) -> None:
-        super().__init__(data)
+        super().__init__(data, label_suffix="")
         self.user = user
         catalog = catalog_list().order_by("family", "name").values_list("slug", "name", "family")
         groups: dict[str, list[tuple[str, str]]] = {}

@@ -15,6 +15,10 @@ register = template.Library()
 def save_estimate_form(context: template.Context) -> dict[str, Any]:
     request = context["request"]
     form = None
+    on_calculator = request.resolver_match and request.resolver_match.url_name == "calculator"
+    if not on_calculator:
+        # The results fragment is also shown on permalinks: nothing to save there.
+        return {"request": request, "user": request.user, "save_form": None, "hidden": True}
     if request.user.is_authenticated:
         form = EstimateDetailsForm(prefix=SAVE_PREFIX, user=request.user)
-    return {"request": request, "user": request.user, "save_form": form}
+    return {"request": request, "user": request.user, "save_form": form, "hidden": False}

@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from calculator import services
+from calculator import charts, services
 from calculator.calculations import calculation_run
 from calculator.compare import (
     GIB,
@@ -28,12 +28,13 @@ from calculator.compare import (
 )
 from calculator.engine import EstimateError
 from calculator.engine.inputs import ALL_LINEAR, DEFAULTS
-from calculator.forms.calculator import CalculatorForm
+from calculator.forms.calculator import UNITS, CalculatorForm
 from calculator.forms.estimates import SAVE_PREFIX, EstimateDetailsForm
 from calculator.forms.sharing import add_service_error
 from calculator.history import export_response, history_filter
 from calculator.models import Estimate
 from calculator.selectors import User, estimate_get_for_user, estimate_list, profile_list
+from calculator.views.calculator import METHOD_NAMES, OTHER_METHOD, PARAMETER_LABELS
 
 HISTORY_PAGE_SIZE = 25
 COLUMN_LETTERS = "ABCD"
@@ -167,24 +168,50 @@ def _compared(estimate: Estimate, label: str = "") -> ComparedEstimate:
     )
 
 
+def saved_results(estimate: Estimate, unit: str) -> dict[str, Any]:
+    """The calculator's results context from what was saved: nothing is recomputed, so the
+    permalink shows the numbers of the day it was saved, whatever the engine says now."""
+    result = estimate.result
+    breakdown = result.get("breakdown", {})
+    parameters = result.get("parameters", {})
+    method = estimate.method
+    return {
+        "result": result,
+        "model_name": estimate.model_name,
+        "unit": unit,
+        "total": charts.in_unit(estimate.total_bytes, unit),
+        "total_bytes": f"{estimate.total_bytes:,}",
+        "method_name": METHOD_NAMES[method],
+        "other_method_name": METHOD_NAMES[OTHER_METHOD[method]],
+        "other_total": None,
+        "other_error": "a saved estimate keeps its own method; open it in the calculator",
+        "other_query": "",
+        "rows": charts.breakdown_rows(breakdown, unit),
+        "bar": charts.stacked_bar(breakdown, unit),
+        "chart": None,
+        "parameters": [
+            (label, charts.parameter_count(parameters[key]), f"{parameters[key]:,}")
+            for key, label in PARAMETER_LABELS.items()
+            if key in parameters
+        ],
+        "num_gpus": estimate.num_gpus,
+        "notes": result.get("notes", []),
+        "engine_version": estimate.engine_version,
+    }
+
+
 @require_GET
 def estimate_permalink_view(request: HttpRequest, public_id: str) -> HttpResponse:
     estimate, access = estimate_get_for_user(user=request.user, public_id=public_id)
-    form = None
-    if access.can_write:
-        form = EstimateDetailsForm(user=request.user, initial=_details_initial(estimate))
     compared = [_compared(estimate)]
+    unit = request.GET.get("unit") if request.GET.get("unit") in UNITS else "GiB"
     context = {
+        "results": saved_results(estimate, unit),
         "estimate": estimate,
         "can_write": access.can_write,
-        "is_owner": request.user.is_authenticated and estimate.owner_id == request.user.pk,
-        "form": form,
         "profile_status": profile_status(estimate),
         "calculator_url": calculator_url_for_estimate(estimate, user=request.user),
         "input_rows": input_rows(compared)[1:],
-        "breakdown": breakdown_rows(compared),
-        "result": estimate.result,
-        "total_display": format_gib(estimate.total_bytes),
     }
     return render(request, "calculator/estimates/permalink.html", context)
 

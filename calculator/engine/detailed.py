@@ -70,6 +70,10 @@ GATED_MLP_INFERENCE_INTERMEDIATES = 3
 PLAIN_MLP_INFERENCE_INTERMEDIATES = 2
 # generate(): logits_to_keep=1, then `logits[:, -1, :].to(float32)`: one fp32 copy of the row
 INFERENCE_LOGITS_FP32_COPIES = 1
+# bitsandbytes matmul_4bit over more than one token dequantises the NF4 weight to a 16-bit copy
+# (F.dequantize_4bit) for each matmul, forward and backward: one matrix alive at a time
+NF4_DEQUANTISED_MATRICES = 1
+DEQUANTISED_BYTES = 2
 
 # --- gradients and optimizer states ---------------------------------------------------------
 FP32_BYTES = 4
@@ -100,6 +104,7 @@ class ModelParts:
     layer_other_bytes: Fraction
     norms_bytes: Fraction
     largest_matrix: int  # parameters of the largest single weight (ZeRO-3 gathers it whole)
+    largest_linear: int  # parameters of the largest nn.Linear weight of the layers
     total: int  # all parameters
     total_bytes: Fraction  # all parameters' bytes
 
@@ -131,7 +136,7 @@ def _model_parts(architecture: Architecture, dtype: str) -> ModelParts:
     counts = _breakdown_of(architecture)
     linear_bytes = Fraction(0)
     kv_linear_bytes = Fraction(0)
-    linear = kv_linear = largest = 0
+    linear = kv_linear = largest = largest_linear = 0
     for layer in architecture.linear_layers:
         size = layer.in_features * layer.out_features
         matrix_bytes = linear_weight_bytes(dtype, layer.in_features, layer.out_features)
@@ -140,6 +145,8 @@ def _model_parts(architecture: Architecture, dtype: str) -> ModelParts:
         # DeepSpeed's largest_layer: one module's parameters; transformers 5 fuses a layer's
         # routed experts into one 3-D parameter per projection
         largest = max(largest, size * architecture.num_experts if layer.routed_expert else size)
+        if not layer.routed_expert:
+            largest_linear = max(largest_linear, size)
         if layer.name in ("k_proj", "v_proj"):
             kv_linear += size * layer.count
             kv_linear_bytes += matrix_bytes * layer.count
@@ -172,6 +179,7 @@ def _model_parts(architecture: Architecture, dtype: str) -> ModelParts:
         layer_other_bytes=other_bytes,
         norms_bytes=norms_bytes,
         largest_matrix=max(largest, counts.embeddings, counts.lm_head),
+        largest_linear=largest_linear,
         total=counts.embeddings + counts.lm_head + linear + other + counts.norms,
         total_bytes=embeddings_bytes + lm_head_bytes + linear_bytes + other_bytes + norms_bytes,
     )
@@ -538,6 +546,17 @@ def _training_activations(
     return stored
 
 
+def _dequantisation_buffer(
+    inputs: EstimateInputs, parts: ModelParts, tensor_parallel: int
+) -> Fraction | int:
+    """A 16-bit copy of the largest NF4 matrix, made for matmuls over more than one token
+    (bitsandbytes matmul_4bit; a single token takes the gemv kernel without it)."""
+    if inputs.weight_dtype != "nf4" or inputs.batch_size * inputs.sequence_length == 1:
+        return 0
+    copies = NF4_DEQUANTISED_MATRICES * DEQUANTISED_BYTES
+    return _divide(parts.largest_linear * copies, tensor_parallel)
+
+
 def _inference_activations(
     architecture: Architecture,
     inputs: EstimateInputs,
@@ -662,6 +681,7 @@ def _stage_breakdown(
             inputs.kv_cache_dtype,
         )
         activations = _inference_activations(architecture, inputs, layout, stage, dtypes, widths)
+        activations += _dequantisation_buffer(inputs, parts, layout.tensor_parallel)
         return Breakdown(
             weights=round(weights),
             kv_cache=round(kv_cache),
@@ -701,6 +721,7 @@ def _stage_breakdown(
         adapters /= dp
         gradients += largest * working_bytes
     activations = _training_activations(architecture, inputs, layout, stage, dtypes, widths)
+    activations += _dequantisation_buffer(inputs, parts, layout.tensor_parallel)
     return Breakdown(
         weights=round(base + master + adapters),
         kv_cache=0,

@@ -279,6 +279,16 @@ def test_inference_activations_are_one_layer_and_the_last_logits():
     assert result["breakdown"]["activations"] == 209_715_200 + 769_536
 
 
+def test_nf4_prefill_dequantises_the_largest_matrix():
+    # bitsandbytes matmul_4bit dequantises to 16-bit for more than one token: the largest matrix
+    # is gate/up/down, 4096 x 14336 x 2 B = 117,440,512 on top of the bf16 prefill peak above
+    result = run(LLAMA_31_8B, weight_dtype="nf4", sequence_length=2048)
+    assert result["breakdown"]["activations"] == 209_715_200 + 769_536 + 117_440_512
+    one_token = run(LLAMA_31_8B, weight_dtype="nf4", sequence_length=1)
+    bf16_one_token = run(LLAMA_31_8B, sequence_length=1)
+    assert one_token["breakdown"]["activations"] == bf16_one_token["breakdown"]["activations"]
+
+
 def test_training_activations_store_every_layer_and_the_loss_logits():
     # bf16, flash, batch 1 x 2048 tokens. Per layer, per token:
     #   two RMSNorms: 4096 * (4 fp32 input + 2 normalised + 2 output) * 2 = 65,536

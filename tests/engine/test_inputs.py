@@ -12,7 +12,6 @@ from calculator.engine import DEFAULTS, FIELDS, INPUT_LIMITS, EstimateError, cal
 
 CONFIGS = Path(__file__).parent / "fixtures" / "configs"
 LLAMA = {"hf_config": json.loads((CONFIGS / "meta-llama--Llama-3.1-8B.json").read_text())}
-MIXTRAL = {"hf_config": json.loads((CONFIGS / "mistralai--Mixtral-8x7B-v0.1.json").read_text())}
 FALCON_7B = {"hf_config": json.loads((CONFIGS / "tiiuae--falcon-7b.json").read_text())}
 
 
@@ -247,10 +246,3 @@ def test_lora_targets_are_normalised_in_canonical_order():
         }
     )
     assert result["inputs"]["lora_target_modules"] == ["q_proj", "o_proj"]
-
-
-def test_lora_does_not_reach_fused_routed_experts():
-    # Mixtral in transformers 5: experts are fused 3-D parameters, which PEFT's "all-linear"
-    # does not adapt; r = 16 on q (4096->4096), k and v (4096->1024), o (4096->4096), 32 layers
-    result = calculate({"model": MIXTRAL, "mode": "training", "finetuning": "lora"})
-    assert result["parameters"]["trainable"] == 32 * 16 * (8192 + 5120 + 5120 + 8192)

@@ -63,7 +63,7 @@ EXPORT_CHUNK_SIZE = 2000
 def _visible_profiles(request: HttpRequest | None) -> QuerySet[ModelProfile]:
     if request is None:
         return ModelProfile.objects.none()
-    return profile_list(user=request.user).only("public_id", "name", "source")
+    return profile_list(user=request.user).select_related(None).only("public_id", "name")
 
 
 def _visible_teams(request: HttpRequest | None) -> QuerySet[Team]:

@@ -1,0 +1,184 @@
+"""History: only what the user may see, filters, sorting, pages, htmx, bulk delete, export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from calculator.models import Estimate, Visibility
+from tests.factories import EstimateFactory, ModelProfileFactory
+
+
+def _titles(response) -> list[str]:
+    return [estimate.title for estimate, _ in response.context["rows"]]
+
+
+def test_it_needs_an_account(visitor_client):
+    for url in (reverse("history"), reverse("history-export", args=["csv"])):
+        response = visitor_client("anonymous").get(url)
+        assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.parametrize(
+    ("who", "expected"),
+    [
+        ("alice", {"Alice private", "Alice team", "Alice link"}),
+        # Bob: his own and what Alice shared with the team; never her private or link items.
+        ("bob", {"Alice team", "Bob private"}),
+        ("charlie", set()),
+    ],
+)
+def test_it_lists_mine_and_my_teams(who, expected, visitor_client, estimates):
+    client = visitor_client(who)
+    response = client.get(reverse("history"))
+    assert set(_titles(response)) == expected
+    assert response.context["page"].paginator.count == len(expected)
+    for fmt in ("csv", "json"):
+        export = client.get(reverse("history-export", args=[fmt]))
+        body = b"".join(export.streaming_content).decode()
+        for estimate in estimates.values():
+            assert (estimate.public_id in body) == (estimate.title in expected)
+
+
+def test_text_search_never_reaches_others_items(visitor_client, estimates):
+    response = visitor_client("charlie").get(reverse("history"), {"q": "Alice"})
+    assert _titles(response) == []
+    response = visitor_client("bob").get(reverse("history"), {"q": "private"})
+    assert _titles(response) == ["Bob private"]
+
+
+def test_it_filters(visitor_client, alice, team):
+    profile = ModelProfileFactory(owner=alice)
+    EstimateFactory(owner=alice, title="Train", mode="training", method="standard")
+    EstimateFactory(owner=alice, title="Profiled", profile=profile, notes="needle in notes")
+    EstimateFactory(owner=alice, title="Shared", visibility=Visibility.TEAM, team=team)
+    old = EstimateFactory(owner=alice, title="Old")
+    Estimate.objects.filter(pk=old.pk).update(created=timezone.now() - timedelta(days=10))
+    client = visitor_client("alice")
+    url = reverse("history")
+    assert _titles(client.get(url, {"mode": "training"})) == ["Train"]
+    assert _titles(client.get(url, {"method": "standard"})) == ["Train"]
+    assert _titles(client.get(url, {"profile": profile.public_id})) == ["Profiled"]
+    assert _titles(client.get(url, {"team": team.slug})) == ["Shared"]
+    assert _titles(client.get(url, {"q": "NEEDLE"})) == ["Profiled"]
+    five_days_ago = (timezone.now() - timedelta(days=5)).date().isoformat()
+    assert _titles(client.get(url, {"created_before": five_days_ago})) == ["Old"]
+    assert "Old" not in _titles(client.get(url, {"created_after": five_days_ago}))
+    assert set(_titles(client.get(url, {"whose": "mine"}))) == {
+        "Train",
+        "Profiled",
+        "Shared",
+        "Old",
+    }
+
+
+def test_it_ignores_filters_it_cannot_read(visitor_client, estimates):
+    response = visitor_client("alice").get(reverse("history"), {"mode": "bogus", "team": "nope"})
+    assert response.status_code == 200
+    assert response.context["page"].paginator.count == 3
+    assert "some filters were not understood" in response.text
+
+
+def test_it_sorts(visitor_client, alice):
+    for title, total in (("b", 300), ("a", 100), ("c", 200)):
+        EstimateFactory(owner=alice, title=title, total_bytes=total)
+    client = visitor_client("alice")
+    url = reverse("history")
+    assert _titles(client.get(url)) == ["c", "a", "b"]  # newest first
+    assert _titles(client.get(url, {"sort": "oldest"})) == ["b", "a", "c"]
+    assert _titles(client.get(url, {"sort": "largest"})) == ["b", "c", "a"]
+    assert _titles(client.get(url, {"sort": "smallest"})) == ["a", "c", "b"]
+    assert _titles(client.get(url, {"sort": "title"})) == ["a", "b", "c"]
+
+
+def test_it_pages_by_25(visitor_client, alice):
+    EstimateFactory.create_batch(30, owner=alice)
+    client = visitor_client("alice")
+    first = client.get(reverse("history"))
+    assert len(first.context["rows"]) == 25
+    assert "Page 1 of 2" in first.text
+    second = client.get(reverse("history"), {"page": 2})
+    assert len(second.context["rows"]) == 5  # 30 - 25
+
+
+def test_filters_answer_htmx_with_the_table_only(visitor_client, estimates):
+    response = visitor_client("alice").get(
+        reverse("history"), {"q": "team"}, headers={"HX-Request": "true"}
+    )
+    assert "<html" not in response.text
+    assert response.text.lstrip().startswith('<div id="history-table">')
+    assert "Alice team" in response.text and "Alice link" not in response.text
+    page = visitor_client("alice").get(reverse("history"))
+    assert 'hx-push-url="true"' in page.text and 'hx-target="#history-table"' in page.text
+
+
+@pytest.mark.parametrize("estimate_count", [5, 40])
+def test_the_page_takes_the_same_few_queries_however_many_rows(
+    estimate_count, visitor_client, alice, team, django_assert_max_num_queries
+):
+    EstimateFactory.create_batch(estimate_count, owner=alice, visibility="team", team=team)
+    client = visitor_client("alice")
+    # session, user, memberships, count, rows, and the filter form's profile and team choices
+    with django_assert_max_num_queries(9):
+        response = client.get(reverse("history"), {"sort": "largest", "q": "Estimate"})
+    assert response.status_code == 200
+    with django_assert_max_num_queries(6):
+        export = client.get(reverse("history-export", args=["json"]))
+        rows = json.loads(b"".join(export.streaming_content))
+    assert len(rows) == estimate_count
+
+
+def test_bulk_delete_removes_only_my_own(visitor_client, estimates):
+    ids = [estimate.public_id for estimate in estimates.values()]
+    response = visitor_client("bob").post(reverse("history-delete"), {"ids": ids})
+    assert response.status_code == 302
+    remaining = set(Estimate.objects.values_list("title", flat=True))
+    assert remaining == {"Alice private", "Alice team", "Alice link"}
+
+
+def test_bulk_delete_needs_a_post_and_an_account(visitor_client, estimates):
+    ids = [estimates["private"].public_id]
+    assert visitor_client("alice").get(reverse("history-delete"), {"ids": ids}).status_code == 405
+    response = visitor_client("anonymous").post(reverse("history-delete"), {"ids": ids})
+    assert response.status_code == 302 and reverse("login") in response["Location"]
+    assert Estimate.objects.count() == 4
+
+
+def test_csv_export_has_a_row_per_filtered_estimate(visitor_client, alice):
+    EstimateFactory(owner=alice, title="=HYPERLINK(1)", mode="training")
+    EstimateFactory(owner=alice, title="Inference")
+    response = visitor_client("alice").get(
+        reverse("history"), {"format": "csv", "mode": "training"}
+    )
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert len(rows) == 1
+    row = rows[0]
+    # A title a spreadsheet would run as a formula is quoted.
+    assert row["title"] == "'=HYPERLINK(1)"
+    # The factory's stored breakdown: 1,000 + 200 + 30 + 0 + 0 + 4 = 1,234 bytes.
+    assert (row["weights_bytes"], row["kv_cache_bytes"], row["total_bytes"]) == (
+        "1000",
+        "200",
+        "1234",
+    )
+    assert row["url"].endswith(f"/e/{row['public_id']}/")
+
+
+def test_json_export_streams_the_filtered_list(visitor_client, alice):
+    EstimateFactory(owner=alice, title="Only", notes="x")
+    response = visitor_client("alice").get(reverse("history-export", args=["json"]), {"q": "only"})
+    assert response["Content-Type"] == "application/json"
+    (row,) = json.loads(b"".join(response.streaming_content))
+    assert (row["title"], row["owner"], row["optimizer_states_bytes"]) == ("Only", "alice", 0)
+
+
+def test_an_unknown_export_format_is_404(visitor_client):
+    assert visitor_client("alice").get("/history/export.xlsx").status_code == 404

@@ -12,7 +12,7 @@ once): each family's reader mirrors its `modeling_<family>.py` and the defaults 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,7 +21,11 @@ from calculator.engine.errors import EstimateError
 
 @dataclass(frozen=True)
 class LinearLayer:
-    """One kind of projection matrix, e.g. every layer's `q_proj`: what LoRA adapts."""
+    """One kind of projection matrix, e.g. every layer's `q_proj`: what LoRA adapts.
+
+    `linear_layers` lists every matrix of the decoder layers that LoRA can adapt (the LM head is
+    never one); `lora_target_layers()` picks those PEFT adapts for a target_modules value.
+    """
 
     name: str  # "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", ...
     in_features: int
@@ -30,10 +34,17 @@ class LinearLayer:
     active_count: int  # how many of them one token passes through (MoE: experts per token)
     # Where it lives in the transformers model, "*" for layer indices: "model.layers.*.mlp.up_proj"
     path: str = ""
-    # A routed MoE expert's projection. transformers 5 stores all experts of a layer as one fused
-    # 3-D nn.Parameter (`mlp.experts.gate_up_proj`), not nn.Linear, so PEFT's "all-linear" leaves
-    # them alone (they need `target_parameters`); transformers 4 had one nn.Linear per expert.
+    # A routed MoE expert's projection, counted per expert. transformers 5 stores a layer's experts
+    # as fused 3-D parameters: `experts.gate_up_proj` (name "gate_up_proj", hidden -> 2 x width)
+    # and `experts.down_proj`, not nn.Linear modules.
     routed_expert: bool = False
+    # The MoE router's weight (hidden -> experts); a bare parameter in transformers 5.
+    router: bool = False
+    # Whether PEFT's target_modules="all-linear" adapts it (transformers 5.24, peft 0.21).
+    lora_all_linear: bool = True
+    # PEFT gives this matrix rank lora_rank x this factor: 2 for the experts' fused gate_up_proj
+    # (peft/utils/transformers_weight_conversion.py: rank_pattern r x 2 for the fused gate and up).
+    lora_rank_factor: int = 1
 
 
 @dataclass(frozen=True)
@@ -310,6 +321,7 @@ class _Names:
     down: str = "down_proj"
     gate_up: str = ""
     shared_expert: str = "shared_experts"
+    router: str = "gate"
 
 
 _LLAMA_NAMES = _Names()
@@ -353,6 +365,8 @@ class _Layout:
     router_bias: bool = False  # gpt-oss
     shared_expert_intermediate_size: int = 0
     shared_expert_gate: bool = False  # Qwen2-MoE: sigmoid gate on the shared expert
+    # PEFT maps "all-linear" and the MLP names onto the fused experts and the router
+    peft_targets_experts: bool = False
 
     @property
     def num_dense_layers(self) -> int:
@@ -425,25 +439,33 @@ def _count(layout: _Layout) -> ParameterBreakdown:
 
 
 def _linear_layers(layout: _Layout) -> tuple[LinearLayer, ...]:
-    """Every nn.Linear / Conv1D projection of the decoder layers, by HF name.
+    """Every projection matrix of the decoder layers, by HF name, and whether PEFT adapts it.
 
-    Mirrors PEFT's "all-linear" (peft/tuners/tuners_utils.py `_maybe_include_all_linear_layers`):
-    every torch.nn.Linear or Conv1D module except `model.get_output_embeddings()`, so the LM head
-    is left out. MoE routers are left out too: in transformers 5 they are modules holding a bare
-    nn.Parameter (`MixtralTopKRouter.weight`), not nn.Linear, so PEFT never wraps them; Qwen2-MoE's
-    `shared_expert_gate` is a real nn.Linear(hidden, 1) and PEFT does wrap it, so it is listed.
-    Routed experts are listed with `routed_expert=True` (see LinearLayer).
+    PEFT's "all-linear" (peft/tuners/tuners_utils.py `_maybe_include_all_linear_layers`) takes
+    every torch.nn.Linear or Conv1D module except `model.get_output_embeddings()`: never the LM
+    head. In transformers 5 the routed experts are fused 3-D parameters and the routers bare
+    parameters, so "all-linear" misses them, except where peft 0.21 converts the targets of MoE
+    models to their transformers-4 meaning (peft/utils/transformers_weight_conversion.py, for the
+    Mixtral and Qwen2-MoE conversion patterns of transformers' conversion_mapping.py: Mixtral,
+    Qwen3-MoE, DeepSeek-V2/V3, not Qwen2-MoE itself): there "all-linear" adapts the experts
+    (gate_up_proj at rank 2r) and the router `gate`, and since the names gate_proj/up_proj/down_proj
+    are remapped onto the experts, the dense MLPs and shared experts are no longer adapted.
+    Checked against get_peft_model(model, LoraConfig(target_modules="all-linear")) trainable
+    parameter counts for Mixtral, Qwen3-MoE, DeepSeek-V3, Qwen2-MoE, GPT-2, Phi-2 and Falcon.
     """
     names = layout.names
     h = layout.hidden_size
     layers = layout.num_layers
     heads = layout.num_attention_heads
+    mapped_to_experts = layout.peft_targets_experts and layout.num_moe_layers > 0
     result: list[LinearLayer] = []
 
-    def add(name: str, path: str, d_in: int, d_out: int, count: int, active: int = -1) -> None:
+    def add(name: str, path: str, d_in: int, d_out: int, count: int, mlp: bool = False) -> None:
         if count:
-            active = count if active < 0 else active
-            result.append(LinearLayer(name, d_in, d_out, count, active, f"{path}.{name}"))
+            lora = not (mlp and mapped_to_experts)
+            result.append(
+                LinearLayer(name, d_in, d_out, count, count, f"{path}.{name}", False, False, lora)
+            )
 
     attention = names.attention
     if layout.kv_lora_rank:
@@ -473,35 +495,112 @@ def _linear_layers(layout: _Layout) -> tuple[LinearLayer, ...]:
     width = layout.intermediate_size
     dense_layers = layout.num_dense_layers
     if layout.gated_mlp and names.gate_up:
-        add(names.gate_up, mlp, h, 2 * width, dense_layers)
+        add(names.gate_up, mlp, h, 2 * width, dense_layers, mlp=True)
     elif layout.gated_mlp:
-        add(names.gate, mlp, h, width, dense_layers)
-        add(names.up, mlp, h, width, dense_layers)
+        add(names.gate, mlp, h, width, dense_layers, mlp=True)
+        add(names.up, mlp, h, width, dense_layers, mlp=True)
     else:
-        add(names.up, mlp, h, width, dense_layers)
-    add(names.down, mlp, width, h, dense_layers)
+        add(names.up, mlp, h, width, dense_layers, mlp=True)
+    add(names.down, mlp, width, h, dense_layers, mlp=True)
 
     moe_layers = layout.num_moe_layers
-    if moe_layers:
-        shared_width = layout.shared_expert_intermediate_size
-        if shared_width:
-            shared = f"{mlp}.{names.shared_expert}"
-            add("gate_proj", shared, h, shared_width, moe_layers)
-            add("up_proj", shared, h, shared_width, moe_layers)
-            add("down_proj", shared, shared_width, h, moe_layers)
-        if layout.shared_expert_gate:
-            add("shared_expert_gate", mlp, h, 1, moe_layers)
-        count = moe_layers * layout.num_experts
-        active = moe_layers * layout.num_experts_per_token
-        width = layout.moe_intermediate_size
-        for name, d_in, d_out, parameter in (
-            ("gate_proj", h, width, "gate_up_proj"),
-            ("up_proj", h, width, "gate_up_proj"),
-            ("down_proj", width, h, "down_proj"),
-        ):
-            path = f"{mlp}.experts.{parameter}"
-            result.append(LinearLayer(name, d_in, d_out, count, active, path, routed_expert=True))
+    if not moe_layers:
+        return tuple(result)
+    shared_width = layout.shared_expert_intermediate_size
+    if shared_width:
+        shared = f"{mlp}.{names.shared_expert}"
+        add("gate_proj", shared, h, shared_width, moe_layers, mlp=True)
+        add("up_proj", shared, h, shared_width, moe_layers, mlp=True)
+        add("down_proj", shared, shared_width, h, moe_layers, mlp=True)
+    if layout.shared_expert_gate:
+        add("shared_expert_gate", mlp, h, 1, moe_layers)
+    experts = moe_layers * layout.num_experts
+    active = moe_layers * layout.num_experts_per_token
+    width = layout.moe_intermediate_size
+    lora = layout.peft_targets_experts
+    result += [
+        LinearLayer(
+            names.router,
+            h,
+            layout.num_experts,
+            moe_layers,
+            moe_layers,
+            f"{mlp}.{names.router}",
+            router=True,
+            lora_all_linear=lora,
+        ),
+        LinearLayer(
+            "gate_up_proj",
+            h,
+            2 * width,
+            experts,
+            active,
+            f"{mlp}.experts.gate_up_proj",
+            routed_expert=True,
+            lora_all_linear=lora,
+            lora_rank_factor=2,
+        ),
+        LinearLayer(
+            "down_proj",
+            width,
+            h,
+            experts,
+            active,
+            f"{mlp}.experts.down_proj",
+            routed_expert=True,
+            lora_all_linear=lora,
+        ),
+    ]
     return tuple(result)
+
+
+LORA_ALL_LINEAR = "all-linear"
+_EXPERT_NAMES = {"gate_proj": "gate_up_proj", "up_proj": "gate_up_proj", "down_proj": "down_proj"}
+
+
+def lora_target_layers(
+    architecture: Architecture, target_modules: str | Sequence[str]
+) -> tuple[LinearLayer, ...]:
+    """The matrices PEFT LoRA adapts for `target_modules` ("all-linear" or projection names);
+    each gets rank lora_rank x `lora_rank_factor`, i.e. r x factor x (in + out) parameters.
+
+    Names match the HF module name, as PEFT's suffix match does. Where PEFT maps the MLP names onto
+    fused experts (see `_linear_layers`), gate_proj and up_proj together select the experts'
+    gate_up_proj, down_proj their down_proj, and none of them the dense or shared MLPs; the
+    contract's names stand for Mixtral's w1, w3 and w2 too.
+    Raises EstimateError("lora_target_modules") for a name that selects nothing.
+    """
+    layers = architecture.linear_layers
+    if target_modules == LORA_ALL_LINEAR:
+        return tuple(layer for layer in layers if layer.lora_all_linear)
+    wanted = {target_modules} if isinstance(target_modules, str) else set(target_modules)
+    mapped = any(layer.routed_expert and layer.lora_all_linear for layer in layers)
+    if mapped and len(wanted & {"gate_proj", "up_proj"}) == 1:
+        raise EstimateError(
+            "lora_target_modules",
+            "gate_proj and up_proj are one fused gate_up_proj parameter per expert layer in "
+            "transformers 5: target both or neither",
+        )
+    chosen: list[LinearLayer] = []
+    matched: set[str] = set()
+    for layer in layers:
+        if mapped and layer.routed_expert:
+            hits = {name for name in wanted if _EXPERT_NAMES.get(name) == layer.name}
+        elif layer.routed_expert or layer.router or (mapped and layer.name in _EXPERT_NAMES):
+            hits = set()
+        else:
+            hits = wanted & {layer.name}
+        if hits:
+            chosen.append(layer)
+            matched |= hits
+    missing = sorted(wanted - matched)
+    if missing:
+        raise EstimateError(
+            "lora_target_modules",
+            f"{', '.join(missing)}: no such linear layer in this model "
+            f"({', '.join(sorted({layer.name for layer in layers}))})",
+        )
+    return tuple(chosen)
 
 
 # --- Shared pieces of the readers ----------------------------------------------------------------
@@ -704,6 +803,7 @@ def _read_mixtral(r: _Reader) -> _Parsed:
         num_moe_layers=shape.num_layers,
         num_experts=experts,
         num_experts_per_token=_experts_per_token(r, experts, 2),
+        peft_targets_experts=True,
         moe_intermediate_size=shape.intermediate_size,
     )
     return _Parsed(
@@ -798,6 +898,7 @@ def _read_qwen3_moe(r: _Reader) -> _Parsed:
         num_moe_layers=_sparse_layers(r, shape.num_layers, experts),
         num_experts=experts,
         num_experts_per_token=_experts_per_token(r, experts, 8),
+        peft_targets_experts=True,
         moe_intermediate_size=r.number("moe_intermediate_size", "moe_intermediate_size", 768),
     )
     return _Parsed(
@@ -949,6 +1050,7 @@ def _read_gpt_oss(r: _Reader) -> _Parsed:
         moe_intermediate_size=shape.intermediate_size,
         expert_bias=True,
         router_bias=True,
+        names=_Names(router="router"),
     )
     return _Parsed(
         layout,
@@ -990,6 +1092,7 @@ def _read_deepseek(r: _Reader, defaults: Mapping[str, Any]) -> _Parsed:
         num_moe_layers=moe_layers,
         num_experts=experts,
         num_experts_per_token=_experts_per_token(r, experts, defaults["per_token"]),
+        peft_targets_experts=True,
         moe_intermediate_size=moe_width,
         shared_expert_intermediate_size=shared * moe_width,
     )
@@ -1235,6 +1338,7 @@ def _read_generic(r: _Reader) -> _Parsed:
         num_moe_layers=layers if experts else 0,
         num_experts=experts,
         num_experts_per_token=per_token,
+        peft_targets_experts=True,  # as for Mixtral, the llama-like MoE
         moe_intermediate_size=r.number(
             _GENERIC_KEYS["moe_intermediate_size"], "moe_intermediate_size", width
         )
@@ -1441,6 +1545,7 @@ def architecture_from_fields(fields: Mapping[str, Any]) -> tuple[Architecture, l
             num_moe_layers=layers - moe.get("num_dense_layers", layers),
             num_experts=moe.get("num_experts", 0),
             num_experts_per_token=moe.get("num_experts_per_token", 0),
+            peft_targets_experts=True,  # as for Mixtral, the llama-like MoE
             moe_intermediate_size=expert_width if moe else 0,
             shared_expert_intermediate_size=num_shared * expert_width
             if shared_width is None

@@ -17,6 +17,7 @@ from calculator.engine.architecture import (
     LinearLayer,
     architecture_from_fields,
     architecture_from_hf_config,
+    lora_target_layers,
 )
 from calculator.engine.errors import EstimateError
 
@@ -34,7 +35,11 @@ def architecture(name: str, **changes: Any) -> Architecture:
 
 
 def layers_by_name(arch: Architecture) -> dict[str, LinearLayer]:
-    return {layer.name: layer for layer in arch.linear_layers if not layer.routed_expert}
+    return {
+        layer.name: layer
+        for layer in arch.linear_layers
+        if not (layer.routed_expert or layer.router)
+    }
 
 
 # Llama-3.1-8B by hand: hidden 4096, 32 layers, 32 heads x 128, 8 kv heads, MLP 14336
@@ -118,18 +123,24 @@ def test_falcon_40b_uses_grouped_kv_heads() -> None:
     assert falcon.parameters.norms == (60 * 2 + 1) * 2 * 8192
 
 
-def test_moe_linear_layers_separate_experts_from_the_rest() -> None:
+def test_moe_linear_layers_list_fused_experts_and_router() -> None:
     mixtral = architecture("mistralai--Mixtral-8x7B-v0.1")
-    experts = [layer for layer in mixtral.linear_layers if layer.routed_expert]
-    # w1/w3/w2 of 8 experts in 32 layers, 2 experts per token
-    assert [(e.name, e.in_features, e.out_features) for e in experts] == [
-        ("gate_proj", 4096, 14336),
-        ("up_proj", 4096, 14336),
-        ("down_proj", 14336, 4096),
+    moe = [layer for layer in mixtral.linear_layers if layer.routed_expert or layer.router]
+    # transformers 5: router gate.weight (4096 -> 8), experts.gate_up_proj (w1 and w3 fused,
+    # 4096 -> 2 x 14336) and experts.down_proj (w2); 8 experts in 32 layers, 2 per token
+    assert [
+        (m.name, m.in_features, m.out_features, m.count, m.active_count, m.lora_rank_factor)
+        for m in moe
+    ] == [
+        ("gate", 4096, 8, 32, 32, 1),
+        ("gate_up_proj", 4096, 2 * 14336, 32 * 8, 32 * 2, 2),
+        ("down_proj", 14336, 4096, 32 * 8, 32 * 2, 1),
     ]
-    assert {(e.count, e.active_count) for e in experts} == {(32 * 8, 32 * 2)}
-    # the router ("gate") is not an nn.Linear in transformers 5: no LoRA target
-    assert set(layers_by_name(mixtral)) == {"q_proj", "k_proj", "v_proj", "o_proj"}
+    assert moe[1].path == "model.layers.*.mlp.experts.gate_up_proj"
+    # together with the attention they hold every matrix of the decoder layers
+    matrices = sum(m.in_features * m.out_features * m.count for m in mixtral.linear_layers)
+    parts = mixtral.parameters
+    assert matrices == parts.attention + parts.experts + parts.router
 
 
 def test_qwen2_moe_lists_shared_expert_and_its_gate() -> None:
@@ -230,6 +241,86 @@ def test_qwen3_moe_mlp_only_layers_and_sparse_step() -> None:
     qwen = architecture("Qwen--Qwen3-30B-A3B", mlp_only_layers=[0, 1], decoder_sparse_step=2)
     assert qwen.num_parameters == rest + 23 * moe_layer + 25 * 3 * 2048 * 6144 == 16_369_793_024
     assert qwen.num_dense_layers == 25
+
+
+# --- LoRA targets ------------------------------------------------------------------------------
+
+
+def lora_parameters(arch: Architecture, targets: Any, rank: int = 16) -> int:
+    return sum(
+        rank * layer.lora_rank_factor * (layer.in_features + layer.out_features) * layer.count
+        for layer in lora_target_layers(arch, targets)
+    )
+
+
+def test_all_linear_on_llama_adapts_every_projection() -> None:
+    # r = 16 on q (4096 -> 4096), k and v (4096 -> 1024), o, gate/up (4096 -> 14336), down, in
+    # 32 layers; peft 0.21 get_peft_model(LoraConfig(r=16, target_modules="all-linear")) on the
+    # meta device counts the same 41,943,040 trainable parameters
+    by_hand = 32 * 16 * ((4096 + 4096) * 2 + (4096 + 1024) * 2 + (4096 + 14336) * 3)
+    assert lora_parameters(architecture("meta-llama--Llama-3.1-8B"), "all-linear") == by_hand
+    assert by_hand == 41_943_040
+
+
+def test_all_linear_on_mixtral_adapts_experts_and_router() -> None:
+    # peft 0.21 maps "all-linear" on transformers-5 Mixtral to the attention, the router and the
+    # fused experts, gate_up_proj at rank 2r (transformers_weight_conversion.py); by hand, r = 16:
+    attention = 32 * 16 * ((4096 + 4096) * 2 + (4096 + 1024) * 2)
+    router = 32 * 16 * (4096 + 8)
+    gate_up = 32 * 8 * 32 * (4096 + 2 * 14336)
+    down = 32 * 8 * 16 * (14336 + 4096)
+    by_hand = attention + router + gate_up + down
+    # get_peft_model on the meta device: 359,665,664 trainable parameters
+    assert lora_parameters(architecture("mistralai--Mixtral-8x7B-v0.1"), "all-linear") == by_hand
+    assert by_hand == 359_665_664
+
+
+def test_all_linear_on_deepseek_skips_dense_and_shared_mlps() -> None:
+    # peft 0.21 remaps gate_proj/up_proj/down_proj onto the fused experts, so the first layer's
+    # dense MLP and the shared experts are not adapted; r = 16, DeepSeek-V2-Lite:
+    attention = 27 * 16 * ((2048 + 3072) + (2048 + 576) + (512 + 4096) + (2048 + 2048))
+    router = 26 * 16 * (2048 + 64)
+    experts = 26 * 64 * (32 * (2048 + 2 * 1408) + 16 * (1408 + 2048))
+    # get_peft_model on the meta device: 358,994,944 trainable parameters
+    lite = architecture("deepseek-ai--DeepSeek-V2-Lite")
+    assert lora_parameters(lite, "all-linear") == attention + router + experts == 358_994_944
+
+
+def test_all_linear_on_qwen2_moe_leaves_the_experts() -> None:
+    # qwen2_moe has no conversion pattern in transformers 5.24 / peft 0.21: "all-linear" takes the
+    # nn.Linear modules only, attention, shared expert and its gate; r = 16:
+    attention = 24 * 16 * (2048 + 2048) * 4
+    shared = 24 * 16 * ((2048 + 5632) * 3 + (2048 + 1))
+    # get_peft_model on the meta device: 15,925,632 trainable parameters
+    qwen = architecture("Qwen--Qwen1.5-MoE-A2.7B")
+    assert lora_parameters(qwen, "all-linear") == attention + shared == 15_925_632
+
+
+def test_named_targets_follow_peft() -> None:
+    mixtral = architecture("mistralai--Mixtral-8x7B-v0.1")
+    assert [layer.name for layer in lora_target_layers(mixtral, ["q_proj", "v_proj"])] == [
+        "q_proj",
+        "v_proj",
+    ]
+    # the contract's MLP names stand for Mixtral's w1/w3/w2: the fused experts
+    mlp = lora_target_layers(mixtral, ["gate_proj", "up_proj", "down_proj"])
+    assert [(layer.name, layer.routed_expert) for layer in mlp] == [
+        ("gate_up_proj", True),
+        ("down_proj", True),
+    ]
+    llama = architecture("meta-llama--Llama-3.1-8B")
+    assert [layer.name for layer in lora_target_layers(llama, ["up_proj"])] == ["up_proj"]
+
+
+def test_named_targets_refuse_half_a_fused_pair_and_unknown_names() -> None:
+    mixtral = architecture("mistralai--Mixtral-8x7B-v0.1")
+    with pytest.raises(EstimateError) as caught:
+        lora_target_layers(mixtral, ["gate_proj"])  # PEFT raises ValueError too
+    assert caught.value.field == "lora_target_modules"
+    with pytest.raises(EstimateError) as caught:
+        lora_target_layers(architecture("openai-community--gpt2"), ["q_proj"])  # c_attn only
+    assert caught.value.field == "lora_target_modules"
+    assert "c_attn" in caught.value.message
 
 
 # --- config.json: windows, dtypes, defaults, notes ---------------------------------------------

@@ -1,0 +1,86 @@
+"""Save an estimate in the browser and open its permalink as a teammate and as an outsider,
+each in a fresh browser context (own cookies, own session)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.factories import PASSWORD
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, available_apps=list(settings.INSTALLED_APPS)),
+]
+
+# Llama 3.1 8B, bfloat16, batch 1, 2,048 tokens: K and V x 32 layers x 8 kv heads x 128 head
+# dim x 2 bytes = 131,072 bytes a token, x 2,048 tokens = 268,435,456 bytes of KV cache.
+KV_CACHE = "268,435,456"
+
+
+@pytest.fixture
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def log_in(browser, live_server):
+    """log_in("bob") is a page in a fresh browser context, logged in as Bob."""
+    contexts = []
+
+    def open_as(username: str):
+        context = browser.new_context()
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.fill("#id_username", username)
+        page.fill("#id_password", PASSWORD)
+        page.click("main form button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/")
+        return page
+
+    yield open_as
+    for context in contexts:
+        context.close()
+
+
+def test_a_saved_estimate_opens_for_the_teammate_and_not_for_the_outsider(
+    log_in, live_server, catalog, team, charlie
+):
+    alice = log_in("alice")
+    alice.goto(f"{live_server.url}/?catalog=meta-llama/Llama-3.1-8B&batch_size=1")
+    alice.click("text=Save this estimate")
+    alice.fill("#id_save-title", "Llama for the team")
+    alice.check("#id_save-visibility_1")  # Team
+    alice.select_option("#id_save-team", team.slug)
+    alice.click("form[action='/estimates/save/'] button[type=submit]")
+    alice.wait_for_url(f"{live_server.url}/e/**")
+    permalink = alice.url
+    assert alice.locator("h1").inner_text() == "Llama for the team"
+    assert alice.locator("#row-kv_cache td").nth(1).inner_text() == KV_CACHE
+
+    bob = log_in("bob")
+    response = bob.goto(permalink)
+    assert response.status == 200
+    assert bob.locator("h1").inner_text() == "Llama for the team"
+    assert bob.locator("#row-kv_cache td").nth(1).inner_text() == KV_CACHE
+    assert bob.locator("text=Edit title, notes, sharing").count() == 0
+
+    outsider = log_in("charlie")
+    response = outsider.goto(permalink)
+    assert response.status == 404
+    assert "Llama for the team" not in outsider.content()

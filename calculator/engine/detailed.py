@@ -12,7 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from calculator.engine.architecture import Architecture, LinearLayer, ParameterBreakdown
+from calculator.engine.architecture import (
+    Architecture,
+    LinearLayer,
+    ParameterBreakdown,
+    lora_target_layers,
+)
 from calculator.engine.breakdown import Breakdown, Estimate
 from calculator.engine.dtypes import (
     DTYPES,
@@ -85,6 +90,9 @@ ADAM_8BIT_BLOCK = 2048
 ADAM_8BIT_ABSMAX_BYTES = 4
 # PEFT's autocast_adapter_dtype=True upcasts LoRA weights to float32
 LORA_ADAPTER_BYTES = 4
+# PEFT target_parameters on fused experts (ParamWrapper) saves the merged W + BA for backward
+# (seen with saved_tensors_hooks on a tiny Mixtral, transformers 5.24 / peft 0.21)
+LORA_MERGED_EXPERT_COPIES = 1
 
 
 @dataclass(frozen=True)
@@ -210,6 +218,26 @@ def _stage_share(
         head = lm_head if lm_head or layout.pipeline_parallel == 1 else embeddings
         share += Fraction(head, tp)
     return share
+
+
+_stage_weights_cache: dict[tuple[int, str, int, int], tuple[Architecture, tuple]] = {}
+
+
+def _stage_weights(
+    architecture: Architecture, weight_dtype: str, layout: Layout, parts: ModelParts
+) -> tuple[tuple[Fraction | int, Fraction | int], ...]:
+    """Per reported stage, (parameters, bytes) on one GPU; cached like `model_parts`."""
+    key = (id(architecture), weight_dtype, layout.tensor_parallel, layout.pipeline_parallel)
+    cached = _stage_weights_cache.get(key)
+    if cached is not None and cached[0] is architecture:
+        return cached[1]
+    weights = tuple(
+        _gpu_parameters_and_bytes(architecture, layout, stage, parts) for stage in layout.stages
+    )
+    if len(_stage_weights_cache) >= 512:
+        _stage_weights_cache.clear()
+    _stage_weights_cache[key] = (architecture, weights)
+    return weights
 
 
 def _gpu_parameters_and_bytes(
@@ -456,37 +484,38 @@ def inference_layer_activations(
 
 
 def lora_adapter_parameters(architecture: Architecture, inputs: EstimateInputs) -> int:
-    """LoRA: r * (in + out) per adapted matrix (A: in x r, B: r x out) over the targets."""
+    """LoRA: r * (in + out) per adapted matrix (A: in x r, B: r x out) over the targets; PEFT
+    gives fused expert parameters rank r x lora_rank_factor."""
     rank = inputs.lora_rank
     return sum(
-        rank * (layer.in_features + layer.out_features) * layer.count
+        rank * layer.lora_rank_factor * (layer.in_features + layer.out_features) * layer.count
         for layer in lora_targets(architecture, inputs)
     )
 
 
-def lora_targets(architecture: Architecture, inputs: EstimateInputs) -> list[LinearLayer]:
-    targets = inputs.lora_target_modules
-    # "all-linear" = every nn.Linear of the decoder: PEFT excludes the LM head, and routed experts
-    # are fused 3-D parameters in transformers 5, which neither "all-linear" nor names reach
-    layers = [layer for layer in architecture.linear_layers if not layer.routed_expert]
-    if targets == ALL_LINEAR:
-        return layers
-    return [layer for layer in layers if layer.name in targets]
+def lora_targets(architecture: Architecture, inputs: EstimateInputs) -> tuple[LinearLayer, ...]:
+    # which matrices PEFT adapts for target_modules is the architecture's knowledge
+    return lora_target_layers(architecture, inputs.lora_target_modules)
 
 
 def lora_activations(
-    architecture: Architecture, inputs: EstimateInputs, mixed_precision: bool
+    architecture: Architecture, inputs: EstimateInputs, dtypes: ActivationDtypes
 ) -> int:
-    """Whole-model LoRA activations: PEFT casts each adapted layer's input to the adapter dtype
-    (float32) and lora_A saves it, lora_B saves lora_A's output; under autocast lora_A saves a
-    16-bit cast instead."""
+    """Whole-model LoRA activations. An adapted nn.Linear: PEFT casts its input to the adapter
+    dtype (float32) and lora_A saves it, lora_B saves lora_A's output (under autocast lora_A saves
+    a 16-bit cast instead). An adapted fused expert parameter (PEFT target_parameters): the merged
+    weight W + BA is materialised in the compute dtype and saved for backward, every layer."""
     tokens = inputs.batch_size * inputs.sequence_length
-    element = 2 if mixed_precision else LORA_ADAPTER_BYTES
-    rank = inputs.lora_rank
-    return sum(
-        tokens * layer.active_count * (layer.in_features + rank) * element
-        for layer in lora_targets(architecture, inputs)
-    )
+    element = 2 if inputs.mixed_precision else LORA_ADAPTER_BYTES
+    total = 0
+    for layer in lora_targets(architecture, inputs):
+        if layer.routed_expert:
+            merged = layer.in_features * layer.out_features * layer.count
+            total += merged * LORA_MERGED_EXPERT_COPIES * dtypes.compute
+        else:
+            rank = inputs.lora_rank * layer.lora_rank_factor
+            total += tokens * layer.active_count * (layer.in_features + rank) * element
+    return total
 
 
 def _moe_layer_counts(architecture: Architecture) -> tuple[int, int]:
@@ -527,7 +556,7 @@ def _training_activations(
     )
     lora_all: Fraction | int = 0
     if frozen_base:
-        lora_all = _divide(lora_activations(architecture, inputs, inputs.mixed_precision), tp)
+        lora_all = _divide(lora_activations(architecture, inputs, dtypes), tp)
     hidden = architecture.hidden_size
     if inputs.gradient_checkpointing:
         one_layer = max(_per_gpu(layer.replicated, layer.split, tp) for _, layer in per_kind)
@@ -637,9 +666,7 @@ def plan_for(inputs: EstimateInputs, architecture: Architecture, notes: list[str
             (parts.total, parts.total_bytes),
         )
     else:
-        stage_weights = tuple(
-            _gpu_parameters_and_bytes(architecture, layout, stage, parts) for stage in layout.stages
-        )
+        stage_weights = _stage_weights(architecture, inputs.weight_dtype, layout, parts)
     overhead = inputs.runtime_overhead_bytes
     if overhead is None:
         overhead = DEFAULT_RUNTIME_OVERHEAD_BYTES

@@ -209,6 +209,50 @@ def test_it_counts_lora_on_named_modules_only():
     assert result["inputs"]["lora_target_modules"] == ["q_proj", "v_proj"]
 
 
+# A tiny Mixtral: 2 layers, hidden 128, 4 heads of 32 (2 KV heads), 4 experts of width 256, top-2
+TINY_MIXTRAL = {
+    "hf_config": {
+        "model_type": "mixtral",
+        "hidden_size": 128,
+        "intermediate_size": 256,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "vocab_size": 500,
+        "num_local_experts": 4,
+        "num_experts_per_tok": 2,
+        "torch_dtype": "bfloat16",
+    }
+}
+
+
+def test_lora_on_fused_experts_matches_peft():
+    # transformers 5.24 + peft 0.21, LoraConfig(r=8, target_modules="all-linear") on this config:
+    # print_trainable_parameters() says 122,944. By hand, per layer: q and o 8*(128+128),
+    # k and v 8*(128+64), router 8*(128+4), fused experts gate_up_proj rank 2r: 4*16*(128+512),
+    # down_proj 4*8*(256+128)
+    per_layer = 2 * 2048 + 2 * 1536 + 1056 + 40_960 + 12_288
+    result = run(TINY_MIXTRAL, mode="training", finetuning="lora", lora_rank=8)
+    assert result["parameters"]["trainable"] == 2 * per_layer == 122_944
+
+
+def test_lora_on_fused_experts_saves_the_merged_weights():
+    # PEFT target_parameters saves W + BA of each fused expert parameter for backward
+    # (saved_tensors_hooks on TINY_MIXTRAL: (4, 128, 512) and (4, 256, 128) bf16 per layer);
+    # attention-only LoRA has none of it, nor the router's adapter input (2*64 tokens x (128+8) x 4)
+    fields = {"mode": "training", "finetuning": "lora", "lora_rank": 8, "batch_size": 2}
+    all_linear = run(TINY_MIXTRAL, sequence_length=64, **fields)["breakdown"]["activations"]
+    attention = run(
+        TINY_MIXTRAL,
+        sequence_length=64,
+        lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+        **fields,
+    )["breakdown"]["activations"]
+    merged = 2 * (4 * 128 * 512 + 4 * 256 * 128) * 2
+    router_inputs = 2 * 128 * (128 + 8) * 4
+    assert all_linear - attention == merged + router_inputs
+
+
 def test_it_puts_the_qlora_base_in_nf4():
     result = run(LLAMA_31_8B, mode="training", finetuning="qlora")
     nf4_only = run(LLAMA_31_8B, weight_dtype="nf4")

@@ -462,10 +462,9 @@ def _linear_layers(layout: _Layout) -> tuple[LinearLayer, ...]:
 
     def add(name: str, path: str, d_in: int, d_out: int, count: int, mlp: bool = False) -> None:
         if count:
-            lora = not (mlp and mapped_to_experts)
-            result.append(
-                LinearLayer(name, d_in, d_out, count, count, f"{path}.{name}", False, False, lora)
-            )
+            adapted = not (mlp and mapped_to_experts)
+            layer = LinearLayer(name, d_in, d_out, count, count, f"{path}.{name}")
+            result.append(layer if adapted else replace(layer, lora_all_linear=False))
 
     attention = names.attention
     if layout.kv_lora_rank:

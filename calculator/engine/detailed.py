@@ -22,6 +22,8 @@ from calculator.engine.breakdown import Breakdown, Estimate
 from calculator.engine.dtypes import (
     DTYPES,
     ELEMENT_BYTES,
+    LINEAR_MODULE_ONLY_DTYPES,
+    UNQUANTISED_BYTES,
     embedding_bytes,
     linear_weight_bytes,
     other_parameter_bytes,
@@ -145,9 +147,13 @@ def _model_parts(architecture: Architecture, dtype: str) -> ModelParts:
     linear_bytes = Fraction(0)
     kv_linear_bytes = Fraction(0)
     linear = kv_linear = largest = largest_linear = 0
+    modules_only = dtype in LINEAR_MODULE_ONLY_DTYPES
     for layer in architecture.linear_layers:
         size = layer.in_features * layer.out_features
-        matrix_bytes = linear_weight_bytes(dtype, layer.in_features, layer.out_features)
+        if modules_only and (layer.routed_expert or layer.router):
+            matrix_bytes = Fraction(UNQUANTISED_BYTES * size)
+        else:
+            matrix_bytes = linear_weight_bytes(dtype, layer.in_features, layer.out_features)
         linear += size * layer.count
         linear_bytes += matrix_bytes * layer.count
         # DeepSpeed's largest_layer: one module's parameters; transformers 5 fuses a layer's
@@ -781,6 +787,13 @@ def detailed_estimate(inputs: EstimateInputs, architecture: Architecture) -> Est
         _training_notes(inputs, architecture, notes)
     else:
         _inference_notes(inputs, architecture, layout, notes)
+    if inputs.weight_dtype in LINEAR_MODULE_ONLY_DTYPES and any(
+        layer.routed_expert for layer in architecture.linear_layers
+    ):
+        notes.append(
+            "bitsandbytes quantises nn.Linear modules only: the fused MoE experts and routers "
+            "stay in 16-bit (transformers 5)"
+        )
     _parallel_notes(inputs, layout, notes)
     worst, breakdown = worst_breakdown(plan, inputs, architecture)
     if layout.pipeline_parallel > 1:

@@ -54,6 +54,11 @@ INT8_ROW_SCALE_BYTES = 4
 # float8 weights (FBGEMM fp8 / compressed-tensors channel-wise): fp32 scale per output row
 FLOAT8_ROW_SCALE_BYTES = 4
 
+# bitsandbytes replaces `type(module) is nn.Linear` only (transformers integrations/bitsandbytes.py
+# replace_with_bnb_linear): transformers 5's fused MoE experts and routers, bare nn.Parameters,
+# stay in 16-bit
+LINEAR_MODULE_ONLY_DTYPES = ("nf4", "int8")
+
 # GGUF Q8_0 (ggml block_q8_0): 32 int8 weights + an fp16 scale = 34 bytes per 32 weights
 GGUF_Q8_0_BLOCK = 32
 GGUF_Q8_0_BLOCK_BYTES = 34

@@ -165,6 +165,27 @@ def test_it_counts_nf4_blocks_and_double_quantisation():
     assert bits == pytest.approx(4.127, abs=0.001)
 
 
+def test_bitsandbytes_leaves_fused_experts_in_16_bit():
+    # transformers 5 replace_with_bnb_linear swaps nn.Linear modules only; TINY_MIXTRAL's fused
+    # experts (2 layers x 4 x (128 x 512 + 256 x 128)) and routers (2 x 128 x 4) are parameters
+    nf4 = run(TINY_MIXTRAL, weight_dtype="nf4", runtime_overhead_bytes=0)
+    bf16 = run(TINY_MIXTRAL, weight_dtype="bfloat16", runtime_overhead_bytes=0)
+    experts_and_routers = 2 * 4 * (128 * 512 + 256 * 128) + 2 * 128 * 4
+
+    # the attention projections per layer: q and o 128 x 128, k and v 128 x 64, quantised to NF4
+    # (n/2 + n/64 absmax bytes + 4 bytes per 256 blocks, rounded up)
+    def nf4_bytes(n: int) -> int:
+        blocks = -(-n // 64)
+        return n // 2 + blocks + 4 * -(-blocks // 256)
+
+    attention = 2 * (2 * nf4_bytes(128 * 128) + 2 * nf4_bytes(128 * 64))
+    rest = 2 * (2 * 500 * 128 + 2 * 2 * 128 + 128)  # embeddings, LM head, norms in bf16
+    assert nf4["breakdown"]["weights"] == attention + 2 * experts_and_routers + rest
+    # bf16: all 2 * (experts and routers + attention 2 * (2*128*128 + 2*128*64)) + the rest
+    assert bf16["breakdown"]["weights"] == 2 * (experts_and_routers + 2 * 49_152) + rest
+    assert any("fused MoE experts and routers stay in 16-bit" in note for note in nf4["notes"])
+
+
 def test_it_counts_gptq_groups_of_128():
     # 4096 x 4096: qweight 8,388,608 B; 32 groups x 4096 fp16 scales = 262,144 B;
     # 32 x 512 int32 packed zeros = 65,536 B; g_idx 4096 int32 = 16,384 B

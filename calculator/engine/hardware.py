@@ -1,0 +1,671 @@
+"""Which GPUs, how many, how fast, what cost: answers on top of the memory estimate.
+
+Every memory figure here comes from the engine's own estimate (`parse_inputs`, then the
+method's plan and breakdown, exactly as `calculate()` and `sweep()` run them): this module
+searches over batch sizes, sequence lengths and parallel layouts, and adds the speed and cost
+formulas (roofline bounds with an efficiency factor each, visible and overridable).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from calculator.engine.architecture import Architecture
+from calculator.engine.breakdown import Breakdown
+from calculator.engine.detailed import Plan, plan_for, worst_breakdown
+from calculator.engine.errors import EstimateError
+from calculator.engine.inputs import INPUT_LIMITS, EstimateInputs, parse_inputs
+from calculator.engine.standard import standard_estimate
+
+# Request fields that ask for these answers; they are not memory inputs, so they are taken out
+# of the payload before the memory estimate runs
+HARDWARE_FIELDS = (
+    "gpu",
+    "gpu_count",
+    "price_per_hour",
+    "memory_utilization",
+    "decode_efficiency",
+    "prefill_efficiency",
+    "training_efficiency",
+    "training_tokens",
+    "epochs",
+)
+
+# Widest tensor parallelism tried when looking for the fewest GPUs (Megatron-LM and vLLM split
+# attention heads; beyond 64 ranks the all-reduces dominate, pipeline stages are added instead)
+MAX_TENSOR_PARALLEL = 64
+# Training keeps tensor parallelism inside one 8-GPU node's NVLink domain (Narayanan et al.
+# 2021, "Efficient Large-Scale Language Model Training on GPU Clusters Using Megatron-LM")
+MAX_TRAINING_TENSOR_PARALLEL = 8
+# Most GPUs of one type the fit search considers (training: tensor x ZeRO-3 data parallel)
+MAX_FIT_GPUS = 4096
+# "Fits" compares with the whole device memory by default: the estimate already includes the
+# runtime overhead (CUDA context, allocator); capacity leaves the serving engines' margin
+FIT_MEMORY_UTILIZATION = 1.0
+# vLLM's default gpu_memory_utilization: the share of device memory the engine may use
+CAPACITY_MEMORY_UTILIZATION = 0.9
+
+# Decode is memory-bandwidth bound; serving engines measure 60-80% model bandwidth utilisation
+# (MBU, Databricks "LLM Inference Performance Engineering: Best Practices", 2023)
+DEFAULT_DECODE_EFFICIENCY = 0.7
+# Prefill is compute bound, a forward pass over many tokens: model FLOPs utilisation near the
+# best training runs (PaLM 46.2%, Chowdhery et al. 2022; Megatron-LM 52%, Narayanan et al. 2021)
+DEFAULT_PREFILL_EFFICIENCY = 0.5
+# Training MFU: Llama 3 pre-training reached 38-43% of bf16 peak on H100s (Dubey et al. 2024,
+# Table 4)
+DEFAULT_TRAINING_EFFICIENCY = 0.4
+
+SECONDS_PER_HOUR = 3600
+TOKENS_PER_MILLION = 1_000_000
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    """One accelerator's figures (the catalog's `Gpu`, as plain data)."""
+
+    slug: str
+    name: str
+    memory_bytes: int
+    memory_bandwidth_bytes_per_s: int
+    bf16_dense_tflops: float
+    price_per_hour_usd: float | None = None
+
+    @property
+    def bf16_dense_flops_per_s(self) -> float:
+        return self.bf16_dense_tflops * 1e12
+
+
+@dataclass(frozen=True)
+class Efficiencies:
+    """Shares of the peak each bound reaches: decode of memory bandwidth (MBU), prefill and
+    training of bf16 compute (MFU)."""
+
+    decode: float = DEFAULT_DECODE_EFFICIENCY
+    prefill: float = DEFAULT_PREFILL_EFFICIENCY
+    training: float = DEFAULT_TRAINING_EFFICIENCY
+
+    def as_dict(self) -> dict[str, float]:
+        return {"decode": self.decode, "prefill": self.prefill, "training": self.training}
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """How `num_gpus` GPUs share the model (the contract's parallelism fields)."""
+
+    num_gpus: int
+    tensor_parallel: int
+    pipeline_parallel: int
+    zero_stage: int
+
+    @property
+    def data_parallel(self) -> int:
+        return self.num_gpus // (self.tensor_parallel * self.pipeline_parallel)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "num_gpus": self.num_gpus,
+            "tensor_parallel": self.tensor_parallel,
+            "pipeline_parallel": self.pipeline_parallel,
+            "data_parallel": self.data_parallel,
+            "zero_stage": self.zero_stage,
+        }
+
+
+def memory_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The payload without the hardware fields: what the memory estimate takes."""
+    return {name: value for name, value in payload.items() if name not in HARDWARE_FIELDS}
+
+
+def usable_bytes(gpu: GpuSpec, memory_utilization: float) -> int:
+    return int(gpu.memory_bytes * memory_utilization)
+
+
+class Sizer:
+    """Memory per GPU of one request under other batch sizes, lengths or layouts.
+
+    The payload is validated and the model resolved once; each layout's plan is made once
+    (as `sweep()` does), so each further point only re-runs the size formulas."""
+
+    def __init__(
+        self, payload: Mapping[str, Any], architecture: Architecture | None = None
+    ) -> None:
+        self.payload = memory_payload(payload)
+        resolved = None if architecture is None else (architecture, ())
+        self.inputs, self.architecture, _ = parse_inputs(self.payload, resolved)
+        # later layouts reuse the parsed model
+        self.resolved: tuple[Architecture, tuple[str, ...]] = (self.architecture, ())
+        self._layouts: dict[Configuration, tuple[EstimateInputs, Plan | None] | None] = {}
+        self._totals: dict[tuple[Configuration, int, int], Breakdown | None] = {}
+
+    @property
+    def configuration(self) -> Configuration:
+        inputs = self.inputs
+        return Configuration(
+            inputs.num_gpus, inputs.tensor_parallel, inputs.pipeline_parallel, inputs.zero_stage
+        )
+
+    def _layout(self, configuration: Configuration) -> tuple[EstimateInputs, Plan | None] | None:
+        if configuration in self._layouts:
+            return self._layouts[configuration]
+        payload = {
+            **self.payload,
+            "num_gpus": configuration.num_gpus,
+            "tensor_parallel": configuration.tensor_parallel,
+            "pipeline_parallel": configuration.pipeline_parallel,
+            "zero_stage": configuration.zero_stage,
+        }
+        try:
+            inputs, _, _ = parse_inputs(payload, self.resolved)
+            plan = None if inputs.method == "standard" else plan_for(inputs, self.architecture, [])
+            layout: tuple[EstimateInputs, Plan | None] | None = (inputs, plan)
+        except EstimateError:
+            layout = None  # a layout the engine rejects (heads not divisible, ...)
+        self._layouts[configuration] = layout
+        return layout
+
+    def breakdown(
+        self,
+        configuration: Configuration | None = None,
+        *,
+        batch_size: int | None = None,
+        sequence_length: int | None = None,
+    ) -> Breakdown | None:
+        """The busiest GPU's breakdown, or None when the engine rejects the layout."""
+        configuration = configuration or self.configuration
+        batch = self.inputs.batch_size if batch_size is None else batch_size
+        length = self.inputs.sequence_length if sequence_length is None else sequence_length
+        key = (configuration, batch, length)
+        if key in self._totals:
+            return self._totals[key]
+        layout = self._layout(configuration)
+        result: Breakdown | None = None
+        if layout is not None:
+            inputs, plan = layout
+            inputs = inputs.with_value("batch_size", batch).with_value("sequence_length", length)
+            if plan is None:
+                try:
+                    result = standard_estimate(inputs, self.architecture).breakdown
+                except EstimateError:
+                    result = None
+            else:
+                result = worst_breakdown(plan, inputs, self.architecture)[1]
+        self._totals[key] = result
+        return result
+
+    def total_bytes(self, configuration: Configuration | None = None, **sizes: int) -> int | None:
+        breakdown = self.breakdown(configuration, **sizes)
+        return None if breakdown is None else breakdown.total
+
+
+# --- layouts -----------------------------------------------------------------------------------
+
+
+def tensor_parallel_sizes(
+    architecture: Architecture, limit: int = MAX_TENSOR_PARALLEL
+) -> list[int]:
+    """Tensor-parallel sizes the engine accepts (they divide the attention heads, and the KV
+    heads and they divide one another), ascending, up to `limit`."""
+    heads, kv_heads = architecture.num_attention_heads, architecture.num_key_value_heads
+    return [
+        tp
+        for tp in range(1, min(heads, limit) + 1)
+        if heads % tp == 0 and (kv_heads % tp == 0 or tp % kv_heads == 0)
+    ]
+
+
+def configuration_for(sizer: Sizer, gpu_count: int) -> Configuration:
+    """How `gpu_count` GPUs run the request: its own layout when it asked for that many GPUs;
+    else inference splits the model with the widest tensor parallelism that divides the count
+    and pipeline stages for the rest (replicas beyond the layers), training keeps its tensor and
+    pipeline sizes when they divide the count and shards the rest with ZeRO-3 data parallelism
+    (or the ZeRO stage it asked for)."""
+    inputs, architecture = sizer.inputs, sizer.architecture
+    if gpu_count == inputs.num_gpus:
+        return sizer.configuration
+    if inputs.training:
+        tp, pp = inputs.tensor_parallel, inputs.pipeline_parallel
+        if gpu_count % (tp * pp):
+            tp = pp = 1
+        dp = gpu_count // (tp * pp)
+        zero = 0
+        if dp > 1:
+            zero = inputs.zero_stage if "zero_stage" in inputs.given else 3
+        return Configuration(gpu_count, tp, pp, zero)
+    tp = max(size for size in tensor_parallel_sizes(architecture) if gpu_count % size == 0)
+    rest = gpu_count // tp
+    pp = max(
+        stages for stages in range(1, min(rest, architecture.num_layers) + 1) if rest % stages == 0
+    )
+    return Configuration(gpu_count, tp, pp, 0)
+
+
+# --- fit ---------------------------------------------------------------------------------------
+
+
+def _smallest_fitting(
+    fits: Callable[[int], bool], low: int, high: int, guess: int | None = None
+) -> int | None:
+    """The smallest k in [low, high] with fits(k), for fits monotone (false, then true); None
+    when even `high` does not fit. Starts at `guess` (else `low`): when it fits and guess - 1
+    does not, two calls suffice; otherwise galloping away from it, then bisection."""
+    if low > high:
+        return None
+    probe = low if guess is None else min(max(guess, low), high)
+    if fits(probe):
+        lo, hi = low, probe  # hi fits
+        step = 1
+        while lo < hi:  # gallop down from the guess, then bisect
+            below = max(hi - step, lo)
+            if fits(below):
+                hi, step = below, step * 2
+            else:
+                lo = below + 1
+                break
+        while lo < hi:
+            middle = (lo + hi) // 2
+            if fits(middle):
+                hi = middle
+            else:
+                lo = middle + 1
+        return hi
+    step, previous = 1, probe
+    while True:  # gallop up from the guess
+        if previous == high:
+            return None
+        probe = min(previous + step, high)
+        if fits(probe):
+            break
+        previous, step = probe, step * 2
+    lo, hi = previous + 1, probe  # previous does not fit, probe fits
+    while lo < hi:
+        middle = (lo + hi) // 2
+        if fits(middle):
+            hi = middle
+        else:
+            lo = middle + 1
+    return hi
+
+
+def _guess_count(points: Mapping[int, int], usable: int, low: int) -> int | None:
+    """Where memory per GPU reaches `usable`, from the smallest and largest counts k >= `low`
+    evaluated so far, modelling memory as a + b / k (sharded or staged parts fall as 1 / k);
+    0 when the model says no count gets there; None without two points. Only a starting point
+    for the search, which checks every answer with the engine."""
+    ks = sorted(k for k in points if k >= low)
+    if len(ks) < 2:
+        return None
+    k1, k2 = ks[0], ks[-1]
+    f1, f2 = points[k1], points[k2]
+    b = (f1 - f2) * k1 * k2 / (k2 - k1)
+    a = f1 - b / k1
+    if b <= 0 or usable <= a:
+        return 0
+    return max(math.ceil(b / (usable - a)), 1)
+
+
+def _fewest_gpus(sizer: Sizer, usables: Iterable[int]) -> dict[int, tuple[Configuration, int]]:
+    """For each usable memory, the layout with the fewest GPUs whose busiest GPU fits in it
+    (and its bytes); memories that no layout within the limits fits are left out.
+
+    Inference: for each tensor-parallel size (ascending), the fewest pipeline stages; training:
+    for each tensor-parallel size up to a node, the fewest ZeRO-3 data-parallel ranks. Memory
+    per GPU falls as stages or ranks are added, so each family is searched by galloping and
+    bisection, starting where the next larger memory's answer stopped. At an equal count
+    inference takes the wider tensor parallelism (fewer stages in a token's path) and training
+    the narrower one (ZeRO-3 shards more, with fewer all-reduces in each layer)."""
+    inputs, architecture = sizer.inputs, sizer.architecture
+    training = inputs.training
+    answers: dict[int, tuple[Configuration, int]] = {}
+    if inputs.method == "standard":
+        # the original formulas have no multi-GPU model
+        one = single_gpu_configuration()
+        total = sizer.total_bytes(one)
+        return {usable: (one, total) for usable in usables if total is not None and total <= usable}
+
+    def layout(tp: int, k: int) -> Configuration:
+        if training:
+            return Configuration(tp * k, tp, 1, 3 if k > 1 else 0)
+        return Configuration(tp * k, tp, k, 0)
+
+    widest = MAX_TRAINING_TENSOR_PARALLEL if training else MAX_TENSOR_PARALLEL
+    families = tensor_parallel_sizes(architecture, widest)
+    # the smallest k of each family not yet known to miss (a smaller memory misses it too)
+    family_low = dict.fromkeys(families, 1)
+    family_points: dict[int, dict[int, int]] = {tp: {} for tp in families}
+    for usable in sorted(set(usables), reverse=True):
+        best: tuple[Configuration, int] | None = None
+        for tp in families:
+            best_count = best[0].num_gpus if best else None
+            if best_count is not None and tp > best_count:
+                break
+            limit = MAX_FIT_GPUS // tp if training else architecture.num_layers
+            if best_count is not None:
+                # inference: an equal count with wider tensor parallelism has fewer pipeline
+                # stages, so a lower latency; training keeps the first (narrower) one found
+                limit = min(limit, (best_count - 1) // tp if training else best_count // tp)
+
+            points = family_points[tp]
+
+            def fits(k: int, tp: int = tp, usable: int = usable, points: dict = points) -> bool:
+                total = sizer.total_bytes(layout(tp, k))
+                if total is not None:
+                    points[k] = total
+                return total is not None and total <= usable
+
+            # ZeRO-3 starts at two ranks: one rank (no ZeRO) is another regime
+            guess = _guess_count(points, usable, 2 if training else 1)
+            if guess == 0 and family_low[tp] <= limit and not fits(limit):
+                k = None  # as the model said: not even the most GPUs of this family fit
+            else:
+                k = _smallest_fitting(fits, family_low[tp], limit, guess or None)
+            if k is None:
+                family_low[tp] = max(family_low[tp], limit + 1)
+                continue
+            family_low[tp] = k
+            configuration = layout(tp, k)
+            total = sizer.total_bytes(configuration)
+            assert total is not None
+            best = (configuration, total)
+        if best is not None:
+            answers[usable] = best
+    return answers
+
+
+def single_gpu_configuration() -> Configuration:
+    return Configuration(1, 1, 1, 0)
+
+
+def fit(
+    payload: Mapping[str, Any],
+    gpus: Iterable[GpuSpec],
+    *,
+    memory_utilization: float = FIT_MEMORY_UTILIZATION,
+    architecture: Architecture | None = None,
+    sizer: Sizer | None = None,
+) -> list[dict[str, Any]]:
+    """For each GPU: whether the request fits on one (its batch and length on a single GPU),
+    with what headroom, and the fewest GPUs of that type that fit and how they are laid out.
+
+    A GPU "fits" when the estimate is at most `memory_utilization` of its memory (1.0: the whole
+    device; the estimate already counts the runtime overhead)."""
+    sizer = sizer or Sizer(payload, architecture)
+    gpus = list(gpus)
+    required = sizer.total_bytes(single_gpu_configuration())
+    fewest_by_memory = _fewest_gpus(sizer, [usable_bytes(gpu, memory_utilization) for gpu in gpus])
+    results = []
+    for gpu in gpus:
+        usable = usable_bytes(gpu, memory_utilization)
+        fewest = fewest_by_memory.get(usable)
+        headroom = None if required is None else usable - required
+        results.append(
+            {
+                "gpu": gpu.slug,
+                "name": gpu.name,
+                "memory_bytes": gpu.memory_bytes,
+                "usable_bytes": usable,
+                "required_bytes": required,
+                "fits_on_one": required is not None and required <= usable,
+                "headroom_bytes": headroom,
+                "headroom_percent": (
+                    None if headroom is None else round(100 * headroom / gpu.memory_bytes, 2)
+                ),
+                "fewest_gpus": fewest[0].num_gpus if fewest else None,
+                "configuration": fewest[0].as_dict() if fewest else None,
+                "per_gpu_bytes": fewest[1] if fewest else None,
+            }
+        )
+    return results
+
+
+# --- capacity ----------------------------------------------------------------------------------
+
+
+def _largest_fitting(fits: Callable[[int], bool], high: int) -> int:
+    """The largest n in [1, high] with fits(n), for fits monotone (true, then false); 0 when
+    1 does not fit. Galloping (1, 2, 4, ...) then bisection: about 2 log2(n) calls."""
+    if not fits(1):
+        return 0
+    low, probe = 1, 2
+    while probe <= high and fits(probe):
+        low, probe = probe, probe * 2
+    if probe > high:
+        if fits(high):
+            return high
+        probe = high
+    # low fits, probe does not
+    while probe - low > 1:
+        middle = (low + probe) // 2
+        if fits(middle):
+            low = middle
+        else:
+            probe = middle
+    return low
+
+
+def kv_cache_tokens(sizer: Sizer, configuration: Configuration, usable: int) -> dict[str, int]:
+    """Serving-engine style (vLLM): the memory left for KV cache once the weights, the peak
+    activations of the request's batch and the runtime overhead are placed, in tokens."""
+    breakdown = sizer.breakdown(configuration)
+    per_token = sizer.breakdown(configuration, batch_size=1, sequence_length=1)
+    assert breakdown is not None and per_token is not None
+    # vLLM: KV blocks = (gpu_memory_utilization x memory - weights - peak activations - other)
+    reserved = breakdown.total - breakdown.kv_cache
+    budget = max(usable - reserved, 0)
+    bytes_per_token = per_token.kv_cache
+    tokens = budget // bytes_per_token if bytes_per_token else 0
+    return {
+        "budget_bytes": budget,
+        "reserved_bytes": reserved,
+        "bytes_per_token": bytes_per_token,
+        "tokens": tokens,
+        "concurrent_sequences": tokens // sizer.inputs.sequence_length,
+    }
+
+
+def capacity(
+    payload: Mapping[str, Any],
+    gpu: GpuSpec,
+    gpu_count: int,
+    *,
+    memory_utilization: float = CAPACITY_MEMORY_UTILIZATION,
+    architecture: Architecture | None = None,
+    sizer: Sizer | None = None,
+) -> dict[str, Any]:
+    """On `gpu_count` GPUs of a type: the largest batch size (at the request's length) and the
+    longest sequence (at its batch size) whose busiest GPU fits in `memory_utilization` of the
+    memory, and the KV-cache tokens and concurrent sequences a serving engine would hold."""
+    sizer = sizer or Sizer(payload, architecture)
+    configuration = configuration_for(sizer, gpu_count)
+    usable = usable_bytes(gpu, memory_utilization)
+
+    def batch_fits(batch: int) -> bool:
+        total = sizer.total_bytes(configuration, batch_size=batch)
+        return total is not None and total <= usable
+
+    def length_fits(length: int) -> bool:
+        total = sizer.total_bytes(configuration, sequence_length=length)
+        return total is not None and total <= usable
+
+    result: dict[str, Any] = {
+        "gpu": gpu.slug,
+        "gpu_count": gpu_count,
+        "configuration": configuration.as_dict(),
+        "memory_utilization": memory_utilization,
+        "usable_bytes": usable,
+        "max_batch_size": _largest_fitting(batch_fits, INPUT_LIMITS["batch_size"][1]),
+        "max_sequence_length": _largest_fitting(length_fits, INPUT_LIMITS["sequence_length"][1]),
+        "kv_cache": None,
+        # the longest context the model was trained for (0: unknown), beside the memory's limit
+        "max_position_embeddings": sizer.architecture.max_position_embeddings,
+    }
+    if not sizer.inputs.training and sizer.breakdown(configuration) is not None:
+        result["kv_cache"] = kv_cache_tokens(sizer, configuration, usable)
+    return result
+
+
+def capacity_by_gpu_count(
+    payload: Mapping[str, Any],
+    gpu: GpuSpec,
+    gpu_counts: Sequence[int] = (1, 2, 4, 8),
+    *,
+    memory_utilization: float = CAPACITY_MEMORY_UTILIZATION,
+    architecture: Architecture | None = None,
+    sizer: Sizer | None = None,
+) -> list[dict[str, Any]]:
+    """`capacity` for each GPU count (a chart of max batch and context against GPUs)."""
+    sizer = sizer or Sizer(payload, architecture)
+    return [
+        capacity(payload, gpu, count, memory_utilization=memory_utilization, sizer=sizer)
+        for count in gpu_counts
+    ]
+
+
+# --- throughput --------------------------------------------------------------------------------
+
+
+def attended_positions(architecture: Architecture, sequence_length: int) -> int:
+    """Key positions one query attends to, summed over the layers (sliding-window layers see at
+    most the window)."""
+    sliding = architecture.num_sliding_window_layers if architecture.sliding_window else 0
+    window = min(sequence_length, architecture.sliding_window) if sliding else 0
+    return (architecture.num_layers - sliding) * sequence_length + sliding * window
+
+
+def forward_flops_per_token(architecture: Architecture, sequence_length: int) -> int:
+    """Model FLOPs of one token's forward pass over a context of `sequence_length` tokens."""
+    active = architecture.num_active_parameters or architecture.num_parameters
+    attention_width = architecture.num_attention_heads * architecture.head_dim
+    # PaLM (Chowdhery et al. 2022, appendix B): 2N for the matmuls with the weights, plus
+    # 4 * layers * attention width * context for the scores (QK^T) and their use on V
+    return 2 * active + 4 * attention_width * attended_positions(architecture, sequence_length)
+
+
+def training_flops_per_token(architecture: Architecture, sequence_length: int) -> int:
+    # PaLM appendix B: forward + backward = 3 x forward (6N + 12 * L * H * Q * T)
+    return 3 * forward_flops_per_token(architecture, sequence_length)
+
+
+def throughput(
+    payload: Mapping[str, Any],
+    gpu: GpuSpec,
+    gpu_count: int,
+    efficiencies: Efficiencies | None = None,
+    *,
+    architecture: Architecture | None = None,
+    sizer: Sizer | None = None,
+) -> dict[str, Any]:
+    """Roofline speeds on `gpu_count` GPUs: inference gives decode (memory-bandwidth bound)
+    and prefill (compute bound) tokens/s, training gives training tokens/s (compute bound)."""
+    sizer = sizer or Sizer(payload, architecture)
+    efficiencies = efficiencies or Efficiencies()
+    inputs, model = sizer.inputs, sizer.architecture
+    configuration = configuration_for(sizer, gpu_count)
+    peak_flops = gpu.bf16_dense_flops_per_s * gpu_count
+    result: dict[str, Any] = {
+        "gpu": gpu.slug,
+        "gpu_count": gpu_count,
+        "configuration": configuration.as_dict(),
+        "efficiencies": efficiencies.as_dict(),
+        "decode": None,
+        "prefill": None,
+        "training": None,
+    }
+    if inputs.training:
+        flops = training_flops_per_token(model, inputs.sequence_length)
+        result["training"] = {
+            "flops_per_token": flops,
+            "tokens_per_s": peak_flops * efficiencies.training / flops,
+        }
+        return result
+    breakdown = sizer.breakdown(configuration)
+    if breakdown is not None:
+        result["decode"] = decode_rate(
+            breakdown, model, inputs.batch_size, configuration, gpu, efficiencies.decode
+        )
+    flops = forward_flops_per_token(model, inputs.sequence_length)
+    result["prefill"] = {
+        "flops_per_token": flops,
+        "tokens_per_s": peak_flops * efficiencies.prefill / flops,
+    }
+    return result
+
+
+def decode_rate(
+    breakdown: Breakdown,
+    architecture: Architecture,
+    batch_size: int,
+    configuration: Configuration,
+    gpu: GpuSpec,
+    efficiency: float,
+) -> dict[str, Any]:
+    """Decode speed from the busiest GPU's bytes: each step reads its active weights and the
+    whole KV cache of its batch once (memory-bandwidth bound, the weights shared by the batch)."""
+    total = architecture.num_parameters
+    active = architecture.num_active_parameters or total
+    # MoE: a step reads the experts its tokens are routed to, about active / total of the weights
+    active_weight_bytes = breakdown.weights * active // total
+    bytes_per_step = active_weight_bytes + breakdown.kv_cache
+    # pipeline stages run one after another for a token: a step takes pp stage times
+    step_seconds = (
+        configuration.pipeline_parallel
+        * bytes_per_step
+        / (gpu.memory_bandwidth_bytes_per_s * efficiency)
+    )
+    per_sequence = 1 / step_seconds
+    return {
+        "active_weight_bytes": active_weight_bytes,
+        "kv_cache_bytes": breakdown.kv_cache,
+        "bytes_per_step": bytes_per_step,
+        "step_seconds": step_seconds,
+        "tokens_per_s_per_sequence": per_sequence,
+        # every data-parallel replica decodes its own batch
+        "tokens_per_s": per_sequence * batch_size * configuration.data_parallel,
+    }
+
+
+# --- cost --------------------------------------------------------------------------------------
+
+
+def cost(
+    rates: Mapping[str, Any],
+    gpu: GpuSpec,
+    gpu_count: int,
+    *,
+    price_per_hour: float | None = None,
+    training_tokens: int | None = None,
+    epochs: int = 1,
+) -> dict[str, Any]:
+    """What the configuration costs: per hour, per million generated tokens (at the aggregate
+    decode rate of `rates`, a `throughput` result) and for a training run of `training_tokens`
+    tokens over `epochs` epochs. `price_per_hour` (per GPU) overrides the GPU's price; without
+    a price every figure is None."""
+    price = gpu.price_per_hour_usd if price_per_hour is None else price_per_hour
+    result: dict[str, Any] = {
+        "price_per_gpu_hour": price,
+        "gpu_count": gpu_count,
+        "per_hour": None,
+        "per_million_tokens": None,
+        "training_run": None,
+    }
+    if price is None:
+        return result
+    per_hour = gpu_count * price
+    result["per_hour"] = per_hour
+    decode = rates.get("decode")
+    if decode and decode["tokens_per_s"]:
+        seconds_per_million = TOKENS_PER_MILLION / decode["tokens_per_s"]
+        result["per_million_tokens"] = per_hour * seconds_per_million / SECONDS_PER_HOUR
+    training = rates.get("training")
+    if training and training_tokens is not None:
+        seconds = training_tokens * epochs / training["tokens_per_s"]
+        result["training_run"] = {
+            "tokens": training_tokens,
+            "epochs": epochs,
+            "seconds": seconds,
+            "hours": seconds / SECONDS_PER_HOUR,
+            "cost": per_hour * seconds / SECONDS_PER_HOUR,
+        }
+    return result

@@ -1,0 +1,413 @@
+"""GPU answers: fit, capacity, throughput and cost, checked by hand and against calculate()."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from calculator.engine import EstimateError, calculate
+from calculator.engine.hardware import (
+    CAPACITY_MEMORY_UTILIZATION,
+    DEFAULT_DECODE_EFFICIENCY,
+    DEFAULT_PREFILL_EFFICIENCY,
+    DEFAULT_TRAINING_EFFICIENCY,
+    Configuration,
+    Efficiencies,
+    GpuSpec,
+    Sizer,
+    _largest_fitting,
+    _smallest_fitting,
+    attended_positions,
+    capacity,
+    capacity_by_gpu_count,
+    configuration_for,
+    cost,
+    fit,
+    memory_payload,
+    tensor_parallel_sizes,
+    throughput,
+)
+
+CONFIGS = Path(__file__).parent / "fixtures" / "configs"
+
+
+def hf_config(name: str) -> dict:
+    return {"hf_config": json.loads((CONFIGS / f"{name}.json").read_text())}
+
+
+LLAMA = hf_config("meta-llama--Llama-3.1-8B")
+GIB = 2**30
+
+# NVIDIA H100 SXM datasheet: 80 GB HBM3 at 3.35 TB/s, BF16 1,979 TFLOPS with sparsity (989.4 dense)
+H100 = GpuSpec("h100-sxm", "H100 SXM", 80 * GIB, 3_350_000_000_000, 989.4, 2.99)
+# NVIDIA T4 datasheet: 16 GB GDDR6 at 320 GB/s, 65 TFLOPS mixed precision
+T4 = GpuSpec("t4", "T4", 16 * GIB, 320_000_000_000, 65.0, None)
+# NVIDIA L4 datasheet: 24 GB GDDR6 at 300 GB/s, BF16 242 TFLOPS with sparsity (121 dense)
+L4 = GpuSpec("l4", "L4", 24 * GIB, 300_000_000_000, 121.0, 0.8)
+
+# Llama-3.1-8B: 8,030,261,248 parameters (transformers meta-device count; "8B" on the card),
+# 32 layers, 32 attention heads, 8 KV heads, head_dim 128
+LLAMA_PARAMETERS = 8_030_261_248
+LLAMA_BF16_WEIGHT_BYTES = 16_060_522_496  # 8,030,261,248 x 2 bytes
+# K and V: 2 x 32 layers x 8 KV heads x 128 x 2 bytes = 131,072 bytes per token
+LLAMA_KV_BYTES_PER_TOKEN = 131_072
+
+
+LAYOUT_FIELDS = ("num_gpus", "tensor_parallel", "pipeline_parallel", "zero_stage")
+
+
+def total(payload: dict, **fields) -> int:
+    return calculate({**payload, **fields})["total_bytes"]
+
+
+# --- throughput ---------------------------------------------------------------------------------
+
+
+def test_decode_bound_of_llama_8b_on_an_h100_by_hand():
+    rates = throughput({"model": LLAMA}, H100, 1)
+    decode = rates["decode"]
+    weights = 8_030_261_248 * 2
+    assert weights == LLAMA_BF16_WEIGHT_BYTES
+    kv = 2 * 32 * 8 * 128 * 2048 * 2  # K and V, layers, KV heads, head_dim, tokens, bf16
+    assert kv == 268_435_456
+    assert decode["active_weight_bytes"] == 16_060_522_496
+    assert decode["kv_cache_bytes"] == 268_435_456
+    assert decode["bytes_per_step"] == 16_328_957_952
+    # one step reads every weight and the whole KV cache once, at 70% of 3.35 TB/s
+    assert DEFAULT_DECODE_EFFICIENCY == 0.7
+    assert decode["tokens_per_s_per_sequence"] == pytest.approx(3.35e12 * 0.7 / 16_328_957_952)
+    assert decode["tokens_per_s_per_sequence"] == pytest.approx(143.61, abs=0.01)
+    assert decode["tokens_per_s"] == decode["tokens_per_s_per_sequence"]  # batch of one
+    assert rates["training"] is None
+
+
+def test_decode_of_a_batch_shares_the_weights_and_reads_every_kv_cache():
+    efficiencies = Efficiencies(decode=0.8)
+    decode = throughput({"model": LLAMA, "batch_size": 8}, H100, 1, efficiencies)["decode"]
+    bytes_per_step = 16_060_522_496 + 8 * 268_435_456
+    assert decode["bytes_per_step"] == bytes_per_step == 18_208_006_144
+    assert decode["tokens_per_s_per_sequence"] == pytest.approx(3.35e12 * 0.8 / 18_208_006_144)
+    assert decode["tokens_per_s"] == pytest.approx(8 * 3.35e12 * 0.8 / 18_208_006_144)
+
+
+def test_decode_on_two_gpus_reads_half_the_weights_on_each():
+    # tensor parallel 2: each GPU holds and reads its half of every split matrix, so a step
+    # takes the busiest GPU's bytes (from calculate() at tensor_parallel 2) over its bandwidth
+    split = calculate({"model": LLAMA, "num_gpus": 2, "tensor_parallel": 2})["breakdown"]
+    decode = throughput({"model": LLAMA}, H100, 2)["decode"]
+    assert split["kv_cache"] == 268_435_456 // 2
+    assert decode["bytes_per_step"] == split["weights"] + split["kv_cache"]
+    assert decode["tokens_per_s"] == pytest.approx(
+        3.35e12 * 0.7 / (split["weights"] + split["kv_cache"])
+    )
+
+
+def test_moe_decode_reads_the_active_share_of_the_weights():
+    # Qwen3-30B-A3B: 3.3B of 30.5B parameters active per token (model card)
+    payload = {"model": hf_config("Qwen--Qwen3-30B-A3B")}
+    result = calculate(payload)
+    weights = result["breakdown"]["weights"]
+    active, every = result["parameters"]["active"], result["parameters"]["total"]
+    assert every == 30_532_122_624  # transformers meta-device count
+    decode = throughput(payload, H100, 1)["decode"]
+    assert decode["active_weight_bytes"] == weights * active // every
+    assert decode["active_weight_bytes"] < weights / 9
+
+
+def test_prefill_flops_per_token_by_hand():
+    prefill = throughput({"model": LLAMA}, H100, 1)["prefill"]
+    # PaLM appendix B: 2N + 4 x layers x (heads x head_dim) x context
+    flops = 2 * 8_030_261_248 + 4 * 32 * (32 * 128) * 2048
+    assert flops == 16_060_522_496 + 1_073_741_824 == 17_134_264_320
+    assert prefill["flops_per_token"] == 17_134_264_320
+    assert DEFAULT_PREFILL_EFFICIENCY == 0.5
+    assert prefill["tokens_per_s"] == pytest.approx(989.4e12 * 0.5 / 17_134_264_320)
+
+
+def test_training_tokens_per_second_by_hand():
+    payload = {"model": LLAMA, "mode": "training", "mixed_precision": True}
+    rates = throughput(payload, H100, 8)
+    # 6N + 12 x layers x (heads x head_dim) x context (PaLM appendix B), at 40% MFU on 8 GPUs
+    flops = 6 * 8_030_261_248 + 12 * 32 * 4096 * 2048
+    assert flops == 51_402_792_960
+    assert rates["training"]["flops_per_token"] == flops
+    assert DEFAULT_TRAINING_EFFICIENCY == 0.4
+    assert rates["training"]["tokens_per_s"] == pytest.approx(8 * 989.4e12 * 0.4 / flops)
+    assert rates["decode"] is None and rates["prefill"] is None
+    assert rates["efficiencies"] == {"decode": 0.7, "prefill": 0.5, "training": 0.4}
+
+
+def test_overridden_efficiencies_show_in_the_result_and_scale_the_rates():
+    payload = {"model": LLAMA, "mode": "training"}
+    base = throughput(payload, H100, 1)["training"]["tokens_per_s"]
+    rates = throughput(payload, H100, 1, Efficiencies(training=0.2))
+    assert rates["efficiencies"]["training"] == 0.2
+    assert rates["training"]["tokens_per_s"] == pytest.approx(base / 2)
+
+
+def test_sliding_window_layers_attend_to_the_window_only():
+    # gemma-2-9b: 42 layers, every other one (21) with a 4,096-token window
+    architecture = Sizer({"model": hf_config("google--gemma-2-9b")}).architecture
+    assert attended_positions(architecture, 8192) == 21 * 8192 + 21 * 4096
+    assert attended_positions(architecture, 1000) == 42 * 1000
+    prefill = throughput(
+        {"model": hf_config("google--gemma-2-9b"), "sequence_length": 8192}, H100, 1
+    )["prefill"]
+    # 9,241,705,984 parameters (meta-device count); 16 heads x 256 head_dim
+    assert prefill["flops_per_token"] == 2 * 9_241_705_984 + 4 * 16 * 256 * (21 * 8192 + 21 * 4096)
+
+
+# --- cost ---------------------------------------------------------------------------------------
+
+
+def test_cost_per_hour_and_per_million_generated_tokens():
+    rates = throughput({"model": LLAMA, "batch_size": 8}, H100, 1)
+    tokens_per_s = 8 * 3.35e12 * 0.7 / 18_208_006_144
+    result = cost(rates, H100, 1)
+    assert result["price_per_gpu_hour"] == 2.99
+    assert result["per_hour"] == 2.99
+    # a million tokens take 1e6 / tokens_per_s seconds, at $2.99 per 3,600 s
+    assert result["per_million_tokens"] == pytest.approx(2.99 * (1e6 / tokens_per_s) / 3600)
+    assert result["training_run"] is None
+
+
+def test_price_override_and_gpu_count_multiply():
+    rates = throughput({"model": LLAMA}, H100, 8)
+    result = cost(rates, H100, 8, price_per_hour=2.0)
+    assert result["price_per_gpu_hour"] == 2.0
+    assert result["per_hour"] == 16.0
+
+
+def test_cost_of_a_training_run():
+    payload = {"model": LLAMA, "mode": "training", "mixed_precision": True}
+    rates = throughput(payload, H100, 8)
+    tokens_per_s = 8 * 989.4e12 * 0.4 / 51_402_792_960
+    result = cost(rates, H100, 8, training_tokens=1_000_000_000, epochs=2)
+    run = result["training_run"]
+    seconds = 2 * 1_000_000_000 / tokens_per_s  # D x E / tokens per second
+    assert run["seconds"] == pytest.approx(seconds)
+    assert run["hours"] == pytest.approx(seconds / 3600)
+    assert run["cost"] == pytest.approx(8 * 2.99 * seconds / 3600)
+    assert result["per_million_tokens"] is None  # no decode in training
+
+
+def test_without_a_price_there_is_no_cost():
+    result = cost(throughput({"model": LLAMA}, T4, 1), T4, 1)
+    assert result["per_hour"] is None
+    assert result["per_million_tokens"] is None
+
+
+# --- capacity -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"model": LLAMA},
+        {"model": LLAMA, "sequence_length": 8192, "kv_cache_dtype": "float8"},
+        {"model": LLAMA, "mode": "training", "finetuning": "lora"},
+        {"model": hf_config("Qwen--Qwen3-30B-A3B"), "batch_size": 4},
+        {"model": LLAMA, "method": "standard"},
+    ],
+)
+def test_capacity_agrees_with_calculate_at_the_boundary(payload):
+    usable = int(80 * GIB * 0.9)
+    result = capacity(payload, H100, 1)
+    batch, length = result["max_batch_size"], result["max_sequence_length"]
+    assert batch >= 1 and length >= 1
+    assert total(payload, batch_size=batch) <= usable < total(payload, batch_size=batch + 1)
+    assert total(payload, sequence_length=length) <= usable
+    assert total(payload, sequence_length=length + 1) > usable
+
+
+def test_capacity_on_several_gpus_uses_the_reported_layout():
+    result = capacity({"model": LLAMA}, L4, 4)
+    assert result["configuration"] == {
+        "num_gpus": 4,
+        "tensor_parallel": 4,
+        "pipeline_parallel": 1,
+        "data_parallel": 1,
+        "zero_stage": 0,
+    }
+    layout = {"model": LLAMA, "num_gpus": 4, "tensor_parallel": 4}
+    usable = int(24 * GIB * 0.9)
+    batch = result["max_batch_size"]
+    assert total(layout, batch_size=batch) <= usable < total(layout, batch_size=batch + 1)
+
+
+def test_capacity_is_zero_when_nothing_fits():
+    result = capacity({"model": LLAMA}, T4, 1)
+    # 16,060,522,496 bytes of weights alone exceed 90% of 16 GiB (15,461,882,265)
+    assert int(16 * GIB * 0.9) == 15_461_882_265
+    assert result["max_batch_size"] == 0
+    assert result["max_sequence_length"] == 0
+    assert result["kv_cache"]["tokens"] == 0
+
+
+def test_kv_cache_tokens_serving_engine_style():
+    breakdown = calculate({"model": LLAMA})["breakdown"]
+    result = capacity({"model": LLAMA}, H100, 1)
+    assert CAPACITY_MEMORY_UTILIZATION == 0.9
+    usable = int(85_899_345_920 * 0.9)
+    assert result["usable_bytes"] == usable == 77_309_411_328
+    # vLLM: what is left after weights, peak activations and overhead holds the KV cache
+    reserved = breakdown["weights"] + breakdown["activations"] + breakdown["runtime_overhead"]
+    kv = result["kv_cache"]
+    assert kv["reserved_bytes"] == reserved
+    assert kv["budget_bytes"] == usable - reserved
+    assert kv["bytes_per_token"] == LLAMA_KV_BYTES_PER_TOKEN
+    assert kv["tokens"] == (usable - reserved) // 131_072
+    assert kv["concurrent_sequences"] == kv["tokens"] // 2048
+    assert result["max_position_embeddings"] == 131_072  # Llama 3.1 config.json
+
+
+def test_training_capacity_has_no_kv_cache():
+    result = capacity({"model": LLAMA, "mode": "training", "finetuning": "lora"}, H100, 1)
+    assert result["kv_cache"] is None
+
+
+def test_capacity_grows_with_gpus():
+    rows = capacity_by_gpu_count({"model": LLAMA}, H100, (1, 2, 4, 8))
+    assert [row["gpu_count"] for row in rows] == [1, 2, 4, 8]
+    batches = [row["max_batch_size"] for row in rows]
+    lengths = [row["max_sequence_length"] for row in rows]
+    assert batches == sorted(batches) and len(set(batches)) == 4
+    assert lengths == sorted(lengths) and len(set(lengths)) == 4
+
+
+# --- layouts ------------------------------------------------------------------------------------
+
+
+def test_tensor_parallel_sizes_follow_the_engine_validation():
+    architecture = Sizer({"model": LLAMA}).architecture
+    # 32 heads, 8 KV heads: tp divides 32, and 8 and tp divide one another
+    assert tensor_parallel_sizes(architecture) == [1, 2, 4, 8, 16, 32]
+    assert tensor_parallel_sizes(architecture, 8) == [1, 2, 4, 8]
+
+
+def test_configuration_for_a_gpu_count():
+    sizer = Sizer({"model": LLAMA})
+    # 6 GPUs: tensor parallel 2 (6 is not a multiple of 4), three pipeline stages
+    assert configuration_for(sizer, 6) == Configuration(6, 2, 3, 0)
+    assert configuration_for(sizer, 8) == Configuration(8, 8, 1, 0)
+    training = Sizer({"model": LLAMA, "mode": "training"})
+    assert configuration_for(training, 4) == Configuration(4, 1, 1, 3)
+    assert configuration_for(training, 1) == Configuration(1, 1, 1, 0)
+    zero_one = Sizer({"model": LLAMA, "mode": "training", "zero_stage": 1, "num_gpus": 2})
+    assert configuration_for(zero_one, 4) == Configuration(4, 1, 1, 1)
+    asked = {"model": LLAMA, "num_gpus": 4, "tensor_parallel": 2, "pipeline_parallel": 2}
+    assert configuration_for(Sizer(asked), 4) == Configuration(4, 2, 2, 0)
+
+
+# --- fit ----------------------------------------------------------------------------------------
+
+
+def test_fit_headroom_by_hand():
+    one_gpu = total({"model": LLAMA})
+    h100, t4 = fit({"model": LLAMA}, [H100, T4])
+    assert h100["required_bytes"] == t4["required_bytes"] == one_gpu
+    assert h100["fits_on_one"] and not t4["fits_on_one"]
+    assert h100["headroom_bytes"] == 85_899_345_920 - one_gpu
+    assert h100["headroom_percent"] == round(100 * (85_899_345_920 - one_gpu) / 85_899_345_920, 2)
+    assert t4["headroom_bytes"] == 17_179_869_184 - one_gpu < 0
+    assert h100["fewest_gpus"] == 1
+    assert h100["configuration"]["num_gpus"] == 1
+
+
+def test_fewest_gpus_for_inference_splits_the_model_with_tensor_parallelism():
+    (t4,) = fit({"model": LLAMA}, [T4])
+    # weights alone (16,060,522,496 B) fit in 16 GiB, but not with the KV cache and overhead;
+    # two GPUs fit, and at equal count tensor parallelism beats pipeline stages
+    assert total({"model": LLAMA}) > 16 * GIB
+    assert t4["fewest_gpus"] == 2
+    assert t4["configuration"]["tensor_parallel"] == 2
+    assert t4["configuration"]["pipeline_parallel"] == 1
+    split = total({"model": LLAMA, "num_gpus": 2, "tensor_parallel": 2})
+    assert t4["per_gpu_bytes"] == split <= 16 * GIB
+
+
+def test_fewest_gpus_for_training_is_the_fewest_that_fit():
+    payload = {"model": LLAMA, "mode": "training", "mixed_precision": True}
+    (l4,) = fit(payload, [L4])
+    layout = l4["configuration"]
+    count = l4["fewest_gpus"]
+    assert layout["num_gpus"] == count
+    asked = {
+        name: layout[name]
+        for name in ("num_gpus", "tensor_parallel", "zero_stage", "pipeline_parallel")
+    }
+    assert total(payload, **asked) == l4["per_gpu_bytes"] <= 24 * GIB
+    # no layout the search considers (tensor parallel up to 8, ZeRO-3 over the rest) with
+    # fewer GPUs fits
+    for tp in (1, 2, 4, 8):
+        for gpus in range(tp, count, tp):
+            zero = 3 if gpus > tp else 0
+            fields = {"num_gpus": gpus, "tensor_parallel": tp, "zero_stage": zero}
+            assert total(payload, **fields) > 24 * GIB, fields
+
+
+def test_fit_reports_every_gpu_in_order_with_a_fitting_layout():
+    payload = {"model": hf_config("Qwen--Qwen3-30B-A3B"), "sequence_length": 32768}
+    gpus = [H100, T4, L4]
+    results = fit(payload, gpus)
+    assert [row["gpu"] for row in results] == ["h100-sxm", "t4", "l4"]
+    for gpu, row in zip(gpus, results, strict=True):
+        layout = row["configuration"]
+        fields = {
+            name: layout[name] for name in ("num_gpus", "tensor_parallel", "pipeline_parallel")
+        }
+        assert total(payload, **fields) == row["per_gpu_bytes"] <= gpu.memory_bytes
+        assert row["fewest_gpus"] == layout["tensor_parallel"] * layout["pipeline_parallel"]
+
+
+def test_fit_with_a_memory_utilization():
+    one_gpu = total({"model": LLAMA})
+    gpu = GpuSpec("x", "X", one_gpu + 1000, 1, 1.0)
+    assert fit({"model": LLAMA}, [gpu])[0]["fits_on_one"]
+    (row,) = fit({"model": LLAMA}, [gpu], memory_utilization=0.9)
+    assert row["usable_bytes"] == int((one_gpu + 1000) * 0.9)
+    assert not row["fits_on_one"]
+    assert row["fewest_gpus"] == 2
+
+
+def test_standard_method_fits_on_one_gpu_or_says_none():
+    (h100, t4) = fit({"model": LLAMA, "method": "standard"}, [H100, T4])
+    assert h100["fewest_gpus"] == 1
+    assert not t4["fits_on_one"]
+    assert t4["fewest_gpus"] is None  # the original formulas have no multi-GPU model
+
+
+# --- request handling and searches --------------------------------------------------------------
+
+
+def test_hardware_fields_are_taken_out_of_the_memory_payload():
+    payload = {"model": LLAMA, "gpu": {"name": "H100"}, "gpu_count": 2, "epochs": 3}
+    assert memory_payload(payload) == {"model": LLAMA}
+    assert fit(payload, [H100])[0]["fits_on_one"]
+
+
+def test_bad_memory_inputs_name_their_field():
+    with pytest.raises(EstimateError) as caught:
+        fit({"model": LLAMA, "batch_size": 0}, [H100])
+    assert caught.value.field == "batch_size"
+
+
+@pytest.mark.parametrize("threshold", [1, 2, 3, 7, 8, 9, 100, 1000])
+@pytest.mark.parametrize("guess", [None, 1, 5, 8, 64, 2000])
+def test_smallest_fitting_finds_the_threshold_from_any_guess(threshold, guess):
+    calls = []
+
+    def fits(k):
+        calls.append(k)
+        return k >= threshold
+
+    assert _smallest_fitting(fits, 1, 1000, guess) == threshold
+    assert len(calls) <= 40
+    assert _smallest_fitting(lambda k: k >= 1001, 1, 1000, guess) is None
+
+
+@pytest.mark.parametrize("largest", [0, 1, 2, 5, 64, 65, 999, 1000])
+def test_largest_fitting_finds_the_boundary(largest):
+    assert _largest_fitting(lambda n: n <= largest, 1000) == largest

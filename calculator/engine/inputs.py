@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from calculator.engine import architecture as architecture_module
-from calculator.engine.architecture import Architecture
+from calculator.engine.architecture import LORA_ALL_LINEAR, Architecture
 from calculator.engine.dtypes import DTYPES, FLOAT_FORMATS, KV_CACHE_DTYPES, WEIGHT_DTYPES
 from calculator.engine.errors import EstimateError
 
@@ -21,7 +21,7 @@ METHODS = ("detailed", "standard")
 ATTENTION_IMPLEMENTATIONS = ("flash", "eager")
 OPTIMIZERS = ("adamw", "adamw_8bit", "sgd", "sgd_momentum")
 FINETUNING_METHODS = ("full", "lora", "qlora", "partial")
-ALL_LINEAR = "all-linear"
+ALL_LINEAR = LORA_ALL_LINEAR  # "all-linear"
 LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 MODEL_SOURCES = ("hf_config", "architecture")
 

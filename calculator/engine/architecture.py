@@ -1082,7 +1082,7 @@ def _read_deepseek(r: _Reader, defaults: Mapping[str, Any]) -> _Parsed:
         shape,
         qkv_bias=attention_bias,
         o_bias=attention_bias,
-        mlp_bias=r.flag("mlp_bias", False) if defaults["mlp_bias"] else False,
+        mlp_bias=r.flag("mlp_bias", False) if defaults["reads_mlp_bias"] else False,
         q_lora_rank=q_lora_rank,
         kv_lora_rank=kv_lora_rank,
         qk_rope_head_dim=r.number("qk_rope_head_dim", "qk_rope_head_dim", 64),
@@ -1106,7 +1106,7 @@ def _read_deepseek_v2(r: _Reader) -> _Parsed:
         "shared": 2,
         "first_dense": 0,
         "per_token": None,
-        "mlp_bias": True,
+        "reads_mlp_bias": True,  # DeepseekV2MLP(bias=config.mlp_bias)
         "positions": 2048,
     }
     return _read_deepseek(r, defaults)
@@ -1125,7 +1125,7 @@ def _read_deepseek_v3(r: _Reader) -> _Parsed:
         "shared": 1,
         "first_dense": 3,
         "per_token": 8,
-        "mlp_bias": False,
+        "reads_mlp_bias": False,  # DeepseekV3MLP: bias=False
         "positions": 4096,
     }
     return _read_deepseek(r, defaults)
@@ -1554,7 +1554,10 @@ def architecture_from_fields(fields: Mapping[str, Any]) -> tuple[Architecture, l
 
     if entered is not None and (not dense_width or (moe and not moe_width)):
         layout = _inferred_width(r, layout_with, entered)
-        notes.append(f"MLP width inferred from num_parameters: {layout.intermediate_size:,}")
+        inferred = (
+            layout.moe_intermediate_size if moe and not moe_width else layout.intermediate_size
+        )
+        notes.append(f"MLP width inferred from num_parameters: {inferred:,}")
     else:
         layout = layout_with(0)
     parsed = _Parsed(

@@ -669,3 +669,229 @@ def cost(
             "cost": per_hour * seconds / SECONDS_PER_HOUR,
         }
     return result
+
+
+# --- the contract's hardware fields ------------------------------------------------------------
+
+# Defaults of the request's hardware fields (None: not asked, or taken from elsewhere)
+HARDWARE_DEFAULTS: dict[str, Any] = {
+    "gpu": None,  # no GPU: no fit, capacity, throughput or cost
+    "gpu_count": None,  # num_gpus
+    "price_per_hour": None,  # the GPU's price
+    "memory_utilization": CAPACITY_MEMORY_UTILIZATION,
+    "decode_efficiency": DEFAULT_DECODE_EFFICIENCY,
+    "prefill_efficiency": DEFAULT_PREFILL_EFFICIENCY,
+    "training_efficiency": DEFAULT_TRAINING_EFFICIENCY,
+    "training_tokens": None,  # no training run to cost
+    "epochs": 1,
+}
+# (min, max) of the numeric hardware fields; fractions are in (0, 1]
+HARDWARE_LIMITS: dict[str, tuple[float, float]] = {
+    "gpu_count": INPUT_LIMITS["num_gpus"],
+    "price_per_hour": (0, 1_000_000),
+    "memory_utilization": (0, 1),
+    "decode_efficiency": (0, 1),
+    "prefill_efficiency": (0, 1),
+    "training_efficiency": (0, 1),
+    "training_tokens": (1, 10**16),
+    "epochs": (0, 10_000),
+}
+FRACTION_FIELDS = (
+    "memory_utilization",
+    "decode_efficiency",
+    "prefill_efficiency",
+    "training_efficiency",
+)
+GPU_SPEC_LIMITS: dict[str, tuple[float, float]] = {
+    "memory_bytes": (1, 2**50),
+    "memory_bandwidth_bytes_per_s": (1, 10**15),
+    "bf16_dense_tflops": (0, 10**6),
+    "price_per_hour_usd": (0, 1_000_000),
+}
+# the catalog slug or a name saying which GPU it is; figures are what the formulas use
+GPU_SPEC_FIELDS = ("slug", "name", *GPU_SPEC_LIMITS)
+
+
+@dataclass(frozen=True)
+class HardwareRequest:
+    gpu: GpuSpec | None
+    gpu_count: int
+    price_per_hour: float | None
+    memory_utilization: float
+    efficiencies: Efficiencies
+    training_tokens: int | None
+    epochs: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """The normalised hardware fields, for the response's `inputs` (null when not asked)."""
+        gpu = self.gpu
+        return {
+            "gpu": None
+            if gpu is None
+            else {
+                "slug": gpu.slug,
+                "name": gpu.name,
+                "memory_bytes": gpu.memory_bytes,
+                "memory_bandwidth_bytes_per_s": gpu.memory_bandwidth_bytes_per_s,
+                "bf16_dense_tflops": gpu.bf16_dense_tflops,
+                "price_per_hour_usd": gpu.price_per_hour_usd,
+            },
+            "gpu_count": self.gpu_count,
+            "price_per_hour": self.price_per_hour,
+            "memory_utilization": self.memory_utilization,
+            "decode_efficiency": self.efficiencies.decode,
+            "prefill_efficiency": self.efficiencies.prefill,
+            "training_efficiency": self.efficiencies.training,
+            "training_tokens": self.training_tokens,
+            "epochs": self.epochs,
+        }
+
+
+def _number(field: str, value: Any, low: float, high: float, *, open_low: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise EstimateError(field, f"must be a number, not {value!r:.40}")
+    if value < low or value > high or (open_low and value == low):
+        bound = f"more than {low:g}" if open_low else f"at least {low:g}"
+        raise EstimateError(field, f"must be {bound} and at most {high:g}, not {value:g}")
+    return value
+
+
+def _whole(field: str, value: Any, low: float, high: float) -> int:
+    number = _number(field, value, low, high, open_low=False)
+    if not float(number).is_integer():
+        raise EstimateError(field, f"must be a whole number, not {number:g}")
+    return int(number)
+
+
+def gpu_spec(value: Any, field: str = "gpu") -> GpuSpec:
+    """A GpuSpec from the contract's `gpu` object, or EstimateError naming the bad member."""
+    if not isinstance(value, Mapping):
+        raise EstimateError(
+            field,
+            "must be an object with memory_bytes, memory_bandwidth_bytes_per_s and "
+            "bf16_dense_tflops (a catalog slug is resolved by the web layer)",
+        )
+    unknown = sorted(str(name) for name in value if name not in GPU_SPEC_FIELDS)
+    if unknown:
+        raise EstimateError(
+            f"{field}.{unknown[0]}", f"unknown; allowed: {', '.join(GPU_SPEC_FIELDS)}"
+        )
+    for name in ("memory_bytes", "memory_bandwidth_bytes_per_s", "bf16_dense_tflops"):
+        if value.get(name) is None:
+            raise EstimateError(f"{field}.{name}", "is required")
+    figures: dict[str, Any] = {}
+    for name in ("memory_bytes", "memory_bandwidth_bytes_per_s"):
+        figures[name] = _whole(f"{field}.{name}", value[name], *GPU_SPEC_LIMITS[name])
+    figures["bf16_dense_tflops"] = float(
+        _number(
+            f"{field}.bf16_dense_tflops",
+            value["bf16_dense_tflops"],
+            *GPU_SPEC_LIMITS["bf16_dense_tflops"],
+            open_low=True,
+        )
+    )
+    price = value.get("price_per_hour_usd")
+    if price is not None:
+        price = _number(
+            f"{field}.price_per_hour_usd",
+            price,
+            *GPU_SPEC_LIMITS["price_per_hour_usd"],
+            open_low=False,
+        )
+    labels = {}
+    for name in ("slug", "name"):
+        label = value.get(name, "")
+        if not isinstance(label, str) or len(label) > 200:
+            raise EstimateError(f"{field}.{name}", "must be text of at most 200 characters")
+        labels[name] = label
+    return GpuSpec(
+        slug=labels["slug"],
+        name=labels["name"] or labels["slug"] or "GPU",
+        price_per_hour_usd=price,
+        **figures,
+    )
+
+
+def parse_hardware(payload: Mapping[str, Any], num_gpus: int) -> HardwareRequest:
+    """Validate the request's hardware fields (each error names its field)."""
+
+    def get(name: str) -> Any:
+        value = payload.get(name)
+        return HARDWARE_DEFAULTS[name] if value is None else value
+
+    gpu = None if payload.get("gpu") is None else gpu_spec(payload["gpu"])
+    count = payload.get("gpu_count")
+    gpu_count = (
+        num_gpus if count is None else _whole("gpu_count", count, *HARDWARE_LIMITS["gpu_count"])
+    )
+    price = payload.get("price_per_hour")
+    if price is not None:
+        price = _number("price_per_hour", price, *HARDWARE_LIMITS["price_per_hour"], open_low=False)
+    fractions = {
+        name: _number(name, get(name), *HARDWARE_LIMITS[name], open_low=True)
+        for name in FRACTION_FIELDS
+    }
+    tokens = payload.get("training_tokens")
+    if tokens is not None:
+        tokens = _whole("training_tokens", tokens, *HARDWARE_LIMITS["training_tokens"])
+    epochs = _number("epochs", get("epochs"), *HARDWARE_LIMITS["epochs"], open_low=True)
+    return HardwareRequest(
+        gpu=gpu,
+        gpu_count=gpu_count,
+        price_per_hour=price,
+        memory_utilization=fractions["memory_utilization"],
+        efficiencies=Efficiencies(
+            decode=fractions["decode_efficiency"],
+            prefill=fractions["prefill_efficiency"],
+            training=fractions["training_efficiency"],
+        ),
+        training_tokens=tokens,
+        epochs=epochs,
+    )
+
+
+# GPU counts of the capacity chart
+CAPACITY_CHART_GPU_COUNTS = (1, 2, 4, 8)
+
+
+def hardware_answers(
+    payload: Mapping[str, Any],
+    request: HardwareRequest,
+    *,
+    architecture: Architecture | None = None,
+    fit_gpus: Sequence[GpuSpec] | None = None,
+) -> dict[str, Any]:
+    """The response's `fit`, `capacity`, `throughput` and `cost` for a request with a `gpu`.
+
+    `fit` covers `fit_gpus` when given (the web layer passes its catalog), else the GPU asked
+    for; `capacity` adds `by_gpu_count`, the capacity on 1, 2, 4 and 8 GPUs for a chart."""
+    gpu = request.gpu
+    assert gpu is not None
+    sizer = Sizer(payload, architecture)
+    count = request.gpu_count
+    utilization = request.memory_utilization
+    fit_rows = fit(payload, fit_gpus or [gpu], sizer=sizer)
+    capacity_answer = capacity(payload, gpu, count, memory_utilization=utilization, sizer=sizer)
+    capacity_answer["by_gpu_count"] = [
+        {
+            name: row[name]
+            for name in ("gpu_count", "configuration", "max_batch_size", "max_sequence_length")
+        }
+        for row in capacity_by_gpu_count(
+            payload, gpu, CAPACITY_CHART_GPU_COUNTS, memory_utilization=utilization, sizer=sizer
+        )
+    ]
+    rates = throughput(payload, gpu, count, request.efficiencies, sizer=sizer)
+    return {
+        "fit": fit_rows,
+        "capacity": capacity_answer,
+        "throughput": rates,
+        "cost": cost(
+            rates,
+            gpu,
+            count,
+            price_per_hour=request.price_per_hour,
+            training_tokens=request.training_tokens,
+            epochs=request.epochs,
+        ),
+    }

@@ -25,7 +25,9 @@ from calculator.engine.hardware import (
     configuration_for,
     cost,
     fit,
+    hardware_answers,
     memory_payload,
+    parse_hardware,
     tensor_parallel_sizes,
     throughput,
 )
@@ -411,3 +413,110 @@ def test_smallest_fitting_finds_the_threshold_from_any_guess(threshold, guess):
 @pytest.mark.parametrize("largest", [0, 1, 2, 5, 64, 65, 999, 1000])
 def test_largest_fitting_finds_the_boundary(largest):
     assert _largest_fitting(lambda n: n <= largest, 1000) == largest
+
+
+# --- the contract's hardware fields -------------------------------------------------------------
+
+H100_FIELDS = {
+    "slug": "h100-sxm",
+    "name": "H100 SXM",
+    "memory_bytes": 80 * GIB,
+    "memory_bandwidth_bytes_per_s": 3_350_000_000_000,
+    "bf16_dense_tflops": 989.4,
+    "price_per_hour_usd": 2.99,
+}
+
+
+def test_hardware_fields_default():
+    request = parse_hardware({"model": LLAMA}, num_gpus=4)
+    assert request.gpu is None
+    assert request.gpu_count == 4  # follows num_gpus
+    assert request.as_dict() == {
+        "gpu": None,
+        "gpu_count": 4,
+        "price_per_hour": None,
+        "memory_utilization": 0.9,
+        "decode_efficiency": 0.7,
+        "prefill_efficiency": 0.5,
+        "training_efficiency": 0.4,
+        "training_tokens": None,
+        "epochs": 1,
+    }
+
+
+def test_hardware_fields_normalised():
+    request = parse_hardware(
+        {
+            "gpu": {key: H100_FIELDS[key] for key in H100_FIELDS if key != "slug"},
+            "gpu_count": 8.0,
+            "price_per_hour": 2,
+            "memory_utilization": 0.95,
+            "decode_efficiency": 1,
+            "training_tokens": 1e9,
+            "epochs": 1.5,
+        },
+        num_gpus=1,
+    )
+    assert request.gpu == GpuSpec("", "H100 SXM", 80 * GIB, 3_350_000_000_000, 989.4, 2.99)
+    assert request.gpu_count == 8
+    assert request.training_tokens == 1_000_000_000
+    assert request.as_dict()["gpu"]["memory_bytes"] == 85_899_345_920
+    assert request.efficiencies == Efficiencies(decode=1, prefill=0.5, training=0.4)
+    assert request.epochs == 1.5
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"gpu": "h100-sxm"}, "gpu"),
+        ({"gpu": {"memory_bytes": 1, "bf16_dense_tflops": 1}}, "gpu.memory_bandwidth_bytes_per_s"),
+        ({"gpu": {**H100_FIELDS, "memory_bytes": 0}}, "gpu.memory_bytes"),
+        ({"gpu": {**H100_FIELDS, "memory_bytes": 1.5}}, "gpu.memory_bytes"),
+        ({"gpu": {**H100_FIELDS, "bf16_dense_tflops": 0}}, "gpu.bf16_dense_tflops"),
+        ({"gpu": {**H100_FIELDS, "price_per_hour_usd": -1}}, "gpu.price_per_hour_usd"),
+        ({"gpu": {**H100_FIELDS, "vendor": "NVIDIA"}}, "gpu.vendor"),
+        ({"gpu": {**H100_FIELDS, "name": 7}}, "gpu.name"),
+        ({"gpu_count": 0}, "gpu_count"),
+        ({"gpu_count": True}, "gpu_count"),
+        ({"price_per_hour": -0.5}, "price_per_hour"),
+        ({"memory_utilization": 0}, "memory_utilization"),
+        ({"memory_utilization": 1.01}, "memory_utilization"),
+        ({"decode_efficiency": "high"}, "decode_efficiency"),
+        ({"prefill_efficiency": float("nan")}, "prefill_efficiency"),
+        ({"training_efficiency": -0.1}, "training_efficiency"),
+        ({"training_tokens": 0}, "training_tokens"),
+        ({"training_tokens": 2.5}, "training_tokens"),
+        ({"epochs": 0}, "epochs"),
+    ],
+)
+def test_bad_hardware_fields_name_their_field(fields, field):
+    with pytest.raises(EstimateError) as caught:
+        parse_hardware(fields, num_gpus=1)
+    assert caught.value.field == field
+
+
+def test_hardware_answers_bring_the_four_keys_together():
+    payload = {"model": LLAMA, "batch_size": 8}
+    request = parse_hardware(
+        {"gpu": H100_FIELDS, "gpu_count": 2, "price_per_hour": 2.5}, num_gpus=1
+    )
+    answers = hardware_answers(payload, request, fit_gpus=[H100, T4, L4])
+    assert list(answers) == ["fit", "capacity", "throughput", "cost"]
+    assert [row["gpu"] for row in answers["fit"]] == ["h100-sxm", "t4", "l4"]
+    assert answers["capacity"]["gpu_count"] == 2
+    assert answers["capacity"] == {
+        **capacity(payload, H100, 2),
+        "by_gpu_count": [
+            {
+                "gpu_count": row["gpu_count"],
+                "configuration": row["configuration"],
+                "max_batch_size": row["max_batch_size"],
+                "max_sequence_length": row["max_sequence_length"],
+            }
+            for row in capacity_by_gpu_count(payload, H100, (1, 2, 4, 8))
+        ],
+    }
+    assert answers["throughput"] == throughput(payload, H100, 2)
+    assert answers["cost"]["per_hour"] == 2 * 2.5
+    # without fit_gpus the fit covers the GPU asked for
+    assert [row["gpu"] for row in hardware_answers(payload, request)["fit"]] == ["h100-sxm"]

@@ -1,6 +1,6 @@
 """Reads, always scoped to what the user may see: the one place the access rules live.
 
-who \ item           private  team                        link                  catalog
+who, item        private  team                        link                  catalog
 owner                rw       rw                          rw                    r
 member of its team   404      r (rw for the team's owners) r                    r
 anyone else, anon.   404      404                         r by permalink only   r

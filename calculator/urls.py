@@ -7,6 +7,7 @@ from calculator import views
 
 urlpatterns = [
     path("", views.calculator, name="calculator"),
+    path("catalog/options/", views.catalog_options, name="catalog-options"),
     path("healthz", views.healthz, name="healthz"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django import forms
+from django.db.models import Q
 from django.http import QueryDict
 
 from calculator.engine import (
@@ -162,6 +163,12 @@ class CalculatorForm(forms.Form):
     )
     # Plain fields with a select: the slug or id is checked when the model is resolved, so a
     # stale value in a panel that is not in use never blocks the calculation.
+    catalog_search = forms.CharField(
+        label="Search the catalog",
+        required=False,
+        max_length=100,
+        help_text="Name, Hugging Face id or family, e.g. qwen3, 70B, gemma.",
+    )
     catalog = forms.CharField(
         label="Catalog model",
         required=False,
@@ -284,11 +291,10 @@ class CalculatorForm(forms.Form):
     def __init__(self, data: Mapping[str, Any], *, user: User | None = None) -> None:
         super().__init__(data, label_suffix="")
         self.user = user
-        catalog = catalog_list().order_by("family", "name").values_list("slug", "name", "family")
-        groups: dict[str, list[tuple[str, str]]] = {}
-        for slug, name, family in catalog:
-            groups.setdefault(family or "other", []).append((slug, name))
-        self.fields["catalog"].widget.choices = [("", "Choose a model"), *groups.items()]
+        self.fields["catalog"].widget.choices = catalog_choices(
+            search=str(data.get("catalog_search") or "").strip(),
+            current=str(data.get("catalog") or ""),
+        )
         profiles = list(profile_list(user=user, include_catalog=False).values_list("pk", "name"))
         self.fields["profile"].widget.choices = [("", "Choose a profile"), *profiles]
         self.has_profiles = bool(profiles)
@@ -477,6 +483,26 @@ class CalculatorForm(forms.Form):
         if name is not None and name not in self.fields:
             name = None
         self.add_error(name, message)
+
+
+def catalog_choices(*, search: str, current: str) -> list[Any]:
+    """The catalog grouped by family for a <select>, narrowed to the models whose name, slug or
+    family contains `search`; the current choice always stays, so narrowing never changes it."""
+    models = catalog_list().order_by("family", "name")
+    if search:
+        models = models.filter(
+            Q(name__icontains=search)
+            | Q(slug__icontains=search)
+            | Q(family__icontains=search)
+            | Q(slug=current)
+        )
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for slug, name, family in models.values_list("slug", "name", "family"):
+        groups.setdefault(family or "other", []).append((slug, name))
+    choices: list[Any] = [("", "Choose a model"), *groups.items()]
+    if search and not any(slug != current for options in groups.values() for slug, _ in options):
+        choices.append(("", f"No other model matches “{search}”"))
+    return choices
 
 
 def form_defaults() -> dict[str, str]:

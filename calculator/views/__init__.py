@@ -1,7 +1,7 @@
 """HTML views, one module per page group; urls.py imports them from here."""
 
 from calculator.views.accounts import signup
-from calculator.views.calculator import calculator
+from calculator.views.calculator import calculator, catalog_options
 from calculator.views.estimates import (
     compare_view,
     estimate_delete_view,
@@ -34,6 +34,7 @@ from calculator.views.teams import (
 
 __all__ = [
     "calculator",
+    "catalog_options",
     "compare_view",
     "estimate_delete_view",
     "estimate_edit_view",

@@ -43,6 +43,14 @@ def calculator(request: HttpRequest) -> HttpResponse:
     return response
 
 
+@require_GET
+def catalog_options(request: HttpRequest) -> HttpResponse:
+    """The catalog select narrowed to `catalog_search`, for the search box above it (htmx).
+    Without JavaScript the calculator page itself narrows the select the same way."""
+    form = CalculatorForm.from_query(request.GET, user=request.user)
+    return render(request, "calculator/calculator.html#catalog-field", {"form": form})
+
+
 def _results(request: HttpRequest, form: CalculatorForm, calculation: Calculation) -> dict:
     result = calculation.result
     unit = form.cleaned_data.get("unit") or "GiB"

@@ -98,3 +98,15 @@ def test_it_switches_to_training_with_the_tabs(page, live_server):
         "() => document.querySelector('#row-gradients td:nth-of-type(2)').textContent.trim()"
         " !== '0'"
     )
+
+
+def test_it_searches_the_catalog_and_switches_model(page, live_server):
+    page.goto(f"{live_server.url}/")
+    page.fill("#id_catalog_search", "mixtral")
+    page.wait_for_function(
+        "() => !document.querySelector('#id_catalog option[value=\"google/gemma-2-9b-it\"]')"
+    )
+    assert "catalog_search" not in page.url  # searching alone does not recalculate
+    page.select_option("#id_catalog", "mistralai/Mixtral-8x7B-Instruct-v0.1")
+    page.wait_for_url(re.compile(r"catalog=mistralai/Mixtral-8x7B-Instruct-v0.1"))
+    page.locator("#results", has_text="Mixtral").wait_for()

@@ -309,3 +309,33 @@ def test_it_uses_a_profile_its_owner_may_see(client, alice, charlie):
 
 def test_it_answers_post_with_405(client):
     assert client.post("/").status_code == 405
+
+
+def test_it_narrows_the_catalog_select_to_a_search(client):
+    response = client.get(
+        "/catalog/options/", {"catalog_search": "qwen3", "catalog": LLAMA_SLUG}, headers=HTMX
+    )
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "<html" not in content
+    assert content.strip().startswith('<div class="field" id="catalog-field">')
+    assert 'value="Qwen/Qwen3-8B"' in content
+    assert 'value="Qwen/Qwen3-30B-A3B"' in content
+    assert 'value="google/gemma-2-9b-it"' not in content
+    # the current choice stays, so narrowing the list never changes the calculation
+    assert f'<option value="{LLAMA_SLUG}" selected>' in content
+
+
+def test_it_says_when_no_model_matches(client):
+    content = client.get(
+        "/catalog/options/", {"catalog_search": "no-such-model", "catalog": LLAMA_SLUG}
+    ).content.decode()
+    assert "No other model matches “no-such-model”" in content
+    assert f'<option value="{LLAMA_SLUG}" selected>' in content
+
+
+def test_it_narrows_the_select_without_javascript_too(client):
+    content = client.get(f"/?catalog={LLAMA_SLUG}&catalog_search=gemma").content.decode()
+    assert 'value="google/gemma-3-1b-it"' in content
+    assert 'value="mistralai/Mistral-7B-v0.1"' not in content
+    assert breakdown_bytes(content)["kv_cache"] == LLAMA_KV_2048

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 
 from calculator.api import views
 
@@ -28,4 +28,5 @@ urlpatterns = [
     path("gpus/<slug:slug>/", views.GpuDetailView.as_view(), name="api-gpu-detail"),
     path("teams/", views.TeamListView.as_view(), name="api-team-list"),
     path("teams/<slug:slug>/", views.TeamDetailView.as_view(), name="api-team-detail"),
+    re_path(r"^(?P<path>.*)$", views.not_found),
 ]

@@ -8,7 +8,9 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, QuerySet, Subquery
+from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
@@ -358,3 +360,9 @@ class TeamDetailView(APIView):
     def get(self, request: Request, slug: str) -> Response:
         team = get_object_or_404(_teams_with_my_role(request), slug=slug)
         return Response(TeamSerializer(team).data)
+
+
+@csrf_exempt  # changes nothing; a CSRF failure would answer an HTML 403 instead of this 404
+def not_found(request: HttpRequest, path: str) -> JsonResponse:
+    """Any other path under /api/v1/: JSON like the API's own 404s, not the site's HTML page."""
+    return JsonResponse({"detail": "Not found."}, status=404)

@@ -123,3 +123,20 @@ def test_a_malformed_throttle_rate_stops_the_service_at_start(monkeypatch, value
     monkeypatch.setenv("API_THROTTLE_USER", value)
     with pytest.raises(ImproperlyConfigured):
         envrate("API_THROTTLE_USER", "1000/min")
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/nothing-here/", "/api/v1/profiles/abc/", "/api/v1/profiles", "/api/v1/"]
+)
+def test_unknown_api_paths_are_a_json_404(db, path):
+    response = APIClient().get(path)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+
+
+def test_unknown_api_paths_are_a_json_404_for_writes_with_a_session_too(alice):
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(alice)
+    response = client.delete("/api/v1/profiles/abc/")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}

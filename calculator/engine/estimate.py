@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from calculator.engine.architecture import Architecture
 from calculator.engine.breakdown import Estimate
 from calculator.engine.detailed import detailed_estimate
-from calculator.engine.inputs import EstimateInputs, parse_inputs
+from calculator.engine.hardware import GpuSpec, hardware_answers, parse_hardware
+from calculator.engine.inputs import HARDWARE_FIELDS, EstimateInputs, parse_inputs
 from calculator.engine.standard import standard_estimate
 
 # Bump when a formula or a constant changes a number: saved estimates record it
@@ -39,14 +41,29 @@ def result_dict(inputs: EstimateInputs, result: Estimate, notes: list[str]) -> d
 
 
 def calculate(
-    payload: dict[str, Any], *, architecture: Architecture | None = None
+    payload: dict[str, Any],
+    *,
+    architecture: Architecture | None = None,
+    fit_gpus: Sequence[GpuSpec] | None = None,
 ) -> dict[str, Any]:
     """Estimate the memory per GPU of running or training a model.
 
     `payload` is the contract's flat request (DESIGN.md); `payload["model"]` is
     `{"hf_config": {...}}` or `{"architecture": {...}}`. Bad input raises `EstimateError`.
     `architecture`, when given, is used instead of parsing `payload["model"]` (a snapshot).
+
+    With a `gpu` in the payload the response gains `fit` (for each of `fit_gpus`, else the GPU
+    asked for), `capacity`, `throughput` and `cost`, and `inputs` echoes the hardware fields,
+    normalised; without any hardware field the response is exactly the memory estimate's.
     """
     resolved = None if architecture is None else (architecture, ())
     inputs, architecture, notes = parse_inputs(payload, resolved)
-    return result_dict(inputs, estimate(inputs, architecture), notes)
+    hardware = parse_hardware(payload, inputs.num_gpus)
+    result = result_dict(inputs, estimate(inputs, architecture), notes)
+    if any(payload.get(name) is not None for name in HARDWARE_FIELDS):
+        result["inputs"].update(hardware.as_dict())
+    if hardware.gpu is not None:
+        result.update(
+            hardware_answers(payload, hardware, architecture=architecture, fit_gpus=fit_gpus)
+        )
+    return result

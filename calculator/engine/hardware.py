@@ -17,22 +17,8 @@ from calculator.engine.architecture import Architecture
 from calculator.engine.breakdown import Breakdown
 from calculator.engine.detailed import Plan, plan_for, worst_breakdown
 from calculator.engine.errors import EstimateError
-from calculator.engine.inputs import INPUT_LIMITS, EstimateInputs, parse_inputs
+from calculator.engine.inputs import HARDWARE_FIELDS, INPUT_LIMITS, EstimateInputs, parse_inputs
 from calculator.engine.standard import standard_estimate
-
-# Request fields that ask for these answers; they are not memory inputs, so they are taken out
-# of the payload before the memory estimate runs
-HARDWARE_FIELDS = (
-    "gpu",
-    "gpu_count",
-    "price_per_hour",
-    "memory_utilization",
-    "decode_efficiency",
-    "prefill_efficiency",
-    "training_efficiency",
-    "training_tokens",
-    "epochs",
-)
 
 # Widest tensor parallelism tried when looking for the fewest GPUs (Megatron-LM and vLLM split
 # attention heads; beyond 64 ranks the all-reduces dominate, pipeline stages are added instead)

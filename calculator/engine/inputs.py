@@ -60,7 +60,20 @@ DEFAULTS: dict[str, Any] = {
     "runtime_overhead_bytes": None,  # the engine's default
 }
 FIELDS = ("model", *DEFAULTS)
-_KNOWN_FIELDS = frozenset(FIELDS)
+# Optional fields asking for GPU answers (fit, capacity, throughput, cost); engine.hardware
+# validates them, the memory estimate ignores them
+HARDWARE_FIELDS = (
+    "gpu",
+    "gpu_count",
+    "price_per_hour",
+    "memory_utilization",
+    "decode_efficiency",
+    "prefill_efficiency",
+    "training_efficiency",
+    "training_tokens",
+    "epochs",
+)
+_KNOWN_FIELDS = frozenset((*FIELDS, *HARDWARE_FIELDS))
 
 # Quantised base weights cannot be trained directly: only adapters on top of them
 TRAINABLE_WEIGHT_DTYPES = FLOAT_FORMATS
@@ -251,7 +264,8 @@ def parse_inputs(
     if unknown:
         raise EstimateError(
             unknown[0] or "payload",
-            f"unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(FIELDS)}",
+            f"unknown field(s) {', '.join(map(repr, unknown))}; allowed: "
+            f"{', '.join((*FIELDS, *HARDWARE_FIELDS))}",
         )
     if "model" not in payload:
         raise EstimateError("model", "is required")

@@ -520,3 +520,66 @@ def test_hardware_answers_bring_the_four_keys_together():
     assert answers["cost"]["per_hour"] == 2 * 2.5
     # without fit_gpus the fit covers the GPU asked for
     assert [row["gpu"] for row in hardware_answers(payload, request)["fit"]] == ["h100-sxm"]
+
+
+# --- calculate() with a GPU ---------------------------------------------------------------------
+
+
+def test_calculate_without_gpu_fields_is_unchanged():
+    result = calculate({"model": LLAMA})
+    assert not {"fit", "capacity", "throughput", "cost"} & set(result)
+    assert not {"gpu", "gpu_count", "epochs"} & set(result["inputs"])
+
+
+def test_calculate_with_a_gpu_gains_the_four_answers():
+    payload = {"model": LLAMA, "batch_size": 8, "gpu": H100_FIELDS, "training_tokens": 10**9}
+    result = calculate(payload)
+    memory_only = calculate({"model": LLAMA, "batch_size": 8})
+    # existing keys keep their values
+    for key in ("parameters", "breakdown", "total_bytes", "num_gpus", "notes", "engine_version"):
+        assert result[key] == memory_only[key]
+    assert {**memory_only["inputs"], **result["inputs"]} == result["inputs"]
+    assert result["inputs"]["gpu"] == H100_FIELDS
+    assert result["inputs"]["gpu_count"] == 1
+    assert result["inputs"]["memory_utilization"] == 0.9
+    assert result["inputs"]["training_tokens"] == 10**9
+    # the decode bound of the batch of 8, by hand (see above)
+    decode = result["throughput"]["decode"]
+    assert decode["tokens_per_s"] == pytest.approx(8 * 3.35e12 * 0.7 / 18_208_006_144)
+    assert result["cost"]["per_hour"] == 2.99
+    assert [row["gpu"] for row in result["fit"]] == ["h100-sxm"]
+    assert result["capacity"]["gpu_count"] == 1
+    assert [row["gpu_count"] for row in result["capacity"]["by_gpu_count"]] == [1, 2, 4, 8]
+
+
+def test_calculate_fits_across_the_gpus_it_is_given():
+    result = calculate({"model": LLAMA, "gpu": H100_FIELDS}, fit_gpus=[H100, T4])
+    assert [(row["gpu"], row["fewest_gpus"]) for row in result["fit"]] == [
+        ("h100-sxm", 1),
+        ("t4", 2),
+    ]
+
+
+def test_calculate_gpu_count_follows_num_gpus_and_price_overrides():
+    payload = {
+        "model": LLAMA,
+        "num_gpus": 2,
+        "tensor_parallel": 2,
+        "gpu": H100_FIELDS,
+        "price_per_hour": 4,
+        "decode_efficiency": 0.5,
+    }
+    result = calculate(payload)
+    assert result["inputs"]["gpu_count"] == 2
+    assert result["throughput"]["configuration"]["tensor_parallel"] == 2
+    assert result["throughput"]["efficiencies"]["decode"] == 0.5
+    assert result["cost"]["per_hour"] == 8
+
+
+def test_calculate_names_the_bad_hardware_field():
+    with pytest.raises(EstimateError) as caught:
+        calculate({"model": LLAMA, "gpu": {**H100_FIELDS, "memory_bytes": -1}})
+    assert caught.value.field == "gpu.memory_bytes"
+    with pytest.raises(EstimateError) as caught:
+        calculate({"model": LLAMA, "memory_utilization": 2})
+    assert caught.value.field == "memory_utilization"

@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from calculator import views
+from calculator.views import tokens
 
 urlpatterns = [
     path("", views.calculator, name="calculator"),
@@ -22,6 +23,8 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
+    path("accounts/tokens/", tokens.api_tokens_view, name="api-tokens"),
+    path("accounts/tokens/revoke/", tokens.api_token_revoke_view, name="api-token-revoke"),
     # Profiles, saved estimates, history, compare, teams (issue 4)
     path("profiles/", views.profile_list_view, name="profile-list"),
     path("profiles/new/", views.profile_create_view, name="profile-create"),

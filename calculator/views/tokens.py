@@ -1,0 +1,49 @@
+"""The account page's API tokens: create a named token (its key shown once), list, revoke."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+
+from calculator.api.tokens import api_token_create, api_token_list, api_token_revoke
+from calculator.models import ApiToken
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(
+        max_length=ApiToken._meta.get_field("name").max_length,
+        help_text="What will use it, e.g. “Grafana dashboard”.",
+    )
+
+
+@never_cache  # the page may hold a new token's key: keep it out of every cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_tokens_view(request: HttpRequest) -> HttpResponse:
+    form = ApiTokenForm(request.POST or None)
+    new_key = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            token, new_key = api_token_create(user=request.user, name=form.cleaned_data["name"])
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            form = ApiTokenForm()
+    context = {"form": form, "tokens": api_token_list(user=request.user), "new_key": new_key}
+    return render(request, "calculator/account/tokens.html", context)
+
+
+@login_required
+@require_POST
+def api_token_revoke_view(request: HttpRequest) -> HttpResponse:
+    token = api_token_revoke(user=request.user, digest=request.POST.get("digest", ""))
+    if token is None:
+        raise Http404("No such token.")
+    messages.success(request, f"Token “{token.name}” revoked: requests using it now get 401.")
+    return redirect("api-tokens")

@@ -1,5 +1,6 @@
 """Run the engine for the web layer: resolve `model` (catalog slug, profile id, config or
-architecture) to what the engine understands, then call `calculator.engine.calculate`.
+architecture) and `gpu` (catalog slug, or the figures themselves) to what the engine
+understands, then call `calculator.engine.calculate`, fitting across the GPU catalog.
 
 Pages, htmx fragments, the API and services all calculate through `calculation_run`.
 """
@@ -12,8 +13,8 @@ from typing import Any
 from django.http import Http404
 
 from calculator import engine
-from calculator.engine import EstimateError
-from calculator.models import ModelProfile
+from calculator.engine import EstimateError, GpuSpec
+from calculator.models import Gpu, ModelProfile
 from calculator.selectors import User, catalog_get, profile_get_for_user
 
 MODEL_KINDS = ("catalog", "profile", "hf_config", "architecture")
@@ -65,11 +66,42 @@ def model_resolve(*, user: User | None, model: Any) -> ResolvedModel:
     return ResolvedModel({kind: value}, None, name)
 
 
+def gpu_engine_fields(gpu: Gpu) -> dict[str, Any]:
+    """A catalog GPU as the contract's `gpu` object."""
+    price = gpu.price_per_hour_usd
+    return {
+        "slug": gpu.slug,
+        "name": gpu.name,
+        "memory_bytes": gpu.memory_bytes,
+        "memory_bandwidth_bytes_per_s": gpu.memory_bandwidth_bytes_per_s,
+        "bf16_dense_tflops": gpu.bf16_dense_tflops,
+        "price_per_hour_usd": None if price is None else float(price),
+    }
+
+
+def gpu_resolve(gpu: Any, catalog: list[dict[str, Any]]) -> Any:
+    """`gpu` for the engine: a catalog slug becomes its figures; an object passes as given."""
+    if not isinstance(gpu, str):
+        return gpu
+    for fields in catalog:
+        if fields["slug"] == gpu:
+            return fields
+    raise EstimateError("gpu", f"No GPU '{gpu[:100]}' in the catalog.")
+
+
 def calculation_run(*, user: User | None, payload: Any) -> Calculation:
     """Validate and compute; bad input raises EstimateError naming the field."""
     if not isinstance(payload, dict):
         raise EstimateError("non_field_errors", "Send a JSON object with the estimate fields.")
     resolved = model_resolve(user=user, model=payload.get("model"))
-    result = engine.calculate({**payload, "model": resolved.engine_model})
+    engine_payload = {**payload, "model": resolved.engine_model}
+    fit_gpus = None
+    if payload.get("gpu") is not None:
+        catalog = [gpu_engine_fields(gpu) for gpu in Gpu.objects.all()]
+        engine_payload["gpu"] = gpu_resolve(payload["gpu"], catalog)
+        fit_gpus = [GpuSpec(**fields) for fields in catalog]
+    result = engine.calculate(engine_payload, fit_gpus=fit_gpus)
     result["inputs"]["model"] = payload["model"]
+    if fit_gpus is not None:
+        result["inputs"]["gpu"] = payload["gpu"]
     return Calculation(payload=payload, resolved=resolved, result=result)

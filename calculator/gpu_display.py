@@ -190,20 +190,27 @@ def column_chart(
     return ColumnChart(width, height, bottom, columns, title, f"{title}: {words}.")
 
 
+def gpu_name(result: Mapping[str, Any]) -> str:
+    """The asked GPU's name: from its figures, or its catalog row among the fit rows."""
+    gpu = result["inputs"]["gpu"]
+    if isinstance(gpu, Mapping) and gpu.get("name"):
+        return str(gpu["name"])
+    slug = result["capacity"]["gpu"]
+    return next((row["name"] for row in result["fit"] if row["gpu"] == slug), str(gpu))
+
+
 def gpu_section(result: Mapping[str, Any], unit: str) -> dict[str, Any] | None:
     """What the GPUs section shows for an engine result; None when no GPU was asked for."""
     if "fit" not in result:
         return None
     capacity, throughput, cost = result["capacity"], result["throughput"], result["cost"]
-    inputs = result["inputs"]
-    gpu = inputs["gpu"]
     kv_cache = capacity["kv_cache"]
     decode, prefill, training = throughput["decode"], throughput["prefill"], throughput["training"]
     run = cost["training_run"]
     by_count = capacity["by_gpu_count"]
     efficiencies = throughput["efficiencies"]
     return {
-        "gpu_name": gpu["name"] if isinstance(gpu, Mapping) else str(gpu),
+        "gpu_name": gpu_name(result),
         "gpu_count": capacity["gpu_count"],
         "layout": layout_label(capacity["configuration"]),
         "fit_rows": [

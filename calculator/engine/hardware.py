@@ -849,14 +849,16 @@ def hardware_answers(
 ) -> dict[str, Any]:
     """The response's `fit`, `capacity`, `throughput` and `cost` for a request with a `gpu`.
 
-    `fit` covers `fit_gpus` when given (the web layer passes its catalog), else the GPU asked
+    `fit` covers `fit_gpus` when given (the web layer passes its catalog) and the GPU asked
     for; `capacity` adds `by_gpu_count`, the capacity on 1, 2, 4 and 8 GPUs for a chart."""
     gpu = request.gpu
     assert gpu is not None
     sizer = Sizer(payload, architecture)
     count = request.gpu_count
     utilization = request.memory_utilization
-    fit_rows = fit(payload, fit_gpus or [gpu], sizer=sizer)
+    # the GPU asked for is always among the fit rows, first when it is not one of `fit_gpus`
+    fit_list = list(fit_gpus or ())
+    fit_rows = fit(payload, fit_list if gpu in fit_list else [gpu, *fit_list], sizer=sizer)
     capacity_answer = capacity(payload, gpu, count, memory_utilization=utilization, sizer=sizer)
     capacity_answer["by_gpu_count"] = [
         {

@@ -583,3 +583,10 @@ def test_calculate_names_the_bad_hardware_field():
     with pytest.raises(EstimateError) as caught:
         calculate({"model": LLAMA, "memory_utilization": 2})
     assert caught.value.field == "memory_utilization"
+
+
+def test_a_gpu_outside_the_fit_list_comes_first():
+    own = {**H100_FIELDS, "slug": "", "name": "My H100", "price_per_hour_usd": None}
+    result = calculate({"model": LLAMA, "gpu": own}, fit_gpus=[H100, T4])
+    assert [row["name"] for row in result["fit"]] == ["My H100", "H100 SXM", "T4"]
+    assert result["cost"]["per_hour"] is None

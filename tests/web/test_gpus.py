@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from calculator.calculations import calculation_run
+from calculator.catalog import GPUS_FILE
+from calculator.engine import EstimateError
 from calculator.gpu_display import (
     column_chart,
     dollars,
@@ -12,6 +17,7 @@ from calculator.gpu_display import (
     layout_label,
     rate,
 )
+from calculator.models import Gpu
 
 GIB = 2**30
 
@@ -117,3 +123,32 @@ def test_column_chart_geometry_by_hand():
 def test_nothing_to_draw():
     assert column_chart([], title="x") is None
     assert fit_chart([], "GiB") is None
+
+
+# --- the web layer resolves GPU slugs -----------------------------------------------------------
+
+LLAMA_CATALOG = {"catalog": "meta-llama/Llama-3.1-8B"}
+
+
+@pytest.mark.django_db
+def test_calculation_resolves_a_catalog_gpu_and_fits_across_the_catalog():
+    calculation = calculation_run(user=None, payload={"model": LLAMA_CATALOG, "gpu": "h100-sxm"})
+    result = calculation.result
+    assert result["inputs"]["gpu"] == "h100-sxm"  # as given, like the model
+    catalog_size = len(json.loads(GPUS_FILE.read_text()))
+    assert catalog_size >= 20
+    assert len(result["fit"]) == catalog_size == Gpu.objects.count()
+    # the catalog's H100 SXM: 3.35 TB/s; Llama-3.1-8B bf16 weights 16,060,522,496 B plus
+    # 268,435,456 B of KV cache read per step, at 70% of the bandwidth
+    decode = result["throughput"]["decode"]
+    assert decode["tokens_per_s"] == pytest.approx(3.35e12 * 0.7 / 16_328_957_952)
+    assert result["cost"]["price_per_gpu_hour"] == float(
+        Gpu.objects.get(slug="h100-sxm").price_per_hour_usd
+    )
+
+
+@pytest.mark.django_db
+def test_calculation_names_an_unknown_gpu():
+    with pytest.raises(EstimateError) as caught:
+        calculation_run(user=None, payload={"model": LLAMA_CATALOG, "gpu": "h1000"})
+    assert caught.value.field == "gpu"

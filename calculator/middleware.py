@@ -1,0 +1,49 @@
+"""A database outage is a 503, not a 500 with a traceback in the log of every request.
+
+While PostgreSQL restarts, a view, a template or DRF raises OperationalError (cannot connect) or
+InterfaceError (connection closed). The visitor gets a short page, the API a JSON `detail`, both
+with Retry-After; CONN_HEALTH_CHECKS makes the next request reconnect once the database is back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+API_PREFIX = "/api/"
+
+
+def database_unavailable_response(request: HttpRequest) -> HttpResponse:
+    """503 as JSON under /api/ and as a page elsewhere; rendered without touching the database."""
+    response: HttpResponse
+    if request.path.startswith(API_PREFIX):
+        response = JsonResponse(
+            {"detail": "The database is unavailable for a moment. Try again in a few seconds."},
+            status=503,
+        )
+    else:
+        # No request context: the context processors would ask the database for the user.
+        response = HttpResponse(render_to_string("503.html"), status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+class DatabaseUnavailableMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        logger.warning("Database unavailable on %s %s: %s", request.method, request.path, exception)
+        return database_unavailable_response(request)

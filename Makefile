@@ -21,6 +21,10 @@ test: $(INSTALLED_DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
+# Production settings (DEBUG off, a real-looking secret, a host name) pass Django's deploy checks.
+	DEBUG=0 SECRET_KEY=deploy-check-only-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJ \
+		ALLOWED_HOSTS=llmtools.example.com STATIC_MANIFEST=1 SECURE_SSL_REDIRECT=1 \
+		$(BIN)/python manage.py check --deploy --fail-level WARNING
 	DEBUG=1 $(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 	$(BIN)/pytest
 

@@ -1,0 +1,298 @@
+"""Run ONE case in the current process and print its measurements as one JSON line.
+
+    MALLOC_MMAP_THRESHOLD_=65536 python -m validation.measure <case-name>
+
+Peak memory is the process's peak resident set (`VmHWM`, reset by writing 5 to
+/proc/self/clear_refs) minus the resident set measured after a warm-up and before the model is
+built, so that torch's code, the kernels it pages in and Python's own objects are excluded. With
+MALLOC_MMAP_THRESHOLD_=65536 every block of 64 KiB or more is its own mapping and goes back to the
+system when freed, so the resident set follows the live tensors (torch's CPU allocator has no
+cache). Exact sizes (weights, KV cache, gradients, optimizer states) are summed from the tensors.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import torch
+import transformers
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from validation.cases import CASES_BY_NAME, Case
+
+TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+WARMUP_TOKENS = 16  # warm-up batch of 1 x 16 tokens: pages in every kernel the case will use
+SEED = 0
+TRAINING_STEPS = 2  # the second step runs with the optimizer states already allocated
+
+
+def resident_bytes() -> tuple[int, int]:
+    """(current, peak) resident set of this process, from /proc/self/status."""
+    values: dict[str, int] = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0]) * 1024
+    return values["VmRSS"], values["VmHWM"]
+
+
+def reset_peak() -> None:
+    """Reset VmHWM to the current resident set (Linux >= 4.0)."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+
+
+def tensor_bytes(tensors: Iterator[torch.Tensor]) -> int:
+    """Logical bytes of distinct tensors (a tensor seen twice, e.g. tied weights, counts once)."""
+    seen: set[int] = set()
+    total = 0
+    for tensor in tensors:
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        total += tensor.numel() * tensor.element_size()
+    return total
+
+
+def storage_bytes(tensors: Iterator[torch.Tensor]) -> int:
+    """Bytes of the distinct storages behind `tensors` (a view keeps its whole base alive)."""
+    storages: dict[int, int] = {}
+    for tensor in tensors:
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+    return sum(storages.values())
+
+
+def build_model(case: Case) -> torch.nn.Module:
+    config = AutoConfig.for_model(**case.config)
+    torch.manual_seed(SEED)
+    model = AutoModelForCausalLM.from_config(
+        config, dtype=TORCH_DTYPES[case.dtype], attn_implementation=case.attention
+    )
+    if case.finetuning == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        # PEFT's defaults: adapters on every linear layer but the LM head, cast to float32
+        # (autocast_adapter_dtype=True) even when the base model is bfloat16.
+        lora_config = LoraConfig(
+            r=case.lora_rank,
+            lora_alpha=2 * case.lora_rank,
+            lora_dropout=0.0,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, lora_config)
+    if case.gradient_checkpointing:
+        enable = getattr(model, "activation_checkpointing_enable", None)
+        (enable or model.gradient_checkpointing_enable)()
+    return model
+
+
+def input_ids(case: Case, batch_size: int, sequence_length: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(SEED)
+    vocab_size = int(case.config["vocab_size"])
+    return torch.randint(0, vocab_size, (batch_size, sequence_length), generator=generator)
+
+
+def kv_cache_tensors(cache: Any) -> list[torch.Tensor]:
+    tensors: list[torch.Tensor] = []
+    for layer in cache.layers:
+        tensors.extend(t for t in (layer.keys, layer.values) if isinstance(t, torch.Tensor))
+    return tensors
+
+
+def run_inference(model: torch.nn.Module, ids: torch.Tensor) -> dict[str, Any]:
+    """One prefill as generate() runs it: no grad, a DynamicCache, logits of the last position."""
+    model.eval()
+    with torch.no_grad():
+        outputs = model(input_ids=ids, use_cache=True, logits_to_keep=1)
+    cache = getattr(outputs, "past_key_values", None) or outputs.cache
+    tensors = kv_cache_tensors(cache)
+    result = {
+        "kv_cache_bytes": tensor_bytes(iter(tensors)),
+        "kv_cache_storage_bytes": storage_bytes(iter(tensors)),
+        "logits_bytes": tensor_bytes(iter([outputs.logits])),
+    }
+    del outputs, cache, tensors
+    return result
+
+
+def autocast_context(case: Case) -> AbstractContextManager[Any]:
+    if case.mixed_precision:
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+VIEW_FUNCTIONS = {"TBackward0", "ViewBackward0", "TransposeBackward0", "PermuteBackward0"}
+
+
+class AutocastCopies:
+    """Counts the 16-bit copies autocast makes of float32 parameters that autograd saves for
+    backward: saved tensors made by a `_to_copy` straight from a parameter."""
+
+    def __init__(self, parameters: list[torch.nn.Parameter]) -> None:
+        self.parameter_ids = {id(p) for p in parameters}
+        self.storages: dict[int, int] = {}
+
+    def pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        function = tensor.grad_fn
+        # matmuls save the copy through a view (`weight.t()`)
+        while function is not None and type(function).__name__ in VIEW_FUNCTIONS:
+            function = function.next_functions[0][0]
+        if function is not None and type(function).__name__ == "ToCopyBackward0":
+            source = function.next_functions[0][0]
+            if id(getattr(source, "variable", None)) in self.parameter_ids:
+                storage = tensor.untyped_storage()
+                self.storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    def context(self) -> AbstractContextManager[Any]:
+        return torch.autograd.graph.saved_tensors_hooks(self.pack, lambda tensor: tensor)
+
+    @property
+    def bytes(self) -> int:
+        return sum(self.storages.values())
+
+
+def make_optimizer(case: Case, parameters: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    if case.optimizer == "adamw":
+        # fused: the HF Trainer default (optim="adamw_torch_fused" for torch >= 2.8); no
+        # whole-model temporaries in step(), on a GPU as here.
+        return torch.optim.AdamW(parameters, lr=1e-5, fused=True)
+    if case.optimizer == "sgd_momentum":
+        # foreach, as torch defaults to on a GPU; without weight decay it updates in place.
+        return torch.optim.SGD(parameters, lr=1e-5, momentum=0.9, foreach=True)
+    raise ValueError(f"unknown optimizer {case.optimizer!r}")
+
+
+def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> tuple[int, int]:
+    """(states that scale with the parameters, the scalar `step` counters) in bytes."""
+    states: list[torch.Tensor] = []
+    steps: list[torch.Tensor] = []
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor):
+                (steps if key == "step" else states).append(value)
+    return tensor_bytes(iter(states)), tensor_bytes(iter(steps))
+
+
+def run_training(model: torch.nn.Module, ids: torch.Tensor, case: Case) -> dict[str, Any]:
+    """Steps as the HF Trainer runs them: autocast around the forward and loss only, the outputs
+    dropped before backward, gradients set to None after each step."""
+    model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(case, trainable)
+    phase_peaks: dict[str, int] = {}
+    gradient_bytes = 0
+    # transformers' non-reentrant checkpointing installs its own hooks inside each layer, so
+    # the copies made there are not seen (nor kept: they are made again while recomputing)
+    copies = AutocastCopies(trainable) if case.mixed_precision else None
+    for step in range(1, TRAINING_STEPS + 1):
+        reset_peak()
+        counting = copies.context() if copies and step == 1 else nullcontext()
+        with counting, autocast_context(case):
+            outputs = model(input_ids=ids, labels=ids, use_cache=False)
+        loss = outputs.loss
+        del outputs
+        phase_peaks[f"step{step}_forward"] = resident_bytes()[1]
+        reset_peak()
+        loss.backward()
+        del loss
+        phase_peaks[f"step{step}_backward"] = resident_bytes()[1]
+        gradient_bytes = tensor_bytes(p.grad for p in trainable if p.grad is not None)
+        reset_peak()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        phase_peaks[f"step{step}_optimizer"] = resident_bytes()[1]
+    state_bytes, step_counter_bytes = optimizer_state_bytes(optimizer)
+    result = {
+        "trainable_parameters": sum(p.numel() for p in trainable),
+        "trainable_bytes": tensor_bytes(iter(trainable)),
+        "gradient_bytes": gradient_bytes,
+        "optimizer_state_bytes": state_bytes,
+        "optimizer_step_counter_bytes": step_counter_bytes,
+        "phase_peaks": phase_peaks,
+        "autocast_copy_bytes": copies.bytes if copies and not case.gradient_checkpointing else None,
+    }
+    del optimizer, trainable
+    return result
+
+
+def run(model: torch.nn.Module, case: Case, batch_size: int, sequence_length: int) -> dict:
+    ids = input_ids(case, batch_size, sequence_length)
+    if case.mode == "inference":
+        return run_inference(model, ids)
+    return run_training(model, ids, case)
+
+
+def warm_up(case: Case) -> None:
+    """Run the case once on a tiny batch so that lazily loaded code and kernels are resident
+    before the baseline is taken."""
+    model = build_model(case)
+    run(model, case, 1, WARMUP_TOKENS)
+    del model
+    gc.collect()
+
+
+def measure(case: Case) -> dict[str, Any]:
+    torch.set_num_threads(2)
+    started = time.perf_counter()
+    warm_up(case)
+    gc.collect()
+    baseline, _ = resident_bytes()
+    reset_peak()
+    model = build_model(case)
+    gc.collect()
+    after_build, build_peak = resident_bytes()
+    parameters = list(model.parameters())
+    result: dict[str, Any] = {
+        "case": case.name,
+        "parameters": sum(p.numel() for p in parameters),
+        # the model's own parameters, without LoRA adapters
+        "base_parameters": sum(
+            p.numel() for name, p in model.named_parameters() if "lora_" not in name
+        ),
+        "weight_bytes": tensor_bytes(iter(parameters)),
+        "buffer_bytes": tensor_bytes(model.buffers()),
+        "resident_after_build_bytes": after_build - baseline,
+        "build_peak_bytes": build_peak - baseline,
+    }
+    del parameters
+    reset_peak()
+    result |= run(model, case, case.batch_size, case.sequence_length)
+    current, _ = resident_bytes()
+    phase_peaks = result.get("phase_peaks")
+    peak = max(phase_peaks.values()) if phase_peaks else resident_bytes()[1]
+    if phase_peaks:
+        result["phase_peaks"] = {phase: value - baseline for phase, value in phase_peaks.items()}
+    result |= {
+        "peak_bytes": peak - baseline,
+        "resident_after_run_bytes": current - baseline,
+        "baseline_bytes": baseline,
+        "seconds": round(time.perf_counter() - started, 2),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
+    return result
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in CASES_BY_NAME:
+        print(f"usage: python -m validation.measure <case>; cases: {sorted(CASES_BY_NAME)}")
+        return 2
+    warnings.filterwarnings("ignore")
+    transformers.logging.set_verbosity_error()
+    print(json.dumps(measure(CASES_BY_NAME[argv[0]])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

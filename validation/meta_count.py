@@ -1,0 +1,50 @@
+"""Parameter counts of full-size configs as transformers instantiates them, on the meta device.
+
+    python -m validation.meta_count <request.json>   # {"slug": config, ...} -> one JSON line
+
+Tied weights count once (`model.parameters()` yields a shared tensor once). A multimodal config
+(one with a `text_config`, e.g. gemma3) is counted for its text model, as the engine counts it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from typing import Any
+
+import torch
+import transformers
+from transformers import AutoConfig, AutoModelForCausalLM
+
+
+def meta_count(config: dict[str, Any]) -> dict[str, Any]:
+    note = None
+    if isinstance(config.get("text_config"), dict):
+        text_config = dict(config["text_config"])
+        text_config.setdefault("model_type", f"{config['model_type']}_text")
+        config = text_config
+        note = "text model of a multimodal config"
+    hf_config = AutoConfig.for_model(**config)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(hf_config)
+    return {"count": sum(p.numel() for p in model.parameters()), "note": note}
+
+
+def main(argv: list[str]) -> int:
+    warnings.filterwarnings("ignore")
+    transformers.logging.set_verbosity_error()
+    with open(argv[0]) as request:
+        configs: dict[str, dict[str, Any]] = json.load(request)
+    counts: dict[str, dict[str, Any]] = {}
+    for slug, config in configs.items():
+        try:
+            counts[slug] = meta_count(config)
+        except Exception as error:  # reported in the table, the other configs still count
+            counts[slug] = {"error": f"{type(error).__name__}: {error}"[:300]}
+    print(json.dumps(counts))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,308 @@
+"""Write docs/accuracy.md from the measured cases and the engine's estimates."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from validation.run import Comparison
+
+MIB = 2**20
+WITHIN_PERCENT = 10.0  # issue 8's target: every case within +-10 % of the measured peak
+MEDIAN_TARGET_PERCENT = 5.0  # and a median absolute error within 5 %
+
+# What each exact check compares: measured from the tensors, and the engine's figure.
+EXACT_CHECKS = ("parameters", "trainable", "weights", "kv_cache", "gradients", "optimizer_states")
+
+
+def exact_checks(comparison: Comparison) -> dict[str, tuple[int, int | None]]:
+    """(measured, engine) per exact quantity that applies to the case's mode."""
+    measured = comparison.measured
+    engine = comparison.detailed
+    checks: dict[str, tuple[int, int | None]] = {}
+
+    def engine_value(*keys: str) -> int | None:
+        if engine is None:
+            return None
+        value: Any = engine
+        for key in keys:
+            value = value[key]
+        return int(value)
+
+    checks["parameters"] = (measured["base_parameters"], engine_value("parameters", "total"))
+    checks["weights"] = (measured["weight_bytes"], engine_value("breakdown", "weights"))
+    if comparison.case.mode == "inference":
+        checks["kv_cache"] = (measured["kv_cache_bytes"], engine_value("breakdown", "kv_cache"))
+    else:
+        checks["trainable"] = (
+            measured["trainable_parameters"],
+            engine_value("parameters", "trainable"),
+        )
+        checks["gradients"] = (measured["gradient_bytes"], engine_value("breakdown", "gradients"))
+        checks["optimizer_states"] = (
+            measured["optimizer_state_bytes"],
+            engine_value("breakdown", "optimizer_states"),
+        )
+    return checks
+
+
+def summary(errors: Sequence[float]) -> tuple[float, float]:
+    """(median, worst) absolute error in percent."""
+    absolute = [abs(error) for error in errors]
+    return statistics.median(absolute), max(absolute)
+
+
+def _bytes(value: int | None) -> str:
+    return "n/a" if value is None else f"{value:,d}"
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.1f} %"
+
+
+def _difference(measured: int, engine: int | None) -> str:
+    if engine is None:
+        return f"{measured:,d} (n/a)"
+    difference = engine - measured
+    return f"{measured:,d} ({'0' if difference == 0 else f'{difference:+,d}'})"
+
+
+def _summary_lines(comparisons: Sequence[Comparison]) -> list[str]:
+    lines = []
+    for method in ("detailed", "standard"):
+        errors = [
+            error
+            for comparison in comparisons
+            if (error := comparison.relative_error(method)) is not None
+        ]
+        if not errors:
+            lines.append(f"- `{method}`: no estimates (see the errors in the table).")
+            continue
+        median, worst = summary(errors)
+        within = sum(abs(error) <= WITHIN_PERCENT for error in errors)
+        lines.append(
+            f"- `{method}`: median absolute error **{median:.1f} %**, worst **{worst:.1f} %**; "
+            f"{within} of {len(errors)} cases within ±{WITHIN_PERCENT:.0f} %."
+        )
+    exact_total = exact_off = 0
+    for comparison in comparisons:
+        for measured, engine in exact_checks(comparison).values():
+            exact_total += 1
+            exact_off += engine != measured
+    lines.append(
+        f"- Exact sizes (parameters, weights, KV cache, gradients, optimizer states): "
+        f"{exact_total - exact_off} of {exact_total} checks 0 bytes off."
+    )
+    return lines
+
+
+def _case_rows(comparisons: Sequence[Comparison]) -> list[str]:
+    rows = [
+        "| case | measured peak (B) | detailed (B) | error | standard (B) | error |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for comparison in comparisons:
+        detailed = comparison.detailed["total_bytes"] if comparison.detailed else None
+        standard = comparison.standard["total_bytes"] if comparison.standard else None
+        rows.append(
+            f"| {comparison.case.name} | {comparison.peak:,d} | {_bytes(detailed)} | "
+            f"{_percent(comparison.relative_error('detailed'))} | {_bytes(standard)} | "
+            f"{_percent(comparison.relative_error('standard'))} |"
+        )
+    return rows
+
+
+def _exact_rows(comparisons: Sequence[Comparison]) -> list[str]:
+    rows = [
+        "| case | " + " | ".join(EXACT_CHECKS) + " |",
+        "|---|" + "---:|" * len(EXACT_CHECKS),
+    ]
+    for comparison in comparisons:
+        checks = exact_checks(comparison)
+        cells = [_difference(*checks[name]) if name in checks else "" for name in EXACT_CHECKS]
+        rows.append(f"| {comparison.case.name} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def _breakdown_rows(comparisons: Sequence[Comparison]) -> list[str]:
+    rows = [
+        "| case | weights | KV cache | activations | gradients | optimizer | measured peak "
+        "| peak phase |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for comparison in comparisons:
+        if comparison.detailed is None:
+            continue
+        breakdown = comparison.detailed["breakdown"]
+        phases = comparison.measured.get("phase_peaks") or {}
+        phase = max(phases, key=phases.get) if phases else "prefill"
+        cells = [
+            breakdown[key] / MIB
+            for key in ("weights", "kv_cache", "activations", "gradients", "optimizer_states")
+        ]
+        rows.append(
+            f"| {comparison.case.name} | "
+            + " | ".join(f"{cell:,.1f}" for cell in cells)
+            + f" | {comparison.peak / MIB:,.1f} | {phase} |"
+        )
+    return rows
+
+
+def _parameter_rows(counts: Sequence[dict[str, Any]]) -> tuple[list[str], int, int]:
+    rows = [
+        "| model | model_type | transformers (meta device) | engine | difference |",
+        "|---|---|---:|---:|---:|",
+    ]
+    matching = 0
+    for row in counts:
+        reference = row["transformers"]
+        engine = row["engine"]
+        if reference is None:
+            difference = f"transformers: {row['transformers_error']}"
+        elif engine is None:
+            difference = f"engine: {row['engine_error']}"
+        else:
+            difference = "0" if engine == reference else f"{engine - reference:+,d}"
+            matching += engine == reference
+        note = f" ({row['transformers_note']})" if row.get("transformers_note") else ""
+        rows.append(
+            f"| {row['slug']}{note} | {row['model_type']} | {_bytes(reference)} | "
+            f"{_bytes(engine)} | {difference} |"
+        )
+    return rows, matching, len(counts)
+
+
+def write_report(
+    path: Path,
+    comparisons: Sequence[Comparison],
+    counts: Sequence[dict[str, Any]],
+    seconds: float,
+) -> None:
+    first = comparisons[0].measured
+    engine_version = next(
+        (c.detailed["engine_version"] for c in comparisons if c.detailed is not None), "n/a"
+    )
+    parameter_rows, matching, total = _parameter_rows(counts)
+    families = sorted({comparison.case.family for comparison in comparisons})
+    text = TEMPLATE.format(
+        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        torch=first.get("torch", "?"),
+        transformers=first.get("transformers", "?"),
+        engine_version=engine_version,
+        machine=f"{platform.machine()}, {platform.processor() or 'CPU'}",
+        minutes=seconds / 60,
+        case_count=len(comparisons),
+        family_count=len(families),
+        families=", ".join(families),
+        summary="\n".join(_summary_lines(comparisons)),
+        case_table="\n".join(_case_rows(comparisons)),
+        exact_table="\n".join(_exact_rows(comparisons)),
+        breakdown_table="\n".join(_breakdown_rows(comparisons)),
+        parameter_table="\n".join(parameter_rows),
+        parameter_matching=matching,
+        parameter_total=total,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+TEMPLATE = """\
+# Accuracy of the memory engine
+
+Generated by `make validate` (`python -m validation.run`) on {date}: torch {torch},
+transformers {transformers}, engine {engine_version}, on {machine}; {case_count} cases of
+{family_count} families ({families}) in {minutes:.1f} minutes. Do not edit by hand: change
+`validation/` and run it again.
+
+## Summary
+
+{summary}
+
+Errors are signed, `(engine - measured) / measured`: positive means the engine asks for more
+memory than the run used.
+
+## How it is measured
+
+Each case runs in a fresh process (`python -m validation.measure <case>`), with
+`MALLOC_MMAP_THRESHOLD_=65536` so that every block of 64 KiB or more is its own mapping and is
+returned to the system when freed: the resident set then follows the live tensors (torch's CPU
+allocator keeps no cache).
+
+1. The case runs once on a 1 x 16-token batch (warm-up), so that the code and kernels it uses
+   are resident; then the model is freed.
+2. Baseline: the resident set (`VmRSS`). The peak (`VmHWM`) is reset by writing 5 to
+   `/proc/self/clear_refs`.
+3. The model is built from its config with random weights in the case's dtype (no download).
+   The resident set after the build matches the weights' bytes within a few hundred KiB.
+4. The peak is reset again (building the model allocates temporaries that loading real weights
+   on a GPU does not), and the case runs:
+   - **inference**: one prefill under `torch.no_grad()` with `use_cache=True` (a `DynamicCache`)
+     and `logits_to_keep=1`, as `generate()` runs it: logits for the last position only;
+   - **training**: two steps as the Hugging Face Trainer runs them: forward and loss under
+     `torch.autocast("cpu", torch.bfloat16)` for mixed precision, the outputs dropped before
+     `backward()`, `optimizer.step()`, `zero_grad(set_to_none=True)`. AdamW is the fused
+     implementation (the Trainer's default `adamw_torch_fused`), SGD with momentum 0.9 the
+     foreach one (torch's default on a GPU); LoRA is PEFT's `all-linear` with its defaults
+     (adapters in float32 over a bfloat16 base); gradient checkpointing is transformers'
+     (`use_reentrant=False`).
+5. Peak = `VmHWM` - baseline, the largest over the phases. Exact sizes come from the tensors:
+   parameters (shared tied weights once), the cache layers' keys and values, `p.grad`, and the
+   optimizer's state tensors (the scalar `step` counters, 4 B per parameter tensor, are left
+   out).
+
+The engine is asked the same question with `runtime_overhead_bytes: 0`, the same dtype,
+attention (`flash` for SDPA, `eager` for eager) and training options; the `standard` method
+gets the same payload.
+
+## Cases: total peak
+
+{case_table}
+
+## Exact sizes
+
+Measured bytes (or counts), with the engine's difference in brackets: `(0)` is exact.
+
+{exact_table}
+
+## Where the estimate goes (detailed method, MiB)
+
+{breakdown_table}
+
+## Parameter counts of full-size configs
+
+Every published config of the model catalog (`calculator/data/models.json`) and of the engine's
+test fixtures, built by transformers {transformers} on the meta device
+(`AutoModelForCausalLM.from_config`), against the engine's exact count: {parameter_matching} of
+{parameter_total} equal.
+
+{parameter_table}
+
+## CPU here, GPU in production
+
+The engine estimates GPU memory; these runs are on a CPU. What differs:
+
+- **Attention kernels.** On the CPU, `scaled_dot_product_attention` dispatches to
+  `_scaled_dot_product_flash_attention_for_cpu` (torch.profiler, torch {torch}), which, like
+  FlashAttention on a GPU, never stores the score matrix: the SDPA cases stand for `flash`. With
+  an explicit mask (sliding-window layers, padding) transformers repeats the K/V heads for GQA
+  and the CUDA SDPA picks the memory-efficient kernel; eager attention materialises the
+  `batch x heads x seq x seq` scores and their float32 softmax on both.
+- **CUDA context.** A GPU process holds a CUDA context, cuBLAS/cuDNN workspaces and the caching
+  allocator's reserve before any tensor exists (0.3-1.3 GiB, see
+  `shared/reference/memory-model.md`): the engine's `runtime_overhead` line, set to 0 here.
+  `torch.cuda.max_memory_allocated` corresponds to the peak measured here;
+  `nvidia-smi` shows more (reserved memory and the context).
+- **Allocator.** The CUDA caching allocator rounds blocks (512 B, 2 MiB segments) and keeps
+  freed blocks, so reserved memory exceeds allocated memory by a few percent; glibc with the
+  mmap threshold above returns large blocks at once.
+- **Optimizer temporaries.** Fused AdamW (here and on a GPU) updates in place. The foreach
+  AdamW (torch's default when `fused` is not asked for on a GPU) allocates one float32 temporary
+  per parameter (`exp_avg_sq.sqrt()`) during `step()`, i.e. 4 B per trainable parameter more.
+- **No GPU was available for this run**, so there is no `torch.cuda.max_memory_allocated`
+  column.
+"""

@@ -15,7 +15,7 @@ from typing import Any
 
 import django_filters
 from django.db.models import Q, QuerySet
-from django.db.models.fields.json import KT
+from django.db.models.fields.json import KeyTransform
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -150,8 +150,7 @@ def history_filter(request: HttpRequest) -> EstimateFilter:
 
 def export_rows(queryset: QuerySet[Estimate], *, permalink_prefix: str) -> Iterator[dict]:
     """One dict per estimate, in EXPORT_COLUMNS order, read in chunks with one query."""
-    breakdown = {f"{key}_bytes": KT(f"result__breakdown__{key}") for key in BREAKDOWN_KEYS}
-    rows = queryset.annotate(**breakdown).values(
+    rows = queryset.annotate(breakdown=KeyTransform("breakdown", "result")).values(
         "public_id",
         "title",
         "model_name",
@@ -162,7 +161,7 @@ def export_rows(queryset: QuerySet[Estimate], *, permalink_prefix: str) -> Itera
         "visibility",
         "total_bytes",
         "num_gpus",
-        *breakdown,
+        "breakdown",
         "engine_version",
         "created",
     )
@@ -179,14 +178,10 @@ def export_rows(queryset: QuerySet[Estimate], *, permalink_prefix: str) -> Itera
             "visibility": row["visibility"],
             "total_bytes": row["total_bytes"],
             "num_gpus": row["num_gpus"],
-            **{key: _int_or_none(row[key]) for key in breakdown},
+            **{f"{key}_bytes": (row["breakdown"] or {}).get(key) for key in BREAKDOWN_KEYS},
             "engine_version": row["engine_version"],
             "created": row["created"].isoformat(),
         }
-
-
-def _int_or_none(value: Any) -> int | None:
-    return None if value is None else int(value)
 
 
 class _Echo:

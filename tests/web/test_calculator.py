@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.factories import ModelProfileFactory
 
@@ -339,3 +341,75 @@ def test_it_narrows_the_select_without_javascript_too(client):
     assert 'value="google/gemma-3-1b-it"' in content
     assert 'value="mistralai/Mistral-7B-v0.1"' not in content
     assert breakdown_bytes(content)["kv_cache"] == LLAMA_KV_2048
+
+
+QUERY_NAMES = [
+    "model",
+    "catalog",
+    "profile",
+    "hf_config",
+    "hidden_size",
+    "num_layers",
+    "num_attention_heads",
+    "num_parameters",
+    "mode",
+    "method",
+    "batch_size",
+    "sequence_length",
+    "weight_dtype",
+    "kv_cache_dtype",
+    "attention_implementation",
+    "optimizer",
+    "finetuning",
+    "trainable_percent",
+    "lora_rank",
+    "lora_target_modules",
+    "num_gpus",
+    "tensor_parallel",
+    "pipeline_parallel",
+    "zero_stage",
+    "runtime_overhead_bytes",
+    "unit",
+]
+QUERY_VALUES = st.one_of(
+    st.sampled_from(
+        [
+            "",
+            "0",
+            "1",
+            "-1",
+            "3",
+            "1e9",
+            "99999999999999999999",
+            "nan",
+            "training",
+            "standard",
+            "nf4",
+            "qlora",
+            "lora",
+            "eager",
+            "architecture",
+            "hf_config",
+            "profile",
+            "{}",
+            "[]",
+            '{"model_type": "llama"}',
+            "on",
+            "GB",
+            LLAMA_SLUG,
+        ]
+    ),
+    st.text(max_size=20),
+)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    query=st.dictionaries(st.sampled_from(QUERY_NAMES), QUERY_VALUES, max_size=6),
+    htmx=st.booleans(),
+)
+def test_it_never_answers_an_error_status_to_any_query(client, query, htmx):
+    response = client.get("/", query, headers=HTMX if htmx else {})
+    assert response.status_code == 200

@@ -15,6 +15,8 @@ from typing import Any
 from calculator.history import BREAKDOWN_KEYS
 
 GIB = 1024**3  # GiB = 1024^3 bytes (IEC), as the calculator labels it
+# The chart's axis unit: the largest binary unit that the largest bar reaches.
+BINARY_UNITS = (("GiB", GIB), ("MiB", 1024**2), ("KiB", 1024), ("bytes", 1))
 
 BREAKDOWN_LABELS = {
     "weights": "Weights",
@@ -159,12 +161,16 @@ def nice_step(maximum: float, *, max_ticks: int = 5) -> float:
 def grouped_bar_chart(
     estimates: Sequence[ComparedEstimate], *, width: int = 720, height: int = 300
 ) -> GroupedBarChart:
-    """One group per breakdown line (and the total), one bar per estimate, heights in GiB."""
+    """One group per breakdown line (and the total), one bar per estimate; the axis in GiB, or
+    in MiB, KiB or bytes for small estimates."""
     keys = [*BREAKDOWN_KEYS, "total"]
     left, right, top, bottom = 64.0, width - 8.0, 12.0, height - 40.0
-    values_gib = [[_bytes_of(e.result, key) / GIB for e in estimates] for key in keys]
-    step = nice_step(max((v for group in values_gib for v in group), default=0.0))
-    top_value = step * max(1, math.ceil(max((max(g) for g in values_gib), default=0.0) / step))
+    values_bytes = [[_bytes_of(e.result, key) for e in estimates] for key in keys]
+    largest = max((v for group in values_bytes for v in group), default=0)
+    unit, unit_bytes = next(((u, b) for u, b in BINARY_UNITS if largest >= b), BINARY_UNITS[0])
+    values_in_unit = [[v / unit_bytes for v in group] for group in values_bytes]
+    step = nice_step(largest / unit_bytes)
+    top_value = step * max(1, math.ceil(largest / unit_bytes / step))
     scale = (bottom - top) / top_value
     group_width = (right - left) / len(keys)
     bar_width = group_width * 0.8 / max(1, len(estimates))
@@ -172,7 +178,7 @@ def grouped_bar_chart(
     for g, key in enumerate(keys):
         group_left = left + g * group_width + group_width * 0.1
         groups.append(GroupLabel(left + (g + 0.5) * group_width, BREAKDOWN_LABELS[key]))
-        for s, value in enumerate(values_gib[g]):
+        for s, value in enumerate(values_in_unit[g]):
             bar_height = value * scale
             bars.append(
                 Bar(
@@ -181,13 +187,13 @@ def grouped_bar_chart(
                     width=round(bar_width, 2),
                     height=round(bar_height, 2),
                     series=s,
-                    title=f"{estimates[s].label}: {BREAKDOWN_LABELS[key]} {value:.2f} GiB",
+                    title=f"{estimates[s].label}: {BREAKDOWN_LABELS[key]} {value:,.2f} {unit}",
                 )
             )
     ticks = []
     for i in range(round(top_value / step) + 1):
         value = i * step
-        ticks.append(Tick(round(bottom - value * scale, 2), f"{value:g} GiB"))
+        ticks.append(Tick(round(bottom - value * scale, 2), f"{value:g} {unit}"))
     return GroupedBarChart(
         width=width,
         height=height,

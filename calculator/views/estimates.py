@@ -184,7 +184,7 @@ def saved_results(estimate: Estimate, unit: str) -> dict[str, Any]:
         "method_name": METHOD_NAMES[method],
         "other_method_name": METHOD_NAMES[OTHER_METHOD[method]],
         "other_total": None,
-        "other_error": "a saved estimate keeps its own method; open it in the calculator",
+        "other_error": "a saved estimate keeps the numbers of its own method",
         "other_query": "",
         "rows": charts.breakdown_rows(breakdown, unit),
         "bar": charts.stacked_bar(breakdown, unit),
@@ -341,7 +341,7 @@ def compare_view(request: HttpRequest) -> HttpResponse:
     context = {
         "estimates": list(zip(COLUMN_LETTERS, estimates, strict=False)),
         "input_rows": input_rows(compared),
-        "breakdown": [(row, [format_gib(v) for v in row.values]) for row in breakdown],
+        "breakdown": [(row, [(format_gib(v), f"{v:,}") for v in row.values]) for row in breakdown],
         "chart": grouped_bar_chart(compared),
     }
     return render(request, "calculator/estimates/compare.html", context)

@@ -106,3 +106,9 @@ def test_the_grouped_bar_chart_scales_bars_to_the_largest():
     assert weights_a.width == pytest.approx(648 / 7 * 0.8 / 2, abs=0.01)
     totals = [bar for bar in chart.bars if "Total" in bar.title]
     assert [bar.height for bar in totals] == pytest.approx([248 * 16 / 20, 248 * 12 / 20])
+
+
+def test_the_chart_axis_falls_back_to_smaller_units_for_small_estimates():
+    # 3 MiB is under a GiB: the axis counts MiB, in steps of 1 (3 / 5 = 0.6 rounds up to 1).
+    chart = grouped_bar_chart([_compared("A", weights=3 * 1024**2), _compared("B")])
+    assert [tick.label for tick in chart.ticks] == ["0 MiB", "1 MiB", "2 MiB", "3 MiB"]

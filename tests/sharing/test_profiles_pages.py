@@ -251,3 +251,13 @@ def test_the_detail_lists_only_estimates_the_viewer_can_see(visitor_client, prof
     response = visitor_client("bob").get(profile.get_absolute_url())
     assert "Shared run" in response.text and "Alice&#x27;s own run" not in response.text
     assert f"/?profile={profile.pk}" in response.text
+
+
+def test_it_refuses_a_pasted_config_over_1_mb(visitor_client):
+    # Django's request-body limit (DATA_UPLOAD_MAX_MEMORY_SIZE, 1 MB) answers before the form.
+    text = '{"model_type": "gpt2", "padding": "' + "x" * 1_048_576 + '"}'
+    response = visitor_client("alice").post(
+        reverse("profile-import"), {"visibility": "private", "config_json": text}
+    )
+    assert response.status_code == 400
+    assert not ModelProfile.objects.exclude(source=ProfileSource.CATALOG).exists()

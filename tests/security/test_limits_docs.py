@@ -1,0 +1,77 @@
+"""docs/limits.md shows the limits the engine, the forms and the API enforce: its tables are
+generated from the engine's constants, and this test fails when they drift apart.
+
+Regenerate the tables after changing a limit: `.venv/bin/python -m tests.security.test_limits_docs`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from calculator.engine import HARDWARE_LIMITS, INPUT_LIMITS
+from calculator.engine.architecture import LIMITS as ARCHITECTURE_LIMITS
+from calculator.engine.hardware import FRACTION_FIELDS, GPU_SPEC_LIMITS
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "limits.md"
+BEGIN, END = "<!-- limits:begin (generated) -->", "<!-- limits:end -->"
+# Fields whose lower bound is excluded (hardware.parse_hardware: open_low=True)
+OPEN_LOW = (*FRACTION_FIELDS, "epochs")
+
+
+def _figure(value: float) -> str:
+    return f"{value:,}" if float(value).is_integer() else f"{value:g}"
+
+
+def _table(title: str, limits: dict[str, tuple[float, float]]) -> list[str]:
+    lines = [f"### {title}", "", "| field | smallest | largest |", "|---|---:|---:|"]
+    for name, (low, high) in limits.items():
+        smallest = f"more than {_figure(low)}" if name in OPEN_LOW else _figure(low)
+        lines.append(f"| `{name}` | {smallest} | {_figure(high)} |")
+    return [*lines, ""]
+
+
+def render_tables() -> str:
+    lines = [
+        *_table("Estimate inputs", INPUT_LIMITS),
+        *_table(
+            "Architecture (`model.architecture`, and the same keys of a config.json)",
+            ARCHITECTURE_LIMITS,
+        ),
+        *_table("GPUs, throughput and cost", HARDWARE_LIMITS),
+        *_table("A GPU given by its figures (`gpu`)", GPU_SPEC_LIMITS),
+    ]
+    return "\n".join(lines)
+
+
+def _generated_block(text: str) -> str:
+    match = re.search(re.escape(BEGIN) + r"\n(.*?)" + re.escape(END), text, re.DOTALL)
+    assert match, f"{DOC} lost its {BEGIN} ... {END} block"
+    return match.group(1)
+
+
+def test_the_tables_in_docs_limits_are_the_engines_limits():
+    assert _generated_block(DOC.read_text()) == render_tables()
+
+
+def test_the_request_limits_in_the_docs_are_the_settings(settings):
+    from calculator.api.parsers import MAX_JSON_DEPTH  # needs Django's settings
+
+    text = DOC.read_text()
+    assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE == 1_048_576
+    assert settings.FILE_UPLOAD_MAX_MEMORY_SIZE == 1_048_576
+    from calculator.services import MAX_CONFIG_JSON_BYTES  # pasted or uploaded config.json
+
+    assert MAX_CONFIG_JSON_BYTES == 1_048_576
+    assert "1 MB (1,048,576 bytes)" in text
+    assert f"nest at most {MAX_JSON_DEPTH} levels" in text
+    assert f"{settings.AXES_FAILURE_LIMIT} failed logins" in text
+    minutes = settings.AXES_COOLOFF_TIME.total_seconds() / 60
+    assert f"locked out for {minutes:g} minutes" in text
+
+
+if __name__ == "__main__":
+    old = DOC.read_text()
+    block = f"{BEGIN}\n{_generated_block(old)}{END}"
+    DOC.write_text(old.replace(block, f"{BEGIN}\n{render_tables()}{END}"))
+    print(f"{DOC}: tables regenerated")

@@ -1,0 +1,100 @@
+"""Guessing passwords: after 5 failures for one account, or from one address, logins are refused
+for 15 minutes with a page that says so (django-axes); a success resets the count."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from axes.models import AccessAttempt
+from django.test import Client
+from django.utils import timezone
+
+from tests.factories import PASSWORD
+
+LOGIN = "/accounts/login/"
+
+
+def login(username: str, password: str, address: str = "10.0.0.1"):
+    return Client().post(LOGIN, {"username": username, "password": password}, REMOTE_ADDR=address)
+
+
+@pytest.fixture(autouse=True)
+def _limits(settings):
+    # The production defaults (llmtools/settings.py); the environment can change them.
+    assert settings.AXES_FAILURE_LIMIT == 5
+    assert timedelta(minutes=15) == settings.AXES_COOLOFF_TIME
+
+
+def test_four_failures_still_allow_the_right_password(alice):
+    for _ in range(4):
+        assert login("alice", "wrong").status_code == 200  # the form again, with its error
+    assert login("alice", PASSWORD).status_code == 302
+
+
+def test_the_fifth_failure_locks_the_account_with_a_clear_message(alice):
+    for _ in range(4):
+        login("alice", "wrong")
+    response = login("alice", "wrong")
+    assert response.status_code == 429
+    page = response.content.decode()
+    assert "Too many failed logins" in page
+    assert "After 5 failed attempts" in page
+    assert "for 15 minutes" in page
+    # Now even the right password is refused.
+    assert login("alice", PASSWORD).status_code == 429
+
+
+def test_an_account_is_locked_even_when_guesses_come_from_many_addresses(alice):
+    for number in range(5):
+        login("alice", "wrong", address=f"10.0.1.{number}")
+    assert login("alice", PASSWORD, address="10.0.2.1").status_code == 429
+
+
+def test_an_address_is_locked_even_when_it_guesses_many_accounts(alice, bob):
+    for number in range(5):
+        login(f"someone{number}", "wrong", address="10.0.3.3")
+    assert login("alice", PASSWORD, address="10.0.3.3").status_code == 429
+    # Bob, elsewhere, is not affected.
+    assert login("bob", PASSWORD, address="10.0.3.4").status_code == 302
+
+
+def test_the_lockout_ends_after_the_cool_off(alice):
+    for _ in range(5):
+        login("alice", "wrong")
+    assert login("alice", PASSWORD).status_code == 429
+    AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(minutes=16))
+    assert login("alice", PASSWORD).status_code == 302
+
+
+def test_a_success_resets_the_count(alice):
+    for _ in range(4):
+        login("alice", "wrong")
+    assert login("alice", PASSWORD).status_code == 302
+    for _ in range(4):
+        login("alice", "wrong")
+    assert login("alice", PASSWORD).status_code == 302
+
+
+def test_the_admin_login_is_throttled_too(alice):
+    for _ in range(5):
+        Client().post(
+            "/admin/login/", {"username": "alice", "password": "wrong"}, REMOTE_ADDR="10.0.4.4"
+        )
+    assert login("alice", PASSWORD, address="10.0.4.5").status_code == 429
+
+
+def test_api_tokens_come_only_from_a_logged_in_session(alice):
+    # No endpoint trades a password for a token: a token is made on the account page, after the
+    # login form, which django-axes guards. A locked-out account cannot get there.
+    anonymous = Client().post("/accounts/tokens/", {"name": "guess"})
+    assert anonymous.status_code == 302
+    assert anonymous["Location"].startswith(LOGIN)
+    for path in ("/api/v1/login", "/api/v1/auth/login/", "/api/v1/tokens/"):
+        response = Client().post(
+            path, {"username": "alice", "password": PASSWORD}, content_type="application/json"
+        )
+        assert response.status_code in (401, 404), path
+    for _ in range(5):
+        login("alice", "wrong")
+    assert login("alice", PASSWORD).status_code == 429

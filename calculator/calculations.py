@@ -79,6 +79,11 @@ def gpu_engine_fields(gpu: Gpu) -> dict[str, Any]:
     }
 
 
+def gpu_catalog() -> list[dict[str, Any]]:
+    """Every catalog GPU as the contract's `gpu` object, largest memory first."""
+    return [gpu_engine_fields(gpu) for gpu in Gpu.objects.all()]
+
+
 def gpu_resolve(gpu: Any, catalog: list[dict[str, Any]]) -> Any:
     """`gpu` for the engine: a catalog slug becomes its figures; an object passes as given."""
     if not isinstance(gpu, str):
@@ -97,7 +102,7 @@ def calculation_run(*, user: User | None, payload: Any) -> Calculation:
     engine_payload = {**payload, "model": resolved.engine_model}
     fit_gpus = None
     if payload.get("gpu") is not None:
-        catalog = [gpu_engine_fields(gpu) for gpu in Gpu.objects.all()]
+        catalog = gpu_catalog()
         engine_payload["gpu"] = gpu_resolve(payload["gpu"], catalog)
         fit_gpus = [GpuSpec(**fields) for fields in catalog]
     result = engine.calculate(engine_payload, fit_gpus=fit_gpus)

@@ -82,14 +82,18 @@ class FitChart:
 
 
 def fit_chart(
-    rows: Sequence[Mapping[str, Any]], unit: str, *, width: int = 640, row_height: int = 22
+    rows: Sequence[Mapping[str, Any]], unit: str, *, width: int = 720, row_height: int = 22
 ) -> FitChart | None:
-    """Each GPU's memory as a bar, the memory one GPU needs as a line across them."""
+    """Each GPU's memory as a bar, the memory one GPU needs as a line across them (at the
+    right edge, with an arrow in its title, when it exceeds every GPU)."""
     if not rows or rows[0]["required_bytes"] is None:
         return None
     required = rows[0]["required_bytes"]
-    left, right, top = 170, width - 90, 8
-    scale_max = max(max(row["memory_bytes"] for row in rows), required) / UNIT_BYTES[unit]
+    left, right, top = 170, width - 200, 8
+    largest = max(row["memory_bytes"] for row in rows)
+    # scale to the largest GPU (and the requirement when it is within twice that)
+    scale_max = (required if required <= 2 * largest else largest) / UNIT_BYTES[unit]
+    scale_max = max(scale_max, largest / UNIT_BYTES[unit])
     step = nice_step(scale_max)
     top_value = step * -(-scale_max // step)
 
@@ -133,8 +137,9 @@ def fit_chart(
         row_height=row_height,
         bar_height=row_height - 8,
         bars=bars,
-        required_x=sx(required),
-        required_title=f"One GPU needs {in_unit(required, unit)}",
+        required_x=min(sx(required), right),
+        required_title=f"One GPU needs {in_unit(required, unit)}"
+        + (" (beyond this scale →)" if sx(required) > right else ""),
         ticks=ticks,
         description=(
             f"One GPU needs {in_unit(required, unit)}: {fitting} of {len(rows)} GPUs hold it "

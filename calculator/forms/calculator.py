@@ -16,11 +16,15 @@ from django import forms
 from django.db.models import Q
 from django.http import QueryDict
 
+from calculator.calculations import gpu_catalog
+from calculator.charts import in_unit
 from calculator.engine import (
     ALL_LINEAR,
     ATTENTION_IMPLEMENTATIONS,
     DEFAULTS,
     FINETUNING_METHODS,
+    HARDWARE_DEFAULTS,
+    HARDWARE_FIELDS,
     INPUT_LIMITS,
     KV_CACHE_DTYPES,
     LORA_TARGET_MODULES,
@@ -283,6 +287,66 @@ class CalculatorForm(forms.Form):
         coerce=int,
     )
 
+    # --- GPUs (fit, capacity, throughput, cost); the engine validates the figures -------------
+    gpu = forms.ChoiceField(
+        label="GPU",
+        required=False,
+        help_text="Which GPUs fit, how many, how fast and at what cost.",
+    )
+    gpu_count = forms.IntegerField(
+        label="How many",
+        required=False,
+        widget=_number(),
+        help_text="Blank: the GPUs set under Parallelism.",
+        **_limits("num_gpus", INPUT_LIMITS),
+    )
+    price_per_hour = forms.FloatField(
+        label="Price per GPU-hour (USD)",
+        required=False,
+        widget=forms.NumberInput(attrs={"step": "any"}),
+        help_text="Blank: the catalog's indicative on-demand price.",
+    )
+    memory_utilization = forms.FloatField(
+        label="Memory for capacity",
+        required=False,
+        widget=forms.NumberInput(attrs={"step": "any"}),
+        help_text="Share of memory the server may use. Blank: "
+        f"{HARDWARE_DEFAULTS['memory_utilization']} (vLLM's default).",
+    )
+    decode_efficiency = forms.FloatField(
+        label="Decode efficiency",
+        required=False,
+        widget=forms.NumberInput(attrs={"step": "any"}),
+        help_text="Share of peak memory bandwidth. Blank: "
+        f"{HARDWARE_DEFAULTS['decode_efficiency']} (serving engines measure 0.6-0.8).",
+    )
+    prefill_efficiency = forms.FloatField(
+        label="Prefill efficiency",
+        required=False,
+        widget=forms.NumberInput(attrs={"step": "any"}),
+        help_text="Share of peak bf16 compute. Blank: "
+        f"{HARDWARE_DEFAULTS['prefill_efficiency']} (PaLM 0.46, Megatron-LM 0.52).",
+    )
+    training_efficiency = forms.FloatField(
+        label="Training efficiency",
+        required=False,
+        widget=forms.NumberInput(attrs={"step": "any"}),
+        help_text="Share of peak bf16 compute (MFU). Blank: "
+        f"{HARDWARE_DEFAULTS['training_efficiency']} (Llama 3 reached 0.38-0.43).",
+    )
+    training_tokens = forms.IntegerField(
+        label="Training tokens",
+        required=False,
+        widget=_number(),
+        help_text="Tokens in the data set, to cost a training run.",
+    )
+    epochs = forms.FloatField(
+        label="Epochs",
+        required=False,
+        widget=forms.NumberInput(attrs={"step": "any"}),
+        help_text=f"Blank: {HARDWARE_DEFAULTS['epochs']}.",
+    )
+
     # --- Display -------------------------------------------------------------------------------
     unit = forms.ChoiceField(
         label="Units", choices=list(UNITS.items()), widget=forms.RadioSelect, required=False
@@ -298,6 +362,13 @@ class CalculatorForm(forms.Form):
         profiles = list(profile_list(user=user, include_catalog=False).values_list("pk", "name"))
         self.fields["profile"].widget.choices = [("", "Choose a profile"), *profiles]
         self.has_profiles = bool(profiles)
+        self.fields["gpu"].choices = [
+            ("", "None"),
+            *(
+                (gpu["slug"], f"{gpu['name']} ({in_unit(gpu['memory_bytes'], 'GiB')})")
+                for gpu in gpu_catalog()
+            ),
+        ]
         for name in ARCHITECTURE_FIELDS:
             self.fields[name] = forms.IntegerField(
                 label=ARCHITECTURE_LABELS[name],
@@ -372,6 +443,8 @@ class CalculatorForm(forms.Form):
         used |= architecture if kind == "architecture" else {kind}
         if cleaned.get("mode") != "training":
             used -= set(TRAINING_FIELDS)
+        if not cleaned.get("gpu"):
+            used -= set(HARDWARE_FIELDS)
         return used
 
     def contract_model(self) -> dict[str, Any]:
@@ -423,6 +496,10 @@ class CalculatorForm(forms.Form):
             )
         for name in PARALLEL_FIELDS:
             payload[name] = cleaned[name]
+        if cleaned.get("gpu"):
+            for name in HARDWARE_FIELDS:
+                if cleaned.get(name) is not None:
+                    payload[name] = cleaned[name]
         return payload
 
     def canonical_query(self) -> str:
@@ -444,6 +521,7 @@ class CalculatorForm(forms.Form):
         optional = ["weight_dtype", "kv_cache_dtype", "attention_implementation"]
         optional += list(TRAINING_FIELDS) if cleaned["mode"] == "training" else []
         optional += [*PARALLEL_FIELDS, "runtime_overhead_bytes"]
+        optional += list(HARDWARE_FIELDS) if cleaned.get("gpu") else []
         defaults = {**DEFAULTS, "lora_target_modules": []}
         for name in optional:
             field_value = cleaned.get(name)

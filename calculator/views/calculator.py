@@ -8,9 +8,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 from django_htmx.http import push_url
 
-from calculator import charts
+from calculator import charts, gpu_display
 from calculator.calculations import Calculation, calculation_run
-from calculator.engine import INPUT_LIMITS, EstimateError, sweep
+from calculator.engine import HARDWARE_FIELDS, INPUT_LIMITS, EstimateError, sweep
 from calculator.forms.calculator import CalculatorForm
 
 OTHER_METHOD = {"detailed": "standard", "standard": "detailed"}
@@ -57,8 +57,14 @@ def _results(request: HttpRequest, form: CalculatorForm, calculation: Calculatio
     method = result["inputs"]["method"]
     other_method = OTHER_METHOD[method]
     try:
+        # the memory estimate alone: the GPU answers are shown for the chosen method only
+        memory_payload = {
+            name: value
+            for name, value in calculation.payload.items()
+            if name not in HARDWARE_FIELDS
+        }
         other = calculation_run(
-            user=request.user, payload={**calculation.payload, "method": other_method}
+            user=request.user, payload={**memory_payload, "method": other_method}
         )
     except EstimateError as error:
         other_total, other_error = None, error.message
@@ -96,6 +102,7 @@ def _results(request: HttpRequest, form: CalculatorForm, calculation: Calculatio
             for key, label in PARAMETER_LABELS.items()
         ],
         "num_gpus": result["num_gpus"],
+        "gpus": gpu_display.gpu_section(result, unit),
         "notes": result["notes"],
         "engine_version": result["engine_version"],
     }

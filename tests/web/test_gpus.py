@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -82,20 +83,20 @@ def test_fit_chart_geometry_by_hand():
         fit_row("t4", 16 * GIB, required, 2, layout(2, tp=2)),
     ]
     chart = fit_chart(rows, "GiB")
-    # bars from x=170 to x=550 (640 - 90) for 0..80 GiB: nice step 20 (80 / 5 = 16 -> 20)
-    assert (chart.left, chart.right) == (170, 550)
+    # bars from x=170 to x=520 (720 - 200) for 0..80 GiB: nice step 20 (80 / 5 = 16 -> 20)
+    assert (chart.left, chart.right) == (170, 520)
     assert chart.ticks == [
         (170.0, "0"),
-        (265.0, "20"),
-        (360.0, "40"),
-        (455.0, "60"),
-        (550.0, "80"),
+        (257.5, "20"),
+        (345.0, "40"),
+        (432.5, "60"),
+        (520.0, "80"),
     ]
     h100, t4 = chart.bars
-    assert h100.width == 380.0  # 80 of 80 GiB
-    assert t4.width == 76.0  # 380 x 16 / 80
+    assert h100.width == 350.0  # 80 of 80 GiB
+    assert t4.width == 70.0  # 350 x 16 / 80
     assert (h100.y, t4.y) == (8, 30)  # rows of 22 units below an 8-unit margin
-    assert chart.required_x == round(170 + 380 * (required / GIB) / 80, 2) == 247.92
+    assert chart.required_x == round(170 + 350 * (required / GIB) / 80, 2) == 241.77
     assert h100.fits and h100.label == "fits"
     assert not t4.fits and t4.label == "needs 2 (TP 2)"
     assert chart.height == 8 + 2 * 22 + 28
@@ -118,6 +119,16 @@ def test_column_chart_geometry_by_hand():
     assert chart.columns[3].y == 18.0
     assert [column.label for column in chart.columns] == ["1 GPU", "2 GPUs", "4 GPUs", "8 GPUs"]
     assert chart.description.startswith("Largest batch size: 125 on 1 GPU, 266 on 2 GPUs")
+
+
+def test_a_requirement_beyond_every_gpu_sits_at_the_edge():
+    required = 1_339_000_000_000  # Llama-3.1-70B full training, about 1,247 GiB
+    rows = [fit_row("h100", 80 * GIB, required, 24, layout(24, tp=8, zero=3))]
+    chart = fit_chart(rows, "GiB")
+    assert chart.ticks[-1] == (520.0, "80")  # the scale stays the GPU's
+    assert chart.required_x == 520
+    assert chart.required_title.endswith("(beyond this scale →)")
+    assert chart.bars[0].label == "needs 24 (TP 8 × ZeRO-3 DP 3)"
 
 
 def test_nothing_to_draw():
@@ -152,3 +163,73 @@ def test_calculation_names_an_unknown_gpu():
     with pytest.raises(EstimateError) as caught:
         calculation_run(user=None, payload={"model": LLAMA_CATALOG, "gpu": "h1000"})
     assert caught.value.field == "gpu"
+
+
+# --- the calculator page and the API show the same figures --------------------------------------
+
+PAGE_QUERY = "/?catalog=meta-llama/Llama-3.1-8B&batch_size=8&gpu=h100-sxm&gpu_count=2"
+API_PAYLOAD = {"model": LLAMA_CATALOG, "batch_size": 8, "gpu": "h100-sxm", "gpu_count": 2}
+
+
+def element_text(html: str, element_id: str) -> str:
+    match = re.search(rf'id="{element_id}"[^>]*>([^<]*)<', html)
+    assert match, element_id
+    return match.group(1).strip()
+
+
+@pytest.fixture
+def api_body(client):
+    response = client.post("/api/v1/calculate", API_PAYLOAD, content_type="application/json")
+    assert response.status_code == 200
+    return response.json()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("htmx", [False, True])
+def test_the_page_shows_the_apis_figures(client, api_body, htmx):
+    headers = {"HX-Request": "true"} if htmx else {}
+    response = client.get(PAGE_QUERY, headers=headers)
+    assert response.status_code == 200
+    html = response.content.decode()
+    capacity, throughput, cost = api_body["capacity"], api_body["throughput"], api_body["cost"]
+    assert element_text(html, "max-batch-size") == f"{capacity['max_batch_size']:,}"
+    assert element_text(html, "max-sequence-length") == f"{capacity['max_sequence_length']:,}"
+    assert element_text(html, "kv-cache-tokens") == f"{capacity['kv_cache']['tokens']:,}"
+    decode = throughput["decode"]
+    assert decode["tokens_per_s"] > 1000  # 8 sequences on 2 x 3.35 TB/s
+    assert element_text(html, "decode-total") == f"{decode['tokens_per_s']:,.0f} tokens/s"
+    assert element_text(html, "decode-per-sequence") == (
+        f"{decode['tokens_per_s_per_sequence']:,.1f} tokens/s"
+    )
+    assert element_text(html, "cost-per-hour") == f"${cost['per_hour']:,.2f}"
+    assert element_text(html, "cost-per-million") == f"${cost['per_million_tokens']:,.2f}"
+    # every catalog GPU has its fit row, with the same fewest count as the API's
+    for row in api_body["fit"]:
+        assert f'id="fit-{row["gpu"]}"' in html
+    t4 = next(row for row in api_body["fit"] if row["gpu"] == "t4")
+    t4_row = re.search(r'id="fit-t4">(.*?)</tr>', html).group(1)
+    assert f'<td class="num">{t4["fewest_gpus"]}</td>' in t4_row
+
+
+@pytest.mark.django_db
+def test_the_page_without_a_gpu_has_no_gpu_section(client):
+    html = client.get("/?catalog=meta-llama/Llama-3.1-8B&price_per_hour=-5").content.decode()
+    # a price without a GPU is not used, so it cannot block the estimate
+    assert 'id="total-memory"' in html
+    assert 'id="gpus"' not in html
+
+
+@pytest.mark.django_db
+def test_a_bad_efficiency_is_shown_on_its_field(client):
+    html = client.get(PAGE_QUERY + "&decode_efficiency=2").content.decode()
+    assert 'id="gpus"' not in html
+    assert 'href="#id_decode_efficiency"' in html
+
+
+@pytest.mark.django_db
+def test_the_link_keeps_the_gpu_fields(client):
+    response = client.get(PAGE_QUERY + "&price_per_hour=2.5", headers={"HX-Request": "true"})
+    pushed = response.headers["HX-Push-Url"]
+    assert "gpu=h100-sxm" in pushed
+    assert "gpu_count=2" in pushed
+    assert "price_per_hour=2.5" in pushed

@@ -12,15 +12,15 @@ urlpatterns = [
     path("estimates/", views.EstimateListView.as_view(), name="api-estimate-list"),
     path("estimates/<int:pk>/", views.EstimateDetailView.as_view(), name="api-estimate-detail"),
     path(
-        "estimates/by-public-id/<str:public_id>/",
+        "estimates/by-public-id/<slug:public_id>/",  # public ids are URL-safe base64
         views.EstimateByPublicIdView.as_view(),
         name="api-estimate-by-public-id",
     ),
     path("catalog/models/", views.CatalogModelListView.as_view(), name="api-catalog-list"),
     # By Hugging Face repo id, which contains a slash: meta-llama/Llama-3.1-8B. (By id, a catalog
     # model is also at profiles/<id>/.)
-    path(
-        "catalog/models/<path:slug>/",
+    re_path(
+        r"^catalog/models/(?P<slug>[-\w.]+(?:/[-\w.]+)*)/$",
         views.CatalogModelBySlugView.as_view(),
         name="api-catalog-by-slug",
     ),

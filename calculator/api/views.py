@@ -42,10 +42,29 @@ READ_ERRORS = error_responses(401, 404, 429)
 WRITE_ERRORS = error_responses(400, 401, 403, 404, 413, 429)
 
 
+def without_nul_characters(value: Any, field: str = "") -> Any:
+    """`value`, or a 400 naming the field that holds a NUL character: PostgreSQL can store one
+    in neither text nor JSON, so it must not get as far as the database."""
+    pending = [(field, value)]
+    while pending:  # a loop, not recursion: bodies may nest deeply
+        name, item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend((f"{name}.{key}" if name else str(key), v) for key, v in item.items())
+            item = "".join(str(key) for key in item)
+        elif isinstance(item, list):
+            pending.extend((f"{name}.{i}" if name else str(i), v) for i, v in enumerate(item))
+            continue
+        if isinstance(item, str) and "\x00" in item:
+            raise ValidationError(
+                {name or "non_field_errors": ["Null characters are not allowed."]}
+            )
+    return value
+
+
 def _body_object(request: Request) -> dict[str, Any]:
     if not isinstance(request.data, dict):
         raise ValidationError("Send a JSON object.")
-    return dict(request.data)
+    return without_nul_characters(dict(request.data))
 
 
 # --- Calculate ----------------------------------------------------------------------------
@@ -62,7 +81,8 @@ class CalculateView(APIView):
         responses={200: CalculateResponseSerializer, **error_responses(400, 401, 413, 429)},
     )
     def post(self, request: Request) -> Response:
-        calculation = calculation_run(user=request.user, payload=request.data)
+        payload = without_nul_characters(request.data)
+        calculation = calculation_run(user=request.user, payload=payload)
         return Response(calculation.result)
 
 
@@ -81,7 +101,9 @@ def _profile_fields(data: dict[str, Any]) -> dict[str, Any]:
     fields = dict(data)
     if "config_json" in fields:
         text = fields.pop("config_json")
-        fields["hf_config"] = services.parse_config_json(text)
+        fields["hf_config"] = without_nul_characters(
+            services.parse_config_json(text), "config_json"
+        )
         fields["config_json_text"] = text
     elif "hf_config" in fields:
         fields["config_json_text"] = json.dumps(fields["hf_config"], indent=2)

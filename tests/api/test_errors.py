@@ -140,3 +140,53 @@ def test_unknown_api_paths_are_a_json_404_for_writes_with_a_session_too(alice):
     response = client.delete("/api/v1/profiles/abc/")
     assert response.status_code == 404
     assert response.json() == {"detail": "Not found."}
+
+
+LLAMA_LIKE_CONFIG = {
+    "model_type": "llama",
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 128,
+    "vocab_size": 100,
+}
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "field"),
+    [
+        ("/api/v1/calculate", {"model": {"catalog": "a\u0000b"}}, "model.catalog"),
+        (
+            "/api/v1/profiles/",
+            {"name": "n", "hf_config": {**LLAMA_LIKE_CONFIG, "note": "a\u0000b"}},
+            "hf_config.note",
+        ),
+        (
+            "/api/v1/profiles/",
+            {"name": "n", "config_json": '{"model_type": "llama", "note": "a\\u0000b"}'},
+            "config_json.note",
+        ),
+        (
+            "/api/v1/estimates/",
+            {"model": {"hf_config": {**LLAMA_LIKE_CONFIG, "a\u0000": 1}}},
+            "model.hf_config",
+        ),
+        ("/api/v1/estimates/", {"model": {"catalog": "x"}, "title": "a\u0000b"}, "title"),
+    ],
+)
+def test_nul_characters_are_a_400_before_the_database_sees_them(
+    client_for, alice, url, body, field
+):
+    # PostgreSQL stores NUL in neither text nor jsonb: it would otherwise be a 500 there.
+    response = client_for(alice).post(url, body, format="json")
+    assert response.status_code == 400
+    assert response.json() == {field: ["Null characters are not allowed."]}
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/catalog/models/a%00b/", "/api/v1/estimates/by-public-id/a%00b/"]
+)
+def test_nul_characters_in_paths_are_a_404(db, path):
+    response = APIClient().get(path)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}

@@ -4,11 +4,14 @@ schemathesis (property-based: generated requests, no 5xx, every response as docu
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 import pytest
 import schemathesis
 from django.conf import settings as django_settings
+from django.core import signals
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from django.test import override_settings
 from hypothesis import HealthCheck, settings
 from rest_framework.test import APIClient
@@ -66,6 +69,21 @@ def test_swagger_ui_is_served_without_a_cdn_or_inline_script(db):
     assert "/api/schema/" in start.content.decode()
 
 
+@contextmanager
+def direct_wsgi_calls():
+    """Unthrottled, and inside the test's transaction: schemathesis calls the WSGI app itself,
+    and Django would close the database connection after each request unless, as its own test
+    client does, that signal is disconnected."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        with NO_THROTTLES:
+            yield
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
+
+
 @pytest.fixture
 def api_world(alice, bob, catalog):
     """Something behind every kind of endpoint: a team, a profile and a saved estimate."""
@@ -109,7 +127,7 @@ def test_real_responses_of_every_read_endpoint_match_the_schema(api_world):
     ]
     for path, path_parameters, query in reads:
         case = schema[path]["GET"].Case(path_parameters=path_parameters, query=query)
-        with NO_THROTTLES:
+        with direct_wsgi_calls():
             response = case.call_and_validate(headers=headers, checks=CHECKS)
         assert response.status_code == 200, path
 
@@ -124,5 +142,5 @@ def test_real_responses_of_every_read_endpoint_match_the_schema(api_world):
 )
 def test_generated_requests_get_no_5xx_and_only_documented_responses(case, api_world):
     headers = {"Authorization": f"Token {api_world['token']}"}
-    with NO_THROTTLES:
+    with direct_wsgi_calls():
         case.call_and_validate(headers=headers, checks=CHECKS)

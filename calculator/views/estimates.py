@@ -87,8 +87,8 @@ def estimate_save_view(request: HttpRequest) -> HttpResponse:
     for form in (calculator_form, save_form):
         for field, errors in form.errors.items():
             label = (form.fields[field].label or field) if field in form.fields else ""
-            for error in errors:
-                messages.error(request, f"Not saved: {label}: {error}" if label else error)
+            for message in errors:
+                messages.error(request, f"Not saved: {label}: {message}" if label else message)
     return redirect(reverse("calculator") + "?" + query.urlencode(safe="/"))
 
 
@@ -111,7 +111,8 @@ def _model_query(query: QueryDict, estimate: Estimate, *, user: User | None) -> 
     if kind == "catalog" and unchanged:
         query["model"], query["catalog"] = "catalog", str(value)
         return
-    if kind == "profile" and unchanged and profile_list(user=user).filter(pk=profile.pk).exists():
+    listed = profile is not None and profile_list(user=user).filter(pk=profile.pk).exists()
+    if kind == "profile" and unchanged and listed and profile is not None:
         query["model"], query["profile"] = "profile", str(profile.pk)
         return
     ((snapshot_kind, snapshot),) = estimate.architecture.items()
@@ -204,9 +205,9 @@ def saved_results(estimate: Estimate, unit: str) -> dict[str, Any]:
 def estimate_permalink_view(request: HttpRequest, public_id: str) -> HttpResponse:
     estimate, access = estimate_get_for_user(user=request.user, public_id=public_id)
     compared = [_compared(estimate)]
-    unit = request.GET.get("unit") if request.GET.get("unit") in UNITS else "GiB"
-    context = {
-        "results": saved_results(estimate, unit),
+    unit = request.GET.get("unit", "GiB")
+    context: dict[str, Any] = {
+        "results": saved_results(estimate, unit if unit in UNITS else "GiB"),
         "estimate": estimate,
         "can_write": access.can_write,
         "profile_status": profile_status(estimate),
@@ -311,7 +312,8 @@ def history_bulk_delete_view(request: HttpRequest) -> HttpResponse:
     if skipped > 0:
         message += f" {skipped} not yours (or already gone) stayed."
     messages.success(request, message)
-    back = request.POST.get("query", "")
+    # Back to the same filters; re-encoded, so only a query string can come through.
+    back = QueryDict(request.POST.get("query", "")).urlencode()
     return redirect(reverse("history") + (f"?{back}" if back else ""))
 
 
@@ -338,7 +340,7 @@ def compare_view(request: HttpRequest) -> HttpResponse:
     estimates = [estimate_get_for_user(user=request.user, public_id=pid)[0] for pid in ids]
     compared = [_compared(e, f"{COLUMN_LETTERS[i]}") for i, e in enumerate(estimates)]
     breakdown = breakdown_rows(compared)
-    context = {
+    context: dict[str, Any] = {
         "estimates": list(zip(COLUMN_LETTERS, estimates, strict=False)),
         "input_rows": input_rows(compared),
         "breakdown": [(row, [(format_gib(v), f"{v:,}") for v in row.values]) for row in breakdown],

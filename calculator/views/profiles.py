@@ -175,7 +175,7 @@ def calculator_url_for_profile(profile: ModelProfile, *, listed: bool) -> str:
     if profile.is_catalog:
         query = {"catalog": profile.slug}
     elif listed:
-        query = {"profile": profile.pk}
+        query = {"profile": str(profile.pk)}
     else:
         return ""
     return reverse("calculator") + "?" + urlencode(query)

@@ -55,6 +55,10 @@ def _team_owned(request: HttpRequest, slug: str) -> Team:
     return team
 
 
+def _role_form(membership: Membership) -> MemberRoleForm:
+    return MemberRoleForm(initial={"role": membership.role}, prefix=str(membership.pk))
+
+
 def _team_detail_context(request: HttpRequest, team: Team, role: Role) -> dict:
     estimates, profiles = team_shared_items(user=request.user, team=team)
     memberships = team.memberships.select_related("user").order_by("role", "user__username")
@@ -62,10 +66,7 @@ def _team_detail_context(request: HttpRequest, team: Team, role: Role) -> dict:
         "team": team,
         "role": role,
         "is_owner": role == Role.OWNER,
-        "memberships": [
-            (membership, MemberRoleForm(initial={"role": membership.role}, prefix=membership.pk))
-            for membership in memberships
-        ],
+        "memberships": [(membership, _role_form(membership)) for membership in memberships],
         "add_form": MemberAddForm(),
         "estimates": estimates.defer("inputs", "architecture", "result")[:SHARED_SHOWN],
         "profiles": profiles[:SHARED_SHOWN],
@@ -119,7 +120,7 @@ def _membership(team: Team, membership_id: int) -> Membership:
 def team_member_role_view(request: HttpRequest, slug: str, membership_id: int) -> HttpResponse:
     team = _team_owned(request, slug)
     membership = _membership(team, membership_id)
-    form = MemberRoleForm(request.POST, prefix=membership.pk)
+    form = MemberRoleForm(request.POST, prefix=str(membership.pk))
     if not form.is_valid():
         messages.error(request, "Choose owner or member.")
         return redirect(team)

@@ -182,3 +182,11 @@ def test_json_export_streams_the_filtered_list(visitor_client, alice):
 
 def test_an_unknown_export_format_is_404(visitor_client):
     assert visitor_client("alice").get("/history/export.xlsx").status_code == 404
+
+
+def test_bulk_delete_returns_to_the_same_filters(visitor_client, estimates):
+    response = visitor_client("alice").post(
+        reverse("history-delete"),
+        {"ids": [estimates["private"].public_id], "query": "mode=training&q=a b\r\nX: y"},
+    )
+    assert response["Location"] == reverse("history") + "?mode=training&q=a+b%0D%0AX%3A+y"

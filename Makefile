@@ -9,7 +9,7 @@ INSTALLED_VALIDATE := $(VENV)/.installed-validate
 # Variables from .env (if present) for run and serve; the environment wins over the file.
 LOAD_ENV := set -a; [ ! -f .env ] || . ./.env; set +a
 
-.PHONY: run test serve validate clean
+.PHONY: run test serve validate bench clean
 
 run: $(INSTALLED)
 	@$(LOAD_ENV); export DEBUG=1; \
@@ -35,6 +35,10 @@ serve: $(INSTALLED)
 	exec $(BIN)/gunicorn llmtools.wsgi \
 		--workers $${WEB_CONCURRENCY:-2} --bind $${BIND:-127.0.0.1:8000} \
 		--access-logfile - --error-logfile -
+
+# HTTP speed against gunicorn and PostgreSQL on 127.0.0.1 (docs/performance.md).
+bench: $(INSTALLED_DEV)
+	$(BIN)/python bench/http.py
 
 validate: $(INSTALLED_VALIDATE)
 	$(BIN)/python -m validation.run

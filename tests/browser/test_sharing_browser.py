@@ -84,3 +84,18 @@ def test_a_saved_estimate_opens_for_the_teammate_and_not_for_the_outsider(
     response = outsider.goto(permalink)
     assert response.status == 404
     assert "Llama for the team" not in outsider.content()
+
+
+def test_the_history_filters_swap_the_table_in_place(log_in, live_server, alice):
+    from tests.factories import EstimateFactory
+
+    EstimateFactory(owner=alice, title="Llama long context")
+    EstimateFactory(owner=alice, title="Qwen short")
+    page = log_in("alice")
+    page.goto(f"{live_server.url}/history/")
+    page.evaluate("window.pageMarker = 'still here'")
+    page.fill("#id_q", "qwen")
+    page.wait_for_url("**/history/?*q=qwen*")
+    page.wait_for_function("() => !document.body.textContent.includes('Llama long context')")
+    assert "Qwen short" in page.locator("#history-table").inner_text()
+    assert page.evaluate("window.pageMarker") == "still here"

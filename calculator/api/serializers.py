@@ -17,6 +17,7 @@ from calculator.engine.architecture import (
     MAX_MODEL_TYPE_LENGTH,
     MODEL_DTYPES,
 )
+from calculator.engine.hardware import GPU_SPEC_LIMITS
 from calculator.models import (
     Estimate,
     Gpu,
@@ -121,7 +122,90 @@ class LoraTargetModulesField(serializers.JSONField):
     """ "all-linear", or a list of projection names."""
 
 
-class CalculateRequestSerializer(serializers.Serializer):
+def _gpu_figures_schema() -> dict[str, Any]:
+    """A GPU given by its figures (the GPU catalog's fields), within the engine's limits."""
+    limits = GPU_SPEC_LIMITS
+
+    def number(name: str, kind: str) -> dict[str, Any]:
+        low, high = limits[name]
+        return {"type": kind, "minimum": low, "maximum": high}
+
+    return {
+        "type": "object",
+        "properties": {
+            "slug": {"type": "string", "maxLength": 200},
+            "name": {"type": "string", "maxLength": 200},
+            "memory_bytes": number("memory_bytes", "integer"),
+            "memory_bandwidth_bytes_per_s": number("memory_bandwidth_bytes_per_s", "integer"),
+            "bf16_dense_tflops": number("bf16_dense_tflops", "number"),
+            "price_per_hour_usd": {**number("price_per_hour_usd", "number"), "nullable": True},
+        },
+        "required": ["memory_bytes", "memory_bandwidth_bytes_per_s", "bf16_dense_tflops"],
+    }
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "description": "A GPU catalog slug, e.g. h100-sxm."},
+            _gpu_figures_schema(),
+        ],
+        "nullable": True,
+    }
+)
+class GpuChoiceField(serializers.JSONField):
+    """A catalog slug, or the GPU's figures."""
+
+
+def _hardware_number(name: str, **kwargs: Any) -> serializers.FloatField:
+    low, high = engine.HARDWARE_LIMITS[name]
+    return serializers.FloatField(
+        required=False, allow_null=True, min_value=low, max_value=high, **kwargs
+    )
+
+
+def _hardware_int(name: str, **kwargs: Any) -> serializers.IntegerField:
+    low, high = engine.HARDWARE_LIMITS[name]
+    return serializers.IntegerField(
+        required=False, allow_null=True, min_value=int(low), max_value=int(high), **kwargs
+    )
+
+
+class HardwareFieldsSerializer(serializers.Serializer):
+    """Optional: with a `gpu`, the response adds fit, capacity, throughput and cost."""
+
+    gpu = GpuChoiceField(required=False)
+    gpu_count = _hardware_int("gpu_count", help_text="GPUs to run on. Default: num_gpus.")
+    price_per_hour = _hardware_number(
+        "price_per_hour", help_text="USD per GPU-hour. Default: the GPU's catalog price."
+    )
+    memory_utilization = _hardware_number(
+        "memory_utilization",
+        help_text="Share of GPU memory a serving engine may use (capacity). Default: "
+        f"{engine.HARDWARE_DEFAULTS['memory_utilization']}.",
+    )
+    decode_efficiency = _hardware_number(
+        "decode_efficiency",
+        help_text="Share of peak memory bandwidth decoding reaches. Default: "
+        f"{engine.HARDWARE_DEFAULTS['decode_efficiency']}.",
+    )
+    prefill_efficiency = _hardware_number(
+        "prefill_efficiency",
+        help_text="Share of peak bf16 compute prefill reaches. Default: "
+        f"{engine.HARDWARE_DEFAULTS['prefill_efficiency']}.",
+    )
+    training_efficiency = _hardware_number(
+        "training_efficiency",
+        help_text="Share of peak bf16 compute training reaches. Default: "
+        f"{engine.HARDWARE_DEFAULTS['training_efficiency']}.",
+    )
+    training_tokens = _hardware_int(
+        "training_tokens", help_text="Tokens of a training run to cost."
+    )
+    epochs = _hardware_number("epochs", help_text="Epochs of that run. Default: 1.")
+
+
+class CalculateRequestSerializer(HardwareFieldsSerializer):
     """The estimate contract: every field but `model` may be left out for its default."""
 
     model = ModelChoiceField()
@@ -183,9 +267,10 @@ class CalculateInputsSerializer(CalculateRequestSerializer):
     """The request as the engine understood it: every default filled in."""
 
     def get_fields(self) -> dict[str, serializers.Field]:
+        # The memory fields always come back; the hardware fields only with a `gpu`.
         fields = super().get_fields()
-        for field in fields.values():
-            field.required = True
+        for name, field in fields.items():
+            field.required = name not in engine.HARDWARE_FIELDS
         return fields
 
 
@@ -206,8 +291,109 @@ class BreakdownSerializer(serializers.Serializer):
     runtime_overhead = serializers.IntegerField()
 
 
+class ConfigurationSerializer(serializers.Serializer):
+    num_gpus = serializers.IntegerField()
+    tensor_parallel = serializers.IntegerField()
+    pipeline_parallel = serializers.IntegerField()
+    data_parallel = serializers.IntegerField()
+    zero_stage = serializers.IntegerField()
+
+
+class FitSerializer(serializers.Serializer):
+    """Whether the workload fits one GPU of a kind, and the fewest GPUs that hold it."""
+
+    gpu = serializers.CharField()
+    name = serializers.CharField()
+    memory_bytes = serializers.IntegerField()
+    usable_bytes = serializers.IntegerField()
+    required_bytes = serializers.IntegerField(allow_null=True)
+    fits_on_one = serializers.BooleanField()
+    headroom_bytes = serializers.IntegerField(allow_null=True)
+    headroom_percent = serializers.FloatField(allow_null=True)
+    fewest_gpus = serializers.IntegerField(allow_null=True)
+    configuration = ConfigurationSerializer(allow_null=True)
+    per_gpu_bytes = serializers.IntegerField(allow_null=True)
+
+
+class KvCacheCapacitySerializer(serializers.Serializer):
+    budget_bytes = serializers.IntegerField()
+    reserved_bytes = serializers.IntegerField()
+    bytes_per_token = serializers.IntegerField()
+    tokens = serializers.IntegerField()
+    concurrent_sequences = serializers.IntegerField()
+
+
+class CapacityByGpuCountSerializer(serializers.Serializer):
+    gpu_count = serializers.IntegerField()
+    configuration = ConfigurationSerializer(allow_null=True)
+    max_batch_size = serializers.IntegerField(allow_null=True)
+    max_sequence_length = serializers.IntegerField(allow_null=True)
+
+
+class CapacitySerializer(CapacityByGpuCountSerializer):
+    """The largest batch and context that fit on gpu_count GPUs."""
+
+    gpu = serializers.CharField()
+    memory_utilization = serializers.FloatField()
+    usable_bytes = serializers.IntegerField()
+    kv_cache = KvCacheCapacitySerializer(allow_null=True)
+    max_position_embeddings = serializers.IntegerField()
+    by_gpu_count = CapacityByGpuCountSerializer(many=True)
+
+
+class EfficienciesSerializer(serializers.Serializer):
+    decode = serializers.FloatField()
+    prefill = serializers.FloatField()
+    training = serializers.FloatField()
+
+
+class DecodeRateSerializer(serializers.Serializer):
+    active_weight_bytes = serializers.IntegerField()
+    kv_cache_bytes = serializers.IntegerField()
+    bytes_per_step = serializers.IntegerField()
+    step_seconds = serializers.FloatField()
+    tokens_per_s_per_sequence = serializers.FloatField()
+    tokens_per_s = serializers.FloatField()
+
+
+class ComputeRateSerializer(serializers.Serializer):
+    flops_per_token = serializers.IntegerField()
+    tokens_per_s = serializers.FloatField()
+
+
+class ThroughputSerializer(serializers.Serializer):
+    """Roofline speeds: decode and prefill (inference) or training tokens per second."""
+
+    gpu = serializers.CharField()
+    gpu_count = serializers.IntegerField()
+    configuration = ConfigurationSerializer(allow_null=True)
+    efficiencies = EfficienciesSerializer()
+    decode = DecodeRateSerializer(allow_null=True)
+    prefill = ComputeRateSerializer(allow_null=True)
+    training = ComputeRateSerializer(allow_null=True)
+
+
+class TrainingRunSerializer(serializers.Serializer):
+    tokens = serializers.IntegerField()
+    epochs = serializers.FloatField()
+    seconds = serializers.FloatField()
+    hours = serializers.FloatField()
+    cost = serializers.FloatField()
+
+
+class CostSerializer(serializers.Serializer):
+    """USD; null where no price is known."""
+
+    price_per_gpu_hour = serializers.FloatField(allow_null=True)
+    gpu_count = serializers.IntegerField()
+    per_hour = serializers.FloatField(allow_null=True)
+    per_million_tokens = serializers.FloatField(allow_null=True)
+    training_run = TrainingRunSerializer(allow_null=True)
+
+
 class CalculateResponseSerializer(serializers.Serializer):
-    """All sizes are integers in bytes, per GPU; total_bytes is the sum of the breakdown."""
+    """All sizes are integers in bytes, per GPU; total_bytes is the sum of the breakdown.
+    With a `gpu` in the request, fit, capacity, throughput and cost are added."""
 
     parameters = ParametersSerializer()
     breakdown = BreakdownSerializer()
@@ -216,6 +402,10 @@ class CalculateResponseSerializer(serializers.Serializer):
     inputs = CalculateInputsSerializer()
     notes = serializers.ListField(child=serializers.CharField())
     engine_version = serializers.CharField()
+    fit = FitSerializer(many=True, required=False)
+    capacity = CapacitySerializer(required=False)
+    throughput = ThroughputSerializer(required=False)
+    cost = CostSerializer(required=False)
 
 
 @extend_schema_field(CalculateResponseSerializer)

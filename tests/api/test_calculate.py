@@ -224,3 +224,50 @@ def test_only_post_is_allowed(client_for):
     response = client_for(None).get(URL)
     assert response.status_code == 405
     assert response.json() == {"detail": 'Method "GET" not allowed.'}
+
+
+@pytest.mark.django_db
+def test_with_a_gpu_the_response_adds_fit_capacity_throughput_and_cost(client_for, catalog):
+    from calculator.models import Gpu
+
+    h100 = Gpu.objects.get(slug="h100-sxm")
+    body = post(
+        client_for(None),
+        {
+            "model": {"catalog": "meta-llama/Llama-3.1-8B"},
+            "weight_dtype": "bfloat16",
+            "gpu": "h100-sxm",
+            "gpu_count": 4,
+            "price_per_hour": 2.5,
+        },
+    ).json()
+    assert {"fit", "capacity", "throughput", "cost"} <= set(body)
+    assert body["inputs"]["gpu"] == "h100-sxm"  # as given
+    assert body["inputs"]["gpu_count"] == 4
+    (row,) = [r for r in body["fit"] if r["gpu"] == "h100-sxm"]
+    assert row["memory_bytes"] == h100.memory_bytes
+    assert row["fits_on_one"] is (row["required_bytes"] <= row["usable_bytes"])
+    # Llama 3.1 8B at 16 bits: 131,072 bytes of KV cache per token (HF Llama 3.1 blog); on 4
+    # GPUs in tensor parallel each holds 2 of the 8 KV heads: a quarter of it
+    assert body["capacity"]["configuration"]["tensor_parallel"] == 4
+    assert body["capacity"]["kv_cache"]["bytes_per_token"] == 131_072 // 4
+    # 4 GPUs at $2.50 per GPU-hour
+    assert body["cost"]["per_hour"] == 4 * 2.5
+    assert body["cost"]["gpu_count"] == 4
+
+
+@pytest.mark.django_db
+def test_without_a_gpu_the_response_has_no_gpu_answers(client_for):
+    body = post(client_for(None), {"model": {"architecture": SEED_7B}}).json()
+    assert not {"fit", "capacity", "throughput", "cost"} & set(body)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("gpu", "field"),
+    [("no-such-gpu", "gpu"), ({"memory_bytes": 10**10}, "gpu.memory_bandwidth_bytes_per_s")],
+)
+def test_a_bad_gpu_is_a_400_naming_the_field(client_for, catalog, gpu, field):
+    response = post(client_for(None), {"model": {"architecture": SEED_7B}, "gpu": gpu})
+    assert response.status_code == 400
+    assert list(response.json()) == [field]

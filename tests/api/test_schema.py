@@ -52,6 +52,8 @@ def test_the_schema_is_served_as_openapi_3(db):
     request = schema["components"]["schemas"]["CalculateRequest"]
     assert request["required"] == ["model"]
     assert "tokenAuth" in schema["components"]["securitySchemes"]
+    references = set(re.findall(r"#/components/schemas/(\w+)", response.content.decode()))
+    assert references <= set(schema["components"]["schemas"])  # every $ref resolves
 
 
 def test_swagger_ui_is_served_without_a_cdn_or_inline_script(db):

@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from calculator import charts, services
+from calculator import charts, gpu_display, services
 from calculator.calculations import calculation_run
 from calculator.compare import (
     GIB,
@@ -27,7 +27,7 @@ from calculator.compare import (
     input_rows,
 )
 from calculator.engine import EstimateError
-from calculator.engine.inputs import ALL_LINEAR, DEFAULTS
+from calculator.engine.inputs import ALL_LINEAR, DEFAULTS, HARDWARE_FIELDS
 from calculator.forms.calculator import UNITS, CalculatorForm
 from calculator.forms.estimates import SAVE_PREFIX, EstimateDetailsForm
 from calculator.forms.sharing import add_service_error
@@ -135,9 +135,10 @@ def calculator_url_for_estimate(estimate: Estimate, *, user: User | None) -> str
     """The calculator with this estimate's inputs, to adjust a copy of it."""
     query = QueryDict(mutable=True)
     _model_query(query, estimate, user=user)
-    for name in DEFAULTS:
+    for name in (*DEFAULTS, *HARDWARE_FIELDS):
         value = estimate.inputs.get(name)
-        if value is None or value is False or value == ALL_LINEAR:
+        # a GPU given by its figures (API) has no query form: the page picks from the catalog
+        if value is None or value is False or value == ALL_LINEAR or isinstance(value, dict):
             continue
         if value is True:
             query[name] = "on"
@@ -196,6 +197,7 @@ def saved_results(estimate: Estimate, unit: str) -> dict[str, Any]:
             if key in parameters
         ],
         "num_gpus": estimate.num_gpus,
+        "gpus": gpu_display.gpu_section(result, unit),
         "notes": result.get("notes", []),
         "engine_version": estimate.engine_version,
     }

@@ -18,7 +18,7 @@ from calculator.gpu_display import (
     layout_label,
     rate,
 )
-from calculator.models import Gpu
+from calculator.models import Estimate, Gpu
 
 GIB = 2**30
 
@@ -233,3 +233,32 @@ def test_the_link_keeps_the_gpu_fields(client):
     assert "gpu=h100-sxm" in pushed
     assert "gpu_count=2" in pushed
     assert "price_per_hour=2.5" in pushed
+
+
+# --- the permalink shows the saved figures ------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_permalink_shows_the_saved_gpu_figures(client, alice):
+    client.force_login(alice)
+    response = client.post(
+        "/api/v1/estimates/",
+        {**API_PAYLOAD, "price_per_hour": 3.5, "title": "8B on two H100s"},
+        content_type="application/json",
+    )
+    assert response.status_code == 201
+    saved = Estimate.objects.get(public_id=response.json()["public_id"])
+    html = client.get(saved.get_absolute_url()).content.decode()
+    capacity, cost = saved.result["capacity"], saved.result["cost"]
+    assert element_text(html, "max-batch-size") == f"{capacity['max_batch_size']:,}"
+    assert element_text(html, "kv-cache-tokens") == f"{capacity['kv_cache']['tokens']:,}"
+    assert element_text(html, "cost-per-hour") == "$7.00"  # 2 GPUs x $3.50
+    assert cost["per_hour"] == 7.0
+    decode = saved.result["throughput"]["decode"]
+    assert element_text(html, "decode-total") == f"{decode['tokens_per_s']:,.0f} tokens/s"
+    # "Open in calculator" carries the GPU fields, and the page computes the same figures
+    link = re.search(r'href="(/\?[^"]*)"', html).group(1).replace("&amp;", "&")
+    assert "gpu=h100-sxm" in link and "price_per_hour=3.5" in link
+    page = client.get(link).content.decode()
+    for element_id in ("max-batch-size", "kv-cache-tokens", "cost-per-hour", "decode-total"):
+        assert element_text(page, element_id) == element_text(html, element_id)

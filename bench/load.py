@@ -49,6 +49,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -521,9 +522,10 @@ def fault_run(args: argparse.Namespace, port: int, users, env, database: Private
     during = [s for s in samples if stopped <= s.started + s.seconds and s.started <= back]
     answered_503 = [s for s in during if s.status == 503]
     unclean = [s for s in during if not s.clean]
+    statuses = Counter(s.status for s in during)
     print(
         f"during the outage: {len(during)} requests, {len(answered_503)} clean 503s, "
-        f"{len(unclean)} without a clean answer"
+        f"{len(unclean)} without a clean answer; by status: {dict(sorted(statuses.items()))}"
     )
     failing_after = [s.started for s in samples if s.started > back and s.status >= 500]
     recovery = max(failing_after) - back if failing_after else 0.0

@@ -1,0 +1,111 @@
+"""Bad values, one field at a time: the calculate API answers 400 with the message under that
+field's name, the calculator page shows a form error on that field, and neither clamps."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+from rest_framework.test import APIClient
+
+SMALL_ARCHITECTURE = {
+    "num_parameters": 1_000_000,
+    "hidden_size": 64,
+    "num_layers": 2,
+    "num_attention_heads": 4,
+}
+# (field, value): zero and negative sizes, booleans and strings where numbers belong, values past
+# the limits of docs/limits.md, unknown dtypes, modes and options
+BAD_VALUES = [
+    ("batch_size", 0),
+    ("batch_size", -1),
+    ("batch_size", True),
+    ("batch_size", "8"),
+    ("batch_size", 1.5),
+    ("batch_size", 1_000_001),
+    ("sequence_length", 0),
+    ("sequence_length", 100_000_001),
+    ("num_gpus", 0),
+    ("num_gpus", 100_001),
+    ("tensor_parallel", 10**9),
+    ("zero_stage", 4),
+    ("runtime_overhead_bytes", -1),
+    ("trainable_percent", 101),
+    ("weight_dtype", "float64"),
+    ("kv_cache_dtype", "nf4"),
+    ("mode", "pretraining"),
+    ("method", "magic"),
+    ("optimizer", "adam"),
+    ("finetuning", "dora"),
+    ("attention_implementation", "sdpa"),
+    ("mixed_precision", "yes"),
+]
+BAD_ARCHITECTURE = [
+    ("hidden_size", 0),
+    ("num_layers", -2),
+    ("num_attention_heads", True),
+    ("num_parameters", 10**20),
+    ("vocab_size", "32000"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _no_throttle():
+    cache.clear()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("field", "value"), BAD_VALUES)
+def test_the_api_names_the_field(field, value):
+    payload = {"model": {"architecture": SMALL_ARCHITECTURE}, field: value}
+    response = APIClient().post("/api/v1/calculate", payload, format="json")
+    assert response.status_code == 400
+    errors = response.json()
+    assert list(errors) == [field], errors
+    assert errors[field][0]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("field", "value"), BAD_ARCHITECTURE)
+def test_the_api_names_the_architecture_field(field, value):
+    payload = {"model": {"architecture": {**SMALL_ARCHITECTURE, field: value}}}
+    response = APIClient().post("/api/v1/calculate", payload, format="json")
+    assert response.status_code == 400
+    assert list(response.json()) == [f"model.architecture.{field}"], response.json()
+
+
+# A query string is text: "8" is the number 8 there, and a checkbox is on for any value.
+FORM_BAD_VALUES = [
+    (field, value)
+    for field, value in BAD_VALUES
+    if not isinstance(value, bool) and value != "8" and field != "mixed_precision"
+]
+TRAINING_FIELDS = ("trainable_percent", "optimizer", "finetuning")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("field", "value"), FORM_BAD_VALUES)
+def test_the_calculator_page_shows_an_error_on_the_field(field, value):
+    query = {"model": "architecture", **SMALL_ARCHITECTURE, field: value}
+    if field in TRAINING_FIELDS:
+        # Training options are shown, and read, in training mode: trainable_percent for "partial".
+        query.update(mode="training", finetuning="partial")
+        query[field] = value
+    response = Client().get("/", query)
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert field in form.errors, (field, form.errors)
+    assert response.context["results"] is None  # no estimate from a bad value
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [(f, v) for f, v in BAD_ARCHITECTURE if isinstance(v, int) and v is not True],
+)
+def test_the_calculator_page_shows_an_error_on_the_architecture_field(field, value):
+    query = {"model": "architecture", **SMALL_ARCHITECTURE, field: value}
+    response = Client().get("/", query)
+    assert response.status_code == 200
+    assert field in response.context["form"].errors, response.context["form"].errors
+    assert response.context["results"] is None

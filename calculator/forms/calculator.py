@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from django import forms
@@ -355,7 +356,9 @@ class CalculatorForm(forms.Form):
     def __init__(self, data: Mapping[str, Any], *, user: User | None = None) -> None:
         super().__init__(data, label_suffix="")
         self.user = user
-        self.fields["catalog"].widget.choices = catalog_choices(
+        # Queried only when the select is rendered: the htmx results fragment never shows it.
+        self.fields["catalog"].widget.choices = partial(
+            catalog_choices,
             search=str(data.get("catalog_search") or "").strip(),
             current=str(data.get("catalog") or ""),
         )

@@ -57,14 +57,20 @@ def _results(request: HttpRequest, form: CalculatorForm, calculation: Calculatio
     method = result["inputs"]["method"]
     other_method = OTHER_METHOD[method]
     try:
-        # the memory estimate alone: the GPU answers are shown for the chosen method only
+        # the memory estimate alone: the GPU answers are shown for the chosen method only;
+        # the model already resolved (no second catalog or profile lookup)
         memory_payload = {
             name: value
             for name, value in calculation.payload.items()
             if name not in HARDWARE_FIELDS
         }
         other = calculation_run(
-            user=request.user, payload={**memory_payload, "method": other_method}
+            user=request.user,
+            payload={
+                **memory_payload,
+                "model": calculation.resolved.engine_model,
+                "method": other_method,
+            },
         )
     except EstimateError as error:
         other_total, other_error = None, error.message

@@ -6,6 +6,7 @@ from typing import Any
 
 from axes.backends import AxesStandaloneBackend
 from axes.helpers import get_client_username, get_cool_off, get_failure_limit
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
@@ -51,3 +52,16 @@ class LoginAttemptsBackend(AxesStandaloneBackend):
         if request is None:
             return None
         return super().authenticate(request, username, password, **kwargs)
+
+
+def client_address(request: HttpRequest) -> str | None:
+    """The address that failed logins are counted for (AXES_CLIENT_IP_CALLABLE). Behind
+    TRUSTED_PROXY_COUNT reverse proxies, each appending the address it saw to X-Forwarded-For,
+    it is the entry that the outermost proxy added: earlier ones are the client's to forge."""
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if proxies:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+        addresses = [address.strip() for address in forwarded if address.strip()]
+        if len(addresses) >= proxies:
+            return addresses[-proxies]
+    return request.META.get("REMOTE_ADDR")

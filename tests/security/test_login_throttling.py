@@ -98,3 +98,30 @@ def test_api_tokens_come_only_from_a_logged_in_session(alice):
     for _ in range(5):
         login("alice", "wrong")
     assert login("alice", PASSWORD).status_code == 429
+
+
+def test_behind_a_proxy_the_address_is_the_one_the_proxy_saw(alice, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    for number in range(5):
+        # The client forges a different first entry each time; the proxy appends the real one.
+        Client().post(
+            LOGIN,
+            {"username": f"someone{number}", "password": "wrong"},
+            REMOTE_ADDR="192.168.0.1",
+            HTTP_X_FORWARDED_FOR=f"10.9.9.{number}, 203.0.113.5",
+        )
+    locked = Client().post(
+        LOGIN,
+        {"username": "alice", "password": PASSWORD},
+        REMOTE_ADDR="192.168.0.1",
+        HTTP_X_FORWARDED_FOR="203.0.113.5",
+    )
+    assert locked.status_code == 429
+    # Another visitor behind the same proxy is not locked out.
+    other = Client().post(
+        LOGIN,
+        {"username": "alice", "password": PASSWORD},
+        REMOTE_ADDR="192.168.0.1",
+        HTTP_X_FORWARDED_FOR="203.0.113.6",
+    )
+    assert other.status_code == 302

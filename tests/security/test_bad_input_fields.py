@@ -109,3 +109,28 @@ def test_the_calculator_page_shows_an_error_on_the_architecture_field(field, val
     assert response.status_code == 200
     assert field in response.context["form"].errors, response.context["form"].errors
     assert response.context["results"] is None
+
+
+DEEP_JSON = "[" * 100_000 + "]" * 100_000
+NAN_CONFIG = '{"model_type": "llama", "hidden_size": NaN, "num_hidden_layers": Infinity}'
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("text", [DEEP_JSON, NAN_CONFIG, "{", '"just a string"'])
+def test_a_pasted_config_json_that_is_not_a_config_is_a_form_error(text):
+    response = Client().get("/", {"model": "hf_config", "hf_config": text})
+    assert response.status_code == 200
+    assert "hf_config" in response.context["form"].errors, response.context["form"].errors
+    assert response.context["results"] is None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("text", [DEEP_JSON, NAN_CONFIG])
+def test_importing_such_a_config_json_is_a_form_error(alice, text):
+    client = Client()
+    client.force_login(alice)
+    response = client.post(
+        "/profiles/import/", {"name": "bad", "config_json": text, "visibility": "private"}
+    )
+    assert response.status_code == 200  # the form again
+    assert "config_json" in response.context["form"].errors, response.context["form"].errors

@@ -14,11 +14,13 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import django_filters
+from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KeyTransform
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from calculator.models import Estimate, ModelProfile, Team
 from calculator.selectors import estimate_list, profile_list, team_list
@@ -143,6 +145,65 @@ def history_filter(request: HttpRequest) -> EstimateFilter:
     """The user's estimates and their teams' narrowed by the request's query string."""
     queryset = estimate_list(user=request.user).defer("inputs", "architecture", "result")
     return EstimateFilter(request.GET, queryset=queryset, request=request)
+
+
+# --- Pages ------------------------------------------------------------------------------------
+
+HISTORY_COUNT_LIMIT = 1_000
+
+
+class HistoryPaginator(Paginator):
+    """Counts at most `count_limit` rows, so that a page costs the same with 100 or 100,000
+    estimates (an exact COUNT reads every matching index entry: 30 ms for 100,000 rows on
+    PostgreSQL). Up to the limit it is Django's Paginator; past it, `count_capped` is True and
+    pages go on for as long as rows come back (one more row than a page is read to know)."""
+
+    def __init__(self, object_list: Any, per_page: int, *, count_limit: int) -> None:
+        super().__init__(object_list, per_page)
+        self.count_limit = count_limit
+
+    @cached_property
+    def count(self) -> int:
+        # Unordered, so that PostgreSQL may stop after count_limit + 1 index entries.
+        return self.object_list.order_by()[: self.count_limit + 1].count()
+
+    @property
+    def count_capped(self) -> bool:
+        return self.count > self.count_limit
+
+    def validate_number(self, number: Any) -> int:
+        if not self.count_capped:
+            return super().validate_number(number)
+        try:
+            if isinstance(number, float) and not number.is_integer():
+                raise ValueError
+            number = int(number)
+        except (TypeError, ValueError):
+            raise PageNotAnInteger("That page number is not an integer") from None
+        if number < 1:
+            raise EmptyPage("That page number is less than 1")
+        return number
+
+    def page(self, number: Any) -> Page:
+        if not self.count_capped:
+            return super().page(number)
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        rows = list(self.object_list[bottom : bottom + self.per_page + 1])
+        if not rows:
+            raise EmptyPage("That page contains no results")
+        return OpenEndedPage(rows[: self.per_page], number, self, more=len(rows) > self.per_page)
+
+
+class OpenEndedPage(Page):
+    """A page past the count limit: whether another follows is known from the rows read."""
+
+    def __init__(self, object_list: Any, number: int, paginator: Paginator, *, more: bool):
+        super().__init__(object_list, number, paginator)
+        self.more = more
+
+    def has_next(self) -> bool:
+        return self.more
 
 
 # --- Export -----------------------------------------------------------------------------------

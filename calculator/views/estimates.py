@@ -9,7 +9,6 @@ from urllib.parse import quote
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -31,7 +30,12 @@ from calculator.engine.inputs import ALL_LINEAR, DEFAULTS, HARDWARE_FIELDS
 from calculator.forms.calculator import UNITS, CalculatorForm
 from calculator.forms.estimates import SAVE_PREFIX, EstimateDetailsForm
 from calculator.forms.sharing import add_service_error
-from calculator.history import export_response, history_filter
+from calculator.history import (
+    HISTORY_COUNT_LIMIT,
+    HistoryPaginator,
+    export_response,
+    history_filter,
+)
 from calculator.models import Estimate
 from calculator.selectors import User, estimate_get_for_user, estimate_list, profile_list
 from calculator.views.calculator import METHOD_NAMES, OTHER_METHOD, PARAMETER_LABELS
@@ -270,10 +274,11 @@ def history_view(request: HttpRequest) -> HttpResponse:
     fmt = request.GET.get("format")
     if fmt in ("csv", "json"):
         return export_response(request, filterset.qs, fmt=fmt)
-    # Count and order the ids first (an index-only scan on PostgreSQL, see the model's
-    # estimate_listed_covering index), then read the page's 25 rows by id.
+    # Count (up to a limit) and order the ids first (an index-only scan on PostgreSQL, see the
+    # model's estimate_listed_covering index), then read the page's 25 rows by id.
     ids = filterset.qs.values_list("pk", flat=True)
-    page = Paginator(ids, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    paginator = HistoryPaginator(ids, HISTORY_PAGE_SIZE, count_limit=HISTORY_COUNT_LIMIT)
+    page = paginator.get_page(request.GET.get("page"))
     page_ids = list(page.object_list)
     shown = {estimate.pk: estimate for estimate in filterset.qs.filter(pk__in=page_ids)}
     rows = [(shown[pk], format_gib(shown[pk].total_bytes)) for pk in page_ids if pk in shown]

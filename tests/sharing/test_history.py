@@ -107,6 +107,22 @@ def test_it_pages_by_25(visitor_client, alice):
     assert len(second.context["rows"]) == 5  # 30 - 25
 
 
+def test_past_the_count_limit_it_says_more_than_and_pages_on(visitor_client, alice, monkeypatch):
+    # An exact count reads every row: past the limit the page says "more than" (issue 9).
+    monkeypatch.setattr("calculator.views.estimates.HISTORY_COUNT_LIMIT", 10)
+    EstimateFactory.create_batch(30, owner=alice)
+    client = visitor_client("alice")
+    first = client.get(reverse("history"))
+    assert "More than 10 estimates" in first.text
+    assert len(first.context["rows"]) == 25
+    assert "<span>Page 1</span>" in first.text and 'rel="next"' in first.text
+    second = client.get(reverse("history"), {"page": 2})
+    assert len(second.context["rows"]) == 5  # 30 - 25
+    assert 'rel="prev"' in second.text and 'rel="next"' not in second.text
+    titles = set(_titles(first)) | set(_titles(second))
+    assert len(titles) == 30  # every estimate once
+
+
 def test_filters_answer_htmx_with_the_table_only(visitor_client, estimates):
     response = visitor_client("alice").get(
         reverse("history"), {"q": "team"}, headers={"HX-Request": "true"}

@@ -409,26 +409,59 @@ def fit(
 # --- capacity ----------------------------------------------------------------------------------
 
 
-def _largest_fitting(fits: Callable[[int], bool], high: int) -> int:
+def _largest_fitting(fits: Callable[[int], bool], high: int, guess: int | None = None) -> int:
     """The largest n in [1, high] with fits(n), for fits monotone (true, then false); 0 when
-    1 does not fit. Galloping (1, 2, 4, ...) then bisection: about 2 log2(n) calls."""
+    1 does not fit. Gallops away from `guess` (else from 1), then bisects: two calls when the
+    guess is the boundary, about 2 log2(n) without a guess."""
     if not fits(1):
         return 0
-    low, probe = 1, 2
-    while probe <= high and fits(probe):
-        low, probe = probe, probe * 2
-    if probe > high:
-        if fits(high):
-            return high
-        probe = high
-    # low fits, probe does not
-    while probe - low > 1:
-        middle = (low + probe) // 2
+    start = 1 if guess is None else min(max(guess, 1), high)
+    if start == 1 or fits(start):
+        low, step = start, 1  # low fits: gallop up
+        while True:
+            if low == high:
+                return high
+            probe = min(low + step, high)
+            if not fits(probe):
+                miss = probe
+                break
+            low, step = probe, step * 2
+    else:
+        miss, step = start, 1  # miss does not fit: gallop down (1 fits)
+        while True:
+            probe = max(miss - step, 1)
+            if fits(probe):
+                low = probe
+                break
+            miss, step = probe, step * 2
+    while miss - low > 1:  # low fits, miss does not
+        middle = (low + miss) // 2
         if fits(middle):
             low = middle
         else:
-            probe = middle
+            miss = middle
     return low
+
+
+def _capacity_guess(total_at: Callable[[int], int | None], usable: int, high: int) -> int | None:
+    """Where total_at(n) reaches `usable`: secant steps from n = 1 and 2 (memory grows almost
+    linearly with batch size and length). Only a starting point, checked by the search."""
+    known_n, known_total = 1, total_at(1)
+    probe_n = min(2, high)
+    probe_total = total_at(probe_n)
+    guess = None
+    for _ in range(3):
+        if known_total is None or probe_total is None or probe_n == known_n:
+            break
+        slope = (probe_total - known_total) / (probe_n - known_n)
+        if slope <= 0:
+            break
+        guess = min(max(known_n + int((usable - known_total) / slope), 1), high)
+        if guess == probe_n:
+            break
+        known_n, known_total = probe_n, probe_total
+        probe_n, probe_total = guess, total_at(guess)
+    return guess
 
 
 def kv_cache_tokens(sizer: Sizer, configuration: Configuration, usable: int) -> dict[str, int]:
@@ -467,13 +500,17 @@ def capacity(
     configuration = configuration_for(sizer, gpu_count)
     usable = usable_bytes(gpu, memory_utilization)
 
-    def batch_fits(batch: int) -> bool:
-        total = sizer.total_bytes(configuration, batch_size=batch)
-        return total is not None and total <= usable
+    def largest(field: str) -> int:
+        high = INPUT_LIMITS[field][1]
 
-    def length_fits(length: int) -> bool:
-        total = sizer.total_bytes(configuration, sequence_length=length)
-        return total is not None and total <= usable
+        def total_at(value: int) -> int | None:
+            return sizer.total_bytes(configuration, **{field: value})
+
+        def fits(value: int) -> bool:
+            total = total_at(value)
+            return total is not None and total <= usable
+
+        return _largest_fitting(fits, high, _capacity_guess(total_at, usable, high))
 
     result: dict[str, Any] = {
         "gpu": gpu.slug,
@@ -481,8 +518,8 @@ def capacity(
         "configuration": configuration.as_dict(),
         "memory_utilization": memory_utilization,
         "usable_bytes": usable,
-        "max_batch_size": _largest_fitting(batch_fits, INPUT_LIMITS["batch_size"][1]),
-        "max_sequence_length": _largest_fitting(length_fits, INPUT_LIMITS["sequence_length"][1]),
+        "max_batch_size": largest("batch_size"),
+        "max_sequence_length": largest("sequence_length"),
         "kv_cache": None,
         # the longest context the model was trained for (0: unknown), beside the memory's limit
         "max_position_embeddings": sizer.architecture.max_position_embeddings,

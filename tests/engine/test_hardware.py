@@ -411,8 +411,16 @@ def test_smallest_fitting_finds_the_threshold_from_any_guess(threshold, guess):
 
 
 @pytest.mark.parametrize("largest", [0, 1, 2, 5, 64, 65, 999, 1000])
-def test_largest_fitting_finds_the_boundary(largest):
-    assert _largest_fitting(lambda n: n <= largest, 1000) == largest
+@pytest.mark.parametrize("guess", [None, 1, 2, 5, 64, 500, 1000, 5000])
+def test_largest_fitting_finds_the_boundary_from_any_guess(largest, guess):
+    calls = []
+
+    def fits(n):
+        calls.append(n)
+        return n <= largest
+
+    assert _largest_fitting(fits, 1000, guess) == largest
+    assert len(calls) <= 42
 
 
 # --- the contract's hardware fields -------------------------------------------------------------

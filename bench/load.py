@@ -196,6 +196,19 @@ def prepare_database(env: dict[str, str], users: int) -> list[dict[str, str]]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def server_tracebacks(log: str) -> list[str]:
+    """Each traceback in the server's log, from its logged message to the exception line."""
+    blocks: list[str] = []
+    lines = log.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("Traceback"):
+            end = index + 1
+            while end < len(lines) and (lines[end].startswith(" ") or not lines[end].strip()):
+                end += 1
+            blocks.append("\n".join(lines[max(0, index - 1) : end + 1]))
+    return blocks
+
+
 @contextmanager
 def gunicorn(env: dict[str, str], port: int, workers: int, threads: int) -> Iterator[None]:
     command = [
@@ -240,10 +253,12 @@ def gunicorn(env: dict[str, str], port: int, workers: int, threads: int) -> Iter
         except subprocess.TimeoutExpired:
             process.kill()
         log.seek(0)
-        tail = log.read().decode(errors="replace")
-        if "Traceback" in tail:
-            print("gunicorn's log held a traceback:\n" + tail[-4000:])
+        tracebacks = server_tracebacks(log.read().decode(errors="replace"))
         log.close()
+        for traceback in tracebacks[:3]:
+            print(f"gunicorn's log held a traceback:\n{traceback}")
+        if len(tracebacks) > 3:
+            print(f"... and {len(tracebacks) - 3} more")
 
 
 # --- Virtual users -------------------------------------------------------------------------

@@ -8,11 +8,13 @@ with Retry-After; CONN_HEALTH_CHECKS makes the next request reconnect once the d
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+from django.views import defaults
 
 logger = logging.getLogger(__name__)
 
@@ -47,3 +49,12 @@ class DatabaseUnavailableMiddleware:
             return None
         logger.warning("Database unavailable on %s %s: %s", request.method, request.path, exception)
         return database_unavailable_response(request)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: also a database outage met outside a view (a middleware, a signal handler)
+    is a 503; any other error is Django's plain 500 page."""
+    error = sys.exc_info()[1]
+    if isinstance(error, OperationalError | InterfaceError):
+        return database_unavailable_response(request)
+    return defaults.server_error(request)

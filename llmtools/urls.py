@@ -12,3 +12,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("calculator.urls")),
 ]
+
+# A database outage met outside a view is a 503 too (calculator/middleware.py)
+handler500 = "calculator.middleware.server_error"

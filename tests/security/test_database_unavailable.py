@@ -71,3 +71,41 @@ def test_other_database_errors_are_not_dressed_up_as_an_outage(alice, client):
     with connection.execute_wrapper(broken):
         response = client.get("/history/")
     assert response.status_code == 500
+
+
+class LoseTheDatabaseAfterTheView:
+    """A middleware that meets the outage after the view has answered (as a session save or a
+    signal handler would)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        self.get_response(request)
+        raise OperationalError("server closed the connection unexpectedly")
+
+
+@pytest.mark.django_db
+def test_an_outage_met_outside_the_view_is_a_503_too(client, settings):
+    settings.MIDDLEWARE = [f"{__name__}.LoseTheDatabaseAfterTheView", *settings.MIDDLEWARE]
+    client.raise_request_exception = False
+    page = client.get("/healthz")
+    api = client.get("/api/v1/gpus/")
+    assert page.status_code == 503
+    assert page["Retry-After"] == "5"
+    assert "Back in a moment" in page.content.decode()
+    assert api.status_code == 503
+    assert api.json()["detail"].startswith("The database is unavailable")
+
+
+@pytest.mark.django_db
+def test_other_errors_outside_the_view_stay_a_500(client, settings):
+    settings.MIDDLEWARE = [f"{__name__}.BreakAfterTheView", *settings.MIDDLEWARE]
+    client.raise_request_exception = False
+    assert client.get("/healthz").status_code == 500
+
+
+class BreakAfterTheView(LoseTheDatabaseAfterTheView):
+    def __call__(self, request):
+        self.get_response(request)
+        raise RuntimeError("a bug")

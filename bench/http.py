@@ -41,6 +41,7 @@ import platform
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import threading
 import time
@@ -75,6 +76,8 @@ FILL_CONFIGURATIONS: tuple[tuple[str, dict[str, Any]], ...] = (
 FRAGMENT_CHANGES = {"catalog": CATALOG_SLUG, "batch_size": "4", "sequence_length": "8192"}
 CALCULATE_BODY = {"model": {"catalog": CATALOG_SLUG}, "batch_size": 4, "sequence_length": 8192}
 FRAGMENT_BUDGET_BYTES = 15_000
+SLICE_WARMUP = 0.5  # seconds of warm-up before each slice after the first round
+CPU_SAMPLES = 50  # in-process requests per endpoint for the CPU medians
 FAR_FUTURE_CACHE = "max-age=315360000, public, immutable"
 # Budgets (issue 9): requests/s of each endpoint as a share of the floor's in the same run.
 BUDGETS = {"calculate": 0.8, "fragment": 0.6, "permalink": 0.5, "history": 0.5}
@@ -132,6 +135,19 @@ class Measurement:
     seconds: float
     latencies: list[float]
     client_cpu_seconds: float
+    round_rates: tuple[float, ...] = ()  # requests/s in each round
+
+    @classmethod
+    def combined(cls, rounds: list[Measurement]) -> Measurement:
+        return cls(
+            rounds[0].endpoint,
+            sum(m.requests for m in rounds),
+            sum(m.errors for m in rounds),
+            sum(m.seconds for m in rounds),
+            [latency for m in rounds for latency in m.latencies],
+            sum(m.client_cpu_seconds for m in rounds),
+            tuple(m.requests_per_second for m in rounds),
+        )
 
     @property
     def requests_per_second(self) -> float:
@@ -301,6 +317,40 @@ def query_counts(fragment: str, permalink: str) -> dict[str, str]:
     }
     connection.close()
     return counts
+
+
+def cpu_medians(endpoints: list[Endpoint], session: str) -> dict[str, float]:
+    """Median CPU seconds of this process per request through Django's test client (no HTTP,
+    no gunicorn; the database's own CPU is not in it): what each endpoint costs in Python,
+    which the other load on a shared machine moves far less than requests per second."""
+    anonymous, owner = Client(), Client()
+    owner.cookies[settings.SESSION_COOKIE_NAME] = session
+    medians = {}
+    for endpoint in endpoints:
+        client = owner if "Cookie" in endpoint.headers else anonymous
+        headers = {
+            name: value
+            for name, value in endpoint.headers.items()
+            if name not in ("Cookie", "Content-Type")
+        }
+        content_type = endpoint.headers.get("Content-Type", "application/octet-stream")
+        samples = []
+        for number in range(CPU_SAMPLES + 3):  # three to warm up
+            started = time.process_time()
+            response = client.generic(
+                endpoint.method,
+                endpoint.path,
+                endpoint.body or b"",
+                content_type=content_type,
+                headers=headers,
+            )
+            if number >= 3:
+                samples.append(time.process_time() - started)
+            if response.status_code != 200:
+                raise SystemExit(f"{endpoint.label} answered {response.status_code} in-process")
+        medians[endpoint.name] = statistics.median(samples)
+    connection.close()
+    return medians
 
 
 # --- The calculator form, as htmx sends it ----------------------------------------------------
@@ -491,6 +541,37 @@ def measure(port: int, endpoint: Endpoint, *, clients: int, warmup: float, durat
     return Measurement(endpoint, len(latencies), errors[0], duration, latencies, client_cpu)
 
 
+def measure_rounds(
+    port: int,
+    endpoints: list[Endpoint],
+    *,
+    clients: int,
+    warmup: float,
+    duration: float,
+    rounds: int,
+) -> list[Measurement]:
+    """Each endpoint in turn for duration / rounds, `rounds` times over: a change in the
+    machine's load during the run then falls on every endpoint alike, and each round gives
+    every endpoint a ratio to the floor measured seconds apart."""
+    slices: dict[str, list[Measurement]] = {endpoint.name: [] for endpoint in endpoints}
+    for number in range(rounds):
+        for endpoint in endpoints:
+            slices[endpoint.name].append(
+                measure(
+                    port,
+                    endpoint,
+                    clients=clients,
+                    warmup=warmup if number == 0 else min(warmup, SLICE_WARMUP),
+                    duration=duration / rounds,
+                )
+            )
+        rates = "  ".join(
+            f"{name} {ms[-1].requests_per_second:,.0f}" for name, ms in slices.items()
+        )
+        print(f"round {number + 1}/{rounds} (req/s): {rates}", flush=True)
+    return [Measurement.combined(slices[endpoint.name]) for endpoint in endpoints]
+
+
 # --- Static files -----------------------------------------------------------------------------
 
 
@@ -549,21 +630,29 @@ def machine() -> dict[str, str]:
     }
 
 
-def table(measurements: list[Measurement]) -> list[str]:
-    floor = measurements[0].requests_per_second
+def table(measurements: list[Measurement], cpu: dict[str, float]) -> list[str]:
+    floor = measurements[0]
+    floor_cpu = cpu[floor.endpoint.name]
     lines = [
-        "| endpoint | requests/s | p50 ms | p99 ms | × floor | budget | errors |",
-        "|---|---:|---:|---:|---:|---|---:|",
+        "| endpoint | requests/s | p50 ms | p99 ms | × floor | × floor by round | budget"
+        " | CPU ms | CPU × floor | errors |",
+        "|---|---:|---:|---:|---:|---|---|---:|---:|---:|",
     ]
     for m in measurements:
-        ratio = m.requests_per_second / floor
+        ratio = m.requests_per_second / floor.requests_per_second
+        by_round = [
+            rate / base for rate, base in zip(m.round_rates, floor.round_rates, strict=True)
+        ]
         budget = BUDGETS.get(m.endpoint.name)
-        verdict = (
-            "" if budget is None else f"≥ {budget:.1f}× {'met' if ratio >= budget else 'MISSED'}"
-        )
+        verdict = ""
+        if budget is not None:
+            verdict = f"≥ {budget:.1f}× {'met' if ratio >= budget else 'MISSED'}"
+        cpu_ms = 1e3 * cpu[m.endpoint.name]
         lines.append(
             f"| {m.endpoint.label} | {m.requests_per_second:,.0f} | {m.latency_ms(0.5):.1f}"
-            f" | {m.latency_ms(0.99):.1f} | {ratio:.2f} | {verdict} | {m.errors} |"
+            f" | {m.latency_ms(0.99):.1f} | {ratio:.2f}"
+            f" | {min(by_round):.2f}–{max(by_round):.2f} | {verdict}"
+            f" | {cpu_ms:.2f} | {floor_cpu / cpu[m.endpoint.name]:.2f} | {m.errors} |"
         )
     return lines
 
@@ -574,6 +663,7 @@ def report(
     args: argparse.Namespace,
     fragment_bytes: int,
     queries: dict[str, str],
+    cpu: dict[str, float],
     static: dict[str, str],
     about: dict[str, str],
 ) -> list[str]:
@@ -589,11 +679,14 @@ def report(
         f"- Server: gunicorn gthread, {args.workers} workers × {args.threads} threads, DEBUG off,"
         " persistent database connections, API throttles off.",
         f"- Load: {args.clients} concurrent keep-alive clients (threads of the bench, on the same"
-        f" cores); each endpoint {args.warmup:g} s warm-up, then {args.duration:g} s measured."
-        f" The clients used at most {client_share:.0%} of one core.",
+        f" cores). Each endpoint runs {args.duration:g} s in all, in {args.rounds} rounds taking"
+        f" the endpoints in turn ({args.warmup:g} s warm-up first, {SLICE_WARMUP:g} s before each"
+        f" later slice). The clients used at most {client_share:.0%} of one core.",
+        "- CPU ms: median CPU time of one request in-process through Django's test client"
+        f" ({CPU_SAMPLES} requests; Python only, not PostgreSQL's own CPU).",
         f"- Data: one user with {args.estimates:,} saved estimates (+1 shared by link).",
         "",
-        *table(measurements),
+        *table(measurements, cpu),
         "",
         f"- htmx fragment: {fragment_bytes:,} bytes (budget < {FRAGMENT_BUDGET_BYTES:,}:"
         f" {fragment_ok}).",
@@ -626,7 +719,8 @@ def arguments() -> argparse.Namespace:
     cores = os.cpu_count() or 1
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10, help="seconds measured each")
-    parser.add_argument("--warmup", type=float, default=2, help="seconds of warm-up each")
+    parser.add_argument("--warmup", type=float, default=2, help="seconds of first warm-up")
+    parser.add_argument("--rounds", type=int, default=5, help="slices of the duration")
     parser.add_argument("--clients", type=int, default=8, help="concurrent connections")
     parser.add_argument("--workers", type=int, default=cores, help="gunicorn processes")
     parser.add_argument("--threads", type=int, default=2, help="gunicorn threads per process")
@@ -642,6 +736,7 @@ def main() -> None:
     permalink, session = prepare(args.estimates)
     cookie = {"Cookie": f"{settings.SESSION_COOKIE_NAME}={session}"}
     htmx = {"HX-Request": "true"}
+    history_label = f"GET /history/ ({args.estimates:,} estimates)"
     with gunicorn(args.workers, args.threads) as port:
         status, _, page = request_once(port, Endpoint("page", "", "GET", "/"))
         if status != 200:
@@ -660,7 +755,7 @@ def main() -> None:
             ),
             Endpoint("fragment", "GET / htmx fragment", "GET", f"/?{query}", htmx),
             Endpoint("permalink", "GET /e/<id>/ permalink", "GET", permalink),
-            Endpoint("history", "GET /history/ (100k estimates)", "GET", "/history/", cookie),
+            Endpoint("history", history_label, "GET", "/history/", cookie),
         ]
         for endpoint in endpoints:
             status, _, body = request_once(port, endpoint)
@@ -668,24 +763,22 @@ def main() -> None:
                 raise SystemExit(f"{endpoint.label} answered {status}: {body[:300]!r}")
         _, _, fragment = request_once(port, endpoints[2])
         static = static_check(port, page_html)
-        measurements = []
-        for endpoint in endpoints:
-            m = measure(
-                port, endpoint, clients=args.clients, warmup=args.warmup, duration=args.duration
-            )
-            print(
-                f"{endpoint.label:34s} {m.requests_per_second:8.0f} req/s"
-                f"  p50 {m.latency_ms(0.5):6.1f} ms  p99 {m.latency_ms(0.99):6.1f} ms"
-                f"  errors {m.errors}",
-                flush=True,
-            )
-            measurements.append(m)
+        measurements = measure_rounds(
+            port,
+            endpoints,
+            clients=args.clients,
+            warmup=args.warmup,
+            duration=args.duration,
+            rounds=args.rounds,
+        )
     queries = query_counts(query, permalink)
+    cpu = cpu_medians(endpoints, session)
     lines = report(
         measurements,
         args=args,
         fragment_bytes=len(fragment),
         queries=queries,
+        cpu=cpu,
         static=static,
         about=machine(),
     )

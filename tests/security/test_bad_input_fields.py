@@ -134,3 +134,27 @@ def test_importing_such_a_config_json_is_a_form_error(alice, text):
     )
     assert response.status_code == 200  # the form again
     assert "config_json" in response.context["form"].errors, response.context["form"].errors
+
+
+@pytest.mark.django_db
+def test_a_form_post_over_one_megabyte_is_a_400_not_a_500(alice):
+    client = Client(raise_request_exception=False)
+    client.force_login(alice)
+    # 1,100,000 bytes of form body: over DATA_UPLOAD_MAX_MEMORY_SIZE (1,048,576)
+    fields = {"name": "big", "config_json": "x" * 1_100_000, "visibility": "private"}
+    response = client.post("/profiles/import/", fields)
+    assert response.status_code == 400
+
+
+@pytest.mark.django_db
+def test_an_uploaded_config_json_over_one_megabyte_is_a_form_error(alice):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client = Client()
+    client.force_login(alice)
+    big = SimpleUploadedFile("config.json", b" " * 1_048_577, content_type="application/json")
+    response = client.post(
+        "/profiles/import/", {"name": "big", "config_file": big, "visibility": "private"}
+    )
+    assert response.status_code == 200
+    assert "config_file" in response.context["form"].errors, response.context["form"].errors

@@ -71,7 +71,15 @@ def parse_config_json(text: str) -> dict[str, Any]:
         raise ValidationError({"config_json": f"Not valid JSON: {error}"}) from None
     if not isinstance(value, dict):
         raise ValidationError({"config_json": "config.json must be a JSON object ({...})."})
+    if _holds_nul(value):
+        raise ValidationError({"config_json": "config.json must not contain NUL characters."})
     return value
+
+
+def _holds_nul(value: Any) -> bool:
+    """PostgreSQL stores a NUL character in neither text nor jsonb: refuse it before saving.
+    (json.dumps writes a NUL as \\u0000, whatever string holds it.)"""
+    return "\\u0000" in json.dumps(value)
 
 
 @transaction.atomic
@@ -88,6 +96,8 @@ def profile_create(
 ) -> ModelProfile:
     if (hf_config is None) == (architecture is None):
         raise ValidationError("Give either a config.json or architecture fields.")
+    if _holds_nul([hf_config, architecture]):
+        raise ValidationError("The architecture must not contain NUL characters.")
     _check_sharing(user=user, visibility=visibility, team=team)
     total, active, family = _architecture_for(hf_config=hf_config, architecture=architecture)
     profile = ModelProfile(
@@ -122,6 +132,8 @@ def profile_update(*, user: User, profile: ModelProfile, **fields: Any) -> Model
         raise ValidationError(f"Cannot change: {', '.join(sorted(unknown))}.")
     for key, value in fields.items():
         setattr(profile, key, value)
+    if _holds_nul([profile.hf_config, profile.architecture]):
+        raise ValidationError("The architecture must not contain NUL characters.")
     if "hf_config" in fields and fields["hf_config"] is not None:
         profile.architecture = None
         profile.source = ProfileSource.CONFIG
@@ -173,6 +185,8 @@ def estimate_save(
     _check_sharing(user=user, visibility=visibility, team=team)
     result = calculation.result
     inputs = result["inputs"]
+    if _holds_nul(inputs):
+        raise ValidationError({"model": "The model must not contain NUL characters."})
     estimate = Estimate(
         owner=user,
         team=team,

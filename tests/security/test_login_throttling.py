@@ -125,3 +125,15 @@ def test_behind_a_proxy_the_address_is_the_one_the_proxy_saw(alice, settings):
         HTTP_X_FORWARDED_FOR="203.0.113.6",
     )
     assert other.status_code == 302
+
+
+def test_api_tokens_are_too_long_to_guess(alice):
+    # Invalid tokens are refused (401) before any throttle counts them, so a token's strength
+    # is its length: 64 hex digits are 256 random bits.
+    from calculator.api.tokens import api_token_create
+
+    _, key = api_token_create(user=alice, name="dashboard")
+    assert key.startswith("llmt_")
+    secret = key.removeprefix("llmt_")
+    assert len(secret) >= 64
+    int(secret, 16)  # hexadecimal: 4 bits a character

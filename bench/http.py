@@ -1,22 +1,23 @@
 """HTTP speed of the service, measured side by side against the framework floor (issue 9).
 
-One run, about three minutes on a 2-core machine:
+One run, about three minutes on a 2-core machine (plus three or four when the static files
+must be collected again):
 
 1. re-creates its own PostgreSQL database (`llmtools_bench_http` on 127.0.0.1:5432, user
-   postgres; never the one DATABASE_URL names), migrates it (the catalog comes with the
+   postgres; never the one DATABASE_URL names), migrates it (the catalogs come with the
    migrations), fills it with one user holding 100,000 saved estimates (real engine results of
-   a few configurations, bulk-inserted in batches) and one link-shared estimate for the
+   six configurations, copied by PostgreSQL in batches) and one link-shared estimate for the
    permalink, and runs `collectstatic` (whitenoise's compressed manifest, as in production)
    unless the collected files are newer than every source file;
-2. counts the SQL queries per request of each page with Django's test client, on the first and
-   on the last history page and on two permalinks, to show the counts do not grow with rows;
-3. starts gunicorn (`llmtools.wsgi`, DEBUG off, API throttles off) on a free port of 127.0.0.1
-   and drives it with a fixed number of concurrent keep-alive clients, each endpoint for a
-   fixed time after a warm-up: /healthz (the floor), POST /api/v1/calculate, the calculator's
-   htmx fragment, the permalink page and the history page;
+2. starts gunicorn (`llmtools.wsgi`, DEBUG off, API throttles off) on a free port of 127.0.0.1
+   and drives it with a fixed number of concurrent keep-alive clients: /healthz (the floor),
+   POST /api/v1/calculate, the calculator's htmx fragment, the permalink page and the history
+   page, in rounds that take the endpoints in turn, after a warm-up;
+3. with Django's test client in this process, counts the SQL queries per request (on the
+   first and the last history page, on two permalinks) and times the CPU of each request;
 4. prints requests/s, p50 and p99 and each endpoint's ratio to the floor against its budget,
    the fragment's size, and whether static files are served compressed with far-future cache
-   headers, and writes that table into docs/performance.md between its markers.
+   headers, and writes that into docs/performance.md between its markers.
 
 Run it with `make bench` (or `.venv/bin/python bench/http.py --help` for the knobs). It sends
 traffic only to 127.0.0.1 and stops gunicorn when it exits, on errors and Ctrl-C too.

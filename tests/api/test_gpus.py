@@ -127,3 +127,25 @@ def test_a_saved_estimate_keeps_its_gpu_answers(client_for, alice):
     l4 = next(row for row in estimate.result["fit"] if row["gpu"] == "l4")
     assert l4["fits_on_one"]
     assert body["result"]["capacity"] == estimate.result["capacity"]
+
+
+def test_the_schema_documents_the_gpu_fields_and_answers(db):
+    from rest_framework.test import APIClient
+
+    response = APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    schemas = response.json()["components"]["schemas"]
+    request_fields = set(schemas["CalculateRequest"]["properties"])
+    assert {
+        "gpu",
+        "gpu_count",
+        "price_per_hour",
+        "memory_utilization",
+        "decode_efficiency",
+        "prefill_efficiency",
+        "training_efficiency",
+        "training_tokens",
+        "epochs",
+    } <= request_fields
+    response_schema = schemas["CalculateResponse"]
+    assert set(response_schema["properties"]) >= ANSWERS
+    assert not ANSWERS & set(response_schema["required"])  # only with a `gpu`

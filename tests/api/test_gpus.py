@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from rest_framework.test import APIClient
 
 from calculator.catalog import GPUS_FILE
 from calculator.models import Estimate, Gpu
@@ -130,8 +131,6 @@ def test_a_saved_estimate_keeps_its_gpu_answers(client_for, alice):
 
 
 def test_the_schema_documents_the_gpu_fields_and_answers(db):
-    from rest_framework.test import APIClient
-
     response = APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     schemas = response.json()["components"]["schemas"]
     request_fields = set(schemas["CalculateRequest"]["properties"])

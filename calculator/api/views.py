@@ -101,9 +101,7 @@ def _profile_fields(data: dict[str, Any]) -> dict[str, Any]:
     fields = dict(data)
     if "config_json" in fields:
         text = fields.pop("config_json")
-        fields["hf_config"] = without_nul_characters(
-            services.parse_config_json(text), "config_json"
-        )
+        fields["hf_config"] = services.parse_config_json(text)
         fields["config_json_text"] = text
     elif "hf_config" in fields:
         fields["config_json_text"] = json.dumps(fields["hf_config"], indent=2)

@@ -28,8 +28,10 @@ from transformers import AutoConfig, AutoModelForCausalLM
 from validation.cases import CASES_BY_NAME, Case
 
 TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-WARMUP_TOKENS = 16  # warm-up batch of 1 x 16 tokens: pages in every kernel the case will use
+WARMUP_TOKENS = 16  # training warm-up batch of 1 x 16 tokens: pages in the kernels it uses
 SEED = 0
+# one thread: no OpenMP barriers to stall on a busy machine, no per-thread kernel scratch
+THREADS = 1
 TRAINING_STEPS = 2  # the second step runs with the optimizer states already allocated
 
 
@@ -234,16 +236,21 @@ def run(model: torch.nn.Module, case: Case, batch_size: int, sequence_length: in
 
 
 def warm_up(case: Case) -> None:
-    """Run the case once on a tiny batch so that lazily loaded code and kernels are resident
-    before the baseline is taken."""
+    """Run the case once before the baseline is taken, so that lazily loaded code and the
+    buffers CPU kernel libraries keep after a first call (oneDNN; up to ~20 MiB for the batched
+    MoE experts) are resident already: a prefill at the case's own shape, a training step on a
+    tiny batch (a full-size one would double the run time; training peaks are large enough)."""
     model = build_model(case)
-    run(model, case, 1, WARMUP_TOKENS)
+    if case.mode == "inference":
+        run(model, case, case.batch_size, case.sequence_length)
+    else:
+        run(model, case, 1, WARMUP_TOKENS)
     del model
     gc.collect()
 
 
 def measure(case: Case) -> dict[str, Any]:
-    torch.set_num_threads(2)
+    torch.set_num_threads(THREADS)
     started = time.perf_counter()
     warm_up(case)
     gc.collect()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from calculator.calculations import catalog_cache_clear
 from calculator.models import Role
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
 
@@ -46,3 +47,11 @@ def catalog(db):
 
     catalog_models_load()
     catalog_gpus_load()
+
+
+@pytest.fixture(autouse=True)
+def _catalog_cache_cleared():
+    """Each test reads the catalogs afresh: a rolled-back transaction sends no signal."""
+    catalog_cache_clear()
+    yield
+    catalog_cache_clear()

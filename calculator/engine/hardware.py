@@ -708,14 +708,17 @@ HARDWARE_DEFAULTS: dict[str, Any] = {
     "training_tokens": None,  # no training run to cost
     "epochs": 1,
 }
-# (min, max) of the numeric hardware fields; fractions are in (0, 1]
+# Shares of memory or of a peak below 1% describe no real setup, and would drive times and
+# costs past what a float holds
+MIN_FRACTION = 0.01
+# (min, max) of the numeric hardware fields
 HARDWARE_LIMITS: dict[str, tuple[float, float]] = {
     "gpu_count": INPUT_LIMITS["num_gpus"],
     "price_per_hour": (0, 1_000_000),
-    "memory_utilization": (0, 1),
-    "decode_efficiency": (0, 1),
-    "prefill_efficiency": (0, 1),
-    "training_efficiency": (0, 1),
+    "memory_utilization": (MIN_FRACTION, 1),
+    "decode_efficiency": (MIN_FRACTION, 1),
+    "prefill_efficiency": (MIN_FRACTION, 1),
+    "training_efficiency": (MIN_FRACTION, 1),
     "training_tokens": (1, 10**16),
     "epochs": (0, 10_000),
 }
@@ -728,7 +731,7 @@ FRACTION_FIELDS = (
 GPU_SPEC_LIMITS: dict[str, tuple[float, float]] = {
     "memory_bytes": (1, 2**50),
     "memory_bandwidth_bytes_per_s": (1, 10**15),
-    "bf16_dense_tflops": (0, 10**6),
+    "bf16_dense_tflops": (0.001, 10**6),
     "price_per_hour_usd": (0, 1_000_000),
 }
 # the catalog slug or a name saying which GPU it is; figures are what the formulas use
@@ -810,7 +813,7 @@ def gpu_spec(value: Any, field: str = "gpu") -> GpuSpec:
             f"{field}.bf16_dense_tflops",
             value["bf16_dense_tflops"],
             *GPU_SPEC_LIMITS["bf16_dense_tflops"],
-            open_low=True,
+            open_low=False,
         )
     )
     price = value.get("price_per_hour_usd")
@@ -851,7 +854,7 @@ def parse_hardware(payload: Mapping[str, Any], num_gpus: int) -> HardwareRequest
     if price is not None:
         price = _number("price_per_hour", price, *HARDWARE_LIMITS["price_per_hour"], open_low=False)
     fractions = {
-        name: _number(name, get(name), *HARDWARE_LIMITS[name], open_low=True)
+        name: _number(name, get(name), *HARDWARE_LIMITS[name], open_low=False)
         for name in FRACTION_FIELDS
     }
     tokens = payload.get("training_tokens")

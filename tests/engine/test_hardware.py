@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -598,3 +599,46 @@ def test_a_gpu_outside_the_fit_list_comes_first():
     result = calculate({"model": LLAMA, "gpu": own}, fit_gpus=[H100, T4])
     assert [row["name"] for row in result["fit"]] == ["My H100", "H100 SXM", "T4"]
     assert result["cost"]["per_hour"] is None
+
+
+def _numbers(value):
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _numbers(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _numbers(item)
+    elif isinstance(value, float):
+        yield value
+
+
+@pytest.mark.parametrize("mode", ["inference", "training"])
+def test_the_slowest_allowed_setup_still_gives_finite_numbers(mode):
+    slowest = {
+        "name": "slow",
+        "memory_bytes": 1,
+        "memory_bandwidth_bytes_per_s": 1,
+        "bf16_dense_tflops": 0.001,
+        "price_per_hour_usd": 1_000_000,
+    }
+    payload = {
+        "model": hf_config("deepseek-ai--DeepSeek-V3"),
+        "mode": mode,
+        "gpu": slowest,
+        "memory_utilization": 0.01,
+        "decode_efficiency": 0.01,
+        "prefill_efficiency": 0.01,
+        "training_efficiency": 0.01,
+        "training_tokens": 10**16,
+        "epochs": 10_000,
+    }
+    result = calculate(payload)
+    assert all(math.isfinite(number) for number in _numbers(result))
+    assert result["fit"][0]["fewest_gpus"] is None  # one byte holds nothing
+
+
+@pytest.mark.parametrize("field", ["memory_utilization", "decode_efficiency"])
+def test_shares_below_one_percent_are_refused(field):
+    with pytest.raises(EstimateError) as caught:
+        parse_hardware({field: 0.001}, num_gpus=1)
+    assert caught.value.field == field

@@ -98,6 +98,18 @@ def build_model(case: Case) -> torch.nn.Module:
     return model
 
 
+def other_dtype_parameters(model: torch.nn.Module, dtype: torch.dtype) -> dict[str, int]:
+    """Parameter counts by name pattern (layer numbers dropped) of the base model's parameters
+    whose dtype is not `dtype`."""
+    counts: dict[str, int] = {}
+    for name, parameter in model.named_parameters():
+        if parameter.dtype != dtype and "lora_" not in name:
+            pattern = ".".join(part for part in name.split(".") if not part.isdigit())
+            key = f"{pattern} ({str(parameter.dtype).removeprefix('torch.')})"
+            counts[key] = counts.get(key, 0) + parameter.numel()
+    return counts
+
+
 def input_ids(case: Case, batch_size: int, sequence_length: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(SEED)
     vocab_size = int(case.config["vocab_size"])
@@ -268,6 +280,8 @@ def measure(case: Case) -> dict[str, Any]:
             p.numel() for name, p in model.named_parameters() if "lora_" not in name
         ),
         "weight_bytes": tensor_bytes(iter(parameters)),
+        # parameters transformers keeps in another dtype than the case's (e.g. float32 routers)
+        "other_dtype_parameters": other_dtype_parameters(model, TORCH_DTYPES[case.dtype]),
         "buffer_bytes": tensor_bytes(model.buffers()),
         "resident_after_build_bytes": after_build - baseline,
         "build_peak_bytes": build_peak - baseline,

@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,7 +161,6 @@ def main(argv: list[str]) -> int:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     comparisons = []
     failures: list[str] = []
-    started = time.perf_counter()
     for case in cases:
         path = RESULTS_DIR / f"{case.name}.json"
         if args.reuse and path.exists():
@@ -190,7 +188,7 @@ def main(argv: list[str]) -> int:
         return 0
     counts = parameter_counts(catalog_configs())
     (RESULTS_DIR / "parameter_counts.json").write_text(json.dumps(counts, indent=1))
-    write_report(REPORT_PATH, comparisons, counts, time.perf_counter() - started)
+    write_report(REPORT_PATH, comparisons, counts)
     print(f"wrote {REPORT_PATH.relative_to(ROOT)}; median/worst in the summary")
     return 0
 

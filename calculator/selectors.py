@@ -131,7 +131,12 @@ def estimate_get_for_user(
 ) -> tuple[Estimate, Access]:
     lookup = {"pk": pk} if public_id is None else {"public_id": public_id}
     try:
-        estimate = Estimate.objects.select_related("owner", "team", "profile").get(**lookup)
+        # Not the profile's verbatim config.json and description: no estimate page shows them.
+        estimate = (
+            Estimate.objects.select_related("owner", "team", "profile")
+            .defer("profile__config_json_text", "profile__description")
+            .get(**lookup)
+        )
     except (Estimate.DoesNotExist, ValueError, TypeError):
         raise Http404("No such estimate.") from None
     access = access_for(user, estimate, via_link=public_id is not None)

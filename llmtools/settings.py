@@ -120,6 +120,21 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# "default" is Django's per-process memory cache (DRF's throttles count there). "pages" keeps
+# rendered HTML that depends only on immutable data (a saved estimate's results) or on the
+# normalised inputs of a calculation: in-process on purpose, so a deploy, which restarts the
+# processes, never serves HTML that older code rendered. Its own store, so that pages never push
+# throttle counts out.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "pages": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "pages",
+        "TIMEOUT": 3600,
+        "OPTIONS": {"MAX_ENTRIES": 2000},  # about 10 KB each
+    },
+}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.cache import caches
 
 from calculator.calculations import catalog_cache_clear
 from calculator.models import Role
@@ -50,8 +51,11 @@ def catalog(db):
 
 
 @pytest.fixture(autouse=True)
-def _catalog_cache_cleared():
-    """Each test reads the catalogs afresh: a rolled-back transaction sends no signal."""
+def _caches_cleared():
+    """Each test reads the catalogs afresh (a rolled-back transaction sends no signal) and
+    renders its pages anew."""
     catalog_cache_clear()
+    caches["pages"].clear()
     yield
     catalog_cache_clear()
+    caches["pages"].clear()

@@ -8,10 +8,13 @@ from urllib.parse import quote
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import caches
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from calculator import charts, gpu_display, services
@@ -207,18 +210,33 @@ def saved_results(estimate: Estimate, unit: str) -> dict[str, Any]:
     }
 
 
+def saved_sections(request: HttpRequest, estimate: Estimate, unit: str) -> dict[str, str]:
+    """The permalink's results and inputs as HTML. They depend only on what was saved, which
+    never changes, and on the unit: rendered once per estimate and unit, then kept (rendering
+    them was most of the page's time). Nothing per user is inside; access is checked before."""
+    key = f"permalink:{estimate.public_id}:{unit}"
+    sections = caches["pages"].get(key)
+    if sections is None:
+        results = {"results": saved_results(estimate, unit), "error_items": None}
+        rows = {"estimate": estimate, "input_rows": input_rows([_compared(estimate)])[1:]}
+        sections = {
+            "results": render_to_string("calculator/calculator.html#results", results, request),
+            "inputs": render_to_string("calculator/estimates/permalink.html#inputs", rows),
+        }
+        caches["pages"].set(key, sections)
+    return {name: mark_safe(html) for name, html in sections.items()}
+
+
 @require_GET
 def estimate_permalink_view(request: HttpRequest, public_id: str) -> HttpResponse:
     estimate, access = estimate_get_for_user(user=request.user, public_id=public_id)
-    compared = [_compared(estimate)]
     unit = request.GET.get("unit", "GiB")
     context: dict[str, Any] = {
-        "results": saved_results(estimate, unit if unit in UNITS else "GiB"),
+        "sections": saved_sections(request, estimate, unit if unit in UNITS else "GiB"),
         "estimate": estimate,
         "can_write": access.can_write,
         "profile_status": profile_status(estimate),
         "calculator_url": calculator_url_for_estimate(estimate, user=request.user),
-        "input_rows": input_rows(compared)[1:],
     }
     return render(request, "calculator/estimates/permalink.html", context)
 

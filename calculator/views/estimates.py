@@ -38,6 +38,7 @@ from calculator.history import (
     HistoryPaginator,
     export_response,
     history_filter,
+    history_rows,
 )
 from calculator.models import Estimate
 from calculator.selectors import User, estimate_get_for_user, estimate_list, profile_list
@@ -297,9 +298,7 @@ def history_view(request: HttpRequest) -> HttpResponse:
     ids = filterset.qs.values_list("pk", flat=True)
     paginator = HistoryPaginator(ids, HISTORY_PAGE_SIZE, count_limit=HISTORY_COUNT_LIMIT)
     page = paginator.get_page(request.GET.get("page"))
-    page_ids = list(page.object_list)
-    shown = {estimate.pk: estimate for estimate in filterset.qs.filter(pk__in=page_ids)}
-    rows = [(shown[pk], format_gib(shown[pk].total_bytes)) for pk in page_ids if pk in shown]
+    rows = history_rows(filterset.qs, list(page.object_list))
     query = request.GET.copy()
     query.pop("page", None)
     query.pop("format", None)

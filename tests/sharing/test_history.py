@@ -16,7 +16,7 @@ from tests.factories import EstimateFactory, ModelProfileFactory
 
 
 def _titles(response) -> list[str]:
-    return [estimate.title for estimate, _ in response.context["rows"]]
+    return [row.title for row in response.context["rows"]]
 
 
 def test_it_needs_an_account(visitor_client):

@@ -1,0 +1,48 @@
+"""The history table's rows and filter selects, built in Python: the same page as before."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.urls import reverse
+from django.utils.html import escape
+
+from calculator.models import Estimate, Visibility
+from tests.factories import EstimateFactory, ModelProfileFactory
+
+
+def test_each_row_shows_the_estimate_ready_to_read(visitor_client, alice, team):
+    estimate = EstimateFactory(
+        owner=alice,
+        title="",
+        model_name="Tiny Llama",
+        visibility=Visibility.TEAM,
+        team=team,
+        total_bytes=3 * 1024**3 // 2,
+    )
+    Estimate.objects.filter(pk=estimate.pk).update(created=datetime(2026, 3, 4, 5, 6, tzinfo=UTC))
+    html = visitor_client("alice").get(reverse("history")).content.decode()
+    row = html[html.index(f'value="{estimate.public_id}"') :].split("</tr>")[0]
+    # An untitled estimate is called by its model and mode (Estimate.__str__).
+    assert 'aria-label="Select Tiny Llama (inference)"' in row
+    assert f'<a href="/e/{estimate.public_id}/">(untitled)</a>' in row
+    # 3/2 GiB = 1,610,612,736 bytes.
+    assert '<td class="num" title="1610612736 bytes">1.50 GiB</td>' in row
+    assert "<td>alice</td>" in row
+    assert f"<td>Team · {escape(team.name)}</td>" in row  # "Alice&#x27;s team"
+    assert '<time datetime="2026-03-04T05:06:00+00:00">2026-03-04 05:06</time>' in row
+
+
+def test_the_profile_select_marks_the_chosen_one_and_escapes_names(visitor_client, alice):
+    chosen = ModelProfileFactory(owner=alice, name="<b>Mine</b> & co")
+    html = (
+        visitor_client("alice")
+        .get(reverse("history"), {"profile": chosen.public_id})
+        .content.decode()
+    )
+    select = html[html.index('<select name="profile" id="id_profile">') :].split("</select>")[0]
+    assert '<option value="">Any profile</option>' in select
+    assert (
+        f'<option value="{chosen.public_id}" selected>&lt;b&gt;Mine&lt;/b&gt; &amp; co</option>'
+    ) in select
+    assert "<b>" not in select

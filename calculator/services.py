@@ -67,8 +67,14 @@ def parse_config_json(text: str) -> dict[str, Any]:
         raise ValidationError({"config_json": "config.json is larger than 1 MB."})
     try:
         value = json.loads(text)
-    except (ValueError, RecursionError) as error:
-        raise ValidationError({"config_json": f"Not valid JSON: {error}"}) from None
+    except json.JSONDecodeError as error:
+        message = f"Not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})."
+        raise ValidationError({"config_json": message}) from None
+    except RecursionError:
+        message = "This JSON is nested too deeply to be a config.json."
+        raise ValidationError({"config_json": message}) from None
+    except ValueError as error:  # e.g. an integer longer than Python's 4,300-digit limit
+        raise ValidationError({"config_json": f"Not valid JSON: {error}."}) from None
     if not isinstance(value, dict):
         raise ValidationError({"config_json": "config.json must be a JSON object ({...})."})
     if _holds_nul(value):

@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.http import QueryDict
 
@@ -38,6 +39,7 @@ from calculator.engine import (
 from calculator.engine.architecture import LIMITS as ARCHITECTURE_LIMITS
 from calculator.engine.architecture import MODEL_DTYPES
 from calculator.selectors import User, catalog_list, profile_list
+from calculator.services import parse_config_json
 
 DEFAULT_CATALOG_SLUG = "meta-llama/Llama-3.1-8B"
 
@@ -406,18 +408,9 @@ class CalculatorForm(forms.Form):
         if not text:
             return None
         try:
-            config = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise forms.ValidationError(
-                f"This is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})."
-            ) from None
-        except RecursionError:
-            raise forms.ValidationError(
-                "This JSON is nested too deeply to be a config.json."
-            ) from None
-        if not isinstance(config, dict):
-            raise forms.ValidationError("A config.json is a JSON object: {...}.")
-        return config
+            return parse_config_json(text)
+        except ValidationError as error:
+            raise forms.ValidationError(error.message_dict["config_json"]) from None
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

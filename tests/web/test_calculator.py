@@ -268,8 +268,8 @@ def test_it_ignores_stale_values_in_panels_not_in_use(client):
         ("sequence_length=-5", "Ensure this value is greater than or equal to 1."),
         ("weight_dtype=bogus", "Select a valid choice. bogus is not one of the available"),
         ("mode=%3Cscript%3E", "Select a valid choice. &lt;script&gt; is not one of"),
-        ("model=hf_config&hf_config=not-json", "This is not valid JSON"),
-        ("model=hf_config&hf_config=%5B1%2C2%5D", "A config.json is a JSON object"),
+        ("model=hf_config&hf_config=not-json", "Not valid JSON (line 1, column 1"),
+        ("model=hf_config&hf_config=%5B1%2C2%5D", "config.json must be a JSON object"),
         ("model=hf_config&hf_config=%7B%7D", '<a href="#id_hf_config">config.json</a>'),
         ("catalog=nobody%2Fnothing", "No catalog model"),
         ("tensor_parallel=3&num_gpus=3", "must divide the model&#x27;s 32 attention heads"),
@@ -413,3 +413,13 @@ QUERY_VALUES = st.one_of(
 def test_it_never_answers_an_error_status_to_any_query(client, query, htmx):
     response = client.get("/", query, headers=HTMX if htmx else {})
     assert response.status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_config_json_with_an_integer_too_long_for_python_is_a_form_error(client):
+    # Python refuses to read integers of more than 4,300 digits (a ValueError, not a
+    # JSONDecodeError); found by the hypothesis run of the calculator page.
+    config = '{"hidden_size": ' + "1" * 5000 + "}"
+    response = client.get("/", {"model": "hf_config", "hf_config": config}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert b"Not valid JSON" in response.content

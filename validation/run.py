@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ RESULTS_DIR = ROOT / "validation" / "results"
 REPORT_PATH = ROOT / "docs" / "accuracy.md"
 CATALOG_PATH = ROOT / "calculator" / "data" / "models.json"
 FIXTURES_DIR = ROOT / "tests" / "engine" / "fixtures" / "configs"
+DEFAULT_JOBS = 2  # the 2-core machine this runs on; each case is single-threaded
 CASE_TIMEOUT_S = 900  # a case takes seconds to a minute alone; generous for a busy machine
 # glibc: blocks of 64 KiB or more get their own mapping and are unmapped when freed, so the
 # resident set follows the live tensors instead of a heap that never shrinks. MKL: no cache of
@@ -150,6 +152,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", help="comma-separated case names (default: all but quick)")
     parser.add_argument("--reuse", action="store_true", help="reuse validation/results/*.json")
+    parser.add_argument(
+        "--jobs", type=int, default=DEFAULT_JOBS, help="cases measured at once (default: 2)"
+    )
     args = parser.parse_args(argv)
     if args.cases:
         unknown = [name for name in args.cases.split(",") if name not in CASES_BY_NAME]
@@ -161,26 +166,38 @@ def main(argv: list[str]) -> int:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     comparisons = []
     failures: list[str] = []
-    for case in cases:
+
+    def measured_case(case: Case) -> dict[str, Any] | None:
         path = RESULTS_DIR / f"{case.name}.json"
         if args.reuse and path.exists():
-            measured = json.loads(path.read_text())
-        else:
-            try:
-                measured = measure_in_subprocess(case)
-            except RuntimeError as error:  # one failing case must not lose the others
+            return json.loads(path.read_text())
+        try:
+            measured = measure_in_subprocess(case)
+        except RuntimeError as error:  # one failing case must not lose the others
+            print(error, file=sys.stderr, flush=True)
+            return None
+        path.write_text(json.dumps(measured, indent=1))
+        return measured
+
+    # each case is its own single-threaded process measuring its own resident set, so cases
+    # can run side by side, one per core
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for case, measured in zip(cases, pool.map(measured_case, cases), strict=True):
+            if measured is None:
                 failures.append(case.name)
-                print(error, file=sys.stderr, flush=True)
                 continue
-            path.write_text(json.dumps(measured, indent=1))
-        comparison = compare(case, measured)
-        comparisons.append(comparison)
-        detailed = comparison.relative_error("detailed")
-        print(
-            f"{case.name:55s} measured {comparison.peak / 2**20:9.1f} MiB  detailed "
-            + (f"{detailed:+7.1f} %" if detailed is not None else str(comparison.detailed_error)),
-            flush=True,
-        )
+            comparison = compare(case, measured)
+            comparisons.append(comparison)
+            detailed = comparison.relative_error("detailed")
+            print(
+                f"{case.name:55s} measured {comparison.peak / 2**20:9.1f} MiB  detailed "
+                + (
+                    f"{detailed:+7.1f} %"
+                    if detailed is not None
+                    else str(comparison.detailed_error)
+                ),
+                flush=True,
+            )
     if failures:
         print(f"failed: {', '.join(failures)}; docs/accuracy.md not written", file=sys.stderr)
         return 1

@@ -30,6 +30,7 @@ MODEL_KINDS = ("catalog", "profile", "hf_config", "architecture")
 CATALOG_CACHE_SECONDS = 30.0
 _catalog_cache: dict[str, tuple[float, Any]] = {}
 _catalog_cache_lock = threading.Lock()
+_catalog_generation = 0  # how many times this process has seen the catalogs change
 
 
 def _catalog_cached(key: str, load: Callable[[], Any]) -> Any:
@@ -45,8 +46,16 @@ def _catalog_cached(key: str, load: Callable[[], Any]) -> Any:
 
 
 def catalog_cache_clear(**_: Any) -> None:
+    global _catalog_generation
     with _catalog_cache_lock:
         _catalog_cache.clear()
+        _catalog_generation += 1
+
+
+def catalog_generation() -> int:
+    """Changes whenever this process forgets the catalogs: part of the key of anything kept
+    that was computed from them (kept no longer than CATALOG_CACHE_SECONDS, like them)."""
+    return _catalog_generation
 
 
 for _catalog_model in (ModelProfile, Gpu):

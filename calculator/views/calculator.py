@@ -1,15 +1,25 @@
 from __future__ import annotations
 
+import hashlib
 from typing import Any
+from urllib.parse import urlencode
 
+from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 from django_htmx.http import push_url
 
 from calculator import charts, gpu_display
-from calculator.calculations import Calculation, calculation_run
+from calculator.calculations import (
+    CATALOG_CACHE_SECONDS,
+    Calculation,
+    calculation_run,
+    catalog_generation,
+)
 from calculator.engine import HARDWARE_FIELDS, INPUT_LIMITS, EstimateError, sweep
 from calculator.forms.calculator import CalculatorForm
 
@@ -23,7 +33,13 @@ PARAMETER_LABELS = {"total": "Total", "active": "Active per token", "trainable":
 def calculator(request: HttpRequest) -> HttpResponse:
     """The calculator: the full page, or only its results fragment for htmx requests. The
     query string is the estimate contract, so every calculation is a bookmarkable link."""
+    if request.htmx:
+        return _results_fragment(request)
     form = CalculatorForm.from_query(request.GET, user=request.user)
+    return render(request, "calculator/calculator.html", _calculate(request, form))
+
+
+def _calculate(request: HttpRequest, form: CalculatorForm) -> dict[str, Any]:
     context: dict[str, Any] = {"form": form, "results": None}
     if form.is_valid():
         try:
@@ -33,13 +49,39 @@ def calculator(request: HttpRequest) -> HttpResponse:
         else:
             context["results"] = _results(request, form, calculation)
     context["error_items"] = _error_items(form)
-    template = "calculator/calculator.html"
-    if request.htmx:
-        template += "#results"
-    response = render(request, template, context)
-    if request.htmx and form.is_valid():
-        # The shortest link to this calculation (the form sends every field, even empty ones).
-        push_url(response, f"{reverse('calculator')}?{form.canonical_query()}")
+    context["saveable"] = context["results"] is not None and not context["error_items"]
+    return context
+
+
+def _fragment_key(query: QueryDict) -> str:
+    # Each name's values keep their order (a list such as lora_target_modules); names sorted.
+    raw = urlencode(sorted(query.lists()), doseq=True)
+    digest = hashlib.sha256(raw.encode()).hexdigest()
+    return f"fragment:{catalog_generation()}:{digest}"
+
+
+def _results_fragment(request: HttpRequest) -> HttpResponse:
+    """The results for htmx. Apart from the save box they are a pure function of the query
+    string (and of the catalogs) unless the model is a saved profile, which depends on who
+    asks: such results are kept for CATALOG_CACHE_SECONDS and served without binding the form
+    (60 fields), running the engine or drawing the charts again."""
+    key = _fragment_key(request.GET)
+    kept = caches["pages"].get(key)
+    if kept is None:
+        form = CalculatorForm.from_query(request.GET, user=request.user)
+        context = _calculate(request, form)
+        kept = {
+            "body": render_to_string("calculator/calculator.html#results-body", context, request),
+            "saveable": context["saveable"],
+            # The shortest link to this calculation (the form sends every field, even empty).
+            "url": f"{reverse('calculator')}?{form.canonical_query()}" if form.is_valid() else "",
+        }
+        if form.is_valid() and form.cleaned_data["model"] != "profile":
+            caches["pages"].set(key, kept, timeout=CATALOG_CACHE_SECONDS)
+    context = {"results_body": mark_safe(kept["body"]), "saveable": kept["saveable"]}
+    response = render(request, "calculator/calculator.html#results", context)
+    if kept["url"]:
+        push_url(response, kept["url"])
     return response
 
 

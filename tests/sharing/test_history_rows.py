@@ -46,3 +46,14 @@ def test_the_profile_select_marks_the_chosen_one_and_escapes_names(visitor_clien
         f'<option value="{chosen.public_id}" selected>&lt;b&gt;Mine&lt;/b&gt; &amp; co</option>'
     ) in select
     assert "<b>" not in select
+
+
+def test_a_filter_that_is_not_understood_says_so_beside_it(visitor_client):
+    html = visitor_client("alice").get(reverse("history"), {"created_after": "yesterday"})
+    html = html.content.decode()
+    field = html[html.index('<label for="id_created_after">From:</label>') :].split("</div>")[0]
+    assert (
+        '<ul class="errorlist" id="id_created_after_error"><li>Enter a valid date.</li></ul>'
+        in (field)
+    )
+    assert 'aria-invalid="true"' in field

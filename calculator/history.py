@@ -103,6 +103,25 @@ class PlainSelect(forms.Select):
         )
 
 
+class ListedChoiceIterator(django_filters.fields.ModelChoiceIterator):
+    """The choices in one plain query. Django reads them with `.iterator()`, which on
+    PostgreSQL opens a server-side cursor: DECLARE, FETCH and CLOSE, three round trips."""
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        if self.field.empty_label is not None:
+            yield ("", self.field.empty_label)
+        for item in self.queryset.all():
+            yield self.choice(item)
+
+
+class ListedModelChoiceField(django_filters.fields.ModelChoiceField):
+    iterator = ListedChoiceIterator
+
+
+class ListedModelChoiceFilter(django_filters.ModelChoiceFilter):
+    field_class = ListedModelChoiceField
+
+
 class EstimateFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="filter_text", label="Search")
     whose = django_filters.ChoiceFilter(
@@ -122,13 +141,13 @@ class EstimateFilter(django_filters.FilterSet):
         empty_label="Any method",
         widget=PlainSelect,
     )
-    profile = django_filters.ModelChoiceFilter(
+    profile = ListedModelChoiceFilter(
         queryset=_visible_profiles,
         to_field_name="public_id",
         empty_label="Any profile",
         widget=PlainSelect,
     )
-    team = django_filters.ModelChoiceFilter(
+    team = ListedModelChoiceFilter(
         queryset=_visible_teams, to_field_name="slug", empty_label="Any team", widget=PlainSelect
     )
     created_after = django_filters.DateFilter(method="filter_created_after", label="From")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils.html import escape
 
@@ -57,3 +59,13 @@ def test_a_filter_that_is_not_understood_says_so_beside_it(visitor_client):
         in (field)
     )
     assert 'aria-invalid="true"' in field
+
+
+def test_the_filter_choices_are_read_in_plain_queries(visitor_client, team):
+    # Django reads a ModelChoiceField's choices through .iterator(), a server-side cursor on
+    # PostgreSQL (DECLARE, FETCH, CLOSE); the history filters read theirs in one query each.
+    with CaptureQueriesContext(connection) as queries:
+        html = visitor_client("alice").get(reverse("history")).content.decode()
+    assert [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DECLARE")] == []
+    select = html[html.index('<select name="team" id="id_team">') :].split("</select>")[0]
+    assert f'<option value="{team.slug}">{escape(team.name)}</option>' in select

@@ -350,8 +350,10 @@ resident set and `VmHWM` at every autograd node's pre-hook; `python -m validatio
 <case>` lists what autograd saves, per module). They are the reasons behind the engine's
 formulas and its constants' comments.
 
-- **Where a training step peaks.** In every training case, at `LogSoftmaxBackward0`, the first
-  big node of backward, before any gradient exists (`zero_grad(set_to_none=True)`): e.g.
+- **Where a training step peaks.** In every training case in the second step's backward (peak
+  phase above); the timelines of the llama fp32 and mixed-precision, qwen3 bf16 and gpt2 fp32
+  cases place it at `LogSoftmaxBackward0`, the first big node of backward, before any gradient
+  exists (`zero_grad(set_to_none=True)`): e.g.
   llama-train-b2-s256-adamw-fp32, step 2 (MiB above baseline): forward end 659.7, peak 784.8
   = weights 171 + AdamW states 342 + activations 272; end of backward 683.3 = weights + states +
   all gradients. Gradients appear while activations are freed, so a step's peak is

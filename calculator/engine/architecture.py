@@ -115,6 +115,17 @@ class Architecture:
     # Width of the shared expert(s) of one MoE layer, all together (DeepSeek: n_shared_experts x
     # moe_intermediate_size; Qwen2-MoE: shared_expert_intermediate_size); 0 when there are none
     shared_expert_intermediate_size: int = 0
+    # How transformers' modeling code computes (memory of activations, not parameters):
+    # tanh soft cap on the LM head's logits (gemma2: logits / cap -> tanh -> * cap); 0: none
+    final_logit_softcapping: float = 0.0
+    # the MLP activation (ACT2FN name): gelu_new / gelu_fast are Python chains of small ops
+    hidden_act: str = "silu"
+    # eager attention upcasts softmax to float32 (eager_attention_forward); gpt2 and falcon do not
+    eager_softmax_float32: bool = True
+    # nn.LayerNorm (weight and bias) rather than RMSNorm
+    layer_norm: bool = False
+    # the router matrix stays float32 in a 16-bit model (_keep_in_fp32_modules_strict)
+    router_float32: bool = False
 
     @property
     def is_moe(self) -> bool:
@@ -1374,11 +1385,68 @@ def _default_dtype(r: _Reader, outer: Mapping[str, Any] | None = None) -> str:
     return DEFAULT_DTYPE
 
 
+@dataclass(frozen=True)
+class _Behaviour:
+    """What the family's modeling code does that changes activations (not parameters)."""
+
+    final_logit_softcapping: float = 0.0
+    hidden_act: str = "silu"
+    eager_softmax_float32: bool = True
+    router_float32: bool = False
+
+
+# config key of the MLP activation and the config class's default, per family (configuration_*.py)
+_ACTIVATION_KEYS: dict[str, tuple[str, str]] = {
+    "gpt2": ("activation_function", "gelu_new"),  # GPT2Config
+    "phi": ("hidden_act", "gelu_new"),  # PhiConfig
+    "falcon": ("activation", "gelu"),  # FalconConfig
+    "gpt_neox": ("hidden_act", "gelu"),  # GPTNeoXConfig
+    "gemma": ("hidden_act", "gelu_pytorch_tanh"),  # GemmaConfig
+    "gemma2": ("hidden_activation", "gelu_pytorch_tanh"),  # Gemma2Config
+    "gemma3_text": ("hidden_activation", "gelu_pytorch_tanh"),  # Gemma3TextConfig
+    "starcoder2": ("hidden_act", "gelu_pytorch_tanh"),  # Starcoder2Config
+}
+# final_logit_softcapping defaults: Gemma2Config 30.0, Gemma3TextConfig None
+_SOFTCAP_DEFAULTS = {"gemma2": 30.0, "gemma3_text": 0.0}
+# modeling_gpt2.py `softmax(attn_weights)` then `.type(value.dtype)`; modeling_falcon.py
+# `softmax(scores + mask, dtype=hidden_states.dtype)`: no float32 upcast in eager attention
+_COMPUTE_DTYPE_SOFTMAX = ("gpt2", "falcon")
+# modeling_deepseek_v2.py / v3: _keep_in_fp32_modules_strict = ["gate.weight", ...]
+_FLOAT32_ROUTER = ("deepseek_v2", "deepseek_v3")
+
+
+def _behaviour(r: _Reader, family: str) -> _Behaviour:
+    key, default = _ACTIVATION_KEYS.get(family, ("hidden_act", "silu"))
+    activation = r.config.get(key)
+    if activation is None:
+        activation = default
+    if not isinstance(activation, str) or len(activation) > MAX_MODEL_TYPE_LENGTH:
+        raise EstimateError(r.field(key), "must be an activation function name")
+    softcap = 0.0
+    if family in _SOFTCAP_DEFAULTS:
+        value = r.config.get("final_logit_softcapping", _SOFTCAP_DEFAULTS[family])
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise EstimateError(r.field("final_logit_softcapping"), "must be a number")
+            if not math.isfinite(value) or value < 0:
+                raise EstimateError(
+                    r.field("final_logit_softcapping"), "must be a finite number >= 0"
+                )
+            softcap = float(value)
+    return _Behaviour(
+        final_logit_softcapping=softcap,
+        hidden_act=activation,
+        eager_softmax_float32=family not in _COMPUTE_DTYPE_SOFTMAX,
+        router_float32=family in _FLOAT32_ROUTER,
+    )
+
+
 def _architecture(
     model_type: str,
     parsed: _Parsed,
     default_dtype: str,
     field: str,
+    behaviour: _Behaviour = _Behaviour(),  # noqa: B008 - frozen, shared safely
 ) -> Architecture:
     layout = parsed.layout
     breakdown = _count(layout)
@@ -1422,6 +1490,11 @@ def _architecture(
         shared_expert_intermediate_size=layout.shared_expert_intermediate_size
         if layout.num_moe_layers
         else 0,
+        final_logit_softcapping=behaviour.final_logit_softcapping,
+        hidden_act=behaviour.hidden_act,
+        eager_softmax_float32=behaviour.eager_softmax_float32,
+        layer_norm=layout.norm_bias,
+        router_float32=behaviour.router_float32,
     )
 
 
@@ -1481,7 +1554,8 @@ def architecture_from_hf_config(config: Mapping[str, Any]) -> tuple[Architecture
             f"quantization_config ({_describe(quantization['quant_method'])}): the published "
             "weights are quantised; pick weight_dtype to match"
         )
-    return _architecture(family, parsed, _default_dtype(r, outer), prefix), notes
+    behaviour = _behaviour(r, family)
+    return _architecture(family, parsed, _default_dtype(r, outer), prefix, behaviour), notes
 
 
 def architecture_from_fields(fields: Mapping[str, Any]) -> tuple[Architecture, list[str]]:

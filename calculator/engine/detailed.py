@@ -45,6 +45,11 @@ RMSNORM_FP32_INPUT_BYTES = 4
 # ... and two tensors in the residual dtype, saved only for weight gradients: the normalised
 # input (by `self.weight * x`) and the norm's output (by the projections that read it)
 RMSNORM_WEIGHT_GRADIENT_COPIES = 2
+# nn.LayerNorm (fused native_layer_norm) saves its input in the residual dtype (plus per-token
+# mean/rstd), and the projection that reads it saves its output: 2 x residual bytes per element
+# (validation saved_tensors of gpt2-train-b4-s256-adamw-fp32-sdpa: 4.02 + 4.00 B per token-h)
+LAYERNORM_INPUT_COPIES = 1
+LAYERNORM_WEIGHT_GRADIENT_COPIES = 1
 # norms per decoder layer (input_layernorm, post_attention_layernorm)
 NORMS_PER_LAYER = 2
 # gated MLP `down(act(gate(x)) * up(x))`: gate out (act input), act out, up out, the product
@@ -53,6 +58,12 @@ GATED_MLP_SAVED_INTERMEDIATES = 4
 PLAIN_MLP_SAVED_INTERMEDIATES = 2
 # of those, saved only for a frozen projection's weight gradient (the down_proj / fc2 input)
 MLP_WEIGHT_GRADIENT_ONLY_INTERMEDIATES = 1
+# gelu_new / gelu_fast (NewGELUActivation: a Python chain of pow, mul, add, tanh) hold 3 more
+# MLP-wide tensors than a fused activation, both saved for backward (saved_tensors of
+# gpt2-train-b4-s256-adamw-fp32-sdpa: mlp.act saves 4 tensors where a fused GELU saves 1) and
+# alive at the prefill peak (gpt2-infer-b4-s512-fp32-sdpa: +3 x tokens x 4h x 4 B inside mlp.act)
+COMPOSITE_GELU_EXTRA_INTERMEDIATES = 3
+COMPOSITE_GELUS = ("gelu_new", "gelu_fast")
 # attention output: saved by the attention kernel and by o_proj (one tensor)
 ATTENTION_OUTPUT_COPIES = 1
 # FlashAttention / SDPA save their output and a float32 logsumexp per (batch, head, position)
@@ -65,8 +76,20 @@ EAGER_SOFTMAX_BYTES = 4
 MOE_GATHERED_INPUT_COPIES = 1
 MOE_EXPERT_OUTPUT_COPIES = 1
 ROUTER_PROBABILITY_BYTES = 4
-# loss: `logits.float()` for cross-entropy (its log-softmax output) and that output's gradient
-LOSS_FP32_LOGIT_COPIES = 2
+# loss: log_softmax's float32 output saved for backward, the NLL gradient into it and its own
+# gradient: three float32 b*s*V tensors alive while LogSoftmaxBackward0 runs, the training peak;
+# the compute-dtype logits are gone by then (measured: qwen3-train-b2-s512-adamw-bf16-sdpa,
+# llama-train-b2-s256-adamw-fp32-sdpa; docs/accuracy.md)
+LOSS_FP32_LOGIT_COPIES = 3
+# final_logit_softcapping (gemma2): tanh saves its compute-dtype b*s*V output for backward
+# (gemma2-train-b1-s512-lora-bf16-eager)
+SOFTCAP_LOGIT_COPIES = 1
+# fraction of the gradients allocated at the activation peak: with zero_grad(set_to_none=True)
+# (HF Trainer, torch's default) no gradient exists when backward starts and gradients appear as
+# activations are freed, so the peak is max(activations, gradients) above weights + optimizer
+# (every full-training validation case peaks in LogSoftmaxBackward0, e.g.
+# llama-train-b2-s256-adamw-fp32-sdpa); 1 would model gradient accumulation
+GRADIENTS_ALLOCATED_AT_ACTIVATION_PEAK = 0
 # gradient checkpointing keeps each layer's input (plus one layer's full set while recomputing)
 CHECKPOINTED_INPUTS_PER_LAYER = 1
 
@@ -78,6 +101,9 @@ INFERENCE_ROTARY_COPIES = 1
 # gated MLP: act(gate), up and their product alive together; plain MLP: fc1 out and act out
 GATED_MLP_INFERENCE_INTERMEDIATES = 3
 PLAIN_MLP_INFERENCE_INTERMEDIATES = 2
+# gpt2 / falcon eager softmax in the compute dtype: scores, masked scores, probabilities
+# (falcon-infer-b4-s1024-bf16-eager: 6 B per element in bf16)
+COMPUTE_SOFTMAX_INFERENCE_COPIES = 3
 # generate(): logits_to_keep=1, then `logits[:, -1, :].to(float32)`: one fp32 copy of the row
 INFERENCE_LOGITS_FP32_COPIES = 1
 # bitsandbytes matmul_4bit over more than one token dequantises the NF4 weight to a 16-bit copy
@@ -87,6 +113,11 @@ DEQUANTISED_BYTES = 2
 
 # --- gradients and optimizer states ---------------------------------------------------------
 FP32_BYTES = 4
+# autocast's 16-bit copy of a float32 matmul weight (saved by F.linear for backward): nn.Linear
+# weight matrices and the LM head only; biases are cast but not saved, embeddings, norms and
+# transformers 5's fused 3-D experts are not copied (validation autocast_copy_bytes of the
+# llama, gpt2 and deepseek_v2 bf16mixed cases)
+AUTOCAST_COPY_BYTES = 2
 # AdamW keeps exp_avg and exp_avg_sq; SGD with momentum keeps momentum_buffer
 OPTIMIZER_STATES = {"adamw": 2, "adamw_8bit": 2, "sgd": 0, "sgd_momentum": 1}
 # bitsandbytes 8-bit Adam: uint8 states, blockwise, one fp32 absmax per 2048 values per state
@@ -108,6 +139,7 @@ class ModelParts:
     lm_head: int
     layer_linear: int  # every linear weight matrix in the decoder layers
     layer_kv_linear: int  # k_proj + v_proj weight matrices (replicated under wide TP)
+    layer_routed_linear: int  # fused routed-expert matrices (no autocast copy)
     layer_other: int  # biases, routers, q/k norms, sinks: the rest of the layers
     norms: int
     embeddings_bytes: Fraction
@@ -149,11 +181,14 @@ def _model_parts(architecture: Architecture, dtype: str) -> ModelParts:
     counts = _breakdown_of(architecture)
     linear_bytes = Fraction(0)
     kv_linear_bytes = Fraction(0)
-    linear = kv_linear = largest = largest_linear = 0
+    linear = kv_linear = routed_linear = largest = largest_linear = 0
     modules_only = dtype in LINEAR_MODULE_ONLY_DTYPES
     for layer in architecture.linear_layers:
         size = layer.in_features * layer.out_features
-        if modules_only and (layer.routed_expert or layer.router):
+        if layer.router and architecture.router_float32:
+            # transformers keeps this router float32 whatever the model's dtype
+            matrix_bytes = Fraction(FP32_BYTES * size)
+        elif modules_only and (layer.routed_expert or layer.router):
             matrix_bytes = Fraction(UNQUANTISED_BYTES * size)
         else:
             matrix_bytes = linear_weight_bytes(dtype, layer.in_features, layer.out_features)
@@ -162,7 +197,9 @@ def _model_parts(architecture: Architecture, dtype: str) -> ModelParts:
         # DeepSpeed's largest_layer: one module's parameters; transformers 5 fuses a layer's
         # routed experts into one 3-D parameter per projection
         largest = max(largest, size * architecture.num_experts if layer.routed_expert else size)
-        if not layer.routed_expert:
+        if layer.routed_expert:
+            routed_linear += size * layer.count
+        else:
             largest_linear = max(largest_linear, size)
         if layer.name in ("k_proj", "v_proj"):
             kv_linear += size * layer.count
@@ -170,6 +207,7 @@ def _model_parts(architecture: Architecture, dtype: str) -> ModelParts:
     if not architecture.linear_layers:
         # matrices unknown (manual entry): counted as hidden_size-wide matrices
         linear = counts.attention + counts.mlp + counts.experts
+        routed_linear = counts.experts
         hidden = architecture.hidden_size
         rows, rest = divmod(linear, hidden)
         linear_bytes = linear_weight_bytes(dtype, hidden, rows)
@@ -187,6 +225,7 @@ def _model_parts(architecture: Architecture, dtype: str) -> ModelParts:
         lm_head=counts.lm_head,
         layer_linear=linear,
         layer_kv_linear=kv_linear,
+        layer_routed_linear=routed_linear,
         layer_other=other,
         norms=counts.norms,
         embeddings_bytes=embeddings_bytes,
@@ -398,6 +437,22 @@ def _rmsnorm_saved_bytes(residual: int, frozen_base: bool) -> int:
     return RMSNORM_FP32_INPUT_BYTES + copies * residual
 
 
+def _norm_saved_bytes(architecture: Architecture, residual: int, frozen_base: bool) -> int:
+    """Bytes per element a decoder norm (and the projections reading it) keep for backward."""
+    if not architecture.layer_norm:
+        return _rmsnorm_saved_bytes(residual, frozen_base)
+    # LayerNorm: its input always (input gradient); the output only for projections' weight grads
+    copies = LAYERNORM_INPUT_COPIES + (0 if frozen_base else LAYERNORM_WEIGHT_GRADIENT_COPIES)
+    return copies * residual
+
+
+def _activation_extra_intermediates(architecture: Architecture) -> int:
+    """MLP-wide tensors a composite activation (gelu_new) holds beyond a fused one."""
+    if architecture.hidden_act in COMPOSITE_GELUS:
+        return COMPOSITE_GELU_EXTRA_INTERMEDIATES
+    return 0
+
+
 def training_layer_activations(
     architecture: Architecture,
     widths: AttentionWidths,
@@ -413,9 +468,10 @@ def training_layer_activations(
     hidden = architecture.hidden_size
     compute, residual = dtypes.compute, dtypes.residual
     # a frozen projection saves no input: only its weight gradient would need it
-    norm = _rmsnorm_saved_bytes(residual, frozen_base)
+    norm = _norm_saved_bytes(architecture, residual, frozen_base)
     replicated = tokens * hidden * NORMS_PER_LAYER * norm
-    replicated += tokens * widths.latent * norm
+    # MLA's q and kv latent norms are RMSNorms
+    replicated += tokens * widths.latent * _rmsnorm_saved_bytes(residual, frozen_base)
     if inputs.attention_implementation == "flash":
         # flash / SDPA: q, k, v, output and the logsumexp; no score matrix
         split = tokens * (widths.q + widths.k + widths.v) * compute
@@ -432,6 +488,7 @@ def training_layer_activations(
     )
     if frozen_base:
         saved -= MLP_WEIGHT_GRADIENT_ONLY_INTERMEDIATES
+    saved += _activation_extra_intermediates(architecture)
     if moe_layer:
         moe_intermediate, per_token, shared = _mlp_widths(architecture)
         pairs = tokens * per_token
@@ -466,7 +523,15 @@ def inference_layer_activations(
     attention_split = tokens * (projections + rotary + widths.out) * compute
     attention_replicated = hidden_bytes + tokens * widths.latent * compute
     if inputs.attention_implementation == "eager":
-        scores_element = EAGER_SOFTMAX_BYTES + (compute if compute != EAGER_SOFTMAX_BYTES else 0)
+        if architecture.eager_softmax_float32:
+            # eager_attention_forward: scores * scaling, + mask (a new tensor), softmax(dtype=
+            # float32) while its input lives, .to(compute) while that lives: compute + 4 +
+            # compute B per score element, 4 + 4 in float32 (llama-infer-b2-s512-bf16-eager:
+            # peak +41.9 MiB on 4.19 M score elements, 8 B each)
+            cast = compute if compute != FP32_BYTES else 0
+            scores_element = compute + EAGER_SOFTMAX_BYTES + cast
+        else:
+            scores_element = COMPUTE_SOFTMAX_INFERENCE_COPIES * compute
         attention_split += tokens * (widths.k_repeated + widths.v_repeated) * compute
         attention_split += batch * widths.heads * seq * seq * scores_element
         # the 4-D float causal mask (batch, 1, s, s) eager attention adds to the scores
@@ -476,6 +541,7 @@ def inference_layer_activations(
         if architecture.gated_mlp
         else (PLAIN_MLP_INFERENCE_INTERMEDIATES)
     )
+    live += _activation_extra_intermediates(architecture)
     mlp_replicated = hidden_bytes
     if moe_layer:
         moe_intermediate, per_token, shared = _mlp_widths(architecture)
@@ -577,9 +643,11 @@ def _training_activations(
         stage_layers = (all_layers + lora_all) * stage.layer_fraction
         stored = stage_layers * stage.in_flight_micro_batches
     if stage.has_lm_head:
-        # final norm, then b*s*V logits in the compute dtype plus float32 copies for the loss
-        stored += tokens * hidden * _rmsnorm_saved_bytes(dtypes.residual, frozen_base)
-        logit_element = dtypes.compute + LOSS_FP32_LOGIT_COPIES * FP32_BYTES
+        # final norm, then the loss's float32 b*s*V tensors (and the soft cap's tanh output)
+        stored += tokens * hidden * _norm_saved_bytes(architecture, dtypes.residual, frozen_base)
+        logit_element = LOSS_FP32_LOGIT_COPIES * FP32_BYTES
+        if architecture.final_logit_softcapping:
+            logit_element += SOFTCAP_LOGIT_COPIES * dtypes.compute
         stored += _divide(tokens * architecture.vocab_size * logit_element, tp)
     return stored
 
@@ -623,18 +691,19 @@ class TrainingPrecision:
     gradient_bytes: int
     state_bytes: int  # per optimizer state value (AdamW / momentum), zeros_like(param)
     master_bytes: int  # fp32 master copy per trainable parameter (0 without one)
-    autocast_copy_bytes: int  # 16-bit copy autocast saves of each float32 weight
+    autocast_copy_bytes: int  # 16-bit copy autocast saves of each float32 matmul weight
 
 
 def _training_precision(inputs: EstimateInputs) -> TrainingPrecision:
     if inputs.finetuning in ("lora", "qlora"):
         # adapters are float32: fp32 gradients and states, no separate master copy
-        return TrainingPrecision(FP32_BYTES, FP32_BYTES, 0, 2 if inputs.mixed_precision else 0)
+        copy = AUTOCAST_COPY_BYTES if inputs.mixed_precision else 0
+        return TrainingPrecision(FP32_BYTES, FP32_BYTES, 0, copy)
     weights_fp32 = inputs.weight_dtype == "float32"
     if inputs.mixed_precision:
         if weights_fp32:
             # AMP: fp32 weights are the master copy; autocast keeps a 16-bit copy for backward
-            return TrainingPrecision(FP32_BYTES, FP32_BYTES, 0, 2)
+            return TrainingPrecision(FP32_BYTES, FP32_BYTES, 0, AUTOCAST_COPY_BYTES)
         # 16-bit weights + fp32 master weights (transformers "model memory anatomy": 18 B/param)
         return TrainingPrecision(FP32_BYTES, FP32_BYTES, FP32_BYTES, 0)
     element = int(ELEMENT_BYTES[inputs.weight_dtype])
@@ -737,7 +806,9 @@ def _stage_breakdown(
     else:
         trainable = params_on_gpu * plan.trainable_share
         adapters = Fraction(0)
-        base = weights + params_on_gpu * precision.autocast_copy_bytes
+        base = weights + _autocast_copied(architecture, layout, stage, parts) * (
+            precision.autocast_copy_bytes
+        )
         master = trainable * precision.master_bytes
     gradients = trainable * precision.gradient_bytes
     optimizer_states = _optimizer_bytes(inputs.optimizer, trainable, precision.state_bytes)
@@ -758,6 +829,10 @@ def _stage_breakdown(
         gradients += largest * working_bytes
     activations = _training_activations(architecture, inputs, layout, stage, dtypes, widths)
     activations += _dequantisation_buffer(inputs, parts, layout.tensor_parallel)
+    # the peak holds max(activations, gradients allocated): shown as the activations beyond
+    # the gradients, so that the breakdown still sums to the peak with exact gradients
+    allocated = gradients * GRADIENTS_ALLOCATED_AT_ACTIVATION_PEAK
+    activations = max(activations - (gradients - allocated), 0)
     return Breakdown(
         weights=round(base + master + adapters),
         kv_cache=0,
@@ -765,6 +840,26 @@ def _stage_breakdown(
         gradients=round(gradients),
         optimizer_states=round(optimizer_states),
         runtime_overhead=overhead,
+    )
+
+
+def _autocast_copied(
+    architecture: Architecture, layout: Layout, stage: Stage, parts: ModelParts
+) -> Fraction:
+    """Parameters on one GPU of which autocast keeps a 16-bit copy: the layers' nn.Linear weight
+    matrices (not fused routed experts) and the LM head matrix (tied: the shared matrix, once)."""
+    # the vocab x hidden matrix only: no LM head bias (phi), no position table (gpt2 wpe)
+    head = architecture.vocab_size * architecture.hidden_size
+    return _stage_share(
+        architecture,
+        layout,
+        stage,
+        0,
+        head,
+        parts.layer_linear - parts.layer_routed_linear,
+        parts.layer_kv_linear,
+        0,
+        0,
     )
 
 
@@ -852,6 +947,11 @@ def _trainable(
 
 def _training_notes(inputs: EstimateInputs, architecture: Architecture, notes: list[str]) -> None:
     notes.append("No KV cache in training (use_cache is off)")
+    notes.append(
+        "Activations are shown beyond the gradients: at the peak (the start of backward, the "
+        "loss's float32 log-softmax) no gradient is allocated yet (zero_grad(set_to_none=True)), "
+        "and gradients appear as activations are freed; with gradient accumulation they coexist"
+    )
     lora = inputs.finetuning in ("lora", "qlora")
     if inputs.mixed_precision and not lora:
         if inputs.weight_dtype == "float32":

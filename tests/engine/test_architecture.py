@@ -719,3 +719,77 @@ def test_limits_are_exported_for_forms() -> None:
     assert LIMITS["num_parameters"] == (1, 100_000_000_000_000)
     assert LIMITS["vocab_size"][1] == 10_000_000
     assert LIMITS["num_experts"] == (0, 65_536)
+
+
+# --- how transformers computes (flags for the activations formulas) --------------------------
+
+
+def test_it_reads_the_activation_function_each_family_names():
+    # GPT2Config activation_function "gelu_new" (gpt2's config.json says so too); phi-2's
+    # hidden_act "gelu_new"; Llama's "silu"; falcon's FalconConfig.activation default "gelu"
+    assert architecture("openai-community--gpt2").hidden_act == "gelu_new"
+    assert architecture("microsoft--phi-2").hidden_act == "gelu_new"
+    assert architecture("meta-llama--Llama-3.1-8B").hidden_act == "silu"
+    falcon = config("tiiuae--falcon-7b")
+    falcon.pop("activation", None)
+    assert architecture_from_hf_config(falcon)[0].hidden_act == "gelu"
+    gpt2 = config("openai-community--gpt2")
+    del gpt2["activation_function"]
+    assert architecture_from_hf_config(gpt2)[0].hidden_act == "gelu_new"  # GPT2Config default
+
+
+def test_it_refuses_an_activation_that_is_not_a_name():
+    with pytest.raises(EstimateError) as error:
+        architecture("meta-llama--Llama-3.1-8B", hidden_act=3)
+    assert error.value.field == "model.hf_config.hidden_act"
+
+
+def test_it_reads_gemma2_logit_softcapping_with_the_config_default():
+    # Gemma2Config final_logit_softcapping default 30.0; null turns it off; Gemma3 default None
+    assert architecture("google--gemma-2-9b").final_logit_softcapping == 30.0
+    gemma2 = config("google--gemma-2-9b")
+    gemma2.pop("final_logit_softcapping", None)
+    assert architecture_from_hf_config(gemma2)[0].final_logit_softcapping == 30.0
+    assert (
+        architecture("google--gemma-2-9b", final_logit_softcapping=None).final_logit_softcapping
+        == 0
+    )
+    # other families have no soft cap, whatever the config says
+    assert architecture("meta-llama--Llama-3.1-8B").final_logit_softcapping == 0
+    with pytest.raises(EstimateError) as error:
+        architecture("google--gemma-2-9b", final_logit_softcapping="high")
+    assert error.value.field == "model.hf_config.final_logit_softcapping"
+
+
+def test_it_knows_which_families_upcast_eager_softmax_and_use_layer_norm():
+    # modeling_gpt2.py / modeling_falcon.py softmax in the compute dtype; the others
+    # softmax(..., dtype=torch.float32). nn.LayerNorm in gpt2, gpt_neox, phi, falcon, starcoder2
+    for name in ("openai-community--gpt2", "tiiuae--falcon-7b"):
+        arch = architecture(name)
+        assert not arch.eager_softmax_float32 and arch.layer_norm
+    for name in ("EleutherAI--pythia-160m", "microsoft--phi-2", "bigcode--starcoder2-3b"):
+        arch = architecture(name)
+        assert arch.eager_softmax_float32 and arch.layer_norm
+    llama = architecture("meta-llama--Llama-3.1-8B")
+    assert llama.eager_softmax_float32 and not llama.layer_norm
+
+
+def test_it_keeps_deepseek_routers_in_float32():
+    # modeling_deepseek_v2.py / v3: _keep_in_fp32_modules_strict = ["gate.weight", ...]
+    assert architecture("deepseek-ai--DeepSeek-V2-Lite").router_float32
+    assert architecture("deepseek-ai--DeepSeek-V3").router_float32
+    assert not architecture("mistralai--Mixtral-8x7B-v0.1").router_float32
+
+
+def test_manual_fields_get_llama_like_behaviour():
+    arch, _ = architecture_from_fields(
+        {
+            "num_parameters": 7_000_000_000,
+            "hidden_size": 4096,
+            "num_layers": 32,
+            "num_attention_heads": 32,
+        }
+    )
+    assert arch.hidden_act == "silu"
+    assert arch.final_logit_softcapping == 0
+    assert arch.eager_softmax_float32 and not arch.layer_norm and not arch.router_float32

@@ -262,13 +262,16 @@ def test_lora_on_fused_experts_saves_the_merged_weights():
     # (saved_tensors_hooks on TINY_MIXTRAL: (4, 128, 512) and (4, 256, 128) bf16 per layer);
     # attention-only LoRA has none of it, nor the router's adapter input (2*64 tokens x (128+8) x 4)
     fields = {"mode": "training", "finetuning": "lora", "lora_rank": 8, "batch_size": 2}
-    all_linear = run(TINY_MIXTRAL, sequence_length=64, **fields)["breakdown"]["activations"]
-    attention = run(
-        TINY_MIXTRAL,
-        sequence_length=64,
-        lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
-        **fields,
-    )["breakdown"]["activations"]
+
+    # The activations line is what is saved beyond the gradients (the peak holds the larger of
+    # the two), so saved = activations + gradients here, where the saved tensors are the larger
+    def saved(**more) -> int:
+        breakdown = run(TINY_MIXTRAL, sequence_length=64, **fields, **more)["breakdown"]
+        assert breakdown["activations"] > 0
+        return breakdown["activations"] + breakdown["gradients"]
+
+    all_linear = saved()
+    attention = saved(lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
     merged = 2 * (4 * 128 * 512 + 4 * 256 * 128) * 2
     router_inputs = 2 * 128 * (128 + 8) * 4
     assert all_linear - attention == merged + router_inputs
@@ -290,9 +293,15 @@ def test_mixed_precision_costs_18_bytes_per_parameter():
     assert breakdown["weights"] + breakdown["gradients"] + breakdown["optimizer_states"] == (
         18 * LLAMA_PARAMETERS
     )
+    # float32 weights under autocast: the 16-bit copy covers the matmul weights only (the layers'
+    # linear matrices and the LM head), not embed_tokens nor the norms (validation case
+    # llama-train-b2-s512-adamw-bf16mixed-sdpa: measured copies = 2 x (all - embed_tokens - norms))
     fp32 = run(LLAMA_31_8B, mode="training", mixed_precision=True, weight_dtype="float32")
     b = fp32["breakdown"]
-    assert b["weights"] + b["gradients"] + b["optimizer_states"] == 18 * LLAMA_PARAMETERS
+    assert b["weights"] == 4 * LLAMA_PARAMETERS + 2 * (LLAMA_LINEAR + LLAMA_EMBEDDINGS)
+    assert b["weights"] + b["gradients"] + b["optimizer_states"] == (
+        18 * LLAMA_PARAMETERS - 2 * (LLAMA_EMBEDDINGS + LLAMA_NORMS)
+    )
 
 
 def test_pure_bf16_training_keeps_gradients_and_states_in_bf16():
@@ -360,12 +369,22 @@ def test_training_activations_store_every_layer_and_the_loss_logits():
     #   attention: (q 4096 + k 1024 + v 1024 + out 4096) * 2 = 20,480
     #   gated MLP: 4 * 14336 * 2 = 114,688
     # plus logsumexp 32 heads * 2048 * 4 = 262,144 per layer
+    # The loss: three fp32 b*s*V tensors (log_softmax's saved output, the NLL gradient into it,
+    # its own gradient), no bf16 logits: validation qwen3-train-b2-s512-adamw-bf16-sdpa, peak
+    # while LogSoftmaxBackward0 runs (docs/accuracy.md).
+    # The peak holds max(saved activations, gradients) above weights + optimizer (no gradient is
+    # allocated when backward starts: llama-train-b2-s256-adamw-fp32-sdpa), shown as the
+    # activations beyond the bf16 gradients, 2 B x 8,030,261,248.
     tokens = 2048
     per_layer = tokens * (65_536 + 20_480 + 114_688) + 262_144
     final_norm = tokens * 4096 * (4 + 2 + 2)
-    logits = tokens * 128_256 * (2 + 2 * 4)  # bf16 logits + fp32 log-softmax and its gradient
+    logits = tokens * 128_256 * 3 * 4
+    saved = 32 * per_layer + final_norm + logits
+    # 32 * 411,303,936 + 67,108,864 + 3,152,019,456
+    assert saved == 16_380_854_272
     result = run(LLAMA_31_8B, mode="training", sequence_length=2048)
-    assert result["breakdown"]["activations"] == 32 * per_layer + final_norm + logits
+    assert result["breakdown"]["gradients"] == 2 * LLAMA_PARAMETERS
+    assert result["breakdown"]["activations"] == saved - 2 * LLAMA_PARAMETERS
 
 
 def test_lora_keeps_adapter_inputs_not_frozen_projection_inputs():
@@ -379,51 +398,183 @@ def test_lora_keeps_adapter_inputs_not_frozen_projection_inputs():
     assert lora == 156_096
     tokens = 2048
     per_layer = tokens * (32_768 + 20_480 + 86_016 + lora) + 32 * 2048 * 4
-    final = tokens * 4096 * 4 + tokens * 128_256 * 10  # frozen final norm; logits and loss
+    # frozen final norm; the loss's three fp32 b*s*V tensors (validation
+    # llama-train-b2-s512-lora-bf16-sdpa)
+    final = tokens * 4096 * 4 + tokens * 128_256 * 12
     result = run(LLAMA_31_8B, mode="training", finetuning="lora", sequence_length=tokens)
-    assert result["breakdown"]["activations"] == 32 * per_layer + final
+    # shown beyond the fp32 adapter gradients (the peak holds the larger of the two)
+    gradients = 4 * result["parameters"]["trainable"]
+    assert result["breakdown"]["gradients"] == gradients
+    assert result["breakdown"]["activations"] == 32 * per_layer + final - gradients
 
 
 def test_moe_activations_follow_the_routed_experts():
-    # Mixtral-8x7B (8 experts, top-2, expert MLP 14336), bf16 training, 1024 tokens. Per token:
+    # Mixtral-8x7B (8 experts, top-2, expert MLP 14336), bf16 training, 16 x 1024 tokens
+    # (enough for the saved tensors to exceed the gradients). Per token:
     #   norms 2 * 4096 * 8 = 65,536; attention 20,480; router fp32 softmax 8 * 4 = 32;
     #   per routed (token, expert) pair: gathered input and expert output 4096 * (2 + 2) plus
     #   4 gated-MLP intermediates 4 * 14336 * 2: 2 pairs * (16,384 + 114,688) = 262,144
-    tokens = 1024
+    tokens = 16 * 1024
     per_layer = tokens * (65_536 + 20_480 + 32 + 262_144) + 32 * tokens * 4
-    final = tokens * 4096 * 8 + tokens * 32_000 * 10
+    # final norm; the loss's three fp32 b*s*V tensors (validation
+    # mixtral-train-b2-s256-adamw-fp32-sdpa)
+    final = tokens * 4096 * 8 + tokens * 32_000 * 12
     mixtral = {"hf_config": config("mistralai--Mixtral-8x7B-v0.1")}
-    result = run(mixtral, mode="training", sequence_length=tokens)
-    assert result["breakdown"]["activations"] == 32 * per_layer + final
+    result = run(mixtral, mode="training", batch_size=16, sequence_length=1024)
+    # the activations line is what is saved beyond the bf16 gradients (46,702,792,704 x 2 B)
+    saved = 32 * per_layer + final
+    # 32 * 5,706,874,880 + 536,870,912 + 6,291,456,000
+    assert saved == 189_448_323_072
+    assert result["breakdown"]["gradients"] == 2 * 46_702_792_704
+    assert result["breakdown"]["activations"] == saved - 2 * 46_702_792_704
 
 
 def test_gradient_checkpointing_keeps_layer_inputs_and_one_layer():
-    tokens = 2048
-    one_layer = tokens * (65_536 + 20_480 + 114_688) + 262_144
+    # 16 x 2048 tokens, so that what is kept exceeds the bf16 gradients (2 B x 8,030,261,248),
+    # which the activations line is shown beyond; logsumexp 16 * 32 heads * 2048 * 4
+    tokens = 16 * 2048
+    one_layer = tokens * (65_536 + 20_480 + 114_688) + 16 * 262_144
     inputs = 32 * tokens * 4096 * 2
-    final = tokens * 4096 * 8 + tokens * 128_256 * 10
-    result = run(LLAMA_31_8B, mode="training", gradient_checkpointing=True)
-    assert result["breakdown"]["activations"] == inputs + one_layer + final
+    final = tokens * 4096 * 8 + tokens * 128_256 * 12  # final norm; three fp32 loss tensors
+    result = run(LLAMA_31_8B, mode="training", gradient_checkpointing=True, batch_size=16)
+    saved = inputs + one_layer + final
+    assert saved > 2 * LLAMA_PARAMETERS
+    assert result["breakdown"]["activations"] == saved - 2 * LLAMA_PARAMETERS
 
 
 def test_eager_attention_adds_the_score_matrices():
     # eager training adds per layer: b * heads * s^2 * (4 fp32 softmax + 2 bf16 cast) and stores
-    # k and v repeated to 32 heads instead of 8 (+ 2 * 3072 values per token), minus logsumexp
-    s = 1024
-    flash = run(LLAMA_31_8B, mode="training", sequence_length=s)["breakdown"]["activations"]
-    eager = run(LLAMA_31_8B, mode="training", sequence_length=s, attention_implementation="eager")[
-        "breakdown"
-    ]["activations"]
-    per_layer = 32 * s * s * 6 + s * 2 * 3072 * 2 - 32 * s * 4
-    assert eager - flash == 32 * per_layer
+    # k and v repeated to 32 heads instead of 8 (+ 2 * 3072 values per token), minus logsumexp.
+    # Batch 4, so that both exceed the gradients the activations line is shown beyond.
+    b, s = 4, 1024
+    fields = {"mode": "training", "batch_size": b, "sequence_length": s}
+    flash = run(LLAMA_31_8B, **fields)["breakdown"]["activations"]
+    eager = run(LLAMA_31_8B, attention_implementation="eager", **fields)["breakdown"]
+    assert flash > 0 and eager["gradients"] == 2 * LLAMA_PARAMETERS
+    per_layer = b * 32 * s * s * 6 + b * s * 2 * 3072 * 2 - b * 32 * s * 4
+    assert eager["activations"] - flash == 32 * per_layer
 
 
 def test_activations_grow_with_batch_and_sequence():
-    small = run(LLAMA_31_8B, mode="training", batch_size=1, sequence_length=512)
+    # LoRA: the adapter gradients are small, so the activations line is above them at 512 tokens
+    fields = {"mode": "training", "finetuning": "lora"}
+    small = run(LLAMA_31_8B, batch_size=1, sequence_length=512, **fields)
+    assert small["breakdown"]["activations"] > 0
     assert (
-        run(LLAMA_31_8B, mode="training", batch_size=2, sequence_length=512)["total_bytes"]
-        > (small["total_bytes"])
+        run(LLAMA_31_8B, batch_size=2, sequence_length=512, **fields)["total_bytes"]
+        > small["total_bytes"]
     )
+    assert (
+        run(LLAMA_31_8B, batch_size=1, sequence_length=1024, **fields)["total_bytes"]
+        > small["total_bytes"]
+    )
+
+
+def test_llama_eager_prefill_holds_8_bytes_per_score_element():
+    # eager_attention_forward: bf16 scores, + mask (a new tensor), float32 softmax, its bf16 cast:
+    # 2 + 4 + 2 = 8 B per element (validation llama-infer-b2-s512-bf16-eager: +41.9 MiB on
+    # 4.19 M score elements). Llama-3.1-8B, 2048 tokens, per token: residual and normalised input
+    # 2 * 4096, q 4096, k 1024, v 1024, rotary q and k 5120, out 4096, K/V repeated to 32 heads
+    # 2 * 4096, all * 2 B = 63,488 B; scores 32 heads * 2048^2 * 8; the 4-D bf16 mask 2048^2 * 2
+    attention = 2048 * 63_488 + 32 * 2048 * 2048 * 8 + 2048 * 2048 * 2
+    assert attention == 1_212_153_856  # more than the MLP's 209,715_200
+    logits = 128_256 * (2 + 4)
+    result = run(LLAMA_31_8B, sequence_length=2048, attention_implementation="eager")
+    assert result["breakdown"]["activations"] == attention + logits
+
+
+def test_falcon_eager_prefill_keeps_the_softmax_in_the_compute_dtype():
+    # modeling_falcon.py softmax(scores + mask, dtype=hidden_states.dtype): scores, masked scores
+    # and probabilities, 3 * 2 B per element (falcon-infer-b4-s1024-bf16-eager measured 6 B).
+    # falcon-7b: hidden 4544, 71 heads of 64, one KV head; per token (2 B each): residual and
+    # normalised input 2 * 4544, q 4544, k 64, v 64, rotary 4608, out 4544, K/V repeated to all
+    # heads 2 * 4544: 32,000 values = 64,000 B
+    attention = 2048 * 64_000 + 71 * 2048 * 2048 * 3 * 2 + 2048 * 2048 * 2
+    assert attention == 1_926_234_112
+    logits = 65_024 * (2 + 4)
+    falcon = {"hf_config": config("tiiuae--falcon-7b")}
+    result = run(falcon, sequence_length=2048, attention_implementation="eager")
+    assert result["breakdown"]["activations"] == attention + logits
+
+
+GPT2 = {"hf_config": config("openai-community--gpt2")}
+GPT2_PARAMETERS = 124_439_808  # memory-model.md (published count)
+
+
+def test_gelu_new_holds_three_more_mlp_tensors_in_prefill():
+    # NewGELUActivation is a chain of pow/mul/add/tanh: 3 more tokens x 4h tensors alive than
+    # fc1 out and act out (validation gpt2-infer-b4-s512-fp32-sdpa: +48 MiB inside mlp.act).
+    # GPT-2 small fp32, 4 x 512 tokens, per token: residual and normalised input 2 * 768 * 4,
+    # MLP (2 + 3) * 3072 * 4 = 67,584 B (attention: 6,144 + (2304 + 1536 + 768) * 4 = 24,576)
+    mlp = 2048 * 67_584
+    logits = 4 * 50_257 * (4 + 4)  # the last position's fp32 logits and the fp32 copy
+    result = run(GPT2, weight_dtype="float32", batch_size=4, sequence_length=512)
+    assert result["breakdown"]["activations"] == mlp + logits
+
+
+def test_gpt2_training_saves_layer_norm_gelu_new_and_three_fp32_loss_tensors():
+    # GPT-2 small, fp32, flash, 1 x 1024 tokens. Per layer, per token (validation
+    # gpt2-train-b4-s256-adamw-fp32-sdpa, saved_tensors):
+    #   two LayerNorms: input and (for the projection reading it) output, 2 * 768 * 2 * 4 = 12,288
+    #   attention q, k, v, out: 4 * 768 * 4 = 12,288; logsumexp 12 heads * 4 = 48
+    #   MLP: fc1 out and act out + 3 inside gelu_new: 5 * 3072 * 4 = 61,440
+    # 12 layers: 12 * 86,064 = 1,032,768; final LayerNorm 768 * 2 * 4 = 6,144; the loss's three
+    # fp32 tensors 50,257 * 12 = 603,084: 1,641,996 per token
+    saved = 1024 * 1_641_996
+    gradients = 4 * GPT2_PARAMETERS
+    result = run(GPT2, mode="training", weight_dtype="float32", sequence_length=1024)
+    assert result["breakdown"]["gradients"] == gradients
+    # shown beyond the gradients (the peak holds the larger of the two)
+    assert result["breakdown"]["activations"] == saved - gradients == 1_183_644_672
+
+
+def test_autocast_copies_the_tied_lm_head_once_and_no_biases_or_position_table():
+    # GPT-2 small under autocast: 16-bit copies of c_attn 768x2304, attn c_proj 768x768, c_fc
+    # 768x3072, mlp c_proj 3072x768 (7,077,888 per layer, 12 layers) and the tied wte matrix
+    # 50,257 x 768 once; not wpe, biases or LayerNorms (validation
+    # gpt2-train-b2-s256-adamw-bf16mixed-eager: measured autocast copies)
+    copies = 12 * 7_077_888 + 50_257 * 768
+    assert copies == 123_532_032
+    result = run(GPT2, mode="training", weight_dtype="float32", mixed_precision=True)
+    assert result["breakdown"]["weights"] == 4 * GPT2_PARAMETERS + 2 * copies
+
+
+def test_deepseek_routers_stay_float32():
+    # _keep_in_fp32_modules_strict: the 26 MoE layers' routers, 64 x 2048 each, at 4 B in a bf16
+    # model (validation deepseek_v2-infer-b2-s512-bf16-eager: weights exact with it)
+    deepseek = {"hf_config": config("deepseek-ai--DeepSeek-V2-Lite")}
+    result = run(deepseek, sequence_length=1)
+    routers = 26 * 64 * 2048
+    assert result["breakdown"]["weights"] == 2 * result["parameters"]["total"] + 2 * routers
+
+
+def test_gemma2_soft_cap_keeps_one_more_logit_tensor_in_training():
+    # final_logit_softcapping: tanh saves its bf16 b*s*V output (validation
+    # gemma2-train-b1-s512-lora-bf16-eager); Gemma-2-9B vocab 256,000, 512 tokens, LoRA
+    fields = {
+        "mode": "training",
+        "finetuning": "lora",
+        "sequence_length": 512,
+        "weight_dtype": "bfloat16",
+    }
+    capped = run(GEMMA_2_9B, **fields)["breakdown"]
+    uncapped_config = {
+        "hf_config": {**config("google--gemma-2-9b"), "final_logit_softcapping": None}
+    }
+    uncapped = run(uncapped_config, **fields)["breakdown"]
+    assert uncapped["activations"] > 0
+    assert capped["activations"] - uncapped["activations"] == 512 * 256_000 * 2
+
+
+def test_gradients_with_more_bytes_than_the_activations_leave_no_activations_line():
+    # Llama-3.1-8B bf16, 1 x 128 tokens: the saved tensors (32 layers * 128 * 200,704 + ... <
+    # 1 GiB) are far below the 2 B x 8,030,261,248 gradients, which set the peak
+    result = run(LLAMA_31_8B, mode="training", sequence_length=128)
+    breakdown = result["breakdown"]
+    assert breakdown["activations"] == 0
+    assert breakdown["gradients"] == 2 * LLAMA_PARAMETERS
+    assert result["total_bytes"] == sum(breakdown.values())
+    assert any("beyond the gradients" in note for note in result["notes"])
 
 
 # --- parallelism ---------------------------------------------------------------------------

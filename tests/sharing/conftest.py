@@ -30,6 +30,24 @@ TINY_WEIGHT_BYTES = 2 * TINY_PARAMETERS
 # (64 / 4) x 2048 tokens x 2 bytes.
 TINY_KV_CACHE_BYTES = 2 * 2 * 2 * 16 * 2048 * 2
 
+# (who, visibility) -> status of an item's page reached by its address (permalink or profile
+# page), from DESIGN.md's access table: private items are Alice's alone, team items her team's,
+# link items anyone's with the address.
+READ_BY_ADDRESS = {
+    ("alice", "private"): 200,
+    ("alice", "team"): 200,
+    ("alice", "link"): 200,
+    ("bob", "private"): 404,
+    ("bob", "team"): 200,
+    ("bob", "link"): 200,
+    ("charlie", "private"): 404,
+    ("charlie", "team"): 404,
+    ("charlie", "link"): 200,
+    ("anonymous", "private"): 404,
+    ("anonymous", "team"): 404,
+    ("anonymous", "link"): 200,
+}
+
 VISITORS = ("alice", "bob", "charlie", "anonymous")
 
 

@@ -11,7 +11,13 @@ from django.urls import reverse
 from calculator import services
 from calculator.models import Estimate, Visibility
 from tests.factories import EstimateFactory
-from tests.sharing.conftest import TINY, TINY_KV_CACHE_BYTES, TINY_PARAMETERS, TINY_WEIGHT_BYTES
+from tests.sharing.conftest import (
+    READ_BY_ADDRESS,
+    TINY,
+    TINY_KV_CACHE_BYTES,
+    TINY_PARAMETERS,
+    TINY_WEIGHT_BYTES,
+)
 
 
 def _calculator_fields(**changes):
@@ -98,28 +104,11 @@ def test_the_calculator_offers_the_save_form_to_members_only(visitor_client):
     assert "Log in to save" in anonymous.text
 
 
-# (who, visibility) -> permalink status: DESIGN.md's table, link items readable by anyone.
-PERMALINK = {
-    ("alice", "private"): 200,
-    ("alice", "team"): 200,
-    ("alice", "link"): 200,
-    ("bob", "private"): 404,
-    ("bob", "team"): 200,
-    ("bob", "link"): 200,
-    ("charlie", "private"): 404,
-    ("charlie", "team"): 404,
-    ("charlie", "link"): 200,
-    ("anonymous", "private"): 404,
-    ("anonymous", "team"): 404,
-    ("anonymous", "link"): 200,
-}
-
-
-@pytest.mark.parametrize(("who", "visibility"), list(PERMALINK))
+@pytest.mark.parametrize(("who", "visibility"), list(READ_BY_ADDRESS))
 def test_the_permalink_follows_the_table(who, visibility, visitor_client, estimates):
     estimate = estimates[visibility]
     response = visitor_client(who).get(estimate.get_absolute_url())
-    assert response.status_code == PERMALINK[(who, visibility)]
+    assert response.status_code == READ_BY_ADDRESS[(who, visibility)]
     if response.status_code == 200:
         assert estimate.title in response.text
         assert "Saved by alice" in response.text

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from calculator.models import ModelProfile, ProfileSource
 from tests.factories import ModelProfileFactory
-from tests.sharing.conftest import TINY, TINY_PARAMETERS
+from tests.sharing.conftest import READ_BY_ADDRESS, TINY, TINY_PARAMETERS
 
 CONFIGS = Path(__file__).resolve().parent.parent / "engine" / "fixtures" / "configs"
 
@@ -31,29 +31,11 @@ def _catalog():
     )
 
 
-# (who, visibility) -> status of the detail page, from DESIGN.md's table: private items are
-# Alice's alone, team items her team's, link items anyone's with the address.
-DETAIL = {
-    ("alice", "private"): 200,
-    ("alice", "team"): 200,
-    ("alice", "link"): 200,
-    ("bob", "private"): 404,
-    ("bob", "team"): 200,
-    ("bob", "link"): 200,
-    ("charlie", "private"): 404,
-    ("charlie", "team"): 404,
-    ("charlie", "link"): 200,
-    ("anonymous", "private"): 404,
-    ("anonymous", "team"): 404,
-    ("anonymous", "link"): 200,
-}
-
-
-@pytest.mark.parametrize(("who", "visibility"), list(DETAIL))
+@pytest.mark.parametrize(("who", "visibility"), list(READ_BY_ADDRESS))
 def test_it_shows_a_profile_as_the_table_says(who, visibility, visitor_client, profiles):
     profile = profiles[visibility]
     response = visitor_client(who).get(profile.get_absolute_url())
-    assert response.status_code == DETAIL[(who, visibility)]
+    assert response.status_code == READ_BY_ADDRESS[(who, visibility)]
     if response.status_code == 200:
         assert profile.name in response.text
 

@@ -156,6 +156,16 @@ def _limits(name: str, table: Mapping[str, tuple[int, int]]) -> dict[str, int]:
     return {"min_value": low, "max_value": high}
 
 
+def _share_field(label: str, share_of: str, default: float, source: str) -> forms.FloatField:
+    """An optional share (memory utilisation, an efficiency): blank means the engine default."""
+    return forms.FloatField(
+        label=label,
+        required=False,
+        widget=forms.NumberInput(attrs={"step": "any"}),
+        help_text=f"{share_of}. Blank: {default} ({source}).",
+    )
+
+
 def _number(attrs: dict[str, str] | None = None) -> forms.NumberInput:
     return forms.NumberInput(attrs={"inputmode": "numeric", **(attrs or {})})
 
@@ -309,33 +319,29 @@ class CalculatorForm(forms.Form):
         widget=forms.NumberInput(attrs={"step": "any"}),
         help_text="Blank: the catalog's indicative on-demand price.",
     )
-    memory_utilization = forms.FloatField(
-        label="Memory for capacity",
-        required=False,
-        widget=forms.NumberInput(attrs={"step": "any"}),
-        help_text="Share of memory the server may use. Blank: "
-        f"{HARDWARE_DEFAULTS['memory_utilization']} (vLLM's default).",
+    memory_utilization = _share_field(
+        "Memory for capacity",
+        "Share of memory the server may use",
+        HARDWARE_DEFAULTS["memory_utilization"],
+        "vLLM's default",
     )
-    decode_efficiency = forms.FloatField(
-        label="Decode efficiency",
-        required=False,
-        widget=forms.NumberInput(attrs={"step": "any"}),
-        help_text="Share of peak memory bandwidth. Blank: "
-        f"{HARDWARE_DEFAULTS['decode_efficiency']} (serving engines measure 0.6-0.8).",
+    decode_efficiency = _share_field(
+        "Decode efficiency",
+        "Share of peak memory bandwidth",
+        HARDWARE_DEFAULTS["decode_efficiency"],
+        "serving engines measure 0.6-0.8",
     )
-    prefill_efficiency = forms.FloatField(
-        label="Prefill efficiency",
-        required=False,
-        widget=forms.NumberInput(attrs={"step": "any"}),
-        help_text="Share of peak bf16 compute. Blank: "
-        f"{HARDWARE_DEFAULTS['prefill_efficiency']} (PaLM 0.46, Megatron-LM 0.52).",
+    prefill_efficiency = _share_field(
+        "Prefill efficiency",
+        "Share of peak bf16 compute",
+        HARDWARE_DEFAULTS["prefill_efficiency"],
+        "PaLM 0.46, Megatron-LM 0.52",
     )
-    training_efficiency = forms.FloatField(
-        label="Training efficiency",
-        required=False,
-        widget=forms.NumberInput(attrs={"step": "any"}),
-        help_text="Share of peak bf16 compute (MFU). Blank: "
-        f"{HARDWARE_DEFAULTS['training_efficiency']} (Llama 3 reached 0.38-0.43).",
+    training_efficiency = _share_field(
+        "Training efficiency",
+        "Share of peak bf16 compute (MFU)",
+        HARDWARE_DEFAULTS["training_efficiency"],
+        "Llama 3 reached 0.38-0.43",
     )
     training_tokens = forms.IntegerField(
         label="Training tokens",

@@ -122,6 +122,12 @@ class Architecture:
     hidden_act: str = "silu"
     # eager attention upcasts softmax to float32 (eager_attention_forward); gpt2 and falcon do not
     eager_softmax_float32: bool = True
+    # where it does not: score-sized (batch x heads x seq x seq) compute-dtype tensors alive at
+    # once while the eager softmax runs (gpt2 2, falcon 3; 0 where the softmax is float32)
+    eager_score_copies: int = 0
+    # score-sized probabilities of the previous layer still alive during a layer's eager
+    # attention, because the decoder layer returns them (falcon 1, the others 0)
+    eager_probabilities_carried: int = 0
     # nn.LayerNorm (weight and bias) rather than RMSNorm
     layer_norm: bool = False
     # the router matrix stays float32 in a 16-bit model (_keep_in_fp32_modules_strict)
@@ -1392,6 +1398,8 @@ class _Behaviour:
     final_logit_softcapping: float = 0.0
     hidden_act: str = "silu"
     eager_softmax_float32: bool = True
+    eager_score_copies: int = 0
+    eager_probabilities_carried: int = 0
     router_float32: bool = False
 
 
@@ -1408,9 +1416,34 @@ _ACTIVATION_KEYS: dict[str, tuple[str, str]] = {
 }
 # final_logit_softcapping defaults: Gemma2Config 30.0, Gemma3TextConfig None
 _SOFTCAP_DEFAULTS = {"gemma2": 30.0, "gemma3_text": 0.0}
-# modeling_gpt2.py `softmax(attn_weights)` then `.type(value.dtype)`; modeling_falcon.py
-# `softmax(scores + mask, dtype=hidden_states.dtype)`: no float32 upcast in eager attention
-_COMPUTE_DTYPE_SOFTMAX = ("gpt2", "falcon")
+# Eager attention without a float32 softmax upcast, and the score-sized (batch x heads x seq x
+# seq) compute-dtype tensors alive at once while it runs (transformers 5.24 modeling code; each
+# temporary is freed when its last reference goes, as CPython frees on reassignment):
+_COMPUTE_DTYPE_SOFTMAX: dict[str, int] = {
+    # modeling_gpt2.py eager_attention_forward, lines 59-67: `attn_weights = torch.matmul(query,
+    # key.transpose(-1, -2)) * scaling` (the product lives while the scaled copy is made, then
+    # goes), `attn_weights = attn_weights + attention_mask` (a new tensor, the old one freed on
+    # reassignment), `softmax(attn_weights, dim=-1)` (its input lives until it returns),
+    # `.type(value.dtype)` (no copy in the compute dtype): two at most (the default path;
+    # reorder_and_upcast_attn, off in GPT-2's configs, takes another). Measured:
+    # gpt2-infer-b2-s1024-bf16-eager, where counting three put the estimate 23 % high
+    "gpt2": 2,
+    # modeling_falcon.py FalconAttention.forward, lines 349-352 (rotary path, alibi False as in
+    # falcon-7b/40b/180b): `attention_scores = query_layer @ key_layer.transpose(-1, -2)`,
+    # `attention_scores /= math.sqrt(self.head_dim)` (in place), `F.softmax(attention_scores +
+    # attention_mask, dim=-1, dtype=hidden_states.dtype)`: the scores, the masked temporary and
+    # the probabilities
+    "falcon": 3,
+}
+# Score-sized probabilities of the previous layer still alive during a layer's eager attention.
+# modeling_falcon.py: FalconAttention returns `attn_output, attention_scores` (line 362, the
+# probabilities), FalconDecoderLayer.forward returns `output, attn_weights` (line 623) even when
+# output_attentions is off, and FalconModel.forward's loop keeps `outputs = block(...)` (lines
+# 791-802) until the next layer's call returns. GPT-2 and the eager_attention_forward families
+# drop them in the decoder layer (`attn_output, _ = self.attn(...)`, returning hidden states
+# only), so nothing crosses a layer there. Measured: falcon-infer-b4-s1024-bf16-eager, 14.5 %
+# under the measured peak with one layer's working set only
+_CARRIED_PROBABILITIES: dict[str, int] = {"falcon": 1}
 # modeling_deepseek_v2.py / v3: _keep_in_fp32_modules_strict = ["gate.weight", ...]
 _FLOAT32_ROUTER = ("deepseek_v2", "deepseek_v3")
 
@@ -1437,6 +1470,8 @@ def _behaviour(r: _Reader, family: str) -> _Behaviour:
         final_logit_softcapping=softcap,
         hidden_act=activation,
         eager_softmax_float32=family not in _COMPUTE_DTYPE_SOFTMAX,
+        eager_score_copies=_COMPUTE_DTYPE_SOFTMAX.get(family, 0),
+        eager_probabilities_carried=_CARRIED_PROBABILITIES.get(family, 0),
         router_float32=family in _FLOAT32_ROUTER,
     )
 
@@ -1493,6 +1528,8 @@ def _architecture(
         final_logit_softcapping=behaviour.final_logit_softcapping,
         hidden_act=behaviour.hidden_act,
         eager_softmax_float32=behaviour.eager_softmax_float32,
+        eager_score_copies=behaviour.eager_score_copies,
+        eager_probabilities_carried=behaviour.eager_probabilities_carried,
         layer_norm=layout.norm_bias,
         router_float32=behaviour.router_float32,
     )

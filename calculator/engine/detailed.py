@@ -101,9 +101,6 @@ INFERENCE_ROTARY_COPIES = 1
 # gated MLP: act(gate), up and their product alive together; plain MLP: fc1 out and act out
 GATED_MLP_INFERENCE_INTERMEDIATES = 3
 PLAIN_MLP_INFERENCE_INTERMEDIATES = 2
-# gpt2 / falcon eager softmax in the compute dtype: scores, masked scores, probabilities
-# (falcon-infer-b4-s1024-bf16-eager: 6 B per element in bf16)
-COMPUTE_SOFTMAX_INFERENCE_COPIES = 3
 # generate(): logits_to_keep=1, then `logits[:, -1, :].to(float32)`: one fp32 copy of the row
 INFERENCE_LOGITS_FP32_COPIES = 1
 # bitsandbytes matmul_4bit over more than one token dequantises the NF4 weight to a 16-bit copy
@@ -339,7 +336,13 @@ def kv_cache_bytes(
     # worst case: the stage holds as many global (full-length) layers as possible
     global_layers = min(layers, architecture.num_layers - sliding)
     window_layers = layers - global_layers
-    window_tokens = min(tokens, architecture.sliding_window) if window_layers else 0
+    # transformers 5.24 DynamicSlidingWindowLayer.update (cache_utils.py lines 244-247) keeps
+    # `full_key_states[:, :, -self.sliding_window + 1 :, :]`: the last sliding_window - 1 tokens.
+    # The token being generated completes the window: it is an activation of the step (its k and
+    # v are concatenated for the attention), not cache. Attention still spans the full window
+    # (hardware.py's attended positions). A window of 1 holds nothing here (transformers' slice
+    # `-0:` would keep every token there: a degenerate window no published model uses)
+    window_tokens = min(tokens, architecture.sliding_window - 1) if window_layers else 0
     held_tokens = global_layers * tokens + window_layers * window_tokens
     return batch_size * held_tokens * per_layer_token * element
 
@@ -509,9 +512,11 @@ def inference_layer_activations(
     dtypes: ActivationDtypes,
     moe_layer: bool,
     tensor_parallel: int,
+    follows_a_layer: bool = True,
 ) -> Fraction:
     """Peak working set of one decoder layer during prefill (no_grad: nothing is kept for
-    backward, so the peak is the larger of the attention and MLP sub-blocks)."""
+    backward, so the peak is the larger of the attention and MLP sub-blocks). `follows_a_layer`:
+    another layer ran before it on this GPU (what it returned may still be referenced)."""
     batch, seq = inputs.batch_size, inputs.sequence_length
     tokens = batch * seq
     hidden = architecture.hidden_size
@@ -531,7 +536,13 @@ def inference_layer_activations(
             cast = compute if compute != FP32_BYTES else 0
             scores_element = compute + EAGER_SOFTMAX_BYTES + cast
         else:
-            scores_element = COMPUTE_SOFTMAX_INFERENCE_COPIES * compute
+            # a compute-dtype softmax: the family's score-sized tensors alive at once
+            # (architecture.py _COMPUTE_DTYPE_SOFTMAX: gpt2 2, falcon 3)
+            scores_element = architecture.eager_score_copies * compute
+        if follows_a_layer:
+            # the previous layer's probabilities, still referenced by the model's layer loop
+            # (architecture.py _CARRIED_PROBABILITIES: falcon 1)
+            scores_element += architecture.eager_probabilities_carried * compute
         attention_split += tokens * (widths.k_repeated + widths.v_repeated) * compute
         attention_split += batch * widths.heads * seq * seq * scores_element
         # the 4-D float causal mask (batch, 1, s, s) eager attention adds to the scores
@@ -673,8 +684,10 @@ def _inference_activations(
 ) -> Fraction:
     tp = layout.tensor_parallel
     dense_layers, moe_layers = _moe_layer_counts(architecture)
+    # the busiest layer is one that follows another when the stage holds more than one
+    follows_a_layer = stage.num_layers > 1
     peaks = [
-        inference_layer_activations(architecture, widths, inputs, dtypes, moe, tp)
+        inference_layer_activations(architecture, widths, inputs, dtypes, moe, tp, follows_a_layer)
         for count, moe in ((dense_layers, False), (moe_layers, True))
         if count
     ]
@@ -1008,10 +1021,11 @@ def _inference_notes(
             + (", a full copy on every tensor-parallel GPU" if layout.tensor_parallel > 1 else "")
         )
     sliding = architecture.num_sliding_window_layers if architecture.sliding_window else 0
-    if sliding and inputs.sequence_length > architecture.sliding_window:
+    held = architecture.sliding_window - 1
+    if sliding and inputs.sequence_length > held:
         notes.append(
             f"Sliding window: {sliding} of {architecture.num_layers} layers hold at most "
-            f"{architecture.sliding_window:,} tokens"
+            f"{held:,} tokens (the window less the token being generated)"
         )
     if inputs.attention_implementation == "eager":
         notes.append("Eager attention materialises the batch x heads x seq x seq scores")

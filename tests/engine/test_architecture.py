@@ -774,6 +774,21 @@ def test_it_knows_which_families_upcast_eager_softmax_and_use_layer_norm():
     assert llama.eager_softmax_float32 and not llama.layer_norm
 
 
+def test_it_knows_the_compute_dtype_eager_softmax_working_set():
+    # modeling_gpt2.py eager_attention_forward: `matmul * scaling`, `+ mask`, softmax, each made
+    # while only its input lives: 2 score-sized tensors at once; the block drops the probabilities
+    gpt2 = architecture("openai-community--gpt2")
+    assert (gpt2.eager_score_copies, gpt2.eager_probabilities_carried) == (2, 0)
+    # modeling_falcon.py: scores (scaled in place), scores + mask, softmax: 3 at once; the
+    # decoder layer returns the probabilities and the model's loop keeps them one layer longer
+    falcon = architecture("tiiuae--falcon-7b")
+    assert (falcon.eager_score_copies, falcon.eager_probabilities_carried) == (3, 1)
+    # float32-softmax families keep their own formula: no compute-dtype copies, nothing carried
+    for name in ("meta-llama--Llama-3.1-8B", "EleutherAI--pythia-160m", "google--gemma-2-9b"):
+        arch = architecture(name)
+        assert (arch.eager_score_copies, arch.eager_probabilities_carried) == (0, 0)
+
+
 def test_it_keeps_deepseek_routers_in_float32():
     # modeling_deepseek_v2.py / v3: _keep_in_fp32_modules_strict = ["gate.weight", ...]
     assert architecture("deepseek-ai--DeepSeek-V2-Lite").router_float32
@@ -793,3 +808,4 @@ def test_manual_fields_get_llama_like_behaviour():
     assert arch.hidden_act == "silu"
     assert arch.final_logit_softcapping == 0
     assert arch.eager_softmax_float32 and not arch.layer_norm and not arch.router_float32
+    assert arch.eager_score_copies == arch.eager_probabilities_carried == 0

@@ -90,21 +90,33 @@ def test_it_caches_the_mla_latent_of_deepseek_v3():
     assert any("compressed latent (576 values" in note for note in result["notes"])
 
 
+SLIDING_NOTE = "hold at most 4,095 tokens (the window less the token being generated)"
+
+
 def test_it_caps_sliding_window_layers_at_the_window():
-    # Mistral-7B-v0.1: every layer has a 4096-token window; at 8192 tokens it holds 4096
+    # Mistral-7B-v0.1: every layer has a 4096-token window; transformers' DynamicSlidingWindowLayer
+    # keeps the last 4096 - 1 = 4095 tokens (cache_utils.py `-self.sliding_window + 1 :`), the
+    # token being generated completes the window. Per token 2 * 32 layers * 8 KV heads * 128 * 2 B
+    per_token = 2 * 32 * 8 * 128 * 2
+    assert per_token == 131_072
     result = run(MISTRAL_7B, sequence_length=8192)
-    assert result["breakdown"]["kv_cache"] == 4096 * 131_072
-    assert "Sliding window: 32 of 32 layers hold at most 4,096 tokens" in result["notes"]
-    within = run(MISTRAL_7B, sequence_length=4096)
-    assert within["breakdown"]["kv_cache"] == 4096 * 131_072
+    assert result["breakdown"]["kv_cache"] == 4095 * per_token
+    assert f"Sliding window: 32 of 32 layers {SLIDING_NOTE}" in result["notes"]
+    at_window = run(MISTRAL_7B, sequence_length=4096)
+    assert at_window["breakdown"]["kv_cache"] == 4095 * per_token
+    assert f"Sliding window: 32 of 32 layers {SLIDING_NOTE}" in at_window["notes"]
+    within = run(MISTRAL_7B, sequence_length=4095)
+    assert within["breakdown"]["kv_cache"] == 4095 * per_token
+    assert not any(note.startswith("Sliding window") for note in within["notes"])
 
 
 def test_it_caps_only_the_sliding_layers_of_gemma_2():
     # gemma-2-9b: 42 layers alternate sliding (4096) and global; 8 KV heads of 256, 16-bit cache
     per_layer_token = 2 * 8 * 256 * 2  # 8,192 bytes
+    # the 21 global layers hold all 10,000 tokens, the 21 sliding ones the window less one, 4095
     result = run(GEMMA_2_9B, weight_dtype="bfloat16", sequence_length=10_000)
-    assert result["breakdown"]["kv_cache"] == (21 * 10_000 + 21 * 4096) * per_layer_token
-    assert "Sliding window: 21 of 42 layers hold at most 4,096 tokens" in result["notes"]
+    assert result["breakdown"]["kv_cache"] == (21 * 10_000 + 21 * 4095) * per_layer_token
+    assert f"Sliding window: 21 of 42 layers {SLIDING_NOTE}" in result["notes"]
 
 
 def test_it_stores_kv_in_bfloat16_beside_quantised_weights():
@@ -483,22 +495,50 @@ def test_llama_eager_prefill_holds_8_bytes_per_score_element():
     assert result["breakdown"]["activations"] == attention + logits
 
 
-def test_falcon_eager_prefill_keeps_the_softmax_in_the_compute_dtype():
-    # modeling_falcon.py softmax(scores + mask, dtype=hidden_states.dtype): scores, masked scores
-    # and probabilities, 3 * 2 B per element (falcon-infer-b4-s1024-bf16-eager measured 6 B).
-    # falcon-7b: hidden 4544, 71 heads of 64, one KV head; per token (2 B each): residual and
-    # normalised input 2 * 4544, q 4544, k 64, v 64, rotary 4608, out 4544, K/V repeated to all
-    # heads 2 * 4544: 32,000 values = 64,000 B
-    attention = 2048 * 64_000 + 71 * 2048 * 2048 * 3 * 2 + 2048 * 2048 * 2
-    assert attention == 1_926_234_112
+def test_falcon_eager_prefill_keeps_the_softmax_and_the_previous_layers_probabilities():
+    # modeling_falcon.py FalconAttention (lines 349-352): scores, `/=` in place, softmax(scores +
+    # mask, dtype=hidden_states.dtype): scores, the masked temporary and the probabilities, 3 x 2 B
+    # per element; the decoder layer returns the probabilities and FalconModel's loop keeps
+    # `outputs` until the next layer returns: one more 2 B tensor from the second layer on.
+    # falcon-7b: hidden 4544, 71 heads of 64, one KV head, 32 layers; per token (2 B each):
+    # residual and normalised input 2 * 4544, q 4544, k 64, v 64, rotary 4608, out 4544, K/V
+    # repeated to all heads 2 * 4544: 32,000 values = 64,000 B; the bf16 mask 2048^2 * 2
+    scores = 71 * 2048 * 2048 * 2  # one score-sized bf16 tensor: 595,591,168 B
+    attention = 2048 * 64_000 + (3 + 1) * scores + 2048 * 2048 * 2
+    assert attention == 2_521_825_280
     logits = 65_024 * (2 + 4)
-    falcon = {"hf_config": config("tiiuae--falcon-7b")}
-    result = run(falcon, sequence_length=2048, attention_implementation="eager")
+    falcon = config("tiiuae--falcon-7b")
+    result = run({"hf_config": falcon}, sequence_length=2048, attention_implementation="eager")
     assert result["breakdown"]["activations"] == attention + logits
+    # a one-layer falcon has no previous layer: three score-sized tensors
+    one_layer = {"hf_config": {**falcon, "num_hidden_layers": 1}}
+    single = run(one_layer, sequence_length=2048, attention_implementation="eager")
+    assert single["breakdown"]["activations"] == attention - scores + logits
 
 
 GPT2 = {"hf_config": config("openai-community--gpt2")}
 GPT2_PARAMETERS = 124_439_808  # memory-model.md (published count)
+
+
+def test_gpt2_eager_prefill_holds_two_compute_dtype_score_tensors():
+    # modeling_gpt2.py eager_attention_forward (lines 59-67): `matmul(q, k^T) * scaling`, then
+    # `+ attention_mask`, then softmax, each a new tensor made while only its input lives, and
+    # `.type(value.dtype)` a no-op: two score-sized bf16 tensors at once (2 x 2 B per element);
+    # the block drops the probabilities (`attn_output, _ = self.attn(...)`), nothing is carried.
+    # GPT-2 small in bf16, 1 x 1024 tokens, per token (2 B each): residual and normalised input
+    # 2 * 768, q k v 3 * 768, rotary q and k 2 * 768, out 768, K/V repeated 2 * 768: 7,680 values
+    # = 15,360 B; 12 heads; the bf16 mask 1024^2 * 2
+    attention = 1024 * 15_360 + 12 * 1024 * 1024 * 2 * 2 + 1024 * 1024 * 2
+    assert attention == 68_157_440
+    # more than the MLP: (2 * 768 + (2 + 3) * 3072) * 2 B = 33,792 B per token, 34,603,008 B
+    logits = 50_257 * (2 + 4)  # the last position's bf16 logits and the fp32 copy
+    result = run(
+        GPT2,
+        weight_dtype="bfloat16",
+        sequence_length=1024,
+        attention_implementation="eager",
+    )
+    assert result["breakdown"]["activations"] == attention + logits
 
 
 def test_gelu_new_holds_three_more_mlp_tensors_in_prefill():

@@ -303,6 +303,13 @@ def forget_kept() -> None:
     rendered results (docs/performance.md), so that the next request computes everything."""
     catalog_cache_clear()
     caches["pages"].clear()
+    caches["whole_pages"].clear()
+
+
+def first_visit(client: Client, path: str) -> int:
+    """Queries of a page rendered afresh: nothing kept from an earlier request."""
+    forget_kept()
+    return query_count(client, "get", path)
 
 
 def query_counts(fragment: str, permalink: str) -> dict[str, str]:
@@ -321,13 +328,16 @@ def query_counts(fragment: str, permalink: str) -> dict[str, str]:
             f" {computed} (computed: catalogs read, nothing kept)"
         ),
         "permalink": (
-            f"{query_count(anonymous, 'get', permalink)} (link reader);"
-            f" {query_count(owner, 'get', permalink)} and"
-            f" {query_count(owner, 'get', other_permalink)} (owner, two estimates)"
+            f"{first_visit(anonymous, permalink)} (link reader, first visit);"
+            f" {query_count(anonymous, 'get', permalink)} (link reader, kept);"
+            f" {first_visit(owner, permalink)} and"
+            f" {first_visit(owner, other_permalink)} (owner, two estimates, first visits)"
         ),
         "history": (
-            f"{query_count(owner, 'get', '/history/')} (page 1);"
-            f" {query_count(owner, 'get', f'/history/?page={last_page}')} (page {last_page:,})"
+            f"{first_visit(owner, '/history/')} (page 1, first visit);"
+            f" {query_count(owner, 'get', '/history/')} (page 1, kept);"
+            f" {first_visit(owner, f'/history/?page={last_page}')}"
+            f" (page {last_page:,}, first visit)"
         ),
     }
     connection.close()

@@ -296,3 +296,17 @@ class ApiToken(AbstractAuthToken):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.token_key}…)"
+
+
+class DataVersion(models.Model):
+    """One row whose `token` changes, in the same transaction, with every write of what the
+    permalink and history pages show (calculator/pagecache.py): pages rendered for one token
+    show exactly the data of that token."""
+
+    token = models.CharField(max_length=32)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(pk=1), name="dataversion_single_row")]
+
+    def __str__(self) -> str:
+        return self.token

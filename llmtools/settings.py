@@ -102,6 +102,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "calculator.context_processors.site",
+                "calculator.pagecache.csrf_placeholder",
             ],
         },
     },
@@ -132,6 +133,14 @@ CACHES = {
         "LOCATION": "pages",
         "TIMEOUT": 3600,
         "OPTIONS": {"MAX_ENTRIES": 2000},  # about 10 KB each
+    },
+    # Whole permalink and history pages, per data version (calculator/pagecache.py): 15-60 KB
+    # each, at most about 30 MB per process.
+    "whole_pages": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "whole_pages",
+        "TIMEOUT": 3600,
+        "OPTIONS": {"MAX_ENTRIES": 600},
     },
 }
 

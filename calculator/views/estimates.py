@@ -41,6 +41,7 @@ from calculator.history import (
     history_rows,
 )
 from calculator.models import Estimate
+from calculator.pagecache import kept_until_data_changes
 from calculator.selectors import User, estimate_get_for_user, estimate_list, profile_list
 from calculator.views.calculator import METHOD_NAMES, OTHER_METHOD, PARAMETER_LABELS
 
@@ -229,6 +230,7 @@ def saved_sections(request: HttpRequest, estimate: Estimate, unit: str) -> dict[
 
 
 @require_GET
+@kept_until_data_changes
 def estimate_permalink_view(request: HttpRequest, public_id: str) -> HttpResponse:
     estimate, access = estimate_get_for_user(user=request.user, public_id=public_id)
     unit = request.GET.get("unit", "GiB")
@@ -288,6 +290,7 @@ def estimate_delete_view(request: HttpRequest, public_id: str) -> HttpResponse:
 
 @login_required
 @require_GET
+@kept_until_data_changes
 def history_view(request: HttpRequest) -> HttpResponse:
     filterset = history_filter(request)
     fmt = request.GET.get("format")

@@ -153,7 +153,8 @@ AUTH_PASSWORD_VALIDATORS = [
 # django-axes first: it refuses a locked-out account or address before the password is checked.
 AUTHENTICATION_BACKENDS = [
     "calculator.lockout.LoginAttemptsBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # ModelBackend, with the signed-in user read in one plain statement (calculator/backends.py)
+    "calculator.backends.AccountBackend",
 ]
 # Failed logins: after AXES_FAILURE_LIMIT failures for one username, or from one address, that
 # username or address is locked out for AXES_COOLOFF_MINUTES (docs/limits.md).
@@ -209,6 +210,8 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 SESSION_COOKIE_HTTPONLY = True
+# Django's database sessions, read in one plain statement (calculator/sessions.py)
+SESSION_ENGINE = "calculator.sessions"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

@@ -242,9 +242,12 @@ def fill(user: Any, count: int) -> None:
 
 
 def static_files_stale() -> bool:
-    """Whether collectstatic has to run: no manifest yet, or a source file newer than it."""
+    """Whether collectstatic has to run: no manifest yet, no brotli variants (collected before
+    the brotli package was installed), or a source file newer than the manifest."""
     manifest = Path(settings.STATIC_ROOT) / "staticfiles.json"
     if not manifest.exists():
+        return True
+    if not any(Path(settings.STATIC_ROOT).rglob("*.css.br")):
         return True
     collected = manifest.stat().st_mtime
     return any(
@@ -724,7 +727,8 @@ def report(
         f"- htmx fragment: {fragment_bytes:,} bytes (budget < {FRAGMENT_BUDGET_BYTES:,}:"
         f" {fragment_ok}).",
         f"- Static files (`{static['url']}`, {static['bytes']} bytes):"
-        f" gzip → {static['gzip']}; br → {static['br']};"
+        f" gzip → {static['gzip']}{'' if static['gzip_ok'] == 'True' else ' (NOT COMPRESSED)'};"
+        f" br → {static['br']}{'' if static['br_ok'] == 'True' else ' (NOT COMPRESSED)'};"
         f" Cache-Control `{static['cache_control']}`"
         f" ({'far-future, immutable' if static['cache_ok'] == 'True' else 'NOT far-future'});"
         f" hashed name: {'yes' if static['hashed_name'] == 'True' else 'NO'}.",

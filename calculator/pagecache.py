@@ -62,6 +62,15 @@ def data_changed(using: str = DEFAULT_DB_ALIAS, **_: Any) -> None:
         versions.update_or_create(pk=1, defaults={"token": token})
 
 
+def _version_for(request: HttpRequest) -> str | None:
+    """The data version, as read with the session where there is one (calculator/sessions.py:
+    one statement for both), else on its own. Read before anything the page shows, so a page is
+    never kept under a version newer than its data."""
+    request.user.is_authenticated  # noqa: B018 (reads the session, and the user if not kept)
+    version = getattr(request.session, "data_version", None)
+    return version if version is not None else data_version()
+
+
 def _user_saved(update_fields: Any = None, using: str = DEFAULT_DB_ALIAS, **_: Any) -> None:
     # every login saves last_login alone: no page shows it
     if update_fields is not None and set(update_fields) <= {"last_login"}:
@@ -116,7 +125,7 @@ def kept_until_data_changes(view: Callable[..., HttpResponse]) -> Callable[..., 
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.method != "GET" or _has_messages(request):
             return view(request, *args, **kwargs)
-        version = data_version()
+        version = _version_for(request)
         if version is None:
             return view(request, *args, **kwargs)
         key = _key(view, request, version)

@@ -81,7 +81,8 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Django's, keeping verified users per data version (calculator/auth.py)
+    "calculator.auth.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -153,8 +154,8 @@ AUTH_PASSWORD_VALIDATORS = [
 # django-axes first: it refuses a locked-out account or address before the password is checked.
 AUTHENTICATION_BACKENDS = [
     "calculator.lockout.LoginAttemptsBackend",
-    # ModelBackend, with the signed-in user read in one plain statement (calculator/backends.py)
-    "calculator.backends.AccountBackend",
+    # ModelBackend, with the signed-in user read in one plain statement (calculator/auth.py)
+    "calculator.auth.AccountBackend",
 ]
 # Failed logins: after AXES_FAILURE_LIMIT failures for one username, or from one address, that
 # username or address is locked out for AXES_COOLOFF_MINUTES (docs/limits.md).

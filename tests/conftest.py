@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.cache import caches
 
+from calculator.auth import kept_users_clear
 from calculator.calculations import catalog_cache_clear
 from calculator.models import Role
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
@@ -56,6 +57,8 @@ def _caches_cleared():
     renders its pages anew."""
     catalog_cache_clear()
     caches["pages"].clear()
+    caches["whole_pages"].clear()
+    kept_users_clear()
     yield
     catalog_cache_clear()
     caches["pages"].clear()

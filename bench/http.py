@@ -116,6 +116,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from calculator import services
+from calculator.auth import kept_users_clear
 from calculator.calculations import Calculation, calculation_run, catalog_cache_clear
 from calculator.models import Estimate, Visibility
 
@@ -216,9 +217,10 @@ def fill(user: Any, count: int) -> None:
         INSERT INTO calculator_estimate (public_id, title, notes, created, updated, {columns})
         SELECT 'bench' || lpad(g::text, 7, '0'), 'Run ' || g,
                CASE WHEN g %% 7 = 0 THEN 'Checked against the cluster.' ELSE '' END,
-               %(now)s - (%(count)s - g) * interval '5 minutes', %(now)s, {from_template}
-        FROM generate_series(%(first)s, %(last)s) AS g
-        JOIN calculator_estimate AS t ON t.id = (%(template_ids)s)[g %% %(templates)s + 1]
+               %(now)s - (%(count)s::integer - g) * interval '5 minutes', %(now)s, {from_template}
+        FROM generate_series(%(first)s::integer, %(last)s::integer) AS g
+        JOIN calculator_estimate AS t
+          ON t.id = (%(template_ids)s::bigint[])[g %% %(templates)s::integer + 1]
     """
     with connection.cursor() as cursor:
         for first in range(len(templates), count, INSERT_BATCH):
@@ -234,7 +236,7 @@ def fill(user: Any, count: int) -> None:
                 },
             )
         cursor.execute(
-            "UPDATE calculator_estimate SET created = %s - (%s - id) * interval '5 minutes'"
+            "UPDATE calculator_estimate SET created = %s - (%s::bigint - id) * interval '5 minutes'"
             " WHERE id = ANY(%s)",
             [now, count + templates[0].pk, [template.pk for template in templates]],
         )
@@ -302,11 +304,13 @@ def query_count(client: Client, method: str, path: str, **extra: Any) -> int:
 
 
 def forget_kept() -> None:
-    """Empty what the service keeps between requests in this process: the catalogs and the
-    rendered results (docs/performance.md), so that the next request computes everything."""
+    """Empty what the service keeps between requests in this process: the catalogs, the
+    rendered results and pages, the verified users (docs/performance.md), so that the next
+    request computes everything."""
     catalog_cache_clear()
     caches["pages"].clear()
     caches["whole_pages"].clear()
+    kept_users_clear()
 
 
 def first_visit(client: Client, path: str) -> int:

@@ -723,7 +723,8 @@ def report(
         f" later slice). The clients used at most {client_share:.0%} of one core.",
         "- CPU ms: median CPU time of one request in-process through Django's test client"
         f" ({CPU_SAMPLES} requests; Python only, not PostgreSQL's own CPU). Nothing kept: the"
-        " same with the catalogs and the rendered results forgotten before each request.",
+        " same with the catalogs, the rendered results and pages and the verified users forgotten"
+        " before each request.",
         f"- Data: one user with {args.estimates:,} saved estimates (+1 shared by link).",
         "",
         *table(measurements, cpu, cpu_cold),

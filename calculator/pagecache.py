@@ -6,8 +6,9 @@ for it, the visitor and the *data version*: the token of the single DataVersion 
 of an estimate, profile, team, membership or user gives that row a new random token inside the
 writer's own transaction (the receivers below, and `data_changed()` where estimates are
 deleted), so the new token becomes visible together with the data, and the row lock orders
-concurrent writers. Reading the token is one single-row query by primary key: a kept page then
-costs that query and a cache lookup instead of the view's queries and templates.
+concurrent writers. A signed-in request reads the token in the same statement as its session
+(calculator/sessions.py), an anonymous one in a single-row query by primary key: a kept page
+then costs that read and a cache lookup instead of the view's queries and templates.
 
 A kept page is sent without checking access again. That is sound because whether a visitor may
 read a page depends only on rows of those five tables (an estimate's owner, team and
@@ -95,7 +96,7 @@ post_delete.connect(
 def csrf_placeholder(request: HttpRequest) -> dict[str, str]:
     """Context processor: while a page that may be kept renders, its CSRF token is the
     placeholder (this processor runs after Django's own csrf one, so it wins)."""
-    if getattr(request, "page_kept", False):
+    if getattr(request, "rendering_to_keep", False):
         return {"csrf_token": CSRF_PLACEHOLDER}
     return {}
 
@@ -105,7 +106,7 @@ def _has_messages(request: HttpRequest) -> bool:
     return len(messages.get_messages(request)) > 0
 
 
-def _sent(request: HttpRequest, content: str, status: int, headers: dict[str, str]):
+def _sent(request: HttpRequest, content: str, status: int, headers: dict[str, str]) -> HttpResponse:
     return HttpResponse(
         content.replace(CSRF_PLACEHOLDER, get_token(request)), status=status, headers=headers
     )
@@ -133,12 +134,12 @@ def kept_until_data_changes(view: Callable[..., HttpResponse]) -> Callable[..., 
         kept = cache.get(key)
         if kept is not None:
             return _sent(request, *kept)
-        request.page_kept = True
+        request.rendering_to_keep = True
         try:
             response = view(request, *args, **kwargs)
         finally:
             # an exception's page (404, 403) renders after this, with the real token
-            request.page_kept = False
+            request.rendering_to_keep = False
         if response.streaming:
             return response
         content = response.content.decode(response.charset)

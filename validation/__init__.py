@@ -2,5 +2,6 @@
 
 Needs the optional extra `validate` (torch, transformers, peft); nothing in the service imports
 this package. `python -m validation.run` (or `make validate`) runs every case of `cases.py` in a
-fresh process (`python -m validation.measure <case>`) and writes `docs/accuracy.md`.
+fresh process (`python -m validation.measure <case>`) and writes `docs/accuracy.md`;
+`--device cuda` (`make validate-gpu`) runs them on a CUDA GPU and adds a GPU section.
 """

@@ -1,6 +1,7 @@
 """Run ONE case in the current process and print its measurements as one JSON line.
 
     MALLOC_MMAP_THRESHOLD_=65536 python -m validation.measure <case-name>
+    python -m validation.measure <case-name> --device cuda
 
 Peak memory is the process's peak resident set (`VmHWM`, reset by writing 5 to
 /proc/self/clear_refs) minus the resident set measured after a warm-up and before the model is
@@ -8,10 +9,16 @@ built, so that torch's code, the kernels it pages in and Python's own objects ar
 MALLOC_MMAP_THRESHOLD_=65536 every block of 64 KiB or more is its own mapping and goes back to the
 system when freed, so the resident set follows the live tensors (torch's CPU allocator has no
 cache). Exact sizes (weights, KV cache, gradients, optimizer states) are summed from the tensors.
+
+With `--device cuda` the same case runs on the GPU: the model is built there, and the peak is
+`torch.cuda.max_memory_allocated()` minus `torch.cuda.memory_allocated()` taken after the warm-up
+(and `torch.cuda.empty_cache()`) and before the model is built, so the weights count as on the
+CPU. Everything else (warm-up, phases, exact sizes) is the CPU's code.
 """
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import sys
@@ -33,6 +40,7 @@ SEED = 0
 # one thread: no OpenMP barriers to stall on a busy machine, no per-thread kernel scratch
 THREADS = 1
 TRAINING_STEPS = 2  # the second step runs with the optimizer states already allocated
+DEVICES = ("cpu", "cuda")
 
 
 def resident_bytes() -> tuple[int, int]:
@@ -50,6 +58,49 @@ def reset_peak() -> None:
     """Reset VmHWM to the current resident set (Linux >= 4.0)."""
     with open("/proc/self/clear_refs", "w") as clear_refs:
         clear_refs.write("5")
+
+
+class ResidentSet:
+    """CPU: the process's resident set (`VmRSS`) and its peak (`VmHWM`)."""
+
+    device = "cpu"
+    name = "resident"
+
+    def read(self) -> tuple[int, int]:
+        """(current, peak) bytes."""
+        return resident_bytes()
+
+    def reset_peak(self) -> None:
+        reset_peak()
+
+    def release_cache(self) -> None:
+        """Nothing to release: torch's CPU allocator keeps no cache."""
+
+
+class CudaAllocated:
+    """GPU: bytes held by tensors in torch's caching allocator (`torch.cuda.memory_allocated`)
+    and their peak (`torch.cuda.max_memory_allocated`). Reserved-but-free blocks, the CUDA
+    context and the libraries' own memory are not counted, as the engine's `runtime_overhead`
+    line (0 here) stands for them."""
+
+    device = "cuda"
+    name = "allocated"
+
+    def read(self) -> tuple[int, int]:
+        torch.cuda.synchronize()
+        return torch.cuda.memory_allocated(), torch.cuda.max_memory_allocated()
+
+    def reset_peak(self) -> None:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+
+    def release_cache(self) -> None:
+        """Hand the blocks the warm-up freed back to the driver."""
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+
+
+Memory = ResidentSet | CudaAllocated
 
 
 def tensor_bytes(tensors: Iterator[torch.Tensor]) -> int:
@@ -73,7 +124,17 @@ def storage_bytes(tensors: Iterator[torch.Tensor]) -> int:
     return sum(storages.values())
 
 
-def build_model(case: Case) -> torch.nn.Module:
+def build_model(case: Case, device: str = "cpu") -> torch.nn.Module:
+    """The case's model with random weights; on a GPU, built there (no CPU copy first)."""
+    placement = torch.device(device) if device != "cpu" else nullcontext()
+    with placement:
+        model = _build_model(case)
+    if device != "cpu":
+        model.to(device)  # anything transformers or PEFT made on the CPU regardless
+    return model
+
+
+def _build_model(case: Case) -> torch.nn.Module:
     config = AutoConfig.for_model(**case.config)
     torch.manual_seed(SEED)
     model = AutoModelForCausalLM.from_config(
@@ -139,9 +200,9 @@ def run_inference(model: torch.nn.Module, ids: torch.Tensor) -> dict[str, Any]:
     return result
 
 
-def autocast_context(case: Case) -> AbstractContextManager[Any]:
+def autocast_context(case: Case, device: str = "cpu") -> AbstractContextManager[Any]:
     if case.mixed_precision:
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+        return torch.autocast(device, dtype=torch.bfloat16)
     return nullcontext()
 
 
@@ -198,7 +259,9 @@ def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> tuple[int, int]:
     return tensor_bytes(iter(states)), tensor_bytes(iter(steps))
 
 
-def run_training(model: torch.nn.Module, ids: torch.Tensor, case: Case) -> dict[str, Any]:
+def run_training(
+    model: torch.nn.Module, ids: torch.Tensor, case: Case, memory: Memory
+) -> dict[str, Any]:
     """Steps as the HF Trainer runs them: autocast around the forward and loss only, the outputs
     dropped before backward, gradients set to None after each step."""
     model.train()
@@ -210,22 +273,22 @@ def run_training(model: torch.nn.Module, ids: torch.Tensor, case: Case) -> dict[
     # the copies made there are not seen (nor kept: they are made again while recomputing)
     copies = AutocastCopies(trainable) if case.mixed_precision else None
     for step in range(1, TRAINING_STEPS + 1):
-        reset_peak()
+        memory.reset_peak()
         counting = copies.context() if copies and step == 1 else nullcontext()
-        with counting, autocast_context(case):
+        with counting, autocast_context(case, memory.device):
             outputs = model(input_ids=ids, labels=ids, use_cache=False)
         loss = outputs.loss
         del outputs
-        phase_peaks[f"step{step}_forward"] = resident_bytes()[1]
-        reset_peak()
+        phase_peaks[f"step{step}_forward"] = memory.read()[1]
+        memory.reset_peak()
         loss.backward()
         del loss
-        phase_peaks[f"step{step}_backward"] = resident_bytes()[1]
+        phase_peaks[f"step{step}_backward"] = memory.read()[1]
         gradient_bytes = tensor_bytes(p.grad for p in trainable if p.grad is not None)
-        reset_peak()
+        memory.reset_peak()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        phase_peaks[f"step{step}_optimizer"] = resident_bytes()[1]
+        phase_peaks[f"step{step}_optimizer"] = memory.read()[1]
     state_bytes, step_counter_bytes = optimizer_state_bytes(optimizer)
     result = {
         "trainable_parameters": sum(p.numel() for p in trainable),
@@ -240,37 +303,45 @@ def run_training(model: torch.nn.Module, ids: torch.Tensor, case: Case) -> dict[
     return result
 
 
-def run(model: torch.nn.Module, case: Case, batch_size: int, sequence_length: int) -> dict:
+def run(
+    model: torch.nn.Module, case: Case, batch_size: int, sequence_length: int, memory: Memory
+) -> dict:
     ids = input_ids(case, batch_size, sequence_length)
+    if memory.device != "cpu":
+        ids = ids.to(memory.device)  # the same tokens as on the CPU
     if case.mode == "inference":
         return run_inference(model, ids)
-    return run_training(model, ids, case)
+    return run_training(model, ids, case, memory)
 
 
-def warm_up(case: Case) -> None:
+def warm_up(case: Case, memory: Memory) -> None:
     """Run the case once before the baseline is taken, so that lazily loaded code and the
     buffers CPU kernel libraries keep after a first call (oneDNN; up to ~20 MiB for the batched
     MoE experts) are resident already: a prefill at the case's own shape, a training step on a
     tiny batch (a full-size one would double the run time; training peaks are large enough)."""
-    model = build_model(case)
+    model = build_model(case, memory.device)
     if case.mode == "inference":
-        run(model, case, case.batch_size, case.sequence_length)
+        run(model, case, case.batch_size, case.sequence_length, memory)
     else:
-        run(model, case, 1, WARMUP_TOKENS)
+        run(model, case, 1, WARMUP_TOKENS, memory)
     del model
     gc.collect()
 
 
-def measure(case: Case) -> dict[str, Any]:
+def measure(case: Case, device: str = "cpu") -> dict[str, Any]:
+    memory: Memory = CudaAllocated() if device == "cuda" else ResidentSet()
+    on_cuda = isinstance(memory, CudaAllocated)
     torch.set_num_threads(THREADS)
     started = time.perf_counter()
-    warm_up(case)
+    warm_up(case, memory)
     gc.collect()
-    baseline, _ = resident_bytes()
-    reset_peak()
-    model = build_model(case)
+    memory.release_cache()
+    baseline, _ = memory.read()
+    reserved_baseline = torch.cuda.memory_reserved() if on_cuda else 0
+    memory.reset_peak()
+    model = build_model(case, memory.device)
     gc.collect()
-    after_build, build_peak = resident_bytes()
+    after_build, build_peak = memory.read()
     parameters = list(model.parameters())
     result: dict[str, Any] = {
         "case": case.name,
@@ -283,35 +354,54 @@ def measure(case: Case) -> dict[str, Any]:
         # parameters transformers keeps in another dtype than the case's (e.g. float32 routers)
         "other_dtype_parameters": other_dtype_parameters(model, TORCH_DTYPES[case.dtype]),
         "buffer_bytes": tensor_bytes(model.buffers()),
-        "resident_after_build_bytes": after_build - baseline,
+        f"{memory.name}_after_build_bytes": after_build - baseline,
         "build_peak_bytes": build_peak - baseline,
     }
     del parameters
-    reset_peak()
-    result |= run(model, case, case.batch_size, case.sequence_length)
-    current, _ = resident_bytes()
+    memory.reset_peak()
+    result |= run(model, case, case.batch_size, case.sequence_length, memory)
+    current, _ = memory.read()
     phase_peaks = result.get("phase_peaks")
-    peak = max(phase_peaks.values()) if phase_peaks else resident_bytes()[1]
+    peak = max(phase_peaks.values()) if phase_peaks else memory.read()[1]
     if phase_peaks:
         result["phase_peaks"] = {phase: value - baseline for phase, value in phase_peaks.items()}
     result |= {
         "peak_bytes": peak - baseline,
-        "resident_after_run_bytes": current - baseline,
+        f"{memory.name}_after_run_bytes": current - baseline,
         "baseline_bytes": baseline,
         "seconds": round(time.perf_counter() - started, 2),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
     }
+    if on_cuda:
+        result |= {
+            "device": memory.device,
+            "device_name": torch.cuda.get_device_name(),
+            "cuda": torch.version.cuda,
+            # what the caching allocator holds after the run (it keeps freed blocks, so about
+            # its peak): what nvidia-smi adds to the context, for the report's allocator note
+            "reserved_after_run_bytes": torch.cuda.memory_reserved() - reserved_baseline,
+        }
     return result
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or argv[0] not in CASES_BY_NAME:
-        print(f"usage: python -m validation.measure <case>; cases: {sorted(CASES_BY_NAME)}")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("case", help=f"one of: {', '.join(sorted(CASES_BY_NAME))}")
+    parser.add_argument("--device", choices=DEVICES, default="cpu")
+    args = parser.parse_args(argv)
+    if args.case not in CASES_BY_NAME:
+        parser.error(f"unknown case {args.case!r}; cases: {sorted(CASES_BY_NAME)}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print(
+            f"--device cuda: torch {torch.__version__} sees no CUDA GPU "
+            "(torch.cuda.is_available() is False)",
+            file=sys.stderr,
+        )
         return 2
     warnings.filterwarnings("ignore")
     transformers.logging.set_verbosity_error()
-    print(json.dumps(measure(CASES_BY_NAME[argv[0]])))
+    print(json.dumps(measure(CASES_BY_NAME[args.case], args.device)))
     return 0
 
 

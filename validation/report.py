@@ -1,4 +1,9 @@
-"""Write docs/accuracy.md from the measured cases and the engine's estimates."""
+"""Write docs/accuracy.md from the measured cases and the engine's estimates.
+
+The CPU runs make the page; GPU runs (`python -m validation.run --device cuda`, results in
+validation/results-cuda/) add a section with `torch.cuda.max_memory_allocated` per case. Pure
+Python: nothing here imports torch.
+"""
 
 from __future__ import annotations
 
@@ -145,6 +150,99 @@ def _summary_lines(comparisons: Sequence[Comparison]) -> list[str]:
     return lines
 
 
+def _gpu_errors(cuda: Sequence[Comparison]) -> list[float]:
+    return [e for comparison in cuda if (e := comparison.relative_error("detailed")) is not None]
+
+
+def _gpu_summary_line(cuda: Sequence[Comparison]) -> str:
+    """The Summary's line for the GPU runs: the `detailed` method against their peaks."""
+    devices = _distinct(cuda, "device_name")
+    errors = _gpu_errors(cuda)
+    if not errors:
+        return f"- On the GPU ({devices}): no `detailed` estimates (see the errors in the table)."
+    median, worst = summary(errors)
+    within = sum(abs(error) <= WITHIN_PERCENT for error in errors)
+    return (
+        f"- On the GPU ({devices}, `torch.cuda.max_memory_allocated`): `detailed` median "
+        f"absolute error **{median:.1f} %**, worst **{worst:.1f} %**; {within} of {len(errors)} "
+        f"cases within ±{WITHIN_PERCENT:.0f} %."
+    )
+
+
+def gpu_versus_cpu(cuda: Comparison, cpu: Comparison) -> float:
+    """Signed difference of the GPU peak from the CPU peak of the same case, in percent."""
+    return 100.0 * (cuda.peak - cpu.peak) / cpu.peak
+
+
+def _distinct(comparisons: Sequence[Comparison], key: str) -> str:
+    """The values of a measured field over the runs, each once ("?" where a result lacks it)."""
+    return ", ".join(sorted({str(c.measured.get(key) or "?") for c in comparisons}))
+
+
+def _gpu_section(cpu: Sequence[Comparison], cuda: Sequence[Comparison]) -> str:
+    """The GPU section: how it is measured, its summary against the CPU, the per-case table."""
+    cpu_by_name = {comparison.case.name: comparison for comparison in cpu}
+    measured_names = {comparison.case.name for comparison in cuda}
+    missing = [c.case.name for c in cpu if c.case.name not in measured_names]
+    minutes = sum(float(c.measured.get("seconds", 0)) for c in cuda) / 60
+    lines = [
+        "## GPU: `torch.cuda.max_memory_allocated`",
+        "",
+        "Measured by `make validate-gpu` (`python -m validation.run --device cuda`) on "
+        f"{_distinct(cuda, 'device_name')}, with torch {_distinct(cuda, 'torch')} "
+        f"(CUDA {_distinct(cuda, 'cuda')}) and transformers {_distinct(cuda, 'transformers')}: "
+        f"{len(cuda)} of {len(cpu)} cases"
+        + (f" (not measured: {', '.join(missing)})" if missing else "")
+        + f". The cases' own wall-clock times add up to {minutes:.1f} minutes.",
+        "",
+        GPU_METHOD,
+        "",
+    ]
+    differences = [
+        (gpu_versus_cpu(c, cpu_by_name[c.case.name]), c.case.name)
+        for c in cuda
+        if c.case.name in cpu_by_name
+    ]
+    if differences:
+        median = statistics.median(abs(difference) for difference, _ in differences)
+        largest, largest_case = max(differences, key=lambda item: abs(item[0]))
+        lines.append(
+            f"- GPU peak against the CPU peak: median absolute difference **{median:.1f} %**, "
+            f"largest **{largest:+.1f} %** ({largest_case})."
+        )
+    exact_total = exact_off = 0
+    for comparison in cuda:
+        for measured, engine in exact_checks(comparison).values():
+            exact_total += 1
+            exact_off += engine != measured
+    lines += [
+        f"- Exact sizes on the GPU: {exact_total - exact_off} of {exact_total} checks 0 bytes "
+        "off" + (":" if exact_off else "."),
+    ]
+    if exact_off:
+        lines += ["", *_exact_reasons(cuda)]
+    lines += [
+        "",
+        "| case | GPU peak (B) | detailed (B) | error | CPU peak (B) | GPU vs CPU | peak phase |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for comparison in cuda:
+        detailed = comparison.detailed["total_bytes"] if comparison.detailed else None
+        cpu_comparison = cpu_by_name.get(comparison.case.name)
+        phases = comparison.measured.get("phase_peaks") or {}
+        phase = max(phases, key=phases.get) if phases else "prefill"
+        cpu_cells = (
+            f"{cpu_comparison.peak:,d} | {_percent(gpu_versus_cpu(comparison, cpu_comparison))}"
+            if cpu_comparison
+            else "n/a | n/a"
+        )
+        lines.append(
+            f"| {comparison.case.name} | {comparison.peak:,d} | {_bytes(detailed)} | "
+            f"{_percent(comparison.relative_error('detailed'))} | {cpu_cells} | {phase} |"
+        )
+    return "\n".join(lines)
+
+
 def _exact_reasons(comparisons: Sequence[Comparison]) -> list[str]:
     reasons = []
     for comparison in comparisons:
@@ -273,7 +371,18 @@ def write_report(
     path: Path,
     comparisons: Sequence[Comparison],
     counts: Sequence[dict[str, Any]],
+    cuda_comparisons: Sequence[Comparison] = (),
 ) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_report(comparisons, counts, cuda_comparisons))
+
+
+def render_report(
+    comparisons: Sequence[Comparison],
+    counts: Sequence[dict[str, Any]],
+    cuda_comparisons: Sequence[Comparison] = (),
+) -> str:
+    """The page: the CPU runs' `comparisons`, with a GPU section when `cuda_comparisons`."""
     first = comparisons[0].measured
     measuring_minutes = sum(float(c.measured.get("seconds", 0)) for c in comparisons) / 60
     engine_version = next(
@@ -281,7 +390,10 @@ def write_report(
     )
     parameter_rows, matching, total = _parameter_rows(counts)
     families = sorted({comparison.case.family for comparison in comparisons})
-    text = TEMPLATE.format(
+    summary_lines = _summary_lines(comparisons)
+    if cuda_comparisons:
+        summary_lines.append(_gpu_summary_line(cuda_comparisons))
+    return TEMPLATE.format(
         date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         torch=first.get("torch", "?"),
         transformers=first.get("transformers", "?"),
@@ -291,9 +403,13 @@ def write_report(
         case_count=len(comparisons),
         family_count=len(families),
         families=", ".join(families),
-        summary="\n".join(_summary_lines(comparisons)),
+        summary="\n".join(summary_lines),
         outside="\n".join(_outside_lines(comparisons)),
         case_table="\n".join(_case_rows(comparisons)),
+        gpu_section=(
+            "\n\n" + _gpu_section(comparisons, cuda_comparisons) if cuda_comparisons else ""
+        ),
+        gpu_note=GPU_NOTE_MEASURED if cuda_comparisons else GPU_NOTE_MISSING,
         exact_table="\n".join(_exact_rows(comparisons)),
         exact_reasons="\n".join(_exact_reasons(comparisons)),
         breakdown_table="\n".join(_breakdown_rows(comparisons)),
@@ -301,8 +417,29 @@ def write_report(
         parameter_matching=matching,
         parameter_total=total,
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+
+
+GPU_METHOD = """\
+Each case runs as on the CPU (a fresh process, the same warm-up, phases and exact sizes from the
+tensors), with the model built on the GPU and autocast on `"cuda"`. After the warm-up:
+`torch.cuda.synchronize()`, `torch.cuda.empty_cache()`, `torch.cuda.reset_peak_memory_stats()`;
+the baseline is `torch.cuda.memory_allocated()` before the model is built, so the weights count
+as on the CPU and the CUDA context, cuBLAS workspaces and the allocator's free blocks do not.
+Peak = `torch.cuda.max_memory_allocated()` - baseline, the largest over the phases (reset between
+phases as on the CPU). SDPA takes CUDA's kernels here (FlashAttention for 16-bit inputs without
+a mask, memory-efficient attention otherwise), eager attention the same code as on the CPU. The
+engine's estimate is the `detailed` one of the CPU table (the same request, runtime overhead 0);
+error is `(engine - GPU peak) / GPU peak`, GPU vs CPU is `(GPU peak - CPU peak) / CPU peak`."""
+
+GPU_NOTE_MISSING = """\
+- **No GPU run yet.** On a machine with a CUDA GPU, `make validate-gpu`
+  (`python -m validation.run --device cuda`) measures the same cases with
+  `torch.cuda.max_memory_allocated` and adds a GPU section to this page."""
+
+GPU_NOTE_MEASURED = """\
+- **Measured on a GPU too.** The GPU section above has each case's
+  `torch.cuda.max_memory_allocated` peak, the engine's error against it and its difference from
+  the CPU peak."""
 
 
 TEMPLATE = """\
@@ -361,7 +498,7 @@ gets the same payload.
 
 ## Cases: total peak
 
-{case_table}
+{case_table}{gpu_section}
 
 ## Exact sizes
 
@@ -472,6 +609,5 @@ The engine estimates GPU memory; these runs are on a CPU. What differs:
 - **Optimizer temporaries.** Fused AdamW (here and on a GPU) updates in place. The foreach
   AdamW (torch's default when `fused` is not asked for on a GPU) allocates one float32 temporary
   per parameter (`exp_avg_sq.sqrt()`) during `step()`, i.e. 4 B per trainable parameter more.
-- **No GPU was available for this run**, so the `torch.cuda.max_memory_allocated` column
-  could not be measured and is left out.
+{gpu_note}
 """

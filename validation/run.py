@@ -3,9 +3,15 @@
     python -m validation.run                 # all cases, then docs/accuracy.md
     python -m validation.run --reuse         # compare saved validation/results/*.json again
     python -m validation.run --cases a,b     # some cases only (docs/accuracy.md is not written)
+    python -m validation.run --device cuda   # the same cases on a CUDA GPU, then docs/accuracy.md
 
 Needs the `validate` extra (torch, transformers, peft) in the interpreter that runs it; the
 engine is pure Python and is imported from this checkout.
+
+`--device cuda` writes validation/results-cuda/*.json and a report with both: the CPU tables
+from validation/results/*.json (not measured again) and a GPU section. Every report (a CPU run
+and `--reuse` too) includes the GPU section when validation/results-cuda/ holds results. With
+`--reuse`, only the cases without a saved result of the device are measured.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +33,17 @@ from validation.report import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "validation" / "results"
+CUDA_RESULTS_DIR = ROOT / "validation" / "results-cuda"
+RESULTS_DIRS = {"cpu": RESULTS_DIR, "cuda": CUDA_RESULTS_DIR}
 REPORT_PATH = ROOT / "docs" / "accuracy.md"
 CATALOG_PATH = ROOT / "calculator" / "data" / "models.json"
 FIXTURES_DIR = ROOT / "tests" / "engine" / "fixtures" / "configs"
-DEFAULT_JOBS = 2  # the 2-core machine this runs on; each case is single-threaded
-CASE_TIMEOUT_S = 900  # a case takes seconds to a minute alone; generous for a busy machine
+DEFAULT_JOBS = {"cpu": 2, "cuda": 1}  # the 2-core machine this runs on; one GPU
+CASE_TIMEOUT_S = {"cpu": 900, "cuda": 180}  # a case takes seconds to a minute alone
+# A GPU machine is lent for minutes: no case is started after this many seconds of the run (the
+# cases measured are saved and reported; `--device cuda --reuse` measures the rest later).
+CUDA_BUDGET_S = 420
+DEFAULT_BUDGET_S: dict[str, float | None] = {"cpu": None, "cuda": CUDA_BUDGET_S}
 # glibc: blocks of 64 KiB or more get their own mapping and are unmapped when freed, so the
 # resident set follows the live tensors instead of a heap that never shrinks. MKL: no cache of
 # its GEMM packing buffers (its "fast memory manager" otherwise keeps ~20 MiB after a large
@@ -40,12 +53,15 @@ MEASURE_ENV = {
     "MKL_DISABLE_FAST_MM": "1",
     "OMP_NUM_THREADS": "1",
 }
+# On a GPU the CPU's allocator settings do not matter; the GPU machine may have no network.
+CUDA_MEASURE_ENV = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
 
-def measure_env() -> dict[str, str]:
+def measure_env(device: str = "cpu") -> dict[str, str]:
     """This process's environment, the settings above, and this checkout first on the path."""
     python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    return os.environ | MEASURE_ENV | {"PYTHONPATH": python_path}
+    settings = CUDA_MEASURE_ENV if device == "cuda" else MEASURE_ENV
+    return os.environ | settings | {"PYTHONPATH": python_path}
 
 
 @dataclass(frozen=True)
@@ -69,20 +85,25 @@ class Comparison:
         return 100.0 * (result["total_bytes"] - self.peak) / self.peak
 
 
-def measure_in_subprocess(case: Case) -> dict[str, Any]:
-    command = ["nice", "-n", "10", sys.executable, "-m", "validation.measure", case.name]
+def measure_in_subprocess(case: Case, device: str = "cpu") -> dict[str, Any]:
+    command = [sys.executable, "-m", "validation.measure", case.name]
+    if device == "cpu":
+        command = ["nice", "-n", "10", *command]  # the CPU machine is shared with other jobs
+    else:
+        command += ["--device", device]
+    timeout = CASE_TIMEOUT_S[device]
     try:
         completed = subprocess.run(
             command,
-            env=measure_env(),
+            env=measure_env(device),
             cwd=ROOT,
             capture_output=True,
             text=True,
-            timeout=CASE_TIMEOUT_S,
+            timeout=timeout,
             check=False,
         )
     except subprocess.TimeoutExpired as error:
-        raise RuntimeError(f"{case.name} took more than {CASE_TIMEOUT_S} s") from error
+        raise RuntimeError(f"{case.name} took more than {timeout} s") from error
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     if completed.returncode != 0 or not lines:
         raise RuntimeError(f"{case.name} failed:\n{completed.stdout}\n{completed.stderr[-4000:]}")
@@ -100,6 +121,30 @@ def compare(case: Case, measured: dict[str, Any]) -> Comparison:
     detailed, detailed_error = estimate(case, "detailed")
     standard, standard_error = estimate(case, "standard")
     return Comparison(case, measured, detailed, standard, detailed_error, standard_error)
+
+
+def saved_comparisons(results_dir: Path, cases: list[Case]) -> list[Comparison]:
+    """The cases (in their order) that have a saved result in `results_dir`, compared again."""
+    comparisons = []
+    for case in cases:
+        path = results_dir / f"{case.name}.json"
+        if path.exists():
+            comparisons.append(compare(case, json.loads(path.read_text())))
+    return comparisons
+
+
+def cuda_unavailable_reason() -> str | None:
+    """Why `--device cuda` cannot run here, or None when torch sees a CUDA GPU."""
+    try:
+        import torch
+    except ImportError:
+        return "torch is not installed: pip install -e '.[validate]'"
+    if not torch.cuda.is_available():
+        return (
+            f"torch {torch.__version__} sees no CUDA GPU (torch.cuda.is_available() is False); "
+            "run it on a machine with an NVIDIA GPU and a CUDA build of torch"
+        )
+    return None
 
 
 def catalog_configs() -> dict[str, dict[str, Any]]:
@@ -151,11 +196,25 @@ def parameter_counts(configs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", help="comma-separated case names (default: all but quick)")
-    parser.add_argument("--reuse", action="store_true", help="reuse validation/results/*.json")
     parser.add_argument(
-        "--jobs", type=int, default=DEFAULT_JOBS, help="cases measured at once (default: 2)"
+        "--reuse", action="store_true", help="reuse the device's saved results where they exist"
+    )
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="where to measure (default: cpu)"
+    )
+    parser.add_argument(
+        "--jobs", type=int, help="cases measured at once (default: 2 on cpu, 1 on cuda)"
+    )
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        help=f"start no case after this many seconds (default: {CUDA_BUDGET_S} on cuda, "
+        "none on cpu; 0: none)",
     )
     args = parser.parse_args(argv)
+    device = args.device
+    jobs = args.jobs or DEFAULT_JOBS[device]
+    budget_s = args.budget_s if args.budget_s is not None else DEFAULT_BUDGET_S[device]
     if args.cases:
         unknown = [name for name in args.cases.split(",") if name not in CASES_BY_NAME]
         if unknown:
@@ -163,28 +222,38 @@ def main(argv: list[str]) -> int:
         cases = [CASES_BY_NAME[name] for name in args.cases.split(",")]
     else:
         cases = [case for case in CASES if not case.quick]
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    if device == "cuda" and (reason := cuda_unavailable_reason()):
+        print(f"--device cuda: {reason}", file=sys.stderr)
+        return 2
+    results_dir = RESULTS_DIRS[device]
+    results_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
     comparisons = []
     failures: list[str] = []
+    skipped: list[str] = []
 
-    def measured_case(case: Case) -> dict[str, Any] | None:
-        path = RESULTS_DIR / f"{case.name}.json"
+    def measured_case(case: Case) -> tuple[dict[str, Any] | None, str]:
+        """(the case's result or None, how it was had) for the per-case line."""
+        path = results_dir / f"{case.name}.json"
         if args.reuse and path.exists():
-            return json.loads(path.read_text())
+            return json.loads(path.read_text()), "reused"
+        if budget_s and time.monotonic() - started > budget_s:
+            return None, "skipped"
+        case_started = time.monotonic()
         try:
-            measured = measure_in_subprocess(case)
+            measured = measure_in_subprocess(case, device)
         except RuntimeError as error:  # one failing case must not lose the others
             print(error, file=sys.stderr, flush=True)
-            return None
+            return None, "failed"
         path.write_text(json.dumps(measured, indent=1))
-        return measured
+        return measured, f"{time.monotonic() - case_started:5.1f} s"
 
-    # each case is its own single-threaded process measuring its own resident set, so cases
-    # can run side by side, one per core
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for case, measured in zip(cases, pool.map(measured_case, cases), strict=True):
+    # each case is its own process measuring its own memory (resident set or CUDA allocator),
+    # so cases can run side by side: on the CPU one per core (each is single-threaded)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for case, (measured, how) in zip(cases, pool.map(measured_case, cases), strict=True):
             if measured is None:
-                failures.append(case.name)
+                (skipped if how == "skipped" else failures).append(case.name)
                 continue
             comparison = compare(case, measured)
             comparisons.append(comparison)
@@ -195,19 +264,46 @@ def main(argv: list[str]) -> int:
                     f"{detailed:+7.1f} %"
                     if detailed is not None
                     else str(comparison.detailed_error)
-                ),
+                )
+                + f"  ({how})",
                 flush=True,
             )
+    print(f"{device}: {time.monotonic() - started:.0f} s for {len(cases)} cases", flush=True)
+    if skipped:
+        print(
+            f"not started within the {budget_s:.0f} s budget: {', '.join(skipped)}; "
+            f"`python -m validation.run --device {device} --reuse` measures them",
+            file=sys.stderr,
+        )
     if failures:
-        print(f"failed: {', '.join(failures)}; docs/accuracy.md not written", file=sys.stderr)
-        return 1
+        print(f"failed: {', '.join(failures)}", file=sys.stderr)
     if args.cases:
-        return 0
-    counts = parameter_counts(catalog_configs())
-    (RESULTS_DIR / "parameter_counts.json").write_text(json.dumps(counts, indent=1))
-    write_report(REPORT_PATH, comparisons, counts)
+        return 1 if failures or skipped else 0
+    if device == "cpu":
+        if failures:
+            print("docs/accuracy.md not written", file=sys.stderr)
+            return 1
+        cpu_comparisons = comparisons
+    else:
+        # the CPU tables come from the saved CPU results; the GPU section lists missing cases
+        cpu_comparisons = saved_comparisons(RESULTS_DIR, cases)
+        if len(cpu_comparisons) < len(cases):
+            print(
+                "validation/results/ lacks CPU results (run `make validate` first); "
+                "docs/accuracy.md not written",
+                file=sys.stderr,
+            )
+            return 1
+    counts_path = RESULTS_DIR / "parameter_counts.json"
+    if device == "cuda" and counts_path.exists():
+        counts = json.loads(counts_path.read_text())  # the CPU run's, as its tables
+    else:
+        counts = parameter_counts(catalog_configs())
+        counts_path.write_text(json.dumps(counts, indent=1))
+    cuda_comparisons = saved_comparisons(CUDA_RESULTS_DIR, cases)
+    write_report(REPORT_PATH, cpu_comparisons, counts, cuda_comparisons)
     print(f"wrote {REPORT_PATH.relative_to(ROOT)}; median/worst in the summary")
-    return 0
+    return 1 if failures or skipped else 0
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ INSTALLED_VALIDATE := $(VENV)/.installed-validate
 # Variables from .env (if present) for run and serve; the environment wins over the file.
 LOAD_ENV := set -a; [ ! -f .env ] || . ./.env; set +a
 
-.PHONY: run test serve validate bench clean
+.PHONY: run test serve validate validate-gpu bench clean
 
 run: $(INSTALLED)
 	@$(LOAD_ENV); export DEBUG=1; \
@@ -42,6 +42,11 @@ bench: $(INSTALLED_DEV)
 
 validate: $(INSTALLED_VALIDATE)
 	$(BIN)/python -m validation.run
+
+# The same cases on a CUDA GPU (torch.cuda.max_memory_allocated): a GPU section in
+# docs/accuracy.md beside the CPU tables (read from validation/results/, not measured again).
+validate-gpu: $(INSTALLED_VALIDATE)
+	$(BIN)/python -m validation.run --device cuda
 
 clean:
 	rm -rf $(VENV) var/staticfiles .pytest_cache .ruff_cache .mypy_cache

@@ -156,20 +156,26 @@ def service_env(database_url: str) -> dict[str, str]:
 
 SETUP_SCRIPT = """
 import json, sys
-from django.contrib.auth import get_user_model
-from django.contrib.sessions.backends.db import SessionStore
+from importlib import import_module
+from django.conf import settings
+from django.contrib.auth import get_user_model, load_backend
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from calculator.calculations import calculation_run
 from calculator import services
 
 count = int(sys.argv[1])
 User = get_user_model()
+# the session store and the sign-in backend the service is configured with, as login() saves
+SessionStore = import_module(settings.SESSION_ENGINE).SessionStore
+BACKEND = next(
+    path for path in settings.AUTHENTICATION_BACKENDS if hasattr(load_backend(path), "get_user")
+)
 users = []
 for number in range(count):
     user = User.objects.create_user(f"load{number}", password=None)
     session = SessionStore()
     session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[BACKEND_SESSION_KEY] = BACKEND
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     session.create()
     calculation = calculation_run(user=user, payload={"model": {"catalog": MODEL}})
@@ -271,6 +277,7 @@ class Sample:
     seconds: float
     status: int  # 0: no answer (connection refused or reset, timeout)
     clean: bool  # the body shows no traceback or database error text
+    signed_in: bool = True  # not sent to the login page, nor refused as unauthenticated
 
 
 @dataclass
@@ -326,8 +333,13 @@ class VirtualUser:
             connection.close()
         text = content[:20000].decode(errors="replace")
         clean = not any(marker in text for marker in TRACEBACK_MARKERS)
+        # every virtual user has a session: the login page or a 401/403 means it was not read
+        login = status == 302 and "/accounts/login" in response_headers.get("Location", "")
+        signed_in = not login and status not in (401, 403)
         self.recorder.add(
-            Sample(action, begun, self.recorder.now() - begun, status, clean and status != 0)
+            Sample(
+                action, begun, self.recorder.now() - begun, status, clean and status != 0, signed_in
+            )
         )
         return status, response_headers, content
 
@@ -443,9 +455,12 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def is_error(sample: Sample, accepted_503: tuple[float, float] | None = None) -> bool:
-    """No answer, a traceback, or a 5xx; in the fault run a clean 503 is the right answer while
-    the database is down, and until the recovery limit after it is back."""
-    if sample.status == 0 or not sample.clean:
+    """No answer, a traceback, a signed-in user treated as signed out, any other 4xx (every
+    request of the mix is valid), or a 5xx; in the fault run a clean 503 is the right answer
+    while the database is down, and until the recovery limit after it is back."""
+    if sample.status == 0 or not sample.clean or not sample.signed_in:
+        return True
+    if 400 <= sample.status < 500:
         return True
     if sample.status == 503 and accepted_503:
         begin, end = accepted_503
@@ -504,10 +519,13 @@ def load_run(args: argparse.Namespace, port: int, users: list[dict[str, str]], e
         recorder.now(),
     )
     saved = count_saved(env, recorder.saved_public_ids)
+    attempted = sum(s.action in ("save_form", "save_api") for s in recorder.samples)
     print(
-        f"saves answered with success: {len(recorder.saved_public_ids)}, in the database: {saved}"
+        f"saves attempted: {attempted}, answered with success: {len(recorder.saved_public_ids)},"
+        f" in the database: {saved}"
     )
-    return errors == 0 and saved == len(recorder.saved_public_ids)
+    # with the database up, every save must succeed and be there
+    return errors == 0 and saved == len(recorder.saved_public_ids) == attempted
 
 
 def fault_run(args: argparse.Namespace, port: int, users, env, database: PrivatePostgres) -> bool:

@@ -1,6 +1,6 @@
 """The history page's filters and its CSV / JSON export.
 
-The FilterSet only ever narrows `selectors.estimate_list(user=...)`, so nothing the user may not
+The filters only ever narrow `selectors.estimate_list(user=...)`, so nothing the user may not
 see can enter a page, a count or an export. Exports stream a fixed number of queries however
 many rows there are.
 """
@@ -12,9 +12,9 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import partial
 from typing import Any
 
-import django_filters
 from django import forms
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db.models import Q, QuerySet
@@ -27,8 +27,8 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
 from calculator.charts import in_unit
-from calculator.models import Estimate, ModelProfile, Team, Visibility
-from calculator.selectors import estimate_list, profile_list, team_list
+from calculator.models import Estimate, Visibility
+from calculator.selectors import User, estimate_list, profile_list, team_ids_for_user, team_list
 
 BREAKDOWN_KEYS = (
     "weights",
@@ -67,18 +67,6 @@ EXPORT_COLUMNS = (
 EXPORT_CHUNK_SIZE = 2000
 
 
-def _visible_profiles(request: HttpRequest | None) -> QuerySet[ModelProfile]:
-    if request is None:
-        return ModelProfile.objects.none()
-    return profile_list(user=request.user).select_related(None).only("public_id", "name")
-
-
-def _visible_teams(request: HttpRequest | None) -> QuerySet[Team]:
-    if request is None:
-        return Team.objects.none()
-    return team_list(user=request.user)
-
-
 def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
 
@@ -103,58 +91,51 @@ class PlainSelect(forms.Select):
         )
 
 
-class ListedChoiceIterator(django_filters.fields.ModelChoiceIterator):
-    """The choices in one plain query. Django reads them with `.iterator()`, which on
-    PostgreSQL opens a server-side cursor: DECLARE, FETCH and CLOSE, three round trips."""
-
-    def __iter__(self) -> Iterator[tuple[Any, Any]]:
-        if self.field.empty_label is not None:
-            yield ("", self.field.empty_label)
-        for item in self.queryset.all():
-            yield self.choice(item)
+# A choice that is not (or no longer) listed: the words of Django's ModelChoiceField.
+NOT_LISTED = forms.ModelChoiceField.default_error_messages["invalid_choice"]
 
 
-class ListedModelChoiceField(django_filters.fields.ModelChoiceField):
-    iterator = ListedChoiceIterator
+class HistoryFilterForm(forms.Form):
+    """The history page's filters: a GET form, every field optional. A value that does not
+    validate is left out of `cleaned_data` and so ignored (the page says so). The profile and
+    team choices are what the user may list."""
 
-
-class ListedModelChoiceFilter(django_filters.ModelChoiceFilter):
-    field_class = ListedModelChoiceField
-
-
-class EstimateFilter(django_filters.FilterSet):
-    q = django_filters.CharFilter(method="filter_text", label="Search")
-    whose = django_filters.ChoiceFilter(
-        method="filter_whose",
+    q = forms.CharField(label="Search", required=False)
+    whose = forms.ChoiceField(
         label="Whose",
-        choices=[("mine", "Mine"), ("shared", "Shared with my teams")],
-        empty_label="Mine and my teams'",
+        required=False,
+        choices=[("", "Mine and my teams'"), ("mine", "Mine"), ("shared", "Shared with my teams")],
         widget=PlainSelect,
     )
-    mode = django_filters.ChoiceFilter(
-        choices=[("inference", "Inference"), ("training", "Training")],
-        empty_label="Any mode",
+    mode = forms.ChoiceField(
+        label="Mode",
+        required=False,
+        choices=[("", "Any mode"), ("inference", "Inference"), ("training", "Training")],
         widget=PlainSelect,
     )
-    method = django_filters.ChoiceFilter(
-        choices=[("detailed", "Detailed"), ("standard", "Standard")],
-        empty_label="Any method",
+    method = forms.ChoiceField(
+        label="Method",
+        required=False,
+        choices=[("", "Any method"), ("detailed", "Detailed"), ("standard", "Standard")],
         widget=PlainSelect,
     )
-    profile = ListedModelChoiceFilter(
-        queryset=_visible_profiles,
-        to_field_name="public_id",
-        empty_label="Any profile",
+    profile = forms.ChoiceField(
+        label="Profile",
+        required=False,
+        error_messages={"invalid_choice": NOT_LISTED},
         widget=PlainSelect,
     )
-    team = ListedModelChoiceFilter(
-        queryset=_visible_teams, to_field_name="slug", empty_label="Any team", widget=PlainSelect
+    team = forms.ChoiceField(
+        label="Team",
+        required=False,
+        error_messages={"invalid_choice": NOT_LISTED},
+        widget=PlainSelect,
     )
-    created_after = django_filters.DateFilter(method="filter_created_after", label="From")
-    created_before = django_filters.DateFilter(method="filter_created_before", label="To")
-    sort = django_filters.ChoiceFilter(
-        method="filter_sort",
+    created_after = forms.DateField(label="From", required=False)
+    created_before = forms.DateField(label="To", required=False)
+    sort = forms.ChoiceField(
         label="Sort",
+        required=False,
         choices=[
             ("newest", "Newest first"),
             ("oldest", "Oldest first"),
@@ -162,42 +143,79 @@ class EstimateFilter(django_filters.FilterSet):
             ("smallest", "Smallest first"),
             ("title", "Title"),
         ],
-        empty_label=None,
         widget=PlainSelect,
     )
 
-    class Meta:
-        model = Estimate
-        fields: list[str] = []
+    def __init__(self, data: Any, *, user: User, team_ids: list[int]) -> None:
+        super().__init__(data)
+        # Each read in one query when first needed: to render the select, or to check a value.
+        # An export without a profile or team filter needs neither.
+        self.listed = {
+            "profile": profile_list(user=user, team_ids=team_ids).values_list(
+                "pk", "public_id", "name"
+            ),
+            "team": team_list(user=user, team_ids=team_ids).values_list("pk", "slug", "name"),
+        }
+        self.fields["profile"].choices = partial(self._choices, "profile", "Any profile")
+        self.fields["team"].choices = partial(self._choices, "team", "Any team")
 
-    def filter_text(self, queryset: QuerySet[Estimate], name: str, value: str) -> QuerySet:
-        value = value.strip()
-        if not value:
-            return queryset
-        return queryset.filter(
-            Q(title__icontains=value) | Q(notes__icontains=value) | Q(model_name__icontains=value)
+    def _choices(self, field: str, empty_label: str) -> list[tuple[str, str]]:
+        return [("", empty_label), *((key, name) for _, key, name in self.listed[field])]
+
+    def listed_pk(self, field: str, key: str) -> int:
+        """The primary key of the listed profile or team that `key` (a validated choice) names."""
+        return next(pk for pk, listed_key, _ in self.listed[field] if listed_key == key)
+
+
+def history_narrowed(queryset: QuerySet[Estimate], form: HistoryFilterForm, user: User):
+    """`queryset` narrowed by what validated of the form; what did not is ignored."""
+    form.is_valid()
+    data = form.cleaned_data
+    if text := data.get("q", "").strip():
+        queryset = queryset.filter(
+            Q(title__icontains=text) | Q(notes__icontains=text) | Q(model_name__icontains=text)
+        )
+    if whose := data.get("whose"):
+        mine = Q(owner=user)
+        queryset = queryset.filter(mine) if whose == "mine" else queryset.exclude(mine)
+    if mode := data.get("mode"):
+        queryset = queryset.filter(mode=mode)
+    if method := data.get("method"):
+        queryset = queryset.filter(method=method)
+    if profile := data.get("profile"):
+        queryset = queryset.filter(profile_id=form.listed_pk("profile", profile))
+    if team := data.get("team"):
+        queryset = queryset.filter(team_id=form.listed_pk("team", team))
+    if after := data.get("created_after"):
+        queryset = queryset.filter(created__gte=_day_start(after))
+    if before := data.get("created_before"):
+        # Inclusive: everything saved on that day too (a range on the indexed column, no casts).
+        queryset = queryset.filter(created__lt=_day_start(before + timedelta(days=1)))
+    if sort := data.get("sort"):
+        queryset = queryset.order_by(*SORTS[sort])
+    return queryset
+
+
+class HistoryFilter:
+    """The history page's filters for one request: `form` to show, `qs` the user's estimates
+    and their teams' narrowed by it. The user's team ids are read once, for both."""
+
+    def __init__(self, request: HttpRequest) -> None:
+        self.user = request.user
+        team_ids = team_ids_for_user(self.user)
+        self.form = HistoryFilterForm(request.GET, user=self.user, team_ids=team_ids)
+        self.estimates = estimate_list(user=self.user, team_ids=team_ids).defer(
+            "inputs", "architecture", "result"
         )
 
-    def filter_whose(self, queryset: QuerySet[Estimate], name: str, value: str) -> QuerySet:
-        if value == "mine":
-            return queryset.filter(owner=self.request.user)
-        return queryset.exclude(owner=self.request.user)
-
-    def filter_created_after(self, queryset: QuerySet[Estimate], name: str, value: date):
-        return queryset.filter(created__gte=_day_start(value))
-
-    def filter_created_before(self, queryset: QuerySet[Estimate], name: str, value: date):
-        # Inclusive: everything saved on that day too (a range on the indexed column, no casts).
-        return queryset.filter(created__lt=_day_start(value + timedelta(days=1)))
-
-    def filter_sort(self, queryset: QuerySet[Estimate], name: str, value: str) -> QuerySet:
-        return queryset.order_by(*SORTS.get(value, SORTS["newest"]))
+    @cached_property
+    def qs(self) -> QuerySet[Estimate]:
+        return history_narrowed(self.estimates, self.form, self.user)
 
 
-def history_filter(request: HttpRequest) -> EstimateFilter:
+def history_filter(request: HttpRequest) -> HistoryFilter:
     """The user's estimates and their teams' narrowed by the request's query string."""
-    queryset = estimate_list(user=request.user).defer("inputs", "architecture", "result")
-    return EstimateFilter(request.GET, queryset=queryset, request=request)
+    return HistoryFilter(request)
 
 
 # --- Pages ------------------------------------------------------------------------------------

@@ -45,11 +45,14 @@ def _owned_team_ids(user: User | None) -> list[int]:
     )
 
 
-def _listed_q(user: User | None) -> Q:
-    """Items listed for the user: their own and those shared with their teams."""
+def _listed_q(user: User | None, team_ids: list[int] | None = None) -> Q:
+    """Items listed for the user: their own and those shared with their teams. `team_ids`, where
+    a caller passes them, are `team_ids_for_user(user)` as it read them earlier in the request."""
     if not _authenticated(user):
         return Q(pk__in=[])
-    return Q(owner=user) | Q(visibility=Visibility.TEAM, team_id__in=team_ids_for_user(user))
+    if team_ids is None:
+        team_ids = team_ids_for_user(user)
+    return Q(owner=user) | Q(visibility=Visibility.TEAM, team_id__in=team_ids)
 
 
 @dataclass(frozen=True)
@@ -82,8 +85,12 @@ def access_for(user: User | None, item: ModelProfile | Estimate, *, via_link: bo
 # --- Profiles ---------------------------------------------------------------------------------
 
 
-def profile_list(*, user: User | None, include_catalog: bool = True) -> QuerySet[ModelProfile]:
-    q = _listed_q(user)
+def profile_list(
+    *, user: User | None, include_catalog: bool = True, team_ids: list[int] | None = None
+) -> QuerySet[ModelProfile]:
+    """`team_ids`: `team_ids_for_user(user)` where the caller read them already (a page that
+    lists several kinds reads them once); without them they are read here."""
+    q = _listed_q(user, team_ids)
     if include_catalog:
         q |= Q(source=ProfileSource.CATALOG)
     return ModelProfile.objects.filter(q).select_related("owner", "team")
@@ -122,8 +129,11 @@ def profile_get_for_user(
 # --- Estimates --------------------------------------------------------------------------------
 
 
-def estimate_list(*, user: User | None) -> QuerySet[Estimate]:
-    return Estimate.objects.filter(_listed_q(user)).select_related("owner", "team", "profile")
+def estimate_list(*, user: User | None, team_ids: list[int] | None = None) -> QuerySet[Estimate]:
+    """`team_ids` as for `profile_list`."""
+    return Estimate.objects.filter(_listed_q(user, team_ids)).select_related(
+        "owner", "team", "profile"
+    )
 
 
 def estimate_get_for_user(
@@ -148,9 +158,12 @@ def estimate_get_for_user(
 # --- Teams ------------------------------------------------------------------------------------
 
 
-def team_list(*, user: User | None) -> QuerySet[Team]:
+def team_list(*, user: User | None, team_ids: list[int] | None = None) -> QuerySet[Team]:
+    """`team_ids` as for `profile_list`: with them, no join with the memberships."""
     if not _authenticated(user):
         return Team.objects.none()
+    if team_ids is not None:
+        return Team.objects.filter(pk__in=team_ids)
     return Team.objects.filter(memberships__user=user).distinct()
 
 

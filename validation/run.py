@@ -12,6 +12,13 @@ engine is pure Python and is imported from this checkout.
 from validation/results/*.json (not measured again) and a GPU section. Every report (a CPU run
 and `--reuse` too) includes the GPU section when validation/results-cuda/ holds results. With
 `--reuse`, only the cases without a saved result of the device are measured.
+
+On a GPU machine lent for a few minutes, with no network and torch, transformers and peft in its
+own python3: carry the saved CPU results (validation/results/ is not in git) with the checkout,
+run `PYTHONPATH=$PWD timeout 560 python3 -m validation.run --device cuda` (35 small cases; no
+case starts after `--budget-s`, 420 s), bring validation/results-cuda/ back, commit it (it
+cannot be made again without a GPU) and run `python -m validation.run --reuse` here to write
+the page.
 """
 
 from __future__ import annotations

@@ -64,6 +64,12 @@ def exact_checks(comparison: Comparison) -> dict[str, tuple[int, int | None]]:
     return checks
 
 
+def exact_counts(comparisons: Sequence[Comparison]) -> tuple[int, int]:
+    """How many exact-size checks the comparisons hold, and how many of them are off."""
+    checks = [pair for comparison in comparisons for pair in exact_checks(comparison).values()]
+    return len(checks), sum(engine != measured for measured, engine in checks)
+
+
 def difference_reason(comparison: Comparison, check: str) -> str:
     """Why an exact check is off, where the harness knows: behaviour of transformers that the
     engine deliberately does not copy, or a refinement proposed to the engine."""
@@ -137,11 +143,7 @@ def _summary_lines(comparisons: Sequence[Comparison]) -> list[str]:
             f"- `{method}`: median absolute error **{median:.1f} %**, worst **{worst:.1f} %**; "
             f"{within} of {len(errors)} cases within ±{WITHIN_PERCENT:.0f} %."
         )
-    exact_total = exact_off = 0
-    for comparison in comparisons:
-        for measured, engine in exact_checks(comparison).values():
-            exact_total += 1
-            exact_off += engine != measured
+    exact_total, exact_off = exact_counts(comparisons)
     lines.append(
         f"- Exact sizes (parameters, weights, KV cache, gradients, optimizer states): "
         f"{exact_total - exact_off} of {exact_total} checks 0 bytes off"
@@ -210,11 +212,7 @@ def _gpu_section(cpu: Sequence[Comparison], cuda: Sequence[Comparison]) -> str:
             f"- GPU peak against the CPU peak: median absolute difference **{median:.1f} %**, "
             f"largest **{largest:+.1f} %** ({largest_case})."
         )
-    exact_total = exact_off = 0
-    for comparison in cuda:
-        for measured, engine in exact_checks(comparison).values():
-            exact_total += 1
-            exact_off += engine != measured
+    exact_total, exact_off = exact_counts(cuda)
     lines += [
         f"- Exact sizes on the GPU: {exact_total - exact_off} of {exact_total} checks 0 bytes "
         "off" + (":" if exact_off else "."),

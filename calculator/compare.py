@@ -12,21 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from calculator import charts
 from calculator.history import BREAKDOWN_KEYS
 
 GIB = 1024**3  # GiB = 1024^3 bytes (IEC), as the calculator labels it
 # The chart's axis unit: the largest binary unit that the largest bar reaches.
 BINARY_UNITS = (("GiB", GIB), ("MiB", 1024**2), ("KiB", 1024), ("bytes", 1))
 
-BREAKDOWN_LABELS = {
-    "weights": "Weights",
-    "kv_cache": "KV cache",
-    "activations": "Activations",
-    "gradients": "Gradients",
-    "optimizer_states": "Optimizer states",
-    "runtime_overhead": "Runtime overhead",
-    "total": "Total per GPU",
-}
+# the breakdown lines as the calculator names them, and the total
+BREAKDOWN_LABELS = {**charts.BREAKDOWN_LABELS, "total": "Total per GPU"}
 
 MIN_COMPARED, MAX_COMPARED = 2, 4
 

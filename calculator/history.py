@@ -27,17 +27,12 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
 from calculator.charts import in_unit
+from calculator.engine.breakdown import BREAKDOWN_LINES
 from calculator.models import Estimate, Visibility
 from calculator.selectors import User, estimate_list, profile_list, team_ids_for_user, team_list
 
-BREAKDOWN_KEYS = (
-    "weights",
-    "kv_cache",
-    "activations",
-    "gradients",
-    "optimizer_states",
-    "runtime_overhead",
-)
+# the estimate's breakdown lines, in the engine's order (export columns, the compare table)
+BREAKDOWN_KEYS = BREAKDOWN_LINES
 
 SORTS = {
     "newest": ("-created", "-id"),

@@ -17,7 +17,7 @@ from django.utils.text import slugify
 
 from calculator.calculations import Calculation
 from calculator.engine import EstimateError
-from calculator.engine.architecture import architecture_from_fields, architecture_from_hf_config
+from calculator.engine.inputs import resolve_model
 from calculator.models import (
     Estimate,
     Membership,
@@ -51,11 +51,11 @@ def _check_sharing(*, user: User, visibility: str, team: Team | None) -> Team | 
 
 def _architecture_for(*, hf_config: dict | None, architecture: dict | None) -> tuple[int, int, str]:
     """Parameter counts and family, validated by the engine; errors name the field."""
+    model = (
+        {"hf_config": hf_config} if hf_config is not None else {"architecture": architecture or {}}
+    )
     try:
-        if hf_config is not None:
-            arch, _ = architecture_from_hf_config(hf_config)
-        else:
-            arch, _ = architecture_from_fields(architecture or {})
+        arch, _ = resolve_model(model)
     except EstimateError as error:
         field = "hf_config" if hf_config is not None else "architecture"
         raise ValidationError({field: f"{error.field}: {error.message}"}) from None

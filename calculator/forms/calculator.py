@@ -36,6 +36,7 @@ from calculator.engine import (
     WEIGHT_DTYPES,
     EstimateError,
 )
+from calculator.engine.architecture import ARCHITECTURE_FIELDS as ENGINE_ARCHITECTURE_FIELDS
 from calculator.engine.architecture import LIMITS as ARCHITECTURE_LIMITS
 from calculator.engine.architecture import MODEL_DTYPES
 from calculator.selectors import User, catalog_list, profile_list
@@ -49,30 +50,22 @@ MODEL_KINDS = {
     "architecture": "By hand",
     "profile": "My profiles",
 }
-# The architecture fields of the contract that the form offers, in the order shown.
-ARCHITECTURE_FIELDS = (
-    "num_parameters",
-    "hidden_size",
-    "num_layers",
-    "num_attention_heads",
-    "num_key_value_heads",
-    "head_dim",
-    "intermediate_size",
-    "vocab_size",
-    "num_experts",
-    "num_experts_per_token",
-    "num_shared_experts",
-    "moe_intermediate_size",
-    "num_dense_layers",
-    "q_lora_rank",
-    "kv_lora_rank",
-    "qk_rope_head_dim",
-    "qk_nope_head_dim",
-    "v_head_dim",
-    "sliding_window",
-    "num_sliding_window_layers",
-)
 ARCHITECTURE_FLAGS = ("tie_word_embeddings", "gated_mlp", "default_dtype")
+# Contract fields the form does not offer: the names (the page shows the model's own) and two
+# the engine takes only with a config.json or through the API.
+ARCHITECTURE_NOT_OFFERED = (
+    "model_type",
+    "family",
+    "shared_expert_intermediate_size",
+    "max_position_embeddings",
+)
+# The architecture fields of the contract that the form offers as numbers, in the engine's
+# order (the first eight are the dense shape, the rest MoE, MLA and sliding window).
+ARCHITECTURE_FIELDS = tuple(
+    name
+    for name in ENGINE_ARCHITECTURE_FIELDS
+    if name not in ARCHITECTURE_FLAGS and name not in ARCHITECTURE_NOT_OFFERED
+)
 TRAINING_FIELDS = (
     "optimizer",
     "finetuning",

@@ -16,38 +16,23 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from calculator import services
 from calculator.engine import EstimateError
-from calculator.engine.architecture import architecture_from_fields, architecture_from_hf_config
+from calculator.engine.architecture import ARCHITECTURE_FIELDS
+from calculator.engine.inputs import resolve_model
 from calculator.forms.profiles import ProfileFilterForm, ProfileImportForm, ProfileManualForm
 from calculator.forms.sharing import add_service_error
 from calculator.models import ModelProfile, ProfileSource
 from calculator.selectors import estimate_list, profile_get_for_user, profile_list
 
-# The engine's Architecture fields worth showing, in reading order (zeros hidden if optional).
+# The engine's Architecture fields worth showing, in reading order (zeros hidden if optional):
+# the model type first, then the contract's fields but the parameter count (shown beside the
+# name), the family (the page's own line) and the shared experts' width.
 SHAPE_FIELDS = (
     "model_type",
-    "hidden_size",
-    "num_layers",
-    "num_attention_heads",
-    "num_key_value_heads",
-    "head_dim",
-    "intermediate_size",
-    "vocab_size",
-    "tie_word_embeddings",
-    "gated_mlp",
-    "num_experts",
-    "num_experts_per_token",
-    "num_shared_experts",
-    "moe_intermediate_size",
-    "num_dense_layers",
-    "q_lora_rank",
-    "kv_lora_rank",
-    "qk_rope_head_dim",
-    "qk_nope_head_dim",
-    "v_head_dim",
-    "sliding_window",
-    "num_sliding_window_layers",
-    "max_position_embeddings",
-    "default_dtype",
+    *(
+        name
+        for name in ARCHITECTURE_FIELDS
+        if name not in ("num_parameters", "model_type", "family", "shared_expert_intermediate_size")
+    ),
 )
 ALWAYS_SHOWN = set(SHAPE_FIELDS[:10]) | {"default_dtype"}
 ESTIMATES_SHOWN_ON_PROFILE = 50
@@ -154,10 +139,7 @@ def profile_import_view(request: HttpRequest) -> HttpResponse:
 def _shape_rows(profile: ModelProfile) -> tuple[list[tuple[str, Any]], list[str]]:
     """The architecture as the engine reads it, and the engine's notes about it."""
     try:
-        if profile.hf_config is not None:
-            architecture, notes = architecture_from_hf_config(profile.hf_config)
-        else:
-            architecture, notes = architecture_from_fields(profile.architecture or {})
+        architecture, notes = resolve_model(profile.engine_model())
     except EstimateError as error:
         return [], [f"{error.field}: {error.message}"]
     values = dataclasses.asdict(architecture)

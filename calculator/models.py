@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -310,3 +311,8 @@ class DataVersion(models.Model):
 
     def __str__(self) -> str:
         return self.token
+
+    @classmethod
+    def token_sql(cls, connection: Any) -> str:
+        """The statement that reads the token, on its own or as a subquery of another read."""
+        return f"SELECT token FROM {connection.ops.quote_name(cls._meta.db_table)} WHERE id = 1"

@@ -25,11 +25,10 @@ class SessionStore(db.SessionStore):
     def _get_session_from_db(self) -> Session | None:
         using = router.db_for_read(self.model)
         connection = connections[using]
-        quote = connection.ops.quote_name
+        table = connection.ops.quote_name(self.model._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT session_data, (SELECT token FROM {quote(DataVersion._meta.db_table)}"
-                f" WHERE id = 1) FROM {quote(self.model._meta.db_table)}"
+                f"SELECT session_data, ({DataVersion.token_sql(connection)}) FROM {table}"
                 " WHERE session_key = %s AND expire_date > %s",
                 [self.session_key, timezone.now()],
             )

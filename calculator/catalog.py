@@ -81,6 +81,16 @@ def _model_fields(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _saved_if_changed(row: Any, values: dict[str, Any]) -> bool:
+    """Give a catalog row the file's values and save it, if any differs."""
+    if all(getattr(row, name) == value for name, value in values.items()):
+        return False
+    for name, value in values.items():
+        setattr(row, name, value)
+    row.save()
+    return True
+
+
 def catalog_models_load(
     *,
     profile_model: Any = None,
@@ -104,10 +114,7 @@ def catalog_models_load(
                 slug=slug, source=CATALOG_SOURCE, owner=None, public_id=new_public_id(), **values
             )
             changes.created.append(slug)
-        elif any(getattr(profile, name) != value for name, value in values.items()):
-            for name, value in values.items():
-                setattr(profile, name, value)
-            profile.save()
+        elif _saved_if_changed(profile, values):
             changes.updated.append(slug)
         else:
             changes.unchanged.append(slug)
@@ -160,10 +167,7 @@ def catalog_gpus_load(
         if gpu is None:
             gpu_model.objects.create(slug=slug, **values)
             changes.created.append(slug)
-        elif any(getattr(gpu, name) != value for name, value in values.items()):
-            for name, value in values.items():
-                setattr(gpu, name, value)
-            gpu.save()
+        elif _saved_if_changed(gpu, values):
             changes.updated.append(slug)
         else:
             changes.unchanged.append(slug)

@@ -624,17 +624,13 @@ def _training_activations(
     tokens = inputs.batch_size * inputs.sequence_length
     frozen_base = inputs.finetuning in ("lora", "qlora")
     dense_layers, moe_layers = _moe_layer_counts(architecture)
-    kinds = []
-    if dense_layers:
-        kinds.append((dense_layers, False))
-    if moe_layers:
-        kinds.append((moe_layers, True))
     per_kind = [
         (
             count,
             training_layer_activations(architecture, widths, inputs, dtypes, moe, frozen_base),
         )
-        for count, moe in kinds
+        for count, moe in ((dense_layers, False), (moe_layers, True))
+        if count
     ]
     all_layers = sum(
         (count * _per_gpu(layer.replicated, layer.split, tp) for count, layer in per_kind),

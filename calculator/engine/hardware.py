@@ -250,13 +250,7 @@ def _smallest_fitting(
             else:
                 lo = below + 1
                 break
-        while lo < hi:
-            middle = (lo + hi) // 2
-            if fits(middle):
-                hi = middle
-            else:
-                lo = middle + 1
-        return hi
+        return _bisect_fitting(fits, lo, hi)
     step, previous = 1, probe
     while True:  # gallop up from the guess
         if previous == high:
@@ -265,7 +259,11 @@ def _smallest_fitting(
         if fits(probe):
             break
         previous, step = probe, step * 2
-    lo, hi = previous + 1, probe  # previous does not fit, probe fits
+    return _bisect_fitting(fits, previous + 1, probe)  # previous does not fit, probe fits
+
+
+def _bisect_fitting(fits: Callable[[int], bool], lo: int, hi: int) -> int:
+    """Bisection: the smallest value in [lo, hi] that fits, given that hi fits."""
     while lo < hi:
         middle = (lo + hi) // 2
         if fits(middle):

@@ -8,6 +8,7 @@ from django.core.cache import caches
 from calculator.auth import kept_users_clear
 from calculator.calculations import catalog_cache_clear
 from calculator.models import Role
+from tests.chromium import CHROMIUM
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
 
 
@@ -62,3 +63,18 @@ def _caches_cleared():
     yield
     catalog_cache_clear()
     caches["pages"].clear()
+
+
+@pytest.fixture
+def browser():
+    """Headless chromium through Playwright; the test skips where chromium is not installed."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()

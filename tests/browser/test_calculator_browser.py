@@ -4,39 +4,17 @@ without a page load, keeps the URL in sync, and that URL renders the same number
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 
-CHROMIUM = Path("/usr/bin/chromium")
+from tests.chromium import BROWSER_TEST_MARKS
 
-# Naming the apps makes the flush between tests cascade: PostgreSQL refuses to truncate
-# auth_user otherwise, because knox's own token table (created by its migrations even though
-# calculator.ApiToken replaces it) still references it.
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True, available_apps=list(settings.INSTALLED_APPS)),
-]
+pytestmark = BROWSER_TEST_MARKS
 
 # Llama 3.1 8B, bfloat16: K and V x 32 layers x 8 kv heads x 128 head dim x 2 bytes = 131,072
 # bytes a token; 2,048 tokens x batch 3 x 131,072 = 805,306,368 bytes of KV cache.
 KV_BATCH_3 = "805,306,368"
 KV_BATCH_1 = "268,435,456"
-
-
-@pytest.fixture
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

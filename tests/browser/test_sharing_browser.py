@@ -3,37 +3,16 @@ each in a fresh browser context (own cookies, own session)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from django.conf import settings
 
+from tests.chromium import BROWSER_TEST_MARKS
 from tests.factories import PASSWORD
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True, available_apps=list(settings.INSTALLED_APPS)),
-]
+pytestmark = BROWSER_TEST_MARKS
 
 # Llama 3.1 8B, bfloat16, batch 1, 2,048 tokens: K and V x 32 layers x 8 kv heads x 128 head
 # dim x 2 bytes = 131,072 bytes a token, x 2,048 tokens = 268,435,456 bytes of KV cache.
 KV_CACHE = "268,435,456"
-
-
-@pytest.fixture
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

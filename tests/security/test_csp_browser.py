@@ -4,20 +4,12 @@ Swagger UI and the admin; the policy does block an inline script that an attacke
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from django.conf import settings
 
+from tests.chromium import BROWSER_TEST_MARKS
 from tests.factories import PASSWORD, EstimateFactory, UserFactory
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-# See tests/browser: naming the apps makes the flush between tests cascade on PostgreSQL.
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True, available_apps=list(settings.INSTALLED_APPS)),
-]
+pytestmark = BROWSER_TEST_MARKS
 
 # Runs before any page script (injected by the browser, so the page's CSP does not apply to it)
 RECORD_VIOLATIONS = """
@@ -26,20 +18,6 @@ document.addEventListener("securitypolicyviolation", (event) => {
   window.cspViolations.push(event.violatedDirective + " " + (event.blockedURI || "inline"));
 });
 """
-
-
-@pytest.fixture
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

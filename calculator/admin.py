@@ -1,11 +1,8 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.db.models import QuerySet
-from django.http import HttpRequest
 
 from calculator.models import Estimate, Gpu, Membership, ModelProfile, Team
-from calculator.pagecache import data_changed
 
 
 class MembershipInline(admin.TabularInline):
@@ -59,15 +56,6 @@ class EstimateAdmin(admin.ModelAdmin):
         "created",
         "updated",
     ]
-
-    # estimates have no delete receiver (calculator/pagecache.py says why)
-    def delete_model(self, request: HttpRequest, obj: Estimate) -> None:
-        super().delete_model(request, obj)
-        data_changed()
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Estimate]) -> None:
-        super().delete_queryset(request, queryset)
-        data_changed()
 
 
 @admin.register(Gpu)

@@ -4,9 +4,9 @@ The permalink and history pages are read far more often than what they show is w
 process keeps the HTML it rendered for them, keyed by the page's address, whether htmx asked
 for it, the visitor and the *data version*: the token of the single DataVersion row. Every write
 of an estimate, profile, team, membership or user gives that row a new random token inside the
-writer's own transaction (the receivers below, and `data_changed()` where estimates are
-deleted), so the new token becomes visible together with the data, and the row lock orders
-concurrent writers. A signed-in request reads the token in the same statement as its session
+writer's own transaction (the receivers below; estimate deletes in the model), so the new
+token becomes visible together with the data, and the row lock orders concurrent writers. A
+signed-in request reads the token in the same statement as its session
 (calculator/sessions.py), an anonymous one in a single-row query by primary key: a kept page
 then costs that read and a cache lookup instead of the view's queries and templates.
 
@@ -55,11 +55,8 @@ def data_version(using: str = DEFAULT_DB_ALIAS) -> str | None:
 
 
 def data_changed(using: str = DEFAULT_DB_ALIAS, **_: Any) -> None:
-    """Give the data a new version: every kept page becomes unreachable, in every process."""
-    token = secrets.token_hex(16)
-    versions = DataVersion.objects.using(using)
-    if not versions.filter(pk=1).update(token=token):
-        versions.update_or_create(pk=1, defaults={"token": token})
+    """Signal receiver: give the data a new version (DataVersion.changed)."""
+    DataVersion.changed(using)
 
 
 def _version_for(request: HttpRequest) -> str | None:
@@ -78,10 +75,9 @@ def _user_saved(update_fields: Any = None, using: str = DEFAULT_DB_ALIAS, **_: A
     data_changed(using)
 
 
-# Estimates have no delete receiver on purpose: one would stop Django from deleting a user's
-# estimates in one statement (it would load every row to send each its signal). Their deletes
-# call data_changed() themselves (services, admin); cascades come from a user, team or profile
-# delete, which have receivers.
+# Estimates have no delete receiver on purpose: their deletes change the version in the model
+# (Estimate.delete, its queryset's delete; calculator/models.py says why); the cascades of a
+# user, team or profile delete come through those models' receivers.
 for _model in (Estimate, ModelProfile, Team, Membership):
     post_save.connect(data_changed, sender=_model, dispatch_uid=f"pagecache-save-{_model}")
 for _model in (ModelProfile, Team, Membership):

@@ -27,7 +27,6 @@ from calculator.models import (
     Team,
     Visibility,
 )
-from calculator.pagecache import data_changed
 from calculator.selectors import User, access_for, team_ids_for_user
 
 MAX_CONFIG_JSON_BYTES = 1_048_576
@@ -236,14 +235,11 @@ def estimate_delete(*, user: User, estimate: Estimate) -> None:
     if not access_for(user, estimate, via_link=False).can_write:
         raise PermissionDenied
     estimate.delete()
-    data_changed()  # estimates have no delete receiver (calculator/pagecache.py says why)
 
 
 def estimate_bulk_delete(*, user: User, ids: list[int]) -> int:
     """Delete the given estimates that the user owns; others' ids are ignored."""
     deleted, _ = Estimate.objects.filter(owner=user, pk__in=ids).delete()
-    if deleted:
-        data_changed()
     return deleted
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections import OrderedDict
-from functools import cache, partial
+from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -110,14 +110,7 @@ def get_user(request: HttpRequest) -> Any:
     return request._cached_user
 
 
-async def auser(request: HttpRequest) -> Any:
-    if not hasattr(request, "_acached_user"):
-        request._acached_user = await auth.aget_user(request)
-    return request._acached_user
-
-
 class AuthenticationMiddleware(DjangoAuthentication):
     def process_request(self, request: HttpRequest) -> None:
-        super().process_request(request)
+        super().process_request(request)  # also request.auser, Django's own (no async views)
         request.user = SimpleLazyObject(lambda: get_user(request))
-        request.auser = partial(auser, request)

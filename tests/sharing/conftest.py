@@ -9,20 +9,13 @@ from __future__ import annotations
 import pytest
 
 from calculator.models import Visibility
-from tests.factories import EstimateFactory, ModelProfileFactory, UserFactory
+from tests.factories import TINY_ARCHITECTURE, EstimateFactory, ModelProfileFactory, UserFactory
 
 # A tiny Llama-shaped model (the contract's "architecture" fields): cheap for the engine.
 # Parameters by hand: embeddings 1000*64 = 64,000; untied lm_head 64,000; per layer
 # q 64*64 + k 64*32 + v 64*32 + o 64*64 = 12,288, gated MLP 3*64*128 = 24,576, two RMSNorms
 # 2*64 = 128, so 36,992 a layer, 73,984 for two; final norm 64. Total 202,048.
-TINY = {
-    "hidden_size": 64,
-    "num_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "intermediate_size": 128,
-    "vocab_size": 1000,
-}
+TINY = TINY_ARCHITECTURE
 TINY_PARAMETERS = 64_000 + 64_000 + 2 * (12_288 + 24_576 + 128) + 64
 # bfloat16 weights: 2 bytes a parameter.
 TINY_WEIGHT_BYTES = 2 * TINY_PARAMETERS

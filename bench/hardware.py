@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.engine import median_seconds  # noqa: E402
 from calculator.engine import calculate  # noqa: E402
 from calculator.engine.hardware import (  # noqa: E402
     GpuSpec,
@@ -46,15 +45,6 @@ def catalog_gpus() -> list[GpuSpec]:
 def catalog_config(slug: str) -> dict:
     entries = json.loads((ROOT / "calculator" / "data" / "models.json").read_text())
     return next(entry["config"] for entry in entries if entry["slug"] == slug)
-
-
-def median_seconds(run, repeats: int) -> float:
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        timings.append(time.perf_counter() - start)
-    return statistics.median(timings)
 
 
 def page_request(payload: dict, gpus: list[GpuSpec], gpu: GpuSpec) -> None:

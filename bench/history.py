@@ -47,6 +47,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from calculator.engine.inputs import DEFAULTS  # noqa: E402
 from calculator.history import history_filter  # noqa: E402
 from calculator.models import Estimate, Membership, Role, Team, Visibility  # noqa: E402
 
@@ -73,26 +74,13 @@ def _result(rng: random.Random, mode: str) -> tuple[dict, dict, int]:
         "runtime_overhead": 1_073_741_824,
     }
     inputs = {
+        **DEFAULTS,  # the contract's defaults, as a saved estimate's inputs hold them
         "model": {"catalog": "meta-llama/Llama-3.1-8B"},
         "mode": mode,
-        "method": "detailed",
         "batch_size": rng.choice([1, 2, 4, 8, 16]),
         "sequence_length": rng.choice([2048, 4096, 8192, 32768]),
         "weight_dtype": "bfloat16",
         "kv_cache_dtype": "bfloat16",
-        "attention_implementation": "flash",
-        "optimizer": "adamw",
-        "finetuning": "full",
-        "trainable_percent": 100,
-        "lora_rank": 16,
-        "lora_target_modules": "all-linear",
-        "mixed_precision": False,
-        "gradient_checkpointing": False,
-        "num_gpus": 1,
-        "tensor_parallel": 1,
-        "pipeline_parallel": 1,
-        "zero_stage": 0,
-        "runtime_overhead_bytes": None,
     }
     total = sum(breakdown.values())
     result = {

@@ -7,64 +7,18 @@ Pages, htmx fragments, the API and services all calculate through `calculation_r
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models.signals import post_delete, post_save
 from django.http import Http404
 
 from calculator import engine
+from calculator.caching import catalog_cached
 from calculator.engine import EstimateError, GpuSpec
 from calculator.models import Gpu, ModelProfile
 from calculator.selectors import User, catalog_get, profile_get_for_user
 
 MODEL_KINDS = ("catalog", "profile", "hf_config", "architecture")
-
-# The model and GPU catalogs change only through `load_catalog` and the admin, yet reading them
-# was half the time of POST /api/v1/calculate (docs/performance.md). Each process keeps what it
-# read for CATALOG_CACHE_SECONDS and forgets it at once when a catalog row is saved or deleted
-# in this process; the other server processes see the change within CATALOG_CACHE_SECONDS.
-CATALOG_CACHE_SECONDS = 30.0
-_catalog_cache: dict[str, tuple[float, Any]] = {}
-_catalog_cache_lock = threading.Lock()
-_catalog_generation = 0  # how many times this process has seen the catalogs change
-
-
-def _catalog_cached(key: str, load: Callable[[], Any]) -> Any:
-    now = time.monotonic()
-    with _catalog_cache_lock:
-        cached = _catalog_cache.get(key)
-    if cached is not None and now - cached[0] < CATALOG_CACHE_SECONDS:
-        return cached[1]
-    value = load()  # raises for an unknown slug: misses are never kept
-    with _catalog_cache_lock:
-        _catalog_cache[key] = (now, value)
-    return value
-
-
-def catalog_cache_clear(**_: Any) -> None:
-    global _catalog_generation
-    with _catalog_cache_lock:
-        _catalog_cache.clear()
-        _catalog_generation += 1
-
-
-def catalog_generation() -> int:
-    """Changes whenever this process forgets the catalogs: part of the key of anything kept
-    that was computed from them (kept no longer than CATALOG_CACHE_SECONDS, like them)."""
-    return _catalog_generation
-
-
-for _catalog_model in (ModelProfile, Gpu):
-    for _signal in (post_save, post_delete):
-        _signal.connect(
-            catalog_cache_clear,
-            sender=_catalog_model,
-            dispatch_uid=f"catalog-cache-{_signal is post_save}-{_catalog_model.__name__}",
-        )
 
 
 @dataclass(frozen=True)
@@ -93,7 +47,7 @@ def model_resolve(*, user: User | None, model: Any) -> ResolvedModel:
         if not isinstance(value, str) or not value:
             raise EstimateError("model.catalog", "A catalog slug (e.g. meta-llama/Llama-3.1-8B).")
         try:
-            profile = _catalog_cached(f"model:{value}", lambda: catalog_get(slug=value))
+            profile = catalog_cached(f"model:{value}", lambda: catalog_get(slug=value))
         except Http404:
             raise EstimateError("model.catalog", f"No catalog model '{value[:200]}'.") from None
         return ResolvedModel(profile.engine_model(), profile, profile.name)
@@ -128,7 +82,7 @@ def gpu_engine_fields(gpu: Gpu) -> dict[str, Any]:
 
 def gpu_catalog() -> list[dict[str, Any]]:
     """Every catalog GPU as the contract's `gpu` object, largest memory first."""
-    gpus = _catalog_cached("gpus", lambda: [gpu_engine_fields(gpu) for gpu in Gpu.objects.all()])
+    gpus = catalog_cached("gpus", lambda: [gpu_engine_fields(gpu) for gpu in Gpu.objects.all()])
     return [dict(gpu) for gpu in gpus]
 
 

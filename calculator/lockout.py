@@ -1,12 +1,22 @@
-"""What a locked-out login sees (django-axes' AXES_LOCKOUT_CALLABLE): the reason and how long."""
+"""Failed logins (django-axes): what is counted, when a login is refused, and what it then sees.
+
+Axes locks the pair (username, address) after AXES_FAILURE_LIMIT failures
+(AXES_LOCKOUT_PARAMETERS); `LoginAttemptsHandler` adds a separate, much higher limit per address
+(AXES_ADDRESS_FAILURE_LIMIT), counted over every username tried from it within the cool-off. So
+failures for a made-up name lock nobody else out, and guesses at one account from elsewhere do
+not lock its owner out, while one address guessing across many accounts is still stopped."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from axes.attempts import get_cool_off_threshold
 from axes.backends import AxesStandaloneBackend
-from axes.helpers import get_client_username, get_cool_off, get_failure_limit
+from axes.handlers.database import AxesDatabaseHandler
+from axes.helpers import get_client_ip_address, get_client_username, get_cool_off, get_failure_limit
+from axes.models import AccessAttempt
 from django.conf import settings
+from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
@@ -31,11 +41,51 @@ def lockout_response(
             status=LOCKOUT_STATUS,
         )
     context = {
+        "address_locked": getattr(request, "axes_address_locked", False),
+        "address_failure_limit": settings.AXES_ADDRESS_FAILURE_LIMIT,
         "failure_limit": failure_limit,
         "username": get_client_username(request, credentials) or "",
         "cooloff_minutes": minutes,
     }
     return render(request, "registration/lockout.html", context, status=LOCKOUT_STATUS)
+
+
+def address_failures(request: HttpRequest) -> int:
+    """Failed logins from the request's address within the cool-off, whatever the username."""
+    address = getattr(request, "axes_ip_address", None) or get_client_ip_address(request)
+    if address is None:
+        return 0
+    attempts = AccessAttempt.objects.filter(
+        ip_address=address, attempt_time__gte=get_cool_off_threshold(request)
+    )
+    return attempts.aggregate(total=Sum("failures_since_start"))["total"] or 0
+
+
+class LoginAttemptsHandler(AxesDatabaseHandler):
+    """Axes' database handler (the counts are rows, so they hold across workers and machines),
+    with the per-address limit beside the per-pair one."""
+
+    def is_locked(self, request: HttpRequest, credentials: dict | None = None) -> bool:
+        if super().is_locked(request, credentials):
+            return True
+        return self._address_locked(request)
+
+    def user_login_failed(
+        self, sender: Any, credentials: dict, request: HttpRequest | None = None, **kwargs: Any
+    ) -> None:
+        super().user_login_failed(sender, credentials, request, **kwargs)
+        # Axes answers with its lockout page when this flag is set; it sets it for the pair.
+        locked = request is None or getattr(request, "axes_locked_out", False)
+        if request is not None and not locked and self._address_locked(request):
+            request.axes_locked_out = True  # type: ignore[attr-defined]
+            request.axes_credentials = credentials  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _address_locked(request: HttpRequest) -> bool:
+        if address_failures(request) >= settings.AXES_ADDRESS_FAILURE_LIMIT:
+            request.axes_address_locked = True  # type: ignore[attr-defined]
+            return True
+        return False
 
 
 class LoginAttemptsBackend(AxesStandaloneBackend):

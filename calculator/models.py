@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -168,14 +167,6 @@ def new_public_id() -> str:
     return secrets.token_urlsafe(12)
 
 
-class EstimateQuerySet(models.QuerySet):
-    def delete(self) -> tuple[int, dict[str, int]]:
-        deleted = super().delete()
-        if deleted[0]:
-            DataVersion.changed(self.db)
-        return deleted
-
-
 class Estimate(models.Model):
     """One saved calculation: immutable evidence of inputs, architecture snapshot and result."""
 
@@ -209,11 +200,6 @@ class Estimate(models.Model):
     engine_version = models.CharField(max_length=40)
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     updated = models.DateTimeField(auto_now=True)
-
-    # Deletes change the data version here, not through a post_delete receiver: a receiver would
-    # stop Django from deleting a user's estimates in one statement when the user is deleted (it
-    # would load every row to send each its signal). That cascade changes it through the user.
-    objects = EstimateQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created", "-id"]
@@ -259,11 +245,6 @@ class Estimate(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("estimate-permalink", args=[self.public_id])
-
-    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        deleted = super().delete(*args, **kwargs)
-        DataVersion.changed(kwargs.get("using") or self._state.db or "default")
-        return deleted
 
 
 class Gpu(models.Model):
@@ -315,31 +296,3 @@ class ApiToken(AbstractAuthToken):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.token_key}…)"
-
-
-class DataVersion(models.Model):
-    """One row whose `token` changes, in the same transaction, with every write of what the
-    permalink and history pages show (calculator/pagecache.py): pages rendered for one token
-    show exactly the data of that token."""
-
-    token = models.CharField(max_length=32)
-
-    class Meta:
-        constraints = [models.CheckConstraint(condition=Q(pk=1), name="dataversion_single_row")]
-
-    def __str__(self) -> str:
-        return self.token
-
-    @classmethod
-    def changed(cls, using: str = "default") -> None:
-        """A new token: every page kept for the old one becomes unreachable, in every process
-        (calculator/pagecache.py). Inside the writer's transaction, under the row's lock."""
-        token = secrets.token_hex(16)
-        versions = cls.objects.using(using)
-        if not versions.filter(pk=1).update(token=token):
-            versions.update_or_create(pk=1, defaults={"token": token})  # a flushed test database
-
-    @classmethod
-    def token_sql(cls, connection: Any) -> str:
-        """The statement that reads the token, on its own or as a subquery of another read."""
-        return f"SELECT token FROM {connection.ops.quote_name(cls._meta.db_table)} WHERE id = 1"

@@ -81,8 +81,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    # Django's, keeping verified users per data version (calculator/auth.py)
-    "calculator.auth.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -103,7 +102,6 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "calculator.context_processors.site",
-                "calculator.pagecache.csrf_placeholder",
             ],
         },
     },
@@ -122,28 +120,36 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# "default" is Django's per-process memory cache (DRF's throttles count there). "pages" keeps
-# rendered HTML that depends only on immutable data (a saved estimate's results) or on the
-# normalised inputs of a calculation: in-process on purpose, so a deploy, which restarts the
-# processes, never serves HTML that older code rendered. Its own store, so that pages never push
-# throttle counts out.
-CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    "pages": {
-        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-        "LOCATION": "pages",
-        "TIMEOUT": 3600,
-        "OPTIONS": {"MAX_ENTRIES": 2000},  # about 10 KB each
-    },
-    # Whole permalink and history pages, per data version (calculator/pagecache.py): 15-60 KB
-    # each, at most about 30 MB per process.
-    "whole_pages": {
-        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-        "LOCATION": "whole_pages",
-        "TIMEOUT": 3600,
-        "OPTIONS": {"MAX_ENTRIES": 600},
-    },
-}
+# "default" holds the API throttles' counters (and the sessions' cached copies, below);
+# "results" the pure results kept by calculator/caching.py (an engine answer's rendered fragment
+# for given inputs, a saved estimate's rendered sections). With REDIS_URL both live in Redis, so
+# that limits hold across gunicorn workers and machines and every process shares the results;
+# without it each process keeps its own in memory.
+REDIS_URL = os.getenv("REDIS_URL", "").strip()
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "llmtools",
+        },
+        "results": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "llmtools-results",
+            "TIMEOUT": 3600,
+        },
+    }
+else:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "results": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "results",
+            "TIMEOUT": 3600,
+            "OPTIONS": {"MAX_ENTRIES": 2000},  # about 10 KB each
+        },
+    }
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -151,17 +157,20 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# django-axes first: it refuses a locked-out account or address before the password is checked.
+# django-axes first: it refuses a locked-out login before the password is checked.
 AUTHENTICATION_BACKENDS = [
     "calculator.lockout.LoginAttemptsBackend",
-    # ModelBackend, with the signed-in user read in one plain statement (calculator/auth.py)
-    "calculator.auth.AccountBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
-# Failed logins: after AXES_FAILURE_LIMIT failures for one username, or from one address, that
-# username or address is locked out for AXES_COOLOFF_MINUTES (docs/limits.md).
+# Failed logins: after AXES_FAILURE_LIMIT failures for one username from one address, that pair
+# is locked out for AXES_COOLOFF_MINUTES; after AXES_ADDRESS_FAILURE_LIMIT failures from one
+# address, whatever the usernames, the address is (calculator/lockout.py, docs/limits.md).
+# Locking a username alone would let anyone lock its owner out; an address alone, a whole office.
 AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", "5")
+AXES_ADDRESS_FAILURE_LIMIT = envint("AXES_ADDRESS_FAILURE_LIMIT", "100")
 AXES_COOLOFF_TIME = timedelta(minutes=envint("AXES_COOLOFF_MINUTES", "15"))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_HANDLER = "calculator.lockout.LoginAttemptsHandler"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "calculator.lockout.lockout_response"
 # Reverse proxies in front of the service that append to X-Forwarded-For (0: none, use the
@@ -211,8 +220,12 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 SESSION_COOKIE_HTTPONLY = True
-# Django's database sessions, read in one plain statement (calculator/sessions.py)
-SESSION_ENGINE = "calculator.sessions"
+# Django's database sessions; with a shared cache, read through it (cached_db: written to both).
+SESSION_ENGINE = (
+    "django.contrib.sessions.backends.cached_db"
+    if REDIS_URL
+    else "django.contrib.sessions.backends.db"
+)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -242,10 +255,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON only, bounded: 1 MB, 64 levels of nesting, no NaN or Infinity (calculator/api/parsers.py)
     "DEFAULT_PARSER_CLASSES": ["calculator.api.parsers.JSONParser"],
-    "DEFAULT_RENDERER_CLASSES": [
-        "rest_framework.renderers.JSONRenderer",
-        "rest_framework.renderers.BrowsableAPIRenderer",
-    ],
+    # JSON only: DRF's browsable API needs inline scripts the Content-Security-Policy refuses
+    # (and django-filter's templates); /api/docs/ (Swagger UI) is how a browser explores the API.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_THROTTLE_CLASSES": [
         "calculator.api.throttling.AnonThrottle",
         "calculator.api.throttling.UserThrottle",

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.cache import caches
 
-from calculator.auth import kept_users_clear
-from calculator.calculations import catalog_cache_clear
+from calculator import caching
 from calculator.models import Role
 from tests.chromium import CHROMIUM
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
@@ -54,15 +53,14 @@ def catalog(db):
 
 @pytest.fixture(autouse=True)
 def _caches_cleared():
-    """Each test reads the catalogs afresh (a rolled-back transaction sends no signal) and
-    renders its pages anew."""
-    catalog_cache_clear()
-    caches["pages"].clear()
-    caches["whole_pages"].clear()
-    kept_users_clear()
+    """Each test reads the catalogs afresh (a rolled-back transaction sends no signal), renders
+    its pages anew and starts with empty throttle counters (the default cache; Redis with
+    REDIS_URL, shared by every test)."""
+    caching.clear_all()
+    caches["default"].clear()
     yield
-    catalog_cache_clear()
-    caches["pages"].clear()
+    caching.clear_all()
+    caches["default"].clear()
 
 
 @pytest.fixture

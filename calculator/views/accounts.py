@@ -9,6 +9,10 @@ from django.views.decorators.http import require_http_methods
 
 from calculator.forms.accounts import SignupForm
 
+# The backend a new account is signed in with: Django's own, which must be one of
+# AUTHENTICATION_BACKENDS, or the session is dropped on the next request (tested).
+SIGN_IN_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
 
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
@@ -20,7 +24,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        login(request, user, backend=SIGN_IN_BACKEND)
         messages.success(request, f"Welcome, {user.get_username()}: your account is ready.")
         return redirect("calculator")
     return render(request, "registration/signup.html", {"form": form})

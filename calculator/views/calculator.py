@@ -1,10 +1,7 @@
 from __future__ import annotations
 
-import hashlib
 from typing import Any
-from urllib.parse import urlencode
 
-from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -13,13 +10,8 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 from django_htmx.http import push_url
 
-from calculator import charts, gpu_display
-from calculator.calculations import (
-    CATALOG_CACHE_SECONDS,
-    Calculation,
-    calculation_run,
-    catalog_generation,
-)
+from calculator import caching, charts, gpu_display
+from calculator.calculations import Calculation, calculation_run
 from calculator.engine import HARDWARE_FIELDS, INPUT_LIMITS, EstimateError, sweep
 from calculator.forms.calculator import CalculatorForm
 
@@ -53,20 +45,12 @@ def _calculate(request: HttpRequest, form: CalculatorForm) -> dict[str, Any]:
     return context
 
 
-def _fragment_key(query: QueryDict) -> str:
-    # Each name's values keep their order (a list such as lora_target_modules); names sorted.
-    raw = urlencode(sorted(query.lists()), doseq=True)
-    digest = hashlib.sha256(raw.encode()).hexdigest()
-    return f"fragment:{catalog_generation()}:{digest}"
-
-
 def _results_fragment(request: HttpRequest) -> HttpResponse:
     """The results for htmx. Apart from the save box they are a pure function of the query
     string (and of the catalogs) unless the model is a saved profile, which depends on who
-    asks: such results are kept for CATALOG_CACHE_SECONDS and served without binding the form
+    asks: such results are kept (calculator/caching.py) and served without binding the form
     (60 fields), running the engine or drawing the charts again."""
-    key = _fragment_key(request.GET)
-    kept = caches["pages"].get(key)
+    kept = caching.fragment_get(request.GET)
     if kept is None:
         form = CalculatorForm.from_query(request.GET, user=request.user)
         context = _calculate(request, form)
@@ -77,7 +61,7 @@ def _results_fragment(request: HttpRequest) -> HttpResponse:
             "url": f"{reverse('calculator')}?{form.canonical_query()}" if form.is_valid() else "",
         }
         if form.is_valid() and form.cleaned_data["model"] != "profile":
-            caches["pages"].set(key, kept, timeout=CATALOG_CACHE_SECONDS)
+            caching.fragment_set(request.GET, kept)
     context = {"results_body": mark_safe(kept["body"]), "saveable": kept["saveable"]}
     response = render(request, "calculator/calculator.html#results", context)
     if kept["url"]:

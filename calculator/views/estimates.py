@@ -8,7 +8,6 @@ from urllib.parse import quote
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import caches
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
@@ -17,7 +16,7 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from calculator import charts, gpu_display, services
+from calculator import caching, charts, gpu_display, services
 from calculator.calculations import calculation_run
 from calculator.compare import (
     GIB,
@@ -41,7 +40,6 @@ from calculator.history import (
     history_rows,
 )
 from calculator.models import Estimate
-from calculator.pagecache import kept_until_data_changes
 from calculator.selectors import User, estimate_get_for_user, estimate_list, profile_list
 from calculator.views.calculator import METHOD_NAMES, OTHER_METHOD, PARAMETER_LABELS
 
@@ -212,30 +210,29 @@ def saved_results(estimate: Estimate, unit: str) -> dict[str, Any]:
     }
 
 
-def saved_sections(request: HttpRequest, estimate: Estimate, unit: str) -> dict[str, str]:
-    """The permalink's results and inputs as HTML. They depend only on what was saved, which
-    never changes, and on the unit: rendered once per estimate and unit, then kept (rendering
-    them was most of the page's time). Nothing per user is inside; access is checked before."""
-    key = f"permalink:{estimate.public_id}:{unit}"
-    sections = caches["pages"].get(key)
-    if sections is None:
+def saved_sections(estimate: Estimate, unit: str) -> dict[str, str]:
+    """The permalink's results and inputs as HTML. They depend only on what was saved and on
+    the unit, so they are kept per estimate, edit and unit (calculator/caching.py): rendering
+    them was most of the page's time. Nothing per visitor is inside; access is checked before."""
+
+    def render() -> dict[str, str]:
         results = {"results": saved_results(estimate, unit), "error_items": None}
         rows = {"estimate": estimate, "input_rows": input_rows([_compared(estimate)])[1:]}
-        sections = {
-            "results": render_to_string("calculator/calculator.html#results", results, request),
+        return {
+            "results": render_to_string("calculator/calculator.html#results", results),
             "inputs": render_to_string("calculator/estimates/permalink.html#inputs", rows),
         }
-        caches["pages"].set(key, sections)
+
+    sections = caching.saved_sections(estimate, unit, render)
     return {name: mark_safe(html) for name, html in sections.items()}
 
 
 @require_GET
-@kept_until_data_changes
 def estimate_permalink_view(request: HttpRequest, public_id: str) -> HttpResponse:
     estimate, access = estimate_get_for_user(user=request.user, public_id=public_id)
     unit = request.GET.get("unit", "GiB")
     context: dict[str, Any] = {
-        "sections": saved_sections(request, estimate, unit if unit in UNITS else "GiB"),
+        "sections": saved_sections(estimate, unit if unit in UNITS else "GiB"),
         "estimate": estimate,
         "can_write": access.can_write,
         "profile_status": profile_status(estimate),
@@ -290,7 +287,6 @@ def estimate_delete_view(request: HttpRequest, public_id: str) -> HttpResponse:
 
 @login_required
 @require_GET
-@kept_until_data_changes
 def history_view(request: HttpRequest) -> HttpResponse:
     filterset = history_filter(request)
     fmt = request.GET.get("format")

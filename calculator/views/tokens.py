@@ -6,13 +6,20 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from calculator.api.tokens import api_token_create, api_token_list, api_token_revoke
 from calculator.models import ApiToken
+
+NEW_KEY_SESSION_KEY = "api_token_new_key"
+
+
+class HttpResponseSeeOther(HttpResponseRedirect):
+    status_code = 303  # after a POST: the browser follows with a GET
 
 
 class ApiTokenForm(forms.Form):
@@ -27,14 +34,17 @@ class ApiTokenForm(forms.Form):
 @require_http_methods(["GET", "POST"])
 def api_tokens_view(request: HttpRequest) -> HttpResponse:
     form = ApiTokenForm(request.POST or None)
-    new_key = None
     if request.method == "POST" and form.is_valid():
         try:
-            token, new_key = api_token_create(user=request.user, name=form.cleaned_data["name"])
+            _, key = api_token_create(user=request.user, name=form.cleaned_data["name"])
         except ValidationError as error:
             form.add_error(None, error)
         else:
-            form = ApiTokenForm()
+            # Redirect after the POST, so that a reload cannot create a second token; the key
+            # waits in the session for the next page alone, which removes it as it shows it.
+            request.session[NEW_KEY_SESSION_KEY] = key
+            return HttpResponseSeeOther(reverse("api-tokens"))
+    new_key = request.session.pop(NEW_KEY_SESSION_KEY, None) if request.method == "GET" else None
     context = {"form": form, "tokens": api_token_list(user=request.user), "new_key": new_key}
     return render(request, "calculator/account/tokens.html", context)
 

@@ -43,8 +43,9 @@ def test_the_page_needs_a_login(db):
 
 def test_creating_a_token_shows_its_key_once_and_stores_only_a_hash(alice):
     client = logged_in(alice)
-    response = client.post(URL, {"name": "Grafana dashboard"})
-    assert response.status_code == 200
+    response = client.post(URL, {"name": "Grafana dashboard"}, follow=True)
+    # redirected after the POST, so a reload cannot post again
+    assert response.redirect_chain == [(URL, 303)]
     assert "no-store" in response["Cache-Control"]
     key = shown_key(response)
     token = ApiToken.objects.get(user=alice)
@@ -59,7 +60,7 @@ def test_creating_a_token_shows_its_key_once_and_stores_only_a_hash(alice):
 
 def test_revoking_a_token_makes_it_a_401(alice):
     client = logged_in(alice)
-    key = shown_key(client.post(URL, {"name": "CI"}))
+    key = shown_key(client.post(URL, {"name": "CI"}, follow=True))
     token = ApiToken.objects.get(user=alice)
     response = client.post(REVOKE, {"digest": token.digest}, follow=True)
     assert response.redirect_chain == [(URL, 302)]
@@ -91,3 +92,14 @@ def test_tokens_per_user_are_limited(alice):
     response = logged_in(alice).post(URL, {"name": "one more"})
     assert f"You have {MAX_TOKENS_PER_USER} tokens: revoke one first." in response.text
     assert ApiToken.objects.filter(user=alice).count() == MAX_TOKENS_PER_USER
+
+
+def test_reloading_after_creating_a_token_creates_no_second_one(alice):
+    client = logged_in(alice)
+    created = client.post(URL, {"name": "Grafana dashboard"})
+    assert created.status_code == 303 and created["Location"] == URL
+    first = client.get(URL)
+    shown_key(first)
+    reloaded = client.get(URL)  # what the browser's reload does after a redirect
+    assert 'id="new-token-key"' not in reloaded.text
+    assert ApiToken.objects.filter(user=alice).count() == 1

@@ -65,7 +65,8 @@ def test_the_request_limits_in_the_docs_are_the_settings(settings):
     assert MAX_CONFIG_JSON_BYTES == 1_048_576
     assert "1 MB (1,048,576 bytes)" in text
     assert f"nest at most {MAX_JSON_DEPTH} levels" in text
-    assert f"{settings.AXES_FAILURE_LIMIT} failed logins" in text
+    assert f"{settings.AXES_FAILURE_LIMIT} failed logins for one account from one address" in text
+    assert f"{settings.AXES_ADDRESS_FAILURE_LIMIT} failed logins\n  from one address" in text
     minutes = settings.AXES_COOLOFF_TIME.total_seconds() / 60
     assert f"locked out for {minutes:g} minutes" in text
 

@@ -18,7 +18,11 @@ def test_it_signs_up_and_logs_in(client):
     assert response["Location"] == "/"
     assert get_user_model().objects.filter(username="dora").exists()
     page = client.get("/")
-    assert "dora" in page.content.decode()
+    assert "Welcome, dora: your account is ready." in page.text
+    assert page.context["user"].is_authenticated
+    # signed in on every later request too, not only on the one that shows the welcome
+    assert client.get("/history/").status_code == 200
+    assert "Log out" in client.get("/").text
 
 
 @pytest.mark.django_db

@@ -43,8 +43,6 @@ import random
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -55,8 +53,9 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+from bench.serving import HOST, free_port, gunicorn, percentile, service_env
+
 PYTHON = sys.executable
-HOST = "127.0.0.1"
 PG_BIN_ROOT = Path("/usr/lib/postgresql")
 MODELS = ["meta-llama/Llama-3.1-8B", "mistralai/Mixtral-8x7B-Instruct-v0.1", "Qwen/Qwen3-8B"]
 # Relative weights of what a user does next
@@ -74,13 +73,7 @@ CLIENT_TIMEOUT_S = 30
 TRACEBACK_MARKERS = ("Traceback", "OperationalError", "InterfaceError", "psycopg")
 
 
-# --- Processes: a private PostgreSQL and gunicorn -------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
+# --- A private PostgreSQL ------------------------------------------------------------------
 
 
 def pg_bin(name: str) -> str:
@@ -137,23 +130,6 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def service_env(database_url: str) -> dict[str, str]:
-    return {
-        **{
-            name: value for name, value in os.environ.items() if name != "DJANGO_ALLOW_ASYNC_UNSAFE"
-        },
-        "DATABASE_URL": database_url,
-        "DEBUG": "0",
-        "SECRET_KEY": "load-run-only-" + secrets.token_urlsafe(40),
-        "ALLOWED_HOSTS": HOST,
-        "SECURE_SSL_REDIRECT": "0",
-        "STATIC_MANIFEST": "0",
-        "API_THROTTLE_ANON": "",
-        "API_THROTTLE_USER": "",
-        "LOG_LEVEL": "WARNING",
-    }
-
-
 SETUP_SCRIPT = """
 import json, sys
 from importlib import import_module
@@ -200,71 +176,6 @@ def prepare_database(env: dict[str, str], users: int) -> list[dict[str, str]]:
         text=True,
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def server_tracebacks(log: str) -> list[str]:
-    """Each traceback in the server's log, from its logged message to the exception line."""
-    blocks: list[str] = []
-    lines = log.splitlines()
-    for index, line in enumerate(lines):
-        if line.startswith("Traceback"):
-            end = index + 1
-            while end < len(lines) and (lines[end].startswith(" ") or not lines[end].strip()):
-                end += 1
-            blocks.append("\n".join(lines[max(0, index - 1) : end + 1]))
-    return blocks
-
-
-@contextmanager
-def gunicorn(env: dict[str, str], port: int, workers: int, threads: int) -> Iterator[None]:
-    command = [
-        PYTHON,
-        "-m",
-        "gunicorn",
-        "llmtools.wsgi",
-        "--bind",
-        f"{HOST}:{port}",
-        "--workers",
-        str(workers),
-        "--threads",
-        str(threads),
-        "--worker-class",
-        "gthread",
-        "--timeout",
-        "60",
-        "--preload",  # import the app once, before the workers fork
-        "--backlog",
-        "256",
-        "--log-level",
-        "warning",
-    ]
-    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally below)
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection((HOST, port), timeout=1):
-                    break
-            except OSError:
-                if process.poll() is not None:
-                    log.seek(0)
-                    sys.exit(f"gunicorn exited:\n{log.read().decode(errors='replace')}")
-                time.sleep(0.2)
-        yield
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.seek(0)
-        tracebacks = server_tracebacks(log.read().decode(errors="replace"))
-        log.close()
-        for traceback in tracebacks[:3]:
-            print(f"gunicorn's log held a traceback:\n{traceback}")
-        if len(tracebacks) > 3:
-            print(f"... and {len(tracebacks) - 3} more")
 
 
 # --- Virtual users -------------------------------------------------------------------------
@@ -449,11 +360,6 @@ def drive(
 # --- Reports -------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
-
-
 def is_error(sample: Sample, accepted_503: tuple[float, float] | None = None) -> bool:
     """No answer, a traceback, a signed-in user treated as signed out, any other 4xx (every
     request of the mix is valid), or a 5xx; in the fault run a clean 503 is the right answer
@@ -593,11 +499,12 @@ def main() -> int:
 
     passed = True
     with private_postgres() as database:
-        env = service_env(database.url)
+        # No collectstatic for a load run: the pages link the static files by their plain names.
+        env = service_env(database.url, STATIC_MANIFEST="0")
         print(f"Private PostgreSQL on {HOST}:{database.port} ({database.folder})")
         users = prepare_database(env, args.users)
         port = free_port()
-        with gunicorn(env, port, args.workers, args.threads):
+        with gunicorn(env, workers=args.workers, threads=args.threads, port=port):
             print(f"gunicorn on {HOST}:{port}: {args.workers} workers x {args.threads} threads")
             # Warm-up, not measured: every worker's first requests fill its caches.
             drive(port, users[: args.workers * args.threads], args.warmup, 0.2, Recorder())

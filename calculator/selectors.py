@@ -1,9 +1,13 @@
 """Reads, always scoped to what the user may see: the one place the access rules live.
 
 who, item        private  team                        link                  catalog
-owner                rw       rw                          rw                    r
+owner                rws      rws                         rws                   r
 member of its team   404      r (rw for the team's owners) r                    r
 anyone else, anon.   404      404                         r by permalink only   r
+
+r: read, w: write its content (title, notes, name, description, architecture; delete),
+s: share: change who sees it (visibility, team). Only its owner decides an item's audience; a
+team owner may edit a member's team item, not re-share it elsewhere or make it public.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ def _listed_q(user: User | None, team_ids: list[int] | None = None) -> Q:
 class Access:
     can_read: bool
     can_write: bool
+    can_share: bool = False
 
 
 def access_for(user: User | None, item: ModelProfile | Estimate, *, via_link: bool) -> Access:
@@ -67,7 +72,7 @@ def access_for(user: User | None, item: ModelProfile | Estimate, *, via_link: bo
     if isinstance(item, ModelProfile) and item.source == ProfileSource.CATALOG:
         return Access(can_read=True, can_write=False)
     if _authenticated(user) and item.owner_id == user.pk:
-        return Access(can_read=True, can_write=True)
+        return Access(can_read=True, can_write=True, can_share=True)
     if item.visibility == Visibility.TEAM and item.team_id is not None and _authenticated(user):
         if item.team_id in _owned_team_ids(user):
             return Access(can_read=True, can_write=True)

@@ -45,6 +45,17 @@ def _check_sharing(*, user: User, visibility: str, team: Team | None) -> Team | 
     return team
 
 
+def _check_audience_kept(*, user: User, item: ModelProfile | Estimate, fields: dict) -> None:
+    """Only an item's owner changes who sees it (the access table's "s"): a team owner who may
+    edit a member's item must not move it to another team or make it public."""
+    team = fields.get("team", item.team)
+    changed = fields.get("visibility", item.visibility) != item.visibility or (
+        "team" in fields and (team.pk if team is not None else None) != item.team_id
+    )
+    if changed and not access_for(user, item, via_link=False).can_share:
+        raise PermissionDenied("Only its owner may change who sees it.")
+
+
 # --- Profiles ---------------------------------------------------------------------------------
 
 
@@ -136,6 +147,7 @@ def profile_update(*, user: User, profile: ModelProfile, **fields: Any) -> Model
     unknown = set(fields) - allowed
     if unknown:
         raise ValidationError(f"Cannot change: {', '.join(sorted(unknown))}.")
+    _check_audience_kept(user=user, item=profile, fields=fields)
     for key, value in fields.items():
         setattr(profile, key, value)
     if _holds_nul([profile.hf_config, profile.architecture]):
@@ -223,6 +235,7 @@ def estimate_update(*, user: User, estimate: Estimate, **fields: Any) -> Estimat
     unknown = set(fields) - {"title", "notes", "visibility", "team"}
     if unknown:
         raise ValidationError(f"Cannot change: {', '.join(sorted(unknown))}.")
+    _check_audience_kept(user=user, item=estimate, fields=fields)
     for key, value in fields.items():
         setattr(estimate, key, value)
     _check_sharing(user=user, visibility=estimate.visibility, team=estimate.team)

@@ -26,10 +26,21 @@ class SharingForm(forms.Form):
         empty_label="No team",
     )
 
-    def __init__(self, *args, user: User, **kwargs) -> None:
+    def __init__(self, *args, user: User, can_share: bool = True, **kwargs) -> None:
+        """`can_share`: the access rules' right to change who sees the item (its owner's);
+        without it the form has no sharing fields, so a team owner edits only the content."""
         super().__init__(*args, **kwargs)
         self.user = user
+        if not can_share:
+            del self.fields["visibility"], self.fields["team"]
+            return
         self.fields["team"].queryset = team_list(user=user)
+
+    def sharing(self) -> dict:
+        """The cleaned sharing fields, as the services take them: none without the right."""
+        return {
+            name: self.cleaned_data[name] for name in ("visibility", "team") if name in self.fields
+        }
 
     def clean(self) -> dict:
         cleaned = super().clean() or {}

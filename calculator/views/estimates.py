@@ -253,9 +253,12 @@ def _details_initial(estimate: Estimate) -> dict[str, Any]:
 @login_required
 @require_http_methods(["GET", "POST"])
 def estimate_edit_view(request: HttpRequest, public_id: str) -> HttpResponse:
-    estimate, _ = estimate_get_for_user(user=request.user, public_id=public_id, write=True)
+    estimate, access = estimate_get_for_user(user=request.user, public_id=public_id, write=True)
     form = EstimateDetailsForm(
-        request.POST or None, user=request.user, initial=_details_initial(estimate)
+        request.POST or None,
+        user=request.user,
+        initial=_details_initial(estimate),
+        can_share=access.can_share,
     )
     if request.method == "POST" and form.is_valid():
         try:

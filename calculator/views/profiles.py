@@ -80,13 +80,6 @@ def profile_list_view(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-def _sharing(form: Any) -> dict[str, Any]:
-    return {
-        "visibility": form.cleaned_data["visibility"],
-        "team": form.cleaned_data["team"],
-    }
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def profile_create_view(request: HttpRequest) -> HttpResponse:
@@ -98,7 +91,7 @@ def profile_create_view(request: HttpRequest) -> HttpResponse:
                 name=form.cleaned_data["name"],
                 description=form.cleaned_data["description"],
                 architecture=form.architecture(),
-                **_sharing(form),
+                **form.sharing(),
             )
         except ValidationError as error:
             add_service_error(form, error)
@@ -126,7 +119,7 @@ def profile_import_view(request: HttpRequest) -> HttpResponse:
                 description=form.cleaned_data["description"],
                 hf_config=form.cleaned_data["hf_config"],
                 config_json_text=form.cleaned_data["config_json_text"],
-                **_sharing(form),
+                **form.sharing(),
             )
         except ValidationError as error:
             add_service_error(form, error, field_map={"hf_config": "config_json"})
@@ -189,22 +182,25 @@ def profile_detail_view(request: HttpRequest, public_id: str) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def profile_edit_view(request: HttpRequest, public_id: str) -> HttpResponse:
-    profile, _ = profile_get_for_user(user=request.user, public_id=public_id, write=True)
+    profile, access = profile_get_for_user(user=request.user, public_id=public_id, write=True)
     sharing = {"visibility": profile.visibility, "team": profile.team}
     initial = {"name": profile.name, "description": profile.description, **sharing}
+    can_share = access.can_share
     if profile.source == ProfileSource.CONFIG:
         initial["config_json"] = profile.config_json_text
-        form: Any = _import_form(request, initial=initial)
+        form: Any = _import_form(request, initial=initial, can_share=can_share)
         kind = "import"
     else:
         initial.update(profile.architecture or {})
-        form = ProfileManualForm(request.POST or None, user=request.user, initial=initial)
+        form = ProfileManualForm(
+            request.POST or None, user=request.user, initial=initial, can_share=can_share
+        )
         kind = "manual"
     if request.method == "POST" and form.is_valid():
         fields = {
             "name": form.cleaned_data["name"] or profile.name,
             "description": form.cleaned_data["description"],
-            **_sharing(form),
+            **form.sharing(),
         }
         if kind == "import":
             fields["hf_config"] = form.cleaned_data["hf_config"]

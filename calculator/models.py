@@ -62,6 +62,7 @@ class ProfileSource(models.TextChoices):
     MANUAL = "manual", "Typed in"
     CONFIG = "config", "config.json"
     CATALOG = "catalog", "Catalog"
+    HUB = "hub", "Hugging Face Hub"
 
 
 class ModelProfile(models.Model):
@@ -95,6 +96,11 @@ class ModelProfile(models.Model):
     config_json_text = models.TextField(
         blank=True, help_text="The imported config.json, kept verbatim."
     )
+    # Imported from the Hub: the repo, the commit it was read at, and what its safetensors
+    # headers hold (calculator/hub.py): the evidence beside the config.json it keeps.
+    hub_repo_id = models.CharField(max_length=200, blank=True)
+    hub_revision = models.CharField(max_length=64, blank=True, help_text="The commit sha.")
+    hub_facts = models.JSONField(null=True, blank=True)
     num_parameters = models.BigIntegerField(default=0)
     num_active_parameters = models.BigIntegerField(default=0)
     published_parameters = models.BigIntegerField(null=True, blank=True)
@@ -296,3 +302,16 @@ class ApiToken(AbstractAuthToken):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.token_key}…)"
+
+
+class HubToken(models.Model):
+    """A user's own Hugging Face token, encrypted (calculator/hub.py); never shown again."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="hub_token"
+    )
+    encrypted = models.TextField()
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Hugging Face token of {self.user}"

@@ -16,6 +16,7 @@ from axes.handlers.database import AxesDatabaseHandler
 from axes.helpers import get_client_ip_address, get_client_username, get_cool_off, get_failure_limit
 from axes.models import AccessAttempt
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -115,3 +116,24 @@ def client_address(request: HttpRequest) -> str | None:
         if len(addresses) >= proxies:
             return addresses[-proxies]
     return request.META.get("REMOTE_ADDR")
+
+
+def _token_failures_key(request: HttpRequest) -> str:
+    return f"api-token-failures:{client_address(request)}"
+
+
+def token_failures_exceeded(request: HttpRequest) -> bool:
+    """Invalid API tokens count like failed logins from an address that tries no username: at
+    AXES_ADDRESS_FAILURE_LIMIT within the cool-off, the address is refused (the API's 429).
+    The count lives in the default cache (Redis with REDIS_URL), shared by every worker."""
+    return cache.get(_token_failures_key(request), 0) >= settings.AXES_ADDRESS_FAILURE_LIMIT
+
+
+def token_failure_record(request: HttpRequest) -> None:
+    key = _token_failures_key(request)
+    timeout = settings.AXES_COOLOFF_TIME.total_seconds()
+    cache.add(key, 0, timeout)
+    try:
+        cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout)

@@ -128,6 +128,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=60, help="seconds of the mix (60)")
     parser.add_argument("--warmup", type=float, default=10, help="mix seconds not counted (10)")
     parser.add_argument("--floor", type=float, default=10, help="seconds of each floor slice")
+    parser.add_argument(
+        "--alone", type=float, default=5, help="seconds of each budgeted endpoint alone (5)"
+    )
     parser.add_argument("--signed-in", type=int, default=32, help="signed-in users (32)")
     parser.add_argument("--anonymous", type=int, default=32, help="anonymous users (32)")
     parser.add_argument(
@@ -524,6 +527,7 @@ class VirtualUser:
         self.account = account
         self.who = "anon" if account is None else ("main" if account.main else "user")
         mix = ANONYMOUS_MIX if account is None else SIGNED_IN_MIX
+        self.mix = mix
         self.choices = list(mix)
         self.cumulative = [sum(list(mix.values())[: i + 1]) for i in range(len(mix))]
         self.headers: dict[str, str] = {}
@@ -533,9 +537,18 @@ class VirtualUser:
             self.headers = {"Cookie": cookie, "X-CSRFToken": csrf}
         self.edits = 0  # of their profile
 
-    def next(self, phase: str) -> Request:
-        what = self.random.choices(self.choices, cum_weights=self.cumulative)[0]
+    def next(self, phase: str, only: str = "") -> Request:
+        """The next request of the mix; with `only`, of that endpoint's part of the mix."""
+        choices, cumulative = self.choices, self.cumulative
+        if only:
+            choices = [what for what in self.choices if what.split("/")[0] == only]
+            weights = [self.mix[what] for what in choices]
+            cumulative = [sum(weights[: i + 1]) for i in range(len(weights))]
+        what = self.random.choices(choices, cum_weights=cumulative)[0]
         return getattr(self, what.replace("/", "_").replace("-", "_"))(f"{phase}:{what}@{self.who}")
+
+    def asks_for(self, name: str) -> bool:
+        return any(what.split("/")[0] == name for what in self.choices)
 
     def _get(self, tag: str, path: str, expect: str = "200", **extra: str) -> Request:
         return Request(tag, "GET", path, None, {**self.headers, **extra, "X-Bench": tag}, expect)
@@ -717,6 +730,10 @@ def mixed(user: VirtualUser, phase: str) -> Request:
 
 def floor_only(user: VirtualUser, phase: str) -> Request:
     return user.floor(f"{phase}:floor@{user.who}")
+
+
+def alone(name: str) -> Callable[[VirtualUser, str], Request]:
+    return lambda user, phase: user.next(phase, only=name)
 
 
 # --- The server's meter (bench/probe.py) --------------------------------------------------------
@@ -1017,13 +1034,13 @@ ROWS = (
 )
 
 
-def summary_table(mix: Phase, records: list[Metered], floor_alone: float) -> tuple[list[str], dict]:
+def summary_table(mix: Phase, records: list[Metered]) -> tuple[list[str], dict]:
     cost_of = costs(records, mix)
     floor_cost = cost_of(endpoint("floor")).total
     lines = [
         "| endpoint | requests | req/s | p50 ms | p99 ms | errors | CPU ms | PostgreSQL ms"
-        " | server ms | × floor | ≈ req/s alone | budget | queries |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        " | server ms | × floor | budget | queries |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     verdicts: dict[str, tuple[float, bool]] = {}
     phase_tags = [(s, s.tag.split(":", 1)[1]) for s in mix.samples]
@@ -1044,7 +1061,7 @@ def summary_table(mix: Phase, records: list[Metered], floor_alone: float) -> tup
             f" | {percentile(latencies, 0.5):.1f} | {percentile(latencies, 0.99):.1f}"
             f" | {sum(1 for s in picked if s.error)} | {1e3 * cost.cpu:.2f}"
             f" | {1e3 * cost.database:.2f} | {1e3 * cost.total:.2f} | {ratio:.2f}"
-            f" | {ratio * floor_alone:,.0f} | {verdict} | {queries} |"
+            f" | {verdict} | {queries} |"
         )
     return lines, verdicts
 
@@ -1064,9 +1081,8 @@ def report(
     mix = phases["mix"]
     floors = [phases["floor-before"], phases["floor-after"]]
     floor_rates = [len(f.samples) / f.seconds for f in floors]
-    floor_alone = sum(floor_rates) / len(floor_rates)
     floor_costs = [costs(records[f.name], f)(endpoint("floor")).total for f in floors]
-    table, verdicts = summary_table(mix, records["mix"], floor_alone)
+    table, verdicts = summary_table(mix, records["mix"])
     errors = [s for phase in phases.values() for s in phase.samples if s.error]
     by_kind: dict[str, int] = defaultdict(int)
     for sample in errors:
@@ -1120,6 +1136,7 @@ def report(
         )
         + (f"; {tracebacks} tracebacks in gunicorn's log" if tracebacks else "")
         + ".",
+        *cross_check(phases, records),
         "- Budgets (× floor under the mix): "
         + ", ".join(
             f"{name} {ratio:.2f} ({'met' if ok else 'MISSED'})"
@@ -1134,6 +1151,32 @@ def report(
         *(f"  - {label}: {count}" for label, count in queries),
     ]
     return lines, total_errors, verdicts
+
+
+def cross_check(phases: dict[str, Phase], records: dict[str, list[Metered]]) -> list[str]:
+    """Each budgeted endpoint's requests/s alone over the floor's alone (the old bench's
+    measure), beside its cost ratio in the same slices: where they agree, the cost ratio under
+    the mix reads as requests/s would."""
+    if "alone-floor" not in phases:
+        return []
+    floors = [phases[name] for name in ("floor-after", "alone-floor")]
+    floor_rate = sum(len(f.samples) / f.seconds for f in floors) / len(floors)
+    floor_cost = sum(costs(records[f.name], f)(endpoint("floor")).total for f in floors) / 2
+    parts = []
+    for name in BUDGETS:
+        phase = phases[f"alone-{name}"]
+        rate = len(phase.samples) / phase.seconds
+        cost = costs(records[phase.name], phase)(endpoint(name)).total
+        parts.append(
+            f"{name} {rate:,.0f} requests/s, {rate / floor_rate:.2f}× the floor's"
+            f" ({floor_cost / cost:.2f}× by server time)"
+        )
+    return [
+        f"- Cross-check, each endpoint alone for {ARGS.alone:g} s (its users only, back to back),"
+        f" against the floor alone ({floor_rate:,.0f} requests/s, after the mix and last): "
+        + "; ".join(parts)
+        + "."
+    ]
 
 
 def write_doc(lines: list[str]) -> None:
@@ -1242,6 +1285,17 @@ def main() -> int:
                 phases[name] = run_phase(port, master, users, seconds, name, pick, think)
                 count = len(phases[name].samples)
                 print(f"  {name}: {count:,} requests ({count / seconds:,.0f}/s)", flush=True)
+            # The cross-check: each budgeted endpoint alone, from the users whose mix has it.
+            for name in [*BUDGETS, "floor"] if ARGS.alone else []:
+                phase = f"alone-{name}"
+                askers = [user for user in users if user.asks_for(name)]
+                if name == "floor":
+                    askers, pick = users, floor_only
+                else:
+                    pick = alone(name)
+                phases[phase] = run_phase(port, master, askers, ARGS.alone, phase, pick)
+                count = len(phases[phase].samples)
+                print(f"  {phase}: {count:,} requests ({count / ARGS.alone:,.0f}/s)", flush=True)
         records = metered(probe_dir)
     finally:
         shutil.rmtree(probe_dir, ignore_errors=True)

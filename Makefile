@@ -1,4 +1,6 @@
 # Two commands to start: `make run` (serve on http://127.0.0.1:8000) and `make test`.
+# (serve: gunicorn reads request lines of up to 8190 bytes, its maximum: a calculator link with
+# a pasted config.json is up to 8000 characters, calculator/views/calculator.py.)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -34,6 +36,7 @@ serve: $(INSTALLED)
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0 && \
 	exec $(BIN)/gunicorn llmtools.wsgi \
 		--workers $${WEB_CONCURRENCY:-2} --bind $${BIND:-127.0.0.1:8000} \
+		--limit-request-line 8190 \
 		--access-logfile - --error-logfile -
 
 # HTTP speed against gunicorn and PostgreSQL on 127.0.0.1 (docs/performance.md).

@@ -7,7 +7,7 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import push_url
 
 from calculator import caching, charts, gpu_display
@@ -21,13 +21,22 @@ SWEEP_POINTS = 24
 PARAMETER_LABELS = {"total": "Total", "active": "Active per token", "trainable": "Trainable"}
 
 
-@require_GET
+# The longest link the page puts in the address bar: `make serve` lets gunicorn read request
+# lines of up to 8190 bytes ("GET " + this + " HTTP/1.1" fits). A longer calculation (a large
+# pasted config.json) still updates, through a POST, but gets no link: save it for a permalink.
+MAX_LINK_LENGTH = 8000
+
+
+@require_http_methods(["GET", "POST"])
 def calculator(request: HttpRequest) -> HttpResponse:
     """The calculator: the full page, or only its results fragment for htmx requests. The
-    query string is the estimate contract, so every calculation is a bookmarkable link."""
+    query string is the estimate contract, so every calculation is a bookmarkable link. The
+    live update posts the same fields instead when they are too long for a URL (the POST is
+    CSRF-checked like any other; nothing is written)."""
+    data = request.POST if request.method == "POST" else request.GET
     if request.htmx:
-        return _results_fragment(request)
-    form = CalculatorForm.from_query(request.GET, user=request.user)
+        return _results_fragment(request, data)
+    form = CalculatorForm.from_query(data, user=request.user)
     return render(request, "calculator/calculator.html", _calculate(request, form))
 
 
@@ -45,27 +54,32 @@ def _calculate(request: HttpRequest, form: CalculatorForm) -> dict[str, Any]:
     return context
 
 
-def _results_fragment(request: HttpRequest) -> HttpResponse:
+def _results_fragment(request: HttpRequest, data: QueryDict) -> HttpResponse:
     """The results for htmx. Apart from the save box they are a pure function of the query
     string (and of the catalogs) unless the model is a saved profile, which depends on who
     asks: such results are kept (calculator/caching.py) and served without binding the form
     (60 fields), running the engine or drawing the charts again."""
-    kept = caching.fragment_get(request.GET)
+    kept = caching.fragment_get(data)
     if kept is None:
-        form = CalculatorForm.from_query(request.GET, user=request.user)
+        form = CalculatorForm.from_query(data, user=request.user)
         context = _calculate(request, form)
         kept = {
-            "body": render_to_string("calculator/calculator.html#results-body", context, request),
+            "body": render_to_string("calculator/calculator.html#results-body", context),
             "saveable": context["saveable"],
             # The shortest link to this calculation (the form sends every field, even empty).
             "url": f"{reverse('calculator')}?{form.canonical_query()}" if form.is_valid() else "",
         }
         if form.is_valid() and form.cleaned_data["model"] != "profile":
-            caching.fragment_set(request.GET, kept)
-    context = {"results_body": mark_safe(kept["body"]), "saveable": kept["saveable"]}
+            caching.fragment_set(data, kept)
+    link_too_long = len(kept["url"]) > MAX_LINK_LENGTH
+    context = {
+        "results_body": mark_safe(kept["body"]),
+        "saveable": kept["saveable"],
+        "link_too_long": link_too_long,
+    }
     response = render(request, "calculator/calculator.html#results", context)
-    if kept["url"]:
-        push_url(response, kept["url"])
+    # The address bar follows valid inputs only, and never gets a link too long to open.
+    push_url(response, kept["url"] if kept["url"] and not link_too_long else False)
     return response
 
 

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -294,7 +295,7 @@ def test_it_names_the_field_of_an_engine_error(client):
 
 def test_it_does_not_push_a_url_for_invalid_input(client):
     response = client.get("/?batch_size=0", headers=HTMX)
-    assert "HX-Push-Url" not in response
+    assert response["HX-Push-Url"] == "false"  # the address bar keeps the last good link
 
 
 def test_it_uses_a_profile_its_owner_may_see(client, alice, charlie):
@@ -309,8 +310,14 @@ def test_it_uses_a_profile_its_owner_may_see(client, alice, charlie):
     assert "Alice&#x27;s tiny model" not in content
 
 
-def test_it_answers_post_with_405(client):
-    assert client.post("/").status_code == 405
+def test_it_answers_other_methods_with_405(client):
+    assert client.put("/").status_code == 405
+    assert client.delete("/").status_code == 405
+
+
+def test_a_post_needs_the_csrf_token(db):
+    # the live update posts long inputs; a cross-site form must not be able to
+    assert Client(enforce_csrf_checks=True).post("/", {"batch_size": "2"}).status_code == 403
 
 
 def test_it_narrows_the_catalog_select_to_a_search(client):
@@ -423,3 +430,29 @@ def test_a_config_json_with_an_integer_too_long_for_python_is_a_form_error(clien
     response = client.get("/", {"model": "hf_config", "hf_config": config}, HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     assert b"Not valid JSON" in response.content
+
+
+def test_the_live_update_may_post_long_inputs_and_still_gets_its_link(client, catalog):
+    from tests.browser.test_trust_browser import KV_PASTED, pasted_config
+
+    response = client.post(
+        "/", {"model": "hf_config", "hf_config": pasted_config(padding=16)}, headers=HTMX
+    )
+    assert response.status_code == 200
+    assert f'<td class="num">{KV_PASTED}</td>' in response.text
+    link = response["HX-Push-Url"]
+    assert link.startswith("/?hf_config=")
+    # the link renders the same calculation on its own
+    assert f'<td class="num">{KV_PASTED}</td>' in client.get(link).text
+
+
+def test_inputs_too_long_for_a_link_are_answered_without_one(client, catalog):
+    from calculator.views.calculator import MAX_LINK_LENGTH
+    from tests.browser.test_trust_browser import KV_PASTED, pasted_config
+
+    config = pasted_config(padding=80)
+    assert len(config) > MAX_LINK_LENGTH
+    response = client.post("/", {"model": "hf_config", "hf_config": config}, headers=HTMX)
+    assert f'<td class="num">{KV_PASTED}</td>' in response.text
+    assert response["HX-Push-Url"] == "false"
+    assert "too long for a link" in response.text

@@ -1,0 +1,105 @@
+// The calculator's live update, on top of htmx (templates/calculator/calculator.html).
+//
+// - Only fields with a value are sent: the server fills in every default, as it does for a
+//   bookmarked link, and the request stays short.
+// - A request whose address would still be long (a pasted config.json) is sent as a POST to the
+//   same URL: servers and proxies refuse long request lines (gunicorn answers 414 past 4094
+//   bytes by default), and a refused update must never leave the last result looking current.
+// - Any failed update (an error status, no answer, a timeout) says so above the results and
+//   marks them stale until an update succeeds.
+(function () {
+  "use strict";
+
+  // Safe for every browser, proxy and server in the path; longer goes as a POST.
+  var MAX_GET_URL_LENGTH = 2000;
+
+  function isCalculator(element) {
+    return element && element.id === "calculator-form";
+  }
+
+  function results() {
+    return document.getElementById("results");
+  }
+
+  function showError(message) {
+    var box = document.getElementById("calculator-update-error");
+    if (box) {
+      box.textContent = message;
+      box.setAttribute("role", "alert");
+      box.hidden = false;
+    }
+    var section = results();
+    if (section) {
+      section.classList.add("stale");
+      section.setAttribute("aria-describedby", "calculator-update-error");
+    }
+  }
+
+  function clearError() {
+    var box = document.getElementById("calculator-update-error");
+    if (box) {
+      box.hidden = true;
+      box.textContent = "";
+    }
+  }
+
+  document.addEventListener("htmx:configRequest", function (event) {
+    var detail = event.detail;
+    if (!isCalculator(detail.elt)) {
+      return;
+    }
+    var sent = new FormData();
+    detail.formData.forEach(function (value, name) {
+      if (typeof value !== "string" || value.trim() !== "") {
+        sent.append(name, value);
+      }
+    });
+    detail.parameters = sent;
+    var query = new URLSearchParams(sent).toString();
+    var url = detail.path.split("?")[0] + (query ? "?" + query : "");
+    if (detail.verb === "get" && url.length > MAX_GET_URL_LENGTH) {
+      detail.verb = "post";
+      detail.useUrlParams = false;
+      // htmx sets the body's type only for requests that start as a POST
+      detail.headers["Content-Type"] = "application/x-www-form-urlencoded";
+    }
+  });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target && event.detail.target.id === "results") {
+      clearError();
+    }
+  });
+
+  document.addEventListener("htmx:responseError", function (event) {
+    if (!isCalculator(event.detail.elt)) {
+      return;
+    }
+    var status = event.detail.xhr ? event.detail.xhr.status : 0;
+    var reason = status === 414 ? "the inputs are too long for the server" : "the server answered " + status;
+    showError(
+      "The estimate was not updated (" + reason + "): the result below is for earlier inputs."
+    );
+  });
+
+  function unreachable(event) {
+    if (isCalculator(event.detail.elt)) {
+      showError(
+        "The estimate was not updated (the server could not be reached): the result below is for earlier inputs."
+      );
+    }
+  }
+
+  // Back, Forward and reload open the address afresh (htmx keeps no snapshots: base.html), and
+  // the server renders the fields and the result from it; but the browser then puts back what
+  // the fields held before, which would disagree with the result. Back to what was rendered.
+  document.addEventListener("DOMContentLoaded", function () {
+    var form = document.getElementById("calculator-form");
+    if (form) {
+      form.reset();
+    }
+  });
+
+  document.addEventListener("htmx:sendError", unreachable);
+  document.addEventListener("htmx:timeout", unreachable);
+})();

@@ -3,8 +3,8 @@ frame denial, a referrer policy, secure HttpOnly cookies when DEBUG is off."""
 
 from __future__ import annotations
 
-import os
 import json
+import os
 import re
 import subprocess
 import sys

@@ -256,6 +256,32 @@ class CalculateRequestSerializer(HardwareFieldsSerializer):
     tensor_parallel = _limited_int("tensor_parallel", help_text="Default: 1.")
     pipeline_parallel = _limited_int("pipeline_parallel", help_text="Default: 1.")
     zero_stage = _limited_int("zero_stage", help_text="Training with data parallelism. Default: 0.")
+    gradient_accumulation_steps = _limited_int(
+        "gradient_accumulation_steps",
+        help_text="Training: micro-batches per optimizer step (gradients kept). Default: 1.",
+    )
+    lora_adapter_dtype = _choice(
+        "lora_adapter_dtype",
+        engine.LORA_ADAPTER_DTYPES,
+        help_text="lora and qlora: float32 (PEFT, default) or the model's 16-bit dtype.",
+    )
+    inference_logits = _choice(
+        "inference_logits",
+        engine.INFERENCE_LOGITS,
+        help_text="Inference: logits for the last position (generate(), default) or all.",
+    )
+    bnb_4bit_saves_inputs = serializers.BooleanField(
+        required=False,
+        help_text="qlora: bitsandbytes before 0.43.2 keeps each 4-bit layer's input. "
+        "Default: false.",
+    )
+    memory_view = _choice(
+        "memory_view",
+        engine.MEMORY_VIEWS,
+        allow_null=True,
+        help_text="allocated (torch.cuda.max_memory_allocated) or device (nvidia-smi); "
+        "null (default): the 1 GiB runtime overhead.",
+    )
     runtime_overhead_bytes = _limited_int(
         "runtime_overhead_bytes",
         allow_null=True,

@@ -1195,25 +1195,21 @@ def _read_falcon(r: _Reader) -> _Parsed:
     return _Parsed(layout, max_position_embeddings=_max_positions(r, 2048))
 
 
-def _read_gpt2(r: _Reader) -> _Parsed:
-    # modeling_gpt2.py: Conv1D c_attn/c_proj/c_fc with biases, learned positions (wpe), LayerNorms
+def _gpt2_layout(r: _Reader, multi_query: bool) -> tuple[_Layout, int]:
+    """GPT-2's layout (Conv1D/Linear c_attn, c_proj, c_fc with biases, learned positions wpe,
+    LayerNorms, tied head), with one key/value head when `multi_query` (gpt_bigcode)."""
     hidden = r.number(("n_embd", "hidden_size"), "hidden_size")
-    layers = r.number(("n_layer", "num_hidden_layers"), "num_layers")
     heads = r.number(("n_head", "num_attention_heads"), "num_attention_heads")
     heads_key = r.find(("n_head", "num_attention_heads")) or "n_head"
     head_dim = _divided_head_dim(r, hidden, heads, heads_key)
     positions = r.number(
         ("n_positions", "max_position_embeddings"), "max_position_embeddings", 1024
     )
-    exact = True
-    if r.flag("add_cross_attention", False):
-        r.notes.append("add_cross_attention: the cross-attention blocks are not counted")
-        exact = False
     layout = _Layout(
         hidden_size=hidden,
-        num_layers=layers,
+        num_layers=r.number(("n_layer", "num_hidden_layers"), "num_layers"),
         num_attention_heads=heads,
-        num_key_value_heads=heads,
+        num_key_value_heads=1 if multi_query else heads,
         head_dim=head_dim,
         intermediate_size=r.number("n_inner", "intermediate_size", 4 * hidden),
         vocab_size=r.number("vocab_size", "vocab_size"),
@@ -1233,7 +1229,24 @@ def _read_gpt2(r: _Reader) -> _Parsed:
         gated_mlp=False,
         norm_bias=True,
     )
+    return layout, positions
+
+
+def _read_gpt2(r: _Reader) -> _Parsed:
+    # modeling_gpt2.py: Conv1D c_attn/c_proj/c_fc with biases, learned positions (wpe), LayerNorms
+    exact = True
+    if r.flag("add_cross_attention", False):
+        r.notes.append("add_cross_attention: the cross-attention blocks are not counted")
+        exact = False
+    layout, positions = _gpt2_layout(r, multi_query=False)
     return _Parsed(layout, max_position_embeddings=positions, exact=exact)
+
+
+def _read_gpt_bigcode(r: _Reader) -> _Parsed:
+    # modeling_gpt_bigcode.py: GPT-2's layout with nn.Linear layers and multi-query attention:
+    # c_attn is hidden -> hidden + 2 x head_dim when multi_query (GPTBigCodeConfig default True)
+    layout, positions = _gpt2_layout(r, multi_query=r.flag("multi_query", True))
+    return _Parsed(layout, max_position_embeddings=positions)
 
 
 def _read_gpt_neox(r: _Reader) -> _Parsed:
@@ -1283,6 +1296,7 @@ _READERS: dict[str, Callable[[_Reader], _Parsed]] = {
     "phi3": _read_phi3,
     "falcon": _read_falcon,
     "gpt2": _read_gpt2,
+    "gpt_bigcode": _read_gpt_bigcode,
     "gpt_neox": _read_gpt_neox,
     "starcoder2": _read_starcoder2,
     "olmo2": _read_olmo2,
@@ -1406,6 +1420,7 @@ class _Behaviour:
 # config key of the MLP activation and the config class's default, per family (configuration_*.py)
 _ACTIVATION_KEYS: dict[str, tuple[str, str]] = {
     "gpt2": ("activation_function", "gelu_new"),  # GPT2Config
+    "gpt_bigcode": ("activation_function", "gelu_pytorch_tanh"),  # GPTBigCodeConfig
     "phi": ("hidden_act", "gelu_new"),  # PhiConfig
     "falcon": ("activation", "gelu"),  # FalconConfig
     "gpt_neox": ("hidden_act", "gelu"),  # GPTNeoXConfig

@@ -23,6 +23,7 @@ from calculator.engine.architecture import (
 )
 from calculator.engine.breakdown import Breakdown, Estimate
 from calculator.engine.dtypes import (
+    BNB_4BIT_DTYPES,
     DTYPES,
     ELEMENT_BYTES,
     LINEAR_MODULE_ONLY_DTYPES,
@@ -38,6 +39,10 @@ from calculator.engine.parallel import Layout, Stage, layout_for
 # CUDA context, kernels and caching-allocator slack: transformers docs measured 1,343 MB on a
 # V100, gpu_poor uses 650 MB (memory-model.md "Runtime overhead"); 1 GiB sits in that range
 DEFAULT_RUNTIME_OVERHEAD_BYTES = 2**30
+# memory_view "device" (nvidia-smi): the CUDA context and kernels a process holds before any
+# tensor; transformers docs model_memory_anatomy.md: NVML "used" 1343 MB (MiB, info.used // 1024**2)
+# right after torch.ones((1, 1)).to("cuda") (driver 460.91.03)
+CUDA_CONTEXT_BYTES = 1343 * 2**20
 
 # --- training: activations saved for backward, per layer ------------------------------------
 # HF LlamaRMSNorm: `hidden.to(float32)` is saved by pow() and mul() for backward
@@ -90,6 +95,14 @@ SOFTCAP_LOGIT_COPIES = 1
 # (every full-training validation case peaks in LogSoftmaxBackward0, e.g.
 # llama-train-b2-s256-adamw-fp32-sdpa); 1 would model gradient accumulation
 GRADIENTS_ALLOCATED_AT_ACTIVATION_PEAK = 0
+# bitsandbytes before 0.43.2 (commit 9e75374, "fix QLoRA mem bug: delete useless buffered
+# activation", #1270): MatMul4Bit.forward kept `ctx.tensors = (A, B)`, the input of every frozen
+# 4-bit layer, whenever the input needed a gradient; since then `(None, B)`. Kept then: the two
+# norm outputs (q/k/v and gate/up inputs), o_proj's input (the reshaped attention output, a copy)
+# and down_proj's input (the product), the tensors a trainable projection keeps
+BNB_SAVED_NORM_OUTPUTS = NORMS_PER_LAYER
+BNB_SAVED_ATTENTION_OUTPUT_COPIES = 1
+BNB_SAVED_MLP_INTERMEDIATES = MLP_WEIGHT_GRADIENT_ONLY_INTERMEDIATES
 # gradient checkpointing keeps each layer's input (plus one layer's full set while recomputing)
 CHECKPOINTED_INPUTS_PER_LAYER = 1
 
@@ -116,13 +129,25 @@ FP32_BYTES = 4
 # llama, gpt2 and deepseek_v2 bf16mixed cases)
 AUTOCAST_COPY_BYTES = 2
 # AdamW keeps exp_avg and exp_avg_sq; SGD with momentum keeps momentum_buffer
-OPTIMIZER_STATES = {"adamw": 2, "adamw_8bit": 2, "sgd": 0, "sgd_momentum": 1}
+OPTIMIZER_STATES = {
+    "adamw": 2,
+    "adamw_8bit": 2,
+    "sgd": 0,
+    "sgd_momentum": 1,
+    "paged_adamw": 2,
+    "paged_adamw_8bit": 2,
+}
 # bitsandbytes 8-bit Adam: uint8 states, blockwise, one fp32 absmax per 2048 values per state
 ADAM_8BIT_STATE_BYTES = 1
 ADAM_8BIT_BLOCK = 2048
 ADAM_8BIT_ABSMAX_BYTES = 4
-# PEFT's autocast_adapter_dtype=True upcasts LoRA weights to float32
+# PEFT's autocast_adapter_dtype=True upcasts LoRA weights to float32 (the default of the
+# lora_adapter_dtype field; litgpt / torchtune keep them in the model's 16-bit dtype)
 LORA_ADAPTER_BYTES = 4
+# bitsandbytes 32-bit optimizers (PagedAdamW) keep float32 states whatever the parameter dtype
+# (bitsandbytes optim/optimizer.py Optimizer2State.init_state: dtype=torch.float32 for 32 bits)
+BNB_32BIT_STATE_BYTES = 4
+PAGED_OPTIMIZERS = ("paged_adamw", "paged_adamw_8bit")
 # PEFT target_parameters on fused experts (ParamWrapper) saves the merged W + BA for backward
 # (seen with saved_tensors_hooks on a tiny Mixtral, transformers 5.24 / peft 0.21)
 LORA_MERGED_EXPERT_COPIES = 1
@@ -456,6 +481,11 @@ def _activation_extra_intermediates(architecture: Architecture) -> int:
     return 0
 
 
+def _bnb_saves_inputs(inputs: EstimateInputs) -> bool:
+    """Whether the frozen base is 4-bit bitsandbytes layers keeping their inputs (< 0.43.2)."""
+    return inputs.bnb_4bit_saves_inputs and inputs.weight_dtype in BNB_4BIT_DTYPES
+
+
 def training_layer_activations(
     architecture: Architecture,
     widths: AttentionWidths,
@@ -491,6 +521,12 @@ def training_layer_activations(
     )
     if frozen_base:
         saved -= MLP_WEIGHT_GRADIENT_ONLY_INTERMEDIATES
+    if frozen_base and _bnb_saves_inputs(inputs):
+        replicated += tokens * hidden * BNB_SAVED_NORM_OUTPUTS * residual
+        split += tokens * widths.out * BNB_SAVED_ATTENTION_OUTPUT_COPIES * compute
+        if not moe_layer:
+            # bitsandbytes quantises nn.Linear only: fused experts stay 16-bit, saving nothing
+            split += tokens * architecture.intermediate_size * BNB_SAVED_MLP_INTERMEDIATES * compute
     saved += _activation_extra_intermediates(architecture)
     if moe_layer:
         moe_intermediate, per_token, shared = _mlp_widths(architecture)
@@ -592,7 +628,8 @@ def lora_activations(
     a 16-bit cast instead). An adapted fused expert parameter (PEFT target_parameters): the merged
     weight W + BA is materialised in the compute dtype and saved for backward, every layer."""
     tokens = inputs.batch_size * inputs.sequence_length
-    element = 2 if inputs.mixed_precision else LORA_ADAPTER_BYTES
+    # the input cast to the adapter dtype (16-bit under autocast or with 16-bit adapters)
+    element = 2 if inputs.mixed_precision else lora_adapter_bytes(inputs)
     total = 0
     for layer in lora_targets(architecture, inputs):
         if layer.routed_expert:
@@ -664,7 +701,8 @@ def _dequantisation_buffer(
 ) -> Fraction | int:
     """A 16-bit copy of the largest NF4 matrix, made for matmuls over more than one token
     (bitsandbytes matmul_4bit; a single token takes the gemv kernel without it)."""
-    if inputs.weight_dtype != "nf4" or inputs.batch_size * inputs.sequence_length == 1:
+    tokens = inputs.batch_size * inputs.sequence_length
+    if inputs.weight_dtype not in BNB_4BIT_DTYPES or tokens == 1:
         return 0
     copies = NF4_DEQUANTISED_MATRICES * DEQUANTISED_BYTES
     return _divide(parts.largest_linear * copies, tensor_parallel)
@@ -689,9 +727,13 @@ def _inference_activations(
     ]
     peak = max(peaks)
     if stage.has_lm_head:
-        # the last position's logits only, in the compute dtype and one float32 copy
-        logit_element = dtypes.compute + INFERENCE_LOGITS_FP32_COPIES * FP32_BYTES
-        peak += _divide(inputs.batch_size * architecture.vocab_size * logit_element, tp)
+        # the last position's logits (generate()), or every position's (a plain forward), in the
+        # compute dtype, and the last position's float32 copy the sampler reads
+        positions = inputs.sequence_length if inputs.inference_logits == "all" else 1
+        logits = inputs.batch_size * architecture.vocab_size
+        logit_bytes = logits * positions * dtypes.compute
+        logit_bytes += logits * INFERENCE_LOGITS_FP32_COPIES * FP32_BYTES
+        peak += _divide(logit_bytes, tp)
     return peak
 
 
@@ -705,9 +747,11 @@ class TrainingPrecision:
 
 def _training_precision(inputs: EstimateInputs) -> TrainingPrecision:
     if inputs.finetuning in ("lora", "qlora"):
-        # adapters are float32: fp32 gradients and states, no separate master copy
-        copy = AUTOCAST_COPY_BYTES if inputs.mixed_precision else 0
-        return TrainingPrecision(FP32_BYTES, FP32_BYTES, 0, copy)
+        # gradients and states in the adapters' dtype, no separate master copy; autocast keeps a
+        # 16-bit copy of float32 adapters for backward
+        adapter = lora_adapter_bytes(inputs)
+        copy = AUTOCAST_COPY_BYTES if inputs.mixed_precision and adapter == FP32_BYTES else 0
+        return TrainingPrecision(adapter, adapter, 0, copy)
     weights_fp32 = inputs.weight_dtype == "float32"
     if inputs.mixed_precision:
         if weights_fp32:
@@ -719,8 +763,15 @@ def _training_precision(inputs: EstimateInputs) -> TrainingPrecision:
     return TrainingPrecision(element, element, 0, 0)
 
 
+def lora_adapter_bytes(inputs: EstimateInputs) -> int:
+    """Bytes per LoRA adapter parameter: the lora_adapter_dtype field (PEFT: float32)."""
+    return int(ELEMENT_BYTES[inputs.lora_adapter_dtype])
+
+
 def _optimizer_bytes(optimizer: str, trainable: Fraction, state_bytes: int) -> Fraction:
-    if optimizer == "adamw_8bit":
+    if optimizer == "paged_adamw":
+        return OPTIMIZER_STATES[optimizer] * trainable * BNB_32BIT_STATE_BYTES
+    if optimizer in ("adamw_8bit", "paged_adamw_8bit"):
         # bitsandbytes blockwise 8-bit Adam: 2 uint8 states + fp32 absmax per 2048-value block
         states = OPTIMIZER_STATES[optimizer]
         blocks = -(-trainable // ADAM_8BIT_BLOCK)
@@ -755,7 +806,19 @@ def plan_for(inputs: EstimateInputs, architecture: Architecture, notes: list[str
     else:
         stage_weights = _stage_weights(architecture, inputs.weight_dtype, layout, parts)
     overhead = inputs.runtime_overhead_bytes
-    if overhead is None:
+    if overhead is None and inputs.memory_view == "allocated":
+        overhead = 0
+        notes.append(
+            "Memory view allocated: tensors only, as torch.cuda.max_memory_allocated reports "
+            "(no CUDA context)"
+        )
+    elif overhead is None and inputs.memory_view == "device":
+        overhead = CUDA_CONTEXT_BYTES
+        notes.append(
+            "Memory view device: plus the CUDA context and kernels nvidia-smi shows "
+            "(1,343 MiB, transformers docs)"
+        )
+    elif overhead is None:
         overhead = DEFAULT_RUNTIME_OVERHEAD_BYTES
         notes.append(
             "Runtime overhead: 1 GiB default for the CUDA context, kernels and allocator "
@@ -809,7 +872,7 @@ def _stage_breakdown(
     dp, zero = layout.data_parallel, layout.zero_stage
     if inputs.finetuning in ("lora", "qlora"):
         trainable = plan.lora_parameters * stage.layer_fraction / layout.tensor_parallel
-        adapters = trainable * (LORA_ADAPTER_BYTES + precision.autocast_copy_bytes)
+        adapters = trainable * (precision.gradient_bytes + precision.autocast_copy_bytes)
         base = weights
         master = Fraction(0)
     else:
@@ -821,6 +884,10 @@ def _stage_breakdown(
         master = trainable * precision.master_bytes
     gradients = trainable * precision.gradient_bytes
     optimizer_states = _optimizer_bytes(inputs.optimizer, trainable, precision.state_bytes)
+    if inputs.optimizer in PAGED_OPTIMIZERS and inputs.memory_view == "allocated":
+        # paged states live in CUDA unified memory (cudaMallocManaged), outside torch's allocator:
+        # torch.cuda.max_memory_allocated does not count them
+        optimizer_states = Fraction(0)
     if zero >= 1:
         # ZeRO-1 partitions optimizer states (and fp32 master weights) over the dp ranks
         optimizer_states /= dp
@@ -841,6 +908,9 @@ def _stage_breakdown(
     # the peak holds max(activations, gradients allocated): shown as the activations beyond
     # the gradients, so that the breakdown still sums to the peak with exact gradients
     allocated = gradients * GRADIENTS_ALLOCATED_AT_ACTIVATION_PEAK
+    if inputs.gradient_accumulation_steps > 1:
+        # from the second micro-batch on, the accumulated gradients exist through backward
+        allocated = gradients
     activations = max(activations - (gradients - allocated), 0)
     return Breakdown(
         weights=round(base + master + adapters),
@@ -940,7 +1010,12 @@ def _trainable(
                 if inputs.lora_target_modules == ALL_LINEAR
                 else ", ".join(inputs.lora_target_modules)
             )
-            + ", in float32 (PEFT upcasts adapter weights); the base stays frozen"
+            + (
+                ", in float32 (PEFT upcasts adapter weights)"
+                if inputs.lora_adapter_dtype == "float32"
+                else f", in {inputs.lora_adapter_dtype}"
+            )
+            + "; the base stays frozen"
         )
         return lora, 0, lora
     if finetuning == "partial":

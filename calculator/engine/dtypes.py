@@ -12,7 +12,15 @@ from fractions import Fraction
 
 FLOAT_FORMATS = ("float32", "float16", "bfloat16")
 KV_CACHE_DTYPES = ("float32", "float16", "bfloat16", "float8", "int8", "int4")
-WEIGHT_ONLY_DTYPES = ("nf4", "gptq_int4", "awq_int4", "gguf_q8_0", "gguf_q4_k_m")
+WEIGHT_ONLY_DTYPES = (
+    "nf4",
+    "nf4_no_dq",
+    "fp4",
+    "gptq_int4",
+    "awq_int4",
+    "gguf_q8_0",
+    "gguf_q4_k_m",
+)
 WEIGHT_DTYPES = KV_CACHE_DTYPES + WEIGHT_ONLY_DTYPES
 
 # bytes per element of the formats that exist as plain tensors (the original app's table)
@@ -36,6 +44,11 @@ NF4_BLOCK = 64
 NF4_ABSMAX_BYTES = 1
 NF4_DOUBLE_QUANT_BLOCK = 256
 NF4_DOUBLE_QUANT_ABSMAX_BYTES = 4
+# without double quantisation (bnb_4bit_use_double_quant=False, transformers' default; litgpt
+# bnb.nf4 / bnb.fp4) each 64-value block keeps a float32 absmax: 4 + 32/64 = 4.5 bits per weight
+# (bitsandbytes functional.quantize_4bit, blocksize=64); FP4 stores the same way
+BNB_4BIT_ABSMAX_BYTES = 4
+BNB_4BIT_DTYPES = ("nf4", "nf4_no_dq", "fp4")
 
 # GPTQ / AWQ 4-bit, group size 128 (AutoGPTQ / AutoAWQ QuantLinear): packed int32 qweight,
 # per group an fp16 scale and a 4-bit zero packed 8 per int32; GPTQ also keeps an int32 g_idx
@@ -57,7 +70,7 @@ FLOAT8_ROW_SCALE_BYTES = 4
 # bitsandbytes replaces `type(module) is nn.Linear` only (transformers integrations/bitsandbytes.py
 # replace_with_bnb_linear): transformers 5's fused MoE experts and routers, bare nn.Parameters,
 # stay in 16-bit
-LINEAR_MODULE_ONLY_DTYPES = ("nf4", "int8")
+LINEAR_MODULE_ONLY_DTYPES = ("nf4", "nf4_no_dq", "fp4", "int8")
 
 # GGUF Q8_0 (ggml block_q8_0): 32 int8 weights + an fp16 scale = 34 bytes per 32 weights
 GGUF_Q8_0_BLOCK = 32
@@ -84,6 +97,10 @@ DTYPES: dict[str, Dtype] = {
     "int8": Dtype("int8", "int8 (bitsandbytes LLM.int8)", quantised=True, weight_only=False),
     "int4": Dtype("int4", "int4 (group 128)", quantised=True, weight_only=False),
     "nf4": Dtype("nf4", "NF4 (bitsandbytes, double quant)", quantised=True, weight_only=True),
+    "nf4_no_dq": Dtype(
+        "nf4_no_dq", "NF4 (bitsandbytes, no double quant)", quantised=True, weight_only=True
+    ),
+    "fp4": Dtype("fp4", "FP4 (bitsandbytes)", quantised=True, weight_only=True),
     "gptq_int4": Dtype("gptq_int4", "GPTQ 4-bit, group 128", quantised=True, weight_only=True),
     "awq_int4": Dtype("awq_int4", "AWQ 4-bit, group 128", quantised=True, weight_only=True),
     "gguf_q8_0": Dtype("gguf_q8_0", "GGUF Q8_0", quantised=True, weight_only=True, gguf=True),
@@ -110,6 +127,8 @@ def linear_weight_bytes(dtype: str, in_features: int, out_features: int) -> Frac
             + blocks * NF4_ABSMAX_BYTES
             + _ceil_div(blocks, NF4_DOUBLE_QUANT_BLOCK) * NF4_DOUBLE_QUANT_ABSMAX_BYTES
         )
+    if dtype in ("nf4_no_dq", "fp4"):
+        return Fraction(n, 2) + _ceil_div(n, NF4_BLOCK) * BNB_4BIT_ABSMAX_BYTES
     if dtype in ("gptq_int4", "awq_int4"):
         groups = _ceil_div(in_features, GROUP_QUANT_SIZE)
         size = (

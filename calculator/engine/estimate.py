@@ -13,7 +13,7 @@ from calculator.engine.inputs import HARDWARE_FIELDS, EstimateInputs, parse_inpu
 from calculator.engine.standard import standard_estimate
 
 # Bump when a formula or a constant changes a number: saved estimates record it
-ENGINE_VERSION = "2.3.0"  # 2.3: per-family eager softmax working set, sliding KV of window - 1
+ENGINE_VERSION = "2.4.0"  # 2.4: memory_view, LoRA adapter dtype, bnb 4-bit variants, gpt_bigcode
 
 
 def estimate(inputs: EstimateInputs, architecture: Architecture) -> Estimate:

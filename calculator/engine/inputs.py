@@ -19,10 +19,42 @@ from calculator.engine.errors import EstimateError
 MODES = ("inference", "training")
 METHODS = ("detailed", "standard")
 ATTENTION_IMPLEMENTATIONS = ("flash", "eager")
-OPTIMIZERS = ("adamw", "adamw_8bit", "sgd", "sgd_momentum")
+# paged_*: bitsandbytes PagedAdamW / PagedAdamW8bit (states in CUDA unified memory)
+OPTIMIZERS = ("adamw", "adamw_8bit", "sgd", "sgd_momentum", "paged_adamw", "paged_adamw_8bit")
 FINETUNING_METHODS = ("full", "lora", "qlora", "partial")
 ALL_LINEAR = LORA_ALL_LINEAR  # "all-linear"
-LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+LORA_TARGET_MODULES = (
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+    # fused or differently named projections of other families (each family's HF module names):
+    # phi3 qkv_proj / gate_up_proj, gpt_neox and falcon query_key_value / dense /
+    # dense_h_to_4h / dense_4h_to_h, gpt2 and gpt_bigcode c_attn / c_proj / c_fc, phi fc1 / fc2
+    "qkv_proj",
+    "gate_up_proj",
+    "query_key_value",
+    "dense",
+    "dense_h_to_4h",
+    "dense_4h_to_h",
+    "c_attn",
+    "c_proj",
+    "c_fc",
+    "fc1",
+    "fc2",
+)
+# What the estimate describes (DESIGN.md "runtime_overhead"): what torch.cuda.max_memory_allocated
+# reports (tensors only) or the whole device as nvidia-smi shows it (plus the CUDA context)
+MEMORY_VIEWS = ("allocated", "device")
+# the dtype LoRA adapters are kept in: PEFT upcasts them to float32 (autocast_adapter_dtype);
+# litgpt, torchtune and Unsloth keep them in the model's 16-bit dtype
+LORA_ADAPTER_DTYPES = ("float32", "bfloat16", "float16")
+# which positions the prefill computes logits for: generate() keeps the last (logits_to_keep=1);
+# a plain forward (pipelines before transformers 4.45, litgpt, scoring runs) computes all
+INFERENCE_LOGITS = ("last", "all")
 MODEL_SOURCES = ("hf_config", "architecture")
 
 # (min, max) of every numeric field; the forms and the API reuse them
@@ -35,6 +67,7 @@ INPUT_LIMITS: dict[str, tuple[int, int]] = {
     "tensor_parallel": (1, 100_000),
     "pipeline_parallel": (1, 100_000),
     "zero_stage": (0, 3),
+    "gradient_accumulation_steps": (1, 1_000_000),
     "runtime_overhead_bytes": (0, 2**40),
 }
 
@@ -57,6 +90,11 @@ DEFAULTS: dict[str, Any] = {
     "tensor_parallel": 1,
     "pipeline_parallel": 1,
     "zero_stage": 0,
+    "gradient_accumulation_steps": 1,
+    "lora_adapter_dtype": "float32",
+    "inference_logits": "last",
+    "bnb_4bit_saves_inputs": False,
+    "memory_view": None,  # None: the runtime_overhead default of engine 2.3 (1 GiB)
     "runtime_overhead_bytes": None,  # the engine's default
 }
 FIELDS = ("model", *DEFAULTS)
@@ -88,6 +126,8 @@ LORA_BASE_DTYPES = (
     "gptq_int4",
     "awq_int4",
 )
+# bitsandbytes Linear4bit bases: NF4 with or without double quantisation, FP4
+QLORA_BASE_DTYPES = ("nf4", "nf4_no_dq", "fp4")
 
 _ARCHITECTURE_CACHE_SIZE = 256
 _architecture_cache: dict[tuple[str, str], tuple[Architecture, tuple[str, ...]]] = {}
@@ -115,6 +155,11 @@ class EstimateInputs:
     pipeline_parallel: int
     zero_stage: int
     runtime_overhead_bytes: int | None
+    gradient_accumulation_steps: int = 1
+    lora_adapter_dtype: str = "float32"
+    inference_logits: str = "last"
+    memory_view: str | None = None
+    bnb_4bit_saves_inputs: bool = False
     given: frozenset[str] = frozenset()  # the fields the caller set (not defaulted)
 
     @property
@@ -155,6 +200,11 @@ class EstimateInputs:
             "tensor_parallel": self.tensor_parallel,
             "pipeline_parallel": self.pipeline_parallel,
             "zero_stage": self.zero_stage,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
+            "lora_adapter_dtype": self.lora_adapter_dtype,
+            "inference_logits": self.inference_logits,
+            "memory_view": self.memory_view,
+            "bnb_4bit_saves_inputs": self.bnb_4bit_saves_inputs,
             "runtime_overhead_bytes": self.runtime_overhead_bytes,
         }
 
@@ -296,6 +346,13 @@ def parse_inputs(
     tensor_parallel = check_integer("tensor_parallel", get("tensor_parallel"))
     pipeline_parallel = check_integer("pipeline_parallel", get("pipeline_parallel"))
     zero_stage = check_integer("zero_stage", get("zero_stage"))
+    accumulation = check_integer("gradient_accumulation_steps", get("gradient_accumulation_steps"))
+    adapter_dtype = _choice("lora_adapter_dtype", get("lora_adapter_dtype"), LORA_ADAPTER_DTYPES)
+    logits = _choice("inference_logits", get("inference_logits"), INFERENCE_LOGITS)
+    saves_inputs = _boolean("bnb_4bit_saves_inputs", get("bnb_4bit_saves_inputs"))
+    memory_view = payload.get("memory_view")
+    if memory_view is not None:
+        memory_view = _choice("memory_view", memory_view, MEMORY_VIEWS)
     overhead = payload.get("runtime_overhead_bytes")
     if overhead is not None:
         overhead = check_integer("runtime_overhead_bytes", overhead)
@@ -356,6 +413,11 @@ def parse_inputs(
         pipeline_parallel=pipeline_parallel,
         zero_stage=zero_stage,
         runtime_overhead_bytes=overhead,
+        gradient_accumulation_steps=accumulation,
+        lora_adapter_dtype=adapter_dtype,
+        inference_logits=logits,
+        memory_view=memory_view,
+        bnb_4bit_saves_inputs=saves_inputs,
         given=given,
     )
     check_combinations(inputs, architecture)
@@ -395,8 +457,12 @@ def check_combinations(inputs: EstimateInputs, architecture: Architecture) -> No
     if not training or inputs.method != "detailed":
         return
     finetuning, weight_dtype = inputs.finetuning, inputs.weight_dtype
-    if finetuning == "qlora" and weight_dtype != "nf4":
-        raise EstimateError("weight_dtype", "QLoRA trains adapters on an nf4 base: use nf4")
+    if finetuning == "qlora" and weight_dtype not in QLORA_BASE_DTYPES:
+        raise EstimateError(
+            "weight_dtype",
+            "QLoRA trains adapters on a bitsandbytes 4-bit base: use "
+            + ", ".join(QLORA_BASE_DTYPES),
+        )
     if finetuning in ("full", "partial") and weight_dtype not in TRAINABLE_WEIGHT_DTYPES:
         raise EstimateError(
             "weight_dtype",

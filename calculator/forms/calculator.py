@@ -27,9 +27,12 @@ from calculator.engine import (
     FINETUNING_METHODS,
     HARDWARE_DEFAULTS,
     HARDWARE_FIELDS,
+    INFERENCE_LOGITS,
     INPUT_LIMITS,
     KV_CACHE_DTYPES,
+    LORA_ADAPTER_DTYPES,
     LORA_TARGET_MODULES,
+    MEMORY_VIEWS,
     METHODS,
     MODES,
     OPTIMIZERS,
@@ -74,7 +77,12 @@ TRAINING_FIELDS = (
     "lora_target_modules",
     "mixed_precision",
     "gradient_checkpointing",
+    "gradient_accumulation_steps",
+    "lora_adapter_dtype",
+    "bnb_4bit_saves_inputs",
 )
+# issue 15's measurement fields, offered in inference and training alike
+VIEW_FIELDS = ("inference_logits", "memory_view")
 PARALLEL_FIELDS = ("num_gpus", "tensor_parallel", "pipeline_parallel", "zero_stage")
 UNITS = {"GiB": "GiB (1024³ bytes)", "GB": "GB (10⁹ bytes)"}
 
@@ -86,6 +94,8 @@ DTYPE_LABELS = {
     "int8": "int8 (1 byte)",
     "int4": "int4 (½ byte)",
     "nf4": "nf4 (bitsandbytes 4-bit)",
+    "nf4_no_dq": "nf4, no double quantisation",
+    "fp4": "fp4 (bitsandbytes 4-bit)",
     "gptq_int4": "GPTQ 4-bit",
     "awq_int4": "AWQ 4-bit",
     "gguf_q8_0": "GGUF Q8_0",
@@ -104,6 +114,8 @@ OPTIMIZER_LABELS = {
     "adamw_8bit": "AdamW 8-bit",
     "sgd": "SGD",
     "sgd_momentum": "SGD with momentum",
+    "paged_adamw": "Paged AdamW (bitsandbytes)",
+    "paged_adamw_8bit": "Paged AdamW 8-bit (bitsandbytes)",
 }
 FINETUNING_LABELS = {
     "full": "Full",
@@ -276,6 +288,33 @@ class CalculatorForm(forms.Form):
         label="Mixed precision (fp32 master weights, 16-bit compute)", required=False
     )
     gradient_checkpointing = forms.BooleanField(label="Gradient checkpointing", required=False)
+    gradient_accumulation_steps = forms.IntegerField(
+        label="Gradient accumulation steps",
+        required=False,
+        widget=_number(),
+        **_limits("gradient_accumulation_steps", INPUT_LIMITS),
+    )
+    lora_adapter_dtype = forms.ChoiceField(
+        label="LoRA adapter dtype",
+        required=False,
+        choices=[(name, name) for name in LORA_ADAPTER_DTYPES],
+        help_text="float32: PEFT; 16-bit: litgpt, torchtune.",
+    )
+    bnb_4bit_saves_inputs = forms.BooleanField(
+        label="bitsandbytes before 0.43.2 (4-bit layers keep their inputs)", required=False
+    )
+    inference_logits = forms.ChoiceField(
+        label="Logits",
+        required=False,
+        choices=[(name, name) for name in INFERENCE_LOGITS],
+        help_text="last: generate(); all: a plain forward.",
+    )
+    memory_view = forms.ChoiceField(
+        label="Memory view",
+        required=False,
+        choices=[("", "Default (1 GiB overhead)"), *((name, name) for name in MEMORY_VIEWS)],
+        help_text="allocated: max_memory_allocated; device: nvidia-smi.",
+    )
 
     # --- Parallelism ---------------------------------------------------------------------------
     num_gpus = forms.IntegerField(
@@ -488,7 +527,14 @@ class CalculatorForm(forms.Form):
                 lora_target_modules=cleaned["lora_target_modules"] or ALL_LINEAR,
                 mixed_precision=cleaned["mixed_precision"],
                 gradient_checkpointing=cleaned["gradient_checkpointing"],
+                bnb_4bit_saves_inputs=cleaned["bnb_4bit_saves_inputs"],
             )
+            for name in ("gradient_accumulation_steps", "lora_adapter_dtype"):
+                if cleaned.get(name):
+                    payload[name] = cleaned[name]
+        for name in VIEW_FIELDS:
+            if cleaned.get(name):
+                payload[name] = cleaned[name]
         for name in PARALLEL_FIELDS:
             payload[name] = cleaned[name]
         if cleaned.get("gpu"):
@@ -515,7 +561,7 @@ class CalculatorForm(forms.Form):
             query[name] = _query_value(cleaned[name])
         optional = ["weight_dtype", "kv_cache_dtype", "attention_implementation"]
         optional += list(TRAINING_FIELDS) if cleaned["mode"] == "training" else []
-        optional += [*PARALLEL_FIELDS, "runtime_overhead_bytes"]
+        optional += [*VIEW_FIELDS, *PARALLEL_FIELDS, "runtime_overhead_bytes"]
         optional += list(HARDWARE_FIELDS) if cleaned.get("gpu") else []
         defaults = {**DEFAULTS, "lora_target_modules": []}
         for name in optional:

@@ -29,6 +29,11 @@ CONTRACT_INPUTS = {
     "tensor_parallel",
     "pipeline_parallel",
     "zero_stage",
+    "gradient_accumulation_steps",
+    "lora_adapter_dtype",
+    "inference_logits",
+    "bnb_4bit_saves_inputs",
+    "memory_view",
     "runtime_overhead_bytes",
 }
 BREAKDOWN = {

@@ -1,0 +1,159 @@
+"""Issue 15: what real runs hold. Memory views, LoRA adapter dtype, bitsandbytes 4-bit variants
+and their saved inputs, gradient accumulation, logits for every position, paged optimizers,
+fused-QKV LoRA targets and gpt_bigcode. Every figure is worked out by hand here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from calculator.engine import EstimateError, calculate
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).parent / "fixtures" / "configs"
+PUBLISHED = ROOT / "validation" / "published" / "configs"
+LLAMA_2 = {"hf_config": json.loads((FIXTURES / "meta-llama--Llama-2-7b-hf.json").read_text())}
+OCTOCODER = {"hf_config": json.loads((PUBLISHED / "bigcode--octocoder.json").read_text())}
+STABLELM = {
+    "hf_config": json.loads((PUBLISHED / "stabilityai--stablelm-base-alpha-3b.json").read_text())
+}
+MiB = 2**20
+
+
+def breakdown(**payload):
+    return calculate({"runtime_overhead_bytes": 0, **payload})["breakdown"]
+
+
+def test_gpt_bigcode_is_read_from_its_config_with_one_key_value_head():
+    # octocoder (StarCoder 15.5B): 40 layers of c_attn 6144 -> 6144 + 2 x 128 (multi-query),
+    # c_proj 6144 -> 6144, c_fc 6144 -> 24576, c_proj 24576 -> 6144, all with biases, and two
+    # LayerNorms; wte 49152 x 6144, wpe 8192 x 6144, ln_f; the LM head is tied
+    h, inner, fused = 6144, 24576, 6144 + 2 * 128
+    layer = (h * fused + fused) + (h * h + h) + (h * inner + inner) + (inner * h + h) + 4 * h
+    total = 40 * layer + 49152 * h + 8192 * h + 2 * h
+    result = calculate({"model": OCTOCODER, "runtime_overhead_bytes": 0})
+    assert result["parameters"]["total"] == total == 15_517_456_384
+    # KV cache: 40 layers x 2 x 1 head x 128 values per token, float32 (the config's torch_dtype)
+    assert result["breakdown"]["kv_cache"] == 2048 * 40 * 2 * 128 * 4
+
+
+def test_fused_qkv_lora_targets_are_accepted_for_the_families_that_have_them():
+    # stablelm-base-alpha-3b (gpt_neox): query_key_value 4096 -> 3 x 4096, 16 layers, rank 8:
+    # 8 x (4096 + 12288) x 16 = 2,097,152, the trainable count litgpt's resource tables print
+    result = calculate(
+        {
+            "model": STABLELM,
+            "mode": "training",
+            "finetuning": "lora",
+            "lora_rank": 8,
+            "lora_target_modules": ["query_key_value"],
+        }
+    )
+    assert result["parameters"]["trainable"] == 8 * (4096 + 12288) * 16 == 2_097_152
+
+
+def test_a_name_the_family_lacks_is_refused_naming_its_own():
+    with pytest.raises(EstimateError) as caught:
+        calculate(
+            {
+                "model": STABLELM,
+                "mode": "training",
+                "finetuning": "lora",
+                "lora_target_modules": ["q_proj"],
+            }
+        )
+    assert caught.value.field == "lora_target_modules"
+    assert "query_key_value" in str(caught.value)
+
+
+def test_memory_views():
+    allocated = calculate({"model": LLAMA_2, "memory_view": "allocated"})
+    device = calculate({"model": LLAMA_2, "memory_view": "device"})
+    default = calculate({"model": LLAMA_2})
+    assert allocated["breakdown"]["runtime_overhead"] == 0
+    assert device["breakdown"]["runtime_overhead"] == 1343 * MiB
+    assert default["breakdown"]["runtime_overhead"] == 1024 * MiB  # engine 2.3's default
+    given = calculate({"model": LLAMA_2, "memory_view": "device", "runtime_overhead_bytes": 5})
+    assert given["breakdown"]["runtime_overhead"] == 5
+
+
+def test_nf4_without_double_quantisation_keeps_a_float32_absmax_per_64_weights():
+    nf4 = breakdown(model=LLAMA_2, weight_dtype="nf4")
+    single = breakdown(model=LLAMA_2, weight_dtype="nf4_no_dq")
+    fp4 = breakdown(model=LLAMA_2, weight_dtype="fp4")
+    # Llama-2-7B's layer matrices: 32 x (4 x 4096^2 + 3 x 4096 x 11008) = 6,476,005,376 weights;
+    # double quantisation: 1 byte per 64 plus 4 per 16,384; without: 4 bytes per 64. Every
+    # matrix has a multiple of 16,384 weights
+    weights = 32 * (4 * 4096 * 4096 + 3 * 4096 * 11008)
+    assert single["weights"] - nf4["weights"] == weights // 64 * 4 - (
+        weights // 64 + weights // 16384 * 4
+    )
+    assert fp4["weights"] == single["weights"]
+
+
+def test_sixteen_bit_lora_adapters_halve_their_gradients_and_states():
+    payload = {"model": LLAMA_2, "mode": "training", "finetuning": "lora", "lora_rank": 8}
+    fp32 = breakdown(**payload)
+    bf16 = breakdown(**payload, lora_adapter_dtype="bfloat16")
+    # all-linear rank 8: 32 x 8 x (4 x 8192 + 3 x 15104) = 19,988,480 adapter parameters
+    adapters = 32 * 8 * (4 * (4096 + 4096) + 3 * (4096 + 11008))
+    assert fp32["gradients"] == adapters * 4 and bf16["gradients"] == adapters * 2
+    assert bf16["optimizer_states"] == adapters * 2 * 2  # AdamW zeros_like(param): bf16
+    assert fp32["weights"] - bf16["weights"] == adapters * 2
+
+
+def test_old_bitsandbytes_keeps_every_4bit_layers_input():
+    payload = {
+        "model": LLAMA_2,
+        "mode": "training",
+        "finetuning": "qlora",
+        "batch_size": 1,
+        "sequence_length": 1024,
+        "lora_target_modules": ["q_proj", "v_proj"],
+    }
+    current = breakdown(**payload)
+    old = breakdown(**payload, bnb_4bit_saves_inputs=True)
+    # per token and layer: the two norm outputs (2 x 4096 x 2 B), o_proj's input (4096 x 2 B),
+    # down_proj's input (11008 x 2 B); 1024 tokens, 32 layers
+    per_token_layer = 2 * 4096 * 2 + 4096 * 2 + 11008 * 2
+    assert old["activations"] - current["activations"] == 1024 * 32 * per_token_layer
+    # a 16-bit LoRA base is not a bitsandbytes layer: the flag changes nothing
+    lora = {**payload, "finetuning": "lora", "weight_dtype": "bfloat16"}
+    assert breakdown(**lora) == breakdown(**lora, bnb_4bit_saves_inputs=True)
+
+
+def test_gradient_accumulation_keeps_the_gradients_through_backward():
+    payload = {"model": LLAMA_2, "mode": "training", "batch_size": 1, "sequence_length": 4096}
+    one = breakdown(**payload)
+    accumulated = breakdown(**payload, gradient_accumulation_steps=4)
+    # full fine-tuning in bf16: 6,738,415,616 gradients of 2 bytes, now alive at the peak too
+    assert accumulated["gradients"] == one["gradients"] == 6_738_415_616 * 2
+    gradients = 6_738_415_616 * 2
+    total = sum(accumulated.values()) - sum(one.values())
+    # the peak was weights + states + max(activations, gradients): now both add up
+    assert total == min(one["activations"] + gradients, gradients)
+
+
+def test_logits_for_every_position():
+    last = breakdown(model=LLAMA_2, sequence_length=100)
+    every = breakdown(model=LLAMA_2, sequence_length=100, inference_logits="all")
+    # 99 more positions of 32,000 float16 logits (Llama-2's config: float16)
+    assert every["activations"] - last["activations"] == 99 * 32000 * 2
+
+
+def test_paged_optimizer_states_are_outside_the_allocator():
+    payload = {
+        "model": LLAMA_2,
+        "mode": "training",
+        "finetuning": "qlora",
+        "lora_rank": 8,
+        "lora_target_modules": ["q_proj", "v_proj"],
+        "optimizer": "paged_adamw",
+        "lora_adapter_dtype": "bfloat16",
+    }
+    adapters = 32 * 2 * 8 * (4096 + 4096)
+    # bitsandbytes' 32-bit PagedAdamW: two float32 states whatever the adapters' dtype
+    assert breakdown(**payload)["optimizer_states"] == adapters * 2 * 4
+    assert breakdown(**payload, memory_view="allocated")["optimizer_states"] == 0

@@ -1,0 +1,16 @@
+"""python -m validation.published: print the summary and write docs/accuracy.md's section."""
+
+from __future__ import annotations
+
+from validation.published import compare_all, summarise, write_section
+
+if __name__ == "__main__":
+    comparisons = compare_all()
+    for comparison in comparisons:
+        print(f"{comparison.error:+7.1%}  {comparison.measurement.id}")
+    summary = summarise(comparisons)
+    print(
+        f"{summary.count} cases: median |error| {summary.median_abs_error:.1%}, "
+        f"{summary.within_10_percent} within 10 %, worst {summary.worst.error:+.1%}"
+    )
+    write_section()

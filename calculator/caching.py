@@ -10,6 +10,10 @@ request still reads its session and user and runs its access check (docs/design.
 - **Calculator fragments** (the "results" cache, `CATALOG_CACHE_SECONDS`): the rendered results
   for one query string, which depend only on it, on the catalogs and on the code; never for a
   saved profile, whose readers differ.
+- **Hub imports** (the "results" cache, calculator/hub.py): which commit a branch or tag of a
+  Hugging Face repo names, for a few minutes and per token; and what a commit holds (its
+  config.json and safetensors facts), for good, shared by every caller of a public repo and
+  kept per token for a gated or private one.
 - **Saved sections** (the "results" cache): a saved estimate's rendered results and inputs, per
   estimate, unit and `updated` time: what was saved never changes, and any edit moves `updated`.
 
@@ -102,6 +106,29 @@ def saved_sections(estimate: Estimate, unit: str, render: Callable[[], dict[str,
         sections = render()
         caches[RESULTS].set(key, sections)
     return sections
+
+
+def _hub_key(kind: str, *parts: str) -> str:
+    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    return f"hub-{kind}:{code_version()}:{digest}"
+
+
+def hub_revision_get(repo_id: str, revision: str, reader: str) -> dict[str, Any] | None:
+    return caches[RESULTS].get(_hub_key("revision", repo_id, revision, reader))
+
+
+def hub_revision_set(
+    repo_id: str, revision: str, reader: str, seen: dict[str, Any], timeout: float | None
+) -> None:
+    caches[RESULTS].set(_hub_key("revision", repo_id, revision, reader), seen, timeout=timeout)
+
+
+def hub_model_get(repo_id: str, sha: str, scope: str) -> dict[str, Any] | None:
+    return caches[RESULTS].get(_hub_key("model", repo_id, sha, scope))
+
+
+def hub_model_set(repo_id: str, sha: str, scope: str, model: dict[str, Any]) -> None:
+    caches[RESULTS].set(_hub_key("model", repo_id, sha, scope), model, timeout=None)
 
 
 def clear_all() -> None:

@@ -1,5 +1,5 @@
-"""Run the engine for the web layer: resolve `model` (catalog slug, profile id, config or
-architecture) and `gpu` (catalog slug, or the figures themselves) to what the engine
+"""Run the engine for the web layer: resolve `model` (catalog slug, profile id, Hugging Face id,
+config or architecture) and `gpu` (catalog slug, or the figures themselves) to what the engine
 understands, then call `calculator.engine.calculate`, fitting across the GPU catalog.
 
 Pages, htmx fragments, the API and services all calculate through `calculation_run`.
@@ -12,13 +12,13 @@ from typing import Any
 
 from django.http import Http404
 
-from calculator import engine
+from calculator import engine, hub
 from calculator.caching import catalog_cached
 from calculator.engine import EstimateError, GpuSpec
 from calculator.models import Gpu, ModelProfile
 from calculator.selectors import User, catalog_get, profile_get_for_user
 
-MODEL_KINDS = ("catalog", "profile", "hf_config", "architecture")
+MODEL_KINDS = ("catalog", "profile", "hub", "hf_config", "architecture")
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class ResolvedModel:
     engine_model: dict[str, Any]  # {"hf_config": ...} or {"architecture": ...}
     profile: ModelProfile | None
     name: str
+    hub: hub.HubModel | None = None  # imported by its Hugging Face id
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,27 @@ class Calculation:
     result: dict[str, Any]  # the engine's response; result["inputs"]["model"] as given
 
 
+def _hub_resolve(*, user: User | None, model: dict[str, Any]) -> ResolvedModel:
+    unknown = sorted(set(model) - {"hub", "revision"})
+    if unknown:
+        raise EstimateError(f"model.{unknown[0]}", 'A Hub model takes "hub" and "revision" only.')
+    who = f"user:{user.pk}" if user is not None and user.is_authenticated else "anonymous"
+    try:
+        imported = hub.hub_model(
+            repo_id=model["hub"], revision=model.get("revision"), user=user, who=who
+        )
+    except hub.HubError as error:
+        raise EstimateError("model.hub", error.message) from None
+    return ResolvedModel({"hf_config": imported.config}, None, imported.repo_id, imported)
+
+
 def model_resolve(*, user: User | None, model: Any) -> ResolvedModel:
+    if isinstance(model, dict) and "hub" in model:
+        return _hub_resolve(user=user, model=model)
     if not isinstance(model, dict) or len(model) != 1 or next(iter(model)) not in MODEL_KINDS:
         raise EstimateError(
             "model",
-            'Give exactly one of {"catalog": slug}, {"profile": id}, '
+            'Give exactly one of {"catalog": slug}, {"profile": id}, {"hub": "org/name"}, '
             '{"hf_config": {...}} or {"architecture": {...}}.',
         )
     kind, value = next(iter(model.items()))
@@ -102,6 +119,14 @@ def calculation_run(*, user: User | None, payload: Any) -> Calculation:
         raise EstimateError("non_field_errors", "Send a JSON object with the estimate fields.")
     resolved = model_resolve(user=user, model=payload.get("model"))
     engine_payload = {**payload, "model": resolved.engine_model}
+    imported = resolved.hub
+    if (
+        imported is not None
+        and imported.weight_dtype is not None
+        and payload.get("weight_dtype") is None
+        and payload.get("finetuning") != "qlora"
+    ):
+        engine_payload["weight_dtype"] = imported.weight_dtype  # what the checkpoint stores
     fit_gpus = None
     if payload.get("gpu") is not None:
         catalog = gpu_catalog()
@@ -109,6 +134,44 @@ def calculation_run(*, user: User | None, payload: Any) -> Calculation:
         fit_gpus = [GpuSpec(**fields) for fields in catalog]
     result = engine.calculate(engine_payload, fit_gpus=fit_gpus)
     result["inputs"]["model"] = payload["model"]
+    if imported is not None:
+        result["inputs"]["model"] = {"hub": imported.repo_id, "revision": imported.revision}
+        result["hub"] = hub_section(imported, result)
     if fit_gpus is not None:
         result["inputs"]["gpu"] = payload["gpu"]
     return Calculation(payload=payload, resolved=resolved, result=result)
+
+
+def hub_section(imported: hub.HubModel, result: dict[str, Any]) -> dict[str, Any]:
+    """The response's `hub`: the commit read, and the checkpoint's own count beside the
+    engine's (a difference is also a note)."""
+    section = imported.evidence()
+    facts = imported.safetensors
+    if facts is None:
+        section["parameter_difference"] = None
+        result["notes"].append(
+            f"{imported.repo_id} has no safetensors files: the parameters are counted from "
+            "config.json alone"
+        )
+        return section
+    counted = result["parameters"]["total"]
+    difference = counted - facts["parameters"]
+    section["parameter_difference"] = difference
+    if difference:
+        result["notes"].append(
+            f"The checkpoint's safetensors headers hold {facts['parameters']:,} parameters; "
+            f"the engine counts {counted:,} from config.json ({difference:+,})"
+        )
+    else:
+        result["notes"].append(
+            f"The engine's count equals the checkpoint's safetensors headers "
+            f"({facts['parameters']:,} parameters)"
+        )
+    if imported.weight_dtype is not None and result["inputs"]["weight_dtype"] == (
+        imported.weight_dtype
+    ):
+        stored = ", ".join(facts["parameters_by_dtype"])
+        result["notes"].append(
+            f"weight_dtype {imported.weight_dtype} from what the checkpoint stores ({stored})"
+        )
+    return section

@@ -182,6 +182,17 @@ LOGIN_REDIRECT_URL = "calculator"
 LOGOUT_REDIRECT_URL = "calculator"
 ALLOW_SIGNUP = envbool("ALLOW_SIGNUP", "1")
 
+# Models by their Hugging Face id (calculator/hub.py): HUB_IMPORT=0 turns the feature off (an
+# air-gapped site keeps the catalog and pasted configs); HF_ENDPOINT names a mirror or an
+# internal Hub; HF_TOKEN reads gated and private repos for everyone (a user's own token wins).
+HUB_IMPORT = envbool("HUB_IMPORT", "1")
+HF_ENDPOINT = os.getenv("HF_ENDPOINT", "https://huggingface.co").strip().rstrip("/")
+HF_TOKEN = os.getenv("HF_TOKEN", "").strip()
+# Seconds for each Hub request, and for the whole import of one model (the worker's bound).
+HUB_TIMEOUT_SECONDS = float(os.getenv("HUB_TIMEOUT_SECONDS", "10"))
+# Imports that reach the Hub (cache misses), per user or address and minute; 0: no limit.
+HUB_IMPORTS_PER_MINUTE = envint("HUB_IMPORTS_PER_MINUTE", "30")
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True

@@ -87,6 +87,16 @@ class HfConfigModelChoiceSerializer(serializers.Serializer):
     hf_config = HfConfigField(help_text="A Hugging Face config.json.")
 
 
+class HubModelChoiceSerializer(serializers.Serializer):
+    hub = serializers.CharField(
+        help_text="A Hugging Face model id (organisation/name), read from the Hub that "
+        "HF_ENDPOINT names: its config.json and safetensors headers."
+    )
+    revision = serializers.CharField(
+        required=False, help_text="A branch, tag or commit sha. Default: main."
+    )
+
+
 class ArchitectureModelChoiceSerializer(serializers.Serializer):
     architecture = ArchitectureField()
 
@@ -97,6 +107,7 @@ class ArchitectureModelChoiceSerializer(serializers.Serializer):
         serializers=[
             CatalogModelChoiceSerializer,
             ProfileModelChoiceSerializer,
+            HubModelChoiceSerializer,
             HfConfigModelChoiceSerializer,
             ArchitectureModelChoiceSerializer,
         ],
@@ -104,7 +115,7 @@ class ArchitectureModelChoiceSerializer(serializers.Serializer):
     )
 )
 class ModelChoiceField(serializers.DictField):
-    """Exactly one of catalog, profile, hf_config or architecture."""
+    """Exactly one of catalog, profile, hub (with its revision), hf_config or architecture."""
 
 
 @extend_schema_field(
@@ -417,6 +428,39 @@ class CostSerializer(serializers.Serializer):
     training_run = TrainingRunSerializer(allow_null=True)
 
 
+class SafetensorsFactsSerializer(serializers.Serializer):
+    """What the checkpoint's safetensors headers hold (no weights are downloaded)."""
+
+    parameters = serializers.IntegerField(
+        help_text="Parameters stored, packed formats unpacked (GPTQ/AWQ int32, 4-bit bytes) and "
+        "quantisation state (scales, zeros, absmax) left out."
+    )
+    parameters_by_dtype = serializers.DictField(child=serializers.IntegerField())
+    elements_by_dtype = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Tensor elements as stored, per dtype."
+    )
+    stored_bytes = serializers.IntegerField(help_text="Bytes of every tensor in the files.")
+    num_tensors = serializers.IntegerField()
+    num_files = serializers.IntegerField()
+    sharded = serializers.BooleanField()
+
+
+class HubSerializer(serializers.Serializer):
+    """The Hub import a `model: {"hub": ...}` request used."""
+
+    repo_id = serializers.CharField()
+    revision = serializers.CharField(help_text="As asked.")
+    sha = serializers.CharField(help_text="The commit that revision named.")
+    safetensors = SafetensorsFactsSerializer(allow_null=True)
+    weight_dtype = serializers.CharField(
+        allow_null=True, help_text="The weight_dtype of what the checkpoint stores."
+    )
+    parameter_difference = serializers.IntegerField(
+        allow_null=True,
+        help_text="The engine's count from config.json minus the headers' count.",
+    )
+
+
 class CalculateResponseSerializer(serializers.Serializer):
     """All sizes are integers in bytes, per GPU; total_bytes is the sum of the breakdown.
     With a `gpu` in the request, fit, capacity, throughput and cost are added."""
@@ -432,6 +476,7 @@ class CalculateResponseSerializer(serializers.Serializer):
     capacity = CapacitySerializer(required=False)
     throughput = ThroughputSerializer(required=False)
     cost = CostSerializer(required=False)
+    hub = HubSerializer(required=False)
 
 
 @extend_schema_field(CalculateResponseSerializer)

@@ -28,11 +28,11 @@ MAX_TENSOR_PARALLEL = 64
 MAX_TRAINING_TENSOR_PARALLEL = 8
 # Most GPUs of one type the fit search considers (training: tensor x ZeRO-3 data parallel)
 MAX_FIT_GPUS = 4096
-# "Fits" compares with the whole device memory by default: the estimate already includes the
-# runtime overhead (CUDA context, allocator); capacity leaves the serving engines' margin
-FIT_MEMORY_UTILIZATION = 1.0
-# vLLM's default gpu_memory_utilization: the share of device memory the engine may use
-CAPACITY_MEMORY_UTILIZATION = 0.9
+# The one definition of usable memory: `memory_utilization` x the device's memory, for the
+# headline, "fits", the fewest GPUs and capacity alike. By default the whole device: the estimate
+# already counts the runtime overhead (CUDA context, allocator reserve); 0.9 is vLLM's
+# gpu_memory_utilization default, for a serving engine's margin.
+DEFAULT_MEMORY_UTILIZATION = 1.0
 
 # Decode is memory-bandwidth bound; serving engines measure 60-80% model bandwidth utilisation
 # (MBU, Databricks "LLM Inference Performance Engineering: Best Practices", 2023)
@@ -366,7 +366,7 @@ def fit(
     payload: Mapping[str, Any],
     gpus: Iterable[GpuSpec],
     *,
-    memory_utilization: float = FIT_MEMORY_UTILIZATION,
+    memory_utilization: float = DEFAULT_MEMORY_UTILIZATION,
     architecture: Architecture | None = None,
     sizer: Sizer | None = None,
 ) -> list[dict[str, Any]]:
@@ -487,7 +487,7 @@ def capacity(
     gpu: GpuSpec,
     gpu_count: int,
     *,
-    memory_utilization: float = CAPACITY_MEMORY_UTILIZATION,
+    memory_utilization: float = DEFAULT_MEMORY_UTILIZATION,
     architecture: Architecture | None = None,
     sizer: Sizer | None = None,
 ) -> dict[str, Any]:
@@ -532,7 +532,7 @@ def capacity_by_gpu_count(
     gpu: GpuSpec,
     gpu_counts: Sequence[int] = (1, 2, 4, 8),
     *,
-    memory_utilization: float = CAPACITY_MEMORY_UTILIZATION,
+    memory_utilization: float = DEFAULT_MEMORY_UTILIZATION,
     architecture: Architecture | None = None,
     sizer: Sizer | None = None,
 ) -> list[dict[str, Any]]:
@@ -699,7 +699,7 @@ HARDWARE_DEFAULTS: dict[str, Any] = {
     "gpu": None,  # no GPU: no fit, capacity, throughput or cost
     "gpu_count": None,  # num_gpus
     "price_per_hour": None,  # the GPU's price
-    "memory_utilization": CAPACITY_MEMORY_UTILIZATION,
+    "memory_utilization": DEFAULT_MEMORY_UTILIZATION,
     "decode_efficiency": DEFAULT_DECODE_EFFICIENCY,
     "prefill_efficiency": DEFAULT_PREFILL_EFFICIENCY,
     "training_efficiency": DEFAULT_TRAINING_EFFICIENCY,
@@ -874,6 +874,41 @@ def parse_hardware(payload: Mapping[str, Any], num_gpus: int) -> HardwareRequest
     )
 
 
+def gpu_answer(
+    sizer: Sizer,
+    gpu: GpuSpec,
+    gpu_count: int,
+    memory_utilization: float,
+    fit_row: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The headline for the GPU asked for: whether the request's own layout on `gpu_count` of
+    them fits their usable memory and with what to spare, else the fewest that do (the same
+    layout as capacity, throughput and cost describe)."""
+    configuration = configuration_for(sizer, gpu_count)
+    per_gpu = sizer.total_bytes(configuration)
+    usable = usable_bytes(gpu, memory_utilization)
+    fits = per_gpu is not None and per_gpu <= usable
+    return {
+        "gpu": gpu.slug,
+        "name": gpu.name,
+        "gpu_count": gpu_count,
+        "configuration": configuration.as_dict(),
+        "memory_utilization": memory_utilization,
+        "usable_bytes": usable,
+        "per_gpu_bytes": per_gpu,
+        "fits": fits,
+        "spare_bytes": None if per_gpu is None else usable - per_gpu,
+        # when it does not fit: the fewest GPUs of this type that do, and how they are laid out
+        "needs": None
+        if fits or fit_row["fewest_gpus"] is None
+        else {
+            "gpu_count": fit_row["fewest_gpus"],
+            "configuration": fit_row["configuration"],
+            "per_gpu_bytes": fit_row["per_gpu_bytes"],
+        },
+    }
+
+
 # GPU counts of the capacity chart
 CAPACITY_CHART_GPU_COUNTS = (1, 2, 4, 8)
 
@@ -896,8 +931,14 @@ def hardware_answers(
     utilization = request.memory_utilization
     # the GPU asked for is always among the fit rows, first when it is not one of `fit_gpus`
     fit_list = list(fit_gpus or ())
-    fit_rows = fit(payload, fit_list if gpu in fit_list else [gpu, *fit_list], sizer=sizer)
+    fit_rows = fit(
+        payload,
+        fit_list if gpu in fit_list else [gpu, *fit_list],
+        memory_utilization=utilization,
+        sizer=sizer,
+    )
     capacity_answer = capacity(payload, gpu, count, memory_utilization=utilization, sizer=sizer)
+    asked_row = next(row for row in fit_rows if row["gpu"] == gpu.slug)
     capacity_answer["by_gpu_count"] = [
         {
             name: row[name]
@@ -909,6 +950,7 @@ def hardware_answers(
     ]
     rates = throughput(payload, gpu, count, request.efficiencies, sizer=sizer)
     return {
+        "answer": gpu_answer(sizer, gpu, count, utilization, asked_row),
         "fit": fit_rows,
         "capacity": capacity_answer,
         "throughput": rates,

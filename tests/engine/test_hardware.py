@@ -10,7 +10,7 @@ import pytest
 
 from calculator.engine import EstimateError, calculate
 from calculator.engine.hardware import (
-    CAPACITY_MEMORY_UTILIZATION,
+    DEFAULT_MEMORY_UTILIZATION,
     DEFAULT_DECODE_EFFICIENCY,
     DEFAULT_PREFILL_EFFICIENCY,
     DEFAULT_TRAINING_EFFICIENCY,
@@ -217,7 +217,7 @@ def test_without_a_price_there_is_no_cost():
 )
 def test_capacity_agrees_with_calculate_at_the_boundary(payload):
     usable = int(80 * GIB * 0.9)
-    result = capacity(payload, H100, 1)
+    result = capacity(payload, H100, 1, memory_utilization=0.9)
     batch, length = result["max_batch_size"], result["max_sequence_length"]
     assert batch >= 1 and length >= 1
     assert total(payload, batch_size=batch) <= usable < total(payload, batch_size=batch + 1)
@@ -226,7 +226,7 @@ def test_capacity_agrees_with_calculate_at_the_boundary(payload):
 
 
 def test_capacity_on_several_gpus_uses_the_reported_layout():
-    result = capacity({"model": LLAMA}, L4, 4)
+    result = capacity({"model": LLAMA}, L4, 4, memory_utilization=0.9)
     assert result["configuration"] == {
         "num_gpus": 4,
         "tensor_parallel": 4,
@@ -241,7 +241,7 @@ def test_capacity_on_several_gpus_uses_the_reported_layout():
 
 
 def test_capacity_is_zero_when_nothing_fits():
-    result = capacity({"model": LLAMA}, T4, 1)
+    result = capacity({"model": LLAMA}, T4, 1, memory_utilization=0.9)
     # 16,060,522,496 bytes of weights alone exceed 90% of 16 GiB (15,461,882,265)
     assert int(16 * GIB * 0.9) == 15_461_882_265
     assert result["max_batch_size"] == 0
@@ -251,8 +251,7 @@ def test_capacity_is_zero_when_nothing_fits():
 
 def test_kv_cache_tokens_serving_engine_style():
     breakdown = calculate({"model": LLAMA})["breakdown"]
-    result = capacity({"model": LLAMA}, H100, 1)
-    assert CAPACITY_MEMORY_UTILIZATION == 0.9
+    result = capacity({"model": LLAMA}, H100, 1, memory_utilization=0.9)
     usable = int(85_899_345_920 * 0.9)
     assert result["usable_bytes"] == usable == 77_309_411_328
     # vLLM: what is left after weights, peak activations and overhead holds the KV cache
@@ -444,7 +443,7 @@ def test_hardware_fields_default():
         "gpu": None,
         "gpu_count": 4,
         "price_per_hour": None,
-        "memory_utilization": 0.9,
+        "memory_utilization": 1.0,
         "decode_efficiency": 0.7,
         "prefill_efficiency": 0.5,
         "training_efficiency": 0.4,
@@ -510,7 +509,7 @@ def test_hardware_answers_bring_the_four_keys_together():
         {"gpu": H100_FIELDS, "gpu_count": 2, "price_per_hour": 2.5}, num_gpus=1
     )
     answers = hardware_answers(payload, request, fit_gpus=[H100, T4, L4])
-    assert list(answers) == ["fit", "capacity", "throughput", "cost"]
+    assert list(answers) == ["answer", "fit", "capacity", "throughput", "cost"]
     assert [row["gpu"] for row in answers["fit"]] == ["h100-sxm", "t4", "l4"]
     assert answers["capacity"]["gpu_count"] == 2
     assert answers["capacity"] == {
@@ -550,7 +549,7 @@ def test_calculate_with_a_gpu_gains_the_four_answers():
     assert {**memory_only["inputs"], **result["inputs"]} == result["inputs"]
     assert result["inputs"]["gpu"] == H100_FIELDS
     assert result["inputs"]["gpu_count"] == 1
-    assert result["inputs"]["memory_utilization"] == 0.9
+    assert result["inputs"]["memory_utilization"] == 1.0  # the whole device: one definition
     assert result["inputs"]["training_tokens"] == 10**9
     # the decode bound of the batch of 8, by hand (see above)
     decode = result["throughput"]["decode"]
@@ -642,3 +641,43 @@ def test_shares_below_one_percent_are_refused(field):
     with pytest.raises(EstimateError) as caught:
         parse_hardware({field: 0.001}, num_gpus=1)
     assert caught.value.field == field
+
+
+# --- one usable memory, one headline (issue 14) -------------------------------------------------
+
+
+def test_fit_capacity_and_the_headline_share_one_usable_memory():
+    # An H100 at 90 %: 0.9 x 85,899,345,920 = 77,309,411,328 usable bytes for every answer
+    assert DEFAULT_MEMORY_UTILIZATION == 1.0
+    payload = {"model": LLAMA, "gpu": H100_FIELDS, "memory_utilization": 0.9}
+    result = calculate(payload)
+    usable = 77_309_411_328
+    assert result["answer"]["usable_bytes"] == usable
+    assert result["fit"][0]["usable_bytes"] == usable
+    assert result["capacity"]["usable_bytes"] == usable
+
+
+def test_a_gpu_that_fits_has_a_batch_that_fits():
+    # the contradiction of issue 14: "fits, 9 % headroom" beside "largest batch 0"
+    for utilization in (0.5, 0.9, 1.0):
+        for gpu in (H100_FIELDS, {**H100_FIELDS, "slug": "x", "memory_bytes": 17 * GIB}):
+            payload = {"model": LLAMA, "gpu": gpu, "memory_utilization": utilization}
+            result = calculate(payload)
+            fits = result["fit"][0]["fits_on_one"]
+            assert fits == result["answer"]["fits"]
+            assert fits == (result["capacity"]["max_batch_size"] >= 1)
+
+
+def test_the_headline_says_what_is_spare_or_how_many_are_needed():
+    llama = calculate({"model": LLAMA})
+    # one H100: the whole device less the estimate is spare
+    fits = calculate({"model": LLAMA, "gpu": H100_FIELDS})["answer"]
+    assert fits["fits"] and fits["gpu_count"] == 1 and fits["needs"] is None
+    assert fits["spare_bytes"] == 80 * GIB - llama["total_bytes"]
+    # a 16 GiB card cannot hold 16,060,522,496 bytes of weights plus the rest: it needs two
+    small = {**H100_FIELDS, "slug": "small", "name": "Small", "memory_bytes": 16 * GIB}
+    needs = calculate({"model": LLAMA, "gpu": small})["answer"]
+    assert not needs["fits"] and needs["spare_bytes"] < 0
+    assert needs["needs"]["gpu_count"] == 2
+    assert needs["needs"]["configuration"]["tensor_parallel"] == 2
+    assert needs["needs"]["per_gpu_bytes"] <= 16 * GIB

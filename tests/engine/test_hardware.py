@@ -10,8 +10,8 @@ import pytest
 
 from calculator.engine import EstimateError, calculate
 from calculator.engine.hardware import (
-    DEFAULT_MEMORY_UTILIZATION,
     DEFAULT_DECODE_EFFICIENCY,
+    DEFAULT_MEMORY_UTILIZATION,
     DEFAULT_PREFILL_EFFICIENCY,
     DEFAULT_TRAINING_EFFICIENCY,
     Configuration,

@@ -179,22 +179,14 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from bench import bulkload
+from calculator.caching import clear_all
 from calculator.models import Estimate, Membership
 
 
 def forget_kept() -> None:
     """Empty what the service keeps between requests in this process (the catalogs and the
-    rendered results), so that the next request computes everything."""
-    try:
-        from calculator.caching import clear_all
-    except ImportError:  # before calculator/caching.py: the catalogs lived in calculations.py
-        from calculator.calculations import catalog_cache_clear
-
-        catalog_cache_clear()
-        for alias in settings.CACHES:
-            caches[alias].clear()
-    else:
-        clear_all()
+    rendered results: calculator/caching.py), so that the next request computes everything."""
+    clear_all()
 
 
 def database_recreate() -> None:

@@ -126,7 +126,10 @@ def calculation_run(*, user: User | None, payload: Any) -> Calculation:
         and payload.get("weight_dtype") is None
         and payload.get("finetuning") != "qlora"
     ):
-        engine_payload["weight_dtype"] = imported.weight_dtype  # what the checkpoint stores
+        # what the checkpoint stores; in `payload` too, so that a sweep or the other method of
+        # this calculation (the calculator's chart) sizes the same weights
+        payload = {**payload, "weight_dtype": imported.weight_dtype}
+        engine_payload["weight_dtype"] = imported.weight_dtype
     fit_gpus = None
     if payload.get("gpu") is not None:
         catalog = gpu_catalog()

@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.http import QueryDict
 
+from calculator import hub
 from calculator.calculations import gpu_catalog
 from calculator.charts import in_unit
 from calculator.engine import (
@@ -49,6 +50,7 @@ DEFAULT_CATALOG_SLUG = "meta-llama/Llama-3.1-8B"
 
 MODEL_KINDS = {
     "catalog": "Catalog",
+    "hub": "Hugging Face id",
     "hf_config": "Paste config.json",
     "architecture": "By hand",
     "profile": "My profiles",
@@ -83,6 +85,7 @@ TRAINING_FIELDS = (
 )
 # issue 15's measurement fields, offered in inference and training alike
 VIEW_FIELDS = ("inference_logits", "memory_view")
+HUB_FIELDS = ("hub", "revision")
 PARALLEL_FIELDS = ("num_gpus", "tensor_parallel", "pipeline_parallel", "zero_stage")
 UNITS = {"GiB": "GiB (1024³ bytes)", "GB": "GB (10⁹ bytes)"}
 
@@ -199,6 +202,22 @@ class CalculatorForm(forms.Form):
         help_text="Popular open models; parameter counts match transformers exactly.",
     )
     profile = forms.IntegerField(label="Saved profile", required=False, widget=forms.Select)
+    hub = forms.CharField(
+        label="Hugging Face model id",
+        required=False,
+        max_length=200,
+        widget=forms.TextInput(
+            attrs={"placeholder": "Qwen/Qwen3-8B", "spellcheck": "false", "autocapitalize": "off"}
+        ),
+        help_text="Any model on the Hub: its config.json and safetensors headers are read.",
+    )
+    revision = forms.CharField(
+        label="Revision",
+        required=False,
+        max_length=200,
+        widget=forms.TextInput(attrs={"placeholder": "main", "spellcheck": "false"}),
+        help_text="A branch, tag or commit. Blank: main.",
+    )
     hf_config = forms.CharField(
         label="config.json",
         required=False,
@@ -405,6 +424,11 @@ class CalculatorForm(forms.Form):
         profiles = list(profile_list(user=user, include_catalog=False).values_list("pk", "name"))
         self.fields["profile"].widget.choices = [("", "Choose a profile"), *profiles]
         self.has_profiles = bool(profiles)
+        self.hub_enabled = hub.enabled()
+        if not self.hub_enabled:
+            self.fields["model"].choices = [
+                choice for choice in self.fields["model"].choices if choice[0] != "hub"
+            ]
         self.fields["gpu"].choices = [
             ("", "None"),
             *(
@@ -452,6 +476,10 @@ class CalculatorForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        if self.data.get("model") == "hub" and not self.hub_enabled:
+            self.errors.pop("model", None)
+            self.add_error(None, "Import from the Hugging Face Hub is turned off on this server.")
+            cleaned["model"] = "hub"
         kind = cleaned.get("model") or "catalog"
         cleaned["model"] = kind
         # Fields of the panels not in use (another model source, training in inference mode)
@@ -464,6 +492,7 @@ class CalculatorForm(forms.Form):
             "catalog": "Choose a model from the catalog.",
             "profile": "Choose one of your profiles.",
             "hf_config": "Paste a config.json.",
+            "hub": "Type a Hugging Face model id, such as Qwen/Qwen3-8B.",
         }
         if kind in missing and cleaned.get(kind) in (None, "") and kind not in self.errors:
             self.add_error(kind, missing[kind])
@@ -473,8 +502,10 @@ class CalculatorForm(forms.Form):
         """The fields that the chosen model source and mode read."""
         architecture = {*ARCHITECTURE_FIELDS, *ARCHITECTURE_FLAGS}
         kind = cleaned.get("model") or "catalog"
-        used = set(self.fields) - architecture - {"catalog", "profile", "hf_config"}
+        used = set(self.fields) - architecture - {"catalog", "profile", "hf_config", *HUB_FIELDS}
         used |= architecture if kind == "architecture" else {kind}
+        if kind == "hub":
+            used |= set(HUB_FIELDS)
         if cleaned.get("mode") != "training":
             used -= set(TRAINING_FIELDS)
         if not cleaned.get("gpu"):
@@ -490,6 +521,9 @@ class CalculatorForm(forms.Form):
             return {"profile": cleaned["profile"]}
         if kind == "hf_config":
             return {"hf_config": cleaned["hf_config"]}
+        if kind == "hub":
+            revision = cleaned.get("revision", "").strip()
+            return {"hub": cleaned["hub"].strip(), **({"revision": revision} if revision else {})}
         fields: dict[str, Any] = {
             name: cleaned[name] for name in ARCHITECTURE_FIELDS if cleaned.get(name) is not None
         }
@@ -549,8 +583,10 @@ class CalculatorForm(forms.Form):
         cleaned = self.cleaned_data
         query = QueryDict(mutable=True)
         model = self.contract_model()
-        ((kind, value),) = model.items()
-        if kind == "hf_config":
+        kind, value = next(iter(model.items()))
+        if kind == "hub":
+            query.update(model)
+        elif kind == "hf_config":
             query["hf_config"] = json.dumps(value, separators=(",", ":"))
         elif kind == "architecture":
             for name, field_value in value.items():
@@ -585,6 +621,8 @@ class CalculatorForm(forms.Form):
         if name == "model":
             if len(path) == 1:
                 name = None
+            elif path[1] in HUB_FIELDS:
+                name = path[1]
             elif path[1] in ("catalog", "profile", "hf_config"):
                 name = kind if kind in ("catalog", "profile", "hf_config") else path[1]
                 if len(path) > 2:
@@ -639,6 +677,8 @@ def infer_model_kind(data: Mapping[str, Any]) -> str:
     """Which model a link means when it has no `model=`: the one whose fields it carries."""
     if data.get("profile"):
         return "profile"
+    if data.get("hub"):
+        return "hub"
     if data.get("hf_config"):
         return "hf_config"
     if any(data.get(name) for name in (*ARCHITECTURE_FIELDS, *ARCHITECTURE_FLAGS)):

@@ -69,7 +69,8 @@ def _results_fragment(request: HttpRequest, data: QueryDict) -> HttpResponse:
             # The shortest link to this calculation (the form sends every field, even empty).
             "url": f"{reverse('calculator')}?{form.canonical_query()}" if form.is_valid() else "",
         }
-        if form.is_valid() and form.cleaned_data["model"] != "profile":
+        # a profile's or a Hub model's results depend on who asks (gated and private repos)
+        if form.is_valid() and form.cleaned_data["model"] not in ("profile", "hub"):
             caching.fragment_set(data, kept)
     link_too_long = len(kept["url"]) > MAX_LINK_LENGTH
     context = {

@@ -91,8 +91,8 @@ SIGNED_IN_MIX = {
     "profile-edit": 4.0,
 }
 ANONYMOUS_MIX = {
-    "floor": 5.0,
-    "calculate": 35.0,
+    "floor": 10.0,  # enough requests (about 1 in 20 of the mix) for a steady mean
+    "calculate": 30.0,
     "fragment/repeated": 17.5,
     "fragment/new": 17.5,
     "permalink/link": 25.0,
@@ -1075,6 +1075,13 @@ def report(
     floor_rates = [len(f.samples) / f.seconds for f in floors]
     floor_costs = [costs(records[f.name], f)(endpoint("floor")).total for f in floors]
     table, verdicts = summary_table(mix, records["mix"])
+    floor_tag = endpoint("floor")
+    in_mix = [r.cpu + max(0.0, r.database_cpu) for r in records["mix"] if floor_tag(r.tag)]
+    floor_spread = (
+        f"{len(in_mix):,} requests; their thread and PostgreSQL time"
+        f" {1e3 * sum(in_mix) / max(1, len(in_mix)):.2f} ms on average,"
+        f" {1e3 * percentile(in_mix, 0.5):.2f} ms median"
+    )
     errors = [s for phase in phases.values() for s in phase.samples if s.error]
     by_kind: dict[str, int] = defaultdict(int)
     for sample in errors:
@@ -1108,10 +1115,15 @@ def report(
         f"- Load: {ARGS.signed_in} signed-in users ({ARGS.main_sessions} of them the user under"
         f" test) and {ARGS.anonymous} anonymous, back to back on keep-alive connections:"
         f" {ARGS.warmup:g} s of the mix as warm-up, {ARGS.floor:g} s of the floor alone,"
-        f" {ARGS.duration:g} s of the mix, {ARGS.floor:g} s of the floor alone.",
+        f" {ARGS.duration:g} s of the mix, {ARGS.floor:g} s of the floor alone"
+        + (
+            f"; then {ARGS.alone:g} s of each budgeted endpoint alone, and of the floor."
+            if ARGS.alone
+            else "."
+        ),
         f"- The floor alone: {floor_rates[0]:,.0f} and {floor_rates[1]:,.0f} requests/s before"
         f" and after the mix ({1e3 * floor_costs[0]:.2f} and {1e3 * floor_costs[1]:.2f} ms of"
-        " server time per request).",
+        f" server time per request); within the mix, {floor_spread}.",
         f"- The mix: {len(mix.samples) / mix.seconds:,.0f} requests/s; the gunicorn workers used"
         f" {mix.worker_cpu / mix.seconds:.2f} cores, their PostgreSQL backends"
         f" {database / mix.seconds:.2f}, the virtual users {mix.client_cpu / mix.seconds:.2f};"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from calculator.charts import UNIT_BYTES, in_unit, nice_step
+from calculator.engine.hardware import MAX_FIT_GPUS as MAX_SEARCHED_GPUS
 
 
 def layout_label(configuration: Mapping[str, int] | None) -> str:
@@ -204,6 +205,30 @@ def gpu_name(result: Mapping[str, Any]) -> str:
     return next((row["name"] for row in result["fit"] if row["gpu"] == slug), str(gpu))
 
 
+def headline(result: Mapping[str, Any], unit: str) -> dict[str, Any] | None:
+    """How many GPUs, in words, beside the total: "fits 1 × H100 SXM, 7.30 GiB spare" or
+    "needs 2 × H100 SXM (TP 2)". None without a GPU, or for a result saved before the engine
+    gave one (its figures are shown as they were saved)."""
+    answer = result.get("answer")
+    if answer is None:
+        return None
+    name, count = answer["name"], answer["gpu_count"]
+    layout = layout_label(answer["configuration"])
+    on = f"{count} × {name}" + (f" ({layout})" if count > 1 else "")
+    if answer["fits"]:
+        spare = in_unit(answer["spare_bytes"], unit)
+        each = " each" if count > 1 else ""
+        return {"fits": True, "text": f"fits {on}, {spare} spare{each}"}
+    needs = answer["needs"]
+    if needs is None:
+        text = f"does not fit {on}, nor any layout of up to {MAX_SEARCHED_GPUS:,} of them"
+        return {"fits": False, "text": text}
+    needed = f"{needs['gpu_count']} × {name}"
+    needed += f" ({layout_label(needs['configuration'])})" if needs["gpu_count"] > 1 else ""
+    short = in_unit(-answer["spare_bytes"], unit)
+    return {"fits": False, "text": f"needs {needed}: {short} short on {on}"}
+
+
 def gpu_section(result: Mapping[str, Any], unit: str) -> dict[str, Any] | None:
     """What the GPUs section shows for an engine result; None when no GPU was asked for."""
     if "fit" not in result:
@@ -215,6 +240,7 @@ def gpu_section(result: Mapping[str, Any], unit: str) -> dict[str, Any] | None:
     by_count = capacity["by_gpu_count"]
     efficiencies = throughput["efficiencies"]
     return {
+        "headline": headline(result, unit),
         "gpu_name": gpu_name(result),
         "gpu_count": capacity["gpu_count"],
         "layout": layout_label(capacity["configuration"]),

@@ -264,8 +264,15 @@ class CalculateRequestSerializer(HardwareFieldsSerializer):
         required=False, help_text="Training. Default: false."
     )
     num_gpus = _limited_int("num_gpus", help_text="Default: 1.")
-    tensor_parallel = _limited_int("tensor_parallel", help_text="Default: 1.")
-    pipeline_parallel = _limited_int("pipeline_parallel", help_text="Default: 1.")
+    tensor_parallel = _limited_int(
+        "tensor_parallel",
+        help_text="Default, with pipeline_parallel left out too: laid out from num_gpus "
+        "(inference: the widest tensor parallelism dividing it, pipeline stages for the rest; "
+        "training: 1); else 1.",
+    )
+    pipeline_parallel = _limited_int(
+        "pipeline_parallel", help_text="Default: as tensor_parallel says; else 1."
+    )
     zero_stage = _limited_int("zero_stage", help_text="Training with data parallelism. Default: 0.")
     gradient_accumulation_steps = _limited_int(
         "gradient_accumulation_steps",

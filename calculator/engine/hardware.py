@@ -17,12 +17,17 @@ from calculator.engine.architecture import Architecture
 from calculator.engine.breakdown import Breakdown
 from calculator.engine.detailed import Plan, plan_for, worst_breakdown
 from calculator.engine.errors import EstimateError
-from calculator.engine.inputs import HARDWARE_FIELDS, INPUT_LIMITS, EstimateInputs, parse_inputs
+from calculator.engine.inputs import (
+    HARDWARE_FIELDS,
+    INPUT_LIMITS,
+    MAX_TENSOR_PARALLEL,
+    EstimateInputs,
+    parse_inputs,
+    suggested_layout,
+    tensor_parallel_sizes,
+)
 from calculator.engine.standard import standard_estimate
 
-# Widest tensor parallelism tried when looking for the fewest GPUs (Megatron-LM and vLLM split
-# attention heads; beyond 64 ranks the all-reduces dominate, pipeline stages are added instead)
-MAX_TENSOR_PARALLEL = 64
 # Training keeps tensor parallelism inside one 8-GPU node's NVLink domain (Narayanan et al.
 # 2021, "Efficient Large-Scale Language Model Training on GPU Clusters Using Megatron-LM")
 MAX_TRAINING_TENSOR_PARALLEL = 8
@@ -189,19 +194,6 @@ class Sizer:
 # --- layouts -----------------------------------------------------------------------------------
 
 
-def tensor_parallel_sizes(
-    architecture: Architecture, limit: int = MAX_TENSOR_PARALLEL
-) -> list[int]:
-    """Tensor-parallel sizes the engine accepts (they divide the attention heads, and the KV
-    heads and they divide one another), ascending, up to `limit`."""
-    heads, kv_heads = architecture.num_attention_heads, architecture.num_key_value_heads
-    return [
-        tp
-        for tp in range(1, min(heads, limit) + 1)
-        if heads % tp == 0 and (kv_heads % tp == 0 or tp % kv_heads == 0)
-    ]
-
-
 def configuration_for(sizer: Sizer, gpu_count: int) -> Configuration:
     """How `gpu_count` GPUs run the request: its own layout when it asked for that many GPUs;
     else inference splits the model with the widest tensor parallelism that divides the count
@@ -220,11 +212,7 @@ def configuration_for(sizer: Sizer, gpu_count: int) -> Configuration:
         if dp > 1:
             zero = inputs.zero_stage if "zero_stage" in inputs.given else 3
         return Configuration(gpu_count, tp, pp, zero)
-    tp = max(size for size in tensor_parallel_sizes(architecture) if gpu_count % size == 0)
-    rest = gpu_count // tp
-    pp = max(
-        stages for stages in range(1, min(rest, architecture.num_layers) + 1) if rest % stages == 0
-    )
+    tp, pp = suggested_layout(architecture, gpu_count, training=False)
     return Configuration(gpu_count, tp, pp, 0)
 
 

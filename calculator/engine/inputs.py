@@ -87,8 +87,8 @@ DEFAULTS: dict[str, Any] = {
     "mixed_precision": False,
     "gradient_checkpointing": False,
     "num_gpus": 1,
-    "tensor_parallel": 1,
-    "pipeline_parallel": 1,
+    "tensor_parallel": None,  # with pipeline_parallel: suggested for num_gpus (suggested_layout)
+    "pipeline_parallel": None,
     "zero_stage": 0,
     "gradient_accumulation_steps": 1,
     "lora_adapter_dtype": "float32",
@@ -343,8 +343,16 @@ def parse_inputs(
     mixed_precision = _boolean("mixed_precision", get("mixed_precision"))
     checkpointing = _boolean("gradient_checkpointing", get("gradient_checkpointing"))
     num_gpus = check_integer("num_gpus", get("num_gpus"))
-    tensor_parallel = check_integer("tensor_parallel", get("tensor_parallel"))
-    pipeline_parallel = check_integer("pipeline_parallel", get("pipeline_parallel"))
+    # Left out, both follow the GPU count: the layout the engine suggests for it (one GPU input)
+    if payload.get("tensor_parallel") is None and payload.get("pipeline_parallel") is None:
+        tensor_parallel, pipeline_parallel = suggested_layout(
+            architecture, num_gpus, training=mode == "training"
+        )
+    else:
+        tensor_parallel, pipeline_parallel = (
+            1 if payload.get(name) is None else check_integer(name, payload[name])
+            for name in ("tensor_parallel", "pipeline_parallel")
+        )
     zero_stage = check_integer("zero_stage", get("zero_stage"))
     accumulation = check_integer("gradient_accumulation_steps", get("gradient_accumulation_steps"))
     adapter_dtype = _choice("lora_adapter_dtype", get("lora_adapter_dtype"), LORA_ADAPTER_DTYPES)
@@ -424,26 +432,82 @@ def parse_inputs(
     return inputs, architecture, notes
 
 
+# Widest tensor parallelism considered (Megatron-LM and vLLM split attention heads; beyond 64 ranks
+# the all-reduces dominate, pipeline stages are added instead)
+MAX_TENSOR_PARALLEL = 64
+
+
+def tensor_parallel_sizes(
+    architecture: Architecture, limit: int = MAX_TENSOR_PARALLEL
+) -> list[int]:
+    """Tensor-parallel sizes the engine accepts (they divide the attention heads, and the KV
+    heads and they divide one another), ascending, up to `limit`."""
+    heads, kv_heads = architecture.num_attention_heads, architecture.num_key_value_heads
+    return [
+        tp
+        for tp in range(1, min(heads, limit) + 1)
+        if heads % tp == 0 and (kv_heads % tp == 0 or tp % kv_heads == 0)
+    ]
+
+
+def suggested_layout(
+    architecture: Architecture, num_gpus: int, *, training: bool
+) -> tuple[int, int]:
+    """(tensor_parallel, pipeline_parallel) for `num_gpus` GPUs when the request names neither:
+    inference splits the model with the widest tensor parallelism that divides the count and
+    pipeline stages for the rest (replicas beyond the layers); training replicates (data
+    parallelism, sharded when a ZeRO stage is asked for)."""
+    if training or num_gpus == 1:
+        return 1, 1
+    tp = max(size for size in tensor_parallel_sizes(architecture) if num_gpus % size == 0)
+    rest = num_gpus // tp
+    pp = max(
+        stages for stages in range(1, min(rest, architecture.num_layers) + 1) if rest % stages == 0
+    )
+    return tp, pp
+
+
+def _nearest(value: int, valid: list[int]) -> str:
+    """The valid values on either side of `value`: "4 or 8", or the one nearest."""
+    below = [v for v in valid if v < value]
+    above = [v for v in valid if v > value]
+    nearest = [*below[-1:], *above[:1]]
+    return " or ".join(f"{v:,}" for v in nearest)
+
+
 def check_combinations(inputs: EstimateInputs, architecture: Architecture) -> None:
     """Reject combinations of valid values that describe no possible run."""
     training = inputs.training
     tp, pp = inputs.tensor_parallel, inputs.pipeline_parallel
-    if inputs.num_gpus % (tp * pp):
-        raise EstimateError(
-            "num_gpus",
-            f"must be a multiple of tensor_parallel x pipeline_parallel ({tp} x {pp} = {tp * pp})",
-        )
+    # Each refusal names the nearest valid values, so that the user can pick one.
     heads, kv_heads = architecture.num_attention_heads, architecture.num_key_value_heads
+    valid_tp = tensor_parallel_sizes(architecture, limit=heads)
     if heads % tp:
-        raise EstimateError("tensor_parallel", f"must divide the model's {heads} attention heads")
+        raise EstimateError(
+            "tensor_parallel",
+            f"must divide the model's {heads} attention heads: "
+            f"the nearest valid are {_nearest(tp, valid_tp)}",
+        )
     if kv_heads % tp and tp % kv_heads:
         raise EstimateError(
             "tensor_parallel",
-            f"and the model's {kv_heads} key/value heads must divide one another",
+            f"and the model's {kv_heads} key/value heads must divide one another: "
+            f"the nearest valid are {_nearest(tp, valid_tp)}",
         )
     if pp > architecture.num_layers:
         raise EstimateError(
-            "pipeline_parallel", f"cannot exceed the model's {architecture.num_layers} layers"
+            "pipeline_parallel",
+            f"cannot exceed the model's {architecture.num_layers} layers",
+        )
+    if inputs.num_gpus % (tp * pp):
+        step = tp * pp
+        lower, upper = inputs.num_gpus // step * step, (inputs.num_gpus // step + 1) * step
+        gpus = f"{lower:,} or {upper:,}" if lower else f"{upper:,}"
+        raise EstimateError(
+            "num_gpus",
+            f"must be a multiple of tensor_parallel x pipeline_parallel ({tp} x {pp} = {step}): "
+            f"the nearest valid are {gpus} GPUs, or leave tensor and pipeline parallel blank "
+            "to lay out these GPUs automatically",
         )
     if inputs.zero_stage:
         if not training:

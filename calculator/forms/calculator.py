@@ -340,10 +340,17 @@ class CalculatorForm(forms.Form):
         label="GPUs", widget=_number(), **_limits("num_gpus", INPUT_LIMITS)
     )
     tensor_parallel = forms.IntegerField(
-        label="Tensor parallel", widget=_number(), **_limits("tensor_parallel", INPUT_LIMITS)
+        label="Tensor parallel",
+        required=False,
+        widget=_number(),
+        help_text="Blank (with pipeline parallel): laid out from the GPUs.",
+        **_limits("tensor_parallel", INPUT_LIMITS),
     )
     pipeline_parallel = forms.IntegerField(
-        label="Pipeline parallel", widget=_number(), **_limits("pipeline_parallel", INPUT_LIMITS)
+        label="Pipeline parallel",
+        required=False,
+        widget=_number(),
+        **_limits("pipeline_parallel", INPUT_LIMITS),
     )
     zero_stage = forms.TypedChoiceField(
         label="ZeRO stage",
@@ -356,13 +363,6 @@ class CalculatorForm(forms.Form):
         label="GPU",
         required=False,
         help_text="Which GPUs fit, how many, how fast and at what cost.",
-    )
-    gpu_count = forms.IntegerField(
-        label="How many",
-        required=False,
-        widget=_number(),
-        help_text="Blank: the GPUs set under Parallelism.",
-        **_limits("num_gpus", INPUT_LIMITS),
     )
     price_per_hour = forms.FloatField(
         label="Price per GPU-hour (USD)",
@@ -459,6 +459,10 @@ class CalculatorForm(forms.Form):
         data = query.copy()
         data.setdefault("catalog", DEFAULT_CATALOG_SLUG)
         for name, value in form_defaults().items():
+        # One GPU count: links from before it said gpu_count for the GPUs section
+        if "num_gpus" not in data and data.get("gpu_count"):
+            data["num_gpus"] = data["gpu_count"]
+        data.setdefault("gpu", default_gpu())
             if name not in data:
                 data[name] = value
         if "model" not in data or not data["model"]:
@@ -570,7 +574,8 @@ class CalculatorForm(forms.Form):
             if cleaned.get(name):
                 payload[name] = cleaned[name]
         for name in PARALLEL_FIELDS:
-            payload[name] = cleaned[name]
+            if cleaned.get(name) is not None:
+                payload[name] = cleaned[name]
         if cleaned.get("gpu"):
             for name in HARDWARE_FIELDS:
                 if cleaned.get(name) is not None:
@@ -598,9 +603,17 @@ class CalculatorForm(forms.Form):
         optional = ["weight_dtype", "kv_cache_dtype", "attention_implementation"]
         optional += list(TRAINING_FIELDS) if cleaned["mode"] == "training" else []
         optional += [*VIEW_FIELDS, *PARALLEL_FIELDS, "runtime_overhead_bytes"]
-        optional += list(HARDWARE_FIELDS) if cleaned.get("gpu") else []
+        optional += (
+            [name for name in HARDWARE_FIELDS if name != "gpu"] if cleaned.get("gpu") else []
+        )
+        # the page's GPU: left out when it is the default, empty when the user chose none
+        if (cleaned.get("gpu") or "") != default_gpu():
+            query["gpu"] = cleaned.get("gpu") or ""
         defaults = {**DEFAULTS, "lora_target_modules": []}
         for name in optional:
+        if cleaned.get("num_gpus") == 1:
+            # one GPU has one layout: tensor and pipeline parallel 1 are what blank gives
+            defaults.update(tensor_parallel=1, pipeline_parallel=1)
             field_value = cleaned.get(name)
             if field_value in (None, "") or field_value == defaults.get(name):
                 continue
@@ -663,6 +676,17 @@ def catalog_choices(*, search: str, current: str) -> list[Any]:
 
 
 def form_defaults() -> dict[str, str]:
+# The GPU the page opens with (the user can choose none): the most common accelerator of our
+# users' deployments, when the catalog has it.
+DEFAULT_GPU_SLUG = "h100-sxm"
+
+
+def default_gpu() -> str:
+    """DEFAULT_GPU_SLUG, or no GPU when the catalog lacks it (removed in the admin)."""
+    slugs = {gpu["slug"] for gpu in gpu_catalog()}
+    return DEFAULT_GPU_SLUG if DEFAULT_GPU_SLUG in slugs else ""
+
+
     """The values a bare URL starts from: the contract's defaults, as form strings."""
     defaults = {
         name: _query_value(value)

@@ -154,6 +154,14 @@ def calculator_url_for_estimate(estimate: Estimate, *, user: User | None) -> str
         else:
             query[name] = _query_value(value)
     return reverse("calculator") + "?" + query.urlencode(safe="/")
+    # The page has one GPU count: an estimate saved through the API with the GPU answers on
+    # another count than its memory layout opens on that count, laid out automatically (the
+    # layout its capacity, throughput and cost were computed for).
+    gpu_count = query.pop("gpu_count", [None])[-1]
+    if gpu_count is not None and gpu_count != query.get("num_gpus"):
+        query["num_gpus"] = gpu_count
+        query.pop("tensor_parallel", None)
+        query.pop("pipeline_parallel", None)
 
 
 def profile_status(estimate: Estimate) -> str:

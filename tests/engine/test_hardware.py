@@ -681,3 +681,32 @@ def test_the_headline_says_what_is_spare_or_how_many_are_needed():
     assert needs["needs"]["gpu_count"] == 2
     assert needs["needs"]["configuration"]["tensor_parallel"] == 2
     assert needs["needs"]["per_gpu_bytes"] <= 16 * GIB
+
+
+# --- one GPU count: the layout follows it (issue 14) --------------------------------------------
+
+
+def test_tensor_and_pipeline_parallel_follow_the_gpu_count_when_left_out():
+    # Llama 3.1 8B: 32 heads, 8 KV heads, so tensor parallel sizes 1, 2, 4, 8, 16, 32
+    two = calculate({"model": LLAMA, "num_gpus": 2})["inputs"]
+    assert (two["tensor_parallel"], two["pipeline_parallel"]) == (2, 1)
+    # 6 is no multiple of 4: tensor parallel 2, and the other factor 3 as pipeline stages
+    six = calculate({"model": LLAMA, "num_gpus": 6})["inputs"]
+    assert (six["tensor_parallel"], six["pipeline_parallel"]) == (2, 3)
+    # training replicates (data parallelism) unless asked otherwise
+    training = calculate({"model": LLAMA, "mode": "training", "num_gpus": 4})["inputs"]
+    assert (training["tensor_parallel"], training["pipeline_parallel"]) == (1, 1)
+    # one given, the other is 1 (as before)
+    given = calculate({"model": LLAMA, "num_gpus": 8, "tensor_parallel": 4})["inputs"]
+    assert (given["tensor_parallel"], given["pipeline_parallel"]) == (4, 1)
+
+
+def test_an_impossible_layout_is_refused_with_the_nearest_valid_one():
+    with pytest.raises(EstimateError) as caught:
+        calculate({"model": LLAMA, "num_gpus": 3, "tensor_parallel": 2})
+    assert caught.value.field == "num_gpus"
+    assert "the nearest valid are 2 or 4 GPUs" in caught.value.message
+    with pytest.raises(EstimateError) as caught:
+        calculate({"model": LLAMA, "num_gpus": 3, "tensor_parallel": 3})
+    assert caught.value.field == "tensor_parallel"
+    assert "the nearest valid are 2 or 4" in caught.value.message

@@ -213,7 +213,8 @@ def test_the_page_shows_the_apis_figures(client, api_body, htmx):
 
 @pytest.mark.django_db
 def test_the_page_without_a_gpu_has_no_gpu_section(client):
-    html = client.get("/?catalog=meta-llama/Llama-3.1-8B&price_per_hour=-5").content.decode()
+    # the page opens with a GPU chosen (issue 14); the user can choose none
+    html = client.get("/?catalog=meta-llama/Llama-3.1-8B&gpu=&price_per_hour=-5").content.decode()
     # a price without a GPU is not used, so it cannot block the estimate
     assert 'id="total-memory"' in html
     assert 'id="gpus"' not in html
@@ -230,9 +231,14 @@ def test_a_bad_efficiency_is_shown_on_its_field(client):
 def test_the_link_keeps_the_gpu_fields(client):
     response = client.get(PAGE_QUERY + "&price_per_hour=2.5", headers={"HX-Request": "true"})
     pushed = response.headers["HX-Push-Url"]
-    assert "gpu=h100-sxm" in pushed
-    assert "gpu_count=2" in pushed
+    assert "gpu=" not in pushed  # the page's default GPU goes without saying
+    assert "num_gpus=2" in pushed  # one GPU count: an old gpu_count link opens on 2 GPUs
+    assert "gpu_count" not in pushed
     assert "price_per_hour=2.5" in pushed
+    other = client.get(PAGE_QUERY.replace("h100-sxm", "a100-80gb"), headers={"HX-Request": "true"})
+    assert "gpu=a100-80gb" in other.headers["HX-Push-Url"]
+    none = client.get(PAGE_QUERY.replace("gpu=h100-sxm", "gpu="), headers={"HX-Request": "true"})
+    assert "&gpu=&" in none.headers["HX-Push-Url"] + "&"
 
 
 # --- the permalink shows the saved figures ------------------------------------------------------
@@ -259,6 +265,25 @@ def test_the_permalink_shows_the_saved_gpu_figures(client, alice):
     # "Open in calculator" carries the GPU fields, and the page computes the same figures
     link = re.search(r'href="(/\?[^"]*)"', html).group(1).replace("&amp;", "&")
     assert "gpu=h100-sxm" in link and "price_per_hour=3.5" in link
+    assert "num_gpus=2" in link and "gpu_count" not in link  # the page's one GPU count
     page = client.get(link).content.decode()
     for element_id in ("max-batch-size", "kv-cache-tokens", "cost-per-hour", "decode-total"):
         assert element_text(page, element_id) == element_text(html, element_id)
+
+
+@pytest.mark.django_db
+def test_the_page_opens_with_a_gpu_and_says_how_many_it_takes(client, catalog):
+    api = client.post(
+        "/api/v1/calculate",
+        {"model": LLAMA_CATALOG, "gpu": "h100-sxm"},
+        content_type="application/json",
+    ).json()
+    html = client.get("/").content.decode()
+    assert '<option value="h100-sxm" selected>' in html
+    # the whole 80 GiB less the estimate is spare (one definition of usable memory)
+    spare = (80 * 2**30 - api["total_bytes"]) / 2**30
+    assert element_text(html, "gpu-headline") == f"fits 1 × NVIDIA H100 SXM 80GB, {spare:,.2f} GiB spare"
+    # a model too large for one: the headline names the count and the layout
+    big = client.get("/?catalog=meta-llama/Llama-3.1-70B-Instruct").content.decode()
+    assert element_text(big, "gpu-headline").startswith("needs 2 × NVIDIA H100 SXM 80GB (TP 2): ")
+    assert "short on 1 × NVIDIA H100 SXM 80GB" in element_text(big, "gpu-headline")

@@ -458,11 +458,11 @@ class CalculatorForm(forms.Form):
         """Bind to a query string, filling the contract's defaults for what it leaves out."""
         data = query.copy()
         data.setdefault("catalog", DEFAULT_CATALOG_SLUG)
-        for name, value in form_defaults().items():
         # One GPU count: links from before it said gpu_count for the GPUs section
         if "num_gpus" not in data and data.get("gpu_count"):
             data["num_gpus"] = data["gpu_count"]
         data.setdefault("gpu", default_gpu())
+        for name, value in form_defaults().items():
             if name not in data:
                 data[name] = value
         if "model" not in data or not data["model"]:
@@ -610,10 +610,10 @@ class CalculatorForm(forms.Form):
         if (cleaned.get("gpu") or "") != default_gpu():
             query["gpu"] = cleaned.get("gpu") or ""
         defaults = {**DEFAULTS, "lora_target_modules": []}
-        for name in optional:
         if cleaned.get("num_gpus") == 1:
             # one GPU has one layout: tensor and pipeline parallel 1 are what blank gives
             defaults.update(tensor_parallel=1, pipeline_parallel=1)
+        for name in optional:
             field_value = cleaned.get(name)
             if field_value in (None, "") or field_value == defaults.get(name):
                 continue
@@ -675,7 +675,6 @@ def catalog_choices(*, search: str, current: str) -> list[Any]:
     return choices
 
 
-def form_defaults() -> dict[str, str]:
 # The GPU the page opens with (the user can choose none): the most common accelerator of our
 # users' deployments, when the catalog has it.
 DEFAULT_GPU_SLUG = "h100-sxm"
@@ -687,6 +686,7 @@ def default_gpu() -> str:
     return DEFAULT_GPU_SLUG if DEFAULT_GPU_SLUG in slugs else ""
 
 
+def form_defaults() -> dict[str, str]:
     """The values a bare URL starts from: the contract's defaults, as form strings."""
     defaults = {
         name: _query_value(value)

@@ -15,11 +15,13 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils.text import slugify
 
+from calculator import hub
 from calculator.calculations import Calculation
 from calculator.engine import EstimateError
 from calculator.engine.inputs import resolve_model
 from calculator.models import (
     Estimate,
+    HubToken,
     Membership,
     ModelProfile,
     ProfileSource,
@@ -110,6 +112,7 @@ def profile_create(
     description: str = "",
     visibility: str = Visibility.PRIVATE,
     team: Team | None = None,
+    hub_model: hub.HubModel | None = None,
 ) -> ModelProfile:
     if (hf_config is None) == (architecture is None):
         raise ValidationError("Give either a config.json or architecture fields.")
@@ -131,9 +134,53 @@ def profile_create(
         num_parameters=total,
         num_active_parameters=active,
     )
+    if hub_model is not None:
+        profile.source = ProfileSource.HUB
+        profile.hub_repo_id = hub_model.repo_id
+        profile.hub_revision = hub_model.sha
+        profile.hub_facts = hub_model.evidence()
     profile.full_clean()
     profile.save()
     return profile
+
+
+def profile_create_from_hub(
+    *, user: User, repo_id: str, revision: str = "", name: str = "", **fields: Any
+) -> ModelProfile:
+    """A profile of a Hugging Face model: its config.json (verbatim) at the commit the revision
+    names, with that commit and the safetensors facts as evidence."""
+    try:
+        imported = hub.hub_model(
+            repo_id=repo_id, revision=revision or None, user=user, who=f"user:{user.pk}"
+        )
+    except hub.HubError as error:
+        raise ValidationError({"hub": error.message}) from None
+    return profile_create(
+        user=user,
+        name=name or imported.repo_id,
+        hf_config=imported.config,
+        config_json_text=imported.config_text,
+        hub_model=imported,
+        **fields,
+    )
+
+
+# --- Hugging Face tokens ----------------------------------------------------------------------
+
+
+def hub_token_set(*, user: User, token: str) -> HubToken:
+    """Keep a user's Hugging Face token, encrypted; it is never shown again."""
+    token = token.strip()
+    if not token or len(token) > 500 or any(ch.isspace() for ch in token):
+        raise ValidationError({"token": "A Hugging Face access token, such as hf_..."})
+    stored, _ = HubToken.objects.update_or_create(
+        user=user, defaults={"encrypted": hub.token_encrypt(token)}
+    )
+    return stored
+
+
+def hub_token_delete(*, user: User) -> None:
+    HubToken.objects.filter(user=user).delete()
 
 
 @transaction.atomic
@@ -159,6 +206,9 @@ def profile_update(*, user: User, profile: ModelProfile, **fields: Any) -> Model
         profile.hf_config = None
         profile.config_json_text = ""
         profile.source = ProfileSource.MANUAL
+    if fields.get("hf_config") is not None or fields.get("architecture") is not None:
+        # another model than the one imported: its Hub evidence no longer applies
+        profile.hub_repo_id, profile.hub_revision, profile.hub_facts = "", "", None
     _check_sharing(user=user, visibility=profile.visibility, team=profile.team)
     total, active, family = _architecture_for(
         hf_config=profile.hf_config, architecture=profile.architecture

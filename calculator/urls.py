@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from calculator import views
-from calculator.views import tokens
+from calculator.views import hub_token, tokens
 
 urlpatterns = [
     path("", views.calculator, name="calculator"),
@@ -25,6 +25,8 @@ urlpatterns = [
     ),
     path("accounts/tokens/", tokens.api_tokens_view, name="api-tokens"),
     path("accounts/tokens/revoke/", tokens.api_token_revoke_view, name="api-token-revoke"),
+    path("accounts/hub-token/", hub_token.hub_token_view, name="hub-token"),
+    path("accounts/hub-token/delete/", hub_token.hub_token_delete_view, name="hub-token-delete"),
     # Profiles, saved estimates, history, compare, teams (issue 4)
     path("profiles/", views.profile_list_view, name="profile-list"),
     path("profiles/new/", views.profile_create_view, name="profile-create"),

@@ -584,6 +584,9 @@ class ProfileSerializer(serializers.ModelSerializer):
             "published_parameters",
             "hf_config",
             "architecture",
+            "hub_repo_id",
+            "hub_revision",
+            "hub_facts",
             "created",
             "updated",
         ]
@@ -603,16 +606,31 @@ class ProfileWriteSerializer(StrictSerializer):
         required=False, help_text="The text of a config.json file, kept verbatim."
     )
     architecture = ArchitectureField(required=False)
+    hub = serializers.CharField(
+        required=False,
+        max_length=200,
+        help_text="A Hugging Face model id: its config.json is read from the Hub (create only).",
+    )
+    revision = serializers.CharField(
+        required=False, max_length=200, help_text="With hub: a branch, tag or commit (main)."
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        given = [key for key in ("hf_config", "config_json", "architecture") if key in attrs]
+        sources = ("hf_config", "config_json", "architecture", "hub")
+        given = [key for key in sources if key in attrs]
         if len(given) > 1:
             raise serializers.ValidationError(
-                f"Give only one of hf_config, config_json and architecture (got {given})."
+                f"Give only one of hf_config, config_json, architecture and hub (got {given})."
             )
         if not given and not self.partial:
             raise serializers.ValidationError(
-                "Give the model: hf_config, config_json or architecture."
+                "Give the model: hf_config, config_json, architecture or hub."
+            )
+        if "revision" in attrs and "hub" not in attrs:
+            raise serializers.ValidationError({"revision": ["Only with hub."]})
+        if self.partial and "hub" in attrs:
+            raise serializers.ValidationError(
+                {"hub": ["A profile is imported from the Hub when it is created."]}
             )
         return super().validate(attrs)
 

@@ -127,7 +127,7 @@ class ProfileListView(generics.ListAPIView):
     @extend_schema(
         operation_id="profiles_create",
         tags=["profiles"],
-        summary="Create a profile from fields or a config.json",
+        summary="Create a profile from fields, a config.json or a Hugging Face id",
         request=ProfileWriteSerializer,
         responses={201: ProfileSerializer, **error_responses(400, 401, 413, 429)},
     )
@@ -136,9 +136,13 @@ class ProfileListView(generics.ListAPIView):
             data=_body_object(request), context={"request": request}
         )
         serializer.is_valid(raise_exception=True)
-        profile = services.profile_create(
-            user=request.user, **_profile_fields(serializer.validated_data)
-        )
+        fields = _profile_fields(serializer.validated_data)
+        if "hub" in fields:
+            profile = services.profile_create_from_hub(
+                user=request.user, repo_id=fields.pop("hub"), **fields
+            )
+        else:
+            profile = services.profile_create(user=request.user, **fields)
         return Response(ProfileSerializer(profile).data, status=status.HTTP_201_CREATED)
 
 

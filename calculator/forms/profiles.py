@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
+from calculator import hub
 from calculator.engine import EstimateError
 from calculator.engine.architecture import (
     FIELDS_PREFIX,
@@ -109,6 +110,23 @@ class ProfileImportForm(ProfileDescriptionForm):
         widget=forms.Textarea(attrs={"rows": 14, "class": "code", "spellcheck": "false"}),
     )
     config_file = forms.FileField(label="…or upload it", required=False)
+    hub = forms.CharField(
+        label="…or a Hugging Face model id",
+        required=False,
+        max_length=200,
+        widget=forms.TextInput(attrs={"placeholder": "Qwen/Qwen3-8B", "spellcheck": "false"}),
+        help_text="Its config.json is read from the Hub, with the commit it was read at.",
+    )
+    revision = forms.CharField(
+        label="Revision", required=False, max_length=200, help_text="Blank: main."
+    )
+
+    def __init__(self, *args: Any, offer_hub: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # only when creating, and where the site reaches a Hub
+        self.offers_hub = offer_hub and hub.enabled()
+        if not self.offers_hub:
+            del self.fields["hub"], self.fields["revision"]
 
     def clean_config_file(self) -> Any:
         upload = self.cleaned_data.get("config_file")
@@ -130,6 +148,11 @@ class ProfileImportForm(ProfileDescriptionForm):
             except UnicodeDecodeError:
                 self.add_error("config_file", "The file is not UTF-8 text.")
                 return cleaned
+        if cleaned.get("hub", "").strip():
+            if text.strip():
+                self.add_error("hub", "Give a config.json or a Hugging Face id, not both.")
+            cleaned["hub"] = cleaned["hub"].strip()
+            return cleaned  # read from the Hub by the service
         if not text.strip():
             self.add_error("config_json", "Paste a config.json or upload one.")
             return cleaned

@@ -110,17 +110,27 @@ def _import_form(request: HttpRequest, **kwargs: Any) -> ProfileImportForm:
 @login_required
 @require_http_methods(["GET", "POST"])
 def profile_import_view(request: HttpRequest) -> HttpResponse:
-    form = _import_form(request)
+    form = _import_form(request, offer_hub=True)
     if request.method == "POST" and form.is_valid():
         try:
-            profile = services.profile_create(
-                user=request.user,
-                name=form.cleaned_data["name"],
-                description=form.cleaned_data["description"],
-                hf_config=form.cleaned_data["hf_config"],
-                config_json_text=form.cleaned_data["config_json_text"],
-                **form.sharing(),
-            )
+            if form.cleaned_data.get("hub"):
+                profile = services.profile_create_from_hub(
+                    user=request.user,
+                    repo_id=form.cleaned_data["hub"],
+                    revision=form.cleaned_data["revision"],
+                    name=form.cleaned_data["name"],
+                    description=form.cleaned_data["description"],
+                    **form.sharing(),
+                )
+            else:
+                profile = services.profile_create(
+                    user=request.user,
+                    name=form.cleaned_data["name"],
+                    description=form.cleaned_data["description"],
+                    hf_config=form.cleaned_data["hf_config"],
+                    config_json_text=form.cleaned_data["config_json_text"],
+                    **form.sharing(),
+                )
         except ValidationError as error:
             add_service_error(form, error, field_map={"hf_config": "config_json"})
         else:

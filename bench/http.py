@@ -1095,10 +1095,11 @@ def report(
         f"{n / len(records['mix']):.0%}" for n in sorted(per_worker.values(), reverse=True)
     )
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    command = "make bench" if len(sys.argv) == 1 else "bench/http.py " + " ".join(sys.argv[1:])
+    options = " ".join(sys.argv[1:])
+    command = f"`bench/http.py {options}`" if options else "`bench/http.py` (`make bench`)"
     listed = count_listed(layout.user_under_test)
     lines = [
-        f"Measured {when} by `{command}`.",
+        f"Measured {when} by {command}.",
         "",
         f"- Machine: {about['cpu']}, {about['memory']} memory, {about['os']};"
         f" load average {about['load']} at the end.",

@@ -987,7 +987,21 @@ def machine() -> dict[str, str]:
         "django": django.get_version(),
         "gunicorn": gunicorn_version.strip("()"),
         "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "code": code_version(),
     }
+
+
+def code_version() -> str:
+    """The commit measured, and whether the working tree differed from it."""
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if head.returncode != 0:
+        return "code outside a git checkout"
+    changed = subprocess.run(
+        [*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    ).stdout.splitlines()
+    dirty = f", with uncommitted changes to {len(changed)} files" if changed else ""
+    return f"commit {head.stdout.strip()}{dirty}"
 
 
 @dataclass(frozen=True)
@@ -1103,6 +1117,7 @@ def report(
         "",
         f"- Machine: {about['cpu']}, {about['memory']} memory, {about['os']};"
         f" load average {about['load']} at the end.",
+        f"- Code: {about['code']}.",
         f"- Software: Python {about['python']}, PostgreSQL {about['postgres']} on 127.0.0.1,"
         f" Django {about['django']}, gunicorn {about['gunicorn']}"
         f" ({ARGS.workers} gthread workers × {ARGS.threads} threads, DEBUG off, persistent"

@@ -468,6 +468,36 @@ class HubSerializer(serializers.Serializer):
     )
 
 
+class WarningSerializer(serializers.Serializer):
+    field = serializers.CharField(help_text="The input it is about.")
+    message = serializers.CharField()
+
+
+class GpuNeedsSerializer(serializers.Serializer):
+    gpu_count = serializers.IntegerField()
+    configuration = serializers.DictField(child=serializers.IntegerField())
+    per_gpu_bytes = serializers.IntegerField()
+
+
+class GpuAnswerSerializer(serializers.Serializer):
+    """The headline for the GPU asked for: the request's layout on gpu_count of them."""
+
+    gpu = serializers.CharField()
+    name = serializers.CharField()
+    gpu_count = serializers.IntegerField()
+    configuration = serializers.DictField(child=serializers.IntegerField())
+    memory_utilization = serializers.FloatField()
+    usable_bytes = serializers.IntegerField(
+        help_text="memory_utilization x the GPU's memory: the same for fit and capacity."
+    )
+    per_gpu_bytes = serializers.IntegerField(allow_null=True)
+    fits = serializers.BooleanField()
+    spare_bytes = serializers.IntegerField(allow_null=True, help_text="Negative: short by.")
+    needs = GpuNeedsSerializer(
+        allow_null=True, help_text="When it does not fit: the fewest GPUs of this type that do."
+    )
+
+
 class CalculateResponseSerializer(serializers.Serializer):
     """All sizes are integers in bytes, per GPU; total_bytes is the sum of the breakdown.
     With a `gpu` in the request, fit, capacity, throughput and cost are added."""
@@ -478,7 +508,13 @@ class CalculateResponseSerializer(serializers.Serializer):
     num_gpus = serializers.IntegerField()
     inputs = CalculateInputsSerializer()
     notes = serializers.ListField(child=serializers.CharField())
+    warnings = WarningSerializer(
+        many=True,
+        help_text="Where the request leaves the model's envelope (a context beyond what it was "
+        "trained for, nothing in the catalog that holds it); the answer is still as asked.",
+    )
     engine_version = serializers.CharField()
+    answer = GpuAnswerSerializer(required=False)
     fit = FitSerializer(many=True, required=False)
     capacity = CapacitySerializer(required=False)
     throughput = ThroughputSerializer(required=False)

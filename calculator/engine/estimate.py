@@ -8,7 +8,7 @@ from typing import Any
 from calculator.engine.architecture import Architecture
 from calculator.engine.breakdown import Estimate
 from calculator.engine.detailed import detailed_estimate
-from calculator.engine.hardware import GpuSpec, hardware_answers, parse_hardware
+from calculator.engine.hardware import MAX_FIT_GPUS, GpuSpec, hardware_answers, parse_hardware
 from calculator.engine.inputs import HARDWARE_FIELDS, EstimateInputs, parse_inputs
 from calculator.engine.standard import standard_estimate
 
@@ -40,6 +40,54 @@ def result_dict(inputs: EstimateInputs, result: Estimate, notes: list[str]) -> d
     }
 
 
+def trained_positions(payload: dict[str, Any], architecture: Architecture) -> int:
+    """The longest context the model was trained or extended for (0: unknown): config.json's
+    max_position_embeddings, or rope scaling's factor times the original length where that is
+    longer (YaRN, linear and dynamic scaling keep the original length there; Llama 3's own
+    scaling already writes the extended one, transformers modeling_rope_utils)."""
+    positions = architecture.max_position_embeddings
+    config = (payload.get("model") or {}).get("hf_config")
+    if isinstance(config, dict):
+        config = (
+            config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+        )
+        scaling = config.get("rope_scaling")
+        if isinstance(scaling, dict) and isinstance(scaling.get("factor"), int | float):
+            original = scaling.get("original_max_position_embeddings") or positions
+            if isinstance(original, int) and original > 0:
+                positions = max(positions, int(scaling["factor"] * original))
+    return positions
+
+
+def warnings_for(
+    payload: dict[str, Any], inputs: EstimateInputs, architecture: Architecture, result: dict
+) -> list[dict[str, str]]:
+    """Where the request leaves the model's or the catalog's envelope: said beside the answer,
+    which is still computed as asked."""
+    found = []
+    positions = trained_positions(payload, architecture)
+    if positions and inputs.sequence_length > positions:
+        found.append(
+            {
+                "field": "sequence_length",
+                "message": f"{inputs.sequence_length:,} tokens is beyond the {positions:,} "
+                "positions the model was trained for (max_position_embeddings, with its rope "
+                "scaling): memory is estimated as asked, but quality past it is not to be "
+                "relied on.",
+            }
+        )
+    fit_rows = result.get("fit") or []
+    if len(fit_rows) > 1 and all(row["fewest_gpus"] is None for row in fit_rows):
+        found.append(
+            {
+                "field": "gpu",
+                "message": f"No GPU in the catalog holds this, even {MAX_FIT_GPUS:,} of them: "
+                "lower the batch size or the sequence length, or quantise.",
+            }
+        )
+    return found
+
+
 def calculate(
     payload: dict[str, Any],
     *,
@@ -66,4 +114,5 @@ def calculate(
         result.update(
             hardware_answers(payload, hardware, architecture=architecture, fit_gpus=fit_gpus)
         )
+    result["warnings"] = warnings_for(payload, inputs, architecture, result)
     return result

@@ -151,6 +151,7 @@ def _results(request: HttpRequest, form: CalculatorForm, calculation: Calculatio
         "num_gpus": result["num_gpus"],
         "gpus": gpu_display.gpu_section(result, unit),
         "notes": result["notes"],
+        "warnings": result.get("warnings", []),
         "engine_version": result["engine_version"],
     }
 

@@ -153,7 +153,6 @@ def calculator_url_for_estimate(estimate: Estimate, *, user: User | None) -> str
             query.setlist(name, [str(item) for item in value])
         else:
             query[name] = _query_value(value)
-    return reverse("calculator") + "?" + query.urlencode(safe="/")
     # The page has one GPU count: an estimate saved through the API with the GPU answers on
     # another count than its memory layout opens on that count, laid out automatically (the
     # layout its capacity, throughput and cost were computed for).
@@ -163,6 +162,7 @@ def calculator_url_for_estimate(estimate: Estimate, *, user: User | None) -> str
         query.pop("tensor_parallel", None)
         query.pop("pipeline_parallel", None)
 
+    return reverse("calculator") + "?" + query.urlencode(safe="/")
 
 def profile_status(estimate: Estimate) -> str:
     """What became of the estimate's profile: '' (unchanged, or none), 'changed', 'deleted'."""
@@ -215,6 +215,7 @@ def saved_results(estimate: Estimate, unit: str) -> dict[str, Any]:
         "gpus": gpu_display.gpu_section(result, unit),
         "notes": result.get("notes", []),
         "engine_version": estimate.engine_version,
+        "warnings": result.get("warnings", []),
     }
 
 

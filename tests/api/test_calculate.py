@@ -96,8 +96,10 @@ def test_the_response_has_exactly_the_contract_shape_with_integer_bytes(client_f
         "num_gpus",
         "inputs",
         "notes",
+        "warnings",
         "engine_version",
     }
+    assert body["warnings"] == []
     assert set(body["parameters"]) == {"total", "active", "trainable"}
     assert set(body["breakdown"]) == BREAKDOWN
     for value in [*body["breakdown"].values(), body["total_bytes"], *body["parameters"].values()]:

@@ -64,6 +64,7 @@ def test_its_result_has_the_contract_keys():
         "num_gpus",
         "inputs",
         "notes",
+        "warnings",
         "engine_version",
     }
     assert set(result["breakdown"]) == {

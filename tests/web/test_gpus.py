@@ -282,8 +282,20 @@ def test_the_page_opens_with_a_gpu_and_says_how_many_it_takes(client, catalog):
     assert '<option value="h100-sxm" selected>' in html
     # the whole 80 GiB less the estimate is spare (one definition of usable memory)
     spare = (80 * 2**30 - api["total_bytes"]) / 2**30
-    assert element_text(html, "gpu-headline") == f"fits 1 × NVIDIA H100 SXM 80GB, {spare:,.2f} GiB spare"
+    assert (
+        element_text(html, "gpu-headline")
+        == f"fits 1 × NVIDIA H100 SXM 80GB, {spare:,.2f} GiB spare"
+    )
     # a model too large for one: the headline names the count and the layout
     big = client.get("/?catalog=meta-llama/Llama-3.1-70B-Instruct").content.decode()
     assert element_text(big, "gpu-headline").startswith("needs 2 × NVIDIA H100 SXM 80GB (TP 2): ")
     assert "short on 1 × NVIDIA H100 SXM 80GB" in element_text(big, "gpu-headline")
+
+
+@pytest.mark.django_db
+def test_a_context_beyond_the_model_s_is_warned_about_on_the_page(client, catalog):
+    # Llama 3.1 8B's config.json: max_position_embeddings 131,072
+    html = client.get("/?catalog=meta-llama/Llama-3.1-8B&sequence_length=200000").content.decode()
+    assert 'id="result-warnings"' in html
+    assert "200,000 tokens is beyond the 131,072 positions" in html
+    assert 'id="result-warnings"' not in client.get("/").content.decode()

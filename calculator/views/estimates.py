@@ -164,6 +164,7 @@ def calculator_url_for_estimate(estimate: Estimate, *, user: User | None) -> str
 
     return reverse("calculator") + "?" + query.urlencode(safe="/")
 
+
 def profile_status(estimate: Estimate) -> str:
     """What became of the estimate's profile: '' (unchanged, or none), 'changed', 'deleted'."""
     kind = next(iter(estimate.inputs.get("model") or {"": None}))

@@ -4,6 +4,8 @@ Alice has access to acme/private; Bob, her teammate, and Charlie have not."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -180,3 +182,44 @@ def test_the_token_page_needs_an_account(client):
     response = client.get("/accounts/hub-token/")
     assert response.status_code == 302
     assert "/login" in response["Location"] or "login" in response["Location"]
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+def test_the_token_never_reaches_the_logs(client, hub, alice, alice_has_a_token):
+    collect = _Collect()
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(collect)
+    root.setLevel(logging.DEBUG)  # everything any library logs, huggingface_hub's too
+    try:
+        hub.repos["alice/private"] = model_repo(
+            TINY_LLAMA, tiny_llama_tensors(), private=True, tokens={ALICE_TOKEN}
+        )
+        hub.repos["acme/gated"] = model_repo(TINY_LLAMA, gated=True)  # her token has no access
+        for repo in ("alice/private", "acme/gated", "acme/missing"):
+            api(alice).post("/api/v1/calculate", {"model": {"hub": repo}}, format="json")
+        client.force_login(alice)
+        client.post("/profiles/import/", {"hub": "alice/private", "visibility": "private"})
+    finally:
+        root.removeHandler(collect)
+        root.setLevel(level)
+    assert collect.lines  # something was logged: the check looked at real output
+    assert not [line for line in collect.lines if ALICE_TOKEN in line]
+
+
+def test_the_profile_page_names_the_repo_and_commit_it_came_from(client, hub, alice):
+    repo = hub.repos["acme/tiny"] = model_repo(TINY_LLAMA, tiny_llama_tensors())
+    client.force_login(alice)
+    client.post("/profiles/import/", {"hub": "acme/tiny", "visibility": "private"})
+    profile = ModelProfile.objects.get(owner=alice)
+    page = client.get(profile.get_absolute_url()).content.decode()
+    assert f"acme/tiny at <code>{repo.sha[:12]}…</code>" in page
+    assert f"{TINY_LLAMA_PARAMETERS:,} parameters in the safetensors headers" in page

@@ -1,4 +1,4 @@
-"""Team, Membership, ModelProfile, Estimate and the Gpu catalog (see DESIGN.md, "Domain")."""
+"""Team, Membership, ModelProfile, Estimate and the Gpu catalog (see docs/design.md, "Domain")."""
 
 from __future__ import annotations
 

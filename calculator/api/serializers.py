@@ -30,7 +30,7 @@ from calculator.models import (
 )
 from calculator.selectors import team_list
 
-# --- The estimate contract (DESIGN.md), documented field by field from the engine's own lists --
+# --- The estimate contract (docs/design.md), field by field from the engine's own lists ---
 
 
 def _architecture_field(name: str) -> serializers.Field:

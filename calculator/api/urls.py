@@ -5,7 +5,7 @@ from django.urls import path, re_path
 from calculator.api import views
 
 urlpatterns = [
-    # Exactly /api/v1/calculate, without a trailing slash (DESIGN.md, the estimate contract).
+    # Exactly /api/v1/calculate, without a trailing slash (docs/design.md, the estimate contract).
     path("calculate", views.CalculateView.as_view(), name="api-calculate"),
     path("profiles/", views.ProfileListView.as_view(), name="api-profile-list"),
     path("profiles/<int:pk>/", views.ProfileDetailView.as_view(), name="api-profile-detail"),

@@ -1,6 +1,6 @@
 """The estimation engine: pure Python, imports nothing from Django.
 
-Its one door is `calculate(payload) -> dict`, speaking the estimate contract of DESIGN.md;
+Its one door is `calculate(payload) -> dict`, speaking the estimate contract of docs/design.md;
 `sweep` runs it for many values of one field; with a `gpu` in the request it also answers which
 GPUs fit, how many, how fast and at what cost (`hardware`). The option lists and limits are
 exported for the forms and the API, which validate with the same figures.

@@ -201,7 +201,7 @@ _DTYPE_ALIASES = {
     "bf16": "bfloat16",
 }
 
-# The contract's "architecture" fields (DESIGN.md) that architecture_from_fields takes
+# The contract's "architecture" fields (docs/design.md) that architecture_from_fields takes
 ARCHITECTURE_FIELDS = (
     "num_parameters",
     "hidden_size",

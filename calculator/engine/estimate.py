@@ -1,4 +1,4 @@
-"""The engine's one door: `calculate(payload) -> dict`, speaking DESIGN.md's estimate contract."""
+"""The engine's one door: `calculate(payload) -> dict`, the estimate contract (docs/design.md)."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def calculate(
 ) -> dict[str, Any]:
     """Estimate the memory per GPU of running or training a model.
 
-    `payload` is the contract's flat request (DESIGN.md); `payload["model"]` is
+    `payload` is the contract's flat request (docs/design.md); `payload["model"]` is
     `{"hf_config": {...}}` or `{"architecture": {...}}`. Bad input raises `EstimateError`.
     `architecture`, when given, is used instead of parsing `payload["model"]` (a snapshot).
 

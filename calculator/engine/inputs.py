@@ -1,6 +1,6 @@
 """The estimate contract's request: validation and normalisation into `EstimateInputs`.
 
-Every field of DESIGN.md's contract is checked here, once; the formulas trust what they get.
+Every field of docs/design.md's contract is checked here, once; the formulas trust what they get.
 Bad input raises `EstimateError(field, message)` naming the contract field.
 """
 
@@ -46,7 +46,7 @@ LORA_TARGET_MODULES = (
     "fc1",
     "fc2",
 )
-# What the estimate describes (DESIGN.md "runtime_overhead"): what torch.cuda.max_memory_allocated
+# What the estimate describes (docs/design.md, runtime_overhead): torch.cuda.max_memory_allocated
 # reports (tensors only) or the whole device as nvidia-smi shows it (plus the CUDA context)
 MEMORY_VIEWS = ("allocated", "device")
 # the dtype LoRA adapters are kept in: PEFT upcasts them to float32 (autocast_adapter_dtype);

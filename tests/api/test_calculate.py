@@ -1,4 +1,4 @@
-"""POST /api/v1/calculate: the estimate contract of DESIGN.md, field by field."""
+"""POST /api/v1/calculate: the estimate contract of docs/design.md, field by field."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def test_inputs_echo_every_contract_field_with_the_defaults_filled_in(client_for
     inputs = body["inputs"]
     assert set(inputs) == CONTRACT_INPUTS
     assert inputs["model"] == model  # as given
-    # DESIGN.md's defaults: detailed method, flash attention, adamw, full fine-tuning, one GPU
+    # docs/design.md's defaults: detailed method, flash attention, adamw, full fine-tuning, one GPU
     assert inputs["mode"] == "inference"
     assert inputs["method"] == "detailed"
     assert inputs["batch_size"] == 1

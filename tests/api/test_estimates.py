@@ -28,7 +28,7 @@ def by_public_id(estimate) -> str:
     return f"/api/v1/estimates/by-public-id/{estimate.public_id}/"
 
 
-# who -> status for Alice's private, team and link estimates (DESIGN.md, "Access rules")
+# who -> status for Alice's private, team and link estimates (docs/design.md, "Access rules")
 READ_BY_ID = {
     "alice": (200, 200, 200),
     "bob": (404, 200, 404),

@@ -1,4 +1,4 @@
-"""/api/v1/profiles/: the access rules of DESIGN.md for every method, and create/update."""
+"""/api/v1/profiles/: the access rules of docs/design.md for every method, and create/update."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def detail(profile) -> str:
     return f"/api/v1/profiles/{profile.pk}/"
 
 
-# who -> the status for Alice's private, team and link profiles (DESIGN.md, "Access rules");
+# who -> the status for Alice's private, team and link profiles (docs/design.md, "Access rules");
 # Bob is her teammate, Charlie an outsider. A link item is readable only by its permalink.
 READ = {
     "alice": (200, 200, 200),

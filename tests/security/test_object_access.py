@@ -1,7 +1,7 @@
 """Other people's things stay theirs: Bob (Alice's teammate, a plain member), Charlie (an outsider)
 and anonymous visitors try every page, fragment, export and endpoint on Alice's profiles,
 estimates and team, by id, by public id and through list filters, and find nothing beyond
-what DESIGN.md's access table grants (team items readable by Bob, link items through their
+what docs/design.md's access table grants (team items readable by Bob, link items through their
 permalink only). Each denial is checked against the owner's 200 on the same address, so a
 broken address cannot pass for a refusal."""
 
@@ -79,7 +79,7 @@ def api(user) -> APIClient:
 
 
 def readers(world: World, visibility: str) -> dict[str, bool]:
-    """Who may open a thing of this visibility by its address (DESIGN.md's access table)."""
+    """Who may open a thing of this visibility by its address (docs/design.md's access table)."""
     return {
         "bob": visibility in (Visibility.TEAM, Visibility.LINK),
         "charlie": visibility == Visibility.LINK,

@@ -24,7 +24,7 @@ TINY_WEIGHT_BYTES = 2 * TINY_PARAMETERS
 TINY_KV_CACHE_BYTES = 2 * 2 * 2 * 16 * 2048 * 2
 
 # (who, visibility) -> status of an item's page reached by its address (permalink or profile
-# page), from DESIGN.md's access table: private items are Alice's alone, team items her team's,
+# page), from docs/design.md's access table: private items are Alice's alone, team items her team's,
 # link items anyone's with the address.
 READ_BY_ADDRESS = {
     ("alice", "private"): 200,

@@ -1,4 +1,4 @@
-"""The access table of DESIGN.md, rule by rule, through the one helper every page uses."""
+"""The access table of docs/design.md, rule by rule, through the one helper every page uses."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def _person(name, alice, bob, charlie):
     return {"alice": alice, "bob": bob, "charlie": charlie, "anonymous": AnonymousUser()}[name]
 
 
-# (who, visibility) -> (can_read via permalink, can_write); from the table in DESIGN.md.
+# (who, visibility) -> (can_read via permalink, can_write); from the table in docs/design.md.
 # Alice owns the items and her team; Bob is a plain member of it; Charlie is outside.
 TABLE = {
     ("alice", "private"): (True, True),

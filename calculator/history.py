@@ -183,8 +183,9 @@ def history_narrowed(queryset: QuerySet[Estimate], form: HistoryFilterForm, user
         queryset = queryset.filter(team_id=form.listed_pk("team", team))
     if after := data.get("created_after"):
         queryset = queryset.filter(created__gte=_day_start(after))
-    if before := data.get("created_before"):
+    if (before := data.get("created_before")) and before < date.max:
         # Inclusive: everything saved on that day too (a range on the indexed column, no casts).
+        # The last day there is (9999-12-31) has no day after it: no upper bound then.
         queryset = queryset.filter(created__lt=_day_start(before + timedelta(days=1)))
     if sort := data.get("sort"):
         queryset = queryset.order_by(*SORTS[sort])

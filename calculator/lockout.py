@@ -22,6 +22,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 LOCKOUT_STATUS = 429  # Too Many Requests, as for the API's throttles
+USERNAME_COLUMN_LENGTH = AccessAttempt._meta.get_field("username").max_length
 
 
 def lockout_response(
@@ -74,6 +75,11 @@ class LoginAttemptsHandler(AxesDatabaseHandler):
     def user_login_failed(
         self, sender: Any, credentials: dict, request: HttpRequest | None = None, **kwargs: Any
     ) -> None:
+        # Axes keeps the username in a 255-character column (PostgreSQL refuses longer); no
+        # real username is longer than 150, so a cut one still names the same (made-up) name.
+        username = credentials.get("username")
+        if isinstance(username, str) and len(username) > USERNAME_COLUMN_LENGTH:
+            credentials = {**credentials, "username": username[:USERNAME_COLUMN_LENGTH]}
         super().user_login_failed(sender, credentials, request, **kwargs)
         # Axes answers with its lockout page when this flag is set; it sets it for the pair.
         locked = request is None or getattr(request, "axes_locked_out", False)

@@ -19,6 +19,7 @@ from calculator import hub
 from calculator.calculations import Calculation
 from calculator.engine import EstimateError
 from calculator.engine.inputs import resolve_model
+from calculator.jsontext import loads_bounded
 from calculator.models import (
     Estimate,
     HubToken,
@@ -79,15 +80,14 @@ def parse_config_json(text: str) -> dict[str, Any]:
     if len(text.encode()) > MAX_CONFIG_JSON_BYTES:
         raise ValidationError({"config_json": "config.json is larger than 1 MB."})
     try:
-        value = json.loads(text)
+        value = loads_bounded(text)
     except json.JSONDecodeError as error:
         message = f"Not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})."
         raise ValidationError({"config_json": message}) from None
-    except RecursionError:
-        message = "This JSON is nested too deeply to be a config.json."
+    except (ValueError, RecursionError) as error:
+        # NaN, 1e999, a lone surrogate, too deep, an integer past Python's 4,300 digits
+        message = f"Not valid JSON: {str(error).rstrip('.')}."
         raise ValidationError({"config_json": message}) from None
-    except ValueError as error:  # e.g. an integer longer than Python's 4,300-digit limit
-        raise ValidationError({"config_json": f"Not valid JSON: {error}."}) from None
     if not isinstance(value, dict):
         raise ValidationError({"config_json": "config.json must be a JSON object ({...})."})
     if _holds_nul(value):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import django_filters
 from django import forms
+from django.core.exceptions import ValidationError
 
 from calculator.engine import METHODS, MODES
 from calculator.models import Estimate, ModelProfile, ProfileSource
@@ -20,6 +23,24 @@ class IdFilter(django_filters.NumberFilter):
         kwargs.setdefault("min_value", 1)
         kwargs.setdefault("max_value", MAX_ID)
         super().__init__(*args, **kwargs)
+
+
+class UtcDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 time, turned into UTC before it is compared: PostgreSQL refuses offsets past
+    ±15:59 (Python takes up to ±23:59), and a time near year 1 or 9999 may have no UTC one."""
+
+    def to_python(self, value: object) -> datetime | None:
+        parsed = super().to_python(value)  # aware: naive times are in TIME_ZONE
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("Enter a time between years 1 and 9999 in UTC.") from None
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
 
 
 class ProfileFilter(django_filters.FilterSet):
@@ -41,8 +62,8 @@ class EstimateFilter(django_filters.FilterSet):
     method = django_filters.ChoiceFilter(choices=[(m, m) for m in METHODS])
     profile = IdFilter(field_name="profile_id")
     team = IdFilter(field_name="team_id")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created", lookup_expr="lt")
+    created_after = UtcDateTimeFilter(field_name="created", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created", lookup_expr="lt")
     ordering = django_filters.OrderingFilter(
         fields=("created", "total_bytes", "title", "model_name")
     )

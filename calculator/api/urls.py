@@ -28,5 +28,5 @@ urlpatterns = [
     path("gpus/<slug:slug>/", views.GpuDetailView.as_view(), name="api-gpu-detail"),
     path("teams/", views.TeamListView.as_view(), name="api-team-list"),
     path("teams/<slug:slug>/", views.TeamDetailView.as_view(), name="api-team-detail"),
-    re_path(r"^(?P<path>.*)$", views.not_found),
+    re_path(r"^(?P<path>[\s\S]*)$", views.not_found),  # any path, a newline in it too
 ]

@@ -418,7 +418,8 @@ class CalculatorForm(forms.Form):
         # Queried only when the select is rendered: the htmx results fragment never shows it.
         self.fields["catalog"].widget.choices = partial(
             catalog_choices,
-            search=str(data.get("catalog_search") or "").strip(),
+            # a raw query value: PostgreSQL compares no text holding a NUL
+            search=str(data.get("catalog_search") or "").replace("\x00", "").strip(),
             current=str(data.get("catalog") or ""),
         )
         profiles = list(profile_list(user=user, include_catalog=False).values_list("pk", "name"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -161,7 +162,6 @@ def calculator_url_for_estimate(estimate: Estimate, *, user: User | None) -> str
         query["num_gpus"] = gpu_count
         query.pop("tensor_parallel", None)
         query.pop("pipeline_parallel", None)
-
     return reverse("calculator") + "?" + query.urlencode(safe="/")
 
 
@@ -215,8 +215,8 @@ def saved_results(estimate: Estimate, unit: str) -> dict[str, Any]:
         "num_gpus": estimate.num_gpus,
         "gpus": gpu_display.gpu_section(result, unit),
         "notes": result.get("notes", []),
-        "engine_version": estimate.engine_version,
         "warnings": result.get("warnings", []),
+        "engine_version": estimate.engine_version,
     }
 
 
@@ -356,11 +356,22 @@ def history_bulk_delete_view(request: HttpRequest) -> HttpResponse:
 # --- Compare ----------------------------------------------------------------------------------
 
 
+PUBLIC_ID = re.compile(r"[-\w]+")
+
+
 def _compare_ids(request: HttpRequest) -> list[str]:
     ids: list[str] = []
     for raw in request.GET.getlist("ids"):
         ids += [part.strip() for part in raw.split(",") if part.strip()]
     return list(dict.fromkeys(ids))
+
+
+def _compared_estimate(user: User | None, public_id: str) -> Estimate:
+    # Public ids are URL-safe base64; anything else (a NUL, which PostgreSQL cannot compare)
+    # names no estimate: 404 without asking the database.
+    if not PUBLIC_ID.fullmatch(public_id):
+        raise Http404("No such estimate.")
+    return estimate_get_for_user(user=user, public_id=public_id)[0]
 
 
 @require_GET
@@ -373,7 +384,7 @@ def compare_view(request: HttpRequest) -> HttpResponse:
         context = {"error": f"Choose {MIN_COMPARED} to {MAX_COMPARED} estimates to compare."}
         return render(request, "calculator/estimates/compare.html", context, status=400)
     # One lookup each, by public id like a permalink: 404 when any of them is not readable.
-    estimates = [estimate_get_for_user(user=request.user, public_id=pid)[0] for pid in ids]
+    estimates = [_compared_estimate(request.user, pid) for pid in ids]
     compared = [_compared(e, f"{COLUMN_LETTERS[i]}") for i, e in enumerate(estimates)]
     breakdown = breakdown_rows(compared)
     context: dict[str, Any] = {

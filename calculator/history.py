@@ -25,11 +25,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from calculator.charts import in_unit
 from calculator.engine.breakdown import BREAKDOWN_LINES
 from calculator.models import Estimate, Visibility
 from calculator.selectors import User, estimate_list, profile_list, team_ids_for_user, team_list
+from calculator.typed import form_field
 
 # the estimate's breakdown lines, in the engine's order (export columns, the compare table)
 BREAKDOWN_KEYS = BREAKDOWN_LINES
@@ -70,7 +72,7 @@ class PlainSelect(forms.Select):
     """A <select> written in Python. Django renders every option through its own template: for
     the profile filter's 45 options that was 10 ms of each history page."""
 
-    def render(self, name: str, value: Any, attrs: Any = None, renderer: Any = None) -> str:
+    def render(self, name: str, value: Any, attrs: Any = None, renderer: Any = None) -> SafeString:
         widget = self.get_context(name, value, attrs)["widget"]
         options = format_html_join(
             "",
@@ -151,8 +153,12 @@ class HistoryFilterForm(forms.Form):
             ),
             "team": team_list(user=user, team_ids=team_ids).values_list("pk", "slug", "name"),
         }
-        self.fields["profile"].choices = partial(self._choices, "profile", "Any profile")
-        self.fields["team"].choices = partial(self._choices, "team", "Any team")
+        form_field(self, "profile", forms.ChoiceField).choices = partial(
+            self._choices, "profile", "Any profile"
+        )
+        form_field(self, "team", forms.ChoiceField).choices = partial(
+            self._choices, "team", "Any team"
+        )
 
     def _choices(self, field: str, empty_label: str) -> list[tuple[str, str]]:
         return [("", empty_label), *((key, name) for _, key, name in self.listed[field])]
@@ -225,7 +231,11 @@ class HistoryPaginator(Paginator):
     PostgreSQL). Up to the limit it is Django's Paginator; past it, `count_capped` is True and
     pages go on for as long as rows come back (one more row than a page is read to know)."""
 
-    def __init__(self, object_list: Any, per_page: int, *, count_limit: int) -> None:
+    object_list: QuerySet[Estimate, int]
+
+    def __init__(
+        self, object_list: QuerySet[Estimate, int], per_page: int, *, count_limit: int
+    ) -> None:
         super().__init__(object_list, per_page)
         self.count_limit = count_limit
 

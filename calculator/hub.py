@@ -26,6 +26,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass
@@ -211,7 +212,7 @@ def _pack_factor(name: str, dtype: str, quantization: dict[str, Any]) -> int:
 
 
 def safetensors_facts(
-    tensors: dict[str, tuple[str, list[int], int]], quantization: dict[str, Any]
+    tensors: Mapping[str, tuple[str, list[int], int]], quantization: dict[str, Any]
 ) -> dict[str, Any]:
     """Parameter count and storage of a checkpoint from its headers' tensors, given as
     name -> (safetensors dtype, shape, bytes stored)."""

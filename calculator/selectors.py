@@ -13,8 +13,10 @@ team owner may edit a member's team item, not re-share it elsewhere or make it p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import User as AuthUser
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
@@ -28,10 +30,14 @@ from calculator.models import (
     Visibility,
 )
 
-User = AbstractBaseUser | AnonymousUser
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
+
+# A signed-in user (AUTH_USER_MODEL is Django's own User), and anyone who reads a page.
+User = AuthUser | AnonymousUser
 
 
-def _authenticated(user: User | None) -> bool:
+def _authenticated(user: User | None) -> TypeIs[AuthUser]:
     return bool(user is not None and user.is_authenticated)
 
 

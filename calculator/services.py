@@ -30,7 +30,7 @@ from calculator.models import (
     Team,
     Visibility,
 )
-from calculator.selectors import User, access_for, team_ids_for_user
+from calculator.selectors import AuthUser, access_for, team_ids_for_user
 
 MAX_CONFIG_JSON_BYTES = 1_048_576
 
@@ -38,7 +38,7 @@ MAX_CONFIG_JSON_BYTES = 1_048_576
 # --- Sharing ----------------------------------------------------------------------------------
 
 
-def _check_sharing(*, user: User, visibility: str, team: Team | None) -> Team | None:
+def _check_sharing(*, user: AuthUser, visibility: str, team: Team | None) -> Team | None:
     if visibility not in Visibility.values:
         raise ValidationError({"visibility": f"Choose one of: {', '.join(Visibility.values)}."})
     if team is not None and team.pk not in team_ids_for_user(user):
@@ -48,7 +48,7 @@ def _check_sharing(*, user: User, visibility: str, team: Team | None) -> Team | 
     return team
 
 
-def _check_audience_kept(*, user: User, item: ModelProfile | Estimate, fields: dict) -> None:
+def _check_audience_kept(*, user: AuthUser, item: ModelProfile | Estimate, fields: dict) -> None:
     """Only an item's owner changes who sees it (the access table's "s"): a team owner who may
     edit a member's item must not move it to another team or make it public."""
     team = fields.get("team", item.team)
@@ -104,7 +104,7 @@ def _holds_nul(value: Any) -> bool:
 @transaction.atomic
 def profile_create(
     *,
-    user: User,
+    user: AuthUser,
     name: str,
     hf_config: dict | None = None,
     architecture: dict | None = None,
@@ -145,7 +145,7 @@ def profile_create(
 
 
 def profile_create_from_hub(
-    *, user: User, repo_id: str, revision: str = "", name: str = "", **fields: Any
+    *, user: AuthUser, repo_id: str, revision: str = "", name: str = "", **fields: Any
 ) -> ModelProfile:
     """A profile of a Hugging Face model: its config.json (verbatim) at the commit the revision
     names, with that commit and the safetensors facts as evidence."""
@@ -168,7 +168,7 @@ def profile_create_from_hub(
 # --- Hugging Face tokens ----------------------------------------------------------------------
 
 
-def hub_token_set(*, user: User, token: str) -> HubToken:
+def hub_token_set(*, user: AuthUser, token: str) -> HubToken:
     """Keep a user's Hugging Face token, encrypted; it is never shown again."""
     token = token.strip()
     if not token or len(token) > 500 or any(ch.isspace() for ch in token):
@@ -179,12 +179,12 @@ def hub_token_set(*, user: User, token: str) -> HubToken:
     return stored
 
 
-def hub_token_delete(*, user: User) -> None:
+def hub_token_delete(*, user: AuthUser) -> None:
     HubToken.objects.filter(user=user).delete()
 
 
 @transaction.atomic
-def profile_update(*, user: User, profile: ModelProfile, **fields: Any) -> ModelProfile:
+def profile_update(*, user: AuthUser, profile: ModelProfile, **fields: Any) -> ModelProfile:
     """Change name, description, sharing or the architecture. Saved estimates keep their own
     snapshot, so they are untouched."""
     if not access_for(user, profile, via_link=False).can_write:
@@ -219,13 +219,13 @@ def profile_update(*, user: User, profile: ModelProfile, **fields: Any) -> Model
     return profile
 
 
-def profile_delete(*, user: User, profile: ModelProfile) -> None:
+def profile_delete(*, user: AuthUser, profile: ModelProfile) -> None:
     if not access_for(user, profile, via_link=False).can_write:
         raise PermissionDenied
     profile.delete()  # estimates keep their snapshot; their profile link becomes empty
 
 
-def profile_duplicate(*, user: User, profile: ModelProfile, name: str = "") -> ModelProfile:
+def profile_duplicate(*, user: AuthUser, profile: ModelProfile, name: str = "") -> ModelProfile:
     """A private, editable copy of any profile the user can read (e.g. a catalog model)."""
     return profile_create(
         user=user,
@@ -243,7 +243,7 @@ def profile_duplicate(*, user: User, profile: ModelProfile, name: str = "") -> M
 @transaction.atomic
 def estimate_save(
     *,
-    user: User,
+    user: AuthUser,
     calculation: Calculation,
     title: str = "",
     notes: str = "",
@@ -278,7 +278,7 @@ def estimate_save(
 
 
 @transaction.atomic
-def estimate_update(*, user: User, estimate: Estimate, **fields: Any) -> Estimate:
+def estimate_update(*, user: AuthUser, estimate: Estimate, **fields: Any) -> Estimate:
     """Only the description and sharing change; inputs and result are immutable evidence."""
     if not access_for(user, estimate, via_link=False).can_write:
         raise PermissionDenied
@@ -294,13 +294,13 @@ def estimate_update(*, user: User, estimate: Estimate, **fields: Any) -> Estimat
     return estimate
 
 
-def estimate_delete(*, user: User, estimate: Estimate) -> None:
+def estimate_delete(*, user: AuthUser, estimate: Estimate) -> None:
     if not access_for(user, estimate, via_link=False).can_write:
         raise PermissionDenied
     estimate.delete()
 
 
-def estimate_bulk_delete(*, user: User, ids: list[int]) -> int:
+def estimate_bulk_delete(*, user: AuthUser, ids: list[int]) -> int:
     """Delete the given estimates that the user owns; others' ids are ignored."""
     deleted, _ = Estimate.objects.filter(owner=user, pk__in=ids).delete()
     return deleted
@@ -319,7 +319,7 @@ def _unique_team_slug(name: str) -> str:
 
 
 @transaction.atomic
-def team_create(*, user: User, name: str) -> Team:
+def team_create(*, user: AuthUser, name: str) -> Team:
     name = name.strip()
     if not name:
         raise ValidationError({"name": "Give the team a name."})
@@ -330,14 +330,14 @@ def team_create(*, user: User, name: str) -> Team:
     return team
 
 
-def _require_team_owner(*, actor: User, team: Team) -> None:
+def _require_team_owner(*, actor: AuthUser, team: Team) -> None:
     if not Membership.objects.filter(team=team, user=actor, role=Role.OWNER).exists():
         raise PermissionDenied
 
 
 @transaction.atomic
 def team_member_add(
-    *, actor: User, team: Team, username_or_email: str, role: str = Role.MEMBER
+    *, actor: AuthUser, team: Team, username_or_email: str, role: str = Role.MEMBER
 ) -> Membership:
     _require_team_owner(actor=actor, team=team)
     if role not in Role.values:
@@ -357,7 +357,7 @@ def _owners_left(team: Team, without: Membership) -> int:
 
 
 @transaction.atomic
-def team_member_set_role(*, actor: User, membership: Membership, role: str) -> Membership:
+def team_member_set_role(*, actor: AuthUser, membership: Membership, role: str) -> Membership:
     _require_team_owner(actor=actor, team=membership.team)
     if role not in Role.values:
         raise ValidationError({"role": f"Choose one of: {', '.join(Role.values)}."})
@@ -369,7 +369,7 @@ def team_member_set_role(*, actor: User, membership: Membership, role: str) -> M
 
 
 @transaction.atomic
-def team_member_remove(*, actor: User, membership: Membership) -> None:
+def team_member_remove(*, actor: AuthUser, membership: Membership) -> None:
     """Remove a member (team owners), or leave (anyone, for themselves)."""
     if membership.user_id != actor.pk:
         _require_team_owner(actor=actor, team=membership.team)
@@ -379,7 +379,7 @@ def team_member_remove(*, actor: User, membership: Membership) -> None:
 
 
 @transaction.atomic
-def team_delete(*, actor: User, team: Team) -> None:
+def team_delete(*, actor: AuthUser, team: Team) -> None:
     """Delete a team; what was shared only with it becomes private to its owners again."""
     _require_team_owner(actor=actor, team=team)
     for model in (Estimate, ModelProfile):

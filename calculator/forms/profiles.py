@@ -25,6 +25,7 @@ from calculator.forms.calculator import (
 from calculator.forms.sharing import SharingForm
 from calculator.models import ProfileSource
 from calculator.services import MAX_CONFIG_JSON_BYTES, parse_config_json
+from calculator.typed import form_field
 
 # The architecture fields, labels and limits are the calculator form's: one list for both.
 ARCHITECTURE_BOOLEAN_FIELDS: tuple[tuple[str, str, bool], ...] = (
@@ -188,4 +189,7 @@ class ProfileFilterForm(forms.Form):
 
     def __init__(self, *args: Any, families: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["family"].choices = [("", "Any family"), *((f, f) for f in families)]
+        form_field(self, "family", forms.ChoiceField).choices = [
+            ("", "Any family"),
+            *((f, f) for f in families),
+        ]

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 
 from calculator.models import Team, Visibility
 from calculator.selectors import User, team_list
+from calculator.typed import form_field
 
 
 class SharingForm(forms.Form):
@@ -34,7 +35,7 @@ class SharingForm(forms.Form):
         if not can_share:
             del self.fields["visibility"], self.fields["team"]
             return
-        self.fields["team"].queryset = team_list(user=user)
+        form_field(self, "team", forms.ModelChoiceField).queryset = team_list(user=user)
 
     def sharing(self) -> dict:
         """The cleaned sharing fields, as the services take them: none without the right."""

@@ -7,7 +7,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from calculator import hub, services
 from calculator.forms.sharing import add_service_error
 from calculator.models import HubToken
+from calculator.typed import AuthenticatedHttpRequest
 
 
 class HubTokenForm(forms.Form):
@@ -33,7 +34,7 @@ class HubTokenForm(forms.Form):
 @sensitive_post_parameters("token")
 @login_required
 @require_http_methods(["GET", "POST"])
-def hub_token_view(request: HttpRequest) -> HttpResponse:
+def hub_token_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = HubTokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -53,7 +54,7 @@ def hub_token_view(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def hub_token_delete_view(request: HttpRequest) -> HttpResponse:
+def hub_token_delete_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     services.hub_token_delete(user=request.user)
     messages.success(request, "Removed your Hugging Face token.")
     return redirect("hub-token")

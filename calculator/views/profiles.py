@@ -22,6 +22,7 @@ from calculator.forms.profiles import ProfileFilterForm, ProfileImportForm, Prof
 from calculator.forms.sharing import add_service_error
 from calculator.models import ModelProfile, ProfileSource
 from calculator.selectors import estimate_list, profile_get_for_user, profile_list
+from calculator.typed import AuthenticatedHttpRequest, HtmxHttpRequest
 
 # The engine's Architecture fields worth showing, in reading order (zeros hidden if optional):
 # the model type first, then the contract's fields but the parameter count (shown beside the
@@ -68,7 +69,7 @@ def _profile_sections(request: HttpRequest, form: ProfileFilterForm) -> list[dic
 
 
 @require_GET
-def profile_list_view(request: HttpRequest) -> HttpResponse:
+def profile_list_view(request: HtmxHttpRequest) -> HttpResponse:
     families = sorted(
         set(profile_list(user=request.user).exclude(family="").values_list("family", flat=True))
     )
@@ -82,7 +83,7 @@ def profile_list_view(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def profile_create_view(request: HttpRequest) -> HttpResponse:
+def profile_create_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = ProfileManualForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
@@ -109,7 +110,7 @@ def _import_form(request: HttpRequest, **kwargs: Any) -> ProfileImportForm:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def profile_import_view(request: HttpRequest) -> HttpResponse:
+def profile_import_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = _import_form(request, offer_hub=True)
     if request.method == "POST" and form.is_valid():
         try:
@@ -191,7 +192,7 @@ def profile_detail_view(request: HttpRequest, public_id: str) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def profile_edit_view(request: HttpRequest, public_id: str) -> HttpResponse:
+def profile_edit_view(request: AuthenticatedHttpRequest, public_id: str) -> HttpResponse:
     profile, access = profile_get_for_user(user=request.user, public_id=public_id, write=True)
     sharing = {"visibility": profile.visibility, "team": profile.team}
     initial = {"name": profile.name, "description": profile.description, **sharing}
@@ -232,7 +233,7 @@ def profile_edit_view(request: HttpRequest, public_id: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def profile_delete_view(request: HttpRequest, public_id: str) -> HttpResponse:
+def profile_delete_view(request: AuthenticatedHttpRequest, public_id: str) -> HttpResponse:
     profile, _ = profile_get_for_user(user=request.user, public_id=public_id, write=True)
     try:
         services.profile_delete(user=request.user, profile=profile)
@@ -244,7 +245,7 @@ def profile_delete_view(request: HttpRequest, public_id: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def profile_duplicate_view(request: HttpRequest, public_id: str) -> HttpResponse:
+def profile_duplicate_view(request: AuthenticatedHttpRequest, public_id: str) -> HttpResponse:
     profile, _ = profile_get_for_user(user=request.user, public_id=public_id)
     copy = services.profile_duplicate(user=request.user, profile=profile)
     messages.success(request, f"Made a private copy of {profile.name}: edit it as you like.")

@@ -15,6 +15,7 @@ from calculator.forms.sharing import add_service_error
 from calculator.forms.teams import MemberAddForm, MemberRoleForm, TeamCreateForm
 from calculator.models import Membership, Role, Team
 from calculator.selectors import team_get_for_user, team_list, team_shared_items
+from calculator.typed import AuthenticatedHttpRequest
 
 SHARED_SHOWN = 50
 
@@ -26,7 +27,7 @@ def _errors_as_messages(request: HttpRequest, error: ValidationError) -> None:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def team_list_view(request: HttpRequest) -> HttpResponse:
+def team_list_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = TeamCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -75,7 +76,7 @@ def _team_detail_context(request: HttpRequest, team: Team, role: Role) -> dict:
 
 @login_required
 @require_http_methods(["GET"])
-def team_detail_view(request: HttpRequest, slug: str) -> HttpResponse:
+def team_detail_view(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     team, role = team_get_for_user(user=request.user, slug=slug)
     return render(
         request, "calculator/teams/detail.html", _team_detail_context(request, team, role)
@@ -84,7 +85,7 @@ def team_detail_view(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def team_member_add_view(request: HttpRequest, slug: str) -> HttpResponse:
+def team_member_add_view(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     team = _team_owned(request, slug)
     form = MemberAddForm(request.POST)
     if form.is_valid():
@@ -117,7 +118,9 @@ def _membership(team: Team, membership_id: int) -> Membership:
 
 @login_required
 @require_POST
-def team_member_role_view(request: HttpRequest, slug: str, membership_id: int) -> HttpResponse:
+def team_member_role_view(
+    request: AuthenticatedHttpRequest, slug: str, membership_id: int
+) -> HttpResponse:
     team = _team_owned(request, slug)
     membership = _membership(team, membership_id)
     form = MemberRoleForm(request.POST, prefix=str(membership.pk))
@@ -139,7 +142,9 @@ def team_member_role_view(request: HttpRequest, slug: str, membership_id: int) -
 
 @login_required
 @require_POST
-def team_member_remove_view(request: HttpRequest, slug: str, membership_id: int) -> HttpResponse:
+def team_member_remove_view(
+    request: AuthenticatedHttpRequest, slug: str, membership_id: int
+) -> HttpResponse:
     team = _team_owned(request, slug)
     membership = _membership(team, membership_id)
     try:
@@ -157,7 +162,7 @@ def team_member_remove_view(request: HttpRequest, slug: str, membership_id: int)
 
 @login_required
 @require_POST
-def team_leave_view(request: HttpRequest, slug: str) -> HttpResponse:
+def team_leave_view(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     team, _ = team_get_for_user(user=request.user, slug=slug)
     membership = _membership_of(team, request)
     try:
@@ -177,7 +182,7 @@ def _membership_of(team: Team, request: HttpRequest) -> Membership:
 
 @login_required
 @require_POST
-def team_delete_view(request: HttpRequest, slug: str) -> HttpResponse:
+def team_delete_view(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     team = _team_owned(request, slug)
     try:
         services.team_delete(actor=request.user, team=team)

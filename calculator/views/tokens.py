@@ -6,7 +6,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from calculator.api.tokens import api_token_create, api_token_list, api_token_revoke
 from calculator.models import ApiToken
+from calculator.typed import AuthenticatedHttpRequest
 
 NEW_KEY_SESSION_KEY = "api_token_new_key"
 
@@ -32,7 +33,7 @@ class ApiTokenForm(forms.Form):
 @never_cache  # the page may hold a new token's key: keep it out of every cache
 @login_required
 @require_http_methods(["GET", "POST"])
-def api_tokens_view(request: HttpRequest) -> HttpResponse:
+def api_tokens_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = ApiTokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -51,7 +52,7 @@ def api_tokens_view(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def api_token_revoke_view(request: HttpRequest) -> HttpResponse:
+def api_token_revoke_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     token = api_token_revoke(user=request.user, digest=request.POST.get("digest", ""))
     if token is None:
         raise Http404("No such token.")

@@ -228,7 +228,7 @@ def _gpu_section(cpu: Sequence[Comparison], cuda: Sequence[Comparison]) -> str:
         detailed = comparison.detailed["total_bytes"] if comparison.detailed else None
         cpu_comparison = cpu_by_name.get(comparison.case.name)
         phases = comparison.measured.get("phase_peaks") or {}
-        phase = max(phases, key=phases.get) if phases else "prefill"
+        phase = max(phases, key=phases.__getitem__) if phases else "prefill"
         cpu_cells = (
             f"{cpu_comparison.peak:,d} | {_percent(gpu_versus_cpu(comparison, cpu_comparison))}"
             if cpu_comparison
@@ -328,7 +328,7 @@ def _breakdown_rows(comparisons: Sequence[Comparison]) -> list[str]:
             continue
         breakdown = comparison.detailed["breakdown"]
         phases = comparison.measured.get("phase_peaks") or {}
-        phase = max(phases, key=phases.get) if phases else "prefill"
+        phase = max(phases, key=phases.__getitem__) if phases else "prefill"
         cells = [
             breakdown[key] / MIB
             for key in ("weights", "kv_cache", "activations", "gradients", "optimizer_states")

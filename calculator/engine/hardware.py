@@ -645,7 +645,7 @@ def cost(
     *,
     price_per_hour: float | None = None,
     training_tokens: int | None = None,
-    epochs: int = 1,
+    epochs: float = 1,
 ) -> dict[str, Any]:
     """What the configuration costs: per hour, per million generated tokens (at the aggregate
     decode rate of `rates`, a `throughput` result) and for a training run of `training_tokens`

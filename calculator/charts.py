@@ -34,6 +34,27 @@ def parameter_count(count: int) -> str:
     return f"{count:,}"
 
 
+PARAMETER_LABELS = {
+    "total": "Total",
+    "active": "Active per token",
+    "active_without_embeddings": "Active, without embeddings",
+    "trainable": "Trainable",
+}
+
+
+def parameter_rows(parameters: Mapping[str, int]) -> list[tuple[str, str, str]]:
+    """(label, short, exact) for each count the result holds; "without embeddings" only where
+    it differs from the active count (model cards quote either: gpt-oss-120b's 5.1B is without)."""
+    rows = []
+    for key, label in PARAMETER_LABELS.items():
+        if key not in parameters:
+            continue
+        if key == "active_without_embeddings" and parameters[key] == parameters.get("active"):
+            continue
+        rows.append((label, parameter_count(parameters[key]), f"{parameters[key]:,}"))
+    return rows
+
+
 @dataclass(frozen=True)
 class BreakdownRow:
     key: str

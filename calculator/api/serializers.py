@@ -320,8 +320,24 @@ class CalculateInputsSerializer(CalculateRequestSerializer):
 
 class ParametersSerializer(serializers.Serializer):
     total = serializers.IntegerField()
-    active = serializers.IntegerField()
+    active = serializers.IntegerField(help_text="Per token (MoE: the experts routed to).")
+    active_without_embeddings = serializers.IntegerField(
+        help_text="Active less the input embedding table (and learned position embeddings); "
+        "the LM head stays. Model cards quote either (gpt-oss-120b: 5.13B is without)."
+    )
     trainable = serializers.IntegerField()
+
+
+class CheckpointSerializer(serializers.Serializer):
+    """What config.json's quantization_config says the published weights are."""
+
+    quant_method = serializers.CharField(help_text='As config.json spells it: "mxfp4", "fp8".')
+    weight_dtype = serializers.CharField(
+        allow_null=True,
+        help_text="The matching weight_dtype, the detailed method's default when the request "
+        "names none (training dequantises it); null when no engine format matches.",
+    )
+    description = serializers.CharField(help_text='"MXFP4 (experts), bfloat16 elsewhere".')
 
 
 class BreakdownSerializer(serializers.Serializer):
@@ -512,6 +528,9 @@ class CalculateResponseSerializer(serializers.Serializer):
         many=True,
         help_text="Where the request leaves the model's envelope (a context beyond what it was "
         "trained for, nothing in the catalog that holds it); the answer is still as asked.",
+    )
+    checkpoint = CheckpointSerializer(
+        allow_null=True, help_text="null: the model's config.json has no quantization_config."
     )
     engine_version = serializers.CharField()
     answer = GpuAnswerSerializer(required=False)

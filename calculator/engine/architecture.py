@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from calculator.engine.checkpoint import CheckpointFormat, checkpoint_format
 from calculator.engine.errors import EstimateError
 
 
@@ -132,6 +133,8 @@ class Architecture:
     layer_norm: bool = False
     # the router matrix stays float32 in a 16-bit model (_keep_in_fp32_modules_strict)
     router_float32: bool = False
+    # what the published checkpoint stores (config.json quantization_config); None: plain weights
+    checkpoint: CheckpointFormat | None = None
 
     @property
     def is_moe(self) -> bool:
@@ -1601,13 +1604,14 @@ def architecture_from_hf_config(config: Mapping[str, Any]) -> tuple[Architecture
     else:
         parsed = reader(r)
     quantization = (outer or {}).get("quantization_config") or config.get("quantization_config")
-    if isinstance(quantization, Mapping) and quantization.get("quant_method"):
-        notes.append(
-            f"quantization_config ({_describe(quantization['quant_method'])}): the published "
-            "weights are quantised; pick weight_dtype to match"
-        )
+    checkpoint = checkpoint_format(quantization)
+    if checkpoint is not None:
+        notes += checkpoint.notes
     behaviour = _behaviour(r, family)
-    return _architecture(family, parsed, _default_dtype(r, outer), prefix, behaviour), notes
+    architecture = _architecture(family, parsed, _default_dtype(r, outer), prefix, behaviour)
+    if checkpoint is not None:
+        architecture = replace(architecture, checkpoint=checkpoint)
+    return architecture, notes
 
 
 def architecture_from_fields(fields: Mapping[str, Any]) -> tuple[Architecture, list[str]]:

@@ -22,6 +22,7 @@ from calculator.engine.architecture import (
     lora_target_layers,
 )
 from calculator.engine.breakdown import Breakdown, Estimate
+from calculator.engine.checkpoint import keeps_layer_16_bit
 from calculator.engine.dtypes import (
     BNB_4BIT_DTYPES,
     DTYPES,
@@ -204,13 +205,12 @@ def _model_parts(architecture: Architecture, dtype: str) -> ModelParts:
     linear_bytes = Fraction(0)
     kv_linear_bytes = Fraction(0)
     linear = kv_linear = routed_linear = largest = largest_linear = 0
-    modules_only = dtype in LINEAR_MODULE_ONLY_DTYPES
     for layer in architecture.linear_layers:
         size = layer.in_features * layer.out_features
         if layer.router and architecture.router_float32:
             # transformers keeps this router float32 whatever the model's dtype
             matrix_bytes = Fraction(FP32_BYTES * size)
-        elif modules_only and (layer.routed_expert or layer.router):
+        elif keeps_layer_16_bit(layer, dtype, architecture.checkpoint):
             matrix_bytes = Fraction(UNQUANTISED_BYTES * size)
         else:
             matrix_bytes = linear_weight_bytes(dtype, layer.in_features, layer.out_features)

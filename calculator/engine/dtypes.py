@@ -20,6 +20,9 @@ WEIGHT_ONLY_DTYPES = (
     "awq_int4",
     "gguf_q8_0",
     "gguf_q4_k_m",
+    "mxfp4",
+    "fp8_block",
+    "nvfp4",
 )
 WEIGHT_DTYPES = KV_CACHE_DTYPES + WEIGHT_ONLY_DTYPES
 
@@ -79,6 +82,27 @@ GGUF_Q8_0_BLOCK_BYTES = 34
 # lists 4.58 GiB for Llama-3-8B (8,030,261,248 params): 4.58 * 2**33 / 8,030,261,248 = 4.90 bpw
 GGUF_Q4_K_M_BITS_PER_WEIGHT = Fraction(49, 10)
 
+# OCP Microscaling (MX) v1.0 MXFP4: blocks of 32 FP4 E2M1 values (4 bits) along the input
+# dimension sharing one E8M0 scale (1 byte): 4.25 bits per weight (transformers
+# integrations/mxfp4.py Mxfp4GptOssExperts: *_blocks uint8 [.., out, in/32, 16] and
+# *_scales uint8 [.., out, in/32])
+MXFP4_BLOCK = 32
+MXFP4_SCALE_BYTES = 1
+# FP8 E4M3 with block scales (DeepSeek-V3 README_WEIGHTS, transformers finegrained_fp8.FP8Linear):
+# 1 byte per weight and one float32 weight_scale_inv per 128 x 128 tile, ceil-divided per dimension
+FP8_BLOCK = 128
+FP8_BLOCK_SCALE_BYTES = 4
+# NVIDIA NVFP4 (TensorRT Model Optimizer, compressed-tensors nvfp4-pack-quantized): blocks of 16
+# FP4 E2M1 values with an FP8 E4M3 scale each (4.5 bits per weight), plus one float32
+# weight_global_scale per tensor
+NVFP4_BLOCK = 16
+NVFP4_SCALE_BYTES = 1
+NVFP4_GLOBAL_SCALE_BYTES = 4
+# Formats whose checkpoints keep the MoE routers in 16-bit (transformers 5's routers are bare
+# parameters that finegrained_fp8 does not replace; gpt-oss lists `mlp.router` in
+# modules_to_not_convert; compressed-tensors recipes ignore `mlp.gate`)
+ROUTER_16_BIT_DTYPES = ("mxfp4", "fp8_block", "nvfp4")
+
 
 @dataclass(frozen=True)
 class Dtype:
@@ -105,6 +129,11 @@ DTYPES: dict[str, Dtype] = {
     "awq_int4": Dtype("awq_int4", "AWQ 4-bit, group 128", quantised=True, weight_only=True),
     "gguf_q8_0": Dtype("gguf_q8_0", "GGUF Q8_0", quantised=True, weight_only=True, gguf=True),
     "gguf_q4_k_m": Dtype("gguf_q4_k_m", "GGUF Q4_K_M", quantised=True, weight_only=True, gguf=True),
+    "mxfp4": Dtype("mxfp4", "MXFP4 (OCP microscaling)", quantised=True, weight_only=True),
+    "fp8_block": Dtype(
+        "fp8_block", "FP8 E4M3, 128x128 block scales", quantised=True, weight_only=True
+    ),
+    "nvfp4": Dtype("nvfp4", "NVFP4 (16-value blocks)", quantised=True, weight_only=True),
 }
 
 
@@ -148,6 +177,16 @@ def linear_weight_bytes(dtype: str, in_features: int, out_features: int) -> Frac
         return Fraction(_ceil_div(n, GGUF_Q8_0_BLOCK) * GGUF_Q8_0_BLOCK_BYTES)
     if dtype == "gguf_q4_k_m":
         return GGUF_Q4_K_M_BITS_PER_WEIGHT * n / 8
+    if dtype == "mxfp4":
+        # per output row: ceil(in/32) blocks of 16 bytes of FP4 pairs plus a 1-byte scale
+        blocks = out_features * _ceil_div(in_features, MXFP4_BLOCK)
+        return Fraction(blocks * (MXFP4_BLOCK // 2 + MXFP4_SCALE_BYTES))
+    if dtype == "fp8_block":
+        tiles = _ceil_div(out_features, FP8_BLOCK) * _ceil_div(in_features, FP8_BLOCK)
+        return Fraction(n + tiles * FP8_BLOCK_SCALE_BYTES)
+    if dtype == "nvfp4":
+        blocks = out_features * _ceil_div(in_features, NVFP4_BLOCK)
+        return Fraction(blocks * (NVFP4_BLOCK // 2 + NVFP4_SCALE_BYTES) + NVFP4_GLOBAL_SCALE_BYTES)
     raise KeyError(dtype)
 
 

@@ -7,13 +7,16 @@ from typing import Any
 
 from calculator.engine.architecture import Architecture
 from calculator.engine.breakdown import Estimate
+from calculator.engine.checkpoint import describe_checkpoint
 from calculator.engine.detailed import detailed_estimate
 from calculator.engine.hardware import MAX_FIT_GPUS, GpuSpec, hardware_answers, parse_hardware
 from calculator.engine.inputs import HARDWARE_FIELDS, EstimateInputs, parse_inputs
 from calculator.engine.standard import standard_estimate
 
 # Bump when a formula or a constant changes a number: saved estimates record it
-ENGINE_VERSION = "2.4.0"  # 2.4: memory_view, LoRA adapter dtype, bnb 4-bit variants, gpt_bigcode
+# 2.5: the published checkpoint's format (quantization_config) is the default weight_dtype;
+# mxfp4, fp8_block and nvfp4
+ENGINE_VERSION = "2.5.0"
 
 
 def estimate(inputs: EstimateInputs, architecture: Architecture) -> Estimate:
@@ -23,14 +26,47 @@ def estimate(inputs: EstimateInputs, architecture: Architecture) -> Estimate:
     return detailed_estimate(inputs, architecture)
 
 
-def result_dict(inputs: EstimateInputs, result: Estimate, notes: list[str]) -> dict[str, Any]:
+def active_without_embeddings(architecture: Architecture, active: int) -> int:
+    """Active parameters less the input embedding table (and learned position embeddings), the
+    convention of the gpt-oss model card (5.13B active for gpt-oss-120b): the LM head stays, as
+    every token passes through it. A tied table is the LM head too, so it stays counted."""
+    counts = architecture.parameters
+    if counts is None:
+        return active
+    embeddings = counts.embeddings
+    if architecture.tie_word_embeddings or counts.lm_head == 0:
+        embeddings -= architecture.vocab_size * architecture.hidden_size
+    return active - max(embeddings, 0)
+
+
+def checkpoint_dict(architecture: Architecture) -> dict[str, Any] | None:
+    """What config.json's quantization_config says the published weights are, or None."""
+    checkpoint = architecture.checkpoint
+    if checkpoint is None:
+        return None
+    return {
+        "quant_method": checkpoint.quant_method,
+        "weight_dtype": checkpoint.weight_dtype,
+        "description": describe_checkpoint(
+            checkpoint, architecture.linear_layers, architecture.default_dtype
+        ),
+    }
+
+
+def result_dict(
+    inputs: EstimateInputs, result: Estimate, notes: list[str], architecture: Architecture
+) -> dict[str, Any]:
     breakdown = result.breakdown
     return {
         "parameters": {
             "total": result.total_parameters,
             "active": result.active_parameters,
+            "active_without_embeddings": active_without_embeddings(
+                architecture, result.active_parameters
+            ),
             "trainable": result.trainable_parameters,
         },
+        "checkpoint": checkpoint_dict(architecture),
         "breakdown": breakdown.as_dict(),
         "total_bytes": breakdown.total,
         "num_gpus": inputs.num_gpus,
@@ -107,7 +143,7 @@ def calculate(
     resolved = None if architecture is None else (architecture, ())
     inputs, architecture, notes = parse_inputs(payload, resolved)
     hardware = parse_hardware(payload, inputs.num_gpus)
-    result = result_dict(inputs, estimate(inputs, architecture), notes)
+    result = result_dict(inputs, estimate(inputs, architecture), notes, architecture)
     if any(payload.get(name) is not None for name in HARDWARE_FIELDS):
         result["inputs"].update(hardware.as_dict())
     if hardware.gpu is not None:

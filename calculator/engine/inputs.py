@@ -13,6 +13,7 @@ from typing import Any
 
 from calculator.engine import architecture as architecture_module
 from calculator.engine.architecture import LORA_ALL_LINEAR, Architecture
+from calculator.engine.checkpoint import CheckpointFormat, describe_checkpoint
 from calculator.engine.dtypes import DTYPES, FLOAT_FORMATS, KV_CACHE_DTYPES, WEIGHT_DTYPES
 from calculator.engine.errors import EstimateError
 
@@ -270,6 +271,40 @@ def _target_modules(value: Any) -> str | tuple[str, ...]:
     return tuple(name for name in LORA_TARGET_MODULES if name in chosen)
 
 
+def _checkpoint_text(architecture: Architecture, checkpoint: CheckpointFormat) -> str:
+    return describe_checkpoint(checkpoint, architecture.linear_layers, architecture.default_dtype)
+
+
+def _published_default(
+    architecture: Architecture, float_dtype: str, mode: str, finetuning: str, notes: list[str]
+) -> str:
+    """The weight_dtype left out: the published checkpoint's format (config.json
+    quantization_config) where it can run as asked, else the model's 16-bit dtype."""
+    checkpoint = architecture.checkpoint
+    if checkpoint is None or checkpoint.weight_dtype is None:
+        return float_dtype
+    published = checkpoint.weight_dtype
+    text = _checkpoint_text(architecture, checkpoint)
+    trainable_base = finetuning == "lora" and published in LORA_BASE_DTYPES
+    if mode == "inference" or trainable_base:
+        notes.append(
+            f"Published checkpoint: {text} (config.json quantization_config), the default; "
+            "set weight_dtype to size another format"
+        )
+        if published == "mxfp4":
+            notes.append(
+                "MXFP4 stays packed on GPUs with transformers' MXFP4 kernels (triton_kernels: "
+                "Hopper, Blackwell); elsewhere transformers dequantises it to bfloat16 "
+                "(weight_dtype bfloat16 sizes that)"
+            )
+        return published
+    notes.append(
+        f"Published checkpoint: {text}; training {finetuning} needs it dequantised, sized in "
+        f"{float_dtype} (transformers dequantize=True)"
+    )
+    return float_dtype
+
+
 def resolve_model(model: Any) -> tuple[Architecture, tuple[str, ...]]:
     """The Architecture of `payload["model"]` and the parser's notes, cached by a cheap key."""
     if not isinstance(model, Mapping) or len(model) != 1:
@@ -375,8 +410,22 @@ def parse_inputs(
             weight_dtype = architecture.default_dtype
             if weight_dtype not in FLOAT_FORMATS:
                 weight_dtype = "bfloat16"
+            if method == "detailed":
+                weight_dtype = _published_default(
+                    architecture, weight_dtype, mode, finetuning, notes
+                )
     else:
         weight_dtype = _choice("weight_dtype", weight_dtype, WEIGHT_DTYPES)
+        published = architecture.checkpoint
+        if (
+            method == "detailed"
+            and published is not None
+            and published.weight_dtype not in (None, weight_dtype)
+        ):
+            notes.append(
+                f"Published checkpoint: {_checkpoint_text(architecture, published)}; "
+                f"sized as {weight_dtype}, as asked"
+            )
     kv_cache_dtype = payload.get("kv_cache_dtype")
     if kv_cache_dtype is None:
         if DTYPES[weight_dtype].quantised:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from functools import partial
-from typing import Any
+from typing import Any, TypedDict
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -45,6 +45,7 @@ from calculator.engine.architecture import LIMITS as ARCHITECTURE_LIMITS
 from calculator.engine.architecture import MODEL_DTYPES
 from calculator.selectors import User, catalog_list, profile_list
 from calculator.services import parse_config_json
+from calculator.typed import form_field
 
 DEFAULT_CATALOG_SLUG = "meta-llama/Llama-3.1-8B"
 
@@ -103,6 +104,9 @@ DTYPE_LABELS = {
     "awq_int4": "AWQ 4-bit",
     "gguf_q8_0": "GGUF Q8_0",
     "gguf_q4_k_m": "GGUF Q4_K_M",
+    "mxfp4": "MXFP4 (4.25 bits; gpt-oss experts)",
+    "fp8_block": "FP8, 128×128 block scales",
+    "nvfp4": "NVFP4 (4.5 bits)",
 }
 METHOD_LABELS = {
     "detailed": "Detailed (architecture-aware)",
@@ -159,7 +163,12 @@ def _choices(values: tuple[str, ...], labels: Mapping[str, str]) -> list[tuple[s
     return [(value, labels.get(value, value)) for value in values]
 
 
-def _limits(name: str, table: Mapping[str, tuple[int, int]]) -> dict[str, int]:
+class _Limits(TypedDict):
+    min_value: int
+    max_value: int
+
+
+def _limits(name: str, table: Mapping[str, tuple[int, int]]) -> _Limits:
     low, high = table[name]
     return {"min_value": low, "max_value": high}
 
@@ -261,7 +270,10 @@ class CalculatorForm(forms.Form):
     )
     weight_dtype = forms.ChoiceField(
         label="Weights",
-        choices=[("", "Model default"), *_choices(WEIGHT_DTYPES, DTYPE_LABELS)],
+        choices=[
+            ("", "Model default (published checkpoint)"),
+            *_choices(WEIGHT_DTYPES, DTYPE_LABELS),
+        ],
         required=False,
     )
     kv_cache_dtype = forms.ChoiceField(
@@ -427,10 +439,10 @@ class CalculatorForm(forms.Form):
         self.has_profiles = bool(profiles)
         self.hub_enabled = hub.enabled()
         if not self.hub_enabled:
-            self.fields["model"].choices = [
-                choice for choice in self.fields["model"].choices if choice[0] != "hub"
+            form_field(self, "model", forms.ChoiceField).choices = [
+                choice for choice in MODEL_KINDS.items() if choice[0] != "hub"
             ]
-        self.fields["gpu"].choices = [
+        form_field(self, "gpu", forms.ChoiceField).choices = [
             ("", "None"),
             *(
                 (gpu["slug"], f"{gpu['name']} ({in_unit(gpu['memory_bytes'], 'GiB')})")
@@ -460,8 +472,8 @@ class CalculatorForm(forms.Form):
         data = query.copy()
         data.setdefault("catalog", DEFAULT_CATALOG_SLUG)
         # One GPU count: links from before it said gpu_count for the GPUs section
-        if "num_gpus" not in data and data.get("gpu_count"):
-            data["num_gpus"] = data["gpu_count"]
+        if "num_gpus" not in data and (gpu_count := data.get("gpu_count")):
+            data["num_gpus"] = gpu_count
         data.setdefault("gpu", default_gpu())
         for name, value in form_defaults().items():
             if name not in data:
@@ -480,7 +492,8 @@ class CalculatorForm(forms.Form):
             raise forms.ValidationError(error.message_dict["config_json"]) from None
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if self.data.get("model") == "hub" and not self.hub_enabled:
             self.errors.pop("model", None)
             self.add_error(None, "Import from the Hugging Face Hub is turned off on this server.")
@@ -630,7 +643,7 @@ class CalculatorForm(forms.Form):
         """Put the engine's error on the form field it names, else on the whole form."""
         kind = self.cleaned_data.get("model")
         path = error.field.split(".")
-        name = path[0]
+        name: str | None = path[0]
         message = error.message
         if name == "model":
             if len(path) == 1:

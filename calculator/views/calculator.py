@@ -14,11 +14,11 @@ from calculator import caching, charts, gpu_display
 from calculator.calculations import Calculation, calculation_run
 from calculator.engine import HARDWARE_FIELDS, INPUT_LIMITS, EstimateError, sweep
 from calculator.forms.calculator import CalculatorForm
+from calculator.typed import HtmxHttpRequest
 
 OTHER_METHOD = {"detailed": "standard", "standard": "detailed"}
 METHOD_NAMES = {"detailed": "Detailed", "standard": "Standard (original formulas)"}
 SWEEP_POINTS = 24
-PARAMETER_LABELS = {"total": "Total", "active": "Active per token", "trainable": "Trainable"}
 
 
 # The longest link the page puts in the address bar: `make serve` lets gunicorn read request
@@ -28,7 +28,7 @@ MAX_LINK_LENGTH = 8000
 
 
 @require_http_methods(["GET", "POST"])
-def calculator(request: HttpRequest) -> HttpResponse:
+def calculator(request: HtmxHttpRequest) -> HttpResponse:
     """The calculator: the full page, or only its results fragment for htmx requests. The
     query string is the estimate contract, so every calculation is a bookmarkable link. The
     live update posts the same fields instead when they are too long for a URL (the POST is
@@ -97,6 +97,8 @@ def _results(request: HttpRequest, form: CalculatorForm, calculation: Calculatio
     unit = form.cleaned_data.get("unit") or "GiB"
     method = result["inputs"]["method"]
     other_method = OTHER_METHOD[method]
+    other_total: str | None
+    other_error: str | None
     try:
         # the memory estimate alone: the GPU answers are shown for the chosen method only;
         # the model already resolved (no second catalog or profile lookup)
@@ -144,16 +146,34 @@ def _results(request: HttpRequest, form: CalculatorForm, calculation: Calculatio
         "rows": charts.breakdown_rows(result["breakdown"], unit),
         "bar": charts.stacked_bar(result["breakdown"], unit),
         "chart": chart,
-        "parameters": [
-            (label, charts.parameter_count(parameters[key]), f"{parameters[key]:,}")
-            for key, label in PARAMETER_LABELS.items()
-        ],
+        "parameters": charts.parameter_rows(parameters),
+        "checkpoint": checkpoint_line(result, form.canonical_query()),
         "num_gpus": result["num_gpus"],
         "gpus": gpu_display.gpu_section(result, unit),
         "notes": result["notes"],
         "warnings": result.get("warnings", []),
         "engine_version": result["engine_version"],
     }
+
+
+def checkpoint_line(result: dict[str, Any], query: str | None) -> dict[str, str] | None:
+    """The line "Published checkpoint: MXFP4 (experts), bfloat16 elsewhere", what the estimate
+    sized, and a link to the other choice (`query` None: a saved estimate, no link)."""
+    checkpoint = result.get("checkpoint")
+    if not checkpoint:
+        return None
+    sized = result["inputs"]["weight_dtype"]
+    published = checkpoint["weight_dtype"]
+    line = {"text": f"Published checkpoint: {checkpoint['description']}", "sized": sized}
+    if query is None or published is None:
+        return line
+    if sized == published:
+        line["link_text"] = "size it dequantised (bfloat16)"
+        line["link_query"] = _with(query, weight_dtype="bfloat16")
+    else:
+        line["link_text"] = "size the published format"
+        line["link_query"] = _with(query, weight_dtype=published)
+    return line
 
 
 def _with(query: str, **changes: str) -> str:
@@ -168,7 +188,7 @@ def _error_items(form: CalculatorForm) -> list[dict[str, str]]:
     swaps only the results, so the errors must be listed there too."""
     if not form.is_bound or not form.errors:
         return []
-    items = []
+    items: list[dict[str, str]] = []
     for name, errors in form.errors.items():
         if name == "__all__":
             items.extend({"anchor": "", "label": "", "message": str(e)} for e in errors)

@@ -42,7 +42,8 @@ from calculator.history import (
 )
 from calculator.models import Estimate
 from calculator.selectors import User, estimate_get_for_user, estimate_list, profile_list
-from calculator.views.calculator import METHOD_NAMES, OTHER_METHOD, PARAMETER_LABELS
+from calculator.typed import AuthenticatedHttpRequest
+from calculator.views.calculator import METHOD_NAMES, OTHER_METHOD, checkpoint_line
 
 HISTORY_PAGE_SIZE = 25
 COLUMN_LETTERS = "ABCD"
@@ -66,7 +67,7 @@ def _calculator_query(data: QueryDict) -> QueryDict:
 
 @login_required
 @require_POST
-def estimate_save_view(request: HttpRequest) -> HttpResponse:
+def estimate_save_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Recompute from the posted inputs (a posted result is never trusted), then save."""
     query = _calculator_query(request.POST)
     calculator_form = CalculatorForm.from_query(query, user=request.user)
@@ -96,7 +97,8 @@ def estimate_save_view(request: HttpRequest) -> HttpResponse:
         for field, errors in form.errors.items():
             label = (form.fields[field].label or field) if field in form.fields else ""
             for message in errors:
-                messages.error(request, f"Not saved: {label}: {message}" if label else message)
+                # str: ErrorList yields its messages as text (the stubs allow a ValidationError)
+                messages.error(request, f"Not saved: {label}: {message}" if label else str(message))
     return redirect(reverse("calculator") + "?" + query.urlencode(safe="/"))
 
 
@@ -207,11 +209,8 @@ def saved_results(estimate: Estimate, unit: str) -> dict[str, Any]:
         "rows": charts.breakdown_rows(breakdown, unit),
         "bar": charts.stacked_bar(breakdown, unit),
         "chart": None,
-        "parameters": [
-            (label, charts.parameter_count(parameters[key]), f"{parameters[key]:,}")
-            for key, label in PARAMETER_LABELS.items()
-            if key in parameters
-        ],
+        "parameters": charts.parameter_rows(parameters),
+        "checkpoint": checkpoint_line(result, None),
         "num_gpus": estimate.num_gpus,
         "gpus": gpu_display.gpu_section(result, unit),
         "notes": result.get("notes", []),
@@ -262,7 +261,7 @@ def _details_initial(estimate: Estimate) -> dict[str, Any]:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def estimate_edit_view(request: HttpRequest, public_id: str) -> HttpResponse:
+def estimate_edit_view(request: AuthenticatedHttpRequest, public_id: str) -> HttpResponse:
     estimate, access = estimate_get_for_user(user=request.user, public_id=public_id, write=True)
     form = EstimateDetailsForm(
         request.POST or None,
@@ -285,7 +284,7 @@ def estimate_edit_view(request: HttpRequest, public_id: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def estimate_delete_view(request: HttpRequest, public_id: str) -> HttpResponse:
+def estimate_delete_view(request: AuthenticatedHttpRequest, public_id: str) -> HttpResponse:
     estimate, _ = estimate_get_for_user(user=request.user, public_id=public_id, write=True)
     try:
         services.estimate_delete(user=request.user, estimate=estimate)
@@ -300,7 +299,7 @@ def estimate_delete_view(request: HttpRequest, public_id: str) -> HttpResponse:
 
 @login_required
 @require_GET
-def history_view(request: HttpRequest) -> HttpResponse:
+def history_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     filterset = history_filter(request)
     fmt = request.GET.get("format")
     if fmt in ("csv", "json"):
@@ -328,7 +327,7 @@ def history_view(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def history_export_view(request: HttpRequest, fmt: str) -> HttpResponse:
+def history_export_view(request: AuthenticatedHttpRequest, fmt: str) -> HttpResponse:
     if fmt not in ("csv", "json"):
         raise Http404("Export as .csv or .json.")
     return export_response(request, history_filter(request).qs, fmt=fmt)
@@ -336,7 +335,7 @@ def history_export_view(request: HttpRequest, fmt: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def history_bulk_delete_view(request: HttpRequest) -> HttpResponse:
+def history_bulk_delete_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Delete the ticked estimates that are the user's own; teammates' ones stay."""
     public_ids = request.POST.getlist("ids")[: HISTORY_PAGE_SIZE * 4]
     own = estimate_list(user=request.user).filter(owner=request.user, public_id__in=public_ids)
@@ -381,13 +380,15 @@ def compare_view(request: HttpRequest) -> HttpResponse:
         # From the history page's form: drop its other fields for a clean, shareable address.
         return redirect(reverse("compare") + "?ids=" + quote(",".join(ids), safe=","))
     if not MIN_COMPARED <= len(ids) <= MAX_COMPARED:
-        context = {"error": f"Choose {MIN_COMPARED} to {MAX_COMPARED} estimates to compare."}
+        context: dict[str, Any] = {
+            "error": f"Choose {MIN_COMPARED} to {MAX_COMPARED} estimates to compare."
+        }
         return render(request, "calculator/estimates/compare.html", context, status=400)
     # One lookup each, by public id like a permalink: 404 when any of them is not readable.
     estimates = [_compared_estimate(request.user, pid) for pid in ids]
     compared = [_compared(e, f"{COLUMN_LETTERS[i]}") for i, e in enumerate(estimates)]
     breakdown = breakdown_rows(compared)
-    context: dict[str, Any] = {
+    context = {
         "estimates": list(zip(COLUMN_LETTERS, estimates, strict=False)),
         "input_rows": input_rows(compared),
         "breakdown": [(row, [(format_gib(v), f"{v:,}") for v in row.values]) for row in breakdown],

@@ -97,10 +97,17 @@ def test_the_response_has_exactly_the_contract_shape_with_integer_bytes(client_f
         "inputs",
         "notes",
         "warnings",
+        "checkpoint",
         "engine_version",
     }
     assert body["warnings"] == []
-    assert set(body["parameters"]) == {"total", "active", "trainable"}
+    assert set(body["parameters"]) == {
+        "total",
+        "active",
+        "active_without_embeddings",
+        "trainable",
+    }
+    assert body["checkpoint"] is None  # an architecture typed in has no quantization_config
     assert set(body["breakdown"]) == BREAKDOWN
     for value in [*body["breakdown"].values(), body["total_bytes"], *body["parameters"].values()]:
         assert type(value) is int

@@ -391,8 +391,10 @@ def test_missing_num_key_value_heads_follows_the_family_default() -> None:
 
 
 def test_quantised_and_mtp_configs_are_noted() -> None:
-    _, notes = architecture_from_hf_config(config("deepseek-ai--DeepSeek-V3"))
-    assert any("quantization_config" in note and "fp8" in note for note in notes)
+    architecture, notes = architecture_from_hf_config(config("deepseek-ai--DeepSeek-V3"))
+    # quant_method fp8 with weight_block_size [128, 128]: the published checkpoint's format
+    assert architecture.checkpoint is not None
+    assert architecture.checkpoint.weight_dtype == "fp8_block"
     assert any("multi-token-prediction" in note for note in notes)
 
 

@@ -146,6 +146,8 @@ def test_it_counts_16_bit_weights_exactly():
     assert result["parameters"] == {
         "total": LLAMA_PARAMETERS,
         "active": LLAMA_PARAMETERS,
+        # untied: less the 128,256 x 4,096 input embedding table = 7,504,924,672
+        "active_without_embeddings": LLAMA_PARAMETERS - 128_256 * 4_096,
         "trainable": 0,
     }
 

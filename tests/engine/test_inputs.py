@@ -65,6 +65,7 @@ def test_its_result_has_the_contract_keys():
         "inputs",
         "notes",
         "warnings",
+        "checkpoint",
         "engine_version",
     }
     assert set(result["breakdown"]) == {

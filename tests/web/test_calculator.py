@@ -456,3 +456,31 @@ def test_inputs_too_long_for_a_link_are_answered_without_one(client, catalog):
     assert f'<td class="num">{KV_PASTED}</td>' in response.text
     assert response["HX-Push-Url"] == "false"
     assert "too long for a link" in response.text
+
+
+def test_it_shows_the_published_checkpoint_and_a_way_to_override_it(client):
+    # gpt-oss model card: MoE weights in MXFP4, the rest BF16; 60.8 GiB for gpt-oss-120b
+    content = client.get("/?catalog=openai/gpt-oss-120b&batch_size=1").content.decode()
+    line = re.search(r'<p class="checkpoint" id="published-checkpoint">(.*?)</p>', content, re.S)
+    assert line is not None
+    assert "Published checkpoint: MXFP4 (experts), bfloat16 elsewhere" in line.group(1)
+    assert "<strong>mxfp4</strong>" in line.group(1)
+    assert "weight_dtype=bfloat16" in line.group(1)
+    headline = re.search(r'id="gpu-headline">([^<]*)<', content)
+    assert headline is not None
+    assert headline.group(1).startswith("fits 1 × NVIDIA H100")  # the default GPU holds it
+    overridden = client.get(
+        "/?catalog=openai/gpt-oss-120b&batch_size=1&weight_dtype=bfloat16"
+    ).content.decode()
+    assert "<strong>bfloat16</strong>" in overridden
+    assert "weight_dtype=mxfp4" in overridden
+    # every one of the 116,829,156,672 parameters in bfloat16: 2 bytes each
+    assert breakdown_bytes(overridden)["weights"] == 116_829_156_672 * 2
+    assert "Active, without embeddings" in content
+
+
+def test_a_model_without_a_quantised_checkpoint_shows_no_checkpoint_line(client):
+    content = client.get(f"/?catalog={LLAMA_SLUG}&batch_size=1").content.decode()
+    assert 'id="published-checkpoint"' not in content
+    # untied: active without embeddings = 8,030,261,248 - 128,256 x 4,096 = 7,504,924,672
+    assert "7,504,924,672" in content

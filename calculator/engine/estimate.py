@@ -84,9 +84,9 @@ def trained_positions(payload: dict[str, Any], architecture: Architecture) -> in
     positions = architecture.max_position_embeddings
     config = (payload.get("model") or {}).get("hf_config")
     if isinstance(config, dict):
-        config = (
-            config.get("text_config") if isinstance(config.get("text_config"), dict) else config
-        )
+        text_config = config.get("text_config")
+        if isinstance(text_config, dict):
+            config = text_config
         scaling = config.get("rope_scaling")
         if isinstance(scaling, dict) and isinstance(scaling.get("factor"), int | float):
             original = scaling.get("original_max_position_embeddings") or positions

@@ -1,0 +1,163 @@
+"""Every screen at a phone's width, in Debian's chromium: no page scrolls sideways (wide tables
+scroll inside their own box) and the calculator's answer is in the first screen."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from calculator import services
+from calculator.calculations import calculation_run
+from calculator.models import Role
+from tests.chromium import BROWSER_TEST_MARKS
+from tests.factories import (
+    EstimateFactory,
+    MembershipFactory,
+    ModelProfileFactory,
+    TeamFactory,
+    UserFactory,
+)
+
+pytestmark = BROWSER_TEST_MARKS
+
+# An iPhone 12 to 15 in portrait, CSS pixels.
+PHONE = {"width": 390, "height": 844}
+
+# A long word: team and profile names, titles and model ids come from users and are not
+# guaranteed to hold a space where a line could break.
+LONG_NAME = "Llama-3.1-70B-Instruct-long-context-sweep-for-the-inference-cluster"
+
+OVERFLOW = "() => document.documentElement.scrollWidth - window.innerWidth"
+
+# For the failure message: the outermost elements that reach past the right edge.
+CULPRITS = """() => {
+  const edge = window.innerWidth;
+  const past = (el) => el.getBoundingClientRect().right > edge + 0.5;
+  return Array.from(document.body.querySelectorAll("*"))
+    .filter((el) => past(el) && el.parentElement && !past(el.parentElement))
+    .slice(0, 5)
+    .map((el) => {
+      const classes = typeof el.className === "string" ? el.className.trim() : "";
+      return el.tagName.toLowerCase() + (el.id ? "#" + el.id : "")
+        + (classes ? "." + classes.replace(/ +/g, ".") : "")
+        + " " + Math.round(el.getBoundingClientRect().right) + "px";
+    });
+}"""
+
+
+def session_cookie(user, live_server) -> dict:
+    client = Client()
+    client.force_login(user)
+    return {
+        "name": settings.SESSION_COOKIE_NAME,
+        "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+        "url": live_server.url,
+    }
+
+
+@pytest.fixture
+def phone(browser, live_server, catalog):
+    """phone(user=None): a fresh page at 390 x 844, signed in as `user` when given."""
+    contexts = []
+
+    def open_page(user=None):
+        context = browser.new_context(viewport=PHONE)
+        contexts.append(context)
+        if user is not None:
+            context.add_cookies([session_cookie(user, live_server)])
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def data(db, catalog):
+    """Alice with a team of two, a profile, two real saved estimates (one inference, one
+    training) and a factory-made one: enough for every page to show its tables filled in."""
+    alice = UserFactory(username="alice")
+    team = TeamFactory(name=LONG_NAME, slug="long-team")
+    MembershipFactory(team=team, user=alice, role=Role.OWNER)
+    MembershipFactory(team=team, user=UserFactory(username="bob"), role=Role.MEMBER)
+    profile = ModelProfileFactory(owner=alice, name=LONG_NAME)
+    payloads = [
+        {"model": {"catalog": "meta-llama/Llama-3.1-8B"}, "mode": "inference"},
+        {"model": {"catalog": "meta-llama/Llama-3.1-8B"}, "mode": "training", "batch_size": 4},
+    ]
+    estimates = [
+        services.estimate_save(
+            user=alice,
+            calculation=calculation_run(user=alice, payload=payload),
+            title=f"{LONG_NAME}-{n}",
+            notes=LONG_NAME * 3,
+        )
+        for n, payload in enumerate(payloads)
+    ]
+    EstimateFactory(owner=alice, title=LONG_NAME)
+    return {"alice": alice, "team": team, "profile": profile, "estimates": estimates}
+
+
+def assert_no_sideways_scroll(page, url: str) -> None:
+    response = page.goto(url)
+    assert response is not None and response.status == 200, url
+    assert page.url == url, f"{url} went to {page.url}"  # not to the login page
+    page.wait_for_load_state("load")
+    overflow = page.evaluate(OVERFLOW)
+    assert overflow <= 0, (
+        f"{url} scrolls sideways by {overflow} px at 390 px: {page.evaluate(CULPRITS)}"
+    )
+
+
+ANONYMOUS_PAGES = [
+    "/",
+    "/?catalog=deepseek-ai/DeepSeek-V3&mode=training",
+    "/?model=architecture",
+    "/accounts/login/",
+    "/accounts/signup/",
+    "/profiles/",
+]
+
+
+@pytest.mark.parametrize("path", ANONYMOUS_PAGES)
+def test_no_page_scrolls_sideways_for_a_visitor(phone, live_server, catalog, path):
+    assert_no_sideways_scroll(phone(), live_server.url + path)
+
+
+def test_no_page_scrolls_sideways_when_signed_in(phone, live_server, data):
+    alice, team, profile = data["alice"], data["team"], data["profile"]
+    inference, training = data["estimates"]
+    page = phone(alice)
+    paths = [
+        "/?catalog=meta-llama/Llama-3.1-8B",
+        "/?catalog=meta-llama/Llama-3.1-8B&mode=training",
+        "/history/",
+        f"/compare/?ids={inference.public_id},{training.public_id}",
+        "/profiles/",
+        profile.get_absolute_url(),
+        f"{profile.get_absolute_url()}edit/",
+        "/profiles/new/",
+        "/teams/",
+        team.get_absolute_url(),
+        inference.get_absolute_url(),
+        training.get_absolute_url(),
+        f"{inference.get_absolute_url()}edit/",
+        "/accounts/tokens/",
+        "/accounts/password/",
+    ]
+    for path in paths:
+        assert_no_sideways_scroll(page, live_server.url + path)
+
+
+def test_the_gpu_headline_is_in_the_first_screen(phone, live_server, catalog):
+    page = phone()
+    page.goto(f"{live_server.url}/?catalog=meta-llama/Llama-3.1-8B")
+    headline = page.locator("#gpu-headline")
+    headline.wait_for()
+    box = headline.bounding_box()
+    assert box is not None
+    assert box["y"] + box["height"] <= PHONE["height"], box
+    assert page.evaluate(OVERFLOW) <= 0

@@ -7,6 +7,8 @@
 //   bytes by default), and a refused update must never leave the last result looking current.
 // - Any failed update (an error status, no answer, a timeout) says so above the results and
 //   marks them stale until an update succeeds.
+// - A choice (a select, a radio button, a checkbox) updates at once; the form's 400 ms delay
+//   is for typing, where each keystroke is not yet the value meant.
 (function () {
   "use strict";
 
@@ -97,6 +99,23 @@
     var form = document.getElementById("calculator-form");
     if (form) {
       form.reset();
+    }
+  });
+
+  function isChoice(element) {
+    if (element instanceof HTMLSelectElement) {
+      return true;
+    }
+    return element instanceof HTMLInputElement && (element.type === "radio" || element.type === "checkbox");
+  }
+
+  // A choice fires "input" (which starts the form's delayed update) and then "change": the
+  // "submit" sent here cancels that delayed one (htmx keeps one timer per element) and updates
+  // now. No inline filter in hx-trigger: htmx evaluates those, and the CSP forbids eval.
+  document.addEventListener("change", function (event) {
+    var form = event.target && event.target.form;
+    if (isCalculator(form) && isChoice(event.target) && window.htmx) {
+      window.htmx.trigger(form, "submit");
     }
   });
 

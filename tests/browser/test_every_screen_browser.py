@@ -3,6 +3,8 @@ scroll inside their own box) and the calculator's answer is in the first screen.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.conf import settings
 from django.test import Client
@@ -161,3 +163,68 @@ def test_the_gpu_headline_is_in_the_first_screen(phone, live_server, catalog):
     assert box is not None
     assert box["y"] + box["height"] <= PHONE["height"], box
     assert page.evaluate(OVERFLOW) <= 0
+
+
+# Counts the calculator's requests as htmx starts them.
+COUNT_REQUESTS = """() => {
+  window.calculatorRequests = 0;
+  document.body.addEventListener("htmx:beforeRequest", (event) => {
+    if (event.detail.elt.id === "calculator-form") window.calculatorRequests += 1;
+  });
+}"""
+
+# Changes a field as a user does (the value, then "input", then "change") and answers how
+# many requests had started by the time the events were handled: no timer has run yet.
+CHANGE_FIELD = """([selector, typed]) => {
+  const field = document.querySelector(selector);
+  if (field instanceof HTMLSelectElement) {
+    field.selectedIndex = (field.selectedIndex + 1) % field.options.length;
+  } else if (field.type === "radio") {
+    field.checked = true;
+  } else if (field.type === "checkbox") {
+    field.checked = !field.checked;
+  } else {
+    field.value = typed;
+  }
+  field.dispatchEvent(new Event("input", {bubbles: true}));
+  field.dispatchEvent(new Event("change", {bubbles: true}));
+  return window.calculatorRequests;
+}"""
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        "#id_weight_dtype",  # a select
+        "#id_gpu",  # a select
+        "#id_unit_1",  # a radio button
+        "#id_method_1",  # a radio button
+        "#id_tie_word_embeddings",  # a checkbox
+    ],
+)
+def test_a_choice_updates_at_once(phone, live_server, selector):
+    page = phone()
+    page.goto(f"{live_server.url}/?catalog=meta-llama/Llama-3.1-8B")
+    page.evaluate(COUNT_REQUESTS)
+    assert page.evaluate(CHANGE_FIELD, [selector, ""]) == 1
+    page.wait_for_function("() => !document.querySelector('.htmx-request')")
+    page.wait_for_timeout(600)  # the form's typing delay has passed: no second request
+    assert page.evaluate("window.calculatorRequests") == 1
+
+
+def test_typing_still_waits_for_a_pause(phone, live_server):
+    page = phone()
+    page.goto(f"{live_server.url}/?catalog=meta-llama/Llama-3.1-8B")
+    page.evaluate(COUNT_REQUESTS)
+    assert page.evaluate(CHANGE_FIELD, ["#id_batch_size", "3"]) == 0
+    page.wait_for_url(re.compile(r"batch_size=3"))
+    assert page.evaluate("window.calculatorRequests") == 1
+
+
+def test_a_picked_option_shows_its_result(phone, live_server):
+    page = phone()
+    page.goto(f"{live_server.url}/?catalog=meta-llama/Llama-3.1-8B")
+    page.select_option("#id_weight_dtype", "int8")
+    page.wait_for_url(re.compile(r"weight_dtype=int8"), timeout=2_000)
+    page.check("#id_unit_1")
+    page.wait_for_url(re.compile(r"unit=GB"), timeout=2_000)

@@ -7,6 +7,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.urls import reverse
 from knox.models import AbstractAuthToken
 
@@ -29,9 +30,27 @@ class Team(models.Model):
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="teams"
     )
+    # Who created the team: one person's teams have distinct names (case aside), so that each
+    # dropdown of teams tells them apart. Null for teams made before it was kept.
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                "created_by",
+                name="team_unique_name_per_creator",
+                violation_error_message="You already created a team with this name.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

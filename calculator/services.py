@@ -11,7 +11,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils.text import slugify
 
@@ -318,14 +318,32 @@ def _unique_team_slug(name: str) -> str:
     return slug
 
 
+def _team_name_taken(*, user: AuthUser, name: str) -> bool:
+    return Team.objects.filter(created_by=user, name__iexact=name).exists()
+
+
+TEAM_NAME_TAKEN = "You already created a team named “{name}”: choose another name."
+
+
 @transaction.atomic
 def team_create(*, user: AuthUser, name: str) -> Team:
+    """A new team owned by its creator, whose teams have distinct names (the
+    team_unique_name_per_creator constraint; checked here first, for a message by the field)."""
     name = name.strip()
     if not name:
         raise ValidationError({"name": "Give the team a name."})
-    team = Team(name=name, slug=_unique_team_slug(name))
-    team.full_clean()
-    team.save()
+    if _team_name_taken(user=user, name=name):
+        raise ValidationError({"name": TEAM_NAME_TAKEN.format(name=name)})
+    team = Team(name=name, slug=_unique_team_slug(name), created_by=user)
+    team.full_clean(validate_constraints=False)
+    try:
+        with transaction.atomic():
+            team.save()
+    except IntegrityError:
+        # the same name created a moment ago (another tab), or a slug taken meanwhile
+        if _team_name_taken(user=user, name=name):
+            raise ValidationError({"name": TEAM_NAME_TAKEN.format(name=name)}) from None
+        raise ValidationError("The team could not be created just now: try again.") from None
     Membership.objects.create(team=team, user=user, role=Role.OWNER)
     return team
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count
+from django.db.models import Count, OuterRef, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -37,7 +37,16 @@ def team_list_view(request: AuthenticatedHttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Created the team {team.name}: you are its owner.")
             return redirect(team)
-    teams = team_list(user=request.user).annotate(num_members=Count("memberships", distinct=True))
+    # Counted in a subquery: counting the join that team_list filters on counts only the
+    # user's own membership, 1 for every team.
+    members = (
+        Membership.objects.filter(team=OuterRef("pk"))
+        .order_by()
+        .values("team")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    teams = team_list(user=request.user).annotate(num_members=Subquery(members))
     roles = dict(
         Membership.objects.filter(user=request.user).values_list("team_id", "role")
     )  # the user's own memberships: their role in each team listed
@@ -45,7 +54,8 @@ def team_list_view(request: AuthenticatedHttpRequest) -> HttpResponse:
         "form": form,
         "teams": [(team, roles.get(team.pk, "")) for team in teams],
     }
-    return render(request, "calculator/teams/list.html", context)
+    status = 400 if form.is_bound and form.errors else 200
+    return render(request, "calculator/teams/list.html", context, status=status)
 
 
 def _team_owned(request: HttpRequest, slug: str) -> Team:

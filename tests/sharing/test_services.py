@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
 
 from calculator import services
 from calculator.calculations import calculation_run
-from calculator.models import Estimate, Membership, ModelProfile, Role, Visibility
+from calculator.models import Estimate, Membership, ModelProfile, Role, Team, Visibility
 from tests.factories import MembershipFactory, ModelProfileFactory, TeamFactory
 from tests.sharing.conftest import TINY, TINY_KV_CACHE_BYTES, TINY_PARAMETERS, TINY_WEIGHT_BYTES
 
@@ -119,7 +120,24 @@ def test_it_makes_the_creator_the_owner(alice):
     team = services.team_create(user=alice, name="Inference crew")
     assert team.slug == "inference-crew"
     assert Membership.objects.get(team=team, user=alice).role == Role.OWNER
-    assert services.team_create(user=alice, name="Inference crew").slug == "inference-crew-2"
+
+
+def test_one_creators_teams_have_distinct_names(alice, bob):
+    services.team_create(user=alice, name="Inference crew")
+    with pytest.raises(ValidationError) as raised:
+        services.team_create(user=alice, name="  inference CREW ")
+    assert "already created a team named" in raised.value.message_dict["name"][0]
+    # another creator may use the name; the address gets a suffix
+    assert services.team_create(user=bob, name="Inference crew").slug == "inference-crew-2"
+
+
+def test_the_database_refuses_a_creators_second_team_of_a_name(alice):
+    Team.objects.create(name="Serving", slug="serving", created_by=alice)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Team.objects.create(name="SERVING", slug="serving-2", created_by=alice)
+    # teams made before creators were kept do not clash with each other
+    Team.objects.create(name="Legacy", slug="legacy")
+    Team.objects.create(name="Legacy", slug="legacy-2")
 
 
 def test_it_adds_members_by_username_or_email(alice, charlie, dave, team):

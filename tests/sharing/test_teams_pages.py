@@ -7,7 +7,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from calculator.models import Membership, Role, Team, Visibility
-from tests.factories import EstimateFactory, ModelProfileFactory
+from tests.factories import EstimateFactory, ModelProfileFactory, UserFactory
 
 # who -> status of the team page: members see it, everyone else gets a 404 (or the login page).
 TEAM_PAGE = {"alice": 200, "bob": 200, "charlie": 404, "anonymous": 302}
@@ -127,3 +127,32 @@ def test_deleting_a_team_keeps_its_items_private_to_their_owners(visitor_client,
     estimate.refresh_from_db()
     assert (estimate.visibility, estimate.team) == ("private", None)
     assert visitor_client("bob").get(estimate.get_absolute_url()).status_code == 404
+
+
+def test_the_list_shows_each_teams_real_member_count(visitor_client, alice, charlie, team):
+    # Alice's team: Alice and Bob; a second team of Alice's with Charlie too.
+    crew = Team.objects.create(name="Serving crew", slug="serving-crew")
+    for user in (alice, charlie):
+        Membership.objects.create(team=crew, user=user)
+    Membership.objects.create(team=Team.objects.create(name="Solo", slug="solo"), user=alice)
+    response = visitor_client("alice").get(reverse("team-list"))
+    counts = {team.name: team.num_members for team, _ in response.context["teams"]}
+    assert counts == {"Alice's team": 2, "Serving crew": 2, "Solo": 1}
+    Membership.objects.create(team=crew, user=UserFactory(username="dave"))
+    response = visitor_client("alice").get(reverse("team-list"))
+    assert '<td class="num">3</td>' in response.text
+
+
+def test_a_second_team_of_the_same_name_is_refused_beside_the_field(visitor_client, charlie):
+    client = visitor_client("charlie")
+    client.post(reverse("team-list"), {"name": "Training"})
+    response = client.post(reverse("team-list"), {"name": "training"})
+    assert response.status_code == 400
+    assert Team.objects.filter(name__iexact="training").count() == 1
+    assert response.context["form"].errors["name"] == [
+        "You already created a team named “training”: choose another name."
+    ]
+    assert "already created a team named" in response.text
+    # someone else may still call their team that
+    response = visitor_client("bob").post(reverse("team-list"), {"name": "Training"})
+    assert response.status_code == 302

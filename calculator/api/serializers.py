@@ -274,6 +274,13 @@ class CalculateRequestSerializer(HardwareFieldsSerializer):
         "pipeline_parallel", help_text="Default: as tensor_parallel says; else 1."
     )
     zero_stage = _limited_int("zero_stage", help_text="Training with data parallelism. Default: 0.")
+    sharding = _choice(
+        "sharding",
+        engine.SHARDINGS,
+        help_text="Who shards under zero_stage 2 and 3: deepspeed (its own defaults, default), "
+        'deepspeed_hf_auto (the HF Trainer\'s "auto" buckets) or fsdp (stage 3 FULL_SHARD, '
+        "stage 2 SHARD_GRAD_OP).",
+    )
     gradient_accumulation_steps = _limited_int(
         "gradient_accumulation_steps",
         help_text="Training: micro-batches per optimizer step (gradients kept). Default: 1.",

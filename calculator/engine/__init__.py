@@ -32,6 +32,7 @@ from calculator.engine.inputs import (
     METHODS,
     MODES,
     OPTIMIZERS,
+    SHARDINGS,
 )
 from calculator.engine.sweep import SWEEP_FIELDS, sweep, sweep_breakdowns
 
@@ -52,6 +53,7 @@ __all__ = [
     "LORA_ADAPTER_DTYPES",
     "LORA_TARGET_MODULES",
     "MEMORY_VIEWS",
+    "SHARDINGS",
     "METHODS",
     "MODES",
     "OPTIMIZERS",

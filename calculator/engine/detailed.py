@@ -96,6 +96,14 @@ SOFTCAP_LOGIT_COPIES = 1
 # (every full-training validation case peaks in LogSoftmaxBackward0, e.g.
 # llama-train-b2-s256-adamw-fp32-sdpa); 1 would model gradient accumulation
 GRADIENTS_ALLOCATED_AT_ACTIVATION_PEAK = 0
+# DeepSpeed's own ZeRO defaults (deepspeed/runtime/zero/config.py, DeepSpeedZeroConfig):
+# reduce_bucket_size 5e8 elements, stage3_prefetch_bucket_size 5e7, stage3_max_reuse_distance 1e9.
+# The HF Trainer's "auto" fills reduce_bucket_size = hidden_size**2 and the prefetch bucket
+# 0.9 x that (transformers integrations/deepspeed.py, trainer_config_finalize): sharding
+# "deepspeed_hf_auto".
+DEEPSPEED_REDUCE_BUCKET = 500_000_000
+DEEPSPEED_PREFETCH_BUCKET = 50_000_000
+DEEPSPEED_MAX_REUSE_DISTANCE = 1_000_000_000
 # bitsandbytes before 0.43.2 (commit 9e75374, "fix QLoRA mem bug: delete useless buffered
 # activation", #1270): MatMul4Bit.forward kept `ctx.tensors = (A, B)`, the input of every frozen
 # 4-bit layer, whenever the input needed a gradient; since then `(None, B)`. Kept then: the two
@@ -895,14 +903,13 @@ def _stage_breakdown(
     if zero >= 2:
         # ZeRO-2 also partitions gradients
         gradients /= dp
+    sharding = _sharding_working_set(architecture, inputs, layout, stage, parts, params_on_gpu)
     if zero >= 3:
-        # ZeRO-3 also partitions parameters; the largest weight is gathered whole for compute
-        # and its gradient is whole before reduce-scatter (DeepSpeed: 4 * largest_layer)
-        largest = Fraction(parts.largest_matrix, layout.tensor_parallel)
-        working_bytes = other_parameter_bytes(inputs.weight_dtype)
-        base = base / dp + largest * working_bytes
+        # ZeRO-3 / FSDP FULL_SHARD also partition parameters; what is gathered is added below
+        base = base / dp
         adapters /= dp
-        gradients += largest * working_bytes
+    base += sharding.parameters
+    gradients += sharding.gradients
     activations = _training_activations(architecture, inputs, layout, stage, dtypes, widths)
     activations += _dequantisation_buffer(inputs, parts, layout.tensor_parallel)
     # the peak holds max(activations, gradients allocated): shown as the activations beyond
@@ -916,9 +923,78 @@ def _stage_breakdown(
         weights=round(base + master + adapters),
         kv_cache=0,
         activations=round(activations),
-        gradients=round(gradients),
+        # the framework's gradient buckets exist through backward, beside the activations
+        gradients=round(gradients + sharding.buckets),
         optimizer_states=round(optimizer_states),
         runtime_overhead=overhead,
+    )
+
+
+@dataclass(frozen=True)
+class ShardingWorkingSet:
+    """What a sharding framework holds beyond the shards (bytes per GPU)."""
+
+    parameters: Fraction = Fraction(0)  # parameters gathered whole for compute
+    gradients: Fraction = Fraction(0)  # gradients whole before their reduce-scatter
+    buckets: Fraction = Fraction(0)  # gradient buckets allocated for the whole of backward
+
+
+def _sharding_working_set(
+    architecture: Architecture,
+    inputs: EstimateInputs,
+    layout: Layout,
+    stage: Stage,
+    parts: ModelParts,
+    params_on_gpu: Fraction | int,
+) -> ShardingWorkingSet:
+    """The gathered parameters, whole gradients and buckets of ZeRO (DeepSpeed) or FSDP.
+
+    DeepSpeed (runtime/zero/config.py defaults, or what the HF Trainer fills in for "auto"):
+    stage 2 allocates one reduce_bucket_size bucket of 16-bit gradients in every backward
+    (stage_1_and_2.py `ipg_buffer`; stage 1 turns contiguous gradients off); stage 3 allocates it
+    once (stage3.py `__ipg_bucket_flat_buffer`), gathers each module's parameters and keeps
+    those it will use again within stage3_max_reuse_distance parameters (partitioned_param_
+    coordinator.py): at the turn from forward to backward that is the last half of that distance
+    (reused in backward after the rest of forward and as much backward), plus the prefetch bucket.
+    FSDP FULL_SHARD (per decoder layer, BACKWARD_PRE prefetch): the root unit (embeddings, LM
+    head) stays gathered from forward through backward, one layer computes while the next is
+    gathered, and that layer's gradient is whole before its reduce-scatter; SHARD_GRAD_OP keeps
+    the parameters whole, only one layer's gradient is whole at a time.
+    Gathered parameters, whole gradients and buckets are in the 16-bit compute dtype (DeepSpeed's
+    `self.dtype`, FSDP's MixedPrecision param_dtype), the weights' own in float32 training.
+    """
+    zero = layout.zero_stage
+    if zero < 2 or not inputs.training:
+        return ShardingWorkingSet()
+    tp = layout.tensor_parallel
+    working = other_parameter_bytes(inputs.weight_dtype)
+    trains_base = inputs.finetuning not in ("lora", "qlora")
+    if inputs.sharding == "fsdp":
+        layer = Fraction(parts.layer_linear + parts.layer_other, architecture.num_layers or 1) / tp
+        layer_gradient = layer * working if trains_base else Fraction(0)
+        if zero == 2:
+            return ShardingWorkingSet(gradients=layer_gradient)
+        root = Fraction(
+            parts.embeddings * stage.has_embeddings + parts.lm_head * stage.has_lm_head, tp
+        )
+        return ShardingWorkingSet(parameters=(root + 2 * layer) * working, gradients=layer_gradient)
+    if inputs.sharding == "deepspeed_hf_auto":
+        bucket = Fraction(architecture.hidden_size**2)
+        prefetch = bucket * Fraction(9, 10)
+    else:
+        bucket, prefetch = Fraction(DEEPSPEED_REDUCE_BUCKET), Fraction(DEEPSPEED_PREFETCH_BUCKET)
+    buckets = bucket * working
+    if zero == 2:
+        return ShardingWorkingSet(buckets=buckets)
+    largest = Fraction(parts.largest_matrix, tp)
+    gathered = min(
+        Fraction(params_on_gpu), Fraction(DEEPSPEED_MAX_REUSE_DISTANCE, 2) + max(largest, prefetch)
+    )
+    # the largest module's gradient is whole before it is copied into the bucket
+    return ShardingWorkingSet(
+        parameters=gathered * working,
+        gradients=largest * working if trains_base else Fraction(0),
+        buckets=buckets,
     )
 
 
@@ -1107,6 +1183,29 @@ def _inference_notes(
         )
 
 
+SHARDING_NOTES = {
+    "deepspeed": {
+        2: "DeepSpeed ZeRO-2 (its defaults): a 5e8-element gradient bucket through backward",
+        3: "DeepSpeed ZeRO-3 (its defaults): a 5e8-element gradient bucket, and the parameters "
+        "used again within 1e9 (stage3_max_reuse_distance) gathered at the turn to backward, "
+        "plus the 5e7 prefetch bucket",
+    },
+    "deepspeed_hf_auto": {
+        2: 'DeepSpeed ZeRO-2 as the HF Trainer fills in "auto": a hidden_size² gradient bucket',
+        3: 'DeepSpeed ZeRO-3 as the HF Trainer fills in "auto": hidden_size² gradient and '
+        "0.9 x hidden_size² prefetch buckets, and the parameters used again within 1e9 "
+        "gathered at the turn to backward",
+    },
+    "fsdp": {
+        2: "FSDP SHARD_GRAD_OP: whole parameters, one decoder layer's gradient whole before "
+        "its reduce-scatter",
+        3: "FSDP FULL_SHARD, one unit per decoder layer: embeddings and LM head gathered "
+        "through forward and backward, two layers gathered (computing, prefetched) and one "
+        "layer's gradient whole",
+    },
+}
+
+
 def _parallel_notes(inputs: EstimateInputs, layout: Layout, notes: list[str]) -> None:
     if inputs.num_gpus == 1:
         return
@@ -1115,6 +1214,8 @@ def _parallel_notes(inputs: EstimateInputs, layout: Layout, notes: list[str]) ->
         f"{layout.pipeline_parallel}, data parallel {layout.data_parallel}"
         + (f" with ZeRO stage {layout.zero_stage}" if layout.zero_stage else "")
     )
+    if inputs.training and layout.zero_stage >= 2:
+        notes.append(SHARDING_NOTES[inputs.sharding][layout.zero_stage])
     if layout.data_parallel > 1:
         notes.append("batch_size is per data-parallel replica")
     if layout.kv_heads_replicated and not inputs.training:

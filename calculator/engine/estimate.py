@@ -15,7 +15,7 @@ from calculator.engine.standard import standard_estimate
 
 # Bump when a formula or a constant changes a number: saved estimates record it
 # 2.5: the published checkpoint's format (quantization_config) is the default weight_dtype;
-# mxfp4, fp8_block and nvfp4
+# mxfp4, fp8_block and nvfp4; ZeRO-2/3 and FSDP working sets (sharding)
 ENGINE_VERSION = "2.5.0"
 
 

@@ -57,6 +57,10 @@ LORA_ADAPTER_DTYPES = ("float32", "bfloat16", "float16")
 # a plain forward (pipelines before transformers 4.45, litgpt, scoring runs) computes all
 INFERENCE_LOGITS = ("last", "all")
 MODEL_SOURCES = ("hf_config", "architecture")
+# Who shards under zero_stage 2 and 3: DeepSpeed with its own defaults, DeepSpeed as the HF
+# Trainer configures "auto" (buckets of hidden_size**2), or PyTorch FSDP (stage 3 FULL_SHARD,
+# stage 2 SHARD_GRAD_OP, one unit per decoder layer); engine/detailed.py _sharding_working_set
+SHARDINGS = ("deepspeed", "deepspeed_hf_auto", "fsdp")
 
 # (min, max) of every numeric field; the forms and the API reuse them
 INPUT_LIMITS: dict[str, tuple[int, int]] = {
@@ -91,6 +95,7 @@ DEFAULTS: dict[str, Any] = {
     "tensor_parallel": None,  # with pipeline_parallel: suggested for num_gpus (suggested_layout)
     "pipeline_parallel": None,
     "zero_stage": 0,
+    "sharding": "deepspeed",
     "gradient_accumulation_steps": 1,
     "lora_adapter_dtype": "float32",
     "inference_logits": "last",
@@ -161,6 +166,7 @@ class EstimateInputs:
     inference_logits: str = "last"
     memory_view: str | None = None
     bnb_4bit_saves_inputs: bool = False
+    sharding: str = "deepspeed"
     given: frozenset[str] = frozenset()  # the fields the caller set (not defaulted)
 
     @property
@@ -201,6 +207,7 @@ class EstimateInputs:
             "tensor_parallel": self.tensor_parallel,
             "pipeline_parallel": self.pipeline_parallel,
             "zero_stage": self.zero_stage,
+            "sharding": self.sharding,
             "gradient_accumulation_steps": self.gradient_accumulation_steps,
             "lora_adapter_dtype": self.lora_adapter_dtype,
             "inference_logits": self.inference_logits,
@@ -389,6 +396,7 @@ def parse_inputs(
             for name in ("tensor_parallel", "pipeline_parallel")
         )
     zero_stage = check_integer("zero_stage", get("zero_stage"))
+    sharding = _choice("sharding", get("sharding"), SHARDINGS)
     accumulation = check_integer("gradient_accumulation_steps", get("gradient_accumulation_steps"))
     adapter_dtype = _choice("lora_adapter_dtype", get("lora_adapter_dtype"), LORA_ADAPTER_DTYPES)
     logits = _choice("inference_logits", get("inference_logits"), INFERENCE_LOGITS)
@@ -475,6 +483,7 @@ def parse_inputs(
         inference_logits=logits,
         memory_view=memory_view,
         bnb_4bit_saves_inputs=saves_inputs,
+        sharding=sharding,
         given=given,
     )
     check_combinations(inputs, architecture)
@@ -566,6 +575,12 @@ def check_combinations(inputs: EstimateInputs, architecture: Architecture) -> No
                 "zero_stage",
                 "ZeRO needs data parallelism: num_gpus must exceed "
                 "tensor_parallel x pipeline_parallel",
+            )
+        if inputs.zero_stage == 1 and inputs.sharding == "fsdp":
+            raise EstimateError(
+                "zero_stage",
+                "FSDP has no stage 1: use 2 (SHARD_GRAD_OP) or 3 (FULL_SHARD), or sharding "
+                "deepspeed for ZeRO-1",
             )
     if not training or inputs.method != "detailed":
         return

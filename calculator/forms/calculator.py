@@ -37,6 +37,7 @@ from calculator.engine import (
     METHODS,
     MODES,
     OPTIMIZERS,
+    SHARDINGS,
     WEIGHT_DTYPES,
     EstimateError,
 )
@@ -88,6 +89,13 @@ TRAINING_FIELDS = (
 VIEW_FIELDS = ("inference_logits", "memory_view")
 HUB_FIELDS = ("hub", "revision")
 PARALLEL_FIELDS = ("num_gpus", "tensor_parallel", "pipeline_parallel", "zero_stage")
+# choices sent only when chosen (blank: the engine's default)
+CHOSEN_FIELDS = (*VIEW_FIELDS, "sharding")
+SHARDING_LABELS = {
+    "deepspeed": "DeepSpeed (its own defaults)",
+    "deepspeed_hf_auto": 'DeepSpeed via HF Trainer ("auto" buckets)',
+    "fsdp": "PyTorch FSDP (per decoder layer)",
+}
 UNITS = {"GiB": "GiB (1024³ bytes)", "GB": "GB (10⁹ bytes)"}
 
 DTYPE_LABELS = {
@@ -369,6 +377,13 @@ class CalculatorForm(forms.Form):
         choices=[("0", "0 (off)"), ("1", "1"), ("2", "2"), ("3", "3")],
         coerce=int,
     )
+    sharding = forms.ChoiceField(
+        label="Sharded by",
+        choices=[("", "Default (DeepSpeed)"), *_choices(SHARDINGS, SHARDING_LABELS)],
+        required=False,
+        help_text="What ZeRO stages 2 and 3 gather and bucket: FSDP stage 3 is FULL_SHARD, "
+        "stage 2 SHARD_GRAD_OP.",
+    )
 
     # --- GPUs (fit, capacity, throughput, cost); the engine validates the figures -------------
     gpu = forms.ChoiceField(
@@ -584,7 +599,7 @@ class CalculatorForm(forms.Form):
             for name in ("gradient_accumulation_steps", "lora_adapter_dtype"):
                 if cleaned.get(name):
                     payload[name] = cleaned[name]
-        for name in VIEW_FIELDS:
+        for name in CHOSEN_FIELDS:
             if cleaned.get(name):
                 payload[name] = cleaned[name]
         for name in PARALLEL_FIELDS:
@@ -616,7 +631,7 @@ class CalculatorForm(forms.Form):
             query[name] = _query_value(cleaned[name])
         optional = ["weight_dtype", "kv_cache_dtype", "attention_implementation"]
         optional += list(TRAINING_FIELDS) if cleaned["mode"] == "training" else []
-        optional += [*VIEW_FIELDS, *PARALLEL_FIELDS, "runtime_overhead_bytes"]
+        optional += [*CHOSEN_FIELDS, *PARALLEL_FIELDS, "runtime_overhead_bytes"]
         optional += (
             [name for name in HARDWARE_FIELDS if name != "gpu"] if cleaned.get("gpu") else []
         )

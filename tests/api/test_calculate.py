@@ -29,6 +29,7 @@ CONTRACT_INPUTS = {
     "tensor_parallel",
     "pipeline_parallel",
     "zero_stage",
+    "sharding",
     "gradient_accumulation_steps",
     "lora_adapter_dtype",
     "inference_logits",
@@ -137,6 +138,7 @@ def test_inputs_echo_every_contract_field_with_the_defaults_filled_in(client_for
     assert inputs["gradient_checkpointing"] is False
     assert (inputs["num_gpus"], inputs["tensor_parallel"], inputs["pipeline_parallel"]) == (1, 1, 1)
     assert inputs["zero_stage"] == 0
+    assert inputs["sharding"] == "deepspeed"
     assert inputs["runtime_overhead_bytes"] is None
     # A manual architecture's default dtype is bfloat16; the KV cache follows the weights.
     assert inputs["weight_dtype"] == "bfloat16"

@@ -646,11 +646,44 @@ def test_zero_stages_shard_optimizer_gradients_and_parameters():
     assert zero1["weights"] == 2 * p + 4 * p // 8  # fp32 master weights are sharded too
     assert zero1["gradients"] == 4 * p
     zero2 = run(LLAMA_31_8B, zero_stage=2, **fields)["breakdown"]
-    assert zero2["gradients"] == 4 * p // 8
+    # DeepSpeed's default reduce_bucket_size, 5e8 elements of bf16 gradients, through backward
+    bucket = 500_000_000 * 2
+    assert zero2["gradients"] == 4 * p // 8 + bucket
     zero3 = run(LLAMA_31_8B, zero_stage=3, **fields)["breakdown"]
-    # parameters sharded, plus the largest weight (the embeddings) gathered whole, in bf16
-    assert zero3["weights"] == round(2 * p / 8) + 2 * LLAMA_EMBEDDINGS + 4 * p // 8
-    assert zero3["gradients"] == round(4 * p / 8) + 2 * LLAMA_EMBEDDINGS
+    # parameters sharded; at the turn to backward DeepSpeed keeps what it reuses within
+    # stage3_max_reuse_distance (1e9): the last 5e8 parameters, plus the module being computed,
+    # at most the largest weight (the embeddings), gathered whole in bf16
+    gathered = 500_000_000 + LLAMA_EMBEDDINGS
+    assert zero3["weights"] == round(2 * p / 8 + 2 * gathered + 4 * p / 8)
+    assert zero3["gradients"] == round(4 * p / 8) + 2 * LLAMA_EMBEDDINGS + bucket
+
+
+def test_the_hf_trainers_auto_buckets_are_hidden_size_squared():
+    fields = {"mode": "training", "mixed_precision": True, "num_gpus": 8, "zero_stage": 3}
+    p = LLAMA_PARAMETERS
+    auto = run(LLAMA_31_8B, sharding="deepspeed_hf_auto", **fields)["breakdown"]
+    # transformers integrations/deepspeed.py: reduce_bucket_size "auto" = hidden_size**2
+    assert auto["gradients"] == round(4 * p / 8) + 2 * LLAMA_EMBEDDINGS + 2 * 4096**2
+
+
+def test_fsdp_gathers_the_root_unit_and_two_decoder_layers():
+    fields = {"mode": "training", "mixed_precision": True, "num_gpus": 8}
+    p = LLAMA_PARAMETERS
+    full = run(LLAMA_31_8B, sharding="fsdp", zero_stage=3, **fields)["breakdown"]
+    # FULL_SHARD: embeddings and the (untied) LM head stay gathered, one layer computes and the
+    # next is prefetched, all bf16; one layer's bf16 gradient is whole before its reduce-scatter
+    root = 2 * LLAMA_EMBEDDINGS
+    assert full["weights"] == round(2 * p / 8 + 2 * (root + 2 * LLAMA_LAYER_LINEAR) + 4 * p / 8)
+    assert full["gradients"] == round(4 * p / 8 + 2 * LLAMA_LAYER_LINEAR)
+    grad_op = run(LLAMA_31_8B, sharding="fsdp", zero_stage=2, **fields)["breakdown"]
+    # SHARD_GRAD_OP: whole parameters, sharded gradients but the one layer's being reduced
+    assert grad_op["weights"] == 2 * p + 4 * p // 8
+    assert grad_op["gradients"] == round(4 * p / 8 + 2 * LLAMA_LAYER_LINEAR)
+
+
+def test_fsdp_has_no_stage_1():
+    with pytest.raises(EstimateError, match="FSDP has no stage 1"):
+        run(LLAMA_31_8B, mode="training", num_gpus=8, zero_stage=1, sharding="fsdp")
 
 
 def test_pipeline_parallel_reports_the_busiest_stage():

@@ -44,6 +44,7 @@ def test_it_fills_every_default_and_keeps_the_model_as_given():
         "tensor_parallel": 1,
         "pipeline_parallel": 1,
         "zero_stage": 0,
+        "sharding": "deepspeed",
         "gradient_accumulation_steps": 1,
         "lora_adapter_dtype": "float32",
         "inference_logits": "last",

@@ -484,3 +484,14 @@ def test_a_model_without_a_quantised_checkpoint_shows_no_checkpoint_line(client)
     assert 'id="published-checkpoint"' not in content
     # untied: active without embeddings = 8,030,261,248 - 128,256 x 4,096 = 7,504,924,672
     assert "7,504,924,672" in content
+
+
+def test_the_sharding_framework_is_a_form_choice(client):
+    query = f"/?catalog={LLAMA_SLUG}&mode=training&num_gpus=8&zero_stage=3&batch_size=1"
+    content = client.get(query + "&sharding=fsdp").content.decode()
+    assert "FSDP FULL_SHARD, one unit per decoder layer" in content
+    assert '<option value="fsdp" selected>' in content
+    # the default names DeepSpeed's own buckets
+    assert "DeepSpeed ZeRO-3 (its defaults)" in client.get(query).content.decode()
+    bad = client.get(query + "&sharding=megatron").content.decode()
+    assert "Select a valid choice. megatron is not one of the available choices." in bad

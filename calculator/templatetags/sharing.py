@@ -6,7 +6,7 @@ from typing import Any
 
 from django import template
 
-from calculator.forms.estimates import SAVE_PREFIX, EstimateDetailsForm
+from calculator.forms.estimates import SAVE_PREFIX, EstimateDetailsForm, save_draft
 
 register = template.Library()
 
@@ -19,6 +19,15 @@ def save_estimate_form(context: template.Context) -> dict[str, Any]:
     if not on_calculator:
         # The results fragment is also shown on permalinks: nothing to save there.
         return {"request": request, "user": request.user, "save_form": None, "hidden": True}
+    draft = None
     if request.user.is_authenticated:
-        form = EstimateDetailsForm(prefix=SAVE_PREFIX, user=request.user)
-    return {"request": request, "user": request.user, "save_form": form, "hidden": False}
+        # a failed save's title and notes, kept until a save succeeds (views/estimates.py)
+        draft = save_draft(request.session)
+        form = EstimateDetailsForm(prefix=SAVE_PREFIX, user=request.user, initial=draft)
+    return {
+        "request": request,
+        "user": request.user,
+        "save_form": form,
+        "hidden": False,
+        "open": draft is not None,
+    }

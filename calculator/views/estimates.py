@@ -31,7 +31,12 @@ from calculator.compare import (
 from calculator.engine import EstimateError
 from calculator.engine.inputs import ALL_LINEAR, DEFAULTS, HARDWARE_FIELDS
 from calculator.forms.calculator import UNITS, CalculatorForm
-from calculator.forms.estimates import SAVE_PREFIX, EstimateDetailsForm
+from calculator.forms.estimates import (
+    SAVE_PREFIX,
+    EstimateDetailsForm,
+    save_draft_clear,
+    save_draft_keep,
+)
 from calculator.forms.sharing import add_service_error
 from calculator.history import (
     HISTORY_COUNT_LIMIT,
@@ -91,8 +96,12 @@ def estimate_save_view(request: AuthenticatedHttpRequest) -> HttpResponse:
         except ValidationError as error:
             add_service_error(save_form, error)
         else:
+            save_draft_clear(request.session)
             messages.success(request, "Saved. This page's address is the estimate's permalink.")
             return redirect(estimate)
+    # The calculator shows the save form again with what was typed (not in the address: notes
+    # can be long, and they are nobody else's business).
+    save_draft_keep(request.session, request.POST)
     for form in (calculator_form, save_form):
         for field, errors in form.errors.items():
             label = (form.fields[field].label or field) if field in form.fields else ""

@@ -75,6 +75,46 @@ def test_bad_inputs_go_back_to_the_calculator_with_the_inputs_and_the_errors(vis
     assert not Estimate.objects.exists()
 
 
+def test_a_failed_save_keeps_the_typed_title_and_notes(visitor_client, team):
+    client = visitor_client("alice")
+    typed = {
+        "save-title": "Long context <run>",
+        "save-notes": "Line one\nline two: & more",
+        "save-visibility": "team",
+        "save-team": team.slug,
+    }
+    response = _save(client, batch_size="0", **typed)
+    assert response.status_code == 302 and not Estimate.objects.exists()
+    # Fixed in the calculator: its save box (a live update's or a page's) holds what was typed.
+    for headers in ({}, {"HX-Request": "true"}):
+        page = client.get(reverse("calculator"), _calculator_fields(batch_size="2"), **headers)
+        form = page.context["save_form"]
+        assert form.initial == {
+            "title": "Long context <run>",
+            "notes": "Line one\nline two: & more",
+            "visibility": "team",
+            "team": team.slug,
+        }
+        assert 'value="Long context &lt;run&gt;"' in page.text
+        assert "Line one\nline two: &amp; more</textarea>" in page.text
+        assert f'<option value="{team.slug}" selected>' in page.text
+        assert '<details class="card save-estimate" open>' in page.text
+    # A save that works forgets the draft.
+    response = _save(client, **typed)
+    assert Estimate.objects.get().title == "Long context <run>"
+    page = client.get(reverse("calculator"), _calculator_fields())
+    assert page.context["save_form"].initial == {}
+    assert 'value="Long context' not in page.text
+
+
+def test_a_failed_save_of_the_sharing_keeps_the_title_too(visitor_client):
+    client = visitor_client("charlie")
+    _save(client, **{"save-visibility": "team", "save-title": "Mine", "save-notes": "n" * 30_000})
+    page = client.get(reverse("calculator"), _calculator_fields())
+    initial = page.context["save_form"].initial
+    assert initial["title"] == "Mine" and initial["notes"] == "n" * 20_000
+
+
 def test_it_will_not_share_with_a_team_without_one(visitor_client, team):
     response = _save(visitor_client("charlie"), **{"save-visibility": "team"})
     assert response.status_code == 302

@@ -344,21 +344,36 @@ def history_export_view(request: AuthenticatedHttpRequest, fmt: str) -> HttpResp
 
 @login_required
 @require_POST
-def history_bulk_delete_view(request: AuthenticatedHttpRequest) -> HttpResponse:
-    """Delete the ticked estimates that are the user's own; teammates' ones stay."""
-    public_ids = request.POST.getlist("ids")[: HISTORY_PAGE_SIZE * 4]
+def history_bulk_delete_view(request: HttpRequest) -> HttpResponse:
+    """Delete the ticked estimates that are the user's own; teammates' ones stay. A POST
+    without `confirm` (the history page's button) answers with a page that lists what would go
+    and asks to confirm: it works without JavaScript, and nothing is deleted by one click."""
+    public_ids = list(dict.fromkeys(request.POST.getlist("ids")[: HISTORY_PAGE_SIZE * 4]))
     own = estimate_list(user=request.user).filter(owner=request.user, public_id__in=public_ids)
+    # Back to the same filters; re-encoded, so only a query string can come through.
+    back = QueryDict(request.POST.get("query", "")).urlencode()
+    history_url = reverse("history") + (f"?{back}" if back else "")
+    if not request.POST.get("confirm"):
+        if not public_ids:
+            messages.error(request, "Tick the estimates to delete first.")
+            return redirect(history_url)
+        doomed = list(own.select_related(None).order_by("-created"))
+        context = {
+            "estimates": doomed,
+            "others": len(public_ids) - len(doomed),
+            "query": back,
+            "history_url": history_url,
+        }
+        return render(request, "calculator/estimates/history_delete.html", context)
     deleted = services.estimate_bulk_delete(
         user=request.user, ids=list(own.values_list("pk", flat=True))
     )
-    skipped = len(set(public_ids)) - deleted
+    skipped = len(public_ids) - deleted
     message = f"Deleted {deleted} estimate{'s' if deleted != 1 else ''}."
     if skipped > 0:
         message += f" {skipped} not yours (or already gone) stayed."
     messages.success(request, message)
-    # Back to the same filters; re-encoded, so only a query string can come through.
-    back = QueryDict(request.POST.get("query", "")).urlencode()
-    return redirect(reverse("history") + (f"?{back}" if back else ""))
+    return redirect(history_url)
 
 
 # --- Compare ----------------------------------------------------------------------------------

@@ -238,9 +238,9 @@ def test_nobody_shares_their_own_things_into_a_team_they_are_not_in(world):
 def test_bulk_delete_removes_only_the_senders_own(world):
     ids = [estimate.public_id for estimate in world.estimates.values()]
     for user in (world.bob, world.charlie):
-        browser(user).post("/history/delete/", {"ids": ids})
+        browser(user).post("/history/delete/", {"ids": ids, "confirm": "yes"})
     assert Estimate.objects.filter(owner=world.alice).count() == 3
-    anonymous = browser(None).post("/history/delete/", {"ids": ids})
+    anonymous = browser(None).post("/history/delete/", {"ids": ids, "confirm": "yes"})
     assert anonymous.status_code == 302
     assert Estimate.objects.filter(owner=world.alice).count() == 3
 

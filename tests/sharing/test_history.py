@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -161,7 +162,7 @@ def test_the_page_takes_the_same_few_queries_however_many_rows(
 
 def test_bulk_delete_removes_only_my_own(visitor_client, estimates):
     ids = [estimate.public_id for estimate in estimates.values()]
-    response = visitor_client("bob").post(reverse("history-delete"), {"ids": ids})
+    response = visitor_client("bob").post(reverse("history-delete"), {"ids": ids, "confirm": "yes"})
     assert response.status_code == 302
     remaining = set(Estimate.objects.values_list("title", flat=True))
     assert remaining == {"Alice private", "Alice team", "Alice link"}
@@ -170,7 +171,9 @@ def test_bulk_delete_removes_only_my_own(visitor_client, estimates):
 def test_bulk_delete_needs_a_post_and_an_account(visitor_client, estimates):
     ids = [estimates["private"].public_id]
     assert visitor_client("alice").get(reverse("history-delete"), {"ids": ids}).status_code == 405
-    response = visitor_client("anonymous").post(reverse("history-delete"), {"ids": ids})
+    response = visitor_client("anonymous").post(
+        reverse("history-delete"), {"ids": ids, "confirm": "yes"}
+    )
     assert response.status_code == 302 and reverse("login") in response["Location"]
     assert Estimate.objects.count() == 4
 
@@ -212,6 +215,42 @@ def test_an_unknown_export_format_is_404(visitor_client):
 def test_bulk_delete_returns_to_the_same_filters(visitor_client, estimates):
     response = visitor_client("alice").post(
         reverse("history-delete"),
-        {"ids": [estimates["private"].public_id], "query": "mode=training&q=a b\r\nX: y"},
+        {
+            "ids": [estimates["private"].public_id],
+            "query": "mode=training&q=a b\r\nX: y",
+            "confirm": "yes",
+        },
     )
     assert response["Location"] == reverse("history") + "?mode=training&q=a+b%0D%0AX%3A+y"
+
+
+def test_bulk_delete_asks_first_and_deletes_on_confirm(visitor_client, estimates):
+    """Without JavaScript too: the history form's POST answers with a page to confirm on."""
+    client = visitor_client("alice")
+    mine = [estimates["private"], estimates["team"]]
+    ids = [estimate.public_id for estimate in [*mine, estimates["bob_private"]]]
+    response = client.post(reverse("history-delete"), {"ids": ids, "query": "mode=inference"})
+    assert response.status_code == 200
+    assert Estimate.objects.count() == 4  # nothing deleted yet
+    assert "Delete 2 estimates?" in response.text
+    assert "Alice private" in response.text and "Alice team" in response.text
+    assert "Bob private" not in response.text
+    assert "1 of the ticked estimates is not yours" in response.text
+    form = response.text.split('id="history-delete-confirm"', 1)[1].split("</form>", 1)[0]
+    posted = dict(re.findall(r'<input type="hidden" name="(query|confirm)" value="([^"]*)"', form))
+    assert posted == {"query": "mode=inference", "confirm": "yes"}
+    confirmed_ids = re.findall(r'name="ids" value="([^"]+)"', form)
+    assert sorted(confirmed_ids) == sorted(e.public_id for e in mine)
+
+    response = client.post(
+        reverse("history-delete"),
+        {"ids": confirmed_ids, "query": "mode=inference", "confirm": "yes"},
+    )
+    assert response["Location"] == reverse("history") + "?mode=inference"
+    assert set(Estimate.objects.values_list("title", flat=True)) == {"Alice link", "Bob private"}
+
+
+def test_bulk_delete_with_nothing_ticked_goes_back(visitor_client, estimates):
+    response = visitor_client("alice").post(reverse("history-delete"), {"query": "q=x"})
+    assert response["Location"] == reverse("history") + "?q=x"
+    assert Estimate.objects.count() == 4

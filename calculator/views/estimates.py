@@ -344,7 +344,7 @@ def history_export_view(request: AuthenticatedHttpRequest, fmt: str) -> HttpResp
 
 @login_required
 @require_POST
-def history_bulk_delete_view(request: HttpRequest) -> HttpResponse:
+def history_bulk_delete_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Delete the ticked estimates that are the user's own; teammates' ones stay. A POST
     without `confirm` (the history page's button) answers with a page that lists what would go
     and asks to confirm: it works without JavaScript, and nothing is deleted by one click."""

@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KeyTransform
@@ -92,6 +93,24 @@ class PlainSelect(forms.Select):
 NOT_LISTED = forms.ModelChoiceField.default_error_messages["invalid_choice"]
 
 
+class DatePicker(forms.DateInput):
+    """The browser's date picker: it sends and shows ISO dates (YYYY-MM-DD) only, so a date
+    the address gave in another accepted format (10/25/2026) is shown as ISO, not as blank."""
+
+    input_type = "date"
+
+    def __init__(self) -> None:
+        super().__init__(format="%Y-%m-%d")
+
+    def format_value(self, value: Any) -> str | None:
+        if isinstance(value, str):
+            try:
+                value = forms.DateField().to_python(value)
+            except ValidationError:
+                return value
+        return super().format_value(value)
+
+
 class HistoryFilterForm(forms.Form):
     """The history page's filters: a GET form, every field optional. A value that does not
     validate is left out of `cleaned_data` and so ignored (the page says so). The profile and
@@ -128,8 +147,8 @@ class HistoryFilterForm(forms.Form):
         error_messages={"invalid_choice": NOT_LISTED},
         widget=PlainSelect,
     )
-    created_after = forms.DateField(label="From", required=False)
-    created_before = forms.DateField(label="To", required=False)
+    created_after = forms.DateField(label="From", required=False, widget=DatePicker)
+    created_before = forms.DateField(label="To", required=False, widget=DatePicker)
     sort = forms.ChoiceField(
         label="Sort",
         required=False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -36,13 +37,22 @@ def test_the_form_shows_the_same_fields_in_the_same_order(visitor_client):
     ]
     positions = [html.index(f'<label for="id_{name}">{label}:</label>') for name, label in labels]
     assert positions == sorted(positions)
-    assert '<input type="text" name="created_before" id="id_created_before">' in html
+    assert '<input type="date" name="created_before" id="id_created_before">' in html
+    assert '<input type="date" name="created_after" id="id_created_after">' in html
     assert (
         '<select name="whose" id="id_whose"><option value="" selected>Mine and my teams&#x27;'
         "</option>"
     ) in html
     # The sort has no empty choice: newest first is shown for an empty value.
     assert '<select name="sort" id="id_sort"><option value="newest">Newest first</option>' in html
+
+
+@pytest.mark.parametrize("typed", ["2026-03-05", "03/05/2026"])
+def test_the_dates_are_shown_as_the_date_picker_reads_them(visitor_client, typed):
+    """A date input takes and shows ISO dates only: a date the address gives in another
+    accepted format comes back as ISO, not as an empty picker."""
+    html = visitor_client("alice").get(reverse("history"), {"created_after": typed}).text
+    assert '<input type="date" name="created_after" value="2026-03-05"' in html
 
 
 def test_a_first_visit_reads_the_team_ids_once(visitor_client, team):

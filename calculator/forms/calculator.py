@@ -195,6 +195,11 @@ def _number(attrs: dict[str, str] | None = None) -> forms.NumberInput:
     return forms.NumberInput(attrs={"inputmode": "numeric", **(attrs or {})})
 
 
+PROFILE_NEEDS_LOGIN = (
+    "This link uses a saved profile, and saved profiles are for signed-in users: log in to use it."
+)
+
+
 class CalculatorForm(forms.Form):
     # --- Model ---------------------------------------------------------------------------------
     model = forms.ChoiceField(
@@ -442,6 +447,8 @@ class CalculatorForm(forms.Form):
     def __init__(self, data: Mapping[str, Any], *, user: User | None = None) -> None:
         super().__init__(data, label_suffix="")
         self.user = user
+        # A link to a saved profile opened by a visitor: the page asks them to log in.
+        self.profile_needs_login = False
         # Queried only when the select is rendered: the htmx results fragment never shows it.
         self.fields["catalog"].widget.choices = partial(
             catalog_choices,
@@ -515,6 +522,12 @@ class CalculatorForm(forms.Form):
             cleaned["model"] = "hub"
         kind = cleaned.get("model") or "catalog"
         cleaned["model"] = kind
+        if kind == "profile" and not (self.user is not None and self.user.is_authenticated):
+            # Saved profiles are their owners' and teams': say so, not "no such profile".
+            self.errors.pop("profile", None)
+            self.add_error(None, PROFILE_NEEDS_LOGIN)
+            self.profile_needs_login = True
+            return cleaned
         # Fields of the panels not in use (another model source, training in inference mode)
         # do not count: a stale value there must not block the calculation.
         unused = [name for name in self.fields if name not in self.used_fields(cleaned)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.test import Client
@@ -275,7 +276,9 @@ def test_it_ignores_stale_values_in_panels_not_in_use(client):
         ("catalog=nobody%2Fnothing", "No catalog model"),
         ("tensor_parallel=3&num_gpus=3", "must divide the model&#x27;s 32 attention heads"),
         ("model=architecture&hidden_size=4096", "Layers"),
-        ("model=profile&profile=999999", "No profile with this id that you can see."),
+        # a visitor: saved profiles need an account, whichever id the link holds
+        ("model=profile&profile=999999", "saved profiles are for signed-in users"),
+        ("profile=abc", "saved profiles are for signed-in users"),
     ],
 )
 def test_it_shows_errors_in_the_fragment_never_a_500(client, query, message):
@@ -308,6 +311,31 @@ def test_it_uses_a_profile_its_owner_may_see(client, alice, charlie):
     content = client.get(f"/?profile={profile.pk}").content.decode()
     assert "No profile with this id that you can see." in content
     assert "Alice&#x27;s tiny model" not in content
+
+
+def test_a_visitor_opening_a_profile_link_is_asked_to_log_in(client, alice):
+    profile = ModelProfileFactory(owner=alice, name="Alice's tiny model")
+    url = f"/?profile={profile.pk}&batch_size=2"
+    page = client.get(url).content.decode()
+    notice = page.split('id="profile-sign-in"', 1)[1].split("</p>", 1)[0]
+    assert "saved profiles are for signed-in users" in notice
+    assert f'href="/accounts/login/?next={quote(url)}"' in notice
+    assert "Alice&#x27;s tiny model" not in page and 'id="row-kv_cache"' not in page
+    # the live update says it too, in the results
+    fragment = client.get(url, headers=HTMX).content.decode()
+    assert "saved profiles are for signed-in users: log in to use it." in fragment
+    # signed in (as its owner), the same link opens the profile
+    client.force_login(alice)
+    page = client.get(url).content.decode()
+    assert 'id="profile-sign-in"' not in page
+    assert "Alice&#x27;s tiny model" in page and 'id="row-kv_cache"' in page
+
+
+def test_a_signed_in_user_is_told_of_a_profile_they_cannot_see(client, charlie):
+    client.force_login(charlie)
+    content = client.get("/?model=profile&profile=999999").content.decode()
+    assert "No profile with this id that you can see." in content
+    assert 'id="profile-sign-in"' not in content
 
 
 def test_it_answers_other_methods_with_405(client):

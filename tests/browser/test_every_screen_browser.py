@@ -228,3 +228,26 @@ def test_a_picked_option_shows_its_result(phone, live_server):
     page.wait_for_url(re.compile(r"weight_dtype=int8"), timeout=2_000)
     page.check("#id_unit_1")
     page.wait_for_url(re.compile(r"unit=GB"), timeout=2_000)
+
+
+# Every Content-Security-Policy violation the page meets, from its first script on.
+WATCH_CSP = """
+window.cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.cspViolations.push(event.violatedDirective + " " + event.blockedURI);
+});
+"""
+
+
+@pytest.mark.parametrize("path", ["/", "/accounts/login/"])
+def test_the_favicon_loads_within_the_csp(phone, live_server, catalog, path):
+    page = phone()
+    page.add_init_script(WATCH_CSP)
+    with page.expect_response(lambda response: "favicon" in response.url) as icon:
+        page.goto(live_server.url + path)
+    response = icon.value
+    assert response.url.endswith(".svg") and response.status == 200
+    assert response.headers["content-type"].startswith("image/svg+xml")
+    assert b"<svg" in response.body()
+    page.wait_for_load_state("load")
+    assert page.evaluate("window.cspViolations") == []

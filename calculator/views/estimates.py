@@ -17,20 +17,21 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from calculator import caching, charts, gpu_display, services
+from calculator import caching, charts, gpu_display, services, serving_display
 from calculator.calculations import calculation_run
 from calculator.compare import (
     GIB,
     MAX_COMPARED,
     MIN_COMPARED,
     ComparedEstimate,
+    Row,
     breakdown_rows,
     grouped_bar_chart,
     input_rows,
 )
 from calculator.engine import EstimateError
 from calculator.engine.inputs import ALL_LINEAR, DEFAULTS, HARDWARE_FIELDS
-from calculator.forms.calculator import UNITS, CalculatorForm
+from calculator.forms.calculator import TRAINING_FIELDS, UNITS, CalculatorForm
 from calculator.forms.estimates import (
     SAVE_PREFIX,
     EstimateDetailsForm,
@@ -51,6 +52,11 @@ from calculator.typed import AuthenticatedHttpRequest
 from calculator.views.calculator import METHOD_NAMES, OTHER_METHOD, checkpoint_line
 
 HISTORY_PAGE_SIZE = 25
+# Inputs that only training reads: the saved inputs hold their defaults whatever the mode, and
+# an inference estimate's permalink does not list them (issue 14).
+TRAINING_ONLY_INPUTS = frozenset(
+    {*TRAINING_FIELDS, "zero_stage", "sharding", "training_efficiency", "training_tokens", "epochs"}
+)
 COLUMN_LETTERS = "ABCD"
 
 
@@ -222,10 +228,20 @@ def saved_results(estimate: Estimate, unit: str) -> dict[str, Any]:
         "checkpoint": checkpoint_line(result, None),
         "num_gpus": estimate.num_gpus,
         "gpus": gpu_display.gpu_section(result, unit),
+        "serving": serving_display.serving_section(result, unit),
         "notes": result.get("notes", []),
         "warnings": result.get("warnings", []),
         "engine_version": estimate.engine_version,
     }
+
+
+def permalink_input_rows(estimate: Estimate) -> list[Row]:
+    """The saved inputs the permalink lists (the model is shown apart): the ones its mode
+    reads."""
+    rows = input_rows([_compared(estimate)])[1:]
+    if estimate.mode == "training":
+        return rows
+    return [row for row in rows if row.label not in TRAINING_ONLY_INPUTS]
 
 
 def saved_sections(estimate: Estimate, unit: str) -> dict[str, str]:
@@ -235,7 +251,7 @@ def saved_sections(estimate: Estimate, unit: str) -> dict[str, str]:
 
     def render() -> dict[str, str]:
         results = {"results": saved_results(estimate, unit), "error_items": None}
-        rows = {"estimate": estimate, "input_rows": input_rows([_compared(estimate)])[1:]}
+        rows = {"estimate": estimate, "input_rows": permalink_input_rows(estimate)}
         return {
             "results": render_to_string("calculator/calculator.html#results", results),
             "inputs": render_to_string("calculator/estimates/permalink.html#inputs", rows),

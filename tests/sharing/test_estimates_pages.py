@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -166,6 +167,36 @@ def test_the_permalink_shows_the_stored_result_not_a_new_one(visitor_client, ali
     assert 'id="row-weights"' in response.text and "1,000" in response.text
     assert "engine test" in response.text
     assert 'action="/estimates/save/"' not in response.text
+
+
+def _listed_inputs(response) -> list[str]:
+    section = response.text.split('id="inputs-title"', 1)[1].split("</section>", 1)[0]
+    return re.findall(r"<dt>([^<]+)</dt>", section)
+
+
+TRAINING_INPUTS = {"optimizer", "finetuning", "lora_rank", "mixed_precision", "zero_stage"}
+
+
+def test_an_inference_permalink_lists_no_training_inputs(visitor_client):
+    client = visitor_client("alice")
+    _save(client, batch_size="2")
+    inference = Estimate.objects.get()
+    # the saved inputs hold every default, training's too ...
+    assert set(inference.inputs) >= TRAINING_INPUTS
+    listed = _listed_inputs(client.get(inference.get_absolute_url()))
+    # ... but the permalink of an inference estimate lists what inference reads
+    assert {"batch_size", "sequence_length", "weight_dtype"} <= set(listed)
+    assert not TRAINING_INPUTS & set(listed)
+    assert not {"gradient_checkpointing", "trainable_percent", "lora_target_modules"} & set(listed)
+
+
+def test_a_training_permalink_lists_its_training_inputs(visitor_client):
+    client = visitor_client("alice")
+    _save(client, mode="training", optimizer="sgd")
+    training = Estimate.objects.get()
+    assert training.mode == "training"
+    listed = _listed_inputs(client.get(training.get_absolute_url()))
+    assert set(listed) >= TRAINING_INPUTS
 
 
 def test_open_in_calculator_gives_back_the_same_numbers(visitor_client):

@@ -11,9 +11,10 @@ from django.test import Client
 
 from calculator import services
 from calculator.calculations import calculation_run
-from calculator.models import Role
+from calculator.models import Estimate, Role
 from tests.chromium import BROWSER_TEST_MARKS
 from tests.factories import (
+    PASSWORD,
     EstimateFactory,
     MembershipFactory,
     ModelProfileFactory,
@@ -60,11 +61,12 @@ def session_cookie(user, live_server) -> dict:
 
 @pytest.fixture
 def phone(browser, live_server, catalog):
-    """phone(user=None): a fresh page at 390 x 844, signed in as `user` when given."""
+    """phone(user=None): a fresh page at 390 x 844, signed in as `user` when given; with
+    javascript=False, a browser that runs no scripts."""
     contexts = []
 
-    def open_page(user=None):
-        context = browser.new_context(viewport=PHONE)
+    def open_page(user=None, *, javascript=True):
+        context = browser.new_context(viewport=PHONE, java_script_enabled=javascript)
         contexts.append(context)
         if user is not None:
             context.add_cookies([session_cookie(user, live_server)])
@@ -152,6 +154,65 @@ def test_no_page_scrolls_sideways_when_signed_in(phone, live_server, data):
     ]
     for path in paths:
         assert_no_sideways_scroll(page, live_server.url + path)
+
+
+def test_a_visitor_following_a_profile_link_is_asked_to_log_in(phone, live_server, data):
+    profile = data["profile"]
+    page = phone()
+    url = f"{live_server.url}/?profile={profile.pk}"
+    assert_no_sideways_scroll(page, url)
+    notice = page.locator("#profile-sign-in")
+    assert "saved profiles are for signed-in users" in notice.inner_text()
+    assert "saved profiles are for signed-in users" in page.locator("#results").inner_text()
+    notice.get_by_role("link", name="log in").click()
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", PASSWORD)
+    page.click("main form button[type=submit]")
+    page.wait_for_url(url)  # back where the link pointed, now with the profile
+    page.locator("#row-kv_cache").wait_for()
+    assert page.locator("#profile-sign-in").count() == 0
+    assert page.locator("#id_profile").input_value() == str(profile.pk)
+
+
+@pytest.mark.parametrize("javascript", [True, False])
+def test_bulk_delete_asks_first_with_or_without_javascript(phone, live_server, data, javascript):
+    inference, training = data["estimates"]
+    page = phone(data["alice"], javascript=javascript)
+    page.goto(f"{live_server.url}/history/")
+    for estimate in (inference, training):
+        page.check(f"input[name=ids][value='{estimate.public_id}']")
+    page.click("text=Delete selected")
+    page.wait_for_url(f"{live_server.url}/history/delete/")
+    assert page.locator("h1").inner_text() == "Delete 2 estimates?"
+    assert page.evaluate(OVERFLOW) <= 0
+    assert Estimate.objects.count() == 3  # nothing deleted before the confirmation
+    page.click("#history-delete-confirm button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/history/")
+    assert "Deleted 2 estimates." in page.locator(".messages").inner_text()
+    assert list(Estimate.objects.values_list("title", flat=True)) == [LONG_NAME]
+
+
+def test_a_failed_save_keeps_the_title_and_notes_in_the_browser(phone, live_server, data):
+    page = phone(data["alice"])
+    page.goto(f"{live_server.url}/?catalog=meta-llama/Llama-3.1-8B")
+    page.click("text=Save this estimate")
+    page.fill("#id_save-title", "Serving plan")
+    page.fill("#id_save-notes", "For the H100 node\nsecond line")
+    page.check("#id_save-visibility_1")  # Team, and no team chosen: refused
+    page.click("form[action='/estimates/save/'] button[type=submit]")
+    page.wait_for_url(re.compile(r"/\?"))
+    assert "Choose the team to share with" in page.locator(".messages").inner_text()
+    assert page.input_value("#id_save-title") == "Serving plan"
+    assert page.input_value("#id_save-notes") == "For the H100 node\nsecond line"
+    # a live update keeps them too
+    page.select_option("#id_weight_dtype", "int8")
+    page.wait_for_url(re.compile(r"weight_dtype=int8"))
+    page.locator("#results", has_text="int8").wait_for()
+    assert page.input_value("#id_save-title") == "Serving plan"
+    page.select_option("#id_save-team", data["team"].slug)
+    page.click("form[action='/estimates/save/'] button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/e/**")
+    assert page.locator("h1").inner_text() == "Serving plan"
 
 
 def test_the_gpu_headline_is_in_the_first_screen(phone, live_server, catalog):

@@ -24,8 +24,9 @@ from tests.factories import (
 
 pytestmark = BROWSER_TEST_MARKS
 
-# An iPhone 12 to 15 in portrait, CSS pixels.
+# An iPhone 12 to 15 in portrait, CSS pixels; and a laptop.
 PHONE = {"width": 390, "height": 844}
+LAPTOP = {"width": 1440, "height": 900}
 
 # A long word: team and profile names, titles and model ids come from users and are not
 # guaranteed to hold a space where a line could break.
@@ -65,8 +66,8 @@ def phone(browser, live_server, catalog):
     javascript=False, a browser that runs no scripts."""
     contexts = []
 
-    def open_page(user=None, *, javascript=True):
-        context = browser.new_context(viewport=PHONE, java_script_enabled=javascript)
+    def open_page(user=None, *, javascript=True, viewport=PHONE):
+        context = browser.new_context(viewport=viewport, java_script_enabled=javascript)
         contexts.append(context)
         if user is not None:
             context.add_cookies([session_cookie(user, live_server)])
@@ -111,9 +112,7 @@ def assert_no_sideways_scroll(page, url: str) -> None:
     assert page.url == url, f"{url} went to {page.url}"  # not to the login page
     page.wait_for_load_state("load")
     overflow = page.evaluate(OVERFLOW)
-    assert overflow <= 0, (
-        f"{url} scrolls sideways by {overflow} px at 390 px: {page.evaluate(CULPRITS)}"
-    )
+    assert overflow <= 0, f"{url} scrolls sideways by {overflow} px: {page.evaluate(CULPRITS)}"
 
 
 ANONYMOUS_PAGES = [
@@ -131,10 +130,11 @@ def test_no_page_scrolls_sideways_for_a_visitor(phone, live_server, catalog, pat
     assert_no_sideways_scroll(phone(), live_server.url + path)
 
 
-def test_no_page_scrolls_sideways_when_signed_in(phone, live_server, data):
+@pytest.mark.parametrize("viewport", [PHONE, LAPTOP], ids=["390", "1440"])
+def test_no_page_scrolls_sideways_when_signed_in(phone, live_server, data, viewport):
     alice, team, profile = data["alice"], data["team"], data["profile"]
     inference, training = data["estimates"]
-    page = phone(alice)
+    page = phone(alice, viewport=viewport)
     paths = [
         "/?catalog=meta-llama/Llama-3.1-8B",
         "/?catalog=meta-llama/Llama-3.1-8B&mode=training",
@@ -215,14 +215,15 @@ def test_a_failed_save_keeps_the_title_and_notes_in_the_browser(phone, live_serv
     assert page.locator("h1").inner_text() == "Serving plan"
 
 
-def test_the_gpu_headline_is_in_the_first_screen(phone, live_server, catalog):
-    page = phone()
+@pytest.mark.parametrize("viewport", [PHONE, LAPTOP], ids=["390", "1440"])
+def test_the_gpu_headline_is_in_the_first_screen(phone, live_server, catalog, viewport):
+    page = phone(viewport=viewport)
     page.goto(f"{live_server.url}/?catalog=meta-llama/Llama-3.1-8B")
     headline = page.locator("#gpu-headline")
     headline.wait_for()
     box = headline.bounding_box()
     assert box is not None
-    assert box["y"] + box["height"] <= PHONE["height"], box
+    assert box["y"] + box["height"] <= viewport["height"], box
     assert page.evaluate(OVERFLOW) <= 0
 
 

@@ -18,6 +18,7 @@ from calculator.engine.architecture import (
     MODEL_DTYPES,
 )
 from calculator.engine.hardware import GPU_SPEC_LIMITS
+from calculator.engine.serving import SERVING_ENGINES, SERVING_FIELDS, SERVING_LIMITS
 from calculator.models import (
     Estimate,
     Gpu,
@@ -216,7 +217,56 @@ class HardwareFieldsSerializer(serializers.Serializer):
     epochs = _hardware_number("epochs", help_text="Epochs of that run. Default: 1.")
 
 
-class CalculateRequestSerializer(HardwareFieldsSerializer):
+def _serving_int(name: str, **kwargs: Any) -> serializers.IntegerField:
+    low, high = SERVING_LIMITS[name]
+    return serializers.IntegerField(
+        required=False, allow_null=True, min_value=low, max_value=high, **kwargs
+    )
+
+
+class ServingFieldsSerializer(serializers.Serializer):
+    """mode "serving" (with a `gpu`): as the serving engine is launched; null: its default."""
+
+    engine = _choice(
+        "engine",
+        SERVING_ENGINES,
+        allow_null=True,
+        help_text="vllm (default) or sglang: whose start-up accounting the plan follows.",
+    )
+    gpu_memory_utilization = serializers.FloatField(
+        required=False,
+        allow_null=True,
+        min_value=0.01,
+        max_value=1,
+        help_text="vLLM --gpu-memory-utilization (default 0.9) or SGLang --mem-fraction-static "
+        "(default 0.88 on one GPU, 0.87 from 2, 0.85 from 4, 0.81 from 8).",
+    )
+    max_model_len = _serving_int("max_model_len", help_text="Default: sequence_length.")
+    max_num_seqs = _serving_int(
+        "max_num_seqs", help_text="Default: vLLM's for the GPU (1024 from 70 GiB, else 256)."
+    )
+    max_num_batched_tokens = _serving_int(
+        "max_num_batched_tokens",
+        help_text="The profiled prefill chunk. Default: vLLM's (8192 from 70 GiB, else 2048).",
+    )
+    block_size = _serving_int("block_size", help_text="Tokens per KV block. Default: 16.")
+    output_tokens = _serving_int(
+        "output_tokens",
+        help_text="Output tokens per request; the rest of max_model_len is the "
+        "prompt. Default: 256.",
+    )
+    non_torch_bytes = _serving_int(
+        "non_torch_bytes",
+        help_text="Memory outside torch (NCCL, cuBLAS; SGLang: the CUDA context). Default: "
+        "vLLM's logged 1.79 GiB, 3.58 GiB with tensor parallelism; SGLang 1,343 MiB.",
+    )
+    target_output_tokens_per_s = _serving_int(
+        "target_output_tokens_per_s",
+        help_text="Adds `serving.deployments`: the cheapest catalog GPUs that reach it.",
+    )
+
+
+class CalculateRequestSerializer(ServingFieldsSerializer, HardwareFieldsSerializer):
     """The estimate contract: every field but `model` may be left out for its default."""
 
     model = ModelChoiceField()
@@ -321,7 +371,7 @@ class CalculateInputsSerializer(CalculateRequestSerializer):
         # The memory fields always come back; the hardware fields only with a `gpu`.
         fields = super().get_fields()
         for name, field in fields.items():
-            field.required = name not in engine.HARDWARE_FIELDS
+            field.required = name not in (*engine.HARDWARE_FIELDS, *SERVING_FIELDS)
         return fields
 
 
@@ -521,6 +571,84 @@ class GpuAnswerSerializer(serializers.Serializer):
     )
 
 
+class ServingMemorySerializer(serializers.Serializer):
+    """Bytes on each GPU (the busiest), as the engine lays it out at start-up."""
+
+    total_memory_bytes = serializers.IntegerField()
+    usable_bytes = serializers.IntegerField(help_text="total x gpu_memory_utilization")
+    weights_bytes = serializers.IntegerField()
+    activation_peak_bytes = serializers.IntegerField(
+        help_text="vLLM: the profiled forward of max_num_batched_tokens and the sampler; "
+        "SGLang: 0 (in its reserve)."
+    )
+    non_torch_bytes = serializers.IntegerField()
+    kv_cache_bytes = serializers.IntegerField()
+    kv_bytes_per_token = serializers.IntegerField()
+    num_blocks = serializers.IntegerField()
+    kv_cache_tokens = serializers.IntegerField()
+    max_concurrency = serializers.FloatField(help_text="kv_cache_tokens / max_model_len")
+    starts = serializers.BooleanField()
+    error = serializers.CharField(
+        allow_null=True, help_text="What the engine says when it cannot start, in its words."
+    )
+
+
+class ServingPerformanceSerializer(serializers.Serializer):
+    concurrency = serializers.IntegerField()
+    ttft_s = serializers.FloatField()
+    tpot_s = serializers.FloatField()
+    output_tokens_per_s_per_request = serializers.FloatField()
+    output_tokens_per_s = serializers.FloatField()
+    input_tokens_per_s = serializers.FloatField()
+
+
+class ServingCostSerializer(serializers.Serializer):
+    per_hour = serializers.FloatField(allow_null=True)
+    per_million_output_tokens = serializers.FloatField(allow_null=True)
+    per_million_input_tokens = serializers.FloatField(allow_null=True)
+
+
+class ServingCurvePointSerializer(serializers.Serializer):
+    concurrency = serializers.IntegerField()
+    tpot_s = serializers.FloatField()
+    output_tokens_per_s = serializers.FloatField()
+
+
+class ServingDeploymentSerializer(serializers.Serializer):
+    gpu = serializers.CharField()
+    name = serializers.CharField()
+    gpu_count = serializers.IntegerField()
+    configuration = ConfigurationSerializer()
+    concurrency = serializers.IntegerField()
+    output_tokens_per_s = serializers.FloatField()
+    tpot_s = serializers.FloatField()
+    per_hour = serializers.FloatField(allow_null=True)
+    per_million_output_tokens = serializers.FloatField(allow_null=True)
+
+
+class ServingSerializer(serializers.Serializer):
+    """mode "serving": the plan on the GPUs asked for."""
+
+    engine = serializers.CharField()
+    follows = serializers.CharField(help_text="The engine versions and code the plan follows.")
+    gpu = serializers.CharField()
+    gpu_count = serializers.IntegerField()
+    configuration = ConfigurationSerializer()
+    memory = ServingMemorySerializer()
+    concurrency_limit = serializers.IntegerField(
+        help_text="Requests decoding at once: max_num_seqs, or what the KV cache holds at "
+        "max_model_len."
+    )
+    performance = ServingPerformanceSerializer(
+        allow_null=True, help_text="At batch_size requests at once (up to the limit)."
+    )
+    cost = ServingCostSerializer(allow_null=True)
+    curve = ServingCurvePointSerializer(many=True)
+    deployments = ServingDeploymentSerializer(
+        many=True, allow_null=True, help_text="With target_output_tokens_per_s: cheapest first."
+    )
+
+
 class CalculateResponseSerializer(serializers.Serializer):
     """All sizes are integers in bytes, per GPU; total_bytes is the sum of the breakdown.
     With a `gpu` in the request, fit, capacity, throughput and cost are added."""
@@ -541,6 +669,7 @@ class CalculateResponseSerializer(serializers.Serializer):
     )
     engine_version = serializers.CharField()
     answer = GpuAnswerSerializer(required=False)
+    serving = ServingSerializer(required=False)
     fit = FitSerializer(many=True, required=False)
     capacity = CapacitySerializer(required=False)
     throughput = ThroughputSerializer(required=False)

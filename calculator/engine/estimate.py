@@ -9,8 +9,18 @@ from calculator.engine.architecture import Architecture
 from calculator.engine.breakdown import Estimate
 from calculator.engine.checkpoint import describe_checkpoint
 from calculator.engine.detailed import detailed_estimate
-from calculator.engine.hardware import MAX_FIT_GPUS, GpuSpec, hardware_answers, parse_hardware
+from calculator.engine.errors import EstimateError
+from calculator.engine.hardware import (
+    MAX_FIT_GPUS,
+    GpuSpec,
+    HardwareRequest,
+    Sizer,
+    configuration_for,
+    hardware_answers,
+    parse_hardware,
+)
 from calculator.engine.inputs import HARDWARE_FIELDS, EstimateInputs, parse_inputs
+from calculator.engine.serving import parse_serving, serving_answer
 from calculator.engine.standard import standard_estimate
 
 # Bump when a formula or a constant changes a number: saved estimates record it
@@ -74,6 +84,28 @@ def result_dict(
         "notes": notes + list(result.notes),
         "engine_version": ENGINE_VERSION,
     }
+
+
+def _serving(
+    payload: dict[str, Any],
+    inputs: EstimateInputs,
+    architecture: Architecture,
+    hardware: HardwareRequest,
+    fit_gpus: Sequence[GpuSpec] | None,
+    result: dict[str, Any],
+) -> dict[str, Any]:
+    """mode "serving": the plan a serving engine makes on the GPUs asked for."""
+    if hardware.gpu is None:
+        raise EstimateError("gpu", "a serving plan needs a GPU: choose one")
+    if inputs.method != "detailed":
+        raise EstimateError("method", "serving plans use the detailed method")
+    sizer = Sizer(payload, architecture)
+    configuration = configuration_for(sizer, hardware.gpu_count)
+    request = parse_serving(
+        payload, hardware.gpu, configuration.tensor_parallel, inputs.sequence_length
+    )
+    result["inputs"].update(request.as_dict())
+    return serving_answer(sizer, configuration, hardware, request, fit_gpus=fit_gpus or ())
 
 
 def trained_positions(payload: dict[str, Any], architecture: Architecture) -> int:
@@ -150,5 +182,7 @@ def calculate(
         result.update(
             hardware_answers(payload, hardware, architecture=architecture, fit_gpus=fit_gpus)
         )
+    if inputs.mode == "serving":
+        result["serving"] = _serving(payload, inputs, architecture, hardware, fit_gpus, result)
     result["warnings"] = warnings_for(payload, inputs, architecture, result)
     return result

@@ -17,7 +17,8 @@ from calculator.engine.checkpoint import CheckpointFormat, describe_checkpoint
 from calculator.engine.dtypes import DTYPES, FLOAT_FORMATS, KV_CACHE_DTYPES, WEIGHT_DTYPES
 from calculator.engine.errors import EstimateError
 
-MODES = ("inference", "training")
+# serving: inference sized as a serving engine lays it out (engine/serving.py; needs a gpu)
+MODES = ("inference", "training", "serving")
 METHODS = ("detailed", "standard")
 ATTENTION_IMPLEMENTATIONS = ("flash", "eager")
 # paged_*: bitsandbytes PagedAdamW / PagedAdamW8bit (states in CUDA unified memory)
@@ -117,7 +118,19 @@ HARDWARE_FIELDS = (
     "training_tokens",
     "epochs",
 )
-_KNOWN_FIELDS = frozenset((*FIELDS, *HARDWARE_FIELDS))
+# Optional fields of a serving plan (mode "serving"); engine.serving validates them
+SERVING_FIELDS = (
+    "engine",
+    "gpu_memory_utilization",
+    "max_model_len",
+    "max_num_seqs",
+    "max_num_batched_tokens",
+    "block_size",
+    "output_tokens",
+    "non_torch_bytes",
+    "target_output_tokens_per_s",
+)
+_KNOWN_FIELDS = frozenset((*FIELDS, *HARDWARE_FIELDS, *SERVING_FIELDS))
 
 # Quantised base weights cannot be trained directly: only adapters on top of them
 TRAINABLE_WEIGHT_DTYPES = FLOAT_FORMATS
@@ -293,7 +306,7 @@ def _published_default(
     published = checkpoint.weight_dtype
     text = _checkpoint_text(architecture, checkpoint)
     trainable_base = finetuning == "lora" and published in LORA_BASE_DTYPES
-    if mode == "inference" or trainable_base:
+    if mode != "training" or trainable_base:
         notes.append(
             f"Published checkpoint: {text} (config.json quantization_config), the default; "
             "set weight_dtype to size another format"
@@ -357,7 +370,7 @@ def parse_inputs(
         raise EstimateError(
             unknown[0] or "payload",
             f"unknown field(s) {', '.join(map(repr, unknown))}; allowed: "
-            f"{', '.join((*FIELDS, *HARDWARE_FIELDS))}",
+            f"{', '.join((*FIELDS, *HARDWARE_FIELDS, *SERVING_FIELDS))}",
         )
     if "model" not in payload:
         raise EstimateError("model", "is required")

@@ -44,6 +44,7 @@ from calculator.engine import (
 from calculator.engine.architecture import ARCHITECTURE_FIELDS as ENGINE_ARCHITECTURE_FIELDS
 from calculator.engine.architecture import LIMITS as ARCHITECTURE_LIMITS
 from calculator.engine.architecture import MODEL_DTYPES
+from calculator.engine.serving import SERVING_ENGINES, SERVING_FIELDS, SERVING_LIMITS
 from calculator.selectors import User, catalog_list, profile_list
 from calculator.services import parse_config_json
 from calculator.typed import form_field
@@ -91,6 +92,7 @@ HUB_FIELDS = ("hub", "revision")
 PARALLEL_FIELDS = ("num_gpus", "tensor_parallel", "pipeline_parallel", "zero_stage")
 # choices sent only when chosen (blank: the engine's default)
 CHOSEN_FIELDS = (*VIEW_FIELDS, "sharding")
+SERVING_ENGINE_LABELS = {"vllm": "vLLM", "sglang": "SGLang"}
 SHARDING_LABELS = {
     "deepspeed": "DeepSpeed (its own defaults)",
     "deepspeed_hf_auto": 'DeepSpeed via HF Trainer ("auto" buckets)',
@@ -439,6 +441,72 @@ class CalculatorForm(forms.Form):
         help_text=f"Blank: {HARDWARE_DEFAULTS['epochs']}.",
     )
 
+    # --- Serving plan (mode serving); blank: the serving engine's own default -----------------
+    engine = forms.ChoiceField(
+        label="Serving engine",
+        choices=[("", "vLLM (default)"), *_choices(SERVING_ENGINES, SERVING_ENGINE_LABELS)],
+        required=False,
+    )
+    gpu_memory_utilization = forms.FloatField(
+        label="GPU memory utilization",
+        required=False,
+        min_value=0.01,
+        max_value=1,
+        widget=forms.NumberInput(attrs={"step": "any"}),
+        help_text="vLLM --gpu-memory-utilization (blank: 0.9); SGLang --mem-fraction-static "
+        "(blank: 0.88 on one GPU, less with more).",
+    )
+    max_model_len = forms.IntegerField(
+        label="Max model length",
+        required=False,
+        widget=_number(),
+        help_text="--max-model-len: the longest request (blank: the sequence length).",
+        **_limits("max_model_len", SERVING_LIMITS),
+    )
+    output_tokens = forms.IntegerField(
+        label="Output tokens per request",
+        required=False,
+        widget=_number(),
+        help_text="The rest of max model length is the prompt (blank: 256).",
+        **_limits("output_tokens", SERVING_LIMITS),
+    )
+    max_num_seqs = forms.IntegerField(
+        label="Max sequences",
+        required=False,
+        widget=_number(),
+        help_text="--max-num-seqs (blank: vLLM's default for the GPU, 1024 or 256).",
+        **_limits("max_num_seqs", SERVING_LIMITS),
+    )
+    max_num_batched_tokens = forms.IntegerField(
+        label="Max batched tokens",
+        required=False,
+        widget=_number(),
+        help_text="--max-num-batched-tokens, the profiled prefill chunk (blank: 8192 or 2048).",
+        **_limits("max_num_batched_tokens", SERVING_LIMITS),
+    )
+    block_size = forms.IntegerField(
+        label="KV block size",
+        required=False,
+        widget=_number(),
+        help_text="--block-size, tokens a KV block holds (blank: 16).",
+        **_limits("block_size", SERVING_LIMITS),
+    )
+    non_torch_bytes = forms.IntegerField(
+        label="Non-torch memory (bytes)",
+        required=False,
+        widget=_number(),
+        help_text="NCCL, cuBLAS, the CUDA context (blank: vLLM's logged 1.79 GiB, 3.58 GiB "
+        "with tensor parallelism).",
+        **_limits("non_torch_bytes", SERVING_LIMITS),
+    )
+    target_output_tokens_per_s = forms.IntegerField(
+        label="Target output tokens/s",
+        required=False,
+        widget=_number(),
+        help_text="Lists the cheapest catalog deployments that reach it.",
+        **_limits("target_output_tokens_per_s", SERVING_LIMITS),
+    )
+
     # --- Display -------------------------------------------------------------------------------
     unit = forms.ChoiceField(
         label="Units", choices=list(UNITS.items()), widget=forms.RadioSelect, required=False
@@ -554,6 +622,8 @@ class CalculatorForm(forms.Form):
             used |= set(HUB_FIELDS)
         if cleaned.get("mode") != "training":
             used -= set(TRAINING_FIELDS)
+        if cleaned.get("mode") != "serving":
+            used -= set(SERVING_FIELDS)
         if not cleaned.get("gpu"):
             used -= set(HARDWARE_FIELDS)
         return used
@@ -622,6 +692,10 @@ class CalculatorForm(forms.Form):
             for name in HARDWARE_FIELDS:
                 if cleaned.get(name) is not None:
                     payload[name] = cleaned[name]
+        if cleaned["mode"] == "serving":
+            for name in SERVING_FIELDS:
+                if cleaned.get(name) not in (None, ""):
+                    payload[name] = cleaned[name]
         return payload
 
     def canonical_query(self) -> str:
@@ -644,6 +718,7 @@ class CalculatorForm(forms.Form):
             query[name] = _query_value(cleaned[name])
         optional = ["weight_dtype", "kv_cache_dtype", "attention_implementation"]
         optional += list(TRAINING_FIELDS) if cleaned["mode"] == "training" else []
+        optional += list(SERVING_FIELDS) if cleaned["mode"] == "serving" else []
         optional += [*CHOSEN_FIELDS, *PARALLEL_FIELDS, "runtime_overhead_bytes"]
         optional += (
             [name for name in HARDWARE_FIELDS if name != "gpu"] if cleaned.get("gpu") else []

@@ -10,7 +10,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import push_url
 
-from calculator import caching, charts, gpu_display
+from calculator import caching, charts, gpu_display, serving_display
 from calculator.calculations import Calculation, calculation_run
 from calculator.engine import HARDWARE_FIELDS, INPUT_LIMITS, EstimateError, sweep
 from calculator.forms.calculator import CalculatorForm
@@ -150,6 +150,7 @@ def _results(request: HttpRequest, form: CalculatorForm, calculation: Calculatio
         "checkpoint": checkpoint_line(result, form.canonical_query()),
         "num_gpus": result["num_gpus"],
         "gpus": gpu_display.gpu_section(result, unit),
+        "serving": serving_display.serving_section(result, unit),
         "notes": result["notes"],
         "warnings": result.get("warnings", []),
         "engine_version": result["engine_version"],

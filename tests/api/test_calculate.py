@@ -204,7 +204,7 @@ def test_an_hf_config_model_is_accepted(client_for, catalog):
         ({"model": {"architecture": SEED_7B}, "batch_size": True}, "batch_size"),
         ({"model": {"architecture": SEED_7B}, "sequence_length": 1.5}, "sequence_length"),
         ({"model": {"architecture": SEED_7B}, "weight_dtype": "float13"}, "weight_dtype"),
-        ({"model": {"architecture": SEED_7B}, "mode": "serving"}, "mode"),
+        ({"model": {"architecture": SEED_7B}, "mode": "streaming"}, "mode"),
         ({"model": {"architecture": SEED_7B}, "zero_stage": 4}, "zero_stage"),
         ({"model": {"catalog": "no/such-model"}}, "model.catalog"),
         ({"model": {"profile": "seven"}}, "model.profile"),
@@ -287,3 +287,33 @@ def test_a_bad_gpu_is_a_400_naming_the_field(client_for, catalog, gpu, field):
     response = post(client_for(None), {"model": {"architecture": SEED_7B}, "gpu": gpu})
     assert response.status_code == 400
     assert list(response.json()) == [field]
+
+
+@pytest.mark.django_db
+def test_a_serving_plan_through_the_api(client_for, catalog):
+    # vLLM on the catalog's H100 SXM (80 GiB): usable 0.9 x 85,899,345,920 = 77,309,411,328
+    response = post(
+        client_for(None),
+        {
+            "model": {"catalog": "meta-llama/Llama-3.1-8B"},
+            "mode": "serving",
+            "sequence_length": 8192,
+            "gpu": "h100-sxm",
+        },
+    )
+    assert response.status_code == 200
+    serving = response.json()["serving"]
+    memory = serving["memory"]
+    assert memory["usable_bytes"] == 77_309_411_328
+    assert memory["weights_bytes"] == 8_030_261_248 * 2
+    assert memory["kv_bytes_per_token"] == 2 * 32 * 8 * 128 * 2
+    assert memory["starts"] is True
+    assert serving["engine"] == "vllm"
+    assert response.json()["inputs"]["max_num_seqs"] == 1024
+
+
+@pytest.mark.django_db
+def test_a_serving_plan_needs_a_gpu(client_for):
+    response = post(client_for(None), {"model": {"architecture": SEED_7B}, "mode": "serving"})
+    assert response.status_code == 400
+    assert response.json() == {"gpu": ["a serving plan needs a GPU: choose one"]}

@@ -233,5 +233,5 @@ def test_the_list_filters_orders_and_counts(client_for, alice, team):
     assert len(page["results"]) == 2
     assert page["next"] is not None and page["previous"] is None
     assert client.get(LIST, {"page": 99}).status_code == 404
-    assert client.get(LIST, {"mode": "serving"}).status_code == 400
+    assert client.get(LIST, {"mode": "streaming"}).status_code == 400
     assert client.get(LIST, {"created_after": "yesterday"}).status_code == 400

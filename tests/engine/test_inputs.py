@@ -136,7 +136,7 @@ def test_it_rejects_values_out_of_range(field, value):
 @pytest.mark.parametrize(
     ("field", "value", "allowed"),
     [
-        ("mode", "serving", "inference, training"),
+        ("mode", "streaming", "inference, training, serving"),
         ("method", "exact", "detailed, standard"),
         ("weight_dtype", "fp16", "float32, float16, bfloat16"),
         ("kv_cache_dtype", "fp8", "float8"),

@@ -523,3 +523,27 @@ def test_the_sharding_framework_is_a_form_choice(client):
     assert "DeepSpeed ZeRO-3 (its defaults)" in client.get(query).content.decode()
     bad = client.get(query + "&sharding=megatron").content.decode()
     assert "Select a valid choice. megatron is not one of the available choices." in bad
+
+
+def test_the_serving_tab_shows_the_engines_plan(client):
+    content = client.get(
+        f"/?catalog={LLAMA_SLUG}&mode=serving&sequence_length=8192&batch_size=16"
+    ).content.decode()
+    headline = re.search(r'id="serving-headline">([^<]*)<', content)
+    assert headline is not None
+    # the default GPU (H100 80GB) holds 16,060,522,496 bytes of weights and many 8k requests
+    assert headline.group(1).startswith("vLLM starts on 1 × GPU (1 GPU):")
+    assert "16,060,522,496" in content  # the weights line of the plan
+    assert 'id="serving-performance"' in content
+    assert "Per million output tokens" in content
+
+
+def test_a_serving_plan_without_a_gpu_says_what_is_missing(client):
+    content = client.get(f"/?catalog={LLAMA_SLUG}&mode=serving&gpu=").content.decode()
+    assert "a serving plan needs a GPU: choose one" in content
+    assert 'id="serving-headline"' not in content
+
+
+def test_a_too_small_gpu_will_not_start(client):
+    content = client.get(f"/?catalog={LLAMA_SLUG}&mode=serving&gpu=t4").content.decode()
+    assert "vLLM would not start: No available memory for the cache blocks" in content

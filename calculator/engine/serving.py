@@ -1,0 +1,419 @@
+"""Serving plans: a deployment sized the way vLLM and SGLang allocate it at start-up.
+
+`mode: "serving"` asks how a serving engine would lay out the GPUs' memory for the model, how
+many tokens of KV cache and concurrent requests that leaves, whether it starts at all, and what
+speed and cost a chosen concurrency gets.
+
+vLLM (follows `Worker.determine_available_memory`, vllm/worker/worker.py after PR #10511 and
+vllm/v1/worker/gpu_worker.py, 0.6.5 - 0.10): it may use total x gpu_memory_utilization; from
+that it takes the weights, the torch activation peak of a profiling forward of
+max_num_batched_tokens tokens (with the sampler's logits for max_num_seqs requests) and the
+memory allocated outside torch during profiling (NCCL, cuBLAS); the rest becomes KV blocks of
+block_size tokens (`KVCacheConfig`, kv_cache_utils.py). CUDA graphs are captured afterwards,
+outside the budget. SGLang (`ModelRunner.profile_max_num_token`): the KV pool is the memory free
+after the weights less total x (1 - mem_fraction_static); activations live in that reserve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from calculator.engine.architecture import Architecture
+from calculator.engine.detailed import CUDA_CONTEXT_BYTES
+from calculator.engine.errors import EstimateError
+from calculator.engine.hardware import (
+    MIN_FRACTION,
+    TOKENS_PER_MILLION,
+    Configuration,
+    GpuSpec,
+    HardwareRequest,
+    Sizer,
+    _number,
+    _whole,
+    configuration_for,
+    forward_flops_per_token,
+)
+from calculator.engine.inputs import INPUT_LIMITS, SERVING_FIELDS
+
+SERVING_ENGINES = ("vllm", "sglang")
+GIB = 2**30
+SECONDS_PER_HOUR = 3600
+
+# vLLM: --gpu-memory-utilization 0.9 and --block-size 16 (vllm/config.py CacheConfig defaults)
+VLLM_GPU_MEMORY_UTILIZATION = 0.9
+VLLM_BLOCK_SIZE = 16
+# vLLM's `vllm serve` defaults (vllm/engine/arg_utils.py, EngineArgs._set_default_args_v1,
+# UsageContext.OPENAI_API_SERVER): GPUs of 70 GiB or more (H100-class) take 8192 batched tokens
+# and 1024 sequences, smaller ones 2048 and 256
+VLLM_LARGE_GPU_BYTES = 70 * GIB
+VLLM_DEFAULTS_LARGE = (8192, 1024)
+VLLM_DEFAULTS_SMALL = (2048, 256)
+# Memory allocated outside torch while vLLM profiles (NCCL buffers and custom all-reduce grow it
+# under tensor parallelism): vLLM PR #10511's sanity check, Meta-Llama-3-8B on H100,
+# "non_torch_memory 1.79GiB" at -tp 1 and "3.58GiB" at -tp 2. An input: it varies by version.
+VLLM_NON_TORCH_BYTES = {1: int(1.79 * GIB), 2: int(3.58 * GIB)}
+# SGLang's mem_fraction_static when not given, by tensor-parallel size (sglang/srt/server_args.py,
+# ServerArgs.__post_init__, 0.4): 0.88 on one GPU, 0.87 from 2, 0.85 from 4, 0.81 from 8
+SGLANG_MEM_FRACTION = ((8, 0.81), (4, 0.85), (2, 0.87), (1, 0.88))
+# Output tokens per request when not given: the decode phase of the plan's requests
+DEFAULT_OUTPUT_TOKENS = 256
+# concurrency points of the curve (requests decoding at once)
+CURVE_POINTS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+SERVING_DEFAULTS: dict[str, Any] = {
+    "engine": "vllm",
+    "gpu_memory_utilization": None,  # vLLM 0.9; SGLang's mem_fraction_static by TP size
+    "max_model_len": None,  # sequence_length
+    "max_num_seqs": None,  # vLLM's default for the GPU
+    "max_num_batched_tokens": None,  # vLLM's default for the GPU
+    "block_size": VLLM_BLOCK_SIZE,
+    "output_tokens": DEFAULT_OUTPUT_TOKENS,
+    "non_torch_bytes": None,  # VLLM_NON_TORCH_BYTES; SGLang: the CUDA context
+    "target_output_tokens_per_s": None,  # no search for the cheapest deployment
+}
+assert tuple(SERVING_DEFAULTS) == SERVING_FIELDS
+SERVING_LIMITS: dict[str, tuple[int, int]] = {
+    "max_model_len": INPUT_LIMITS["sequence_length"],
+    "max_num_seqs": (1, 1_000_000),
+    "max_num_batched_tokens": (1, 10_000_000),
+    "block_size": (1, 1024),
+    "output_tokens": (1, 10_000_000),
+    "non_torch_bytes": (0, 2**40),
+    "target_output_tokens_per_s": (1, 10**12),
+}
+
+
+@dataclass(frozen=True)
+class ServingRequest:
+    engine: str
+    gpu_memory_utilization: float
+    max_model_len: int
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    block_size: int
+    output_tokens: int
+    non_torch_bytes: int
+    target_output_tokens_per_s: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in SERVING_FIELDS}
+
+
+def _sglang_fraction(tensor_parallel: int) -> float:
+    return next(f for size, f in SGLANG_MEM_FRACTION if tensor_parallel >= size)
+
+
+def parse_serving(
+    payload: Mapping[str, Any], gpu: GpuSpec, tensor_parallel: int, sequence_length: int
+) -> ServingRequest:
+    """The serving fields, validated, with the engine's own defaults filled in for `gpu`."""
+
+    def given(name: str) -> Any:
+        return payload.get(name)
+
+    engine = given("engine") or "vllm"
+    if engine not in SERVING_ENGINES:
+        raise EstimateError("engine", f"must be one of {', '.join(SERVING_ENGINES)}")
+    whole = {
+        name: _whole(name, given(name), *SERVING_LIMITS[name])
+        for name in SERVING_LIMITS
+        if given(name) is not None
+    }
+    utilization = given("gpu_memory_utilization")
+    if utilization is None:
+        utilization = (
+            VLLM_GPU_MEMORY_UTILIZATION if engine == "vllm" else _sglang_fraction(tensor_parallel)
+        )
+    utilization = _number("gpu_memory_utilization", utilization, MIN_FRACTION, 1, open_low=False)
+    large = gpu.memory_bytes >= VLLM_LARGE_GPU_BYTES and "a100" not in gpu.name.lower()
+    batched_default, seqs_default = VLLM_DEFAULTS_LARGE if large else VLLM_DEFAULTS_SMALL
+    max_model_len = whole.get("max_model_len", sequence_length)
+    output_tokens = whole.get("output_tokens", min(DEFAULT_OUTPUT_TOKENS, max_model_len))
+    if output_tokens > max_model_len:
+        raise EstimateError(
+            "output_tokens",
+            f"must be at most max_model_len ({max_model_len:,}): a request's "
+            "prompt and output share its context",
+        )
+    if engine == "vllm":
+        non_torch = VLLM_NON_TORCH_BYTES[1 if tensor_parallel == 1 else 2]
+    else:
+        non_torch = CUDA_CONTEXT_BYTES
+    return ServingRequest(
+        engine=engine,
+        gpu_memory_utilization=float(utilization),
+        max_model_len=max_model_len,
+        max_num_seqs=whole.get("max_num_seqs", seqs_default),
+        max_num_batched_tokens=whole.get("max_num_batched_tokens", batched_default),
+        block_size=whole.get("block_size", VLLM_BLOCK_SIZE),
+        output_tokens=output_tokens,
+        non_torch_bytes=whole.get("non_torch_bytes", non_torch),
+        target_output_tokens_per_s=whole.get("target_output_tokens_per_s"),
+    )
+
+
+# vLLM's sampler in the profiling run, one row per dummy request: the logits cast to float32,
+# softmax probabilities and log-softmax log-probabilities, each float32 and alive together
+# (vllm/model_executor/layers/sampler.py, Sampler.forward)
+SAMPLER_FLOAT32_COPIES = 3
+
+
+def _logit_bytes(architecture: Architecture, requests: int) -> int:
+    return SAMPLER_FLOAT32_COPIES * 4 * requests * architecture.vocab_size
+
+
+def memory_plan(
+    sizer: Sizer, configuration: Configuration, gpu: GpuSpec, request: ServingRequest
+) -> dict[str, Any]:
+    """How the engine lays out one GPU (the busiest) and what it says when it cannot start."""
+    total = gpu.memory_bytes
+    usable = int(total * request.gpu_memory_utilization)
+    per_token = sizer.breakdown(configuration, batch_size=1, sequence_length=1)
+    if per_token is None:
+        raise EstimateError("gpu_count", "this model cannot be laid out on these GPUs")
+    weights = per_token.weights
+    bytes_per_token = per_token.kv_cache
+    if request.engine == "vllm":
+        profiled = sizer.breakdown(
+            configuration, batch_size=1, sequence_length=request.max_num_batched_tokens
+        )
+        assert profiled is not None
+        requests = min(request.max_num_seqs, request.max_num_batched_tokens)
+        activations = profiled.activations + _logit_bytes(sizer.architecture, requests)
+        kv_bytes = usable - weights - activations - request.non_torch_bytes
+    else:
+        # SGLang: free after the weights (and the context) less total x (1 - fraction)
+        activations = 0
+        kv_bytes = usable - weights - request.non_torch_bytes
+    blocks = 0
+    page = bytes_per_token * request.block_size
+    if kv_bytes > 0 and page:
+        blocks = kv_bytes // page
+    tokens = blocks * request.block_size
+    error = None
+    if kv_bytes <= 0:
+        error = (
+            "No available memory for the cache blocks. Try increasing "
+            "`gpu_memory_utilization` when initializing the engine."
+        )
+    elif tokens < request.max_model_len:
+        needed = request.max_model_len * bytes_per_token
+        error = (
+            f"To serve at least one request with the models's max seq len "
+            f"({request.max_model_len}), ({needed / GIB:.2f} GiB KV cache is needed, which is "
+            f"larger than the available KV cache memory ({max(kv_bytes, 0) / GIB:.2f} GiB). "
+            f"Based on the available memory, the estimated maximum model length is {tokens}. "
+            "Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when "
+            "initializing the engine."
+        )
+    return {
+        "total_memory_bytes": total,
+        "usable_bytes": usable,
+        "weights_bytes": weights,
+        "activation_peak_bytes": activations,
+        "non_torch_bytes": request.non_torch_bytes,
+        "kv_cache_bytes": max(kv_bytes, 0),
+        "kv_bytes_per_token": bytes_per_token,
+        "num_blocks": blocks,
+        "kv_cache_tokens": tokens,
+        "max_concurrency": tokens / request.max_model_len,
+        "starts": error is None,
+        "error": error,
+    }
+
+
+def _step(
+    sizer: Sizer,
+    configuration: Configuration,
+    gpu: GpuSpec,
+    hardware: HardwareRequest,
+    concurrency: int,
+    context: int,
+) -> float:
+    """Seconds of one decode step for `concurrency` requests at `context` tokens each: the
+    slower of reading the active weights and their KV cache, and the matmuls (roofline)."""
+    architecture = sizer.architecture
+    per_token = sizer.breakdown(configuration, batch_size=1, sequence_length=1)
+    assert per_token is not None
+    total = architecture.num_parameters
+    active = architecture.num_active_parameters or total
+    weight_bytes = per_token.weights * active // total
+    kv = per_token.kv_cache * context * concurrency
+    efficiencies = hardware.efficiencies
+    read = (weight_bytes + kv) / (gpu.memory_bandwidth_bytes_per_s * efficiencies.decode)
+    flops = concurrency * forward_flops_per_token(architecture, context)
+    compute = flops / (
+        gpu.bf16_dense_flops_per_s * configuration.tensor_parallel * efficiencies.prefill
+    )
+    return configuration.pipeline_parallel * max(read, compute)
+
+
+def performance(
+    sizer: Sizer,
+    configuration: Configuration,
+    gpu: GpuSpec,
+    hardware: HardwareRequest,
+    request: ServingRequest,
+    concurrency: int,
+) -> dict[str, Any]:
+    """TTFT, TPOT and tokens/s at `concurrency` requests decoding at once, per replica."""
+    prompt = request.max_model_len - request.output_tokens
+    # a request's context in the middle of its output, the average over its decode
+    context = prompt + request.output_tokens // 2
+    step = _step(sizer, configuration, gpu, hardware, concurrency, max(context, 1))
+    prefill_flops = max(prompt, 1) * forward_flops_per_token(sizer.architecture, max(prompt, 1))
+    peak = (
+        gpu.bf16_dense_flops_per_s * configuration.tensor_parallel * configuration.pipeline_parallel
+    )
+    ttft = prefill_flops / (peak * hardware.efficiencies.prefill)
+    replicas = configuration.data_parallel
+    return {
+        "concurrency": concurrency,
+        "ttft_s": ttft,
+        "tpot_s": step,
+        "output_tokens_per_s_per_request": 1 / step,
+        "output_tokens_per_s": concurrency * replicas / step,
+        "input_tokens_per_s": replicas * max(prompt, 1) / ttft,
+    }
+
+
+def _costs(
+    price: float | None, gpu_count: int, rates: Mapping[str, Any]
+) -> dict[str, float | None]:
+    if price is None:
+        return {
+            "per_hour": None,
+            "per_million_output_tokens": None,
+            "per_million_input_tokens": None,
+        }
+    per_hour = price * gpu_count
+    per_second = per_hour / SECONDS_PER_HOUR
+    return {
+        "per_hour": per_hour,
+        "per_million_output_tokens": per_second * TOKENS_PER_MILLION / rates["output_tokens_per_s"],
+        "per_million_input_tokens": per_second * TOKENS_PER_MILLION / rates["input_tokens_per_s"],
+    }
+
+
+def _plan_on(
+    sizer: Sizer,
+    configuration: Configuration,
+    gpu: GpuSpec,
+    hardware: HardwareRequest,
+    request: ServingRequest,
+    concurrency: int,
+    price: float | None,
+) -> dict[str, Any]:
+    memory = memory_plan(sizer, configuration, gpu, request)
+    # requests decode at once up to max_num_seqs and what the KV cache holds at full length
+    held = max(int(memory["max_concurrency"]), 0)
+    limit = min(request.max_num_seqs, held)
+    running = min(concurrency, limit) if limit else 0
+    plan: dict[str, Any] = {
+        "memory": memory,
+        "concurrency_limit": limit,
+        "performance": None,
+        "cost": None,
+    }
+    if memory["starts"] and running:
+        rates = performance(sizer, configuration, gpu, hardware, request, running)
+        plan["performance"] = rates
+        plan["cost"] = _costs(price, configuration.num_gpus, rates)
+    return plan
+
+
+def serving_answer(
+    sizer: Sizer,
+    configuration: Configuration,
+    hardware: HardwareRequest,
+    request: ServingRequest,
+    *,
+    fit_gpus: Sequence[GpuSpec] = (),
+) -> dict[str, Any]:
+    """The response's `serving`: the plan on the GPUs asked for, a curve of speed against
+    concurrency, and (with a target rate) the cheapest catalog deployments that meet it."""
+    gpu = hardware.gpu
+    assert gpu is not None
+    price = gpu.price_per_hour_usd if hardware.price_per_hour is None else hardware.price_per_hour
+    concurrency = sizer.inputs.batch_size
+    answer = _plan_on(sizer, configuration, gpu, hardware, request, concurrency, price)
+    answer = {
+        "engine": request.engine,
+        "follows": ENGINE_CODE[request.engine],
+        "gpu": gpu.slug,
+        "gpu_count": configuration.num_gpus,
+        "configuration": configuration.as_dict(),
+        **answer,
+        "curve": [],
+        "deployments": None,
+    }
+    limit = answer["concurrency_limit"]
+    if answer["memory"]["starts"] and limit:
+        points = sorted({*(c for c in CURVE_POINTS if c < limit), limit})
+        answer["curve"] = [
+            {name: rates[name] for name in ("concurrency", "tpot_s", "output_tokens_per_s")}
+            for rates in (
+                performance(sizer, configuration, gpu, hardware, request, c) for c in points
+            )
+        ]
+    if request.target_output_tokens_per_s is not None:
+        answer["deployments"] = cheapest_deployments(
+            sizer, hardware, request, [gpu, *(g for g in fit_gpus if g != gpu)]
+        )
+    return answer
+
+
+ENGINE_CODE = {
+    "vllm": "vLLM 0.6.5-0.10: Worker.determine_available_memory, kv_cache_utils.py",
+    "sglang": "SGLang 0.4: ModelRunner.profile_max_num_token, ServerArgs.mem_fraction_static",
+}
+# GPU counts the cheapest-deployment search tries (tensor parallel within one server)
+DEPLOYMENT_GPU_COUNTS = (1, 2, 4, 8)
+
+
+def cheapest_deployments(
+    sizer: Sizer, hardware: HardwareRequest, request: ServingRequest, gpus: Sequence[GpuSpec]
+) -> list[dict[str, Any]]:
+    """Each GPU type at the fewest of 1, 2, 4, 8 that starts and reaches the target output
+    rate at its concurrency limit, cheapest per hour first (unpriced GPUs last)."""
+    target = request.target_output_tokens_per_s
+    assert target is not None
+    rows = []
+    for gpu in gpus:
+        price = (
+            gpu.price_per_hour_usd if hardware.price_per_hour is None else hardware.price_per_hour
+        )
+        for count in DEPLOYMENT_GPU_COUNTS:
+            configuration = configuration_for(sizer, count)
+            try:
+                gpu_request = parse_serving(
+                    {**request.as_dict(), "gpu_memory_utilization": request.gpu_memory_utilization},
+                    gpu,
+                    configuration.tensor_parallel,
+                    request.max_model_len,
+                )
+                plan = _plan_on(
+                    sizer, configuration, gpu, hardware, gpu_request, request.max_num_seqs, price
+                )
+            except EstimateError:
+                continue
+            rates = plan["performance"]
+            if rates is None or rates["output_tokens_per_s"] < target:
+                continue
+            rows.append(
+                {
+                    "gpu": gpu.slug,
+                    "name": gpu.name,
+                    "gpu_count": count,
+                    "configuration": configuration.as_dict(),
+                    "concurrency": rates["concurrency"],
+                    "output_tokens_per_s": rates["output_tokens_per_s"],
+                    "tpot_s": rates["tpot_s"],
+                    "per_hour": plan["cost"]["per_hour"],
+                    "per_million_output_tokens": plan["cost"]["per_million_output_tokens"],
+                }
+            )
+            break
+    return sorted(rows, key=lambda row: (row["per_hour"] is None, row["per_hour"] or 0))

@@ -1,0 +1,186 @@
+"""Serving plans (mode "serving"): the memory a serving engine lays out, and what it gives.
+
+Published figures:
+- vLLM PR #10511 ("[core] overhaul memory profiling", 2024-12-14, youkaichao's sanity check):
+  `vllm serve meta-llama/Meta-Llama-3-8B` on an H100: total_gpu_memory 79.22GiB,
+  gpu_memory_utilization 0.90, "the current vLLM instance can use 71.29GiB", model weights take
+  14.96GiB, non_torch_memory 1.79GiB, PyTorch activation peak memory 1.26GiB,
+  available_kv_cache_memory 53.29GiB (vLLM 0.6.5 defaults: max_model_len 8192,
+  max_num_seqs 256, max_num_batched_tokens = max_model_len without chunked prefill).
+- Llama 3 8B: 32 layers, 8 KV heads, head_dim 128: 2 x 32 x 8 x 128 x 2 bytes = 131,072 bytes
+  of bfloat16 KV cache a token.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from calculator.engine import EstimateError, calculate
+
+MODELS = {
+    entry["slug"]: entry
+    for entry in json.loads(
+        (Path(__file__).parents[2] / "calculator" / "data" / "models.json").read_text()
+    )
+}
+GPUS = {
+    gpu["slug"]: gpu
+    for gpu in json.loads(
+        (Path(__file__).parents[2] / "calculator" / "data" / "gpus.json").read_text()
+    )
+}
+GiB = 2**30
+LLAMA_3_8B = "meta-llama/Meta-Llama-3-8B"
+KV_PER_TOKEN = 2 * 32 * 8 * 128 * 2  # 131,072
+H100_AS_VLLM_SAW_IT = int(79.22 * GiB)
+
+
+def gpu(slug: str, **changes: Any) -> dict[str, Any]:
+    names = ("slug", "name", "memory_bytes", "memory_bandwidth_bytes_per_s", "bf16_dense_tflops")
+    return {name: GPUS[slug][name] for name in names} | {
+        "price_per_hour_usd": GPUS[slug]["price_per_hour_usd"],
+        **changes,
+    }
+
+
+def serve(slug: str = LLAMA_3_8B, **fields: Any) -> dict[str, Any]:
+    payload = {
+        "model": {"hf_config": MODELS[slug]["config"]},
+        "mode": "serving",
+        "sequence_length": 8192,
+        "gpu": gpu("h100-sxm", memory_bytes=H100_AS_VLLM_SAW_IT),
+        **fields,
+    }
+    return calculate(payload)["serving"]
+
+
+def test_vllm_lays_out_an_h100_as_its_own_log_says():
+    plan = serve(max_num_seqs=256, max_num_batched_tokens=8192)["memory"]
+    # 79.22 GiB x 0.90 = 71.298 GiB (vLLM prints 71.29GiB)
+    assert plan["usable_bytes"] == int(H100_AS_VLLM_SAW_IT * 0.9)
+    # 8,030,261,248 parameters x 2 bytes = 14.96 GiB, as vLLM prints
+    assert plan["weights_bytes"] == 8_030_261_248 * 2
+    assert round(plan["weights_bytes"] / GiB, 2) == 14.96
+    # the activation peak of profiling 8,192 tokens, with the sampler's logits: 1.26GiB
+    assert abs(plan["activation_peak_bytes"] / (1.26 * GiB) - 1) < 0.10
+    # what is left for KV blocks: 53.29GiB
+    assert abs(plan["kv_cache_bytes"] / (53.29 * GiB) - 1) < 0.02
+    # blocks of 16 tokens x 131,072 bytes
+    assert plan["kv_bytes_per_token"] == KV_PER_TOKEN
+    assert plan["num_blocks"] == plan["kv_cache_bytes"] // (16 * KV_PER_TOKEN)
+    assert plan["kv_cache_tokens"] == 16 * plan["num_blocks"]
+    assert plan["max_concurrency"] == plan["kv_cache_tokens"] / 8192
+    assert plan["starts"] is True and plan["error"] is None
+
+
+def test_vllm_defaults_follow_the_gpu():
+    # vllm serve on an H100-class GPU (>= 70 GiB): 8192 batched tokens, 1024 sequences
+    inputs = calculate(
+        {
+            "model": {"hf_config": MODELS[LLAMA_3_8B]["config"]},
+            "mode": "serving",
+            "gpu": gpu("h100-sxm"),
+        }
+    )["inputs"]
+    assert (inputs["max_num_batched_tokens"], inputs["max_num_seqs"]) == (8192, 1024)
+    assert inputs["gpu_memory_utilization"] == 0.9
+    assert inputs["block_size"] == 16
+    assert inputs["max_model_len"] == inputs["sequence_length"]
+    # an L4 (24 GB): 2048 and 256
+    small = calculate(
+        {
+            "model": {"hf_config": MODELS[LLAMA_3_8B]["config"]},
+            "mode": "serving",
+            "gpu": gpu("l4"),
+            "sequence_length": 4096,
+        }
+    )["inputs"]
+    assert (small["max_num_batched_tokens"], small["max_num_seqs"]) == (2048, 256)
+
+
+def test_it_says_so_when_vllm_would_not_start():
+    # 16 GB of a T4 x 0.9 cannot hold 16 GB of weights: vLLM's own message
+    plan = serve(gpu=gpu("t4"))
+    assert plan["memory"]["starts"] is False
+    assert plan["memory"]["error"].startswith("No available memory for the cache blocks")
+    assert plan["performance"] is None and plan["curve"] == []
+    # an L4 holds the weights but not one 131,072-token request's KV cache (16 GiB)
+    long = serve(gpu=gpu("l4"), sequence_length=131_072)["memory"]
+    assert long["starts"] is False
+    assert "To serve at least one request with the models's max seq len (131072)" in long["error"]
+    assert f"the estimated maximum model length is {long['kv_cache_tokens']}" in long["error"]
+
+
+def test_sglang_keeps_activations_in_its_reserve():
+    plan = serve(engine="sglang")["memory"]
+    # mem_fraction_static 0.88 on one GPU; the KV pool is that share less the weights and the
+    # CUDA context (1,343 MiB), activations live in the other 12 %
+    expected = int(H100_AS_VLLM_SAW_IT * 0.88) - 8_030_261_248 * 2 - 1343 * 2**20
+    assert plan["activation_peak_bytes"] == 0
+    assert plan["kv_cache_bytes"] == expected
+    assert plan["kv_cache_tokens"] == expected // (16 * KV_PER_TOKEN) * 16
+
+
+def test_decode_speed_is_the_roofline_of_weights_and_kv_cache():
+    h100 = gpu("h100-sxm", memory_bytes=H100_AS_VLLM_SAW_IT)
+    plan = serve(batch_size=1, output_tokens=192, gpu=h100)
+    rates = plan["performance"]
+    # one request: 8,000 prompt tokens, at the middle of its 192 output tokens 8,096 in context;
+    # a step reads 16,060,522,496 bytes of weights and 8,096 x 131,072 of KV cache at 70 % of
+    # 3.35 TB/s (memory-bound: 2 x 8.03e9 FLOPs a token are far below the compute roof)
+    step = (16_060_522_496 + 8096 * KV_PER_TOKEN) / (3.35e12 * 0.7)
+    assert rates["tpot_s"] == pytest.approx(step, rel=1e-9)
+    assert rates["output_tokens_per_s"] == pytest.approx(1 / step, rel=1e-9)
+    # cost per million output tokens at $2.99 an hour (the catalog's H100 price)
+    per_million = 2.99 / 3600 * 1_000_000 * step
+    assert plan["cost"]["per_million_output_tokens"] == pytest.approx(per_million, rel=1e-9)
+
+
+def test_concurrency_is_capped_by_max_num_seqs_and_the_kv_cache():
+    plan = serve(batch_size=10_000, max_num_seqs=256)
+    limit = min(256, int(plan["memory"]["max_concurrency"]))
+    assert plan["concurrency_limit"] == limit
+    assert plan["performance"]["concurrency"] == limit
+    curve = plan["curve"]
+    assert [point["concurrency"] for point in curve][-1] == limit
+    # more requests at once: more tokens a second in all, each a little slower
+    rates = [point["output_tokens_per_s"] for point in curve]
+    assert rates == sorted(rates)
+
+
+def test_the_cheapest_deployment_meets_the_target_and_is_sorted_by_price():
+    payload = {
+        "model": {"hf_config": MODELS[LLAMA_3_8B]["config"]},
+        "mode": "serving",
+        "sequence_length": 8192,
+        "gpu": gpu("h100-sxm"),
+        "target_output_tokens_per_s": 3000,
+    }
+    deployments = calculate(payload)["serving"]["deployments"]
+    assert deployments, "an H100 deployment reaches 3,000 tokens/s"
+    assert all(row["output_tokens_per_s"] >= 3000 for row in deployments)
+    prices = [row["per_hour"] for row in deployments]
+    assert prices == sorted(prices)
+    # per hour = GPUs x the price per GPU-hour
+    assert deployments[0]["per_hour"] == pytest.approx(2.99 * deployments[0]["gpu_count"])
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"gpu": None}, "gpu"),
+        ({"engine": "tgi"}, "engine"),
+        ({"output_tokens": 9000}, "output_tokens"),
+        ({"block_size": 0}, "block_size"),
+        ({"gpu_memory_utilization": 1.5}, "gpu_memory_utilization"),
+        ({"method": "standard"}, "method"),
+    ],
+)
+def test_bad_serving_fields_name_the_field(fields, field):
+    with pytest.raises(EstimateError) as error:
+        serve(**fields)
+    assert error.value.field == field

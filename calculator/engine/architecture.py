@@ -49,12 +49,47 @@ class LinearLayer:
 
 
 @dataclass(frozen=True)
+class StateLayers:
+    """The layers whose token mixer keeps a fixed-size state, not a KV cache that grows with the
+    context: linear attention (Qwen3-Next's Gated DeltaNet) and state-space layers (Mamba).
+
+    transformers 5.24 keeps, per sequence and layer (cache_utils.py LinearAttentionLayer):
+    `conv_states`, zeros of (*conv input shape[:-1], conv_kernel_size), i.e. conv_dim x
+    conv_kernel values in the dtype of the convolution's input (the activations'), and
+    `recurrent_states`, zeros_like the scan's final state: heads x rows x cols values in float32
+    (the scans compute it in float32: modeling_qwen3_next.py torch_chunk_gated_delta_rule casts
+    q/k/v to float32; modeling_jamba.py mamba_selective_scan's state is a float32 product).
+    """
+
+    kind: str  # "gated_deltanet" (Qwen3-Next) or "mamba" (Jamba's Mamba-1 mixer)
+    count: int  # layers with such a mixer (none of them has a KV cache)
+    conv_dim: int  # channels of the causal depthwise convolution
+    conv_kernel: int  # positions of its state (transformers keeps conv_kernel_size, not - 1)
+    state_heads: int  # recurrent state: heads x rows x cols
+    state_rows: int
+    state_cols: int
+    # what the prefill scan works on (values per token), for activations
+    projection_width: int  # outputs of the input projections (in_proj_qkvz + in_proj_ba, in_proj)
+    inner_width: int  # the width entering out_proj (value_dim; Mamba's intermediate_size)
+
+    @property
+    def conv_elements(self) -> int:
+        return self.conv_dim * self.conv_kernel
+
+    @property
+    def recurrent_elements(self) -> int:
+        return self.state_heads * self.state_rows * self.state_cols
+
+
+@dataclass(frozen=True)
 class ParameterBreakdown:
     """Exact parameter counts by kind; `total` equals what transformers instantiates."""
 
     embeddings: int  # token embeddings (+ learned position embeddings)
     lm_head: int  # 0 when tied to the embeddings
-    attention: int  # all layers: q/k/v/o (or MLA) projections, their biases, q/k norms
+    # all layers' token mixers: q/k/v/o (or MLA) projections, their biases, q/k norms; linear
+    # attention and state-space mixers (projections, convolution, A_log, D, dt bias, inner norms)
+    attention: int
     mlp: int  # all dense MLPs and shared experts
     experts: int  # all routed experts of all MoE layers
     active_experts: int  # the routed experts one token passes through, all layers
@@ -135,10 +170,18 @@ class Architecture:
     router_float32: bool = False
     # what the published checkpoint stores (config.json quantization_config); None: plain weights
     checkpoint: CheckpointFormat | None = None
+    # Hybrid models: the layers that keep a fixed-size state instead of a KV cache; None: every
+    # layer is an attention layer
+    state_layers: StateLayers | None = None
 
     @property
     def is_moe(self) -> bool:
         return self.num_experts > 0
+
+    @property
+    def num_attention_layers(self) -> int:
+        """Layers with self-attention, the ones that keep a KV cache."""
+        return self.num_layers - (self.state_layers.count if self.state_layers else 0)
 
     @property
     def is_mla(self) -> bool:
@@ -188,6 +231,10 @@ LIMITS: dict[str, tuple[int, int]] = {
 _CONFIG_LIMITS: dict[str, tuple[int, int]] = {
     "layer_index": (0, MAX_LAYERS),
     "layer_period": (1, MAX_LAYERS),
+    # linear attention / state-space mixers: convolution width, state size, expansion factor
+    "conv_kernel": (1, 1024),
+    "state_size": (1, MAX_HEAD_DIM),
+    "expand": (1, 1024),
 }
 
 MODEL_DTYPES = ("float32", "float16", "bfloat16")
@@ -348,6 +395,21 @@ _LLAMA_NAMES = _Names()
 
 
 @dataclass(frozen=True)
+class _Mixer:
+    """The token mixer of the layers without self-attention (linear attention, state space)."""
+
+    path: str  # where it lives in the transformers model: "model.layers.*.linear_attn"
+    linears: tuple[tuple[str, int, int, bool], ...]  # nn.Linear modules: (name, in, out, bias)
+    other: int  # per layer: convolution weight and bias, A_log, D, dt bias, inner norms
+    state: StateLayers
+
+    @property
+    def parameters(self) -> int:
+        linear = sum(d_in * d_out + (d_out if bias else 0) for _, d_in, d_out, bias in self.linears)
+        return linear + self.other
+
+
+@dataclass(frozen=True)
 class _Layout:
     """Everything that decides the parameter count of a decoder-only transformer."""
 
@@ -387,10 +449,18 @@ class _Layout:
     shared_expert_gate: bool = False  # Qwen2-MoE: sigmoid gate on the shared expert
     # PEFT maps "all-linear" and the MLP names onto the fused experts and the router
     peft_targets_experts: bool = False
+    # Qwen3-Next: q_proj also makes a sigmoid output gate, heads x head_dim more outputs
+    attention_output_gate: bool = False
+    # hybrids: the mixer of the layers that have no self-attention (None: all have it)
+    mixer: _Mixer | None = None
 
     @property
     def num_dense_layers(self) -> int:
         return self.num_layers - self.num_moe_layers
+
+    @property
+    def num_attention_layers(self) -> int:
+        return self.num_layers - (self.mixer.state.count if self.mixer else 0)
 
 
 def _mlp_parameters(hidden: int, width: int, gated: bool, bias: bool) -> int:
@@ -422,9 +492,10 @@ def _attention_parameters(layout: _Layout) -> int:
         o = heads * layout.v_head_dim * h + (h if layout.o_bias else 0)
         return q + kv + o
     q_out = heads * layout.head_dim
+    q_proj_out = 2 * q_out if layout.attention_output_gate else q_out
     kv_out = layout.num_key_value_heads * layout.head_dim
-    parameters = h * (q_out + 2 * kv_out) + q_out * h
-    parameters += q_out + 2 * kv_out if layout.qkv_bias else 0
+    parameters = h * (q_proj_out + 2 * kv_out) + q_out * h
+    parameters += q_proj_out + 2 * kv_out if layout.qkv_bias else 0
     parameters += h if layout.o_bias else 0
     parameters += layout.qk_norm_parameters
     parameters += heads if layout.attention_sinks else 0
@@ -449,7 +520,8 @@ def _count(layout: _Layout) -> ParameterBreakdown:
         embeddings=(vocab + layout.position_embeddings) * h,
         lm_head=(0 if layout.tie_word_embeddings else vocab * h)
         + (vocab if layout.lm_head_bias else 0),
-        attention=layers * _attention_parameters(layout),
+        attention=layout.num_attention_layers * _attention_parameters(layout)
+        + (layout.mixer.state.count * layout.mixer.parameters if layout.mixer else 0),
         mlp=layout.num_dense_layers * dense + moe_layers * shared,
         experts=experts,
         active_experts=moe_layers * layout.num_experts_per_token * expert,
@@ -475,7 +547,7 @@ def _linear_layers(layout: _Layout) -> tuple[LinearLayer, ...]:
     """
     names = layout.names
     h = layout.hidden_size
-    layers = layout.num_layers
+    layers = layout.num_attention_layers  # the attention projections' count
     heads = layout.num_attention_heads
     mapped_to_experts = layout.peft_targets_experts and layout.num_moe_layers > 0
     result: list[LinearLayer] = []
@@ -501,14 +573,18 @@ def _linear_layers(layout: _Layout) -> tuple[LinearLayer, ...]:
         add(names.o, attention, heads * layout.v_head_dim, h, layers)
     else:
         q_out = heads * layout.head_dim
+        q_proj_out = 2 * q_out if layout.attention_output_gate else q_out
         kv_out = layout.num_key_value_heads * layout.head_dim
         if names.qkv:
             add(names.qkv, attention, h, q_out + 2 * kv_out, layers)
         else:
-            add(names.q, attention, h, q_out, layers)
+            add(names.q, attention, h, q_proj_out, layers)
             add(names.k, attention, h, kv_out, layers)
             add(names.v, attention, h, kv_out, layers)
         add(names.o, attention, q_out, h, layers)
+    if layout.mixer:
+        for name, d_in, d_out, _bias in layout.mixer.linears:
+            add(name, layout.mixer.path, d_in, d_out, layout.mixer.state.count)
 
     mlp = names.mlp
     width = layout.intermediate_size
@@ -1151,6 +1227,159 @@ def _read_deepseek_v3(r: _Reader) -> _Parsed:
     return _read_deepseek(r, defaults)
 
 
+def _hybrid_state_layers(
+    r: _Reader, layers: int, state_kind: str, computed: Callable[[int], bool]
+) -> int:
+    """Layers with a fixed-state mixer: config `layer_types` entries `state_kind` (the others
+    "full_attention"), else as the family's config class computes them."""
+    if not r.has("layer_types"):
+        return sum(1 for i in range(layers) if computed(i))
+    layer_types = r.config["layer_types"]
+    kinds = ("full_attention", state_kind)
+    if not isinstance(layer_types, list) or not all(t in kinds for t in layer_types):
+        raise EstimateError(r.field("layer_types"), f"must be a list of {' / '.join(kinds)}")
+    if len(layer_types) != layers:
+        raise EstimateError(
+            r.field("layer_types"),
+            f"has {len(layer_types)} entries for {layers} layers (num_hidden_layers)",
+        )
+    return layer_types.count(state_kind)
+
+
+def _read_qwen3_next(r: _Reader) -> _Parsed:
+    # configuration_qwen3_next.py (transformers 5.24) defaults and layer_types: "full_attention"
+    # on every full_attention_interval-th layer, Gated DeltaNet ("linear_attention") elsewhere
+    shape = _decoder_shape(r, head_dim=256, kv_heads=2, tied=False)
+    layers, h = shape.num_layers, shape.hidden_size
+    interval = r.number("full_attention_interval", "layer_period", 4)
+    linear = _hybrid_state_layers(r, layers, "linear_attention", lambda i: bool((i + 1) % interval))
+    # modeling_qwen3_next.py Qwen3NextGatedDeltaNet
+    k_heads = r.number("linear_num_key_heads", "num_attention_heads", 16)
+    v_heads = r.number("linear_num_value_heads", "num_attention_heads", 32)
+    k_dim = r.number("linear_key_head_dim", "head_dim", 128)
+    v_dim = r.number("linear_value_head_dim", "head_dim", 128)
+    kernel = r.number("linear_conv_kernel_dim", "conv_kernel", 4)
+    if v_heads % k_heads:
+        raise EstimateError(
+            r.field("linear_num_key_heads"),
+            f"{k_heads} key heads must divide the {v_heads} value heads evenly",
+        )
+    key_dim, value_dim = k_heads * k_dim, v_heads * v_dim
+    conv_dim = 2 * key_dim + value_dim  # q, k and v go through the convolution
+    qkvz, ba = 2 * key_dim + 2 * value_dim, 2 * v_heads
+    mixer = _Mixer(
+        path="model.layers.*.linear_attn",
+        linears=(("in_proj_qkvz", h, qkvz, False), ("in_proj_ba", h, ba, False))
+        + (("out_proj", value_dim, h, False),),
+        # conv1d (depthwise, bias=False), dt_bias and A_log per value head, RMSNormGated(v_dim)
+        other=conv_dim * kernel + 2 * v_heads + v_dim,
+        state=StateLayers(
+            kind="gated_deltanet",
+            count=linear,
+            conv_dim=conv_dim,
+            conv_kernel=kernel,
+            # torch_chunk_gated_delta_rule: (batch, num_v_heads, k_head_dim, v_head_dim)
+            state_heads=v_heads,
+            state_rows=k_dim,
+            state_cols=v_dim,
+            projection_width=qkvz + ba,
+            inner_width=value_dim,
+        ),
+    )
+    experts = r.number("num_experts", "num_experts", 512)
+    attention_bias = r.flag("attention_bias", False)
+    layout = _layout(
+        shape,
+        qkv_bias=attention_bias,
+        o_bias=attention_bias,
+        qk_norm_parameters=2 * shape.head_dim,
+        attention_output_gate=True,  # Qwen3NextAttention: q_proj is heads x head_dim x 2 wide
+        num_moe_layers=_sparse_layers(r, layers, experts),
+        num_experts=experts,
+        num_experts_per_token=_experts_per_token(r, experts, 10),
+        moe_intermediate_size=r.number("moe_intermediate_size", "moe_intermediate_size", 512),
+        shared_expert_intermediate_size=r.number(
+            "shared_expert_intermediate_size", "shared_expert_intermediate_size", 512
+        ),
+        shared_expert_gate=True,
+        # conversion_mapping.py maps qwen3_next onto the qwen2_moe pattern, which PEFT converts
+        peft_targets_experts=True,
+        names=_Names(shared_expert="shared_expert"),
+        mixer=mixer,
+    )
+    return _Parsed(layout, max_position_embeddings=_max_positions(r, 32_768))
+
+
+def _read_jamba(r: _Reader) -> _Parsed:
+    # configuration_jamba.py (transformers 5.24): attention where i % attn_layer_period ==
+    # attn_layer_offset, Mamba elsewhere; experts where i % expert_layer_period ==
+    # expert_layer_offset (a dense JambaMLP elsewhere)
+    shape = _decoder_shape(r, head_dim=None, kv_heads=8, tied=False)
+    layers, h = shape.num_layers, shape.hidden_size
+    attention_period = r.number("attn_layer_period", "layer_period", 8)
+    attention_offset = r.number("attn_layer_offset", "layer_index", 4)
+    expert_period = r.number("expert_layer_period", "layer_period", 2)
+    expert_offset = r.number("expert_layer_offset", "layer_index", 1)
+    for key, offset, period in (
+        ("attn_layer_offset", attention_offset, attention_period),
+        ("expert_layer_offset", expert_offset, expert_period),
+    ):
+        if offset >= period:
+            raise EstimateError(r.field(key), f"{offset} must be smaller than its period {period}")
+    mamba_layers = sum(1 for i in range(layers) if i % attention_period != attention_offset)
+    experts = r.number("num_experts", "num_experts", 16)
+    moe_layers = sum(1 for i in range(layers) if i % expert_period == expert_offset)
+    # modeling_jamba.py JambaMambaMixer (Mamba-1 with dt/B/C RMSNorms)
+    state_size = r.number("mamba_d_state", "state_size", 16)
+    kernel = r.number("mamba_d_conv", "conv_kernel", 4)
+    inner = r.number("mamba_expand", "expand", 2) * h
+    dt_rank = math.ceil(h / 16)
+    if r.config.get("mamba_dt_rank", "auto") != "auto":
+        dt_rank = r.number("mamba_dt_rank", "state_size")
+    conv_bias = r.flag("mamba_conv_bias", True)
+    proj_bias = r.flag("mamba_proj_bias", False)
+    mixer = _Mixer(
+        path="model.layers.*.mamba",
+        linears=(
+            ("in_proj", h, 2 * inner, proj_bias),
+            ("x_proj", inner, dt_rank + 2 * state_size, False),
+            ("dt_proj", dt_rank, inner, True),
+            ("out_proj", inner, h, proj_bias),
+        ),
+        # conv1d (depthwise, its bias), A_log (inner x state), D, dt/B/C RMSNorms
+        other=inner * kernel
+        + (inner if conv_bias else 0)
+        + inner * state_size
+        + inner
+        + dt_rank
+        + 2 * state_size,
+        state=StateLayers(
+            kind="mamba",
+            count=mamba_layers,
+            conv_dim=inner,
+            conv_kernel=kernel,
+            # mamba_selective_scan: ssm_state (batch, intermediate_size, ssm_state_size)
+            state_heads=1,
+            state_rows=inner,
+            state_cols=state_size,
+            projection_width=2 * inner,
+            inner_width=inner,
+        ),
+    )
+    layout = _layout(
+        shape,
+        names=_Names(
+            attention="model.layers.*.self_attn", mlp="model.layers.*.feed_forward", router="router"
+        ),
+        num_moe_layers=moe_layers if experts > 1 else 0,
+        num_experts=experts if experts > 1 else 0,
+        num_experts_per_token=_experts_per_token(r, experts, 2) if experts > 1 else 0,
+        moe_intermediate_size=shape.intermediate_size,
+        mixer=mixer,
+    )
+    return _Parsed(layout, max_position_embeddings=_max_positions(r, 262_144))
+
+
 def _read_falcon(r: _Reader) -> _Parsed:
     # configuration_falcon.py / modeling_falcon.py: fused query_key_value, LayerNorms, ffn 4h
     hidden = r.number(("hidden_size", "n_embed"), "hidden_size")
@@ -1306,6 +1535,8 @@ _READERS: dict[str, Callable[[_Reader], _Parsed]] = {
     "deepseek_v2": _read_deepseek_v2,
     "deepseek_v3": _read_deepseek_v3,
     "gpt_oss": _read_gpt_oss,
+    "qwen3_next": _read_qwen3_next,
+    "jamba": _read_jamba,
 }
 
 # Families counted exactly, plus "gemma3" (multimodal: its text_config is read)
@@ -1550,6 +1781,7 @@ def _architecture(
         eager_probabilities_carried=behaviour.eager_probabilities_carried,
         layer_norm=layout.norm_bias,
         router_float32=behaviour.router_float32,
+        state_layers=layout.mixer.state if layout.mixer else None,
     )
 
 

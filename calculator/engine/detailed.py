@@ -19,6 +19,7 @@ from calculator.engine.architecture import (
     Architecture,
     LinearLayer,
     ParameterBreakdown,
+    StateLayers,
     lora_target_layers,
 )
 from calculator.engine.breakdown import Breakdown, Estimate
@@ -129,6 +130,31 @@ INFERENCE_LOGITS_FP32_COPIES = 1
 # (F.dequantize_4bit) for each matmul, forward and backward: one matrix alive at a time
 NF4_DEQUANTISED_MATRICES = 1
 DEQUANTISED_BYTES = 2
+
+# --- hybrid layers: linear attention and state-space mixers (transformers 5.24) -------------
+# the recurrent state is float32 (architecture.StateLayers): torch_chunk_gated_delta_rule casts
+# q/k/v to float32 before the scan, Jamba's scan state is a float32 product
+RECURRENT_STATE_BYTES = 4
+# modeling_qwen3_next.py torch_chunk_gated_delta_rule (the PyTorch path, taken without the fla
+# kernels): float32 tensors alive through its scan over chunks, per token and value head:
+# key-wide (k_head_dim): query, key, k_beta, decayed_k_beta, k_cumdecay
+GDN_FP32_KEY_COPIES = 5
+# value-wide (v_head_dim): v_beta, new_values, core_attn_out
+GDN_FP32_VALUE_COPIES = 3
+# chunk x chunk float32 matrices per chunk and head: pairwise_decay, ut_system, intra_chunk_attn
+GDN_CHUNK_MATRICES = 3
+GDN_CHUNK_SIZE = 64  # torch_chunk_gated_delta_rule's chunk_size default
+# compute-dtype tensors of Qwen3NextGatedDeltaNet.forward alive around the scan: the in_proj
+# outputs (qkvz, ba), mixed_qkv (q, k, v concatenated, conv_dim) and the convolution's output
+GDN_CONV_WIDE_COPIES = 2
+# modeling_jamba.py mamba_selective_scan (the PyTorch path, taken without mamba-ssm): float32
+# (batch, intermediate, seq, state) tensors alive through the scan: discrete_A, discrete_B,
+# deltaB_u
+MAMBA_SCAN_FP32_STATE_COPIES = 3
+# intermediate-wide compute-dtype tensors of JambaMambaMixer.forward beside the in_proj output:
+# the convolution output, the time step (dt_proj), the stacked scan outputs and their D/z-gated
+# result
+MAMBA_INNER_COPIES = 4
 
 # --- gradients and optimizer states ---------------------------------------------------------
 FP32_BYTES = 4
@@ -353,8 +379,11 @@ def kv_cache_bytes(
     batch_size: int,
     tokens: int,
     kv_dtype: str,
+    conv_state_bytes: int = 2,
 ) -> Fraction:
-    """KV cache of one GPU's layers for `batch_size` sequences of `tokens` tokens."""
+    """KV cache of one GPU's layers for `batch_size` sequences of `tokens` tokens, and the fixed
+    state of its linear-attention / state-space layers (`conv_state_bytes`: the activations'
+    element size, which the convolution state keeps)."""
     element = ELEMENT_BYTES[kv_dtype]
     element = int(element) if element.denominator == 1 else element
     if architecture.is_mla:
@@ -364,10 +393,12 @@ def kv_cache_bytes(
     else:
         # K and V: 2 * num_key_value_heads * head_dim values per layer per token
         per_layer_token = 2 * layout.kv_heads_per_gpu * architecture.head_dim
-    layers = stage.num_layers
+    # hybrids: only the attention layers keep a KV cache; worst case, the stage holds as many
+    # of them as it can, the rest of its layers keep a fixed state
+    layers = min(stage.num_layers, architecture.num_attention_layers)
     sliding = architecture.num_sliding_window_layers if architecture.sliding_window else 0
     # worst case: the stage holds as many global (full-length) layers as possible
-    global_layers = min(layers, architecture.num_layers - sliding)
+    global_layers = min(layers, architecture.num_attention_layers - sliding)
     window_layers = layers - global_layers
     # transformers 5.24 DynamicSlidingWindowLayer.update (cache_utils.py lines 244-247) keeps
     # `full_key_states[:, :, -self.sliding_window + 1 :, :]`: the last sliding_window - 1 tokens.
@@ -377,7 +408,21 @@ def kv_cache_bytes(
     # `-0:` would keep every token there: a degenerate window no published model uses)
     window_tokens = min(tokens, architecture.sliding_window - 1) if window_layers else 0
     held_tokens = global_layers * tokens + window_layers * window_tokens
-    return batch_size * held_tokens * per_layer_token * element
+    cache = batch_size * held_tokens * per_layer_token * element
+    state = architecture.state_layers
+    if state is None:
+        return cache
+    state_layers = min(stage.num_layers - layers, state.count)
+    per_sequence = state_layer_bytes(state, conv_state_bytes)
+    # heads and channels split over tensor-parallel ranks (as the KV heads are)
+    return cache + Fraction(batch_size * state_layers * per_sequence, layout.tensor_parallel)
+
+
+def state_layer_bytes(state: StateLayers, conv_state_bytes: int) -> int:
+    """One sequence's state in one linear-attention / state-space layer: the convolution state
+    (conv_dim x conv_kernel, activations' dtype) and the float32 recurrent state."""
+    conv = state.conv_elements * conv_state_bytes
+    return conv + state.recurrent_elements * RECURRENT_STATE_BYTES
 
 
 @dataclass(frozen=True)
@@ -494,6 +539,57 @@ def _bnb_saves_inputs(inputs: EstimateInputs) -> bool:
     return inputs.bnb_4bit_saves_inputs and inputs.weight_dtype in BNB_4BIT_DTYPES
 
 
+def _training_attention_split(widths: AttentionWidths, inputs: EstimateInputs, compute: int) -> int:
+    """What one attention block saves for backward (split over tensor-parallel ranks)."""
+    batch, seq = inputs.batch_size, inputs.sequence_length
+    tokens = batch * seq
+    if inputs.attention_implementation == "flash":
+        # flash / SDPA: q, k, v, output and the logsumexp; no score matrix
+        split = tokens * (widths.q + widths.k + widths.v) * compute
+        split += tokens * widths.out * ATTENTION_OUTPUT_COPIES * compute
+        return split + batch * widths.heads * seq * FLASH_LOGSUMEXP_BYTES
+    # eager: q, repeated k and v, output, and the b*a*s*s softmax (fp32 + compute-dtype cast)
+    scores_element = EAGER_SOFTMAX_BYTES + (compute if compute != EAGER_SOFTMAX_BYTES else 0)
+    split = tokens * (widths.q + widths.k_repeated + widths.v_repeated) * compute
+    split += tokens * widths.out * ATTENTION_OUTPUT_COPIES * compute
+    return split + batch * widths.heads * seq * seq * scores_element
+
+
+def mixer_working_set(state: StateLayers, inputs: EstimateInputs, compute: int) -> int:
+    """Bytes a linear-attention / state-space mixer holds during its prefill scan, beyond the
+    residual stream (split over tensor-parallel ranks), as transformers 5.24's PyTorch scans
+    allocate them (the fla / mamba-ssm kernels, when installed, hold less)."""
+    batch, seq = inputs.batch_size, inputs.sequence_length
+    tokens = batch * seq
+    if state.kind == "gated_deltanet":
+        # torch_chunk_gated_delta_rule pads the sequence to a whole number of chunks
+        padded = batch * -(-seq // GDN_CHUNK_SIZE) * GDN_CHUNK_SIZE
+        fp32_per_token = state.state_heads * (
+            GDN_FP32_KEY_COPIES * state.state_rows
+            + GDN_FP32_VALUE_COPIES * state.state_cols
+            + GDN_CHUNK_MATRICES * GDN_CHUNK_SIZE
+        )
+        wide = state.projection_width + GDN_CONV_WIDE_COPIES * state.conv_dim
+        return tokens * wide * compute + padded * fp32_per_token * FP32_BYTES
+    # mamba_selective_scan: (batch, intermediate, seq, state) float32 tensors
+    fp32_per_token = MAMBA_SCAN_FP32_STATE_COPIES * state.recurrent_elements
+    wide = state.projection_width + MAMBA_INNER_COPIES * state.inner_width
+    return tokens * (wide * compute + fp32_per_token * FP32_BYTES)
+
+
+def _training_mixer_delta(
+    architecture: Architecture, widths: AttentionWidths, inputs: EstimateInputs, compute: int
+) -> int:
+    """What a state layer saves for backward beyond an attention layer (negative: less): the
+    scan's working set (taken as saved whole), and out_proj's input, in place of attention."""
+    state = architecture.state_layers
+    if state is None:
+        return 0
+    tokens = inputs.batch_size * inputs.sequence_length
+    mixer = mixer_working_set(state, inputs, compute) + tokens * state.inner_width * compute
+    return mixer - _training_attention_split(widths, inputs, compute)
+
+
 def training_layer_activations(
     architecture: Architecture,
     widths: AttentionWidths,
@@ -513,17 +609,7 @@ def training_layer_activations(
     replicated = tokens * hidden * NORMS_PER_LAYER * norm
     # MLA's q and kv latent norms are RMSNorms
     replicated += tokens * widths.latent * _rmsnorm_saved_bytes(residual, frozen_base)
-    if inputs.attention_implementation == "flash":
-        # flash / SDPA: q, k, v, output and the logsumexp; no score matrix
-        split = tokens * (widths.q + widths.k + widths.v) * compute
-        split += tokens * widths.out * ATTENTION_OUTPUT_COPIES * compute
-        split += batch * widths.heads * seq * FLASH_LOGSUMEXP_BYTES
-    else:
-        # eager: q, repeated k and v, output, and the b*a*s*s softmax (fp32 + compute-dtype cast)
-        scores_element = EAGER_SOFTMAX_BYTES + (compute if compute != EAGER_SOFTMAX_BYTES else 0)
-        split = tokens * (widths.q + widths.k_repeated + widths.v_repeated) * compute
-        split += tokens * widths.out * ATTENTION_OUTPUT_COPIES * compute
-        split += batch * widths.heads * seq * seq * scores_element
+    split = _training_attention_split(widths, inputs, compute)
     saved = (
         GATED_MLP_SAVED_INTERMEDIATES if architecture.gated_mlp else (PLAIN_MLP_SAVED_INTERMEDIATES)
     )
@@ -681,12 +767,18 @@ def _training_activations(
         (count * _per_gpu(layer.replicated, layer.split, tp) for count, layer in per_kind),
         0,
     )
+    # hybrids: the state layers hold a linear-attention / state-space mixer instead of attention
+    mixer_delta = _divide(_training_mixer_delta(architecture, widths, inputs, dtypes.compute), tp)
+    if architecture.state_layers is not None:
+        all_layers += architecture.state_layers.count * mixer_delta
     lora_all: Fraction | int = 0
     if frozen_base:
         lora_all = _divide(lora_activations(architecture, inputs, dtypes), tp)
     hidden = architecture.hidden_size
     if inputs.gradient_checkpointing:
         one_layer = max(_per_gpu(layer.replicated, layer.split, tp) for _, layer in per_kind)
+        if architecture.state_layers is not None:
+            one_layer = max(one_layer, one_layer + mixer_delta)
         one_layer += lora_all / architecture.num_layers
         kept_inputs = stage.num_layers * tokens * hidden * dtypes.residual
         stored = kept_inputs * CHECKPOINTED_INPUTS_PER_LAYER * stage.in_flight_micro_batches
@@ -733,6 +825,13 @@ def _inference_activations(
         for count, moe in ((dense_layers, False), (moe_layers, True))
         if count
     ]
+    state = architecture.state_layers
+    if state is not None:
+        # a state layer's mixer sub-block (its MLP sub-block is one of the peaks above)
+        tokens = inputs.batch_size * inputs.sequence_length
+        hidden_bytes = tokens * architecture.hidden_size * INFERENCE_HIDDEN_COPIES * dtypes.residual
+        mixer = mixer_working_set(state, inputs, dtypes.compute)
+        peaks.append(_per_gpu(hidden_bytes, mixer, tp))
     peak = max(peaks)
     if stage.has_lm_head:
         # the last position's logits (generate()), or every position's (a plain forward), in the
@@ -864,6 +963,7 @@ def _stage_breakdown(
             inputs.batch_size,
             inputs.sequence_length,
             inputs.kv_cache_dtype,
+            conv_state_bytes=dtypes.compute,
         )
         activations = _inference_activations(architecture, inputs, layout, stage, dtypes, widths)
         activations += _dequantisation_buffer(inputs, parts, layout.tensor_parallel)
@@ -908,6 +1008,18 @@ def _stage_breakdown(
         # ZeRO-3 / FSDP FULL_SHARD also partition parameters; what is gathered is added below
         base = base / dp
         adapters /= dp
+    host = Fraction(0)
+    if inputs.offload != "none":
+        # ZeRO-Offload (DeepSpeed offload_optimizer) / FSDP CPUOffload: the optimizer step runs
+        # on the CPU over float32 states, master weights and gradient partitions kept there;
+        # the GPU keeps only the gradients being reduced (buckets, whole layers)
+        host += optimizer_states + master + gradients * FP32_BYTES / precision.gradient_bytes
+        optimizer_states = master = gradients = Fraction(0)
+    if inputs.offload == "optimizer_and_parameters":
+        # ZeRO-Infinity offload_param / FSDP offload_params: the parameter shards live on the
+        # host, the GPU gathers each layer as it computes (the working set below)
+        host += base + adapters
+        base = adapters = Fraction(0)
     base += sharding.parameters
     gradients += sharding.gradients
     activations = _training_activations(architecture, inputs, layout, stage, dtypes, widths)
@@ -927,6 +1039,7 @@ def _stage_breakdown(
         gradients=round(gradients + sharding.buckets),
         optimizer_states=round(optimizer_states),
         runtime_overhead=overhead,
+        host_bytes=round(host),
     )
 
 
@@ -1040,6 +1153,7 @@ def detailed_estimate(inputs: EstimateInputs, architecture: Architecture) -> Est
         _training_notes(inputs, architecture, notes)
     else:
         _inference_notes(inputs, architecture, layout, notes)
+    _state_layer_notes(inputs, architecture, notes)
     if inputs.weight_dtype in LINEAR_MODULE_ONLY_DTYPES and any(
         layer.routed_expert for layer in architecture.linear_layers
     ):
@@ -1181,6 +1295,44 @@ def _inference_notes(
             f"KV cache in {inputs.kv_cache_dtype}: element size only (quantisation scales "
             "not counted)"
         )
+
+
+_MIXER_NAMES = {
+    "gated_deltanet": ("Gated DeltaNet", "torch_chunk_gated_delta_rule", "fla"),
+    "mamba": ("Mamba", "mamba_selective_scan", "mamba-ssm"),
+}
+
+
+def _state_layer_notes(
+    inputs: EstimateInputs, architecture: Architecture, notes: list[str]
+) -> None:
+    state = architecture.state_layers
+    if state is None:
+        return
+    name, scan, kernels = _MIXER_NAMES[state.kind]
+    conv_bytes = _activation_dtypes(inputs).compute
+    per_sequence = state_layer_bytes(state, conv_bytes)
+    recurrent = f"{state.state_rows:,} x {state.state_cols:,}"
+    if state.state_heads > 1:
+        recurrent = f"{state.state_heads:,} x {recurrent}"
+    if not inputs.training:
+        notes.append(
+            f"Hybrid layers: {state.count} of {architecture.num_layers} layers ({name}) keep a "
+            f"fixed state instead of a KV cache, whatever the context: convolution state "
+            f"{state.conv_dim:,} x {state.conv_kernel} ({conv_bytes}-byte elements) and float32 "
+            f"recurrent state {recurrent}, {per_sequence / 2**20:,.2f} MiB per sequence and "
+            f"layer, in the kv_cache line; the other {architecture.num_attention_layers} layers "
+            "keep the KV cache"
+        )
+    notes.append(
+        f"{name} layers' activations: the working set of transformers' PyTorch scan ({scan}), "
+        + (
+            "taken as what they save for backward (approximated); "
+            if inputs.training
+            else "the projections, convolution and the scan's float32 tensors; "
+        )
+        + f"with the {kernels} kernels installed it is smaller"
+    )
 
 
 SHARDING_NOTES = {

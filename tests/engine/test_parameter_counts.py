@@ -61,6 +61,8 @@ META_DEVICE = [
     ("deepseek-ai--DeepSeek-V2-Lite", 15_706_484_224),
     ("deepseek-ai--DeepSeek-V3", 671_026_404_352),
     ("openai--gpt-oss-20b", 20_914_757_184),
+    ("Qwen--Qwen3-Next-80B-A3B-Instruct", 79_674_391_296),
+    ("ai21labs--AI21-Jamba-Mini-1.5", 51_570_323_328),
 ]
 
 
@@ -96,6 +98,8 @@ def test_every_family_has_a_fixture() -> None:
         "deepseek_v2",
         "deepseek_v3",
         "gpt_oss",
+        "qwen3_next",
+        "jamba",
     }
 
 
@@ -289,6 +293,47 @@ VARIANTS = [
         2_804_627_712,
     ),
     ("mistralai--Mixtral-8x7B-v0.1", {"head_dim": 64, "num_hidden_layers": 2}, 3_122_745_344),
+    (
+        "Qwen--Qwen3-Next-80B-A3B-Instruct",
+        {
+            "num_hidden_layers": 4,
+            "attention_bias": True,
+            "mlp_only_layers": [0],
+            "full_attention_interval": 2,
+            "linear_num_key_heads": 8,
+            "linear_conv_kernel_dim": 3,
+            "num_experts": 16,
+        },
+        927_911_296,
+    ),
+    (
+        "Qwen--Qwen3-Next-80B-A3B-Instruct",
+        {
+            "num_hidden_layers": 3,
+            "layer_types": ["linear_attention", "full_attention", "full_attention"],
+            "num_experts": 16,
+            "decoder_sparse_step": 2,
+        },
+        827_016_384,
+    ),
+    (
+        "ai21labs--AI21-Jamba-Mini-1.5",
+        {
+            "num_hidden_layers": 4,
+            "mamba_proj_bias": True,
+            "mamba_conv_bias": False,
+            "mamba_dt_rank": "auto",
+            "attn_layer_period": 2,
+            "attn_layer_offset": 1,
+            "num_experts": 4,
+        },
+        2_593_075_776,
+    ),
+    (
+        "ai21labs--AI21-Jamba-Mini-1.5",
+        {"num_hidden_layers": 3, "num_experts": 1, "mamba_d_state": 32, "mamba_expand": 1},
+        1_223_934_912,
+    ),
 ]
 
 

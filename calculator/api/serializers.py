@@ -324,6 +324,13 @@ class CalculateRequestSerializer(ServingFieldsSerializer, HardwareFieldsSerializ
         "pipeline_parallel", help_text="Default: as tensor_parallel says; else 1."
     )
     zero_stage = _limited_int("zero_stage", help_text="Training with data parallelism. Default: 0.")
+    offload = _choice(
+        "offload",
+        engine.OFFLOADS,
+        help_text="Training state kept in host RAM: none (default), optimizer (DeepSpeed "
+        "offload_optimizer, zero_stage 1-3) or optimizer_and_parameters (zero_stage 3; FSDP's "
+        "CPUOffload). The response's host_memory_bytes sizes it.",
+    )
     sharding = _choice(
         "sharding",
         engine.SHARDINGS,
@@ -656,6 +663,10 @@ class CalculateResponseSerializer(serializers.Serializer):
     parameters = ParametersSerializer()
     breakdown = BreakdownSerializer()
     total_bytes = serializers.IntegerField()
+    host_memory_bytes = serializers.IntegerField(
+        help_text="Host (CPU) RAM each GPU's process needs beside it for what offload moves "
+        "there; 0 without offload. Not part of total_bytes."
+    )
     num_gpus = serializers.IntegerField()
     inputs = CalculateInputsSerializer()
     notes = serializers.ListField(child=serializers.CharField())

@@ -31,6 +31,7 @@ from calculator.engine.inputs import (
     MEMORY_VIEWS,
     METHODS,
     MODES,
+    OFFLOADS,
     OPTIMIZERS,
     SHARDINGS,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "LORA_ADAPTER_DTYPES",
     "LORA_TARGET_MODULES",
     "MEMORY_VIEWS",
+    "OFFLOADS",
     "SHARDINGS",
     "METHODS",
     "MODES",

@@ -22,6 +22,9 @@ class Breakdown:
     gradients: int
     optimizer_states: int
     runtime_overhead: int
+    # host (CPU) RAM the GPU's process needs beside it: offloaded optimizer state, parameters;
+    # not part of the GPU total
+    host_bytes: int = 0
 
     @property
     def total(self) -> int:

@@ -54,9 +54,13 @@ class CheckpointFormat:
 
 
 class _Layer(Protocol):
-    path: str
-    router: bool
-    routed_expert: bool
+    # read-only: a frozen dataclass (LinearLayer) satisfies it
+    @property
+    def path(self) -> str: ...
+    @property
+    def router(self) -> bool: ...
+    @property
+    def routed_expert(self) -> bool: ...
 
 
 def keeps_layer_16_bit(layer: _Layer, dtype: str, checkpoint: CheckpointFormat | None) -> bool:

@@ -79,6 +79,7 @@ def result_dict(
         "checkpoint": checkpoint_dict(architecture),
         "breakdown": breakdown.as_dict(),
         "total_bytes": breakdown.total,
+        "host_memory_bytes": breakdown.host_bytes,
         "num_gpus": inputs.num_gpus,
         "inputs": inputs.as_dict(),
         "notes": notes + list(result.notes),

@@ -62,6 +62,9 @@ MODEL_SOURCES = ("hf_config", "architecture")
 # Trainer configures "auto" (buckets of hidden_size**2), or PyTorch FSDP (stage 3 FULL_SHARD,
 # stage 2 SHARD_GRAD_OP, one unit per decoder layer); engine/detailed.py _sharding_working_set
 SHARDINGS = ("deepspeed", "deepspeed_hf_auto", "fsdp")
+# What training keeps in host RAM instead: DeepSpeed offload_optimizer (ZeRO-Offload, stage 1-3),
+# with offload_param (ZeRO-3); FSDP's CPUOffload(offload_params=True) moves both (stage 3)
+OFFLOADS = ("none", "optimizer", "optimizer_and_parameters")
 
 # (min, max) of every numeric field; the forms and the API reuse them
 INPUT_LIMITS: dict[str, tuple[int, int]] = {
@@ -97,6 +100,7 @@ DEFAULTS: dict[str, Any] = {
     "pipeline_parallel": None,
     "zero_stage": 0,
     "sharding": "deepspeed",
+    "offload": "none",
     "gradient_accumulation_steps": 1,
     "lora_adapter_dtype": "float32",
     "inference_logits": "last",
@@ -180,6 +184,7 @@ class EstimateInputs:
     memory_view: str | None = None
     bnb_4bit_saves_inputs: bool = False
     sharding: str = "deepspeed"
+    offload: str = "none"
     given: frozenset[str] = frozenset()  # the fields the caller set (not defaulted)
 
     @property
@@ -221,6 +226,7 @@ class EstimateInputs:
             "pipeline_parallel": self.pipeline_parallel,
             "zero_stage": self.zero_stage,
             "sharding": self.sharding,
+            "offload": self.offload,
             "gradient_accumulation_steps": self.gradient_accumulation_steps,
             "lora_adapter_dtype": self.lora_adapter_dtype,
             "inference_logits": self.inference_logits,
@@ -410,6 +416,7 @@ def parse_inputs(
         )
     zero_stage = check_integer("zero_stage", get("zero_stage"))
     sharding = _choice("sharding", get("sharding"), SHARDINGS)
+    offload = _choice("offload", get("offload"), OFFLOADS)
     accumulation = check_integer("gradient_accumulation_steps", get("gradient_accumulation_steps"))
     adapter_dtype = _choice("lora_adapter_dtype", get("lora_adapter_dtype"), LORA_ADAPTER_DTYPES)
     logits = _choice("inference_logits", get("inference_logits"), INFERENCE_LOGITS)
@@ -497,10 +504,32 @@ def parse_inputs(
         memory_view=memory_view,
         bnb_4bit_saves_inputs=saves_inputs,
         sharding=sharding,
+        offload=offload,
         given=given,
     )
     check_combinations(inputs, architecture)
     return inputs, architecture, notes
+
+
+def _check_offload(inputs: EstimateInputs) -> None:
+    if not inputs.training:
+        raise EstimateError("offload", "offload moves training state to the host: use none")
+    if inputs.method != "detailed":
+        raise EstimateError("offload", "the standard method has no offload: use the detailed one")
+    if inputs.zero_stage == 0:
+        raise EstimateError(
+            "offload", "offloading runs through ZeRO or FSDP: set zero_stage (3 for FSDP)"
+        )
+    if inputs.offload == "optimizer_and_parameters" and inputs.zero_stage < 3:
+        raise EstimateError(
+            "offload", "parameters are offloaded from their shards: use zero_stage 3"
+        )
+    if inputs.sharding == "fsdp" and inputs.offload != "optimizer_and_parameters":
+        raise EstimateError(
+            "offload",
+            "FSDP's CPUOffload moves parameters, gradients and optimizer state together: use "
+            "optimizer_and_parameters with zero_stage 3",
+        )
 
 
 # Widest tensor parallelism considered (Megatron-LM and vLLM split attention heads; beyond 64 ranks
@@ -595,6 +624,8 @@ def check_combinations(inputs: EstimateInputs, architecture: Architecture) -> No
                 "FSDP has no stage 1: use 2 (SHARD_GRAD_OP) or 3 (FULL_SHARD), or sharding "
                 "deepspeed for ZeRO-1",
             )
+    if inputs.offload != "none":
+        _check_offload(inputs)
     if not training or inputs.method != "detailed":
         return
     finetuning, weight_dtype = inputs.finetuning, inputs.weight_dtype

@@ -36,6 +36,7 @@ from calculator.engine import (
     MEMORY_VIEWS,
     METHODS,
     MODES,
+    OFFLOADS,
     OPTIMIZERS,
     SHARDINGS,
     WEIGHT_DTYPES,
@@ -91,7 +92,12 @@ VIEW_FIELDS = ("inference_logits", "memory_view")
 HUB_FIELDS = ("hub", "revision")
 PARALLEL_FIELDS = ("num_gpus", "tensor_parallel", "pipeline_parallel", "zero_stage")
 # choices sent only when chosen (blank: the engine's default)
-CHOSEN_FIELDS = (*VIEW_FIELDS, "sharding")
+CHOSEN_FIELDS = (*VIEW_FIELDS, "sharding", "offload")
+OFFLOAD_LABELS = {
+    "none": "Nothing",
+    "optimizer": "Optimizer state (ZeRO-Offload)",
+    "optimizer_and_parameters": "Optimizer state and parameters (ZeRO-3, FSDP)",
+}
 SERVING_ENGINE_LABELS = {"vllm": "vLLM", "sglang": "SGLang"}
 SHARDING_LABELS = {
     "deepspeed": "DeepSpeed (its own defaults)",
@@ -383,6 +389,12 @@ class CalculatorForm(forms.Form):
         label="ZeRO stage",
         choices=[("0", "0 (off)"), ("1", "1"), ("2", "2"), ("3", "3")],
         coerce=int,
+    )
+    offload = forms.ChoiceField(
+        label="Offload to CPU",
+        choices=[("", "Nothing (default)"), *_choices(OFFLOADS, OFFLOAD_LABELS)],
+        required=False,
+        help_text="What training keeps in host RAM; its size is shown beside the GPU total.",
     )
     sharding = forms.ChoiceField(
         label="Sharded by",

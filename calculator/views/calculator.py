@@ -151,6 +151,9 @@ def _results(request: HttpRequest, form: CalculatorForm, calculation: Calculatio
         "num_gpus": result["num_gpus"],
         "gpus": gpu_display.gpu_section(result, unit),
         "serving": serving_display.serving_section(result, unit),
+        "host_memory": charts.in_unit(result["host_memory_bytes"], unit)
+        if result.get("host_memory_bytes")
+        else None,
         "notes": result["notes"],
         "warnings": result.get("warnings", []),
         "engine_version": result["engine_version"],

@@ -229,6 +229,9 @@ def saved_results(estimate: Estimate, unit: str) -> dict[str, Any]:
         "num_gpus": estimate.num_gpus,
         "gpus": gpu_display.gpu_section(result, unit),
         "serving": serving_display.serving_section(result, unit),
+        "host_memory": charts.in_unit(result["host_memory_bytes"], unit)
+        if result.get("host_memory_bytes")
+        else None,
         "notes": result.get("notes", []),
         "warnings": result.get("warnings", []),
         "engine_version": estimate.engine_version,

@@ -721,3 +721,42 @@ def test_it_rejects_lora_targets_the_model_lacks():
         run(FALCON_7B, mode="training", finetuning="lora", lora_target_modules=["q_proj"])
     assert error.value.field == "lora_target_modules"
     assert "query_key_value" in error.value.message
+
+
+def test_zero_offload_moves_the_optimizer_step_to_host_ram():
+    fields = {"mode": "training", "mixed_precision": True, "num_gpus": 8, "zero_stage": 2}
+    p = LLAMA_PARAMETERS
+    result = run(LLAMA_31_8B, offload="optimizer", **fields)
+    breakdown = result["breakdown"]
+    # on the GPU: the bf16 weights and DeepSpeed's 5e8-element bf16 gradient bucket only
+    assert breakdown["weights"] == 2 * p
+    assert breakdown["optimizer_states"] == 0
+    assert breakdown["gradients"] == 500_000_000 * 2
+    # on the host, each rank's eighth of: AdamW's two float32 states (8 B), the float32 master
+    # weights (4 B) and the float32 gradients (4 B) = 16 B a parameter / 8
+    assert result["host_memory_bytes"] == 16 * p // 8
+    assert result["total_bytes"] == sum(breakdown.values())  # the host is not in the total
+
+
+def test_offloading_parameters_leaves_the_gpu_the_gathered_working_set():
+    fields = {"mode": "training", "mixed_precision": True, "num_gpus": 8, "zero_stage": 3}
+    p = LLAMA_PARAMETERS
+    result = run(LLAMA_31_8B, offload="optimizer_and_parameters", **fields)
+    # the bf16 parameter shards (2 B / 8) join the optimizer state on the host
+    assert result["host_memory_bytes"] == round(16 * p / 8 + 2 * p / 8)
+    # what ZeRO-3 gathers at the turn to backward stays: 5e8 + the embeddings, in bf16
+    assert result["breakdown"]["weights"] == 2 * (500_000_000 + LLAMA_EMBEDDINGS)
+    assert run(LLAMA_31_8B, mode="training")["host_memory_bytes"] == 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"mode": "inference"}, "offload moves training state"),
+        ({"mode": "training", "num_gpus": 8}, "set zero_stage"),
+        ({"mode": "training", "num_gpus": 8, "zero_stage": 2, "sharding": "fsdp"}, "FSDP"),
+    ],
+)
+def test_offload_is_refused_where_no_framework_offers_it(fields, message):
+    with pytest.raises(EstimateError, match=message):
+        run(LLAMA_31_8B, offload="optimizer", **fields)

@@ -547,3 +547,17 @@ def test_a_serving_plan_without_a_gpu_says_what_is_missing(client):
 def test_a_too_small_gpu_will_not_start(client):
     content = client.get(f"/?catalog={LLAMA_SLUG}&mode=serving&gpu=t4").content.decode()
     assert "vLLM would not start: No available memory for the cache blocks" in content
+
+
+def test_offloaded_state_is_shown_as_host_ram(client):
+    query = (
+        f"/?catalog={LLAMA_SLUG}&mode=training&num_gpus=8&zero_stage=2&batch_size=1"
+        "&mixed_precision=on&offload=optimizer"
+    )
+    content = client.get(query).content.decode()
+    line = re.search(r'id="host-memory">(.*?)</p>', content)
+    assert line is not None
+    # 16 B a parameter / 8 ranks: 8,030,261,248 x 2 = 16,060,522,496 B = 14.96 GiB
+    assert "<strong>14.96 GiB</strong>" in line.group(1)
+    refused = client.get(query.replace("zero_stage=2", "zero_stage=0")).content.decode()
+    assert "offloading runs through ZeRO or FSDP" in refused

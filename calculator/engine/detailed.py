@@ -1008,6 +1008,18 @@ def _stage_breakdown(
         # ZeRO-3 / FSDP FULL_SHARD also partition parameters; what is gathered is added below
         base = base / dp
         adapters /= dp
+    host = Fraction(0)
+    if inputs.offload != "none":
+        # ZeRO-Offload (DeepSpeed offload_optimizer) / FSDP CPUOffload: the optimizer step runs
+        # on the CPU over float32 states, master weights and gradient partitions kept there;
+        # the GPU keeps only the gradients being reduced (buckets, whole layers)
+        host += optimizer_states + master + gradients * FP32_BYTES / precision.gradient_bytes
+        optimizer_states = master = gradients = Fraction(0)
+    if inputs.offload == "optimizer_and_parameters":
+        # ZeRO-Infinity offload_param / FSDP offload_params: the parameter shards live on the
+        # host, the GPU gathers each layer as it computes (the working set below)
+        host += base + adapters
+        base = adapters = Fraction(0)
     base += sharding.parameters
     gradients += sharding.gradients
     activations = _training_activations(architecture, inputs, layout, stage, dtypes, widths)
@@ -1027,6 +1039,7 @@ def _stage_breakdown(
         gradients=round(gradients + sharding.buckets),
         optimizer_states=round(optimizer_states),
         runtime_overhead=overhead,
+        host_bytes=round(host),
     )
 
 

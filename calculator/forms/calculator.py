@@ -15,7 +15,6 @@ from typing import Any, TypedDict
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.db.models import Q
 from django.http import QueryDict
 
 from calculator import hub
@@ -784,20 +783,58 @@ class CalculatorForm(forms.Form):
         self.add_error(name, message)
 
 
+# The names people use for the families (config.json's model_type is what the engine reads)
+FAMILY_NAMES = {
+    "deepseek_v2": "DeepSeek-V2",
+    "deepseek_v3": "DeepSeek-V3 / R1",
+    "falcon": "Falcon",
+    "gemma": "Gemma",
+    "gemma2": "Gemma 2",
+    "gemma3": "Gemma 3",
+    "gemma3_text": "Gemma 3",
+    "gpt2": "GPT-2",
+    "gpt_bigcode": "StarCoder (GPT-BigCode)",
+    "gpt_neox": "GPT-NeoX / Pythia",
+    "gpt_oss": "gpt-oss",
+    "jamba": "Jamba",
+    "llama": "Llama",
+    "mistral": "Mistral",
+    "mixtral": "Mixtral",
+    "olmo2": "OLMo 2",
+    "phi": "Phi",
+    "phi3": "Phi-3",
+    "qwen2": "Qwen 2 / 2.5",
+    "qwen2_moe": "Qwen MoE",
+    "qwen3": "Qwen 3",
+    "qwen3_moe": "Qwen 3 MoE",
+    "qwen3_next": "Qwen3-Next",
+    "starcoder2": "StarCoder 2",
+}
+
+
+def family_name(family: str) -> str:
+    return FAMILY_NAMES.get(family, family or "Other")
+
+
+def _matches(words: list[str], *texts: str) -> bool:
+    # every word somewhere in the name, the id or the family (any order, any case)
+    haystack = " ".join(texts).casefold()
+    return all(word in haystack for word in words)
+
+
 def catalog_choices(*, search: str, current: str) -> list[Any]:
-    """The catalog grouped by family for a <select>, narrowed to the models whose name, slug or
-    family contains `search`; the current choice always stays, so narrowing never changes it."""
-    models = catalog_list().order_by("family", "name")
-    if search:
-        models = models.filter(
-            Q(name__icontains=search)
-            | Q(slug__icontains=search)
-            | Q(family__icontains=search)
-            | Q(slug=current)
-        )
+    """The catalog grouped by family (as people name them) for a <select>, narrowed to the models
+    whose name, id or family hold every word of `search`, in any order ("llama 8b"); the
+    current choice always stays, so narrowing never changes it."""
+    words = search.casefold().split()
     groups: dict[str, list[tuple[str, str]]] = {}
-    for slug, name, family in models.values_list("slug", "name", "family"):
-        groups.setdefault(family or "other", []).append((slug, name))
+    for slug, name, family in (
+        catalog_list().order_by("family", "name").values_list("slug", "name", "family")
+    ):
+        label = family_name(family)
+        if words and slug != current and not _matches(words, name, slug, family, label):
+            continue
+        groups.setdefault(label, []).append((slug, name))
     choices: list[Any] = [("", "Choose a model"), *groups.items()]
     if search and not any(slug != current for options in groups.values() for slug, _ in options):
         choices.append(("", f"No other model matches “{search}”"))

@@ -371,6 +371,25 @@ def test_it_says_when_no_model_matches(client):
     assert f'<option value="{LLAMA_SLUG}" selected>' in content
 
 
+@pytest.mark.parametrize("search", ["llama 8b", "8B LLAMA", "meta 3.1 8b"])
+def test_the_catalog_search_matches_words_in_any_order(client, search):
+    content = client.get(
+        "/catalog/options/", {"catalog_search": search, "catalog": "Qwen/Qwen3-8B"}
+    ).content.decode()
+    assert f'value="{LLAMA_SLUG}"' in content
+    assert 'value="meta-llama/Meta-Llama-3-70B-Instruct"' not in content  # 70B, not 8B
+    assert 'value="mistralai/Mistral-7B-v0.1"' not in content
+
+
+def test_the_catalog_groups_by_the_names_people_use(client):
+    content = client.get(
+        "/catalog/options/", {"catalog_search": "gemma 3", "catalog": LLAMA_SLUG}
+    ).content.decode()
+    assert '<optgroup label="Gemma 3">' in content
+    assert "gemma3_text" not in content
+    assert 'value="google/gemma-2-9b-it"' not in content  # Gemma 2 holds no "3"
+
+
 def test_it_narrows_the_select_without_javascript_too(client):
     content = client.get(f"/?catalog={LLAMA_SLUG}&catalog_search=gemma").content.decode()
     assert 'value="google/gemma-3-1b-it"' in content

@@ -656,6 +656,21 @@ class ServingSerializer(serializers.Serializer):
     )
 
 
+class PeakSerializer(serializers.Serializer):
+    """Training (detailed method): the phase that sets the peak."""
+
+    phase = serializers.ChoiceField(
+        choices=["backward", "optimizer_step"],
+        help_text="backward: saved activations outweigh the gradients; optimizer_step: every "
+        "gradient exists once the activations are freed (the activations line is then 0).",
+    )
+    activation_peak_bytes = serializers.IntegerField(
+        help_text="The activations' own peak, before the gradients replace them."
+    )
+    gradients_bytes = serializers.IntegerField()
+    text = serializers.CharField()
+
+
 class CalculateResponseSerializer(serializers.Serializer):
     """All sizes are integers in bytes, per GPU; total_bytes is the sum of the breakdown.
     With a `gpu` in the request, fit, capacity, throughput and cost are added."""
@@ -675,6 +690,7 @@ class CalculateResponseSerializer(serializers.Serializer):
         help_text="Where the request leaves the model's envelope (a context beyond what it was "
         "trained for, nothing in the catalog that holds it); the answer is still as asked.",
     )
+    peak = PeakSerializer(allow_null=True, help_text="null: inference, or the standard method.")
     checkpoint = CheckpointSerializer(
         allow_null=True, help_text="null: the model's config.json has no quantization_config."
     )

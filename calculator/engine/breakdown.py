@@ -25,6 +25,9 @@ class Breakdown:
     # host (CPU) RAM the GPU's process needs beside it: offloaded optimizer state, parameters;
     # not part of the GPU total
     host_bytes: int = 0
+    # training: the activations' own peak in backward, before the gradients that replace them
+    # as they are freed (the activations line is what is left above the gradients)
+    activation_peak: int = 0
 
     @property
     def total(self) -> int:

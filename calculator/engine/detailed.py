@@ -1024,6 +1024,7 @@ def _stage_breakdown(
     gradients += sharding.gradients
     activations = _training_activations(architecture, inputs, layout, stage, dtypes, widths)
     activations += _dequantisation_buffer(inputs, parts, layout.tensor_parallel)
+    activation_peak = activations
     # the peak holds max(activations, gradients allocated): shown as the activations beyond
     # the gradients, so that the breakdown still sums to the peak with exact gradients
     allocated = gradients * GRADIENTS_ALLOCATED_AT_ACTIVATION_PEAK
@@ -1032,6 +1033,7 @@ def _stage_breakdown(
         allocated = gradients
     activations = max(activations - (gradients - allocated), 0)
     return Breakdown(
+        activation_peak=round(activation_peak),
         weights=round(base + master + adapters),
         kv_cache=0,
         activations=round(activations),

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from calculator.engine.architecture import Architecture
-from calculator.engine.breakdown import Estimate
+from calculator.engine.breakdown import Breakdown, Estimate
 from calculator.engine.checkpoint import describe_checkpoint
 from calculator.engine.detailed import detailed_estimate
 from calculator.engine.errors import EstimateError
@@ -63,6 +63,43 @@ def checkpoint_dict(architecture: Architecture) -> dict[str, Any] | None:
     }
 
 
+def peak_phase(inputs: EstimateInputs, breakdown: Breakdown) -> dict[str, Any] | None:
+    """Training: which phase sets the peak and what it holds, in one sentence for people."""
+    if not inputs.training or inputs.method != "detailed":
+        return None
+    gib = 2**30
+    gradients = breakdown.gradients
+    activations = breakdown.activation_peak
+    if breakdown.activations > 0 and inputs.gradient_accumulation_steps > 1:
+        phase = "backward"
+        text = (
+            f"The peak is in backward: with gradient accumulation every gradient "
+            f"({gradients / gib:.2f} GiB) is kept between micro-batches, and the saved "
+            f"activations ({activations / gib:.2f} GiB) come on top."
+        )
+    elif breakdown.activations > 0:
+        phase = "backward"
+        text = (
+            f"The peak is in backward: the saved activations ({activations / gib:.2f} GiB) "
+            f"outweigh the gradients ({gradients / gib:.2f} GiB), which appear as they are freed"
+            "; gradient checkpointing or a smaller batch lowers it."
+        )
+    else:
+        phase = "optimizer_step"
+        text = (
+            f"The peak is at the optimizer step: every gradient exists ({gradients / gib:.2f} "
+            f"GiB) once backward has freed the activations ({activations / gib:.2f} GiB at "
+            "most), so the activations line is 0 and gradient checkpointing or a smaller batch "
+            "cannot lower it; sharding (ZeRO-2/3) or fewer trainable parameters can."
+        )
+    return {
+        "phase": phase,
+        "activation_peak_bytes": activations,
+        "gradients_bytes": gradients,
+        "text": text,
+    }
+
+
 def result_dict(
     inputs: EstimateInputs, result: Estimate, notes: list[str], architecture: Architecture
 ) -> dict[str, Any]:
@@ -77,6 +114,7 @@ def result_dict(
             "trainable": result.trainable_parameters,
         },
         "checkpoint": checkpoint_dict(architecture),
+        "peak": peak_phase(inputs, breakdown),
         "breakdown": breakdown.as_dict(),
         "total_bytes": breakdown.total,
         "host_memory_bytes": breakdown.host_bytes,

@@ -101,6 +101,7 @@ def test_the_response_has_exactly_the_contract_shape_with_integer_bytes(client_f
         "notes",
         "warnings",
         "checkpoint",
+        "peak",
         "engine_version",
     }
     assert body["warnings"] == []

@@ -760,3 +760,20 @@ def test_offloading_parameters_leaves_the_gpu_the_gathered_working_set():
 def test_offload_is_refused_where_no_framework_offers_it(fields, message):
     with pytest.raises(EstimateError, match=message):
         run(LLAMA_31_8B, offload="optimizer", **fields)
+
+
+def test_the_peak_phase_says_why_activations_read_zero():
+    # full training, batch 1 x 128 tokens: the bf16 gradients (8,030,261,248 x 2 bytes) outweigh
+    # any layer's saved activations, so the peak is where every gradient exists
+    result = run(LLAMA_31_8B, mode="training", batch_size=1, sequence_length=128)
+    assert result["breakdown"]["activations"] == 0
+    peak = result["peak"]
+    assert peak["phase"] == "optimizer_step"
+    assert peak["gradients_bytes"] == 2 * LLAMA_PARAMETERS
+    assert 0 < peak["activation_peak_bytes"] < 2 * LLAMA_PARAMETERS
+    assert "gradient checkpointing or a smaller batch cannot lower it" in peak["text"]
+    # a long batch: the activations set the peak in backward
+    long = run(LLAMA_31_8B, mode="training", batch_size=8, sequence_length=4096)["peak"]
+    assert long["phase"] == "backward"
+    assert long["activation_peak_bytes"] > long["gradients_bytes"]
+    assert run(LLAMA_31_8B)["peak"] is None  # inference

@@ -69,6 +69,7 @@ def test_its_result_has_the_contract_keys():
         "notes",
         "warnings",
         "checkpoint",
+        "peak",
         "engine_version",
     }
     assert set(result["breakdown"]) == {

@@ -580,3 +580,12 @@ def test_offloaded_state_is_shown_as_host_ram(client):
     assert "<strong>14.96 GiB</strong>" in line.group(1)
     refused = client.get(query.replace("zero_stage=2", "zero_stage=0")).content.decode()
     assert "offloading runs through ZeRO or FSDP" in refused
+
+
+def test_a_training_result_says_where_its_peak_is(client):
+    content = client.get(
+        f"/?catalog={LLAMA_SLUG}&mode=training&batch_size=1&sequence_length=128"
+    ).content.decode()
+    line = re.search(r'id="peak-phase">(.*?)</p>', content)
+    assert line is not None and line.group(1).startswith("The peak is at the optimizer step")
+    assert 'id="peak-phase"' not in client.get(f"/?catalog={LLAMA_SLUG}").content.decode()

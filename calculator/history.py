@@ -19,7 +19,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db.models import Q, QuerySet
-from django.db.models.fields.json import KeyTransform
+from django.db.models.fields.json import KT, KeyTransform
 from django.forms.utils import flatatt
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import reverse
@@ -45,6 +45,34 @@ SORTS = {
     "title": ("title", "-created", "-id"),
 }
 
+# The workload as the engine read it, and the GPU answer (for estimates saved with a GPU): each
+# column is a path into the saved result, read in the database (no result is loaded whole)
+WORKLOAD_COLUMNS = ("batch_size", "sequence_length", "weight_dtype", "finetuning")
+GPU_COLUMNS = (
+    "gpu",
+    "gpu_count",
+    "fits",
+    "per_gpu_bytes",
+    "spare_bytes",
+    "decode_tokens_per_s",
+    "cost_per_hour",
+    "cost_per_million_tokens",
+)
+RESULT_PATHS = {
+    "batch_size": "result__inputs__batch_size",
+    "sequence_length": "result__inputs__sequence_length",
+    "weight_dtype": "result__inputs__weight_dtype",
+    "finetuning": "result__inputs__finetuning",
+    "gpu": "result__answer__name",
+    "gpu_count": "result__answer__gpu_count",
+    "fits": "result__answer__fits",
+    "per_gpu_bytes": "result__answer__per_gpu_bytes",
+    "spare_bytes": "result__answer__spare_bytes",
+    "decode_tokens_per_s": "result__throughput__decode__tokens_per_s",
+    "cost_per_hour": "result__cost__per_hour",
+    "cost_per_million_tokens": "result__cost__per_million_tokens",
+}
+
 EXPORT_COLUMNS = (
     "public_id",
     "url",
@@ -58,6 +86,8 @@ EXPORT_COLUMNS = (
     "total_bytes",
     "num_gpus",
     *(f"{key}_bytes" for key in BREAKDOWN_KEYS),
+    *WORKLOAD_COLUMNS,
+    *GPU_COLUMNS,
     "engine_version",
     "created",
 )
@@ -365,7 +395,9 @@ def history_rows(queryset: QuerySet[Estimate], ids: list[int]) -> list[HistoryRo
 
 def export_rows(queryset: QuerySet[Estimate], *, permalink_prefix: str) -> Iterator[dict]:
     """One dict per estimate, in EXPORT_COLUMNS order, read in chunks with one query."""
-    rows = queryset.annotate(breakdown=KeyTransform("breakdown", "result")).values(
+    paths = {f"x_{name}": KT(path) for name, path in RESULT_PATHS.items()}
+    rows = queryset.annotate(breakdown=KeyTransform("breakdown", "result"), **paths).values(
+        *paths,
         "public_id",
         "title",
         "model_name",
@@ -394,9 +426,24 @@ def export_rows(queryset: QuerySet[Estimate], *, permalink_prefix: str) -> Itera
             "total_bytes": row["total_bytes"],
             "num_gpus": row["num_gpus"],
             **{f"{key}_bytes": (row["breakdown"] or {}).get(key) for key in BREAKDOWN_KEYS},
+            **{name: _json_scalar(row[f"x_{name}"]) for name in RESULT_PATHS},
+            # SQLite keeps JSON booleans as 1 and 0
+            "fits": None if row["x_fits"] is None else _json_scalar(row["x_fits"]) in (True, 1),
             "engine_version": row["engine_version"],
             "created": row["created"].isoformat(),
         }
+
+
+def _json_scalar(text: Any) -> Any:
+    """A value KT read as text, back as the JSON scalar it was: 8 -> 8, true -> True; a string
+    (a dtype, a GPU name) stays as it is, None (not in the result) as None."""
+    if not isinstance(text, str):  # SQLite's json_extract gives numbers as numbers
+        return text
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, int | float | bool) else text
 
 
 class _Echo:

@@ -254,3 +254,53 @@ def test_bulk_delete_with_nothing_ticked_goes_back(visitor_client, estimates):
     response = visitor_client("alice").post(reverse("history-delete"), {"query": "q=x"})
     assert response["Location"] == reverse("history") + "?q=x"
     assert Estimate.objects.count() == 4
+
+
+def test_exports_carry_the_workload_and_the_gpu_answer(visitor_client, alice):
+    estimate = EstimateFactory(owner=alice, title="On a GPU")
+    estimate.result = {
+        **estimate.result,
+        "inputs": {"batch_size": 8, "sequence_length": 4096, "weight_dtype": "bfloat16"},
+        "answer": {
+            "name": "NVIDIA H100 SXM 80GB",
+            "gpu_count": 2,
+            "fits": True,
+            "per_gpu_bytes": 1234,
+            "spare_bytes": 5678,
+        },
+        "throughput": {"decode": {"tokens_per_s": 1500.5}},
+        "cost": {"per_hour": 5.98, "per_million_tokens": 1.25},
+    }
+    estimate.save()
+    EstimateFactory(owner=alice, title="No GPU")
+    client = visitor_client("alice")
+    (row,) = json.loads(
+        b"".join(
+            client.get(
+                reverse("history-export", args=["json"]), {"q": "On a GPU"}
+            ).streaming_content
+        )
+    )
+    assert (row["batch_size"], row["sequence_length"], row["weight_dtype"]) == (8, 4096, "bfloat16")
+    assert (row["gpu"], row["gpu_count"], row["fits"]) == ("NVIDIA H100 SXM 80GB", 2, True)
+    assert (row["per_gpu_bytes"], row["spare_bytes"]) == (1234, 5678)
+    assert row["decode_tokens_per_s"] == 1500.5
+    assert (row["cost_per_hour"], row["cost_per_million_tokens"]) == (5.98, 1.25)
+    (plain,) = json.loads(
+        b"".join(
+            client.get(reverse("history-export", args=["json"]), {"q": "No GPU"}).streaming_content
+        )
+    )
+    assert plain["gpu"] is None and plain["fits"] is None
+    csv_rows = list(
+        csv.DictReader(
+            io.StringIO(
+                b"".join(
+                    client.get(
+                        reverse("history"), {"format": "csv", "q": "On a GPU"}
+                    ).streaming_content
+                ).decode()
+            )
+        )
+    )
+    assert (csv_rows[0]["gpu_count"], csv_rows[0]["fits"]) == ("2", "True")

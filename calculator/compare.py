@@ -60,8 +60,24 @@ def _display(value: Any) -> str:
     return str(value)
 
 
-def input_rows(estimates: Sequence[ComparedEstimate]) -> list[Row]:
-    """Every input field any of the estimates has, first the model, flagged where they differ."""
+def _inputs_of(estimate: ComparedEstimate) -> dict[str, Any]:
+    # the engine's normalised inputs (every default filled in), else what was sent
+    return estimate.result.get("inputs") or estimate.inputs
+
+
+def _gpu_display(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("name") or value.get("slug") or "GPU")
+    return "none" if value is None else str(value)
+
+
+def input_rows(
+    estimates: Sequence[ComparedEstimate], training_only: frozenset[str] = frozenset()
+) -> list[Row]:
+    """Every input field any of the estimates has, first the model, flagged where they differ:
+    the normalised values (a default and the same value given are the same), training-only
+    fields only where an estimate is a training one ("—" for the others), the GPU by name and
+    left out where none of them chose one."""
     rows = [
         Row(
             "model",
@@ -69,13 +85,66 @@ def input_rows(estimates: Sequence[ComparedEstimate]) -> list[Row]:
             len({e.model_name for e in estimates}) > 1,
         )
     ]
+    all_inputs = [_inputs_of(e) for e in estimates]
+    training = [inputs.get("mode") == "training" for inputs in all_inputs]
     keys: list[str] = []
-    for estimate in estimates:
-        keys += [key for key in estimate.inputs if key != "model" and key not in keys]
+    for inputs in all_inputs:
+        keys += [key for key in inputs if key != "model" and key not in keys]
     for key in keys:
-        values = tuple(_display(e.inputs.get(key)) for e in estimates)
+        if key in training_only and not any(training):
+            continue
+        raw = [inputs.get(key) for inputs in all_inputs]
+        if all(value is None for value in raw):
+            continue  # nobody chose it (no GPU, no overhead given): nothing to compare
+        values = tuple(
+            "—"
+            if key in training_only and not is_training
+            else (_gpu_display(value) if key == "gpu" else _display(value))
+            for value, is_training in zip(raw, training, strict=True)
+        )
         rows.append(Row(key, values, len(set(values)) > 1))
     return rows
+
+
+def answer_rows(estimates: Sequence[ComparedEstimate]) -> list[Row]:
+    """The GPU answer of each (saved with a GPU): which, how many, fit, spare, speed, cost."""
+    if not any("answer" in e.result for e in estimates):
+        return []
+
+    def row(label: str, value_of: Any) -> Row:
+        values = tuple(value_of(e.result) if "answer" in e.result else "—" for e in estimates)
+        return Row(label, values, len(set(values)) > 1)
+
+    def answer(result: dict[str, Any]) -> dict[str, Any]:
+        return result["answer"]
+
+    def decode(result: dict[str, Any]) -> str:
+        rate = ((result.get("throughput") or {}).get("decode") or {}).get("tokens_per_s")
+        return "—" if rate is None else f"{rate:,.1f} tokens/s"
+
+    def money(key: str) -> Any:
+        def value(result: dict[str, Any]) -> str:
+            amount = (result.get("cost") or {}).get(key)
+            return "—" if amount is None else f"${amount:,.2f}"
+
+        return value
+
+    return [
+        row("GPU", lambda r: str(answer(r)["name"])),
+        row("GPUs", lambda r: f"{answer(r)['gpu_count']:,}"),
+        row("Fits", lambda r: "yes" if answer(r)["fits"] else "no"),
+        row(
+            "Spare per GPU",
+            lambda r: (
+                "—"
+                if answer(r).get("spare_bytes") is None
+                else f"{answer(r)['spare_bytes'] / GIB:,.2f} GiB"
+            ),
+        ),
+        row("Decode", decode),
+        row("Per hour", money("per_hour")),
+        row("Per million tokens", money("per_million_tokens")),
+    ]
 
 
 def breakdown_rows(estimates: Sequence[ComparedEstimate]) -> list[BytesRow]:
@@ -116,6 +185,9 @@ class Tick:
 class GroupLabel:
     x: float
     text: str
+    # every other label one line lower: seven labels of up to 16 characters do not fit side by
+    # side in 720 px
+    dy: int = 0
 
 
 @dataclass(frozen=True)
@@ -171,7 +243,9 @@ def grouped_bar_chart(
     bars, groups = [], []
     for g, key in enumerate(keys):
         group_left = left + g * group_width + group_width * 0.1
-        groups.append(GroupLabel(left + (g + 0.5) * group_width, BREAKDOWN_LABELS[key]))
+        groups.append(
+            GroupLabel(left + (g + 0.5) * group_width, BREAKDOWN_LABELS[key], dy=14 * (g % 2))
+        )
         for s, value in enumerate(values_in_unit[g]):
             bar_height = value * scale
             bars.append(

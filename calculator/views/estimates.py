@@ -25,6 +25,7 @@ from calculator.compare import (
     MIN_COMPARED,
     ComparedEstimate,
     Row,
+    answer_rows,
     breakdown_rows,
     grouped_bar_chart,
     input_rows,
@@ -433,7 +434,8 @@ def compare_view(request: HttpRequest) -> HttpResponse:
     breakdown = breakdown_rows(compared)
     context = {
         "estimates": list(zip(COLUMN_LETTERS, estimates, strict=False)),
-        "input_rows": input_rows(compared),
+        "input_rows": input_rows(compared, TRAINING_ONLY_INPUTS),
+        "answer_rows": answer_rows(compared),
         "breakdown": [(row, [(format_gib(v), f"{v:,}") for v in row.values]) for row in breakdown],
         "chart": grouped_bar_chart(compared),
     }

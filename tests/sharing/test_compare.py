@@ -112,3 +112,69 @@ def test_the_chart_axis_falls_back_to_smaller_units_for_small_estimates():
     # 3 MiB is under a GiB: the axis counts MiB, in steps of 1 (3 / 5 = 0.6 rounds up to 1).
     chart = grouped_bar_chart([_compared("A", weights=3 * 1024**2), _compared("B")])
     assert [tick.label for tick in chart.ticks] == ["0 MiB", "1 MiB", "2 MiB", "3 MiB"]
+
+
+def _saved(alice, **inputs):
+    estimate = EstimateFactory(owner=alice)
+    normalised = {"mode": "inference", "batch_size": 1, "sequence_length": 2048, **inputs}
+    estimate.result = {**estimate.result, "inputs": normalised}
+    estimate.save()
+    return estimate
+
+
+def test_a_default_is_not_flagged_against_the_same_value(visitor_client, alice):
+    # one left kv_cache_dtype out, the other gave bfloat16: the engine read both as bfloat16
+    first = _saved(alice, kv_cache_dtype="bfloat16", gpu=None)
+    second = _saved(alice, kv_cache_dtype="bfloat16", gpu=None)
+    first.inputs = {**first.inputs, "kv_cache_dtype": None}
+    first.save()
+    rows = {
+        r.label: r for r in visitor_client("alice").get(_url(first, second)).context["input_rows"]
+    }
+    assert rows["kv_cache_dtype"].values == ("bfloat16", "bfloat16")
+    assert not rows["kv_cache_dtype"].differs
+    assert "gpu" not in rows  # neither chose a GPU: no "gpu: default" row
+
+
+def test_training_inputs_are_shown_only_beside_a_training_estimate(visitor_client, alice):
+    inference = _saved(alice, optimizer="adamw")
+    training = _saved(alice, mode="training", optimizer="adamw")
+    other_inference = _saved(alice, optimizer="adamw")
+    client = visitor_client("alice")
+    rows = {r.label: r for r in client.get(_url(inference, training)).context["input_rows"]}
+    assert rows["optimizer"].values == ("—", "adamw")
+    rows = {r.label: r for r in client.get(_url(inference, other_inference)).context["input_rows"]}
+    assert "optimizer" not in rows
+
+
+def test_compare_shows_the_gpu_answer(visitor_client, alice):
+    with_gpu = _saved(alice, gpu={"slug": "h100-sxm", "name": "NVIDIA H100 SXM 80GB"})
+    with_gpu.result = {
+        **with_gpu.result,
+        "answer": {
+            "name": "NVIDIA H100 SXM 80GB",
+            "gpu_count": 2,
+            "fits": True,
+            "spare_bytes": 2 * GIB,
+        },
+        "throughput": {"decode": {"tokens_per_s": 1234.5}},
+        "cost": {"per_hour": 5.98, "per_million_tokens": 1.35},
+    }
+    with_gpu.save()
+    without = _saved(alice)
+    response = visitor_client("alice").get(_url(with_gpu, without))
+    rows = {r.label: r for r in response.context["answer_rows"]}
+    assert rows["GPU"].values == ("NVIDIA H100 SXM 80GB", "—")
+    assert rows["GPUs"].values == ("2", "—")
+    assert rows["Spare per GPU"].values == ("2.00 GiB", "—")
+    assert rows["Decode"].values == ("1,234.5 tokens/s", "—")
+    assert rows["Per hour"].values == ("$5.98", "—")
+    inputs = {r.label: r for r in response.context["input_rows"]}
+    assert inputs["gpu"].values == ("NVIDIA H100 SXM 80GB", "none")
+    assert 'id="compare-answer"' in response.text
+
+
+def test_the_chart_labels_alternate_lines_so_they_do_not_overlap():
+    chart = grouped_bar_chart([_compared("A", weights=GIB), _compared("B", weights=2 * GIB)])
+    # seven groups of about 93 px for labels of up to 16 characters: every other one lower
+    assert [group.dy for group in chart.groups] == [0, 14, 0, 14, 0, 14, 0]

@@ -540,7 +540,10 @@ def attended_positions(architecture: Architecture, sequence_length: int) -> int:
     most the window)."""
     sliding = architecture.num_sliding_window_layers if architecture.sliding_window else 0
     window = min(sequence_length, architecture.sliding_window) if sliding else 0
-    return (architecture.num_layers - sliding) * sequence_length + sliding * window
+    # hybrid models: linear-attention / state-space layers attend to no positions (their
+    # recurrent state is a fixed size), only the attention layers do
+    attention_layers = architecture.num_attention_layers
+    return (attention_layers - sliding) * sequence_length + sliding * window
 
 
 def forward_flops_per_token(architecture: Architecture, sequence_length: int) -> int:

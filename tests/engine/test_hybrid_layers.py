@@ -15,6 +15,7 @@ import pytest
 
 from calculator.engine import EstimateError, calculate
 from calculator.engine.architecture import architecture_from_hf_config
+from calculator.engine.hardware import attended_positions
 
 CONFIGS = Path(__file__).parent / "fixtures" / "configs"
 MIB = 2**20
@@ -244,3 +245,13 @@ def test_training_saves_the_scan_of_every_state_layer():
     # 28 Mamba layers each keep at least their three (tokens x 8192 x 16) float32 tensors
     grown = long["breakdown"]["activations"] - short["breakdown"]["activations"]
     assert grown >= 28 * 256 * 3 * J_INNER * 16 * 4
+
+
+def test_only_attention_layers_attend_to_the_context():
+    # Qwen3-Next: 12 of its 48 layers are full attention (full_attention_interval 4); the 36
+    # Gated DeltaNet layers keep a fixed state, so a token attends over 12 layers' context
+    qwen, _ = architecture_from_hf_config(QWEN3_NEXT)
+    assert attended_positions(qwen, 8192) == 12 * 8192
+    # Jamba Mini: one attention layer in every 8 of 32
+    jamba, _ = architecture_from_hf_config(JAMBA)
+    assert attended_positions(jamba, 1000) == 4 * 1000

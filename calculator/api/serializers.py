@@ -593,7 +593,14 @@ class ServingMemorySerializer(serializers.Serializer):
     kv_bytes_per_token = serializers.IntegerField()
     num_blocks = serializers.IntegerField()
     kv_cache_tokens = serializers.IntegerField()
-    max_concurrency = serializers.FloatField(help_text="kv_cache_tokens / max_model_len")
+    state_bytes_per_request = serializers.IntegerField(
+        help_text="A request's fixed state whatever its length (hybrid models' linear-attention "
+        "and state-space layers); 0 for attention-only models."
+    )
+    max_concurrency = serializers.FloatField(
+        help_text="Requests of max_model_len tokens the KV cache holds (kv_cache_tokens / "
+        "max_model_len for attention-only models)."
+    )
     starts = serializers.BooleanField()
     error = serializers.CharField(
         allow_null=True, help_text="What the engine says when it cannot start, in its words."

@@ -170,11 +170,15 @@ def memory_plan(
     """How the engine lays out one GPU (the busiest) and what it says when it cannot start."""
     total = gpu.memory_bytes
     usable = int(total * request.gpu_memory_utilization)
-    per_token = sizer.breakdown(configuration, batch_size=1, sequence_length=1)
-    if per_token is None:
+    one = sizer.breakdown(configuration, batch_size=1, sequence_length=1)
+    two = sizer.breakdown(configuration, batch_size=1, sequence_length=2)
+    if one is None or two is None:
         raise EstimateError("gpu_count", "this model cannot be laid out on these GPUs")
-    weights = per_token.weights
-    bytes_per_token = per_token.kv_cache
+    weights = one.weights
+    # what each token adds, and what a request holds whatever its length (hybrid models'
+    # linear-attention / state-space layers keep a fixed state per sequence)
+    bytes_per_token = two.kv_cache - one.kv_cache
+    state_per_request = one.kv_cache - bytes_per_token
     if request.engine == "vllm":
         profiled = sizer.breakdown(
             configuration, batch_size=1, sequence_length=request.max_num_batched_tokens
@@ -198,8 +202,10 @@ def memory_plan(
             "No available memory for the cache blocks. Try increasing "
             "`gpu_memory_utilization` when initializing the engine."
         )
-    elif tokens < request.max_model_len:
-        needed = request.max_model_len * bytes_per_token
+    elif tokens < request.max_model_len or kv_bytes < (
+        request.max_model_len * bytes_per_token + state_per_request
+    ):
+        needed = request.max_model_len * bytes_per_token + state_per_request
         error = (
             f"To serve at least one request with the models's max seq len "
             f"({request.max_model_len}), ({needed / GIB:.2f} GiB KV cache is needed, which is "
@@ -218,7 +224,12 @@ def memory_plan(
         "kv_bytes_per_token": bytes_per_token,
         "num_blocks": blocks,
         "kv_cache_tokens": tokens,
-        "max_concurrency": tokens / request.max_model_len,
+        "state_bytes_per_request": state_per_request,
+        # vLLM logs "Maximum concurrency for N tokens per request": its tokens / N; with a
+        # fixed state per request (hybrid models) each request also takes that
+        "max_concurrency": tokens / request.max_model_len
+        if not state_per_request
+        else max(kv_bytes, 0) / (request.max_model_len * bytes_per_token + state_per_request),
         "starts": error is None,
         "error": error,
     }
@@ -235,12 +246,13 @@ def _step(
     """Seconds of one decode step for `concurrency` requests at `context` tokens each: the
     slower of reading the active weights and their KV cache, and the matmuls (roofline)."""
     architecture = sizer.architecture
-    per_token = sizer.breakdown(configuration, batch_size=1, sequence_length=1)
-    assert per_token is not None
+    # a request's cache at `context` tokens, its fixed state included (hybrid layers)
+    one = sizer.breakdown(configuration, batch_size=1, sequence_length=context)
+    assert one is not None
     total = architecture.num_parameters
     active = architecture.num_active_parameters or total
-    weight_bytes = per_token.weights * active // total
-    kv = per_token.kv_cache * context * concurrency
+    weight_bytes = one.weights * active // total
+    kv = one.kv_cache * concurrency
     efficiencies = hardware.efficiencies
     read = (weight_bytes + kv) / (gpu.memory_bandwidth_bytes_per_s * efficiencies.decode)
     flops = concurrency * forward_flops_per_token(architecture, context)

@@ -184,3 +184,29 @@ def test_bad_serving_fields_name_the_field(fields, field):
     with pytest.raises(EstimateError) as error:
         serve(**fields)
     assert error.value.field == field
+
+
+def test_a_hybrid_models_requests_hold_a_fixed_state_beside_their_tokens():
+    config = json.loads(
+        (
+            Path(__file__).parent
+            / "fixtures"
+            / "configs"
+            / "Qwen--Qwen3-Next-80B-A3B-Instruct.json"
+        ).read_text()
+    )
+    plan = calculate(
+        {
+            "model": {"hf_config": config},
+            "mode": "serving",
+            "sequence_length": 32768,
+            "gpu": gpu("h200"),
+            "gpu_count": 4,
+        }
+    )["serving"]["memory"]
+    # Qwen3-Next: 12 full-attention layers with 2 KV heads of 256; on 4 tensor-parallel GPUs
+    # each keeps one head (replicated): 12 x 1 x 256 x (K, V) 2 x 2 bytes = 12,288 a token
+    assert plan["kv_bytes_per_token"] == 12 * 1 * 256 * 2 * 2
+    assert plan["state_bytes_per_request"] > 0  # the 36 Gated DeltaNet layers' state
+    per_request = 32768 * plan["kv_bytes_per_token"] + plan["state_bytes_per_request"]
+    assert plan["max_concurrency"] == pytest.approx(plan["kv_cache_bytes"] / per_request)

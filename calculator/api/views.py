@@ -11,7 +11,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
@@ -70,6 +70,94 @@ def _body_object(request: Request) -> dict[str, Any]:
 # --- Calculate ----------------------------------------------------------------------------
 
 
+# Request examples shown in the API docs: each is a valid request (tests/api/test_examples.py
+# replays every one against its endpoint)
+CALCULATE_EXAMPLES = [
+    OpenApiExample(
+        "Inference on a catalog model, with a GPU",
+        value={
+            "model": {"catalog": "meta-llama/Llama-3.1-8B"},
+            "mode": "inference",
+            "batch_size": 8,
+            "sequence_length": 8192,
+            "gpu": "h100-sxm",
+        },
+    ),
+    OpenApiExample(
+        "QLoRA fine-tuning",
+        value={
+            "model": {"catalog": "meta-llama/Llama-3.1-8B"},
+            "mode": "training",
+            "finetuning": "qlora",
+            "weight_dtype": "nf4",
+            "batch_size": 4,
+            "sequence_length": 2048,
+            "gradient_checkpointing": True,
+        },
+    ),
+    OpenApiExample(
+        "A vLLM serving plan",
+        value={
+            "model": {"catalog": "meta-llama/Llama-3.1-8B"},
+            "mode": "serving",
+            "sequence_length": 32768,
+            "batch_size": 32,
+            "gpu": "h100-sxm",
+            "engine": "vllm",
+            "target_output_tokens_per_s": 2000,
+        },
+    ),
+    OpenApiExample(
+        "A shape typed by hand",
+        value={
+            "model": {
+                "architecture": {
+                    "num_parameters": 7_000_000_000,
+                    "hidden_size": 4096,
+                    "num_layers": 32,
+                    "num_attention_heads": 32,
+                    "num_key_value_heads": 8,
+                    "vocab_size": 32000,
+                }
+            },
+            "sequence_length": 4096,
+        },
+    ),
+]
+PROFILE_EXAMPLES = [
+    OpenApiExample(
+        "A profile typed by hand",
+        value={
+            "name": "Our 7B",
+            "visibility": "private",
+            "architecture": {
+                "num_parameters": 7_000_000_000,
+                "hidden_size": 4096,
+                "num_layers": 32,
+                "num_attention_heads": 32,
+                "num_key_value_heads": 8,
+                "vocab_size": 32000,
+            },
+        },
+    ),
+]
+ESTIMATE_EXAMPLES = [
+    OpenApiExample(
+        "Save an estimate",
+        value={
+            "model": {"catalog": "meta-llama/Llama-3.1-8B"},
+            "batch_size": 4,
+            "sequence_length": 4096,
+            "title": "Llama 3.1 8B, batch 4",
+            "visibility": "private",
+        },
+    ),
+]
+SHARING_EXAMPLES = [
+    OpenApiExample("Make it readable by link", value={"visibility": "link"}),
+]
+
+
 class CalculateView(APIView):
     permission_classes = [AllowAny]
 
@@ -78,6 +166,7 @@ class CalculateView(APIView):
         tags=["calculate"],
         summary="Estimate memory for one configuration (stateless; anonymous callers allowed)",
         request=CalculateRequestSerializer,
+        examples=CALCULATE_EXAMPLES,
         responses={200: CalculateResponseSerializer, **error_responses(400, 401, 413, 429)},
     )
     def post(self, request: Request) -> Response:
@@ -129,6 +218,7 @@ class ProfileListView(generics.ListAPIView):
         tags=["profiles"],
         summary="Create a profile from fields, a config.json or a Hugging Face id",
         request=ProfileWriteSerializer,
+        examples=PROFILE_EXAMPLES,
         responses={201: ProfileSerializer, **error_responses(400, 401, 413, 429)},
     )
     def post(self, request: Request) -> Response:
@@ -210,6 +300,7 @@ class EstimateListView(generics.ListAPIView):
         tags=["estimates"],
         summary="Calculate and save in one call",
         request=EstimateCreateSerializer,
+        examples=ESTIMATE_EXAMPLES,
         responses={201: EstimateDetailSerializer, **error_responses(400, 401, 413, 429)},
     )
     def post(self, request: Request) -> Response:
@@ -241,6 +332,7 @@ class EstimateDetailView(APIView):
         tags=["estimates"],
         summary="Change the title, notes or sharing; inputs and result never change",
         request=EstimateSharingSerializer,
+        examples=SHARING_EXAMPLES,
         responses={200: EstimateDetailSerializer, **WRITE_ERRORS},
     )
     def patch(self, request: Request, pk: int) -> Response:

@@ -24,9 +24,9 @@ def _examples() -> list[tuple[str, str, dict]]:
     for operations in schema["paths"].values():
         for operation in operations.values():
             content = (operation.get("requestBody") or {}).get("content", {})
-            for example_name, example in content.get("application/json", {}).get(
-                "examples", {}
-            ).items():
+            for example_name, example in (
+                content.get("application/json", {}).get("examples", {}).items()
+            ):
                 found.append((operation["operationId"], example_name, example["value"]))
     return found
 

@@ -192,6 +192,57 @@ def warnings_for(
                 "lower the batch size or the sequence length, or quantise.",
             }
         )
+    answer = result.get("answer")
+    gpu = result["inputs"].get("gpu")
+    if answer is not None and isinstance(gpu, dict) and is_unified_memory(gpu):
+        found += _unified_memory_warnings(gpu, answer)
+    return found
+
+
+# Apple silicon: the GPU shares the machine's memory, and Metal lets it wire only part of it
+# (recommendedMaxWorkingSetSize, printed by llama.cpp at load): two thirds on machines of up to
+# 36 GB (16 GB: 10,922.67 MB, llama-cpp-python #687; 32 GB: 21,845.34 MB, ollama #434), three
+# quarters above (96 GB: 73,728.00 MB, llama.cpp #3213). `sysctl iogpu.wired_limit_mb` raises it.
+UNIFIED_SMALL_MACHINE_BYTES = 36 * 10**9
+UNIFIED_SHARE_SMALL = (2, 3)
+UNIFIED_SHARE_LARGE = (3, 4)
+
+
+def is_unified_memory(gpu: dict[str, Any]) -> bool:
+    text = f"{gpu.get('slug', '')} {gpu.get('name', '')}".lower()
+    return "apple" in text
+
+
+def unified_usable_bytes(memory_bytes: int) -> int:
+    top, bottom = (
+        UNIFIED_SHARE_SMALL if memory_bytes <= UNIFIED_SMALL_MACHINE_BYTES else UNIFIED_SHARE_LARGE
+    )
+    return memory_bytes * top // bottom
+
+
+def _unified_memory_warnings(gpu: dict[str, Any], answer: dict[str, Any]) -> list[dict[str, str]]:
+    found = []
+    usable = unified_usable_bytes(gpu["memory_bytes"])
+    per_gpu = answer.get("per_gpu_bytes")
+    if per_gpu is not None and per_gpu > usable:
+        found.append(
+            {
+                "field": "gpu",
+                "message": f"{gpu.get('name') or 'This Mac'} shares its memory with the system: "
+                f"Metal lets the GPU use about {usable / 2**30:,.1f} GiB of it "
+                "(recommendedMaxWorkingSetSize) and this needs "
+                f"{per_gpu / 2**30:,.1f} GiB; raise the limit with "
+                "`sysctl iogpu.wired_limit_mb` or choose a smaller setup.",
+            }
+        )
+    if answer["gpu_count"] > 1:
+        found.append(
+            {
+                "field": "num_gpus",
+                "message": "Apple machines are not split by tensor parallelism across machines: "
+                "each holds its own copy (or a pipeline stage over the network, much slower).",
+            }
+        )
     return found
 
 

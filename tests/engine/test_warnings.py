@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from calculator.engine import calculate
+from calculator.engine.estimate import unified_usable_bytes
 
 CONFIGS = Path(__file__).parent / "fixtures" / "configs"
 
@@ -77,3 +78,35 @@ def test_nothing_in_the_catalog_holding_it_is_warned_about():
         {"model": LLAMA, "sequence_length": 10_000_000, "gpu": small}, fit_gpus=catalog
     )
     assert "gpu" in fields(result)
+
+
+APPLE_M2_ULTRA = {
+    "slug": "apple-m2-ultra-192gb",
+    "name": "Apple M2 Ultra 192GB (76-core GPU)",
+    "memory_bytes": 192 * 2**30,
+    "memory_bandwidth_bytes_per_s": 800 * 10**9,
+    "bf16_dense_tflops": 27.2,
+}
+
+
+def test_a_mac_warns_when_the_request_passes_what_metal_lets_the_gpu_wire():
+    # Metal's recommendedMaxWorkingSetSize is three quarters of a large Mac's memory (llama.cpp
+    # prints 73,728 MB on a 96 GB M2 Max, issue #3213): 192 GiB x 3/4 = 144 GiB
+    fields = {"model": LLAMA, "gpu": APPLE_M2_ULTRA, "batch_size": 8, "sequence_length": 131072}
+    result = calculate(fields)
+    assert result["answer"]["per_gpu_bytes"] > 144 * 2**30
+    (warning,) = [w for w in result["warnings"] if w["field"] == "gpu"]
+    assert "about 144.0 GiB of it (recommendedMaxWorkingSetSize)" in warning["message"]
+    small = calculate({"model": LLAMA, "gpu": APPLE_M2_ULTRA})
+    assert [w for w in small["warnings"] if w["field"] == "gpu"] == []
+
+
+def test_a_small_mac_wires_two_thirds():
+    # llama.cpp on a 32 GB M1 Max: recommendedMaxWorkingSetSize = 21,845.34 MB (ollama #434)
+    assert unified_usable_bytes(32 * 2**30) == 32 * 2**30 * 2 // 3
+    assert abs(unified_usable_bytes(32 * 2**30) / 2**20 - 21845.34) < 0.02
+
+
+def test_macs_are_not_split_by_tensor_parallelism():
+    result = calculate({"model": LLAMA, "gpu": APPLE_M2_ULTRA, "num_gpus": 2})
+    assert any(w["field"] == "num_gpus" for w in result["warnings"])

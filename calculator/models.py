@@ -334,3 +334,73 @@ class HubToken(models.Model):
 
     def __str__(self) -> str:
         return f"Hugging Face token of {self.user}"
+
+
+class RunSource(models.TextChoices):
+    VLLM = "vllm", "vLLM start-up log"
+    SGLANG = "sglang", "SGLang start-up log"
+    LLAMACPP = "llamacpp", "llama.cpp load log"
+    TORCH = "torch", "torch.cuda.memory_summary() / max_memory_allocated()"
+    NVIDIA_SMI = "nvidia_smi", "nvidia-smi --query-gpu=memory.used --format=csv"
+    MANUAL = "manual", "Typed figures"
+
+
+class MeasuredRun(models.Model):
+    """What a real run of a saved estimate used, per GPU, read from its log (calculator/evidence.py)
+    or typed: immutable evidence beside the estimate, like the estimate itself. A line the log
+    does not print is null. Only those who may write the estimate attach one; whoever may read
+    the estimate sees its runs; only the run's owner deletes it."""
+
+    estimate = models.ForeignKey(Estimate, on_delete=models.CASCADE, related_name="runs")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="measured_runs"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    source_format = models.CharField(max_length=20, choices=RunSource.choices)
+    gpu_name = models.CharField(max_length=200, blank=True)
+    driver_version = models.CharField(max_length=64, blank=True)
+    cuda_version = models.CharField(max_length=64, blank=True)
+    framework_version = models.CharField(max_length=100, blank=True)
+    weights_bytes = models.BigIntegerField(null=True, blank=True)
+    kv_cache_bytes = models.BigIntegerField(null=True, blank=True)
+    activations_bytes = models.BigIntegerField(null=True, blank=True)
+    # vLLM's non_torch_memory (NCCL, the CUDA context's growth); the estimate's runtime_overhead
+    non_torch_bytes = models.BigIntegerField(null=True, blank=True)
+    total_bytes = models.BigIntegerField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True, help_text="Other figures the log gave.")
+    parser_notes = models.JSONField(default=list, blank=True)
+    note = models.TextField(blank=True)
+    raw_text = models.TextField(blank=True, help_text="The pasted or uploaded log, 64 KiB at most.")
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [models.Index(fields=["estimate", "-created"], name="run_estimate_created")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(source_format__in=RunSource.values), name="run_valid_source_format"
+            ),
+            models.CheckConstraint(
+                condition=Q(total_bytes__isnull=True) | Q(total_bytes__gte=0),
+                name="run_nonnegative_total",
+            ),
+            models.CheckConstraint(
+                condition=Q(weights_bytes__isnull=False)
+                | Q(kv_cache_bytes__isnull=False)
+                | Q(activations_bytes__isnull=False)
+                | Q(non_torch_bytes__isnull=False)
+                | Q(total_bytes__isnull=False),
+                name="run_measures_something",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_source_format_display()} run of {self.estimate}"
+
+    def measured(self) -> dict[str, int | None]:
+        return {
+            "weights": self.weights_bytes,
+            "kv_cache": self.kv_cache_bytes,
+            "activations": self.activations_bytes,
+            "non_torch": self.non_torch_bytes,
+            "total": self.total_bytes,
+        }

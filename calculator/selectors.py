@@ -22,6 +22,7 @@ from django.http import Http404
 
 from calculator.models import (
     Estimate,
+    MeasuredRun,
     Membership,
     ModelProfile,
     ProfileSource,
@@ -164,6 +165,32 @@ def estimate_get_for_user(
     if not access.can_read or (write and not access.can_write):
         raise Http404("No such estimate.")
     return estimate, access
+
+
+# --- Measured runs ----------------------------------------------------------------------------
+
+
+def run_list(*, estimate: Estimate) -> QuerySet[MeasuredRun]:
+    """The runs of an estimate the caller has already read through `estimate_get_for_user`:
+    whoever may read an estimate sees its runs."""
+    return MeasuredRun.objects.filter(estimate=estimate).select_related("owner").defer("raw_text")
+
+
+def run_get_for_user(
+    *, user: User | None, public_id: str, run_id: int
+) -> tuple[MeasuredRun, Access]:
+    """One run of an estimate reached by its public id; 404 unless the estimate is readable.
+    The access returned is the estimate's; a run's owner alone deletes it (`can_delete_run`)."""
+    estimate, access = estimate_get_for_user(user=user, public_id=public_id)
+    run = MeasuredRun.objects.select_related("owner").filter(estimate=estimate, pk=run_id).first()
+    if run is None:
+        raise Http404("No such run.")
+    run.estimate = estimate
+    return run, access
+
+
+def can_delete_run(user: User | None, run: MeasuredRun) -> bool:
+    return _authenticated(user) and run.owner_id == user.pk
 
 
 # --- Teams ------------------------------------------------------------------------------------

@@ -15,14 +15,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils.text import slugify
 
-from calculator import hub
+from calculator import evidence, hub
 from calculator.calculations import Calculation
 from calculator.engine import EstimateError
 from calculator.engine.inputs import resolve_model
+from calculator.evidence import Measured
 from calculator.jsontext import loads_bounded
 from calculator.models import (
     Estimate,
     HubToken,
+    MeasuredRun,
     Membership,
     ModelProfile,
     ProfileSource,
@@ -405,3 +407,82 @@ def team_delete(*, actor: AuthUser, team: Team) -> None:
         shared.filter(visibility=Visibility.TEAM).update(visibility=Visibility.PRIVATE)
         shared.update(team=None)
     team.delete()
+
+
+# --- Measured runs ----------------------------------------------------------------------------
+
+MAX_RUNS_PER_ESTIMATE = 50
+RUN_TEXT_LIMITS = {"gpu_name": 200, "driver_version": 64, "cuda_version": 64}
+RUN_NOTE_LIMIT = 2000
+
+
+@transaction.atomic
+def measured_run_attach(
+    *,
+    user: AuthUser,
+    estimate: Estimate,
+    measured: Measured,
+    raw_text: str = "",
+    note: str = "",
+    facts: dict[str, str] | None = None,
+) -> MeasuredRun:
+    """Attach what a run measured to an estimate. Only those who may write the estimate (its
+    owner, a team owner for a team item: the access table's "w") attach; `facts` (GPU, driver,
+    CUDA, framework typed by the person) fill in or correct what the log says."""
+    if not access_for(user, estimate, via_link=False).can_write:
+        raise PermissionDenied
+    if estimate.runs.count() >= MAX_RUNS_PER_ESTIMATE:
+        raise ValidationError(
+            f"An estimate keeps at most {MAX_RUNS_PER_ESTIMATE} measured runs: delete one first."
+        )
+    if len(raw_text.encode()) > evidence.MAX_TEXT_BYTES or _holds_nul(
+        [raw_text, note, facts, measured.details, measured.notes, measured.gpu_name]
+    ):
+        raise ValidationError({"text": "The log is too large or holds NUL characters."})
+    if len(note) > RUN_NOTE_LIMIT:
+        raise ValidationError({"note": f"At most {RUN_NOTE_LIMIT:,} characters."})
+    values = {
+        "gpu_name": measured.gpu_name,
+        "driver_version": measured.driver_version,
+        "cuda_version": measured.cuda_version,
+        "framework_version": measured.framework_version,
+    }
+    values.update({key: value for key, value in (facts or {}).items() if value})
+    limits = {**RUN_TEXT_LIMITS, "framework_version": 100}
+    for key, value in values.items():
+        if key not in limits:
+            raise ValidationError(f"Unknown fact: {key}.")
+        values[key] = str(value)[: limits[key]]
+    lines = {name: measured.line(name) for name in evidence.LINE_NAMES}
+    for name, value in lines.items():
+        if value is not None and abs(value) > evidence.MAX_MEASURED_BYTES:
+            raise ValidationError({name: "More memory than any GPU holds."})
+    if all(value is None for value in lines.values()):
+        raise ValidationError("The run measured nothing.")
+    if lines["total"] is not None and lines["total"] < 0:
+        raise ValidationError({"total": "A total cannot be negative."})
+    run = MeasuredRun(
+        estimate=estimate,
+        owner=user,
+        source_format=measured.source_format,
+        weights_bytes=lines["weights"],
+        kv_cache_bytes=lines["kv_cache"],
+        activations_bytes=lines["activations"],
+        non_torch_bytes=lines["non_torch"],
+        total_bytes=lines["total"],
+        details=measured.details,
+        parser_notes=measured.notes,
+        note=note,
+        raw_text=raw_text,
+        **values,
+    )
+    run.full_clean()
+    run.save()
+    return run
+
+
+def measured_run_delete(*, user: AuthUser, run: MeasuredRun) -> None:
+    """Only the run's owner deletes it (deleting the estimate deletes its runs too)."""
+    if run.owner_id != user.pk:
+        raise PermissionDenied
+    run.delete()

@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from calculator import views
-from calculator.views import hub_token, tokens
+from calculator.views import hub_token, runs, tokens
 
 urlpatterns = [
     path("", views.calculator, name="calculator"),
@@ -43,6 +43,17 @@ urlpatterns = [
     path("e/<slug:public_id>/", views.estimate_permalink_view, name="estimate-permalink"),
     path("e/<slug:public_id>/edit/", views.estimate_edit_view, name="estimate-edit"),
     path("e/<slug:public_id>/delete/", views.estimate_delete_view, name="estimate-delete"),
+    path("e/<slug:public_id>/runs/new/", runs.measured_run_create_view, name="estimate-run-create"),
+    path(
+        "e/<slug:public_id>/runs/<int:run_id>/",
+        runs.measured_run_detail_view,
+        name="estimate-run",
+    ),
+    path(
+        "e/<slug:public_id>/runs/<int:run_id>/delete/",
+        runs.measured_run_delete_view,
+        name="estimate-run-delete",
+    ),
     path("history/", views.history_view, name="history"),
     path("history/export.<str:fmt>", views.history_export_view, name="history-export"),
     path("history/delete/", views.history_bulk_delete_view, name="history-delete"),

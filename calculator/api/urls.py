@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from calculator.api import views
+from calculator.api import runs, views
 
 urlpatterns = [
     # Exactly /api/v1/calculate, without a trailing slash (docs/design.md, the estimate contract).
@@ -15,6 +15,16 @@ urlpatterns = [
         "estimates/by-public-id/<slug:public_id>/",  # public ids are URL-safe base64
         views.EstimateByPublicIdView.as_view(),
         name="api-estimate-by-public-id",
+    ),
+    path(
+        "estimates/<slug:public_id>/runs/",
+        runs.MeasuredRunListView.as_view(),
+        name="api-estimate-runs",
+    ),
+    path(
+        "estimates/<slug:public_id>/runs/<int:run_id>/",
+        runs.MeasuredRunDetailView.as_view(),
+        name="api-estimate-run",
     ),
     path("catalog/models/", views.CatalogModelListView.as_view(), name="api-catalog-list"),
     # By Hugging Face repo id, which contains a slash: meta-llama/Llama-3.1-8B. (By id, a catalog

@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from calculator import services
+from calculator import evidence, services
 from calculator.calculations import calculation_run
 from calculator.models import Estimate, Role
 from tests.chromium import BROWSER_TEST_MARKS
@@ -21,6 +21,7 @@ from tests.factories import (
     TeamFactory,
     UserFactory,
 )
+from tests.runs.test_parsers import VLLM_V0_LOG
 
 pytestmark = BROWSER_TEST_MARKS
 
@@ -135,6 +136,10 @@ def test_no_page_scrolls_sideways_when_signed_in(phone, live_server, data, viewp
     alice, team, profile = data["alice"], data["team"], data["profile"]
     inference, training = data["estimates"]
     page = phone(alice, viewport=viewport)
+    # A measured run: its table on the permalink, its page with the long log lines it kept
+    run = services.measured_run_attach(
+        user=alice, estimate=inference, measured=evidence.parse(VLLM_V0_LOG), raw_text=VLLM_V0_LOG
+    )
     paths = [
         "/?catalog=meta-llama/Llama-3.1-8B",
         "/?catalog=meta-llama/Llama-3.1-8B&mode=training",
@@ -149,6 +154,8 @@ def test_no_page_scrolls_sideways_when_signed_in(phone, live_server, data, viewp
         inference.get_absolute_url(),
         training.get_absolute_url(),
         f"{inference.get_absolute_url()}edit/",
+        f"{inference.get_absolute_url()}runs/new/",
+        f"{inference.get_absolute_url()}runs/{run.pk}/",
         "/accounts/tokens/",
         "/accounts/password/",
     ]

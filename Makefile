@@ -22,6 +22,7 @@ run: $(INSTALLED)
 test: $(INSTALLED_DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	DEBUG=1 $(BIN)/mypy
 	DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
 # Production settings (DEBUG off, a real-looking secret, a host name) pass Django's deploy checks.
 	DEBUG=0 SECRET_KEY=deploy-check-only-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJ \

@@ -375,7 +375,7 @@ BARE_INTEGER = re.compile(r"\s*(\d{1,18})\s*")
 
 def parse_torch(text: str) -> Measured:
     run = Measured("torch", lines=dict.fromkeys(LINE_NAMES))
-    rows = {}
+    rows: dict[str, re.Match[str]] = {}
     for match in TORCH_ROW.finditer(text):
         metric = "allocated" if match.group(1) == "Allocated memory" else "reserved"
         rows.setdefault(metric, match)

@@ -454,8 +454,8 @@ def measured_run_attach(
             raise ValidationError(f"Unknown fact: {key}.")
         values[key] = str(value)[: limits[key]]
     lines = {name: measured.line(name) for name in evidence.LINE_NAMES}
-    for name, value in lines.items():
-        if value is not None and abs(value) > evidence.MAX_MEASURED_BYTES:
+    for name, amount in lines.items():
+        if amount is not None and abs(amount) > evidence.MAX_MEASURED_BYTES:
             raise ValidationError({name: "More memory than any GPU holds."})
     if all(value is None for value in lines.values()):
         raise ValidationError("The run measured nothing.")

@@ -35,15 +35,20 @@ from calculator.selectors import team_list
 
 
 def _architecture_field(name: str) -> serializers.Field:
+    # the optional ones may be null: the engine reads null as left out (its default)
     if name in LIMITS:
         low, high = LIMITS[name]
         required = name in ("hidden_size", "num_layers", "num_attention_heads")
-        return serializers.IntegerField(required=required, min_value=low, max_value=high)
+        return serializers.IntegerField(
+            required=required, allow_null=not required, min_value=low, max_value=high
+        )
     if name in ("tie_word_embeddings", "gated_mlp"):
-        return serializers.BooleanField(required=False)
+        return serializers.BooleanField(required=False, allow_null=True)
     if name == "default_dtype":
-        return serializers.CharField(required=False, help_text=f"One of {', '.join(MODEL_DTYPES)}.")
-    return serializers.CharField(required=False, max_length=MAX_MODEL_TYPE_LENGTH)
+        return serializers.CharField(
+            required=False, allow_null=True, help_text=f"One of {', '.join(MODEL_DTYPES)}."
+        )
+    return serializers.CharField(required=False, allow_null=True, max_length=MAX_MODEL_TYPE_LENGTH)
 
 
 ArchitectureFieldsSerializer = type(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypedDict
 
 from calculator.engine.checkpoint import CheckpointFormat, checkpoint_format
 from calculator.engine.errors import EstimateError
@@ -2007,7 +2007,17 @@ def _manual_moe(r: _Reader, layers: int) -> dict[str, int]:
     return result
 
 
-def _manual_mla(r: _Reader) -> dict[str, int]:
+class _Mla(TypedDict, total=False):
+    """Multi-head latent attention's dimensions (all or none), as _Layout takes them."""
+
+    kv_lora_rank: int
+    q_lora_rank: int
+    qk_rope_head_dim: int
+    qk_nope_head_dim: int
+    v_head_dim: int
+
+
+def _manual_mla(r: _Reader) -> _Mla:
     kv_lora_rank = r.number("kv_lora_rank", "kv_lora_rank", 0)
     names = ("q_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim")
     values = {name: r.number(name, name, 0) for name in names}
@@ -2017,11 +2027,17 @@ def _manual_mla(r: _Reader) -> dict[str, int]:
                 raise EstimateError(
                     r.field(name), "needs kv_lora_rank (multi-head latent attention)"
                 )
-        return {}
+        return _Mla()
     for name in names[1:]:
         if not values[name]:
             raise EstimateError(r.field(name), "is required with kv_lora_rank")
-    return {"kv_lora_rank": kv_lora_rank, **values}
+    return _Mla(
+        kv_lora_rank=kv_lora_rank,
+        q_lora_rank=values["q_lora_rank"],
+        qk_rope_head_dim=values["qk_rope_head_dim"],
+        qk_nope_head_dim=values["qk_nope_head_dim"],
+        v_head_dim=values["v_head_dim"],
+    )
 
 
 def _manual_window(r: _Reader, layers: int) -> dict[str, int]:

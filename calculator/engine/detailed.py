@@ -384,7 +384,7 @@ def kv_cache_bytes(
     """KV cache of one GPU's layers for `batch_size` sequences of `tokens` tokens, and the fixed
     state of its linear-attention / state-space layers (`conv_state_bytes`: the activations'
     element size, which the convolution state keeps)."""
-    element = ELEMENT_BYTES[kv_dtype]
+    element: Fraction | int = ELEMENT_BYTES[kv_dtype]
     element = int(element) if element.denominator == 1 else element
     if architecture.is_mla:
         # DeepSeek-V2/V3 MLA: the compressed latent and the shared rope key, for all heads
@@ -411,7 +411,7 @@ def kv_cache_bytes(
     cache = batch_size * held_tokens * per_layer_token * element
     state = architecture.state_layers
     if state is None:
-        return cache
+        return Fraction(cache)
     state_layers = min(stage.num_layers - layers, state.count)
     per_sequence = state_layer_bytes(state, conv_state_bytes)
     # heads and channels split over tensor-parallel ranks (as the KV heads are)
@@ -693,9 +693,11 @@ def inference_layer_activations(
         mlp_split = (pairs * moe_intermediate + tokens * shared) * live * compute
     else:
         mlp_split = tokens * architecture.intermediate_size * live * compute
-    return max(
-        _per_gpu(attention_replicated, attention_split, tensor_parallel),
-        _per_gpu(mlp_replicated, mlp_split, tensor_parallel),
+    return Fraction(
+        max(
+            _per_gpu(attention_replicated, attention_split, tensor_parallel),
+            _per_gpu(mlp_replicated, mlp_split, tensor_parallel),
+        )
     )
 
 
@@ -776,12 +778,16 @@ def _training_activations(
         lora_all = _divide(lora_activations(architecture, inputs, dtypes), tp)
     hidden = architecture.hidden_size
     if inputs.gradient_checkpointing:
-        one_layer = max(_per_gpu(layer.replicated, layer.split, tp) for _, layer in per_kind)
+        one_layer: Fraction | int = max(
+            _per_gpu(layer.replicated, layer.split, tp) for _, layer in per_kind
+        )
         if architecture.state_layers is not None:
             one_layer = max(one_layer, one_layer + mixer_delta)
-        one_layer += lora_all / architecture.num_layers
+        one_layer += Fraction(lora_all) / architecture.num_layers
         kept_inputs = stage.num_layers * tokens * hidden * dtypes.residual
-        stored = kept_inputs * CHECKPOINTED_INPUTS_PER_LAYER * stage.in_flight_micro_batches
+        stored: Fraction | int = (
+            kept_inputs * CHECKPOINTED_INPUTS_PER_LAYER * stage.in_flight_micro_batches
+        )
         stored += one_layer
     else:
         stage_layers = (all_layers + lora_all) * stage.layer_fraction
@@ -793,7 +799,7 @@ def _training_activations(
         if architecture.final_logit_softcapping:
             logit_element += SOFTCAP_LOGIT_COPIES * dtypes.compute
         stored += _divide(tokens * architecture.vocab_size * logit_element, tp)
-    return stored
+    return Fraction(stored)
 
 
 def _dequantisation_buffer(
@@ -820,7 +826,7 @@ def _inference_activations(
     dense_layers, moe_layers = _moe_layer_counts(architecture)
     # the busiest layer is one that follows another when the stage holds more than one
     follows_a_layer = stage.num_layers > 1
-    peaks = [
+    peaks: list[Fraction | int] = [
         inference_layer_activations(architecture, widths, inputs, dtypes, moe, tp, follows_a_layer)
         for count, moe in ((dense_layers, False), (moe_layers, True))
         if count
@@ -841,7 +847,7 @@ def _inference_activations(
         logit_bytes = logits * positions * dtypes.compute
         logit_bytes += logits * INFERENCE_LOGITS_FP32_COPIES * FP32_BYTES
         peak += _divide(logit_bytes, tp)
-    return peak
+    return Fraction(peak)
 
 
 @dataclass(frozen=True)
@@ -978,13 +984,14 @@ def _stage_breakdown(
 
     precision = _training_precision(inputs)
     dp, zero = layout.data_parallel, layout.zero_stage
+    trainable: Fraction
     if inputs.finetuning in ("lora", "qlora"):
-        trainable = plan.lora_parameters * stage.layer_fraction / layout.tensor_parallel
+        trainable = Fraction(plan.lora_parameters * stage.layer_fraction) / layout.tensor_parallel
         adapters = trainable * (precision.gradient_bytes + precision.autocast_copy_bytes)
         base = weights
         master = Fraction(0)
     else:
-        trainable = params_on_gpu * plan.trainable_share
+        trainable = Fraction(params_on_gpu * plan.trainable_share)
         adapters = Fraction(0)
         base = weights + _autocast_copied(architecture, layout, stage, parts) * (
             precision.autocast_copy_bytes
@@ -1006,7 +1013,7 @@ def _stage_breakdown(
     sharding = _sharding_working_set(architecture, inputs, layout, stage, parts, params_on_gpu)
     if zero >= 3:
         # ZeRO-3 / FSDP FULL_SHARD also partition parameters; what is gathered is added below
-        base = base / dp
+        base = Fraction(base) / dp
         adapters /= dp
     host = Fraction(0)
     if inputs.offload != "none":
@@ -1031,7 +1038,7 @@ def _stage_breakdown(
     if inputs.gradient_accumulation_steps > 1:
         # from the second micro-batch on, the accumulated gradients exist through backward
         allocated = gradients
-    activations = max(activations - (gradients - allocated), 0)
+    activations = max(activations - (gradients - allocated), Fraction(0))
     return Breakdown(
         activation_peak=round(activation_peak),
         weights=round(base + master + adapters),

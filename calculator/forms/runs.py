@@ -73,7 +73,8 @@ class MeasuredRunForm(forms.Form):
             return None
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         fmt = data.get("source_format")
         if fmt is None or self.errors:
             return data

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.http import Http404
 
-from calculator import engine, hub
+from calculator import bands, engine, hub
 from calculator.caching import catalog_cached
 from calculator.engine import EstimateError, GpuSpec
 from calculator.models import Gpu, ModelProfile
@@ -142,6 +142,8 @@ def calculation_run(*, user: User | None, payload: Any) -> Calculation:
         result["hub"] = hub_section(imported, result)
     if fit_gpus is not None:
         result["inputs"]["gpu"] = payload["gpu"]
+    result["breakdown_bounds"] = bands.breakdown_bounds(result)
+    bands.fit_confidence(result)
     return Calculation(payload=payload, resolved=resolved, result=result)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 # The two units offered, labelled honestly: GiB are binary (1024³), GB decimal (10⁹).
 UNIT_BYTES = {"GiB": 1024**3, "GB": 10**9}
@@ -42,6 +43,53 @@ PARAMETER_LABELS = {
 }
 
 
+BASIS_LABELS = {
+    "exact": "exact",
+    "default": "default",
+    "measured": "measured once",
+    "given": "as given",
+    "none": "not counted",
+}
+
+
+def with_basis(
+    rows: Sequence[BreakdownRow], bounds: Mapping[str, Any] | None, unit: str
+) -> list[BreakdownRow]:
+    """The rows with each line's provenance and, where modelled, its range."""
+    if not bounds:
+        return list(rows)
+    lines = bounds["lines"]
+    result = []
+    for row in rows:
+        line = lines.get(row.key)
+        if line is None:
+            result.append(row)
+            continue
+        if line["provenance"] == "modelled":
+            basis = f"modelled: {in_unit(line['low'], unit)} – {in_unit(line['high'], unit)}"
+        else:
+            basis = BASIS_LABELS.get(line["provenance"], line["provenance"])
+        result.append(replace(row, basis=basis))
+    return result
+
+
+def bounds_line(bounds: Mapping[str, Any] | None, unit: str) -> str | None:
+    """ "A run of this kind measures 15.20 GiB – 18.41 GiB (…)"."""
+    if not bounds:
+        return None
+    total = bounds["total"]
+    kind = {"inference": "inference", "full": "full fine-tuning", "lora": "LoRA", "qlora": "QLoRA"}
+    if bounds["band_from"] == "all":
+        source = f"all {bounds['cases']} published GPU measurements (none of this kind yet)"
+    else:
+        name = kind.get(bounds["band_from"], bounds["band_from"])
+        source = f"{bounds['cases']} published {name} measurements"
+    return (
+        f"Measured on GPUs, runs like this one came to {in_unit(total['low'], unit)} – "
+        f"{in_unit(total['high'], unit)} per GPU: the band of {source}."
+    )
+
+
 def parameter_rows(parameters: Mapping[str, int]) -> list[tuple[str, str, str]]:
     """(label, short, exact) for each count the result holds; "without embeddings" only where
     it differs from the active count (model cards quote either: gpt-oss-120b's 5.1B is without)."""
@@ -63,6 +111,7 @@ class BreakdownRow:
     bytes_display: str  # "268,435,456"
     unit_display: str  # "0.25 GiB"
     percent_display: str  # "1.6 %"
+    basis: str = ""  # "exact", "modelled: 4.1-6.3 GiB" (breakdown_bounds)
 
 
 def breakdown_rows(breakdown: Mapping[str, int], unit: str) -> list[BreakdownRow]:

@@ -218,7 +218,12 @@ def headline(result: Mapping[str, Any], unit: str) -> dict[str, Any] | None:
     if answer["fits"]:
         spare = in_unit(answer["spare_bytes"], unit)
         each = " each" if count > 1 else ""
-        return {"fits": True, "text": f"fits {on}, {spare} spare{each}"}
+        text = f"fits {on}, {spare} spare{each}"
+        if answer.get("confidence") == "may_not_fit":
+            high = in_unit(answer["per_gpu_high_bytes"], unit)
+            text += f"; may not fit: runs like it measured up to {high}"
+            return {"fits": False, "text": text}
+        return {"fits": True, "text": text}
     needs = answer["needs"]
     if needs is None:
         text = f"does not fit {on}, nor any layout of up to {MAX_SEARCHED_GPUS:,} of them"

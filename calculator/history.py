@@ -47,7 +47,14 @@ SORTS = {
 
 # The workload as the engine read it, and the GPU answer (for estimates saved with a GPU): each
 # column is a path into the saved result, read in the database (no result is loaded whole)
-WORKLOAD_COLUMNS = ("batch_size", "sequence_length", "weight_dtype", "finetuning")
+WORKLOAD_COLUMNS = (
+    "batch_size",
+    "sequence_length",
+    "weight_dtype",
+    "finetuning",
+    "total_low_bytes",
+    "total_high_bytes",
+)
 GPU_COLUMNS = (
     "gpu",
     "gpu_count",
@@ -63,6 +70,9 @@ RESULT_PATHS = {
     "sequence_length": "result__inputs__sequence_length",
     "weight_dtype": "result__inputs__weight_dtype",
     "finetuning": "result__inputs__finetuning",
+    # the band of published GPU measurements (calculator/bands.py), where the result has one
+    "total_low_bytes": "result__breakdown_bounds__total__low",
+    "total_high_bytes": "result__breakdown_bounds__total__high",
     "gpu": "result__answer__name",
     "gpu_count": "result__answer__gpu_count",
     "fits": "result__answer__fits",

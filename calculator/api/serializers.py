@@ -581,6 +581,15 @@ class GpuAnswerSerializer(serializers.Serializer):
     needs = GpuNeedsSerializer(
         allow_null=True, help_text="When it does not fit: the fewest GPUs of this type that do."
     )
+    per_gpu_high_bytes = serializers.IntegerField(
+        required=False, help_text="per_gpu_bytes at the top of the breakdown_bounds band."
+    )
+    confidence = serializers.ChoiceField(
+        choices=["fits", "may_not_fit", "does_not_fit"],
+        required=False,
+        help_text="fits: even at the top of the band; may_not_fit: the band crosses the usable "
+        "memory.",
+    )
 
 
 class ServingMemorySerializer(serializers.Serializer):
@@ -683,6 +692,37 @@ class PeakSerializer(serializers.Serializer):
     text = serializers.CharField()
 
 
+class LineBoundsSerializer(serializers.Serializer):
+    provenance = serializers.ChoiceField(
+        choices=["exact", "modelled", "default", "measured", "given", "none"],
+        help_text="exact: counted from the shape and formats; modelled: from the libraries' "
+        "code; default / measured / given / none: the runtime overhead's origin.",
+    )
+    low = serializers.IntegerField()
+    high = serializers.IntegerField()
+
+
+class TotalBoundsSerializer(serializers.Serializer):
+    low = serializers.IntegerField()
+    high = serializers.IntegerField()
+
+
+class BreakdownBoundsSerializer(serializers.Serializer):
+    """How far each line can be trusted: a run of this kind was measured between low and high
+    in the published GPU measurements (error = estimate / measured - 1)."""
+
+    workload = serializers.CharField(help_text="inference, full, lora or qlora")
+    band_from = serializers.CharField(
+        help_text="The measurements' group the band comes from: the workload's, or all of them "
+        "where none of its kind is published yet."
+    )
+    cases = serializers.IntegerField()
+    min_error = serializers.FloatField()
+    max_error = serializers.FloatField()
+    total = TotalBoundsSerializer()
+    lines = serializers.DictField(child=LineBoundsSerializer())
+
+
 class CalculateResponseSerializer(serializers.Serializer):
     """All sizes are integers in bytes, per GPU; total_bytes is the sum of the breakdown.
     With a `gpu` in the request, fit, capacity, throughput and cost are added."""
@@ -702,6 +742,7 @@ class CalculateResponseSerializer(serializers.Serializer):
         help_text="Where the request leaves the model's envelope (a context beyond what it was "
         "trained for, nothing in the catalog that holds it); the answer is still as asked.",
     )
+    breakdown_bounds = BreakdownBoundsSerializer()
     peak = PeakSerializer(allow_null=True, help_text="null: inference, or the standard method.")
     checkpoint = CheckpointSerializer(
         allow_null=True, help_text="null: the model's config.json has no quantization_config."

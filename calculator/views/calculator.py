@@ -143,7 +143,10 @@ def _results(request: HttpRequest, form: CalculatorForm, calculation: Calculatio
         "other_total": other_total,
         "other_error": other_error,
         "other_query": _with(form.canonical_query(), method=other_method),
-        "rows": charts.breakdown_rows(result["breakdown"], unit),
+        "rows": charts.with_basis(
+            charts.breakdown_rows(result["breakdown"], unit), result.get("breakdown_bounds"), unit
+        ),
+        "bounds": charts.bounds_line(result.get("breakdown_bounds"), unit),
         "bar": charts.stacked_bar(result["breakdown"], unit),
         "chart": chart,
         "parameters": charts.parameter_rows(parameters),

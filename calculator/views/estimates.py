@@ -222,7 +222,10 @@ def saved_results(estimate: Estimate, unit: str) -> dict[str, Any]:
         "other_total": None,
         "other_error": "a saved estimate keeps the numbers of its own method",
         "other_query": "",
-        "rows": charts.breakdown_rows(breakdown, unit),
+        "rows": charts.with_basis(
+            charts.breakdown_rows(breakdown, unit), result.get("breakdown_bounds"), unit
+        ),
+        "bounds": charts.bounds_line(result.get("breakdown_bounds"), unit),
         "bar": charts.stacked_bar(breakdown, unit),
         "chart": None,
         "parameters": charts.parameter_rows(parameters),

@@ -102,6 +102,7 @@ def test_the_response_has_exactly_the_contract_shape_with_integer_bytes(client_f
         "warnings",
         "checkpoint",
         "peak",
+        "breakdown_bounds",
         "engine_version",
     }
     assert body["warnings"] == []

@@ -589,3 +589,14 @@ def test_a_training_result_says_where_its_peak_is(client):
     line = re.search(r'id="peak-phase">(.*?)</p>', content)
     assert line is not None and line.group(1).startswith("The peak is at the optimizer step")
     assert 'id="peak-phase"' not in client.get(f"/?catalog={LLAMA_SLUG}").content.decode()
+
+
+def test_each_line_says_how_far_it_can_be_trusted(client):
+    content = client.get(f"/?catalog={LLAMA_SLUG}&batch_size=1").content.decode()
+    # the weights are counted exactly; the activations are modelled, with their range
+    weights = re.search(r'<tr id="row-weights">.*?<td class="basis">([^<]*)</td>', content)
+    assert weights is not None and weights.group(1) == "exact"
+    activations = re.search(r'<tr id="row-activations">.*?<td class="basis">([^<]*)</td>', content)
+    assert activations is not None and activations.group(1).startswith("modelled: ")
+    bounds = re.search(r'id="result-bounds">([^<]*)<', content)
+    assert bounds is not None and "published inference measurements" in bounds.group(1)

@@ -37,7 +37,8 @@ def workload_group(inputs: dict[str, Any]) -> str:
 def _overhead_provenance(inputs: dict[str, Any]) -> str:
     if inputs.get("runtime_overhead_bytes") is not None:
         return "given"
-    return {"allocated": "none", "device": "measured"}.get(inputs.get("memory_view"), "default")
+    view = str(inputs.get("memory_view"))
+    return {"allocated": "none", "device": "measured"}.get(view, "default")
 
 
 def breakdown_bounds(result: dict[str, Any]) -> dict[str, Any]:

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from calculator.api import runs, views
+from calculator.api import check, runs, views
 
 urlpatterns = [
     # Exactly /api/v1/calculate, without a trailing slash (docs/design.md, the estimate contract).
     path("calculate", views.CalculateView.as_view(), name="api-calculate"),
+    path("check", check.CheckView.as_view(), name="api-check"),
     path("profiles/", views.ProfileListView.as_view(), name="api-profile-list"),
     path("profiles/<int:pk>/", views.ProfileDetailView.as_view(), name="api-profile-detail"),
     path("estimates/", views.EstimateListView.as_view(), name="api-estimate-list"),

@@ -11,6 +11,7 @@ from tests.factories import EstimateFactory, ModelProfileFactory
 # operation id -> (method, path template); the {id} of a path is an object the caller owns
 OPERATIONS = {
     "calculate": ("post", "/api/v1/calculate"),
+    "check": ("post", "/api/v1/check"),
     "profiles_create": ("post", "/api/v1/profiles/"),
     "estimates_create": ("post", "/api/v1/estimates/"),
     "estimates_update": ("patch", "/api/v1/estimates/{id}/"),

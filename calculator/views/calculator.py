@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, QueryDict
@@ -68,6 +69,8 @@ def _results_fragment(request: HttpRequest, data: QueryDict) -> HttpResponse:
             "saveable": context["saveable"],
             # The shortest link to this calculation (the form sends every field, even empty).
             "url": f"{reverse('calculator')}?{form.canonical_query()}" if form.is_valid() else "",
+            # invalid inputs: what is wrong, field by field, for the page to show in place
+            "errors": [] if form.is_valid() else context["error_items"],
         }
         # a profile's or a Hub model's results depend on who asks (gated and private repos)
         if form.is_valid() and form.cleaned_data["model"] not in ("profile", "hub"):
@@ -81,6 +84,12 @@ def _results_fragment(request: HttpRequest, data: QueryDict) -> HttpResponse:
     response = render(request, "calculator/calculator.html#results", context)
     # The address bar follows valid inputs only, and never gets a link too long to open.
     push_url(response, kept["url"] if kept["url"] and not link_too_long else False)
+    if kept.get("errors"):
+        # A keystroke that leaves the form invalid keeps the last good result on screen,
+        # marked stale, with each message beside its field (static/js/calculator.js); without
+        # JavaScript the page shows the same messages beside the fields.
+        response["HX-Reswap"] = "none"
+        response["HX-Trigger"] = json.dumps({"calculator-invalid": {"errors": kept["errors"]}})
     return response
 
 

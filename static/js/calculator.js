@@ -7,6 +7,8 @@
 //   bytes by default), and a refused update must never leave the last result looking current.
 // - Any failed update (an error status, no answer, a timeout) says so above the results and
 //   marks them stale until an update succeeds.
+// - An invalid keystroke keeps the last good result, dimmed and marked stale, and says what is
+//   wrong beside the field (the server answers HX-Reswap: none and a calculator-invalid event).
 // - A choice (a select, a radio button, a checkbox) updates at once; the form's 400 ms delay
 //   is for typing, where each keystroke is not yet the value meant.
 (function () {
@@ -67,9 +69,57 @@
     }
   });
 
+  // Messages placed beside fields by an invalid keystroke (below); the next good result
+  // removes them.
+  function clearFieldErrors() {
+    document.querySelectorAll(".live-field-error").forEach(function (node) {
+      var field = document.getElementById(node.getAttribute("data-for"));
+      if (field) {
+        field.removeAttribute("aria-invalid");
+      }
+      node.remove();
+    });
+  }
+
+  function showFieldError(anchor, message) {
+    var field = anchor && document.getElementById(anchor);
+    if (!field) {
+      return;
+    }
+    var node = document.createElement("p");
+    node.className = "errorlist live-field-error";
+    node.id = "live-error-" + anchor;
+    node.setAttribute("data-for", anchor);
+    node.textContent = message;
+    field.setAttribute("aria-invalid", "true");
+    field.setAttribute("aria-describedby", node.id);
+    field.insertAdjacentElement("afterend", node);
+  }
+
+  // The server answers an invalid form with HX-Reswap: none and this event: the last good
+  // result stays, dimmed and marked stale, and each message goes beside its field.
+  document.body.addEventListener("calculator-invalid", function (event) {
+    var errors = (event.detail && event.detail.errors) || [];
+    clearFieldErrors();
+    errors.forEach(function (item) {
+      showFieldError(item.anchor, item.message);
+    });
+    var first = errors[0];
+    showError(
+      "The estimate was not updated: " +
+        (first ? (first.label ? first.label + ": " : "") + first.message : "check the inputs") +
+        " The result below is for the last valid inputs."
+    );
+  });
+
   document.addEventListener("htmx:afterSwap", function (event) {
+    var xhr = event.detail.xhr;
+    if (xhr && xhr.getResponseHeader("HX-Reswap") === "none") {
+      return; // nothing was swapped: an invalid form (above), the old result stays stale
+    }
     if (event.detail.target && event.detail.target.id === "results") {
       clearError();
+      clearFieldErrors();
     }
   });
 

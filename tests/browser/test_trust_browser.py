@@ -164,3 +164,24 @@ def test_back_and_forward_restore_the_fields_with_the_result(page, live_server):
     wait_for_kv(page, KV_LLAMA_8B[3])
     expect(page.locator("#id_sequence_length")).to_have_value("2048")
     expect(page.locator("#id_batch_size")).to_have_value("3")
+
+
+def test_an_invalid_keystroke_keeps_the_last_result_stale_with_the_message_beside_the_field(
+    page, live_server
+):
+    page.goto(f"{live_server.url}/?catalog=meta-llama/Llama-3.1-8B&batch_size=3")
+    wait_for_kv(page, KV_LLAMA_8B[3])
+    page.fill("#id_batch_size", "0")
+    message = page.locator("#live-error-id_batch_size")
+    # the form is novalidate: the server's message (Django's min_value), put beside the field
+    expect(message).to_contain_text("greater than or equal to 1")
+    # the last good result stays, marked stale, and the field says it is invalid
+    expect(page.locator("#results")).to_have_class(re.compile(r"\bstale\b"))
+    assert kv_cache_bytes(page) == KV_LLAMA_8B[3]
+    assert page.get_attribute("#id_batch_size", "aria-invalid") == "true"
+    expect(page.locator("#calculator-update-error")).to_contain_text("not updated")
+    assert "batch_size=3" in page.url  # the address keeps the last valid inputs
+    page.fill("#id_batch_size", "5")
+    wait_for_kv(page, KV_LLAMA_8B[5])
+    expect(page.locator("#live-error-id_batch_size")).to_have_count(0)
+    expect(page.locator("#results")).not_to_have_class(re.compile(r"\bstale\b"))

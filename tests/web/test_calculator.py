@@ -600,3 +600,15 @@ def test_each_line_says_how_far_it_can_be_trusted(client):
     assert activations is not None and activations.group(1).startswith("modelled: ")
     bounds = re.search(r'id="result-bounds">([^<]*)<', content)
     assert bounds is not None and "published inference measurements" in bounds.group(1)
+
+
+def test_an_invalid_live_update_keeps_the_last_result_and_names_the_field(client):
+    response = client.get(f"/?catalog={LLAMA_SLUG}&batch_size=0", headers=HTMX)
+    assert response.status_code == 200
+    # nothing is swapped: the last good result stays (the page marks it stale)
+    assert response["HX-Reswap"] == "none"
+    errors = json.loads(response["HX-Trigger"])["calculator-invalid"]["errors"]
+    assert [error["anchor"] for error in errors] == ["id_batch_size"]
+    assert "greater than or equal to 1" in errors[0]["message"]
+    valid = client.get(f"/?catalog={LLAMA_SLUG}&batch_size=2", headers=HTMX)
+    assert "HX-Reswap" not in valid and "HX-Trigger" not in valid

@@ -290,10 +290,9 @@ class CalculatorForm(forms.Form):
     )
     weight_dtype = forms.ChoiceField(
         label="Weights",
-        choices=[
-            ("", "Model default (published checkpoint)"),
-            *_choices(WEIGHT_DTYPES, DTYPE_LABELS),
-        ],
+        choices=[("", "Model default"), *_choices(WEIGHT_DTYPES, DTYPE_LABELS)],
+        help_text="Default: the published checkpoint's format (quantization_config), else the "
+        "model's own dtype.",
         required=False,
     )
     kv_cache_dtype = forms.ChoiceField(

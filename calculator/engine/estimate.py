@@ -246,6 +246,34 @@ def _unified_memory_warnings(gpu: dict[str, Any], answer: dict[str, Any]) -> lis
     return found
 
 
+def _lora_above_full(
+    inputs: EstimateInputs, architecture: Architecture, total: int
+) -> list[dict[str, str]]:
+    """LoRA that takes more than full fine-tuning of the same model and batch: said, with why."""
+    if not (inputs.training and inputs.method == "detailed" and inputs.finetuning == "lora"):
+        return []
+    full = estimate(inputs.with_value("finetuning", "full"), architecture).breakdown.total
+    if total <= full:
+        return []
+    gib = 2**30
+    why = (
+        "PEFT keeps each adapted layer's input in float32 for the adapters "
+        "(autocast_adapter_dtype), and at this many tokens those copies outweigh the gradients "
+        "and optimizer states that full fine-tuning adds; lora_adapter_dtype bfloat16 (litgpt, "
+        "torchtune, Unsloth) or gradient checkpointing avoids it"
+        if inputs.lora_adapter_dtype == "float32"
+        else "the adapters' saved inputs at this many tokens outweigh the gradients and "
+        "optimizer states full fine-tuning adds"
+    )
+    return [
+        {
+            "field": "finetuning",
+            "message": f"LoRA needs more here than full fine-tuning ({total / gib:,.2f} GiB "
+            f"against {full / gib:,.2f} GiB per GPU): {why}.",
+        }
+    ]
+
+
 def calculate(
     payload: dict[str, Any],
     *,
@@ -275,4 +303,5 @@ def calculate(
     if inputs.mode == "serving":
         result["serving"] = _serving(payload, inputs, architecture, hardware, fit_gpus, result)
     result["warnings"] = warnings_for(payload, inputs, architecture, result)
+    result["warnings"] += _lora_above_full(inputs, architecture, result["total_bytes"])
     return result

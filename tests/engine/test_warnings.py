@@ -110,3 +110,21 @@ def test_a_small_mac_wires_two_thirds():
 def test_macs_are_not_split_by_tensor_parallelism():
     result = calculate({"model": LLAMA, "gpu": APPLE_M2_ULTRA, "num_gpus": 2})
     assert any(w["field"] == "num_gpus" for w in result["warnings"])
+
+
+QWEN_05B = hf_config("Qwen--Qwen2.5-0.5B")
+
+
+def test_lora_above_full_fine_tuning_says_why():
+    fields = {"model": QWEN_05B, "mode": "training", "batch_size": 4, "sequence_length": 8192}
+    lora = calculate({**fields, "finetuning": "lora"})
+    full = calculate({**fields, "finetuning": "full"})
+    # a small model at long sequences: PEFT's float32 copies of the adapted layers' inputs
+    # (8,192 x 4 tokens x 896 wide x 4 bytes per adapted projection) outgrow 0.5B parameters'
+    # gradients and AdamW states
+    assert lora["total_bytes"] > full["total_bytes"]
+    (warning,) = [w for w in lora["warnings"] if w["field"] == "finetuning"]
+    assert "PEFT keeps each adapted layer's input in float32" in warning["message"]
+    short = calculate({**fields, "finetuning": "lora", "sequence_length": 256})
+    assert short["total_bytes"] < calculate({**fields, "sequence_length": 256})["total_bytes"]
+    assert not [w for w in short["warnings"] if w["field"] == "finetuning"]

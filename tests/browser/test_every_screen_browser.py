@@ -320,3 +320,34 @@ def test_the_favicon_loads_within_the_csp(phone, live_server, catalog, path):
     assert b"<svg" in response.body()
     page.wait_for_load_state("load")
     assert page.evaluate("window.cspViolations") == []
+
+
+# The famous models' published checkpoints, by default, as a user opens them (issue 14):
+# gpt-oss model card (OpenAI, arXiv:2508.10925, table 1): 60.8 GiB and 12.8 GiB checkpoints,
+# MoE weights in MXFP4; DeepSeek-V3 README_WEIGHTS.md: FP8 E4M3 with 128x128 block scales,
+# 671B parameters in the main model: a byte each, the embedding and head (129,280 x 7,168
+# each) in BF16, so at least 671,026,404,352 + 2 x 926,679,040 bytes and under 0.1 % more.
+PUBLISHED_DEFAULTS = [
+    ("openai/gpt-oss-120b", "MXFP4 (experts)", 60.8 * 2**30 * 0.995, 60.8 * 2**30 * 1.005),
+    ("openai/gpt-oss-20b", "MXFP4 (experts)", 12.8 * 2**30 * 0.99, 12.8 * 2**30 * 1.01),
+    (
+        "deepseek-ai/DeepSeek-V3",
+        "FP8 with 128x128 block scales",
+        671_026_404_352 + 2 * 926_679_040,
+        (671_026_404_352 + 2 * 926_679_040) * 1.001,
+    ),
+]
+
+
+@pytest.mark.parametrize("viewport", [PHONE, LAPTOP], ids=["390px", "1440px"])
+@pytest.mark.parametrize(("slug", "published", "low", "high"), PUBLISHED_DEFAULTS)
+def test_the_famous_models_open_in_their_published_format(
+    phone, live_server, viewport, slug, published, low, high
+):
+    page = phone(viewport=viewport)
+    page.goto(f"{live_server.url}/?catalog={slug}")
+    line = page.locator("#published-checkpoint")
+    assert f"Published checkpoint: {published}" in line.inner_text()
+    weights = page.locator("#row-weights td:nth-of-type(2)").inner_text()
+    assert low <= int(weights.replace(",", "")) <= high
+    assert page.evaluate(OVERFLOW) <= 0

@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from calculator import views
-from calculator.views import hub_token, runs, tokens
+from calculator.views import accuracy, hub_token, runs, teams, tokens
 
 urlpatterns = [
     path("", views.calculator, name="calculator"),
@@ -40,6 +40,7 @@ urlpatterns = [
         name="profile-duplicate",
     ),
     path("estimates/save/", views.estimate_save_view, name="estimate-save"),
+    path("accuracy/", accuracy.accuracy_view, name="accuracy"),
     path("e/<slug:public_id>/", views.estimate_permalink_view, name="estimate-permalink"),
     path("e/<slug:public_id>/edit/", views.estimate_edit_view, name="estimate-edit"),
     path("e/<slug:public_id>/delete/", views.estimate_delete_view, name="estimate-delete"),

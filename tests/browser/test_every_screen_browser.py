@@ -143,7 +143,9 @@ def test_no_page_scrolls_sideways_when_signed_in(phone, live_server, data, viewp
     paths = [
         "/?catalog=meta-llama/Llama-3.1-8B",
         "/?catalog=meta-llama/Llama-3.1-8B&mode=training",
+        "/?catalog=meta-llama/Llama-3.1-8B&mode=serving&target_output_tokens_per_s=2000",
         "/history/",
+        "/accuracy/",  # with the vLLM run attached above
         f"/compare/?ids={inference.public_id},{training.public_id}",
         "/profiles/",
         profile.get_absolute_url(),

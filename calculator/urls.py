@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from calculator import views
-from calculator.views import accuracy, hub_token, runs, teams, tokens
+from calculator.views import accuracy, hub_token, runs, tokens
 
 urlpatterns = [
     path("", views.calculator, name="calculator"),

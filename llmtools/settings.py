@@ -118,6 +118,13 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
+    # A database that does not answer (a black-holed address, a hung server) fails the request
+    # after this many seconds, as a 503 (calculator/middleware.py), instead of holding a worker
+    # until the client gives up: libpq's connect_timeout covers the whole start-up exchange.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", envint("DB_CONNECT_TIMEOUT", "5")
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # "default" holds the API throttles' counters (and the sessions' cached copies, below);

@@ -106,6 +106,38 @@ def input_rows(
     return rows
 
 
+def serving_rows(estimates: Sequence[ComparedEstimate]) -> list[Row]:
+    """Serving plans side by side: the engine, whether it starts, its KV cache and speed."""
+    if not any("serving" in e.result for e in estimates):
+        return []
+
+    def row(label: str, value_of: Any) -> Row:
+        values = tuple(
+            value_of(e.result["serving"]) if "serving" in e.result else "—" for e in estimates
+        )
+        return Row(label, values, len(set(values)) > 1)
+
+    def performance(key: str, text: str) -> Any:
+        def value(plan: dict[str, Any]) -> str:
+            rates = plan.get("performance")
+            return "—" if not rates else text.format(rates[key])
+
+        return value
+
+    def per_million(plan: dict[str, Any]) -> str:
+        amount = (plan.get("cost") or {}).get("per_million_output_tokens")
+        return "—" if amount is None else f"${amount:,.2f}"
+
+    return [
+        row("Serving engine", lambda plan: str(plan["engine"])),
+        row("Starts", lambda plan: "yes" if plan["memory"]["starts"] else "no"),
+        row("KV cache tokens", lambda plan: f"{plan['memory']['kv_cache_tokens']:,}"),
+        row("Concurrency at max length", lambda plan: f"{plan['memory']['max_concurrency']:,.2f}"),
+        row("Output tokens/s", performance("output_tokens_per_s", "{:,.0f}")),
+        row("Per million output tokens", per_million),
+    ]
+
+
 def answer_rows(estimates: Sequence[ComparedEstimate]) -> list[Row]:
     """The GPU answer of each (saved with a GPU): which, how many, fit, spare, speed, cost."""
     if not any("answer" in e.result for e in estimates):

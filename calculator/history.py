@@ -64,6 +64,13 @@ GPU_COLUMNS = (
     "decode_tokens_per_s",
     "cost_per_hour",
     "cost_per_million_tokens",
+    # serving plans (mode serving)
+    "serving_engine",
+    "serving_starts",
+    "serving_kv_cache_tokens",
+    "serving_max_concurrency",
+    "serving_output_tokens_per_s",
+    "serving_cost_per_million_output_tokens",
 )
 RESULT_PATHS = {
     "batch_size": "result__inputs__batch_size",
@@ -81,6 +88,12 @@ RESULT_PATHS = {
     "decode_tokens_per_s": "result__throughput__decode__tokens_per_s",
     "cost_per_hour": "result__cost__per_hour",
     "cost_per_million_tokens": "result__cost__per_million_tokens",
+    "serving_engine": "result__serving__engine",
+    "serving_starts": "result__serving__memory__starts",
+    "serving_kv_cache_tokens": "result__serving__memory__kv_cache_tokens",
+    "serving_max_concurrency": "result__serving__memory__max_concurrency",
+    "serving_output_tokens_per_s": "result__serving__performance__output_tokens_per_s",
+    "serving_cost_per_million_output_tokens": ("result__serving__cost__per_million_output_tokens"),
 }
 
 EXPORT_COLUMNS = (
@@ -439,6 +452,9 @@ def export_rows(queryset: QuerySet[Estimate], *, permalink_prefix: str) -> Itera
             **{name: _json_scalar(row[f"x_{name}"]) for name in RESULT_PATHS},
             # SQLite keeps JSON booleans as 1 and 0
             "fits": None if row["x_fits"] is None else _json_scalar(row["x_fits"]) in (True, 1),
+            "serving_starts": None
+            if row["x_serving_starts"] is None
+            else _json_scalar(row["x_serving_starts"]) in (True, 1),
             "engine_version": row["engine_version"],
             "created": row["created"].isoformat(),
         }

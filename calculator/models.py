@@ -249,7 +249,8 @@ class Estimate(models.Model):
                 condition=Q(total_bytes__gte=0), name="estimate_nonnegative_total"
             ),
             models.CheckConstraint(
-                condition=Q(mode__in=["inference", "training"]), name="estimate_valid_mode"
+                condition=Q(mode__in=["inference", "training", "serving"]),
+                name="estimate_valid_mode",
             ),
             models.CheckConstraint(
                 condition=Q(method__in=["detailed", "standard"]), name="estimate_valid_method"

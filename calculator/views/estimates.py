@@ -29,6 +29,7 @@ from calculator.compare import (
     breakdown_rows,
     grouped_bar_chart,
     input_rows,
+    serving_rows,
 )
 from calculator.engine import EstimateError
 from calculator.engine.inputs import ALL_LINEAR, DEFAULTS, HARDWARE_FIELDS
@@ -438,7 +439,7 @@ def compare_view(request: HttpRequest) -> HttpResponse:
     context = {
         "estimates": list(zip(COLUMN_LETTERS, estimates, strict=False)),
         "input_rows": input_rows(compared, TRAINING_ONLY_INPUTS),
-        "answer_rows": answer_rows(compared),
+        "answer_rows": answer_rows(compared) + serving_rows(compared),
         "breakdown": [(row, [(format_gib(v), f"{v:,}") for v in row.values]) for row in breakdown],
         "chart": grouped_bar_chart(compared),
     }

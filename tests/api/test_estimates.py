@@ -235,3 +235,21 @@ def test_the_list_filters_orders_and_counts(client_for, alice, team):
     assert client.get(LIST, {"page": 99}).status_code == 404
     assert client.get(LIST, {"mode": "streaming"}).status_code == 400
     assert client.get(LIST, {"created_after": "yesterday"}).status_code == 400
+
+
+@pytest.mark.django_db
+def test_a_serving_plan_can_be_saved_and_read_back(client_for, alice, catalog):
+    # the mode's check constraint knew two modes: saving a serving plan was an IntegrityError
+    client = client_for(alice)
+    payload = {
+        "model": {"catalog": "meta-llama/Llama-3.1-8B"},
+        "mode": "serving",
+        "gpu": "h100-sxm",
+        "sequence_length": 8192,
+        "title": "vLLM on one H100",
+    }
+    response = client.post("/api/v1/estimates/", payload, format="json")
+    assert response.status_code == 201, response.json()
+    saved = client.get(f"/api/v1/estimates/{response.json()['id']}/").json()
+    assert saved["mode"] == "serving"
+    assert saved["result"]["serving"]["memory"]["kv_bytes_per_token"] == 2 * 32 * 8 * 128 * 2

@@ -178,3 +178,27 @@ def test_the_chart_labels_alternate_lines_so_they_do_not_overlap():
     chart = grouped_bar_chart([_compared("A", weights=GIB), _compared("B", weights=2 * GIB)])
     # seven groups of about 93 px for labels of up to 16 characters: every other one lower
     assert [group.dy for group in chart.groups] == [0, 14, 0, 14, 0, 14, 0]
+
+
+def test_compare_shows_serving_plans_side_by_side(visitor_client, alice):
+    plan = {
+        "engine": "vllm",
+        "memory": {"starts": True, "kv_cache_tokens": 437_456, "max_concurrency": 53.4},
+        "performance": {"output_tokens_per_s": 1504.3},
+        "cost": {"per_million_output_tokens": 0.552},
+    }
+    serving = _saved(alice, mode="serving")
+    serving.result = {
+        **serving.result,
+        "serving": plan,
+        "answer": {"name": "H100", "gpu_count": 1, "fits": True},
+    }
+    serving.save()
+    other = _saved(alice)
+    rows = {
+        r.label: r for r in visitor_client("alice").get(_url(serving, other)).context["answer_rows"]
+    }
+    assert rows["KV cache tokens"].values == ("437,456", "—")
+    assert rows["Concurrency at max length"].values == ("53.40", "—")
+    assert rows["Output tokens/s"].values == ("1,504", "—")
+    assert rows["Per million output tokens"].values == ("$0.55", "—")

@@ -304,3 +304,40 @@ def test_exports_carry_the_workload_and_the_gpu_answer(visitor_client, alice):
         )
     )
     assert (csv_rows[0]["gpu_count"], csv_rows[0]["fits"]) == ("2", "True")
+
+
+def test_exports_carry_a_serving_plan(visitor_client, alice):
+    estimate = EstimateFactory(owner=alice, title="Served", mode="serving")
+    estimate.result = {
+        **estimate.result,
+        "serving": {
+            "engine": "vllm",
+            "memory": {"starts": False, "kv_cache_tokens": 0, "max_concurrency": 0.0},
+            "performance": None,
+            "cost": None,
+        },
+    }
+    estimate.save()
+    response = visitor_client("alice").get(
+        reverse("history-export", args=["json"]), {"q": "Served"}
+    )
+    (row,) = json.loads(b"".join(response.streaming_content))
+    assert (row["serving_engine"], row["serving_starts"]) == ("vllm", False)
+    assert (row["serving_kv_cache_tokens"], row["serving_output_tokens_per_s"]) == (0, None)
+
+
+def test_a_saved_serving_plan_shows_its_plan_on_the_permalink(visitor_client, alice, catalog):
+    from calculator import services
+    from calculator.calculations import calculation_run
+
+    payload = {
+        "model": {"catalog": "meta-llama/Llama-3.1-8B"},
+        "mode": "serving",
+        "gpu": "h100-sxm",
+    }
+    estimate = services.estimate_save(
+        user=alice, calculation=calculation_run(user=alice, payload=payload), title="Served"
+    )
+    content = visitor_client("alice").get(estimate.get_absolute_url()).content.decode()
+    assert 'id="serving-headline"' in content
+    assert "vLLM starts on 1 × GPU" in content

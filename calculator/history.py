@@ -29,6 +29,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from calculator.charts import in_unit
+from calculator.engine import MODES
 from calculator.engine.breakdown import BREAKDOWN_LINES
 from calculator.models import Estimate, Visibility
 from calculator.selectors import User, estimate_list, profile_list, team_ids_for_user, team_list
@@ -179,7 +180,7 @@ class HistoryFilterForm(forms.Form):
     mode = forms.ChoiceField(
         label="Mode",
         required=False,
-        choices=[("", "Any mode"), ("inference", "Inference"), ("training", "Training")],
+        choices=[("", "Any mode"), *((mode, mode.capitalize()) for mode in MODES)],
         widget=PlainSelect,
     )
     method = forms.ChoiceField(

@@ -12,11 +12,10 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from calculator import accuracy
+from calculator.engine import MODES
 from calculator.models import MeasuredRun, RunSource
 from calculator.selectors import estimate_list
 from calculator.typed import AuthenticatedHttpRequest
-
-MODES = ("inference", "training", "serving")
 
 
 @require_GET

@@ -341,3 +341,11 @@ def test_a_saved_serving_plan_shows_its_plan_on_the_permalink(visitor_client, al
     content = visitor_client("alice").get(estimate.get_absolute_url()).content.decode()
     assert 'id="serving-headline"' in content
     assert "vLLM starts on 1 × GPU" in content
+
+
+def test_history_filters_serving_plans(visitor_client, alice):
+    EstimateFactory(owner=alice, title="A plan", mode="serving")
+    EstimateFactory(owner=alice, title="Inference")
+    response = visitor_client("alice").get(reverse("history"), {"mode": "serving"})
+    assert response.status_code == 200
+    assert "A plan" in response.text and "Inference</a>" not in response.text

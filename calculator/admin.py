@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from calculator.models import Estimate, Gpu, Membership, ModelProfile, Team
+from calculator.models import Estimate, Gpu, Membership, ModelProfile, Team, TeamInvitation
 
 
 class MembershipInline(admin.TabularInline):
@@ -25,6 +25,13 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ["role", "team"]
     search_fields = ["team__name", "user__username"]
     autocomplete_fields = ["team", "user"]
+
+
+@admin.register(TeamInvitation)
+class TeamInvitationAdmin(admin.ModelAdmin):
+    list_display = ["team", "address", "invitee", "role", "invited_by", "created"]
+    search_fields = ["team__name", "address", "invitee__username"]
+    autocomplete_fields = ["team", "invitee", "invited_by"]
 
 
 @admin.register(ModelProfile)

@@ -1,4 +1,4 @@
-"""Team, Membership, ModelProfile, Estimate and the Gpu catalog (see docs/design.md, "Domain")."""
+"""Team, Membership, TeamInvitation, ModelProfile, Estimate and the Gpu catalog (docs/design.md)."""
 
 from __future__ import annotations
 
@@ -75,6 +75,41 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.team} ({self.role})"
+
+
+class TeamInvitation(models.Model):
+    """A team owner's invitation, pending until the invitee accepts (a membership) or declines
+    it; it shares nothing. `address` is what the owner typed: their team page lists invitations
+    by it, the same whether it named someone (`invitee`) or no one, so inviting tells nobody
+    which usernames and emails exist."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="invitations")
+    address = models.CharField(max_length=254)
+    invitee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="team_invitations",
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created", "pk"]
+        indexes = [models.Index(fields=["invitee", "created"], name="invitation_invitee")]
+        constraints = [
+            models.UniqueConstraint(
+                "team", Lower("address"), name="invitation_unique_address_per_team"
+            ),
+            models.CheckConstraint(condition=Q(role__in=Role.values), name="invitation_valid_role"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address} to {self.team} ({self.role})"
 
 
 class ProfileSource(models.TextChoices):

@@ -28,6 +28,7 @@ from calculator.models import (
     ProfileSource,
     Role,
     Team,
+    TeamInvitation,
     Visibility,
 )
 
@@ -228,3 +229,21 @@ def team_get_for_user(*, user: User | None, slug: str) -> tuple[Team, Role]:
     if membership is None:
         raise Http404("No such team.")
     return membership.team, Role(membership.role)
+
+# --- Team invitations -------------------------------------------------------------------------
+
+
+def invitation_list_for_user(*, user: User | None) -> QuerySet[TeamInvitation]:
+    """The invitations waiting for the user's answer: theirs alone, on their own page."""
+    if not _authenticated(user):
+        return TeamInvitation.objects.none()
+    return TeamInvitation.objects.filter(invitee=user).select_related("team", "invited_by")
+
+
+def team_invitation_list(*, user: User | None, team: Team) -> QuerySet[TeamInvitation]:
+    """A team's pending invitations, for its owners only: listed by the address typed, never by
+    whom it names (that would tell which usernames and emails exist)."""
+    if team.pk not in _owned_team_ids(user):
+        return TeamInvitation.objects.none()
+    return TeamInvitation.objects.filter(team=team)
+

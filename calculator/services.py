@@ -30,6 +30,7 @@ from calculator.models import (
     ProfileSource,
     Role,
     Team,
+    TeamInvitation,
     Visibility,
 )
 from calculator.selectors import AuthUser, access_for, team_ids_for_user
@@ -311,10 +312,14 @@ def estimate_bulk_delete(*, user: AuthUser, ids: list[int]) -> int:
 # --- Teams ------------------------------------------------------------------------------------
 
 
+# Paths under /teams/ that are not a team's page.
+RESERVED_TEAM_SLUGS = frozenset({"invitations"})
+
+
 def _unique_team_slug(name: str) -> str:
     base = slugify(name)[:100] or "team"
     slug, n = base, 1
-    while Team.objects.filter(slug=slug).exists():
+    while slug in RESERVED_TEAM_SLUGS or Team.objects.filter(slug=slug).exists():
         n += 1
         slug = f"{base}-{n}"
     return slug
@@ -355,21 +360,100 @@ def _require_team_owner(*, actor: AuthUser, team: Team) -> None:
         raise PermissionDenied
 
 
+INVITED = "If that user exists, they have been invited: they join when they accept."
+MAX_PENDING_INVITATIONS = 100
+
+
 @transaction.atomic
-def team_member_add(
+def team_invite(
     *, actor: AuthUser, team: Team, username_or_email: str, role: str = Role.MEMBER
-) -> Membership:
+) -> TeamInvitation:
+    """Invite someone by username or email. The answer (an invitation listed under what was
+    typed) is the same whoever it names, a member, or nobody: only the invitee, on their own
+    page, sees that they were invited, and nothing is shared until they accept."""
     _require_team_owner(actor=actor, team=team)
     if role not in Role.values:
         raise ValidationError({"role": f"Choose one of: {', '.join(Role.values)}."})
-    key = username_or_email.strip()
-    users = get_user_model().objects.filter(Q(username__iexact=key) | Q(email__iexact=key))
-    user = users.first() if key else None
-    if user is None or users.count() > 1:
-        raise ValidationError({"username_or_email": "No single user with that name or email."})
-    if Membership.objects.filter(team=team, user=user).exists():
-        raise ValidationError({"username_or_email": f"{user} is already a member."})
-    return Membership.objects.create(team=team, user=user, role=role)
+    address = username_or_email.strip()
+    if not address:
+        raise ValidationError({"username_or_email": "Type a username or an email address."})
+    pending = TeamInvitation.objects.select_for_update().filter(team=team)
+    existing = pending.filter(address__iexact=address).first()
+    if existing is not None:  # invited again: the role given last holds
+        existing.role = role
+        existing.save(update_fields=["role"])
+        return existing
+    if pending.count() >= MAX_PENDING_INVITATIONS:
+        raise ValidationError(
+            {
+                "username_or_email": f"{team} has {MAX_PENDING_INVITATIONS} pending invitations: "
+                "cancel some first."
+            }
+        )
+    users = list(
+        get_user_model().objects.filter(
+            Q(username__iexact=address) | Q(email__iexact=address), is_active=True
+        )[:2]
+    )
+    invitee = users[0] if len(users) == 1 else None
+    if invitee is not None and Membership.objects.filter(team=team, user=invitee).exists():
+        invitee = None  # already in: nothing to accept, and the same answer
+    invitation = TeamInvitation(
+        team=team, address=address, invitee=invitee, role=role, invited_by=actor
+    )
+    invitation.full_clean(validate_constraints=False)
+    try:
+        with transaction.atomic():
+            invitation.save()
+    except IntegrityError:  # the same address invited a moment ago (another tab)
+        return TeamInvitation.objects.get(team=team, address__iexact=address)
+    return invitation
+
+
+def _invitation_for(*, user: AuthUser, invitation_id: int) -> TeamInvitation:
+    invitation = (
+        TeamInvitation.objects.select_for_update()
+        .select_related("team")
+        .filter(pk=invitation_id, invitee=user)
+        .first()
+    )
+    if invitation is None:
+        raise PermissionDenied
+    return invitation
+
+
+@transaction.atomic
+def invitation_accept(*, user: AuthUser, invitation_id: int) -> Membership | None:
+    """The invitee joins with the invited role; None when whoever invited them no longer owns
+    the team (their invitations lapse with their ownership)."""
+    invitation = _invitation_for(user=user, invitation_id=invitation_id)
+    team = invitation.team
+    inviter = invitation.invited_by_id
+    still_owner = (
+        inviter is not None
+        and Membership.objects.filter(team=team, user_id=inviter, role=Role.OWNER).exists()
+    )
+    invitation.delete()
+    if not still_owner:
+        return None
+    membership, _ = Membership.objects.get_or_create(
+        team=team, user=user, defaults={"role": invitation.role}
+    )
+    return membership
+
+
+@transaction.atomic
+def invitation_decline(*, user: AuthUser, invitation_id: int) -> Team:
+    invitation = _invitation_for(user=user, invitation_id=invitation_id)
+    invitation.delete()
+    return invitation.team
+
+
+@transaction.atomic
+def invitation_cancel(*, actor: AuthUser, invitation: TeamInvitation) -> None:
+    """A team owner withdraws a pending invitation."""
+    _require_team_owner(actor=actor, team=invitation.team)
+    invitation.delete()
 
 
 def _owners_left(team: Team, without: Membership) -> int:

@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from calculator import views
-from calculator.views import accuracy, hub_token, runs, tokens
+from calculator.views import accuracy, hub_token, runs, teams, tokens
 
 urlpatterns = [
     path("", views.calculator, name="calculator"),
@@ -60,6 +60,18 @@ urlpatterns = [
     path("history/delete/", views.history_bulk_delete_view, name="history-delete"),
     path("compare/", views.compare_view, name="compare"),
     path("teams/", views.team_list_view, name="team-list"),
+    # before teams/<slug>/: "invitations" is no team's slug (services.RESERVED_TEAM_SLUGS)
+    path("teams/invitations/", teams.invitation_list_view, name="team-invitations"),
+    path(
+        "teams/invitations/<int:invitation_id>/accept/",
+        teams.invitation_accept_view,
+        name="team-invitation-accept",
+    ),
+    path(
+        "teams/invitations/<int:invitation_id>/decline/",
+        teams.invitation_decline_view,
+        name="team-invitation-decline",
+    ),
     path("teams/<slug:slug>/", views.team_detail_view, name="team-detail"),
     path("teams/<slug:slug>/members/", views.team_member_add_view, name="team-member-add"),
     path(
@@ -71,6 +83,11 @@ urlpatterns = [
         "teams/<slug:slug>/members/<int:membership_id>/remove/",
         views.team_member_remove_view,
         name="team-member-remove",
+    ),
+    path(
+        "teams/<slug:slug>/invitations/<int:invitation_id>/cancel/",
+        teams.team_invitation_cancel_view,
+        name="team-invitation-cancel",
     ),
     path("teams/<slug:slug>/leave/", views.team_leave_view, name="team-leave"),
     path("teams/<slug:slug>/delete/", views.team_delete_view, name="team-delete"),

@@ -13,8 +13,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 from calculator import services
 from calculator.forms.sharing import add_service_error
 from calculator.forms.teams import MemberAddForm, MemberRoleForm, TeamCreateForm
-from calculator.models import Membership, Role, Team
-from calculator.selectors import team_get_for_user, team_list, team_shared_items
+from calculator.models import Membership, Role, Team, TeamInvitation
+from calculator.selectors import (
+    invitation_list_for_user,
+    team_get_for_user,
+    team_invitation_list,
+    team_list,
+    team_shared_items,
+)
 from calculator.typed import AuthenticatedHttpRequest
 
 SHARED_SHOWN = 50
@@ -53,6 +59,7 @@ def team_list_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     context = {
         "form": form,
         "teams": [(team, roles.get(team.pk, "")) for team in teams],
+        "num_invitations": invitation_list_for_user(user=request.user).count(),
     }
     status = 400 if form.is_bound and form.errors else 200
     return render(request, "calculator/teams/list.html", context, status=status)
@@ -79,6 +86,7 @@ def _team_detail_context(request: HttpRequest, team: Team, role: Role) -> dict:
         "is_owner": role == Role.OWNER,
         "memberships": [(membership, _role_form(membership)) for membership in memberships],
         "add_form": MemberAddForm(),
+        "invitations": team_invitation_list(user=request.user, team=team),
         "estimates": estimates.defer("inputs", "architecture", "result")[:SHARED_SHOWN],
         "profiles": profiles[:SHARED_SHOWN],
     }
@@ -96,11 +104,12 @@ def team_detail_view(request: AuthenticatedHttpRequest, slug: str) -> HttpRespon
 @login_required
 @require_POST
 def team_member_add_view(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
+    """Invite by username or email; the same answer whether it names someone or no one."""
     team = _team_owned(request, slug)
     form = MemberAddForm(request.POST)
     if form.is_valid():
         try:
-            membership = services.team_member_add(
+            services.team_invite(
                 actor=request.user,
                 team=team,
                 username_or_email=form.cleaned_data["username_or_email"],
@@ -111,13 +120,67 @@ def team_member_add_view(request: AuthenticatedHttpRequest, slug: str) -> HttpRe
         except PermissionDenied:
             raise Http404("No such team.") from None
         else:
-            messages.success(
-                request, f"Added {membership.user} as {membership.get_role_display()}."
-            )
+            messages.success(request, services.INVITED)
             return redirect(team)
     context = _team_detail_context(request, team, Role.OWNER)
     context["add_form"] = form
     return render(request, "calculator/teams/detail.html", context, status=400)
+
+
+@login_required
+@require_POST
+def team_invitation_cancel_view(
+    request: AuthenticatedHttpRequest, slug: str, invitation_id: int
+) -> HttpResponse:
+    team = _team_owned(request, slug)
+    invitation = get_object_or_404(
+        TeamInvitation.objects.select_related("team"), pk=invitation_id, team=team
+    )
+    try:
+        services.invitation_cancel(actor=request.user, invitation=invitation)
+    except PermissionDenied:
+        raise Http404("No such team.") from None
+    messages.success(request, f"Cancelled the invitation of {invitation.address}.")
+    return redirect(team)
+
+
+# --- My invitations ---------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET"])
+def invitation_list_view(request: AuthenticatedHttpRequest) -> HttpResponse:
+    invitations = invitation_list_for_user(user=request.user)
+    return render(request, "calculator/teams/invitations.html", {"invitations": invitations})
+
+
+@login_required
+@require_POST
+def invitation_accept_view(request: AuthenticatedHttpRequest, invitation_id: int) -> HttpResponse:
+    try:
+        membership = services.invitation_accept(user=request.user, invitation_id=invitation_id)
+    except PermissionDenied:
+        raise Http404("No such invitation.") from None
+    if membership is None:
+        messages.error(
+            request, "That invitation has lapsed: whoever sent it no longer owns the team."
+        )
+        return redirect("team-invitations")
+    messages.success(
+        request, f"You joined {membership.team} as {membership.get_role_display().lower()}."
+    )
+    return redirect(membership.team)
+
+
+@login_required
+@require_POST
+def invitation_decline_view(request: AuthenticatedHttpRequest, invitation_id: int) -> HttpResponse:
+    try:
+        team = services.invitation_decline(user=request.user, invitation_id=invitation_id)
+    except PermissionDenied:
+        raise Http404("No such invitation.") from None
+    messages.success(request, f"Declined the invitation to {team}.")
+    return redirect("team-invitations")
 
 
 def _membership(team: Team, membership_id: int) -> Membership:

@@ -78,3 +78,32 @@ def test_the_history_filters_swap_the_table_in_place(log_in, live_server, alice)
     page.wait_for_function("() => !document.body.textContent.includes('Llama long context')")
     assert "Qwen short" in page.locator("#history-table").inner_text()
     assert page.evaluate("window.pageMarker") == "still here"
+
+
+def test_an_invitee_joins_by_accepting_and_then_sees_the_teams_items(
+    log_in, live_server, alice, team, charlie
+):
+    from tests.factories import EstimateFactory
+
+    EstimateFactory(owner=alice, title="The team's plan", visibility="team", team=team)
+    owner = log_in("alice")
+    owner.goto(f"{live_server.url}{team.get_absolute_url()}")
+    owner.fill("#id_username_or_email", "charlie@example.org")
+    owner.click("text=Invite")
+    owner.wait_for_url(f"{live_server.url}{team.get_absolute_url()}")
+    assert "If that user exists, they have been invited" in owner.locator(".messages").inner_text()
+    assert "charlie@example.org" in owner.locator("#invitations-title + table").inner_text()
+
+    invitee = log_in("charlie")
+    assert invitee.goto(f"{live_server.url}{team.get_absolute_url()}").status == 404
+    invitee.goto(f"{live_server.url}/teams/")
+    invitee.click("text=You have 1 pending team invitation")
+    invitee.wait_for_url(f"{live_server.url}/teams/invitations/")
+    assert "Alice's team" in invitee.locator("main table").inner_text()
+    invitee.click("main table button:has-text('Accept')")
+    invitee.wait_for_url(f"{live_server.url}{team.get_absolute_url()}")
+    assert "You joined Alice's team" in invitee.locator(".messages").inner_text()
+    assert invitee.locator("text=The team's plan").count() == 1
+    invitee.click("text=The team's plan")
+    invitee.wait_for_url(f"{live_server.url}/e/**")
+    assert invitee.locator("h1").inner_text() == "The team's plan"

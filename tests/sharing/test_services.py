@@ -140,24 +140,28 @@ def test_the_database_refuses_a_creators_second_team_of_a_name(alice):
     Team.objects.create(name="Legacy", slug="legacy-2")
 
 
-def test_it_adds_members_by_username_or_email(alice, charlie, dave, team):
-    services.team_member_add(actor=alice, team=team, username_or_email="CHARLIE")
-    services.team_member_add(actor=alice, team=team, username_or_email="dave@example.org")
+def test_it_adds_members_by_username_or_email_once_they_accept(alice, charlie, dave, team):
+    charlies = services.team_invite(actor=alice, team=team, username_or_email="CHARLIE")
+    daves = services.team_invite(actor=alice, team=team, username_or_email="dave@example.org")
+    # invited is not in: nothing is shared until they accept
+    assert set(team.members.values_list("username", flat=True)) == {"alice", "bob"}
+    services.invitation_accept(user=charlie, invitation_id=charlies.pk)
+    services.invitation_accept(user=dave, invitation_id=daves.pk)
     assert set(team.members.values_list("username", flat=True)) == {
         "alice",
         "bob",
         "charlie",
         "dave",
     }
-    with pytest.raises(ValidationError, match="already a member"):
-        services.team_member_add(actor=alice, team=team, username_or_email="bob")
-    with pytest.raises(ValidationError, match="No single user"):
-        services.team_member_add(actor=alice, team=team, username_or_email="nobody")
+    # a member, or nobody: the same answer, and no one to accept it
+    for address in ("bob", "nobody"):
+        invitation = services.team_invite(actor=alice, team=team, username_or_email=address)
+        assert invitation.invitee is None
 
 
 def test_it_lets_only_owners_manage_members(bob, charlie, team):
     with pytest.raises(PermissionDenied):
-        services.team_member_add(actor=bob, team=team, username_or_email="charlie")
+        services.team_invite(actor=bob, team=team, username_or_email="charlie")
     alices = Membership.objects.get(team=team, user__username="alice")
     with pytest.raises(PermissionDenied):
         services.team_member_remove(actor=bob, membership=alices)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from calculator.models import Membership, Role, Team, Visibility
+from calculator.models import Membership, Role, Team, TeamInvitation, Visibility
 from tests.factories import EstimateFactory, ModelProfileFactory, UserFactory
 
 # who -> status of the team page: members see it, everyone else gets a 404 (or the login page).
@@ -51,22 +53,37 @@ def test_it_creates_a_team_owned_by_its_creator(visitor_client, charlie):
     assert Membership.objects.get(team=team).role == Role.OWNER
 
 
-def test_an_owner_adds_a_member_by_email(visitor_client, charlie, team):
+def test_an_owner_invites_by_email_and_the_invitee_joins_on_accepting(
+    visitor_client, charlie, team
+):
     url = reverse("team-member-add", args=[team.slug])
     response = visitor_client("alice").post(
         url, {"username_or_email": "charlie@example.org", "role": "member"}
     )
     assert response.status_code == 302
+    assert not Membership.objects.filter(team=team, user=charlie).exists()
+    invitation = TeamInvitation.objects.get(team=team, invitee=charlie)
+    # Not yet: the team's page is not Charlie's until he accepts.
+    client = visitor_client("charlie")
+    assert client.get(team.get_absolute_url()).status_code == 404
+    client.post(reverse("team-invitation-accept", args=[invitation.pk]))
     assert Membership.objects.get(team=team, user=charlie).role == Role.MEMBER
-    # Charlie now sees the team's page.
-    assert visitor_client("charlie").get(team.get_absolute_url()).status_code == 200
+    assert client.get(team.get_absolute_url()).status_code == 200
 
 
-def test_adding_an_unknown_user_is_a_form_error(visitor_client, team):
+def test_inviting_an_unknown_user_answers_as_for_a_known_one(visitor_client, charlie, team):
     url = reverse("team-member-add", args=[team.slug])
-    response = visitor_client("alice").post(url, {"username_or_email": "nobody", "role": "member"})
-    assert response.status_code == 400
-    assert "No single user" in response.text
+    client = visitor_client("alice")
+    answers = []
+    for address in ("nobody", "charlie", "nobody@example.org", "charlie@example.org"):
+        response = client.post(url, {"username_or_email": address, "role": "member"}, follow=True)
+        page = response.content.decode().replace(address, "ADDRESS")
+        page = re.sub(r'(csrfmiddlewaretoken" value="|"X-CSRFToken": ")[^"]*"', "", page)
+        page = re.sub(r"<time [^>]*>[^<]*</time>|invitations/\d+/", "", page)
+        answers.append((response.redirect_chain, page))
+        TeamInvitation.objects.filter(team=team).delete()
+    assert "If that user exists, they have been invited" in answers[0][1]
+    assert all(answer == answers[0] for answer in answers)
 
 
 @pytest.mark.parametrize("who", ["bob", "charlie"])

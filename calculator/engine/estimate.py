@@ -19,7 +19,12 @@ from calculator.engine.hardware import (
     hardware_answers,
     parse_hardware,
 )
-from calculator.engine.inputs import HARDWARE_FIELDS, EstimateInputs, parse_inputs
+from calculator.engine.inputs import (
+    HARDWARE_FIELDS,
+    TRAINABLE_WEIGHT_DTYPES,
+    EstimateInputs,
+    parse_inputs,
+)
 from calculator.engine.serving import parse_serving, serving_answer
 from calculator.engine.standard import standard_estimate
 
@@ -252,6 +257,8 @@ def _lora_above_full(
     """LoRA that takes more than full fine-tuning of the same model and batch: said, with why."""
     if not (inputs.training and inputs.method == "detailed" and inputs.finetuning == "lora"):
         return []
+    if inputs.weight_dtype not in TRAINABLE_WEIGHT_DTYPES:
+        return []  # full fine-tuning cannot train quantised weights: nothing to compare with
     full = estimate(inputs.with_value("finetuning", "full"), architecture).breakdown.total
     if total <= full:
         return []

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from calculator import charts
+from calculator.evidence import ComparedLine
 from calculator.history import BREAKDOWN_KEYS
 
 GIB = 1024**3  # GiB = 1024^3 bytes (IEC), as the calculator labels it
@@ -103,6 +104,31 @@ def input_rows(
             for value, is_training in zip(raw, training, strict=True)
         )
         rows.append(Row(key, values, len(set(values)) > 1))
+    return rows
+
+
+def measured_rows(lines_of: Sequence[Sequence[ComparedLine] | None]) -> list[Row]:
+    """Each estimate's latest measured run beside it, line by line: "12.10 GiB (+3.2 %)", the
+    error signed as estimate minus measured; a dash where there is no run or no such figure."""
+    if not any(lines is not None for lines in lines_of):
+        return []
+    labels = next(lines for lines in lines_of if lines is not None)
+    rows = []
+    for index, first in enumerate(labels):
+        values = []
+        for lines in lines_of:
+            line = None if lines is None else lines[index]
+            if line is None or line.measured_bytes is None:
+                values.append("—")
+                continue
+            measured = f"{line.measured_bytes / GIB:,.2f} GiB"
+            values.append(
+                measured
+                if line.error_percent is None
+                else f"{measured} ({line.error_percent:+.1f} %)"
+            )
+        if any(value != "—" for value in values):
+            rows.append(Row(first.label, tuple(values), len(set(values)) > 1))
     return rows
 
 

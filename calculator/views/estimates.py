@@ -17,7 +17,15 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from calculator import caching, charts, gpu_display, services, serving_display
+from calculator import (
+    caching,
+    charts,
+    evidence,
+    gpu_display,
+    selectors,
+    services,
+    serving_display,
+)
 from calculator.calculations import calculation_run
 from calculator.compare import (
     GIB,
@@ -29,6 +37,7 @@ from calculator.compare import (
     breakdown_rows,
     grouped_bar_chart,
     input_rows,
+    measured_rows,
     serving_rows,
 )
 from calculator.engine import EstimateError
@@ -413,6 +422,18 @@ def _compare_ids(request: HttpRequest) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def _latest_run_lines(estimate: Estimate) -> list[evidence.ComparedLine] | None:
+    """The estimate (already read) beside its latest measured run, line by line."""
+    run = selectors.run_list(estimate=estimate).first()
+    if run is None:
+        return None
+    return evidence.compare(
+        breakdown=(estimate.result or {}).get("breakdown", {}),
+        total_bytes=estimate.total_bytes,
+        measured=run.measured(),
+    )
+
+
 def _compared_estimate(user: User | None, public_id: str) -> Estimate:
     # Public ids are URL-safe base64; anything else (a NUL, which PostgreSQL cannot compare)
     # names no estimate: 404 without asking the database.
@@ -440,6 +461,7 @@ def compare_view(request: HttpRequest) -> HttpResponse:
         "estimates": list(zip(COLUMN_LETTERS, estimates, strict=False)),
         "input_rows": input_rows(compared, TRAINING_ONLY_INPUTS),
         "answer_rows": answer_rows(compared) + serving_rows(compared),
+        "measured_rows": measured_rows([_latest_run_lines(e) for e in estimates]),
         "breakdown": [(row, [(format_gib(v), f"{v:,}") for v in row.values]) for row in breakdown],
         "chart": grouped_bar_chart(compared),
     }

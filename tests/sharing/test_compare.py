@@ -202,3 +202,25 @@ def test_compare_shows_serving_plans_side_by_side(visitor_client, alice):
     assert rows["Concurrency at max length"].values == ("53.40", "—")
     assert rows["Output tokens/s"].values == ("1,504", "—")
     assert rows["Per million output tokens"].values == ("$0.55", "—")
+
+
+def test_compare_shows_each_estimates_latest_measured_run(visitor_client, alice):
+    from calculator.models import MeasuredRun, RunSource
+
+    measured = EstimateFactory(owner=alice)
+    # the factory's estimate: 1,000 bytes of weights, 1,234 in all
+    MeasuredRun.objects.create(
+        estimate=measured, owner=alice, source_format=RunSource.MANUAL, total_bytes=2**30
+    )
+    MeasuredRun.objects.create(
+        estimate=measured, owner=alice, source_format=RunSource.MANUAL, total_bytes=2 * 2**30
+    )
+    plain = EstimateFactory(owner=alice)
+    response = visitor_client("alice").get(_url(measured, plain))
+    rows = {r.label: r for r in response.context["measured_rows"]}
+    (total,) = [row for label, row in rows.items() if "otal" in label]
+    # the latest run: 2 GiB; 1,234 - 2,147,483,648 bytes is -100.0 % of it
+    assert total.values == ("2.00 GiB (-100.0 %)", "—")
+    assert 'id="compare-measured"' in response.text
+    without = visitor_client("alice").get(_url(plain, EstimateFactory(owner=alice)))
+    assert without.context["measured_rows"] == []

@@ -230,6 +230,7 @@ def team_get_for_user(*, user: User | None, slug: str) -> tuple[Team, Role]:
         raise Http404("No such team.")
     return membership.team, Role(membership.role)
 
+
 # --- Team invitations -------------------------------------------------------------------------
 
 
@@ -246,4 +247,3 @@ def team_invitation_list(*, user: User | None, team: Team) -> QuerySet[TeamInvit
     if team.pk not in _owned_team_ids(user):
         return TeamInvitation.objects.none()
     return TeamInvitation.objects.filter(team=team)
-

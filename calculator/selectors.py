@@ -247,3 +247,21 @@ def team_invitation_list(*, user: User | None, team: Team) -> QuerySet[TeamInvit
     if team.pk not in _owned_team_ids(user):
         return TeamInvitation.objects.none()
     return TeamInvitation.objects.filter(team=team)
+
+
+# --- What an estimate may say of its profile ---------------------------------------------------
+
+
+def readable_profile_ids(*, user: User | None, ids: set[int]) -> set[int]:
+    """Those of `ids` whose profile the user may read without its address: `access_for`'s
+    read, via_link=False, for many at once. Whoever reads an estimate but not its profile sees
+    only the snapshot saved with the estimate: not the profile's current name, link or id."""
+    if not ids:
+        return set()
+    readable = Q(source=ProfileSource.CATALOG)
+    if _authenticated(user):
+        readable |= Q(owner=user) | Q(
+            visibility__in=[Visibility.TEAM, Visibility.LINK],
+            team_id__in=team_ids_for_user(user),
+        )
+    return set(ModelProfile.objects.filter(readable, pk__in=ids).values_list("pk", flat=True))

@@ -29,7 +29,7 @@ from calculator.models import (
     Team,
     Visibility,
 )
-from calculator.selectors import team_list
+from calculator.selectors import readable_profile_ids, team_list
 
 # --- The estimate contract (docs/design.md), field by field from the engine's own lists ---
 
@@ -909,10 +909,43 @@ class ProfileWriteSerializer(StrictSerializer):
 # --- Estimates ----------------------------------------------------------------------------
 
 
+class EstimateListSerializer(serializers.ListSerializer):
+    """Reads which of a page's profiles the caller may read in one query, not one a row."""
+
+    def to_representation(self, data: Any) -> list[Any]:
+        items = list(data.all() if hasattr(data, "all") else data)
+        request = self.context.get("request")
+        self.context[READABLE_PROFILES] = readable_profile_ids(
+            user=getattr(request, "user", None),
+            ids={item.profile_id for item in items if item.profile_id is not None},
+        )
+        return super().to_representation(items)
+
+
+READABLE_PROFILES = "readable_profile_ids"
+
+
+def _without_profile_id(inputs: Any) -> Any:
+    model = inputs.get("model") if isinstance(inputs, dict) else None
+    if isinstance(model, dict) and "profile" in model:
+        return {**inputs, "model": {**model, "profile": None}}
+    return inputs
+
+
 class EstimateSerializer(serializers.ModelSerializer):
+    """`profile` (and the profile id in `inputs.model`) is null for a caller who may not read
+    that profile: they see only the snapshot saved with the estimate (`model_name`,
+    `architecture`). Give the serializer the request in its context."""
+
     owner = serializers.CharField(source="owner.username", read_only=True)
     team = serializers.IntegerField(source="team_id", read_only=True, allow_null=True)
-    profile = serializers.IntegerField(source="profile_id", read_only=True, allow_null=True)
+    profile = serializers.IntegerField(
+        source="profile_id",
+        read_only=True,
+        allow_null=True,
+        help_text="The profile it was calculated from; null when it was none, it has been "
+        "deleted, or you may not read it.",
+    )
     visibility = serializers.ChoiceField(choices=Visibility.choices, read_only=True)
     mode = serializers.ChoiceField(choices=engine.MODES, read_only=True)
     method = serializers.ChoiceField(choices=engine.METHODS, read_only=True)
@@ -944,6 +977,30 @@ class EstimateSerializer(serializers.ModelSerializer):
             "updated",
         ]
         read_only_fields = fields
+        list_serializer_class = EstimateListSerializer
+
+    def to_representation(self, instance: Estimate) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if instance.profile_id is None or self._profile_readable(instance):
+            return data
+        data["profile"] = None
+        data["inputs"] = _without_profile_id(data.get("inputs"))
+        if isinstance(data.get("result"), dict):
+            data["result"] = {
+                **data["result"],
+                "inputs": _without_profile_id(data["result"].get("inputs")),
+            }
+        return data
+
+    def _profile_readable(self, instance: Estimate) -> bool:
+        profile_id = instance.profile_id
+        if profile_id is None:
+            return False
+        readable = self.context.get(READABLE_PROFILES)
+        if readable is None:
+            request = self.context.get("request")
+            readable = readable_profile_ids(user=getattr(request, "user", None), ids={profile_id})
+        return profile_id in readable
 
 
 class EstimateDetailSerializer(EstimateSerializer):

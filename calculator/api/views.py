@@ -314,7 +314,10 @@ class EstimateListView(generics.ListAPIView):
         estimate = services.estimate_save(
             user=request.user, calculation=calculation, **sharing.validated_data
         )
-        return Response(EstimateDetailSerializer(estimate).data, status=status.HTTP_201_CREATED)
+        return Response(
+            EstimateDetailSerializer(estimate, context={"request": request}).data,
+            status=status.HTTP_201_CREATED,
+        )
 
 
 class EstimateDetailView(APIView):
@@ -325,7 +328,7 @@ class EstimateDetailView(APIView):
     )
     def get(self, request: Request, pk: int) -> Response:
         estimate, _ = selectors.estimate_get_for_user(user=request.user, pk=pk)
-        return Response(EstimateDetailSerializer(estimate).data)
+        return Response(EstimateDetailSerializer(estimate, context={"request": request}).data)
 
     @extend_schema(
         operation_id="estimates_update",
@@ -344,7 +347,7 @@ class EstimateDetailView(APIView):
         estimate = services.estimate_update(
             user=request.user, estimate=estimate, **sharing.validated_data
         )
-        return Response(EstimateDetailSerializer(estimate).data)
+        return Response(EstimateDetailSerializer(estimate, context={"request": request}).data)
 
     @extend_schema(
         operation_id="estimates_destroy",
@@ -374,7 +377,7 @@ class EstimateByPublicIdView(APIView):
     )
     def get(self, request: Request, public_id: str) -> Response:
         estimate, _ = selectors.estimate_get_for_user(user=request.user, public_id=public_id)
-        return Response(EstimateDetailSerializer(estimate).data)
+        return Response(EstimateDetailSerializer(estimate, context={"request": request}).data)
 
 
 # --- Catalogs -----------------------------------------------------------------------------

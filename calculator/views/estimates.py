@@ -58,7 +58,13 @@ from calculator.history import (
     history_rows,
 )
 from calculator.models import Estimate
-from calculator.selectors import User, estimate_get_for_user, estimate_list, profile_list
+from calculator.selectors import (
+    User,
+    estimate_get_for_user,
+    estimate_list,
+    profile_list,
+    readable_profile_ids,
+)
 from calculator.typed import AuthenticatedHttpRequest
 from calculator.views.calculator import METHOD_NAMES, OTHER_METHOD, checkpoint_line
 
@@ -193,13 +199,18 @@ def calculator_url_for_estimate(estimate: Estimate, *, user: User | None) -> str
     return reverse("calculator") + "?" + query.urlencode(safe="/")
 
 
-def profile_status(estimate: Estimate) -> str:
-    """What became of the estimate's profile: '' (unchanged, or none), 'changed', 'deleted'."""
+def profile_status(estimate: Estimate, *, user: User | None, can_write: bool) -> str:
+    """What became of the estimate's profile: '' (unchanged, or none), 'changed', 'deleted'.
+    Only to those who may read the profile ('deleted' to those who may write the estimate):
+    everyone else sees the snapshot saved with the estimate, not the profile's current name
+    and link, nor whether it was edited."""
     kind = next(iter(estimate.inputs.get("model") or {"": None}))
     if kind not in ("catalog", "profile"):
         return ""
-    if estimate.profile is None:
-        return "deleted"
+    if estimate.profile is None or estimate.profile_id is None:
+        return "deleted" if can_write else ""
+    if estimate.profile_id not in readable_profile_ids(user=user, ids={estimate.profile_id}):
+        return ""
     if estimate.profile.engine_model() != estimate.architecture:
         return "changed"
     return ""
@@ -286,7 +297,7 @@ def estimate_permalink_view(request: HttpRequest, public_id: str) -> HttpRespons
         "sections": saved_sections(estimate, unit if unit in UNITS else "GiB"),
         "estimate": estimate,
         "can_write": access.can_write,
-        "profile_status": profile_status(estimate),
+        "profile_status": profile_status(estimate, user=request.user, can_write=access.can_write),
         "calculator_url": calculator_url_for_estimate(estimate, user=request.user),
     }
     return render(request, "calculator/estimates/permalink.html", context)

@@ -34,6 +34,7 @@ from calculator.models import (
     Visibility,
 )
 from calculator.selectors import AuthUser, access_for, team_ids_for_user
+from calculator.spoofing import check_user_text
 
 MAX_CONFIG_JSON_BYTES = 1_048_576
 
@@ -117,6 +118,7 @@ def profile_create(
     team: Team | None = None,
     hub_model: hub.HubModel | None = None,
 ) -> ModelProfile:
+    check_user_text(name=name, description=description)
     if (hf_config is None) == (architecture is None):
         raise ValidationError("Give either a config.json or architecture fields.")
     if _holds_nul([hf_config, architecture]):
@@ -198,6 +200,7 @@ def profile_update(*, user: AuthUser, profile: ModelProfile, **fields: Any) -> M
     if unknown:
         raise ValidationError(f"Cannot change: {', '.join(sorted(unknown))}.")
     _check_audience_kept(user=user, item=profile, fields=fields)
+    check_user_text(**{key: fields[key] for key in ("name", "description") if key in fields})
     for key, value in fields.items():
         setattr(profile, key, value)
     if _holds_nul([profile.hf_config, profile.architecture]):
@@ -253,6 +256,7 @@ def estimate_save(
     visibility: str = Visibility.PRIVATE,
     team: Team | None = None,
 ) -> Estimate:
+    check_user_text(title=title, notes=notes)
     _check_sharing(user=user, visibility=visibility, team=team)
     result = calculation.result
     inputs = result["inputs"]
@@ -289,6 +293,7 @@ def estimate_update(*, user: AuthUser, estimate: Estimate, **fields: Any) -> Est
     if unknown:
         raise ValidationError(f"Cannot change: {', '.join(sorted(unknown))}.")
     _check_audience_kept(user=user, item=estimate, fields=fields)
+    check_user_text(**{key: fields[key] for key in ("title", "notes") if key in fields})
     for key, value in fields.items():
         setattr(estimate, key, value)
     _check_sharing(user=user, visibility=estimate.visibility, team=estimate.team)
@@ -339,6 +344,7 @@ def team_create(*, user: AuthUser, name: str) -> Team:
     name = name.strip()
     if not name:
         raise ValidationError({"name": "Give the team a name."})
+    check_user_text(name=name)
     if _team_name_taken(user=user, name=name):
         raise ValidationError({"name": TEAM_NAME_TAKEN.format(name=name)})
     team = Team(name=name, slug=_unique_team_slug(name), created_by=user)
@@ -377,6 +383,7 @@ def team_invite(
     address = username_or_email.strip()
     if not address:
         raise ValidationError({"username_or_email": "Type a username or an email address."})
+    check_user_text(username_or_email=address)
     pending = TeamInvitation.objects.select_for_update().filter(team=team)
     existing = pending.filter(address__iexact=address).first()
     if existing is not None:  # invited again: the role given last holds
@@ -523,6 +530,7 @@ def measured_run_attach(
         [raw_text, note, facts, measured.details, measured.notes, measured.gpu_name]
     ):
         raise ValidationError({"text": "The log is too large or holds NUL characters."})
+    check_user_text(note=note)
     if len(note) > RUN_NOTE_LIMIT:
         raise ValidationError({"note": f"At most {RUN_NOTE_LIMIT:,} characters."})
     values = {

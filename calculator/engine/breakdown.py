@@ -52,7 +52,7 @@ class Breakdown:
 
 
 @dataclass(frozen=True)
-class Estimate:
+class MethodResult:
     """What a method computes: per-GPU breakdown, parameter counts and its notes."""
 
     breakdown: Breakdown

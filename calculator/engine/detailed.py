@@ -22,7 +22,7 @@ from calculator.engine.architecture import (
     StateLayers,
     lora_target_layers,
 )
-from calculator.engine.breakdown import Breakdown, Estimate
+from calculator.engine.breakdown import Breakdown, MethodResult
 from calculator.engine.checkpoint import keeps_layer_16_bit
 from calculator.engine.dtypes import (
     BNB_4BIT_DTYPES,
@@ -1154,7 +1154,7 @@ def worst_breakdown(
     return worst, breakdowns[worst]
 
 
-def detailed_estimate(inputs: EstimateInputs, architecture: Architecture) -> Estimate:
+def detailed_estimate(inputs: EstimateInputs, architecture: Architecture) -> MethodResult:
     notes: list[str] = []
     plan = plan_for(inputs, architecture, notes)
     layout = plan.layout
@@ -1185,7 +1185,7 @@ def detailed_estimate(inputs: EstimateInputs, architecture: Architecture) -> Est
             )
         )
     total = architecture.num_parameters
-    return Estimate(
+    return MethodResult(
         breakdown=breakdown,
         total_parameters=total,
         active_parameters=architecture.num_active_parameters or total,

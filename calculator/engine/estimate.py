@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from calculator.engine.architecture import Architecture
-from calculator.engine.breakdown import Breakdown, Estimate
+from calculator.engine.breakdown import Breakdown, MethodResult
 from calculator.engine.checkpoint import describe_checkpoint
 from calculator.engine.detailed import detailed_estimate
 from calculator.engine.errors import EstimateError
@@ -34,7 +34,7 @@ from calculator.engine.standard import standard_estimate
 ENGINE_VERSION = "2.5.0"
 
 
-def estimate(inputs: EstimateInputs, architecture: Architecture) -> Estimate:
+def estimate(inputs: EstimateInputs, architecture: Architecture) -> MethodResult:
     """Run the chosen method on validated inputs."""
     if inputs.method == "standard":
         return standard_estimate(inputs, architecture)
@@ -106,7 +106,7 @@ def peak_phase(inputs: EstimateInputs, breakdown: Breakdown) -> dict[str, Any] |
 
 
 def result_dict(
-    inputs: EstimateInputs, result: Estimate, notes: list[str], architecture: Architecture
+    inputs: EstimateInputs, result: MethodResult, notes: list[str], architecture: Architecture
 ) -> dict[str, Any]:
     breakdown = result.breakdown
     return {

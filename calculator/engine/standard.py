@@ -9,7 +9,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from calculator.engine.architecture import Architecture
-from calculator.engine.breakdown import Breakdown, Estimate
+from calculator.engine.breakdown import Breakdown, MethodResult
 from calculator.engine.errors import EstimateError
 from calculator.engine.inputs import EstimateInputs
 
@@ -39,7 +39,7 @@ def _nearest(value: Fraction) -> int:
     return round(value)  # Fraction.__round__: nearest integer, ties to even
 
 
-def standard_estimate(inputs: EstimateInputs, architecture: Architecture) -> Estimate:
+def standard_estimate(inputs: EstimateInputs, architecture: Architecture) -> MethodResult:
     precision = STANDARD_PRECISION_BYTES.get(inputs.weight_dtype)
     if precision is None:
         raise EstimateError(
@@ -102,7 +102,7 @@ def standard_estimate(inputs: EstimateInputs, architecture: Architecture) -> Est
         optimizer_states=_nearest(optimizer_states),
         runtime_overhead=overhead,
     )
-    return Estimate(
+    return MethodResult(
         breakdown=breakdown,
         total_parameters=params,
         active_parameters=architecture.num_active_parameters or params,

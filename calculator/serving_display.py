@@ -9,7 +9,7 @@ from typing import Any
 from calculator.charts import in_unit
 from calculator.gpu_display import dollars, layout_label, rate
 
-ENGINE_NAMES = {"vllm": "vLLM", "sglang": "SGLang"}
+ENGINE_NAMES = {"vllm": "vLLM", "sglang": "SGLang", "transformers": "transformers"}
 
 
 def _milliseconds(seconds: float) -> str:

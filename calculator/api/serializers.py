@@ -236,7 +236,8 @@ class ServingFieldsSerializer(serializers.Serializer):
         "engine",
         SERVING_ENGINES,
         allow_null=True,
-        help_text="vllm (default) or sglang: whose start-up accounting the plan follows.",
+        help_text="vllm (default), sglang or transformers (generate(): nothing reserved, the "
+        "cache grows): whose accounting the plan follows.",
     )
     gpu_memory_utilization = serializers.FloatField(
         required=False,

@@ -37,7 +37,7 @@ from calculator.engine.hardware import (
 )
 from calculator.engine.inputs import INPUT_LIMITS, SERVING_FIELDS
 
-SERVING_ENGINES = ("vllm", "sglang")
+SERVING_ENGINES = ("vllm", "sglang", "transformers")
 GIB = 2**30
 SECONDS_PER_HOUR = 3600
 
@@ -123,9 +123,12 @@ def parse_serving(
     }
     utilization = given("gpu_memory_utilization")
     if utilization is None:
-        utilization = (
-            VLLM_GPU_MEMORY_UTILIZATION if engine == "vllm" else _sglang_fraction(tensor_parallel)
-        )
+        utilization = {
+            "vllm": VLLM_GPU_MEMORY_UTILIZATION,
+            "sglang": _sglang_fraction(tensor_parallel),
+            # transformers reserves nothing: its cache grows until the device is full
+            "transformers": 1.0,
+        }[engine]
     utilization = _number("gpu_memory_utilization", utilization, MIN_FRACTION, 1, open_low=False)
     large = gpu.memory_bytes >= VLLM_LARGE_GPU_BYTES and "a100" not in gpu.name.lower()
     batched_default, seqs_default = VLLM_DEFAULTS_LARGE if large else VLLM_DEFAULTS_SMALL
@@ -139,6 +142,8 @@ def parse_serving(
         )
     if engine == "vllm":
         non_torch = VLLM_NON_TORCH_BYTES[1 if tensor_parallel == 1 else 2]
+    elif engine == "transformers":
+        non_torch = CUDA_CONTEXT_BYTES  # the whole device: the context is in it
     else:
         non_torch = CUDA_CONTEXT_BYTES
     return ServingRequest(
@@ -147,7 +152,7 @@ def parse_serving(
         max_model_len=max_model_len,
         max_num_seqs=whole.get("max_num_seqs", seqs_default),
         max_num_batched_tokens=whole.get("max_num_batched_tokens", batched_default),
-        block_size=whole.get("block_size", VLLM_BLOCK_SIZE),
+        block_size=whole.get("block_size", 1 if engine == "transformers" else VLLM_BLOCK_SIZE),
         output_tokens=output_tokens,
         non_torch_bytes=whole.get("non_torch_bytes", non_torch),
         target_output_tokens_per_s=whole.get("target_output_tokens_per_s"),
@@ -162,6 +167,37 @@ SAMPLER_FLOAT32_COPIES = 3
 
 def _logit_bytes(architecture: Architecture, requests: int) -> int:
     return SAMPLER_FLOAT32_COPIES * 4 * requests * architecture.vocab_size
+
+
+def _start_error(
+    request: ServingRequest, kv_bytes: int, tokens: int, per_token: int, state: int
+) -> str | None:
+    """What the engine says when it cannot hold one request of max_model_len, in its words."""
+    needed = request.max_model_len * per_token + state
+    if kv_bytes > 0 and tokens >= request.max_model_len and kv_bytes >= needed:
+        return None
+    if request.engine == "sglang":
+        # sglang/srt/model_executor/model_runner.py init_memory_pool
+        return "Not enough memory. Please try to increase --mem-fraction-static."
+    if request.engine == "transformers":
+        return (
+            "torch.OutOfMemoryError: CUDA out of memory: the weights, the prefill and the cache "
+            f"of one {request.max_model_len}-token request need more than the GPU holds."
+        )
+    if kv_bytes <= 0:
+        # vllm/v1/core/kv_cache_utils.py check_enough_kv_cache_memory
+        return (
+            "No available memory for the cache blocks. Try increasing "
+            "`gpu_memory_utilization` when initializing the engine."
+        )
+    return (
+        f"To serve at least one request with the models's max seq len "
+        f"({request.max_model_len}), ({needed / GIB:.2f} GiB KV cache is needed, which is "
+        f"larger than the available KV cache memory ({max(kv_bytes, 0) / GIB:.2f} GiB). "
+        f"Based on the available memory, the estimated maximum model length is {tokens}. "
+        "Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when "
+        "initializing the engine."
+    )
 
 
 def memory_plan(
@@ -187,6 +223,16 @@ def memory_plan(
         requests = min(request.max_num_seqs, request.max_num_batched_tokens)
         activations = profiled.activations + _logit_bytes(sizer.architecture, requests)
         kv_bytes = usable - weights - activations - request.non_torch_bytes
+    elif request.engine == "transformers":
+        # generate() with a DynamicCache: nothing is reserved, the cache grows per token; what
+        # the device holds beside the weights and the prefill's peak of one max_model_len
+        # request (logits for its last position only) is what the requests' caches may take
+        prefill = sizer.breakdown(
+            configuration, batch_size=1, sequence_length=request.max_model_len
+        )
+        assert prefill is not None
+        activations = prefill.activations
+        kv_bytes = usable - weights - activations - request.non_torch_bytes
     else:
         # SGLang: free after the weights (and the context) less total x (1 - fraction)
         activations = 0
@@ -196,24 +242,7 @@ def memory_plan(
     if kv_bytes > 0 and page:
         blocks = kv_bytes // page
     tokens = blocks * request.block_size
-    error = None
-    if kv_bytes <= 0:
-        error = (
-            "No available memory for the cache blocks. Try increasing "
-            "`gpu_memory_utilization` when initializing the engine."
-        )
-    elif tokens < request.max_model_len or kv_bytes < (
-        request.max_model_len * bytes_per_token + state_per_request
-    ):
-        needed = request.max_model_len * bytes_per_token + state_per_request
-        error = (
-            f"To serve at least one request with the models's max seq len "
-            f"({request.max_model_len}), ({needed / GIB:.2f} GiB KV cache is needed, which is "
-            f"larger than the available KV cache memory ({max(kv_bytes, 0) / GIB:.2f} GiB). "
-            f"Based on the available memory, the estimated maximum model length is {tokens}. "
-            "Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when "
-            "initializing the engine."
-        )
+    error = _start_error(request, kv_bytes, tokens, bytes_per_token, state_per_request)
     return {
         "total_memory_bytes": total,
         "usable_bytes": usable,
@@ -378,6 +407,7 @@ def serving_answer(
 
 
 ENGINE_CODE = {
+    "transformers": "transformers generate() with DynamicCache (no preallocation, block_size 1)",
     "vllm": "vLLM 0.6.5-0.10: Worker.determine_available_memory, kv_cache_utils.py",
     "sglang": "SGLang 0.4: ModelRunner.profile_max_num_token, ServerArgs.mem_fraction_static",
 }

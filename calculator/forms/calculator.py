@@ -97,7 +97,11 @@ OFFLOAD_LABELS = {
     "optimizer": "Optimizer state (ZeRO-Offload)",
     "optimizer_and_parameters": "Optimizer state and parameters (ZeRO-3, FSDP)",
 }
-SERVING_ENGINE_LABELS = {"vllm": "vLLM", "sglang": "SGLang"}
+SERVING_ENGINE_LABELS = {
+    "vllm": "vLLM",
+    "sglang": "SGLang",
+    "transformers": "transformers generate()",
+}
 SHARDING_LABELS = {
     "deepspeed": "DeepSpeed (its own defaults)",
     "deepspeed_hf_auto": 'DeepSpeed via HF Trainer ("auto" buckets)',

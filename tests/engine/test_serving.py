@@ -210,3 +210,29 @@ def test_a_hybrid_models_requests_hold_a_fixed_state_beside_their_tokens():
     assert plan["state_bytes_per_request"] > 0  # the 36 Gated DeltaNet layers' state
     per_request = 32768 * plan["kv_bytes_per_token"] + plan["state_bytes_per_request"]
     assert plan["max_concurrency"] == pytest.approx(plan["kv_cache_bytes"] / per_request)
+
+
+def test_transformers_reserves_nothing_and_grows_its_cache():
+    plan = serve(engine="transformers")["memory"]
+    # the whole device; no blocks (one token at a time); the CUDA context (1,343 MiB) and one
+    # 8,192-token request's prefill peak beside the weights
+    assert plan["usable_bytes"] == H100_AS_VLLM_SAW_IT
+    expected = (
+        H100_AS_VLLM_SAW_IT - 8_030_261_248 * 2 - plan["activation_peak_bytes"] - 1343 * 2**20
+    )
+    assert plan["kv_cache_bytes"] == expected
+    assert plan["kv_cache_tokens"] == expected // KV_PER_TOKEN
+    assert plan["activation_peak_bytes"] > 0
+
+
+@pytest.mark.parametrize(
+    ("engine", "message"),
+    [
+        ("sglang", "Not enough memory. Please try to increase --mem-fraction-static."),
+        ("transformers", "torch.OutOfMemoryError: CUDA out of memory"),
+    ],
+)
+def test_each_engine_says_it_will_not_start_in_its_own_words(engine, message):
+    plan = serve(engine=engine, gpu=gpu("t4"))["memory"]
+    assert plan["starts"] is False
+    assert plan["error"].startswith(message)

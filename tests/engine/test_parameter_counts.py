@@ -4,7 +4,8 @@
 under `torch.device("meta")` (torch 2.13.0), counted as `sum(p.numel() for p in
 model.parameters())` (tied weights once), with the fixture's `quantization_config` and
 `auto_map` left out so that the plain model is built; for google/gemma-3-4b-it the
-`Gemma3ForCausalLM` of its text_config.
+`Gemma3ForCausalLM` of its text_config, to which the vision tower and projector are added by
+hand (test_gemma_3_counts_its_vision_tower).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ META_DEVICE = [
     ("google--gemma-7b", 8_537_680_896),
     ("google--gemma-2-9b", 9_241_705_984),
     ("google--gemma-3-1b-it", 999_885_952),
-    ("google--gemma-3-4b-it", 3_880_263_168),
+    # the text model on the meta device, 3,880,263,168, + the vision tower and projector
+    ("google--gemma-3-4b-it", 3_880_263_168 + 416_866_032 + 2_950_272),
     ("microsoft--phi-2", 2_779_683_840),
     ("microsoft--Phi-3-mini-4k-instruct", 3_821_079_552),
     ("tiiuae--falcon-7b", 6_921_720_704),
@@ -226,8 +228,27 @@ def test_gemma_3_multimodal_counts_its_text_model() -> None:
     # Gemma3TextConfig defaults fill what text_config leaves out: 8 heads, 4 kv heads, vocab
     assert (gemma.num_attention_heads, gemma.num_key_value_heads) == (8, 4)
     assert gemma.vocab_size == 262_208
-    assert any("text_config" in note and "vision" in note for note in notes)
+    assert any("SigLIP vision tower" in note and "256 tokens" in note for note in notes)
     assert gemma.default_dtype == "bfloat16"  # the outer config's torch_dtype
+
+
+def test_gemma_3_counts_its_vision_tower() -> None:
+    # SiglipVisionModel of Gemma 3's vision_config (hidden 1152, 27 layers, MLP 4304, 14 px
+    # patches of 896 px images: 64 x 64 = 4,096 positions; no pooling head), by hand:
+    patch = 3 * 14 * 14 * 1152 + 1152  # the patch convolution and its bias: 678,528
+    positions = 4096 * 1152  # 4,718,592
+    layer = 4 * (1152 * 1152 + 1152) + 2 * 2 * 1152 + (1152 * 4304 + 4304) + (4304 * 1152 + 1152)
+    tower = patch + positions + 27 * layer + 2 * 1152  # and the post LayerNorm
+    assert tower == 416_866_032
+    # Gemma3MultiModalProjector: 1152 x the text width (2560), and an RMSNorm of 1152
+    projector = 1152 * 2560 + 1152
+    gemma, _ = architecture_from_hf_config(config("google--gemma-3-4b-it"))
+    assert gemma.parameters.vision == tower + projector
+    # active per token: the text model only (the tower runs once per image)
+    assert gemma.num_active_parameters == gemma.num_parameters - tower - projector
+    # the same for gemma-3-27b-it (text width 5376) equals its safetensors total,
+    # 27,432,406,640 (the checkpoint's header sum, catalog source)
+    assert 27_009_346_304 + tower + 1152 * 5376 + 1152 == 27_432_406_640
 
 
 # Published configs with options flipped, to reach every branch; the expected counts are

@@ -16,8 +16,9 @@ from functools import partial
 from typing import Any
 
 from django import forms
-from django.core.exceptions import ValidationError
+from django.core.exceptions import EmptyResultSet, ValidationError
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
+from django.db import connections
 from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KT, KeyTransform
 from django.forms.utils import flatatt
@@ -32,7 +33,14 @@ from calculator.charts import in_unit
 from calculator.engine import MODES
 from calculator.engine.breakdown import BREAKDOWN_LINES
 from calculator.models import Estimate, Visibility
-from calculator.selectors import User, estimate_list, profile_list, team_ids_for_user, team_list
+from calculator.selectors import (
+    User,
+    estimate_list,
+    listed_parts_q,
+    profile_list,
+    team_ids_for_user,
+    team_list,
+)
 from calculator.typed import form_field
 
 # the estimate's breakdown lines, in the engine's order (export columns, the compare table)
@@ -241,51 +249,85 @@ class HistoryFilterForm(forms.Form):
         return next(pk for pk, listed_key, _ in self.listed[field] if listed_key == key)
 
 
-def history_narrowed(queryset: QuerySet[Estimate], form: HistoryFilterForm, user: User):
-    """`queryset` narrowed by what validated of the form; what did not is ignored."""
+def _filters_q(form: HistoryFilterForm) -> Q:
+    """What validated of the form but `whose` and `sort`, as one condition; what did not
+    validate is ignored."""
     form.is_valid()
     data = form.cleaned_data
+    q = Q()
     if text := data.get("q", "").strip():
-        queryset = queryset.filter(
-            Q(title__icontains=text) | Q(notes__icontains=text) | Q(model_name__icontains=text)
-        )
-    if whose := data.get("whose"):
-        mine = Q(owner=user)
-        queryset = queryset.filter(mine) if whose == "mine" else queryset.exclude(mine)
+        q &= Q(title__icontains=text) | Q(notes__icontains=text) | Q(model_name__icontains=text)
     if mode := data.get("mode"):
-        queryset = queryset.filter(mode=mode)
+        q &= Q(mode=mode)
     if method := data.get("method"):
-        queryset = queryset.filter(method=method)
+        q &= Q(method=method)
     if profile := data.get("profile"):
-        queryset = queryset.filter(profile_id=form.listed_pk("profile", profile))
+        q &= Q(profile_id=form.listed_pk("profile", profile))
     if team := data.get("team"):
-        queryset = queryset.filter(team_id=form.listed_pk("team", team))
+        q &= Q(team_id=form.listed_pk("team", team))
     if after := data.get("created_after"):
-        queryset = queryset.filter(created__gte=_day_start(after))
+        q &= Q(created__gte=_day_start(after))
     if (before := data.get("created_before")) and before < date.max:
         # Inclusive: everything saved on that day too (a range on the indexed column, no casts).
         # The last day there is (9999-12-31) has no day after it: no upper bound then.
-        queryset = queryset.filter(created__lt=_day_start(before + timedelta(days=1)))
-    if sort := data.get("sort"):
-        queryset = queryset.order_by(*SORTS[sort])
+        q &= Q(created__lt=_day_start(before + timedelta(days=1)))
+    return q
+
+
+def _ordering(form: HistoryFilterForm) -> tuple[str, ...]:
+    form.is_valid()
+    return SORTS[form.cleaned_data.get("sort") or "newest"]
+
+
+def history_narrowed(queryset: QuerySet[Estimate], form: HistoryFilterForm, user: User):
+    """`queryset` narrowed by what validated of the form; what did not is ignored."""
+    queryset = queryset.filter(_filters_q(form))
+    if whose := form.cleaned_data.get("whose"):
+        mine = Q(owner=user)
+        queryset = queryset.filter(mine) if whose == "mine" else queryset.exclude(mine)
+    if form.cleaned_data.get("sort"):
+        queryset = queryset.order_by(*_ordering(form))
     return queryset
 
 
 class HistoryFilter:
     """The history page's filters for one request: `form` to show, `qs` the user's estimates
-    and their teams' narrowed by it. The user's team ids are read once, for both."""
+    and their teams' narrowed by it, `ids` the same list's ids for the page's count and rows.
+    The user's team ids are read once, for all of them."""
 
     def __init__(self, request: HttpRequest) -> None:
         self.user = request.user
-        team_ids = team_ids_for_user(self.user)
-        self.form = HistoryFilterForm(request.GET, user=self.user, team_ids=team_ids)
-        self.estimates = estimate_list(user=self.user, team_ids=team_ids).defer(
+        self.team_ids = team_ids_for_user(self.user)
+        self.form = HistoryFilterForm(request.GET, user=self.user, team_ids=self.team_ids)
+        self.estimates = estimate_list(user=self.user, team_ids=self.team_ids).defer(
             "inputs", "architecture", "result"
         )
 
     @cached_property
     def qs(self) -> QuerySet[Estimate]:
         return history_narrowed(self.estimates, self.form, self.user)
+
+    @cached_property
+    def ids(self) -> ListedIds:
+        """The ids of `qs`, in its order, read as a union of the access rule's parts (the
+        user's own, their teams' team items), each part narrowed by the same filters."""
+        self.form.is_valid()
+        whose = self.form.cleaned_data.get("whose")
+        filters = _filters_q(self.form)
+
+        def parts(*, per_team: bool) -> list[QuerySet[Estimate]]:
+            listed = listed_parts_q(self.user, self.team_ids, per_team=per_team)
+            if whose == "mine":
+                listed = listed[:1]
+            elif whose == "shared":
+                listed = listed[1:]
+            return [Estimate.objects.filter(part).filter(filters) for part in listed]
+
+        # The count: two parts, own and all teams' (unordered, each stops after the limit); the
+        # page: one part per team, each read in its index's order.
+        return ListedIds(
+            parts(per_team=True), count_parts=parts(per_team=False), ordering=_ordering(self.form)
+        )
 
 
 def history_filter(request: HttpRequest) -> HistoryFilter:
@@ -298,24 +340,120 @@ def history_filter(request: HttpRequest) -> HistoryFilter:
 HISTORY_COUNT_LIMIT = 1_000
 
 
+class ListedIds:
+    """The ids of a list made of disjoint parts (`listed_parts_q`), in `ordering`: what the
+    paginator counts and slices. With one part it is that part's query; with more, each part
+    is ordered and limited to what the slice needs (its offset plus its length), the parts are
+    joined with UNION ALL, and the union is ordered and sliced again. On PostgreSQL every part
+    is one range of an index (`owner_id = u`; a team's team items in estimate_history_team),
+    which newest or oldest first is read in the index's order: a page reads about as many
+    entries as it skips and shows, whoever the user is, instead of testing the access filter
+    on every row from the start; the capped count reads at most `limit` + 1 entries a part.
+
+    `ordering` ends with the id, so the order is total and the merge exact."""
+
+    ordered = True  # for Paginator's warning about unordered lists
+
+    def __init__(
+        self,
+        parts: list[QuerySet[Estimate]],
+        *,
+        ordering: tuple[str, ...],
+        count_parts: list[QuerySet[Estimate]] | None = None,
+    ) -> None:
+        self.parts = parts
+        # the same rows as `parts`, maybe cut otherwise (fewer parts: fewer to count)
+        self.count_parts = parts if count_parts is None else count_parts
+        self.ordering = ordering
+        # The union's columns: the id, then each ordering field; the union's ORDER BY names
+        # them by position (1 the id), which PostgreSQL and SQLite read alike.
+        names = [name.lstrip("-") for name in ordering]
+        self.columns = ["pk", *(name for name in names if name not in ("id", "pk"))]
+        position = {name: index for index, name in enumerate(self.columns, start=1)}
+        position["id"] = 1
+        self.order_by = ", ".join(
+            f"{position[name.lstrip('-')]} {'DESC' if name.startswith('-') else 'ASC'}"
+            for name in ordering
+        )
+
+    def capped_count(self, limit: int) -> int:
+        """How many ids there are, or `limit` + 1 where there are more than `limit`."""
+        parts = self.count_parts
+        if not parts:
+            return 0
+        if len(parts) == 1:
+            return parts[0].order_by()[: limit + 1].count()
+        union = self._union([part.order_by().values("pk")[: limit + 1] for part in parts])
+        if union is None:
+            return 0
+        sql, params, connection = union
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*) FROM ({sql}) AS listed", params)
+            (count,) = cursor.fetchone()
+        return min(count, limit + 1)
+
+    def __getitem__(self, key: slice) -> list[int]:
+        if not isinstance(key, slice) or key.step is not None or key.stop is None:
+            raise TypeError("ListedIds takes a slice [start:stop] only")
+        start, stop = key.start or 0, key.stop
+        if start < 0:
+            raise TypeError("ListedIds takes a slice [start:stop] only")
+        if not self.parts or stop <= start:
+            return []
+        if len(self.parts) == 1:
+            return list(
+                self.parts[0].order_by(*self.ordering).values_list("pk", flat=True)[start:stop]
+            )
+        union = self._union(
+            [part.order_by(*self.ordering).values_list(*self.columns)[:stop] for part in self.parts]
+        )
+        if union is None:
+            return []
+        sql, params, connection = union
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"{sql} ORDER BY {self.order_by} LIMIT {int(stop - start)} OFFSET {int(start)}",
+                params,
+            )
+            return [row[0] for row in cursor.fetchall()]
+
+    @staticmethod
+    def _union(parts: list[QuerySet]) -> tuple[str, list[Any], Any] | None:
+        """The parts' SQL as one UNION ALL: `SELECT * FROM (part) AS part_N UNION ALL ...`, a
+        form that PostgreSQL and SQLite both read with each part's ORDER BY and LIMIT (Django's
+        own union() refuses sliced parts on SQLite). None when every part is empty."""
+        sqls: list[str] = []
+        params: list[Any] = []
+        connection = connections[parts[0].db]
+        for number, part in enumerate(parts):
+            try:
+                sql, part_params = part.query.get_compiler(connection=connection).as_sql()
+            except EmptyResultSet:
+                continue
+            sqls.append(f"SELECT * FROM ({sql}) AS part_{number}")
+            params.extend(part_params)
+        if not sqls:
+            return None
+        return " UNION ALL ".join(sqls), params, connection
+
+
 class HistoryPaginator(Paginator):
     """Counts at most `count_limit` rows, so that a page costs the same with 100 or 100,000
     estimates (an exact COUNT reads every matching index entry: 30 ms for 100,000 rows on
     PostgreSQL). Up to the limit it is Django's Paginator; past it, `count_capped` is True and
     pages go on for as long as rows come back (one more row than a page is read to know)."""
 
-    object_list: QuerySet[Estimate, int]
+    # ListedIds is sliced and counted (`count` below), never iterated nor measured with len():
+    # less than the stubs' protocol for an object list asks for
+    object_list: ListedIds  # type: ignore[assignment]
 
-    def __init__(
-        self, object_list: QuerySet[Estimate, int], per_page: int, *, count_limit: int
-    ) -> None:
-        super().__init__(object_list, per_page)
+    def __init__(self, object_list: ListedIds, per_page: int, *, count_limit: int) -> None:
+        super().__init__(object_list, per_page)  # type: ignore[arg-type]
         self.count_limit = count_limit
 
     @cached_property
     def count(self) -> int:
-        # Unordered, so that PostgreSQL may stop after count_limit + 1 index entries.
-        return self.object_list.order_by()[: self.count_limit + 1].count()
+        return self.object_list.capped_count(self.count_limit)
 
     @property
     def count_capped(self) -> bool:
@@ -339,7 +477,7 @@ class HistoryPaginator(Paginator):
             return super().page(number)
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
-        rows = list(self.object_list[bottom : bottom + self.per_page + 1])
+        rows = self.object_list[bottom : bottom + self.per_page + 1]
         if not rows:
             raise EmptyPage("That page contains no results")
         return OpenEndedPage(rows[: self.per_page], number, self, more=len(rows) > self.per_page)

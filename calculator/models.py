@@ -275,6 +275,16 @@ class Estimate(models.Model):
                 include=["id", "created", "total_bytes", "mode", "method", "profile", "title"],
                 name="estimate_listed_covering",
             ),
+            # History: a team's team items newest first, one index range per team of the user
+            # (calculator/history.py's ListedIds), the owner included to leave out the user's
+            # own and the size for "largest first" without reading the table (PostgreSQL;
+            # SQLite ignores `include`).
+            models.Index(
+                fields=["team", "-created", "-id"],
+                include=["owner", "total_bytes"],
+                condition=Q(visibility=Visibility.TEAM),
+                name="estimate_history_team",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.models import User as AuthUser
 from django.db.models import Q, QuerySet
-from django.http import Http404
+from django.http import Http404, HttpRequest
 
 from calculator.models import (
     Estimate,
@@ -67,6 +67,28 @@ def _listed_q(user: User | None, team_ids: list[int] | None = None) -> Q:
     return Q(owner=user) | Q(visibility=Visibility.TEAM, team_id__in=team_ids)
 
 
+def listed_parts_q(
+    user: User | None, team_ids: list[int] | None = None, *, per_team: bool = True
+) -> list[Q]:
+    """`_listed_q` as disjoint parts, each a range of an index on PostgreSQL (the history reads
+    each part ordered and limited, then merges them): first the user's own items (`owner_id =
+    u`), then their teams' team items that are not their own (`visibility = 'team' AND team_id
+    IN (...) AND owner_id <> u`, the partial index estimate_history_team), one part per team
+    with `per_team` (each in the index's order), else one for all of them. An item is in one
+    part at most, and in one exactly when `_listed_q` lists it."""
+    if not _authenticated(user):
+        return []
+    if team_ids is None:
+        team_ids = team_ids_for_user(user)
+    own = Q(owner_id=user.pk)
+    teams = sorted(set(team_ids))
+    if not teams:
+        return [own]
+    if not per_team:
+        return [own, Q(visibility=Visibility.TEAM, team_id__in=teams) & ~own]
+    return [own, *(Q(visibility=Visibility.TEAM, team_id=team_id) & ~own for team_id in teams)]
+
+
 @dataclass(frozen=True)
 class Access:
     can_read: bool
@@ -81,18 +103,25 @@ def access_for(user: User | None, item: ModelProfile | Estimate, *, via_link: bo
         return Access(can_read=True, can_write=False)
     if _authenticated(user) and item.owner_id == user.pk:
         return Access(can_read=True, can_write=True, can_share=True)
-    if item.visibility == Visibility.TEAM and item.team_id is not None and _authenticated(user):
-        if item.team_id in _owned_team_ids(user):
-            return Access(can_read=True, can_write=True)
-        if item.team_id in team_ids_for_user(user):
-            return Access(can_read=True, can_write=False)
-    if item.visibility == Visibility.LINK:
-        if via_link:
-            return Access(can_read=True, can_write=False)
-        # A teammate may also open a link item from the team's pages.
-        if item.team_id is not None and item.team_id in team_ids_for_user(user):
-            return Access(can_read=True, can_write=False)
+    if item.visibility == Visibility.LINK and via_link:
+        return Access(can_read=True, can_write=False)
+    if item.visibility in (Visibility.TEAM, Visibility.LINK) and item.team_id is not None:
+        # The user's role in the item's team, if any: one query, whatever it decides.
+        role = _role_in_team(user, item.team_id)
+        if role is not None:
+            # A team owner edits a member's team item; a link item filed under the team is
+            # only read by its members (from the team's pages).
+            can_write = item.visibility == Visibility.TEAM and role == Role.OWNER
+            return Access(can_read=True, can_write=can_write)
     return Access(can_read=False, can_write=False)
+
+
+def _role_in_team(user: User | None, team_id: int) -> str | None:
+    if not _authenticated(user):
+        return None
+    return (
+        Membership.objects.filter(user=user, team_id=team_id).values_list("role", flat=True).first()
+    )
 
 
 # --- Profiles ---------------------------------------------------------------------------------
@@ -204,6 +233,29 @@ def team_list(*, user: User | None, team_ids: list[int] | None = None) -> QueryS
     if team_ids is not None:
         return Team.objects.filter(pk__in=team_ids)
     return Team.objects.filter(memberships__user=user).distinct()
+
+
+def team_choices(*, user: User | None) -> list[tuple[int, str, str]]:
+    """The user's teams as (pk, slug, name), by name, in one query (none for a visitor)."""
+    if not _authenticated(user):
+        return []
+    return list(
+        Team.objects.filter(memberships__user=user)
+        .order_by("name", "pk")
+        .values_list("pk", "slug", "name")
+    )
+
+
+def team_choices_for_request(request: HttpRequest) -> list[tuple[int, str, str]]:
+    """`team_choices(user=request.user)`, read once per request: kept on the request (for
+    its user), which ends with it. The calculator's profile choices and its save box both
+    need them."""
+    user = request.user
+    kept = request.__dict__.get("_team_choices")
+    if kept is None or kept[0] != user.pk:
+        kept = (user.pk, team_choices(user=user))
+        request.__dict__["_team_choices"] = kept
+    return kept[1]
 
 
 def team_shared_items(

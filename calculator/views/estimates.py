@@ -357,10 +357,10 @@ def history_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     fmt = request.GET.get("format")
     if fmt in ("csv", "json"):
         return export_response(request, filterset.qs, fmt=fmt)
-    # Count (up to a limit) and order the ids first (an index-only scan on PostgreSQL, see the
-    # model's estimate_listed_covering index), then read the page's 25 rows by id.
-    ids = filterset.qs.values_list("pk", flat=True)
-    paginator = HistoryPaginator(ids, HISTORY_PAGE_SIZE, count_limit=HISTORY_COUNT_LIMIT)
+    # Count (up to a limit) and order the ids first, as a union of the access rule's parts
+    # (each an index range on PostgreSQL: calculator/history.py's ListedIds), then read the
+    # page's 25 rows by id, through the access filter again.
+    paginator = HistoryPaginator(filterset.ids, HISTORY_PAGE_SIZE, count_limit=HISTORY_COUNT_LIMIT)
     page = paginator.get_page(request.GET.get("page"))
     rows = history_rows(filterset.qs, list(page.object_list))
     query = request.GET.copy()

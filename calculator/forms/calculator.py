@@ -526,7 +526,14 @@ class CalculatorForm(forms.Form):
         label="Units", choices=list(UNITS.items()), widget=forms.RadioSelect, required=False
     )
 
-    def __init__(self, data: Mapping[str, Any], *, user: User | None = None) -> None:
+    def __init__(
+        self,
+        data: Mapping[str, Any],
+        *,
+        user: User | None = None,
+        team_ids: list[int] | None = None,
+    ) -> None:
+        """`team_ids`: the user's, where the caller read them already (`profile_list`)."""
         super().__init__(data, label_suffix="")
         self.user = user
         # A link to a saved profile opened by a visitor: the page asks them to log in.
@@ -538,7 +545,11 @@ class CalculatorForm(forms.Form):
             search=str(data.get("catalog_search") or "").replace("\x00", "").strip(),
             current=str(data.get("catalog") or ""),
         )
-        profiles = list(profile_list(user=user, include_catalog=False).values_list("pk", "name"))
+        profiles = list(
+            profile_list(user=user, include_catalog=False, team_ids=team_ids).values_list(
+                "pk", "name"
+            )
+        )
         self.fields["profile"].widget.choices = [("", "Choose a profile"), *profiles]
         self.has_profiles = bool(profiles)
         self.hub_enabled = hub.enabled()
@@ -571,7 +582,9 @@ class CalculatorForm(forms.Form):
         return [self[name] for name in ARCHITECTURE_FIELDS[8:]]
 
     @classmethod
-    def from_query(cls, query: QueryDict, *, user: User | None = None) -> CalculatorForm:
+    def from_query(
+        cls, query: QueryDict, *, user: User | None = None, team_ids: list[int] | None = None
+    ) -> CalculatorForm:
         """Bind to a query string, filling the contract's defaults for what it leaves out."""
         data = query.copy()
         data.setdefault("catalog", DEFAULT_CATALOG_SLUG)
@@ -584,7 +597,7 @@ class CalculatorForm(forms.Form):
                 data[name] = value
         if "model" not in data or not data["model"]:
             data["model"] = infer_model_kind(data)
-        return cls(data, user=user)
+        return cls(data, user=user, team_ids=team_ids)
 
     def clean_hf_config(self) -> dict[str, Any] | None:
         text = self.cleaned_data["hf_config"].strip()

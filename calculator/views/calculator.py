@@ -15,6 +15,7 @@ from calculator import caching, charts, gpu_display, serving_display
 from calculator.calculations import Calculation, calculation_run
 from calculator.engine import HARDWARE_FIELDS, INPUT_LIMITS, EstimateError, sweep
 from calculator.forms.calculator import CalculatorForm
+from calculator.selectors import team_choices_for_request
 from calculator.typed import HtmxHttpRequest
 
 OTHER_METHOD = {"detailed": "standard", "standard": "detailed"}
@@ -37,8 +38,17 @@ def calculator(request: HtmxHttpRequest) -> HttpResponse:
     data = request.POST if request.method == "POST" else request.GET
     if request.htmx:
         return _results_fragment(request, data)
-    form = CalculatorForm.from_query(data, user=request.user)
+    form = _form(request, data)
     return render(request, "calculator/calculator.html", _calculate(request, form))
+
+
+def _form(request: HttpRequest, data: QueryDict) -> CalculatorForm:
+    """The calculator's form for the request's user. Their teams are read once for the whole
+    request: here for the profile choices, and again (kept) by the save box."""
+    team_ids = None
+    if request.user.is_authenticated:
+        team_ids = [pk for pk, _, _ in team_choices_for_request(request)]
+    return CalculatorForm.from_query(data, user=request.user, team_ids=team_ids)
 
 
 def _calculate(request: HttpRequest, form: CalculatorForm) -> dict[str, Any]:
@@ -62,7 +72,7 @@ def _results_fragment(request: HttpRequest, data: QueryDict) -> HttpResponse:
     (60 fields), running the engine or drawing the charts again."""
     kept = caching.fragment_get(data)
     if kept is None:
-        form = CalculatorForm.from_query(data, user=request.user)
+        form = _form(request, data)
         context = _calculate(request, form)
         kept = {
             "body": render_to_string("calculator/calculator.html#results-body", context),

@@ -251,6 +251,12 @@ class ProfileDetailView(APIView):
         tags=["profiles"],
         summary="Change a profile; saved estimates keep their own snapshot",
         request=ProfileWriteSerializer(partial=True),
+        examples=[
+            OpenApiExample(
+                "Rename it and share it with the link",
+                value={"name": "Our 7B, v2", "visibility": "link"},
+            )
+        ],
         responses={200: ProfileSerializer, **WRITE_ERRORS},
     )
     def patch(self, request: Request, pk: int) -> Response:

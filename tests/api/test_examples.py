@@ -15,6 +15,7 @@ OPERATIONS = {
     "profiles_create": ("post", "/api/v1/profiles/"),
     "estimates_create": ("post", "/api/v1/estimates/"),
     "estimates_update": ("patch", "/api/v1/estimates/{id}/"),
+    "profiles_update": ("patch", "/api/v1/profiles/{profile_id}/"),
     "estimate_runs_create": ("post", "/api/v1/estimates/{public_id}/runs/"),
 }
 
@@ -37,7 +38,9 @@ EXAMPLES = _examples()
 
 def test_the_docs_have_examples_for_the_main_operations():
     documented = {operation for operation, _, _ in EXAMPLES}
-    assert {"calculate", "profiles_create", "estimates_create", "estimates_update"} <= documented
+    main = {"calculate", "profiles_create", "profiles_update", "estimates_create"}
+    main.add("estimates_update")
+    assert main <= documented
 
 
 @pytest.mark.django_db
@@ -46,7 +49,8 @@ def test_each_example_is_a_valid_request(client_for, alice, catalog, operation, 
     assert operation in OPERATIONS, f"{operation}: say here how to replay its example"
     method, path = OPERATIONS[operation]
     estimate = EstimateFactory(owner=alice)
+    profile = ModelProfileFactory(owner=alice)
     path = path.replace("{id}", str(estimate.pk)).replace("{public_id}", estimate.public_id)
-    ModelProfileFactory(owner=alice)
+    path = path.replace("{profile_id}", str(profile.pk))
     response = getattr(client_for(alice), method)(path, value, format="json")
     assert response.status_code in (200, 201), (name, response.json())

@@ -2,8 +2,10 @@
 
     python -m validation.meta_count <request.json>   # {"slug": config, ...} -> one JSON line
 
-Tied weights count once (`model.parameters()` yields a shared tensor once). A multimodal config
-(one with a `text_config`, e.g. gemma3) is counted for its text model, as the engine counts it.
+Tied weights count once (`model.parameters()` yields a shared tensor once). Gemma 3's multimodal
+configs are counted whole (`AutoModelForImageTextToText`: Gemma3ForConditionalGeneration, the
+SigLIP tower and projector included), as the engine counts them; another config with a
+`text_config` is counted for its text model.
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ from typing import Any
 
 import torch
 import transformers
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
 
 
 def meta_count(config: dict[str, Any]) -> dict[str, Any]:
     note = None
+    if config.get("model_type") == "gemma3" and isinstance(config.get("vision_config"), dict):
+        with torch.device("meta"):
+            model = AutoModelForImageTextToText.from_config(AutoConfig.for_model(**config))
+        count = sum(p.numel() for p in model.parameters())
+        return {"count": count, "note": "whole multimodal model: vision tower and projector"}
     if isinstance(config.get("text_config"), dict):
         text_config = dict(config["text_config"])
         text_config.setdefault("model_type", f"{config['model_type']}_text")

@@ -30,7 +30,8 @@ from calculator.engine.standard import standard_estimate
 
 # Bump when a formula or a constant changes a number: saved estimates record it
 # 2.5: the published checkpoint's format (quantization_config) is the default weight_dtype;
-# mxfp4, fp8_block and nvfp4; ZeRO-2/3 and FSDP working sets (sharding)
+# mxfp4, fp8_block and nvfp4; ZeRO-2/3 and FSDP working sets (sharding), offload; hybrid
+# linear-attention / state-space layers; Gemma 3's vision tower
 ENGINE_VERSION = "2.5.0"
 
 

@@ -3,9 +3,9 @@
 "meta device" below means: transformers 5.24.0 `AutoModelForCausalLM.from_config(cfg)` built
 under `torch.device("meta")` (torch 2.13.0), counted as `sum(p.numel() for p in
 model.parameters())` (tied weights once), with the fixture's `quantization_config` and
-`auto_map` left out so that the plain model is built; for google/gemma-3-4b-it the
-`Gemma3ForCausalLM` of its text_config, to which the vision tower and projector are added by
-hand (test_gemma_3_counts_its_vision_tower).
+`auto_map` left out so that the plain model is built; for google/gemma-3-4b-it the whole
+`Gemma3ForConditionalGeneration` (`AutoModelForImageTextToText`), its text model 3,880,263,168
+and the vision tower and projector (test_gemma_3_counts_its_vision_tower) together.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ META_DEVICE = [
     ("google--gemma-7b", 8_537_680_896),
     ("google--gemma-2-9b", 9_241_705_984),
     ("google--gemma-3-1b-it", 999_885_952),
-    # the text model on the meta device, 3,880,263,168, + the vision tower and projector
-    ("google--gemma-3-4b-it", 3_880_263_168 + 416_866_032 + 2_950_272),
+    # Gemma3ForConditionalGeneration on the meta device: 4,300,079,472 = the text model's
+    # 3,880,263,168 + the vision tower and projector
+    ("google--gemma-3-4b-it", 4_300_079_472),
     ("microsoft--phi-2", 2_779_683_840),
     ("microsoft--Phi-3-mini-4k-instruct", 3_821_079_552),
     ("tiiuae--falcon-7b", 6_921_720_704),

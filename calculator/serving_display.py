@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from calculator.charts import in_unit
-from calculator.gpu_display import dollars, layout_label, rate
+from calculator.gpu_display import dollars, gpu_name, layout_label, rate
 
 ENGINE_NAMES = {"vllm": "vLLM", "sglang": "SGLang", "transformers": "transformers"}
 
@@ -25,8 +25,10 @@ def serving_section(result: Mapping[str, Any], unit: str) -> dict[str, Any] | No
     engine = ENGINE_NAMES.get(plan["engine"], plan["engine"])
     max_model_len = result["inputs"]["max_model_len"]
     if memory["starts"]:
+        count = plan["gpu_count"]
+        layout = f" ({layout_label(plan['configuration'])})" if count > 1 else ""
         headline = (
-            f"{engine} starts on {plan['gpu_count']} × GPU ({layout_label(plan['configuration'])})"
+            f"{engine} starts on {count} × {gpu_name(result)}{layout}"
             f": {memory['kv_cache_tokens']:,} tokens of KV cache, "
             f"{memory['max_concurrency']:,.2f}× concurrency at {max_model_len:,} tokens"
         )

@@ -340,7 +340,7 @@ def test_a_saved_serving_plan_shows_its_plan_on_the_permalink(visitor_client, al
     )
     content = visitor_client("alice").get(estimate.get_absolute_url()).content.decode()
     assert 'id="serving-headline"' in content
-    assert "vLLM starts on 1 × GPU" in content
+    assert "vLLM starts on 1 × NVIDIA H100 SXM 80GB" in content
 
 
 def test_history_filters_serving_plans(visitor_client, alice):

@@ -23,6 +23,8 @@ METHODS = ("detailed", "standard")
 ATTENTION_IMPLEMENTATIONS = ("flash", "eager")
 # paged_*: bitsandbytes PagedAdamW / PagedAdamW8bit (states in CUDA unified memory)
 OPTIMIZERS = ("adamw", "adamw_8bit", "sgd", "sgd_momentum", "paged_adamw", "paged_adamw_8bit")
+# the original app's optimizers, all the standard method's formulas know (engine/standard.py)
+STANDARD_OPTIMIZERS = ("adamw", "adamw_8bit", "sgd", "sgd_momentum")
 FINETUNING_METHODS = ("full", "lora", "qlora", "partial")
 ALL_LINEAR = LORA_ALL_LINEAR  # "all-linear"
 LORA_TARGET_MODULES = (
@@ -626,6 +628,12 @@ def check_combinations(inputs: EstimateInputs, architecture: Architecture) -> No
             )
     if inputs.offload != "none":
         _check_offload(inputs)
+    if training and inputs.method == "standard" and inputs.optimizer not in STANDARD_OPTIMIZERS:
+        raise EstimateError(
+            "optimizer",
+            "the standard method (the original formulas) knows "
+            f"{', '.join(STANDARD_OPTIMIZERS)}; size {inputs.optimizer} with the detailed method",
+        )
     if not training or inputs.method != "detailed":
         return
     finetuning, weight_dtype = inputs.finetuning, inputs.weight_dtype

@@ -321,3 +321,13 @@ def test_a_serving_plan_needs_a_gpu(client_for):
     response = post(client_for(None), {"model": {"architecture": SEED_7B}, "mode": "serving"})
     assert response.status_code == 400
     assert response.json() == {"gpu": ["a serving plan needs a GPU: choose one"]}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("optimizer", ["paged_adamw", "paged_adamw_8bit"])
+def test_the_standard_method_refuses_an_optimizer_it_has_no_formula_for(client_for, optimizer):
+    # the original app's table has AdamW, quantised AdamW and SGD only: this was a KeyError (500)
+    payload = {"model": {"architecture": SEED_7B}, "mode": "training", "method": "standard"}
+    response = post(client_for(None), {**payload, "optimizer": optimizer})
+    assert response.status_code == 400
+    assert "size " + optimizer + " with the detailed method" in response.json()["optimizer"][0]

@@ -3,10 +3,12 @@ engine's `serving` answer; the calculator page and the permalink both render it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from calculator.charts import in_unit
+from calculator.charts import Tick, in_unit, nice_step
 from calculator.gpu_display import dollars, gpu_name, layout_label, rate
 
 ENGINE_NAMES = {"vllm": "vLLM", "sglang": "SGLang", "transformers": "transformers"}
@@ -14,6 +16,71 @@ ENGINE_NAMES = {"vllm": "vLLM", "sglang": "SGLang", "transformers": "transformer
 
 def _milliseconds(seconds: float) -> str:
     return f"{seconds * 1000:,.1f} ms" if seconds < 10 else f"{seconds:,.1f} s"
+
+
+@dataclass(frozen=True)
+class CurveChart:
+    """Output tokens/s of the whole server (y) against requests decoding at once (x)."""
+
+    width: int
+    height: int
+    left: int
+    top: int
+    right: int
+    bottom: int
+    polyline: str
+    x_ticks: tuple[Tick, ...]
+    y_ticks: tuple[Tick, ...]
+    limit_x: float  # the memory-bound limit: as many requests as the KV cache and max_num_seqs
+    limit_label: str
+    description: str
+
+
+def curve_chart(
+    curve: Sequence[Mapping[str, Any]], *, width: int = 560, height: int = 220
+) -> CurveChart | None:
+    """The serving curve as an SVG line, the last point (the limit) marked."""
+    if len(curve) < 2:
+        return None
+    left, top, right, bottom = 72, 12, width - 16, height - 36
+    xs = [point["concurrency"] for point in curve]
+    ys = [point["output_tokens_per_s"] for point in curve]
+    x_step = nice_step(max(xs))
+    x_top = x_step * math.ceil(max(xs) / x_step)
+    y_step = nice_step(max(ys))
+    y_top = y_step * math.ceil(max(ys) / y_step)
+
+    def sx(x: float) -> float:
+        return round(left + (right - left) * x / x_top, 2)
+
+    def sy(y: float) -> float:
+        return round(bottom - (bottom - top) * y / y_top, 2)
+
+    last = curve[-1]
+    return CurveChart(
+        width=width,
+        height=height,
+        left=left,
+        top=top,
+        right=right,
+        bottom=bottom,
+        polyline=" ".join(f"{sx(x)},{sy(y)}" for x, y in zip(xs, ys, strict=True)),
+        x_ticks=tuple(
+            Tick(sx(i * x_step), f"{i * x_step:,.0f}")
+            for i in range(int(round(x_top / x_step)) + 1)
+        ),
+        y_ticks=tuple(
+            Tick(sy(i * y_step), f"{i * y_step:,.0f}")
+            for i in range(int(round(y_top / y_step)) + 1)
+        ),
+        limit_x=sx(last["concurrency"]),
+        limit_label=f"limit: {last['concurrency']:,}",
+        description=(
+            f"Output tokens per second of the whole server rise from "
+            f"{ys[0]:,.0f} with one request to {ys[-1]:,.0f} with {xs[-1]:,} at once, the most "
+            "the KV cache and max_num_seqs allow"
+        ),
+    )
 
 
 def serving_section(result: Mapping[str, Any], unit: str) -> dict[str, Any] | None:
@@ -63,6 +130,7 @@ def serving_section(result: Mapping[str, Any], unit: str) -> dict[str, Any] | No
             "per_million_output": dollars(cost.get("per_million_output_tokens")),
             "per_million_input": dollars(cost.get("per_million_input_tokens")),
         },
+        "chart": curve_chart(plan["curve"]),
         "curve": [
             {
                 "concurrency": f"{point['concurrency']:,}",

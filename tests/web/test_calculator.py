@@ -612,3 +612,23 @@ def test_an_invalid_live_update_keeps_the_last_result_and_names_the_field(client
     assert "greater than or equal to 1" in errors[0]["message"]
     valid = client.get(f"/?catalog={LLAMA_SLUG}&batch_size=2", headers=HTMX)
     assert "HX-Reswap" not in valid and "HX-Trigger" not in valid
+
+
+def test_the_serving_plan_draws_speed_against_concurrency(client):
+    from calculator.serving_display import curve_chart
+
+    content = client.get(
+        f"/?catalog={LLAMA_SLUG}&mode=serving&sequence_length=8192&batch_size=16"
+    ).content.decode()
+    assert 'id="serving-chart"' in content
+    # the chart's geometry, by hand: x from 0 to 10 (nice step 2), y from 0 to 1,000 (step 200)
+    curve = [
+        {"concurrency": 1, "output_tokens_per_s": 100.0},
+        {"concurrency": 10, "output_tokens_per_s": 900.0},
+    ]
+    chart = curve_chart(curve, width=560, height=220)
+    assert chart is not None
+    # plot 72..544 wide, 12..184 high: (1, 100) at 72 + 472 x 1/10 = 119.2, 184 - 172 x 0.1
+    assert chart.polyline == "119.2,166.8 544.0,29.2"
+    assert chart.limit_x == 544.0 and chart.limit_label == "limit: 10"
+    assert curve_chart(curve[:1]) is None

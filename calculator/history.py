@@ -588,20 +588,21 @@ def export_rows(queryset: QuerySet[Estimate], *, permalink_prefix: str) -> Itera
             "total_bytes": row["total_bytes"],
             "num_gpus": row["num_gpus"],
             **{f"{key}_bytes": (row["breakdown"] or {}).get(key) for key in BREAKDOWN_KEYS},
-            **{name: _json_scalar(row[f"x_{name}"]) for name in RESULT_PATHS},
-            # SQLite keeps JSON booleans as 1 and 0
-            "fits": None if row["x_fits"] is None else _json_scalar(row["x_fits"]) in (True, 1),
-            "serving_starts": None
-            if row["x_serving_starts"] is None
-            else _json_scalar(row["x_serving_starts"]) in (True, 1),
+            **{name: _json_scalar(row[f"x_{name}"], name) for name in RESULT_PATHS},
             "engine_version": row["engine_version"],
             "created": row["created"].isoformat(),
         }
 
 
-def _json_scalar(text: Any) -> Any:
+# result columns that hold a JSON boolean: SQLite's json_extract gives them as 1 and 0
+BOOLEAN_RESULT_COLUMNS = frozenset({"fits", "serving_starts"})
+
+
+def _json_scalar(text: Any, name: str = "") -> Any:
     """A value KT read as text, back as the JSON scalar it was: 8 -> 8, true -> True; a string
     (a dtype, a GPU name) stays as it is, None (not in the result) as None."""
+    if name in BOOLEAN_RESULT_COLUMNS and text is not None:
+        return _json_scalar(text) in (True, 1)
     if not isinstance(text, str):  # SQLite's json_extract gives numbers as numbers
         return text
     try:
@@ -622,10 +623,10 @@ def _csv_lines(rows: Iterable[dict]) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(EXPORT_COLUMNS)
     for row in rows:
-        yield writer.writerow([_csv_cell(row[column]) for column in EXPORT_COLUMNS])
+        yield writer.writerow([csv_cell(row[column]) for column in EXPORT_COLUMNS])
 
 
-def _csv_cell(value: Any) -> Any:
+def csv_cell(value: Any) -> Any:
     # Spreadsheets run cells starting with = + - @ as formulas: quote user text that does.
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET
 
 from calculator import accuracy
 from calculator.engine import MODES
+from calculator.history import csv_cell
 from calculator.models import MeasuredRun, RunSource
 from calculator.selectors import estimate_list
 from calculator.typed import AuthenticatedHttpRequest
@@ -55,11 +56,6 @@ def accuracy_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(request, "calculator/estimates/accuracy.html", context)
 
 
-def _csv_text(value: str) -> str:
-    # a cell a spreadsheet would run as a formula is quoted (as the history export does)
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def _csv(points: list[accuracy.Point]) -> HttpResponse:
     out = io.StringIO()
     writer = csv.writer(out)
@@ -71,9 +67,9 @@ def _csv(points: list[accuracy.Point]) -> HttpResponse:
         writer.writerow(
             [
                 point.estimate_public_id,
-                _csv_text(point.title),
+                csv_cell(point.title),
                 point.framework,
-                _csv_text(point.gpu),
+                csv_cell(point.gpu),
                 point.mode,
                 point.estimated_bytes,
                 point.measured_bytes,

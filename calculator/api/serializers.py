@@ -4,7 +4,7 @@ validated by the engine alone, so the API and the pages can never disagree about
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
@@ -17,8 +17,9 @@ from calculator.engine.architecture import (
     MAX_MODEL_TYPE_LENGTH,
     MODEL_DTYPES,
 )
+from calculator.engine.contract import CONTRACT, ContractField
 from calculator.engine.hardware import GPU_SPEC_LIMITS
-from calculator.engine.serving import SERVING_ENGINES, SERVING_FIELDS, SERVING_LIMITS
+from calculator.engine.serving import SERVING_FIELDS
 from calculator.models import (
     Estimate,
     Gpu,
@@ -60,15 +61,6 @@ ArchitectureFieldsSerializer = type(
         **{name: _architecture_field(name) for name in ARCHITECTURE_FIELDS},
     },
 )
-
-
-def _limited_int(name: str, **kwargs: Any) -> serializers.IntegerField:
-    low, high = engine.INPUT_LIMITS[name]
-    return serializers.IntegerField(required=False, min_value=low, max_value=high, **kwargs)
-
-
-def _choice(name: str, choices: tuple[str, ...], **kwargs: Any) -> serializers.ChoiceField:
-    return serializers.ChoiceField(choices=choices, required=False, **kwargs)
 
 
 @extend_schema_field(ArchitectureFieldsSerializer)
@@ -174,207 +166,55 @@ class GpuChoiceField(serializers.JSONField):
     """A catalog slug, or the GPU's figures."""
 
 
-def _hardware_number(name: str, **kwargs: Any) -> serializers.FloatField:
-    low, high = engine.HARDWARE_LIMITS[name]
-    return serializers.FloatField(
-        required=False, allow_null=True, min_value=low, max_value=high, **kwargs
+def api_help(spec: ContractField) -> str:
+    return f"{spec.help} Default: {spec.default_text}."
+
+
+def contract_serializer_field(spec: ContractField) -> serializers.Field:
+    """The API field for one contract row (calculator/engine/contract.py); the engine validates
+    again, so the page and the API can never disagree."""
+    common: dict[str, Any] = {
+        "required": False,
+        "help_text": api_help(spec),
+        **({"allow_null": True} if spec.nullable else {}),
+    }
+    limits = spec.limits
+    if spec.kind == "integer":
+        assert limits is not None, spec.name
+        return serializers.IntegerField(
+            min_value=int(limits[0]), max_value=int(limits[1]), **common
+        )
+    if spec.kind == "number":
+        assert limits is not None, spec.name
+        return serializers.FloatField(min_value=limits[0], max_value=limits[1], **common)
+    if spec.kind == "boolean":
+        return serializers.BooleanField(**common)
+    if spec.kind == "modules":
+        return LoraTargetModulesField(**common)
+    if spec.kind == "gpu":
+        return GpuChoiceField(**common)
+    return serializers.ChoiceField(choices=spec.choices, **common)
+
+
+# The contract's fields, generated from its rows
+if TYPE_CHECKING:
+
+    class ContractFieldsSerializer(serializers.Serializer): ...
+
+else:
+    ContractFieldsSerializer = type(
+        "ContractFieldsSerializer",
+        (serializers.Serializer,),
+        {spec.name: contract_serializer_field(spec) for spec in CONTRACT},
     )
 
 
-def _hardware_int(name: str, **kwargs: Any) -> serializers.IntegerField:
-    low, high = engine.HARDWARE_LIMITS[name]
-    return serializers.IntegerField(
-        required=False, allow_null=True, min_value=int(low), max_value=int(high), **kwargs
-    )
-
-
-class HardwareFieldsSerializer(serializers.Serializer):
-    """Optional: with a `gpu`, the response adds fit, capacity, throughput and cost."""
-
-    gpu = GpuChoiceField(required=False)
-    gpu_count = _hardware_int("gpu_count", help_text="GPUs to run on. Default: num_gpus.")
-    price_per_hour = _hardware_number(
-        "price_per_hour", help_text="USD per GPU-hour. Default: the GPU's catalog price."
-    )
-    memory_utilization = _hardware_number(
-        "memory_utilization",
-        help_text="Share of GPU memory a serving engine may use (capacity). Default: "
-        f"{engine.HARDWARE_DEFAULTS['memory_utilization']}.",
-    )
-    decode_efficiency = _hardware_number(
-        "decode_efficiency",
-        help_text="Share of peak memory bandwidth decoding reaches. Default: "
-        f"{engine.HARDWARE_DEFAULTS['decode_efficiency']}.",
-    )
-    prefill_efficiency = _hardware_number(
-        "prefill_efficiency",
-        help_text="Share of peak bf16 compute prefill reaches. Default: "
-        f"{engine.HARDWARE_DEFAULTS['prefill_efficiency']}.",
-    )
-    training_efficiency = _hardware_number(
-        "training_efficiency",
-        help_text="Share of peak bf16 compute training reaches. Default: "
-        f"{engine.HARDWARE_DEFAULTS['training_efficiency']}.",
-    )
-    training_tokens = _hardware_int(
-        "training_tokens", help_text="Tokens of a training run to cost."
-    )
-    epochs = _hardware_number("epochs", help_text="Epochs of that run. Default: 1.")
-
-
-def _serving_int(name: str, **kwargs: Any) -> serializers.IntegerField:
-    low, high = SERVING_LIMITS[name]
-    return serializers.IntegerField(
-        required=False, allow_null=True, min_value=low, max_value=high, **kwargs
-    )
-
-
-class ServingFieldsSerializer(serializers.Serializer):
-    """mode "serving" (with a `gpu`): as the serving engine is launched; null: its default."""
-
-    engine = _choice(
-        "engine",
-        SERVING_ENGINES,
-        allow_null=True,
-        help_text="vllm (default), sglang or transformers (generate(): nothing reserved, the "
-        "cache grows): whose accounting the plan follows.",
-    )
-    gpu_memory_utilization = serializers.FloatField(
-        required=False,
-        allow_null=True,
-        min_value=0.01,
-        max_value=1,
-        help_text="vLLM --gpu-memory-utilization (default 0.9) or SGLang --mem-fraction-static "
-        "(default 0.88 on one GPU, 0.87 from 2, 0.85 from 4, 0.81 from 8).",
-    )
-    max_model_len = _serving_int("max_model_len", help_text="Default: sequence_length.")
-    max_num_seqs = _serving_int(
-        "max_num_seqs", help_text="Default: vLLM's for the GPU (1024 from 70 GiB, else 256)."
-    )
-    max_num_batched_tokens = _serving_int(
-        "max_num_batched_tokens",
-        help_text="The profiled prefill chunk. Default: vLLM's (8192 from 70 GiB, else 2048).",
-    )
-    block_size = _serving_int("block_size", help_text="Tokens per KV block. Default: 16.")
-    output_tokens = _serving_int(
-        "output_tokens",
-        help_text="Output tokens per request; the rest of max_model_len is the "
-        "prompt. Default: 256.",
-    )
-    non_torch_bytes = _serving_int(
-        "non_torch_bytes",
-        help_text="Memory outside torch (NCCL, cuBLAS; SGLang: the CUDA context). Default: "
-        "vLLM's logged 1.79 GiB, 3.58 GiB with tensor parallelism; SGLang 1,343 MiB.",
-    )
-    target_output_tokens_per_s = _serving_int(
-        "target_output_tokens_per_s",
-        help_text="Adds `serving.deployments`: the cheapest catalog GPUs that reach it.",
-    )
-
-
-class CalculateRequestSerializer(ServingFieldsSerializer, HardwareFieldsSerializer):
-    """The estimate contract: every field but `model` may be left out for its default."""
+class CalculateRequestSerializer(ContractFieldsSerializer):
+    """The estimate contract: every field but `model` may be left out for its default. With a
+    `gpu`, the response adds fit, capacity, throughput and cost; mode "serving" (with a `gpu`)
+    plans a serving engine as it is launched."""
 
     model = ModelChoiceField()
-    mode = _choice("mode", engine.MODES, help_text="Default: inference.")
-    method = _choice(
-        "method",
-        engine.METHODS,
-        help_text="detailed (default, architecture-aware) or standard (the original formulas).",
-    )
-    batch_size = _limited_int("batch_size", help_text="Default: 1.")
-    sequence_length = _limited_int(
-        "sequence_length",
-        help_text="Inference: tokens held per sequence (prompt + generated); training: tokens "
-        "per sample. Default: 2048.",
-    )
-    weight_dtype = _choice(
-        "weight_dtype", engine.WEIGHT_DTYPES, help_text="Default: the model's own dtype."
-    )
-    kv_cache_dtype = _choice(
-        "kv_cache_dtype",
-        engine.KV_CACHE_DTYPES,
-        help_text="Default: follows the weights (bfloat16 beside quantised weights).",
-    )
-    attention_implementation = _choice(
-        "attention_implementation",
-        engine.ATTENTION_IMPLEMENTATIONS,
-        help_text="flash (default: scores not stored) or eager.",
-    )
-    optimizer = _choice("optimizer", engine.OPTIMIZERS, help_text="Training. Default: adamw.")
-    finetuning = _choice(
-        "finetuning", engine.FINETUNING_METHODS, help_text="Training. Default: full."
-    )
-    trainable_percent = serializers.FloatField(
-        required=False,
-        min_value=engine.INPUT_LIMITS["trainable_percent"][0],
-        max_value=engine.INPUT_LIMITS["trainable_percent"][1],
-        help_text="partial fine-tuning and the standard method. Default: 100.",
-    )
-    lora_rank = _limited_int("lora_rank", help_text="lora and qlora. Default: 16.")
-    lora_target_modules = LoraTargetModulesField(required=False, help_text='Default: "all-linear".')
-    mixed_precision = serializers.BooleanField(
-        required=False, help_text="Training: fp32 master weights, 16-bit compute. Default: false."
-    )
-    gradient_checkpointing = serializers.BooleanField(
-        required=False, help_text="Training. Default: false."
-    )
-    num_gpus = _limited_int("num_gpus", help_text="Default: 1.")
-    tensor_parallel = _limited_int(
-        "tensor_parallel",
-        help_text="Default, with pipeline_parallel left out too: laid out from num_gpus "
-        "(inference: the widest tensor parallelism dividing it, pipeline stages for the rest; "
-        "training: 1); else 1.",
-    )
-    pipeline_parallel = _limited_int(
-        "pipeline_parallel", help_text="Default: as tensor_parallel says; else 1."
-    )
-    zero_stage = _limited_int("zero_stage", help_text="Training with data parallelism. Default: 0.")
-    offload = _choice(
-        "offload",
-        engine.OFFLOADS,
-        help_text="Training state kept in host RAM: none (default), optimizer (DeepSpeed "
-        "offload_optimizer, zero_stage 1-3) or optimizer_and_parameters (zero_stage 3; FSDP's "
-        "CPUOffload). The response's host_memory_bytes sizes it.",
-    )
-    sharding = _choice(
-        "sharding",
-        engine.SHARDINGS,
-        help_text="Who shards under zero_stage 2 and 3: deepspeed (its own defaults, default), "
-        'deepspeed_hf_auto (the HF Trainer\'s "auto" buckets) or fsdp (stage 3 FULL_SHARD, '
-        "stage 2 SHARD_GRAD_OP).",
-    )
-    gradient_accumulation_steps = _limited_int(
-        "gradient_accumulation_steps",
-        help_text="Training: micro-batches per optimizer step (gradients kept). Default: 1.",
-    )
-    lora_adapter_dtype = _choice(
-        "lora_adapter_dtype",
-        engine.LORA_ADAPTER_DTYPES,
-        help_text="lora and qlora: float32 (PEFT, default) or the model's 16-bit dtype.",
-    )
-    inference_logits = _choice(
-        "inference_logits",
-        engine.INFERENCE_LOGITS,
-        help_text="Inference: logits for the last position (generate(), default) or all.",
-    )
-    bnb_4bit_saves_inputs = serializers.BooleanField(
-        required=False,
-        help_text="qlora: bitsandbytes before 0.43.2 keeps each 4-bit layer's input. "
-        "Default: false.",
-    )
-    memory_view = _choice(
-        "memory_view",
-        engine.MEMORY_VIEWS,
-        allow_null=True,
-        help_text="allocated (torch.cuda.max_memory_allocated) or device (nvidia-smi); "
-        "null (default): the 1 GiB runtime overhead.",
-    )
-    runtime_overhead_bytes = _limited_int(
-        "runtime_overhead_bytes",
-        allow_null=True,
-        help_text="null (default) for the engine's estimate of CUDA context and allocator.",
-    )
 
 
 class CalculateInputsSerializer(CalculateRequestSerializer):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from functools import partial
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -22,29 +22,17 @@ from calculator.calculations import gpu_catalog
 from calculator.charts import in_unit
 from calculator.engine import (
     ALL_LINEAR,
-    ATTENTION_IMPLEMENTATIONS,
     DEFAULTS,
-    FINETUNING_METHODS,
-    HARDWARE_DEFAULTS,
     HARDWARE_FIELDS,
-    INFERENCE_LOGITS,
-    INPUT_LIMITS,
-    KV_CACHE_DTYPES,
-    LORA_ADAPTER_DTYPES,
-    LORA_TARGET_MODULES,
-    MEMORY_VIEWS,
-    METHODS,
-    MODES,
-    OFFLOADS,
-    OPTIMIZERS,
-    SHARDINGS,
-    WEIGHT_DTYPES,
     EstimateError,
 )
 from calculator.engine.architecture import ARCHITECTURE_FIELDS as ENGINE_ARCHITECTURE_FIELDS
 from calculator.engine.architecture import LIMITS as ARCHITECTURE_LIMITS
 from calculator.engine.architecture import MODEL_DTYPES
-from calculator.engine.serving import SERVING_ENGINES, SERVING_FIELDS, SERVING_LIMITS
+from calculator.engine.contract import DTYPE_LABELS
+from calculator.engine.serving import SERVING_FIELDS
+from calculator.forms.contract import contract_form_fields
+from calculator.querystring import encode_fields, query_value
 from calculator.selectors import User, catalog_list, profile_list
 from calculator.services import parse_config_json
 from calculator.typed import form_field
@@ -92,63 +80,8 @@ HUB_FIELDS = ("hub", "revision")
 PARALLEL_FIELDS = ("num_gpus", "tensor_parallel", "pipeline_parallel", "zero_stage")
 # choices sent only when chosen (blank: the engine's default)
 CHOSEN_FIELDS = (*VIEW_FIELDS, "sharding", "offload")
-OFFLOAD_LABELS = {
-    "none": "Nothing",
-    "optimizer": "Optimizer state (ZeRO-Offload)",
-    "optimizer_and_parameters": "Optimizer state and parameters (ZeRO-3, FSDP)",
-}
-SERVING_ENGINE_LABELS = {
-    "vllm": "vLLM",
-    "sglang": "SGLang",
-    "transformers": "transformers generate()",
-}
-SHARDING_LABELS = {
-    "deepspeed": "DeepSpeed (its own defaults)",
-    "deepspeed_hf_auto": 'DeepSpeed via HF Trainer ("auto" buckets)',
-    "fsdp": "PyTorch FSDP (per decoder layer)",
-}
 UNITS = {"GiB": "GiB (1024³ bytes)", "GB": "GB (10⁹ bytes)"}
 
-DTYPE_LABELS = {
-    "float32": "float32 (4 bytes)",
-    "float16": "float16 (2 bytes)",
-    "bfloat16": "bfloat16 (2 bytes)",
-    "float8": "float8 (1 byte)",
-    "int8": "int8 (1 byte)",
-    "int4": "int4 (½ byte)",
-    "nf4": "nf4 (bitsandbytes 4-bit)",
-    "nf4_no_dq": "nf4, no double quantisation",
-    "fp4": "fp4 (bitsandbytes 4-bit)",
-    "gptq_int4": "GPTQ 4-bit",
-    "awq_int4": "AWQ 4-bit",
-    "gguf_q8_0": "GGUF Q8_0",
-    "gguf_q4_k_m": "GGUF Q4_K_M",
-    "mxfp4": "MXFP4 (4.25 bits; gpt-oss experts)",
-    "fp8_block": "FP8, 128×128 block scales",
-    "nvfp4": "NVFP4 (4.5 bits)",
-}
-METHOD_LABELS = {
-    "detailed": "Detailed (architecture-aware)",
-    "standard": "Standard (the original formulas)",
-}
-ATTENTION_LABELS = {
-    "flash": "FlashAttention / SDPA (scores not stored)",
-    "eager": "Eager (scores stored)",
-}
-OPTIMIZER_LABELS = {
-    "adamw": "AdamW",
-    "adamw_8bit": "AdamW 8-bit",
-    "sgd": "SGD",
-    "sgd_momentum": "SGD with momentum",
-    "paged_adamw": "Paged AdamW (bitsandbytes)",
-    "paged_adamw_8bit": "Paged AdamW 8-bit (bitsandbytes)",
-}
-FINETUNING_LABELS = {
-    "full": "Full",
-    "lora": "LoRA",
-    "qlora": "QLoRA",
-    "partial": "Partial (a share of the weights)",
-}
 ARCHITECTURE_LABELS = {
     "num_parameters": "Parameters",
     "hidden_size": "Hidden size",
@@ -211,7 +144,14 @@ PROFILE_NEEDS_LOGIN = (
 )
 
 
-class CalculatorForm(forms.Form):
+# The contract's fields, generated from its rows (calculator/engine/contract.py)
+if TYPE_CHECKING:
+    ContractFieldsForm = forms.Form
+else:
+    ContractFieldsForm = type("ContractFieldsForm", (forms.Form,), contract_form_fields())
+
+
+class CalculatorForm(ContractFieldsForm):
     # --- Model ---------------------------------------------------------------------------------
     model = forms.ChoiceField(
         label="Model from",
@@ -272,253 +212,6 @@ class CalculatorForm(forms.Form):
         label="Stored in",
         choices=[("", "bfloat16 (default)"), *_choices(MODEL_DTYPES, DTYPE_LABELS)],
         required=False,
-    )
-
-    # --- Workload ------------------------------------------------------------------------------
-    mode = forms.ChoiceField(
-        label="Mode", choices=_choices(MODES, {}), widget=forms.RadioSelect, required=True
-    )
-    method = forms.ChoiceField(
-        label="Method",
-        choices=_choices(METHODS, METHOD_LABELS),
-        widget=forms.RadioSelect,
-    )
-    batch_size = forms.IntegerField(
-        label="Batch size", widget=_number(), **_limits("batch_size", INPUT_LIMITS)
-    )
-    sequence_length = forms.IntegerField(
-        label="Sequence length",
-        widget=_number(),
-        help_text="Tokens per sequence: prompt plus generated (inference), or per sample.",
-        **_limits("sequence_length", INPUT_LIMITS),
-    )
-    weight_dtype = forms.ChoiceField(
-        label="Weights",
-        choices=[("", "Model default"), *_choices(WEIGHT_DTYPES, DTYPE_LABELS)],
-        help_text="Default: the published checkpoint's format (quantization_config), else the "
-        "model's own dtype.",
-        required=False,
-    )
-    kv_cache_dtype = forms.ChoiceField(
-        label="KV cache",
-        choices=[("", "Follow the weights"), *_choices(KV_CACHE_DTYPES, DTYPE_LABELS)],
-        required=False,
-        help_text="16-bit when the weights are quantised.",
-    )
-    attention_implementation = forms.ChoiceField(
-        label="Attention",
-        choices=_choices(ATTENTION_IMPLEMENTATIONS, ATTENTION_LABELS),
-    )
-    runtime_overhead_bytes = forms.IntegerField(
-        label="Runtime overhead (bytes)",
-        required=False,
-        widget=_number(),
-        help_text="CUDA context and allocator reserve. Blank: the engine's default.",
-        **_limits("runtime_overhead_bytes", INPUT_LIMITS),
-    )
-
-    # --- Training ------------------------------------------------------------------------------
-    optimizer = forms.ChoiceField(label="Optimizer", choices=_choices(OPTIMIZERS, OPTIMIZER_LABELS))
-    finetuning = forms.ChoiceField(
-        label="Fine-tuning", choices=_choices(FINETUNING_METHODS, FINETUNING_LABELS)
-    )
-    trainable_percent = forms.FloatField(
-        label="Trainable %",
-        help_text="Partial fine-tuning, and the standard method's LoRA stand-in.",
-        widget=forms.NumberInput(attrs={"step": "any"}),
-        **_limits("trainable_percent", INPUT_LIMITS),
-    )
-    lora_rank = forms.IntegerField(
-        label="LoRA rank", widget=_number(), **_limits("lora_rank", INPUT_LIMITS)
-    )
-    lora_target_modules = forms.MultipleChoiceField(
-        label="LoRA targets",
-        choices=[(name, name) for name in LORA_TARGET_MODULES],
-        widget=forms.CheckboxSelectMultiple,
-        required=False,
-        help_text="None ticked: all linear layers (PEFT's all-linear).",
-    )
-    mixed_precision = forms.BooleanField(
-        label="Mixed precision (fp32 master weights, 16-bit compute)", required=False
-    )
-    gradient_checkpointing = forms.BooleanField(label="Gradient checkpointing", required=False)
-    gradient_accumulation_steps = forms.IntegerField(
-        label="Gradient accumulation steps",
-        required=False,
-        widget=_number(),
-        **_limits("gradient_accumulation_steps", INPUT_LIMITS),
-    )
-    lora_adapter_dtype = forms.ChoiceField(
-        label="LoRA adapter dtype",
-        required=False,
-        choices=[(name, name) for name in LORA_ADAPTER_DTYPES],
-        help_text="float32: PEFT; 16-bit: litgpt, torchtune.",
-    )
-    bnb_4bit_saves_inputs = forms.BooleanField(
-        label="bitsandbytes before 0.43.2 (4-bit layers keep their inputs)", required=False
-    )
-    inference_logits = forms.ChoiceField(
-        label="Logits",
-        required=False,
-        choices=[(name, name) for name in INFERENCE_LOGITS],
-        help_text="last: generate(); all: a plain forward.",
-    )
-    memory_view = forms.ChoiceField(
-        label="Memory view",
-        required=False,
-        choices=[("", "Default (1 GiB overhead)"), *((name, name) for name in MEMORY_VIEWS)],
-        help_text="allocated: max_memory_allocated; device: nvidia-smi.",
-    )
-
-    # --- Parallelism ---------------------------------------------------------------------------
-    num_gpus = forms.IntegerField(
-        label="GPUs", widget=_number(), **_limits("num_gpus", INPUT_LIMITS)
-    )
-    tensor_parallel = forms.IntegerField(
-        label="Tensor parallel",
-        required=False,
-        widget=_number(),
-        help_text="Blank (with pipeline parallel): laid out from the GPUs.",
-        **_limits("tensor_parallel", INPUT_LIMITS),
-    )
-    pipeline_parallel = forms.IntegerField(
-        label="Pipeline parallel",
-        required=False,
-        widget=_number(),
-        **_limits("pipeline_parallel", INPUT_LIMITS),
-    )
-    zero_stage = forms.TypedChoiceField(
-        label="ZeRO stage",
-        choices=[("0", "0 (off)"), ("1", "1"), ("2", "2"), ("3", "3")],
-        coerce=int,
-    )
-    offload = forms.ChoiceField(
-        label="Offload to CPU",
-        choices=[("", "Nothing (default)"), *_choices(OFFLOADS, OFFLOAD_LABELS)],
-        required=False,
-        help_text="What training keeps in host RAM; its size is shown beside the GPU total.",
-    )
-    sharding = forms.ChoiceField(
-        label="Sharded by",
-        choices=[("", "Default (DeepSpeed)"), *_choices(SHARDINGS, SHARDING_LABELS)],
-        required=False,
-        help_text="What ZeRO stages 2 and 3 gather and bucket: FSDP stage 3 is FULL_SHARD, "
-        "stage 2 SHARD_GRAD_OP.",
-    )
-
-    # --- GPUs (fit, capacity, throughput, cost); the engine validates the figures -------------
-    gpu = forms.ChoiceField(
-        label="GPU",
-        required=False,
-        help_text="Which GPUs fit, how many, how fast and at what cost.",
-    )
-    price_per_hour = forms.FloatField(
-        label="Price per GPU-hour (USD)",
-        required=False,
-        widget=forms.NumberInput(attrs={"step": "any"}),
-        help_text="Blank: the catalog's indicative on-demand price.",
-    )
-    memory_utilization = _share_field(
-        "Memory for capacity",
-        "Share of memory the server may use",
-        HARDWARE_DEFAULTS["memory_utilization"],
-        "vLLM's default",
-    )
-    decode_efficiency = _share_field(
-        "Decode efficiency",
-        "Share of peak memory bandwidth",
-        HARDWARE_DEFAULTS["decode_efficiency"],
-        "serving engines measure 0.6-0.8",
-    )
-    prefill_efficiency = _share_field(
-        "Prefill efficiency",
-        "Share of peak bf16 compute",
-        HARDWARE_DEFAULTS["prefill_efficiency"],
-        "PaLM 0.46, Megatron-LM 0.52",
-    )
-    training_efficiency = _share_field(
-        "Training efficiency",
-        "Share of peak bf16 compute (MFU)",
-        HARDWARE_DEFAULTS["training_efficiency"],
-        "Llama 3 reached 0.38-0.43",
-    )
-    training_tokens = forms.IntegerField(
-        label="Training tokens",
-        required=False,
-        widget=_number(),
-        help_text="Tokens in the data set, to cost a training run.",
-    )
-    epochs = forms.FloatField(
-        label="Epochs",
-        required=False,
-        widget=forms.NumberInput(attrs={"step": "any"}),
-        help_text=f"Blank: {HARDWARE_DEFAULTS['epochs']}.",
-    )
-
-    # --- Serving plan (mode serving); blank: the serving engine's own default -----------------
-    engine = forms.ChoiceField(
-        label="Serving engine",
-        choices=[("", "vLLM (default)"), *_choices(SERVING_ENGINES, SERVING_ENGINE_LABELS)],
-        required=False,
-    )
-    gpu_memory_utilization = forms.FloatField(
-        label="GPU memory utilization",
-        required=False,
-        min_value=0.01,
-        max_value=1,
-        widget=forms.NumberInput(attrs={"step": "any"}),
-        help_text="vLLM --gpu-memory-utilization (blank: 0.9); SGLang --mem-fraction-static "
-        "(blank: 0.88 on one GPU, less with more).",
-    )
-    max_model_len = forms.IntegerField(
-        label="Max model length",
-        required=False,
-        widget=_number(),
-        help_text="--max-model-len: the longest request (blank: the sequence length).",
-        **_limits("max_model_len", SERVING_LIMITS),
-    )
-    output_tokens = forms.IntegerField(
-        label="Output tokens per request",
-        required=False,
-        widget=_number(),
-        help_text="The rest of max model length is the prompt (blank: 256).",
-        **_limits("output_tokens", SERVING_LIMITS),
-    )
-    max_num_seqs = forms.IntegerField(
-        label="Max sequences",
-        required=False,
-        widget=_number(),
-        help_text="--max-num-seqs (blank: vLLM's default for the GPU, 1024 or 256).",
-        **_limits("max_num_seqs", SERVING_LIMITS),
-    )
-    max_num_batched_tokens = forms.IntegerField(
-        label="Max batched tokens",
-        required=False,
-        widget=_number(),
-        help_text="--max-num-batched-tokens, the profiled prefill chunk (blank: 8192 or 2048).",
-        **_limits("max_num_batched_tokens", SERVING_LIMITS),
-    )
-    block_size = forms.IntegerField(
-        label="KV block size",
-        required=False,
-        widget=_number(),
-        help_text="--block-size, tokens a KV block holds (blank: 16).",
-        **_limits("block_size", SERVING_LIMITS),
-    )
-    non_torch_bytes = forms.IntegerField(
-        label="Non-torch memory (bytes)",
-        required=False,
-        widget=_number(),
-        help_text="NCCL, cuBLAS, the CUDA context (blank: vLLM's logged 1.79 GiB, 3.58 GiB "
-        "with tensor parallelism).",
-        **_limits("non_torch_bytes", SERVING_LIMITS),
-    )
-    target_output_tokens_per_s = forms.IntegerField(
-        label="Target output tokens/s",
-        required=False,
-        widget=_number(),
-        help_text="Lists the cheapest catalog deployments that reach it.",
-        **_limits("target_output_tokens_per_s", SERVING_LIMITS),
     )
 
     # --- Display -------------------------------------------------------------------------------
@@ -738,11 +431,11 @@ class CalculatorForm(forms.Form):
             query["hf_config"] = json.dumps(value, separators=(",", ":"))
         elif kind == "architecture":
             for name, field_value in value.items():
-                query[name] = _query_value(field_value)
+                query[name] = query_value(field_value)
         else:
             query[kind] = str(value)
         for name in ("mode", "method", "batch_size", "sequence_length"):
-            query[name] = _query_value(cleaned[name])
+            query[name] = query_value(cleaned[name])
         optional = ["weight_dtype", "kv_cache_dtype", "attention_implementation"]
         optional += list(TRAINING_FIELDS) if cleaned["mode"] == "training" else []
         optional += list(SERVING_FIELDS) if cleaned["mode"] == "serving" else []
@@ -757,14 +450,7 @@ class CalculatorForm(forms.Form):
         if cleaned.get("num_gpus") == 1:
             # one GPU has one layout: tensor and pipeline parallel 1 are what blank gives
             defaults.update(tensor_parallel=1, pipeline_parallel=1)
-        for name in optional:
-            field_value = cleaned.get(name)
-            if field_value in (None, "") or field_value == defaults.get(name):
-                continue
-            if isinstance(field_value, list):
-                query.setlist(name, field_value)
-            else:
-                query[name] = _query_value(field_value)
+        encode_fields(query, cleaned, optional, defaults=defaults)
         if cleaned.get("unit") and cleaned["unit"] != "GiB":
             query["unit"] = cleaned["unit"]
         return query.urlencode(safe="/")
@@ -871,7 +557,7 @@ def default_gpu() -> str:
 def form_defaults() -> dict[str, str]:
     """The values a bare URL starts from: the contract's defaults, as form strings."""
     defaults = {
-        name: _query_value(value)
+        name: query_value(value)
         for name, value in DEFAULTS.items()
         if value is not None and not isinstance(value, bool) and name != "lora_target_modules"
     }
@@ -890,11 +576,3 @@ def infer_model_kind(data: Mapping[str, Any]) -> str:
     if any(data.get(name) for name in (*ARCHITECTURE_FIELDS, *ARCHITECTURE_FLAGS)):
         return "architecture"
     return "catalog"
-
-
-def _query_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "on" if value else ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)

@@ -41,7 +41,7 @@ from calculator.compare import (
     serving_rows,
 )
 from calculator.engine import EstimateError
-from calculator.engine.inputs import ALL_LINEAR, DEFAULTS, HARDWARE_FIELDS
+from calculator.engine.inputs import DEFAULTS, HARDWARE_FIELDS, SERVING_FIELDS
 from calculator.forms.calculator import TRAINING_FIELDS, UNITS, CalculatorForm
 from calculator.forms.estimates import (
     SAVE_PREFIX,
@@ -58,6 +58,7 @@ from calculator.history import (
     history_rows,
 )
 from calculator.models import Estimate
+from calculator.querystring import encode_fields, query_value
 from calculator.selectors import (
     User,
     estimate_get_for_user,
@@ -137,12 +138,6 @@ def estimate_save_view(request: AuthenticatedHttpRequest) -> HttpResponse:
 # --- Permalink --------------------------------------------------------------------------------
 
 
-def _query_value(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def _model_query(query: QueryDict, estimate: Estimate, *, user: User | None) -> None:
     """The model part of the calculator link: the catalog slug or profile id while they still
     describe what was saved, else the saved snapshot itself."""
@@ -170,24 +165,14 @@ def _model_query(query: QueryDict, estimate: Estimate, *, user: User | None) -> 
             if field_value:
                 query[name] = "on"
         elif field_value is not None:
-            query[name] = _query_value(field_value)
+            query[name] = query_value(field_value)
 
 
 def calculator_url_for_estimate(estimate: Estimate, *, user: User | None) -> str:
     """The calculator with this estimate's inputs, to adjust a copy of it."""
     query = QueryDict(mutable=True)
     _model_query(query, estimate, user=user)
-    for name in (*DEFAULTS, *HARDWARE_FIELDS):
-        value = estimate.inputs.get(name)
-        # a GPU given by its figures (API) has no query form: the page picks from the catalog
-        if value is None or value is False or value == ALL_LINEAR or isinstance(value, dict):
-            continue
-        if value is True:
-            query[name] = "on"
-        elif isinstance(value, list):
-            query.setlist(name, [str(item) for item in value])
-        else:
-            query[name] = _query_value(value)
+    encode_fields(query, estimate.inputs, (*DEFAULTS, *HARDWARE_FIELDS, *SERVING_FIELDS))
     # The page has one GPU count: an estimate saved through the API with the GPU answers on
     # another count than its memory layout opens on that count, laid out automatically (the
     # layout its capacity, throughput and cost were computed for).

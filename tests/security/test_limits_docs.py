@@ -9,37 +9,28 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from calculator.engine import HARDWARE_LIMITS, INPUT_LIMITS
 from calculator.engine.architecture import LIMITS as ARCHITECTURE_LIMITS
-from calculator.engine.hardware import FRACTION_FIELDS, GPU_SPEC_LIMITS
+from calculator.engine.contract import OPEN_LOW, contract_limits, limits_table
+from calculator.engine.hardware import GPU_SPEC_LIMITS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "limits.md"
 BEGIN, END = "<!-- limits:begin (generated) -->", "<!-- limits:end -->"
-# Fields whose lower bound is excluded (hardware.parse_hardware: open_low=True)
-OPEN_LOW = (*FRACTION_FIELDS, "epochs")
-
-
-def _figure(value: float) -> str:
-    return f"{value:,}" if float(value).is_integer() else f"{value:g}"
-
-
-def _table(title: str, limits: dict[str, tuple[float, float]]) -> list[str]:
-    lines = [f"### {title}", "", "| field | smallest | largest |", "|---|---:|---:|"]
-    for name, (low, high) in limits.items():
-        smallest = f"more than {_figure(low)}" if name in OPEN_LOW else _figure(low)
-        lines.append(f"| `{name}` | {smallest} | {_figure(high)} |")
-    return [*lines, ""]
 
 
 def render_tables() -> str:
+    """The tables, from the contract's rows (calculator/engine/contract.py) and the model's and
+    GPU figures' own limits."""
     lines = [
-        *_table("Estimate inputs", INPUT_LIMITS),
-        *_table(
+        *limits_table(
+            "Estimate inputs", contract_limits(("workload", "training", "view", "parallel"))
+        ),
+        *limits_table(
             "Architecture (`model.architecture`, and the same keys of a config.json)",
             ARCHITECTURE_LIMITS,
         ),
-        *_table("GPUs, throughput and cost", HARDWARE_LIMITS),
-        *_table("A GPU given by its figures (`gpu`)", GPU_SPEC_LIMITS),
+        *limits_table("GPUs, throughput and cost", contract_limits(("hardware",)), OPEN_LOW),
+        *limits_table("A GPU given by its figures (`gpu`)", GPU_SPEC_LIMITS),
+        *limits_table("Serving plans (mode `serving`)", contract_limits(("serving",)), OPEN_LOW),
     ]
     return "\n".join(lines)
 

@@ -299,3 +299,26 @@ def test_a_context_beyond_the_model_s_is_warned_about_on_the_page(client, catalo
     assert 'id="result-warnings"' in html
     assert "200,000 tokens is beyond the 131,072 positions" in html
     assert 'id="result-warnings"' not in client.get("/").content.decode()
+
+
+@pytest.mark.django_db
+def test_open_in_calculator_keeps_a_saved_serving_plan(client, alice):
+    # The link was written from the memory and GPU fields only: a saved SGLang plan opened as
+    # vLLM with its defaults (engine and max_num_seqs were dropped).
+    client.force_login(alice)
+    payload = {
+        **API_PAYLOAD,
+        "mode": "serving",
+        "engine": "sglang",
+        "max_num_seqs": 64,
+        "title": "SGLang plan",
+    }
+    response = client.post("/api/v1/estimates/", payload, content_type="application/json")
+    assert response.status_code == 201, response.content
+    saved = Estimate.objects.get(public_id=response.json()["public_id"])
+    html = client.get(saved.get_absolute_url()).content.decode()
+    link = re.search(r'href="(/\?[^"]*)"', html).group(1).replace("&amp;", "&")
+    assert "engine=sglang" in link and "max_num_seqs=64" in link
+    page = client.get(link)
+    assert page.context["form"].cleaned_data["engine"] == "sglang"
+    assert page.context["form"].cleaned_data["max_num_seqs"] == 64

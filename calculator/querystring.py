@@ -47,3 +47,11 @@ def encode_fields(
             query.setlist(name, [str(item) for item in value])
         else:
             query[name] = query_value(value)
+
+
+def with_changes(query: str, **changes: str) -> str:
+    """`query` with some fields set to other values (the links beside a result)."""
+    params = QueryDict(query, mutable=True)
+    for name, value in changes.items():
+        params[name] = value
+    return params.urlencode(safe="/")

@@ -15,11 +15,11 @@ from calculator import caching, charts, gpu_display, serving_display
 from calculator.calculations import Calculation, calculation_run
 from calculator.engine import HARDWARE_FIELDS, INPUT_LIMITS, EstimateError, sweep
 from calculator.forms.calculator import CalculatorForm
+from calculator.presenters.results import METHOD_NAMES, OTHER_METHOD, checkpoint_line
+from calculator.querystring import with_changes
 from calculator.selectors import team_choices_for_request
 from calculator.typed import HtmxHttpRequest
 
-OTHER_METHOD = {"detailed": "standard", "standard": "detailed"}
-METHOD_NAMES = {"detailed": "Detailed", "standard": "Standard (original formulas)"}
 SWEEP_POINTS = 24
 
 
@@ -161,7 +161,7 @@ def _results(request: HttpRequest, form: CalculatorForm, calculation: Calculatio
         "other_method_name": METHOD_NAMES[other_method],
         "other_total": other_total,
         "other_error": other_error,
-        "other_query": _with(form.canonical_query(), method=other_method),
+        "other_query": with_changes(form.canonical_query(), method=other_method),
         "rows": charts.with_basis(
             charts.breakdown_rows(result["breakdown"], unit), result.get("breakdown_bounds"), unit
         ),
@@ -180,33 +180,6 @@ def _results(request: HttpRequest, form: CalculatorForm, calculation: Calculatio
         "warnings": result.get("warnings", []),
         "engine_version": result["engine_version"],
     }
-
-
-def checkpoint_line(result: dict[str, Any], query: str | None) -> dict[str, str] | None:
-    """The line "Published checkpoint: MXFP4 (experts), bfloat16 elsewhere", what the estimate
-    sized, and a link to the other choice (`query` None: a saved estimate, no link)."""
-    checkpoint = result.get("checkpoint")
-    if not checkpoint:
-        return None
-    sized = result["inputs"]["weight_dtype"]
-    published = checkpoint["weight_dtype"]
-    line = {"text": f"Published checkpoint: {checkpoint['description']}", "sized": sized}
-    if query is None or published is None:
-        return line
-    if sized == published:
-        line["link_text"] = "size it dequantised (bfloat16)"
-        line["link_query"] = _with(query, weight_dtype="bfloat16")
-    else:
-        line["link_text"] = "size the published format"
-        line["link_query"] = _with(query, weight_dtype=published)
-    return line
-
-
-def _with(query: str, **changes: str) -> str:
-    params = QueryDict(query, mutable=True)
-    for name, value in changes.items():
-        params[name] = value
-    return params.urlencode(safe="/")
 
 
 def _error_items(form: CalculatorForm) -> list[dict[str, str]]:

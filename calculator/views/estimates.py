@@ -58,6 +58,7 @@ from calculator.history import (
     history_rows,
 )
 from calculator.models import Estimate
+from calculator.presenters.results import METHOD_NAMES, OTHER_METHOD, checkpoint_line
 from calculator.querystring import encode_fields, query_value
 from calculator.selectors import (
     User,
@@ -67,7 +68,6 @@ from calculator.selectors import (
     readable_profile_ids,
 )
 from calculator.typed import AuthenticatedHttpRequest
-from calculator.views.calculator import METHOD_NAMES, OTHER_METHOD, checkpoint_line
 
 HISTORY_PAGE_SIZE = 25
 # Inputs that only training reads: the saved inputs hold their defaults whatever the mode, and

@@ -1,0 +1,19 @@
+"""Per-family config.json readers, keyed by transformers' `model_type`.
+
+A reader takes a `_Reader` over one config.json and returns the `_Layout` whose count equals
+what transformers instantiates. Families that differ from another only in key names or
+defaults are rows of `decoders.DECODER_ROWS`; the others have a reader function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from calculator.engine.families.common import _Parsed, _Reader
+from calculator.engine.families.decoders import DECODER_READERS
+from calculator.engine.families.hybrids import HYBRID_READERS
+
+READERS: dict[str, Callable[[_Reader], _Parsed]] = {**DECODER_READERS, **HYBRID_READERS}
+
+# Families counted exactly, plus "gemma3" (multimodal: its text_config is read)
+KNOWN_MODEL_TYPES: tuple[str, ...] = (*READERS, "gemma3")

@@ -19,6 +19,7 @@ from calculator.engine.architecture import (
 )
 from calculator.engine.hardware import GPU_SPEC_LIMITS
 from calculator.engine.serving import SERVING_ENGINES, SERVING_FIELDS, SERVING_LIMITS
+from calculator.engine.speculative import NUM_SPECULATIVE_TOKENS_LIMITS, SPECULATIVE_METHODS
 from calculator.models import (
     Estimate,
     Gpu,
@@ -269,6 +270,35 @@ class ServingFieldsSerializer(serializers.Serializer):
     target_output_tokens_per_s = _serving_int(
         "target_output_tokens_per_s",
         help_text="Adds `serving.deployments`: the cheapest catalog GPUs that reach it.",
+    )
+    speculative_method = _choice(
+        "speculative_method",
+        SPECULATIVE_METHODS,
+        allow_null=True,
+        help_text="vLLM speculative_config method (engine vllm): draft_model, eagle, eagle3, mtp "
+        "(the model's own MTP layers, e.g. DeepSeek-V3) or ngram. Null: off.",
+    )
+    num_speculative_tokens = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=NUM_SPECULATIVE_TOKENS_LIMITS[0],
+        max_value=NUM_SPECULATIVE_TOKENS_LIMITS[1],
+        help_text="Tokens proposed a step (k). Required but for mtp, where it defaults to "
+        "num_nextn_predict_layers.",
+    )
+    draft_model = serializers.CharField(
+        required=False,
+        allow_null=True,
+        max_length=200,
+        help_text="speculative_method draft_model: the draft's catalog slug.",
+    )
+    acceptance_rate = serializers.FloatField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=1,
+        help_text="Per-token acceptance rate a; a step yields (1 - a^(k+1)) / (1 - a) tokens "
+        "(Leviathan et al. 2023, eq. 1). Default: 0.7.",
     )
 
 
@@ -620,6 +650,31 @@ class ServingMemorySerializer(serializers.Serializer):
     error = serializers.CharField(
         allow_null=True, help_text="What the engine says when it cannot start, in its words."
     )
+    draft_weights_bytes = serializers.IntegerField(
+        required=False,
+        help_text="With speculative_method: the draft model's, EAGLE head's or MTP layers' "
+        "weights, from the same budget as the target's.",
+    )
+    draft_kv_bytes_per_token = serializers.IntegerField(
+        required=False,
+        help_text="With speculative_method: the draft's layers' KV cache a token (included in "
+        "kv_bytes_per_token).",
+    )
+    draft_parameters = serializers.IntegerField(required=False)
+
+
+class ServingSpeculativeSerializer(serializers.Serializer):
+    """One speculative step (Leviathan et al. 2023, eq. 1)."""
+
+    method = serializers.CharField()
+    num_speculative_tokens = serializers.IntegerField()
+    acceptance_rate = serializers.FloatField()
+    tokens_per_step = serializers.FloatField(help_text="(1 - a^(k+1)) / (1 - a)")
+    verify_s = serializers.FloatField(help_text="The target's forward over k + 1 tokens.")
+    draft_s = serializers.FloatField(help_text="One draft forward (k a step).")
+    step_s = serializers.FloatField()
+    seconds_per_token = serializers.FloatField(help_text="step_s / tokens_per_step: the TPOT.")
+    speedup = serializers.FloatField(help_text="Decode without speculation's TPOT over this.")
 
 
 class ServingPerformanceSerializer(serializers.Serializer):
@@ -629,6 +684,7 @@ class ServingPerformanceSerializer(serializers.Serializer):
     output_tokens_per_s_per_request = serializers.FloatField()
     output_tokens_per_s = serializers.FloatField()
     input_tokens_per_s = serializers.FloatField()
+    speculative = ServingSpeculativeSerializer(required=False)
 
 
 class ServingCostSerializer(serializers.Serializer):

@@ -45,6 +45,7 @@ from calculator.engine.architecture import ARCHITECTURE_FIELDS as ENGINE_ARCHITE
 from calculator.engine.architecture import LIMITS as ARCHITECTURE_LIMITS
 from calculator.engine.architecture import MODEL_DTYPES
 from calculator.engine.serving import SERVING_ENGINES, SERVING_FIELDS, SERVING_LIMITS
+from calculator.engine.speculative import NUM_SPECULATIVE_TOKENS_LIMITS, SPECULATIVE_METHODS
 from calculator.selectors import User, catalog_list, profile_list
 from calculator.services import parse_config_json
 from calculator.typed import form_field
@@ -519,6 +520,34 @@ class CalculatorForm(forms.Form):
         widget=_number(),
         help_text="Lists the cheapest catalog deployments that reach it.",
         **_limits("target_output_tokens_per_s", SERVING_LIMITS),
+    )
+    speculative_method = forms.ChoiceField(
+        label="Speculative decoding",
+        choices=[("", "Off"), *((m, m) for m in SPECULATIVE_METHODS)],
+        required=False,
+        help_text="vLLM speculative_config method (vLLM engine only).",
+    )
+    num_speculative_tokens = forms.IntegerField(
+        label="Speculative tokens",
+        required=False,
+        min_value=NUM_SPECULATIVE_TOKENS_LIMITS[0],
+        max_value=NUM_SPECULATIVE_TOKENS_LIMITS[1],
+        widget=_number(),
+        help_text="num_speculative_tokens k (blank for mtp: num_nextn_predict_layers).",
+    )
+    draft_model = forms.CharField(
+        label="Draft model",
+        required=False,
+        max_length=200,
+        help_text="Catalog slug of the draft (method draft_model).",
+    )
+    acceptance_rate = forms.FloatField(
+        label="Acceptance rate",
+        required=False,
+        min_value=0,
+        max_value=1,
+        widget=forms.NumberInput(attrs={"step": "any"}),
+        help_text="Per-token acceptance rate (blank: 0.7).",
     )
 
     # --- Display -------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ Methods (vllm/config/speculative.py, SpeculativeConfig.method):
   KV cache (every draft layer is a layer of the KV cache config, vllm/v1/spec_decode/eagle.py
   and draft_model.py load it beside the target) come out of the same gpu_memory_utilization
   budget, so the blocks' bytes per token are the target's plus the draft's.
-- "eagle" / "eagle3": an EAGLE head: one decoder layer of the target's shape and an fc that
+- "eagle" / "eagle3": an EAGLE head: one decoder layer of the target's shape (EAGLE's without
+  its input_layernorm) and an fc that
   fuses the target's hidden state with the token embedding (EAGLE: fc 2h -> h with bias, Li et
   al. 2024 "EAGLE", model/cnets.py; EAGLE-3: fc 3h -> h, three hidden states). The head shares
   the target's embedding and LM head (vllm/v1/spec_decode/eagle.py, EagleProposer.load_model).
@@ -160,7 +161,9 @@ def head_parameters(
         )
         layer = max(body, 0) // architecture.num_layers
     fc = FC_INPUTS[method] * hidden * hidden + (hidden if FC_BIAS[method] else 0)
-    norms = 2 * hidden if method == "mtp" else 0
+    # MTP adds enorm and hnorm; EAGLE's first (only) layer has no input_layernorm (EAGLE
+    # model/cnets.py LlamaDecoderLayer: `if self.index != 0`; vLLM llama_eagle.py likewise)
+    norms = {"mtp": 2 * hidden, "eagle": -hidden}.get(method, 0)
     return layers * (layer + fc + norms)
 
 

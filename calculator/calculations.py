@@ -119,6 +119,16 @@ def calculation_run(*, user: User | None, payload: Any) -> Calculation:
         raise EstimateError("non_field_errors", "Send a JSON object with the estimate fields.")
     resolved = model_resolve(user=user, model=payload.get("model"))
     engine_payload = {**payload, "model": resolved.engine_model}
+    draft = payload.get("draft_model")
+    if draft is not None:
+        # a catalog slug, resolved like `model`; the engine takes the model object
+        if not isinstance(draft, str):
+            raise EstimateError("draft_model", "A catalog slug (e.g. meta-llama/Llama-3.2-1B).")
+        try:
+            draft_model = model_resolve(user=user, model={"catalog": draft})
+        except EstimateError as error:
+            raise EstimateError("draft_model", error.message) from None
+        engine_payload["draft_model"] = draft_model.engine_model
     imported = resolved.hub
     if (
         imported is not None
@@ -137,6 +147,8 @@ def calculation_run(*, user: User | None, payload: Any) -> Calculation:
         fit_gpus = [GpuSpec(**fields) for fields in catalog]
     result = engine.calculate(engine_payload, fit_gpus=fit_gpus)
     result["inputs"]["model"] = payload["model"]
+    if draft is not None:
+        result["inputs"]["draft_model"] = draft
     if imported is not None:
         result["inputs"]["model"] = {"hub": imported.repo_id, "revision": imported.revision}
         result["hub"] = hub_section(imported, result)

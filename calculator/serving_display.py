@@ -108,6 +108,8 @@ def serving_section(result: Mapping[str, Any], unit: str) -> dict[str, Any] | No
         ("Non-torch memory", memory["non_torch_bytes"]),
         ("KV cache", memory["kv_cache_bytes"]),
     ]
+    if "draft_weights_bytes" in memory:
+        rows.insert(2, ("Draft weights (speculative)", memory["draft_weights_bytes"]))
     performance = plan["performance"]
     cost = plan["cost"] or {}
     return {
@@ -129,6 +131,7 @@ def serving_section(result: Mapping[str, Any], unit: str) -> dict[str, Any] | No
             "per_hour": dollars(cost.get("per_hour")),
             "per_million_output": dollars(cost.get("per_million_output_tokens")),
             "per_million_input": dollars(cost.get("per_million_input_tokens")),
+            "speculative": _speculative(performance.get("speculative")),
         },
         "chart": curve_chart(plan["curve"]),
         "curve": [
@@ -153,3 +156,15 @@ def serving_section(result: Mapping[str, Any], unit: str) -> dict[str, Any] | No
             for row in plan["deployments"]
         ],
     }
+
+
+def _speculative(step: Mapping[str, Any] | None) -> str | None:
+    """A line on the speculative step: what it yields and costs (Leviathan et al. 2023)."""
+    if step is None:
+        return None
+    return (
+        f"{step['method']}, k = {step['num_speculative_tokens']}, acceptance "
+        f"{step['acceptance_rate']:g}: {step['tokens_per_step']:.2f} tokens a step of "
+        f"{_milliseconds(step['step_s'])} (verify {_milliseconds(step['verify_s'])}, "
+        f"draft {_milliseconds(step['draft_s'])} each), {step['speedup']:.2f}× decode speed"
+    )

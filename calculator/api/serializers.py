@@ -193,6 +193,8 @@ def contract_serializer_field(spec: ContractField) -> serializers.Field:
         return LoraTargetModulesField(**common)
     if spec.kind == "gpu":
         return GpuChoiceField(**common)
+    if spec.kind == "text":
+        return serializers.CharField(max_length=spec.max_length, **common)
     return serializers.ChoiceField(choices=spec.choices, **common)
 
 
@@ -460,6 +462,31 @@ class ServingMemorySerializer(serializers.Serializer):
     error = serializers.CharField(
         allow_null=True, help_text="What the engine says when it cannot start, in its words."
     )
+    draft_weights_bytes = serializers.IntegerField(
+        required=False,
+        help_text="With speculative_method: the draft model's, EAGLE head's or MTP layers' "
+        "weights, from the same budget as the target's.",
+    )
+    draft_kv_bytes_per_token = serializers.IntegerField(
+        required=False,
+        help_text="With speculative_method: the draft's layers' KV cache a token (included in "
+        "kv_bytes_per_token).",
+    )
+    draft_parameters = serializers.IntegerField(required=False)
+
+
+class ServingSpeculativeSerializer(serializers.Serializer):
+    """One speculative step (Leviathan et al. 2023, eq. 1)."""
+
+    method = serializers.CharField()
+    num_speculative_tokens = serializers.IntegerField()
+    acceptance_rate = serializers.FloatField()
+    tokens_per_step = serializers.FloatField(help_text="(1 - a^(k+1)) / (1 - a)")
+    verify_s = serializers.FloatField(help_text="The target's forward over k + 1 tokens.")
+    draft_s = serializers.FloatField(help_text="One draft forward (k a step).")
+    step_s = serializers.FloatField()
+    seconds_per_token = serializers.FloatField(help_text="step_s / tokens_per_step: the TPOT.")
+    speedup = serializers.FloatField(help_text="Decode without speculation's TPOT over this.")
 
 
 class ServingPerformanceSerializer(serializers.Serializer):
@@ -469,6 +496,7 @@ class ServingPerformanceSerializer(serializers.Serializer):
     output_tokens_per_s_per_request = serializers.FloatField()
     output_tokens_per_s = serializers.FloatField()
     input_tokens_per_s = serializers.FloatField()
+    speculative = ServingSpeculativeSerializer(required=False)
 
 
 class ServingCostSerializer(serializers.Serializer):

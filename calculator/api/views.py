@@ -108,6 +108,19 @@ CALCULATE_EXAMPLES = [
         },
     ),
     OpenApiExample(
+        "vLLM with an EAGLE draft head",
+        value={
+            "model": {"catalog": "meta-llama/Llama-3.1-8B-Instruct"},
+            "mode": "serving",
+            "sequence_length": 8192,
+            "batch_size": 8,
+            "gpu": "h100-sxm",
+            "speculative_method": "eagle",
+            "num_speculative_tokens": 3,
+            "acceptance_rate": 0.7,
+        },
+    ),
+    OpenApiExample(
         "A shape typed by hand",
         value={
             "model": {

@@ -38,8 +38,13 @@ from calculator.engine.inputs import (
     SHARDINGS,
 )
 from calculator.engine.serving import SERVING_DEFAULTS, SERVING_ENGINES, SERVING_LIMITS
+from calculator.engine.speculative import (
+    DEFAULT_ACCEPTANCE_RATE,
+    NUM_SPECULATIVE_TOKENS_LIMITS,
+    SPECULATIVE_METHODS,
+)
 
-Kind = Literal["integer", "number", "choice", "boolean", "modules", "gpu"]
+Kind = Literal["integer", "number", "choice", "boolean", "modules", "gpu", "text"]
 # Where a field belongs: the page's panels, and which requests read it
 Group = Literal["workload", "training", "parallel", "view", "hardware", "serving"]
 
@@ -81,6 +86,8 @@ class ContractField:
     open_low: bool = False
     # the select's text for blank (choices that may be blank)
     blank_label: str = ""
+    # the longest text (kind "text")
+    max_length: int = 0
     # the calculator form offers it (gpu_count: the page has one GPU count, num_gpus)
     on_form: bool = True
 
@@ -121,7 +128,11 @@ class ContractField:
 
 _NULLABLE_FIELDS = ("runtime_overhead_bytes", "memory_view")
 # Limits the engine checks inline (serving.parse_serving: a share of the device's memory)
-_OTHER_LIMITS: dict[str, tuple[float, float]] = {"gpu_memory_utilization": (MIN_FRACTION, 1)}
+_OTHER_LIMITS: dict[str, tuple[float, float]] = {
+    "gpu_memory_utilization": (MIN_FRACTION, 1),
+    "num_speculative_tokens": NUM_SPECULATIVE_TOKENS_LIMITS,
+    "acceptance_rate": (0, 1),
+}
 
 
 def _choice(name: str, group: Group, label: str, help: str, choices: tuple[str, ...], **kw: Any):
@@ -530,6 +541,47 @@ CONTRACT: tuple[ContractField, ...] = (
         "Lists the cheapest catalog deployments that reach it (serving.deployments).",
         blank=True,
         default_note="no search",
+    ),
+    # --- speculative decoding (engine vllm; engine/speculative.py) ---------------------------
+    _choice(
+        "speculative_method",
+        "serving",
+        "Speculative decoding",
+        "vLLM speculative_config method (engine vllm): draft_model, eagle, eagle3, mtp (the "
+        "model's own MTP layers, e.g. DeepSeek-V3) or ngram.",
+        SPECULATIVE_METHODS,
+        blank=True,
+        blank_label="Off",
+        default_note="off",
+    ),
+    ContractField(
+        "num_speculative_tokens",
+        "integer",
+        "serving",
+        "Speculative tokens",
+        "Tokens proposed a step (k); required but for mtp.",
+        blank=True,
+        default_note="for mtp, num_nextn_predict_layers",
+    ),
+    ContractField(
+        "draft_model",
+        "text",
+        "serving",
+        "Draft model",
+        "speculative_method draft_model: the draft's catalog slug.",
+        blank=True,
+        max_length=200,
+        default_note="none",
+    ),
+    ContractField(
+        "acceptance_rate",
+        "number",
+        "serving",
+        "Acceptance rate",
+        "Per-token acceptance rate a; a step yields (1 - a^(k+1)) / (1 - a) tokens "
+        "(Leviathan et al. 2023, eq. 1).",
+        blank=True,
+        default_note=f"{DEFAULT_ACCEPTANCE_RATE}",
     ),
 )
 FIELD_SPECS: dict[str, ContractField] = {spec.name: spec for spec in CONTRACT}

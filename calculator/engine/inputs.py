@@ -135,6 +135,10 @@ SERVING_FIELDS = (
     "output_tokens",
     "non_torch_bytes",
     "target_output_tokens_per_s",
+    "speculative_method",
+    "num_speculative_tokens",
+    "draft_model",
+    "acceptance_rate",
 )
 _KNOWN_FIELDS = frozenset((*FIELDS, *HARDWARE_FIELDS, *SERVING_FIELDS))
 

@@ -36,6 +36,14 @@ from calculator.engine.hardware import (
     forward_flops_per_token,
 )
 from calculator.engine.inputs import INPUT_LIMITS, SERVING_FIELDS
+from calculator.engine.speculative import (
+    DraftMemory,
+    Speculation,
+    draft_memory,
+    head_parameters,
+    lm_head_parameters,
+    parse_speculation,
+)
 
 SERVING_ENGINES = ("vllm", "sglang", "transformers")
 GIB = 2**30
@@ -72,6 +80,10 @@ SERVING_DEFAULTS: dict[str, Any] = {
     "output_tokens": DEFAULT_OUTPUT_TOKENS,
     "non_torch_bytes": None,  # VLLM_NON_TORCH_BYTES; SGLang: the CUDA context
     "target_output_tokens_per_s": None,  # no search for the cheapest deployment
+    "speculative_method": None,  # no speculative decoding (engine.speculative)
+    "num_speculative_tokens": None,  # required but for mtp (num_nextn_predict_layers)
+    "draft_model": None,  # method draft_model: the draft's model object
+    "acceptance_rate": None,  # speculative.DEFAULT_ACCEPTANCE_RATE
 }
 assert tuple(SERVING_DEFAULTS) == SERVING_FIELDS
 SERVING_LIMITS: dict[str, tuple[int, int]] = {
@@ -96,6 +108,23 @@ class ServingRequest:
     output_tokens: int
     non_torch_bytes: int
     target_output_tokens_per_s: int | None
+    speculation: Speculation | None = None
+
+    @property
+    def speculative_method(self) -> str | None:
+        return None if self.speculation is None else self.speculation.method
+
+    @property
+    def num_speculative_tokens(self) -> int | None:
+        return None if self.speculation is None else self.speculation.num_speculative_tokens
+
+    @property
+    def draft_model(self) -> Any:
+        return None if self.speculation is None else self.speculation.draft_model
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return None if self.speculation is None else self.speculation.acceptance_rate
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in SERVING_FIELDS}
@@ -156,6 +185,7 @@ def parse_serving(
         output_tokens=output_tokens,
         non_torch_bytes=whole.get("non_torch_bytes", non_torch),
         target_output_tokens_per_s=whole.get("target_output_tokens_per_s"),
+        speculation=parse_speculation(payload, engine),
     )
 
 
@@ -215,6 +245,10 @@ def memory_plan(
     # linear-attention / state-space layers keep a fixed state per sequence)
     bytes_per_token = two.kv_cache - one.kv_cache
     state_per_request = one.kv_cache - bytes_per_token
+    draft = _draft(sizer, configuration, request)
+    # vLLM v1 gives the draft's layers their own KV cache in the same blocks' budget: a block
+    # of block_size tokens holds every layer's keys and values, the target's and the draft's
+    bytes_per_token += draft.kv_bytes_per_token
     if request.engine == "vllm":
         profiled = sizer.breakdown(
             configuration, batch_size=1, sequence_length=request.max_num_batched_tokens
@@ -222,7 +256,7 @@ def memory_plan(
         assert profiled is not None
         requests = min(request.max_num_seqs, request.max_num_batched_tokens)
         activations = profiled.activations + _logit_bytes(sizer.architecture, requests)
-        kv_bytes = usable - weights - activations - request.non_torch_bytes
+        kv_bytes = usable - weights - draft.weights_bytes - activations - request.non_torch_bytes
     elif request.engine == "transformers":
         # generate() with a DynamicCache: nothing is reserved, the cache grows per token; what
         # the device holds beside the weights and the prefill's peak of one max_model_len
@@ -261,7 +295,22 @@ def memory_plan(
         else max(kv_bytes, 0) / (request.max_model_len * bytes_per_token + state_per_request),
         "starts": error is None,
         "error": error,
+        **(
+            {
+                "draft_weights_bytes": draft.weights_bytes,
+                "draft_kv_bytes_per_token": draft.kv_bytes_per_token,
+                "draft_parameters": draft.parameters,
+            }
+            if request.speculation is not None
+            else {}
+        ),
     }
+
+
+def _draft(sizer: Sizer, configuration: Configuration, request: ServingRequest) -> DraftMemory:
+    if request.speculation is None:
+        return DraftMemory(0, 0, 0, None)
+    return draft_memory(sizer, configuration, request.speculation)
 
 
 def _step(
@@ -271,6 +320,7 @@ def _step(
     hardware: HardwareRequest,
     concurrency: int,
     context: int,
+    tokens: int = 1,
 ) -> float:
     """Seconds of one decode step for `concurrency` requests at `context` tokens each: the
     slower of reading the active weights and their KV cache, and the matmuls (roofline)."""
@@ -284,7 +334,8 @@ def _step(
     kv = one.kv_cache * concurrency
     efficiencies = hardware.efficiencies
     read = (weight_bytes + kv) / (gpu.memory_bandwidth_bytes_per_s * efficiencies.decode)
-    flops = concurrency * forward_flops_per_token(architecture, context)
+    # `tokens` a request (a speculative verification step scores k + 1 at once)
+    flops = tokens * concurrency * forward_flops_per_token(architecture, context)
     compute = flops / (
         gpu.bf16_dense_flops_per_s * configuration.tensor_parallel * efficiencies.prefill
     )
@@ -304,6 +355,12 @@ def performance(
     # a request's context in the middle of its output, the average over its decode
     context = prompt + request.output_tokens // 2
     step = _step(sizer, configuration, gpu, hardware, concurrency, max(context, 1))
+    speculative: dict[str, Any] | None = None
+    if request.speculation is not None:
+        speculative = speculative_step(
+            sizer, configuration, gpu, hardware, request, concurrency, max(context, 1)
+        )
+        step = speculative["seconds_per_token"]
     prefill_flops = max(prompt, 1) * forward_flops_per_token(sizer.architecture, max(prompt, 1))
     peak = (
         gpu.bf16_dense_flops_per_s * configuration.tensor_parallel * configuration.pipeline_parallel
@@ -317,6 +374,61 @@ def performance(
         "output_tokens_per_s_per_request": 1 / step,
         "output_tokens_per_s": concurrency * replicas / step,
         "input_tokens_per_s": replicas * max(prompt, 1) / ttft,
+        **({"speculative": speculative} if speculative is not None else {}),
+    }
+
+
+def speculative_step(
+    sizer: Sizer,
+    configuration: Configuration,
+    gpu: GpuSpec,
+    hardware: HardwareRequest,
+    request: ServingRequest,
+    concurrency: int,
+    context: int,
+) -> dict[str, Any]:
+    """One speculative step: k draft forwards and the target's verification of k + 1 tokens a
+    request; the tokens it yields (Leviathan et al. 2023, eq. 1) and the time a token."""
+    speculation = request.speculation
+    assert speculation is not None
+    k = speculation.num_speculative_tokens
+    verify = _step(sizer, configuration, gpu, hardware, concurrency, context, tokens=k + 1)
+    draft = _draft(sizer, configuration, request)
+    if speculation.method == "ngram":
+        draft_seconds = 0.0
+    elif draft.sizer is not None:
+        draft_seconds = _step(draft.sizer, configuration, gpu, hardware, concurrency, context)
+    else:
+        # the head's layer(s) and fc, and the target's LM head it shares for its logits
+        one = sizer.breakdown(configuration, batch_size=1, sequence_length=1)
+        assert one is not None
+        head = lm_head_parameters(sizer.architecture)
+        active = head_parameters(
+            sizer.architecture, speculation.method, speculation.mtp_layers or 1, active=True
+        )
+        read_bytes = one.weights * (head + active) // sizer.architecture.num_parameters
+        read_bytes += draft.kv_bytes_per_token * context * concurrency
+        efficiencies = hardware.efficiencies
+        read = read_bytes / (gpu.memory_bandwidth_bytes_per_s * efficiencies.decode)
+        flops = 2 * concurrency * (active + head)
+        compute = flops / (
+            gpu.bf16_dense_flops_per_s * configuration.tensor_parallel * efficiencies.prefill
+        )
+        draft_seconds = configuration.pipeline_parallel * max(read, compute)
+    step_seconds = verify + k * draft_seconds
+    expected = speculation.tokens_per_step()
+    return {
+        "method": speculation.method,
+        "num_speculative_tokens": k,
+        "acceptance_rate": speculation.acceptance_rate,
+        "tokens_per_step": expected,
+        "verify_s": verify,
+        "draft_s": draft_seconds,
+        "step_s": step_seconds,
+        "seconds_per_token": step_seconds / expected,
+        "speedup": _step(sizer, configuration, gpu, hardware, concurrency, context)
+        * expected
+        / step_seconds,
     }
 
 
@@ -431,7 +543,11 @@ def cheapest_deployments(
             configuration = configuration_for(sizer, count)
             try:
                 gpu_request = parse_serving(
-                    {**request.as_dict(), "gpu_memory_utilization": request.gpu_memory_utilization},
+                    {
+                        **sizer.payload,  # the model, which mtp's layer count is read from
+                        **request.as_dict(),
+                        "gpu_memory_utilization": request.gpu_memory_utilization,
+                    },
                     gpu,
                     configuration.tensor_parallel,
                     request.max_model_len,

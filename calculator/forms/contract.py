@@ -69,6 +69,8 @@ def contract_form_field(spec: ContractField) -> forms.Field:
             choices = [("", spec.blank_label or f"Default ({spec.default_text})"), *choices]
         widget = forms.RadioSelect if spec.name in RADIO_FIELDS else forms.Select
         return forms.ChoiceField(choices=choices, widget=widget, **common)
+    if spec.kind == "text":
+        return forms.CharField(max_length=spec.max_length, **common)
     # the GPU: a catalog select filled per request (CalculatorForm.__init__)
     return forms.ChoiceField(**common)
 

@@ -331,3 +331,31 @@ def test_the_standard_method_refuses_an_optimizer_it_has_no_formula_for(client_f
     response = post(client_for(None), {**payload, "optimizer": optimizer})
     assert response.status_code == 400
     assert "size " + optimizer + " with the detailed method" in response.json()["optimizer"][0]
+
+
+@pytest.mark.django_db
+def test_a_speculative_draft_model_is_a_catalog_slug(client_for, catalog):
+    payload = {
+        "model": {"catalog": "meta-llama/Llama-3.1-8B"},
+        "mode": "serving",
+        "sequence_length": 8192,
+        "gpu": "h100-sxm",
+        "speculative_method": "draft_model",
+        "num_speculative_tokens": 4,
+        "draft_model": "meta-llama/Llama-3.2-1B",
+    }
+    response = post(client_for(None), payload)
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    memory = body["serving"]["memory"]
+    # Llama 3.2 1B: 1,235,814,400 parameters x 2 bytes; 2 x 16 layers x 8 x 64 x 2 bytes a token
+    assert memory["draft_weights_bytes"] == 1_235_814_400 * 2
+    assert memory["kv_bytes_per_token"] == 2 * 32 * 8 * 128 * 2 + 2 * 16 * 8 * 64 * 2
+    assert body["inputs"]["draft_model"] == "meta-llama/Llama-3.2-1B"
+    assert body["serving"]["performance"]["speculative"]["num_speculative_tokens"] == 4
+    bad = post(client_for(None), {**payload, "draft_model": "no/such-model"})
+    assert bad.status_code == 400
+    assert list(bad.json()) == ["draft_model"]
+    rate = post(client_for(None), {**payload, "acceptance_rate": 1.5})
+    assert rate.status_code == 400
+    assert list(rate.json()) == ["acceptance_rate"]

@@ -253,3 +253,25 @@ def test_a_serving_plan_can_be_saved_and_read_back(client_for, alice, catalog):
     saved = client.get(f"/api/v1/estimates/{response.json()['id']}/").json()
     assert saved["mode"] == "serving"
     assert saved["result"]["serving"]["memory"]["kv_bytes_per_token"] == 2 * 32 * 8 * 128 * 2
+
+
+@pytest.mark.django_db
+def test_a_speculative_serving_plan_is_saved_with_its_fields(client_for, alice, catalog):
+    client = client_for(alice)
+    payload = {
+        "model": {"catalog": "meta-llama/Llama-3.1-8B"},
+        "mode": "serving",
+        "gpu": "h100-sxm",
+        "sequence_length": 8192,
+        "speculative_method": "ngram",
+        "num_speculative_tokens": 2,
+        "acceptance_rate": 0.5,
+        "title": "vLLM with n-gram lookup",
+    }
+    response = client.post("/api/v1/estimates/", payload, format="json")
+    assert response.status_code == 201, response.json()
+    saved = client.get(f"/api/v1/estimates/{response.json()['id']}/").json()
+    step = saved["result"]["serving"]["performance"]["speculative"]
+    # (1 - 0.5^3) / (1 - 0.5) = 1.75 tokens a verification step
+    assert step["tokens_per_step"] == pytest.approx(1.75)
+    assert saved["result"]["inputs"]["speculative_method"] == "ngram"

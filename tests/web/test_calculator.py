@@ -632,3 +632,33 @@ def test_the_serving_plan_draws_speed_against_concurrency(client):
     assert chart.polyline == "119.2,166.8 544.0,29.2"
     assert chart.limit_x == 544.0 and chart.limit_label == "limit: 10"
     assert curve_chart(curve[:1]) is None
+
+
+def test_the_serving_tab_sizes_speculative_decoding_and_links_to_it(client):
+    query = (
+        f"/?catalog={LLAMA_SLUG}&mode=serving&sequence_length=8192&batch_size=1"
+        "&speculative_method=eagle&num_speculative_tokens=3&acceptance_rate=0.8"
+    )
+    response = client.get(query, headers=HTMX)
+    content = response.content.decode()
+    # the EAGLE head: one Llama 3.1 8B layer (218,112,000) less its input norm (4,096) and fc
+    # 2 x 4096 x 4096 + 4096 (33,558,528) = 251,666,432 parameters x 2 bytes
+    assert f"{251_666_432 * 2:,}" in content
+    # (1 - 0.8^4) / (1 - 0.8) = 2.952 tokens a step
+    assert "eagle, k = 3, acceptance 0.8: 2.95 tokens a step" in content
+    pushed = response["HX-Push-Url"]
+    assert "speculative_method=eagle" in pushed and "num_speculative_tokens=3" in pushed
+    assert "acceptance_rate=0.8" in pushed
+    assert client.get(pushed).status_code == 200
+
+
+def test_a_bad_speculative_field_is_shown_beside_it(client):
+    content = client.get(
+        f"/?catalog={LLAMA_SLUG}&mode=serving&speculative_method=eagle&acceptance_rate=2"
+    ).content.decode()
+    assert "Ensure this value is less than or equal to 1." in content
+    missing = client.get(
+        f"/?catalog={LLAMA_SLUG}&mode=serving&speculative_method=draft_model"
+        "&num_speculative_tokens=2&draft_model=no/such-model"
+    ).content.decode()
+    assert "No catalog model &#x27;no/such-model&#x27;." in missing

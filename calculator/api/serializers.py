@@ -19,6 +19,7 @@ from calculator.engine.architecture import (
 )
 from calculator.engine.hardware import GPU_SPEC_LIMITS
 from calculator.engine.serving import SERVING_ENGINES, SERVING_FIELDS, SERVING_LIMITS
+from calculator.engine.serving_llamacpp import LLAMACPP_CACHE_TYPES
 from calculator.models import (
     Estimate,
     Gpu,
@@ -236,8 +237,9 @@ class ServingFieldsSerializer(serializers.Serializer):
         "engine",
         SERVING_ENGINES,
         allow_null=True,
-        help_text="vllm (default), sglang or transformers (generate(): nothing reserved, the "
-        "cache grows): whose accounting the plan follows.",
+        help_text="vllm (default), sglang, llama.cpp (llama-server, one GPU, layers left on "
+        "the CPU in host RAM) or transformers (generate(): nothing reserved, the cache grows): "
+        "whose accounting the plan follows.",
     )
     gpu_memory_utilization = serializers.FloatField(
         required=False,
@@ -269,6 +271,30 @@ class ServingFieldsSerializer(serializers.Serializer):
     target_output_tokens_per_s = _serving_int(
         "target_output_tokens_per_s",
         help_text="Adds `serving.deployments`: the cheapest catalog GPUs that reach it.",
+    )
+    n_gpu_layers = _serving_int(
+        "n_gpu_layers",
+        help_text="llama.cpp -ngl: layers on the GPU, the output layer too when above the "
+        "model's layer count. Default: all.",
+    )
+    n_ubatch = _serving_int(
+        "n_ubatch", help_text="llama.cpp -ub: tokens of the reserved compute graph. Default: 512."
+    )
+    n_parallel = _serving_int(
+        "n_parallel",
+        help_text="llama.cpp -np: slots; the context -c is max_model_len x n_parallel. Default: 1.",
+    )
+    cache_type_k = _choice(
+        "cache_type_k",
+        tuple(LLAMACPP_CACHE_TYPES),
+        allow_null=True,
+        help_text="llama.cpp --cache-type-k. Default: f16.",
+    )
+    cache_type_v = _choice(
+        "cache_type_v",
+        tuple(LLAMACPP_CACHE_TYPES),
+        allow_null=True,
+        help_text="llama.cpp --cache-type-v (quantised V needs flash attention). Default: f16.",
     )
 
 
@@ -593,6 +619,31 @@ class GpuAnswerSerializer(serializers.Serializer):
     )
 
 
+class LlamaCppMemorySerializer(serializers.Serializer):
+    """llama.cpp's buffers (engine "llama.cpp"), as its log names them."""
+
+    n_ctx = serializers.IntegerField(help_text="-c: max_model_len x n_parallel, padded to 256")
+    n_ctx_per_slot = serializers.IntegerField()
+    gpu_layers = serializers.IntegerField(help_text="Repeating layers on the GPU")
+    output_on_gpu = serializers.BooleanField(help_text="n_gpu_layers above the layer count")
+    offloaded = serializers.CharField(help_text='As llama.cpp prints it: "20/33"')
+    embedding_bytes = serializers.IntegerField(help_text="token_embd, always in host RAM")
+    gpu_weights_bytes = serializers.IntegerField(help_text="CUDA0 buffer size")
+    host_weights_bytes = serializers.IntegerField(help_text="CPU buffer size")
+    gpu_kv_bytes = serializers.IntegerField(help_text="CUDA0 KV buffer size")
+    host_kv_bytes = serializers.IntegerField(help_text="CPU KV buffer size")
+    k_bytes = serializers.IntegerField()
+    v_bytes = serializers.IntegerField()
+    gpu_compute_bytes = serializers.IntegerField(help_text="CUDA0 compute buffer size")
+    host_compute_bytes = serializers.IntegerField(help_text="CUDA_Host compute buffer size")
+    output_buffer_bytes = serializers.IntegerField(help_text="CUDA_Host output buffer size")
+    gpu_total_bytes = serializers.IntegerField()
+    host_bytes = serializers.IntegerField(help_text="Host RAM in all")
+    host_memory_bandwidth_bytes_per_s = serializers.IntegerField(
+        help_text="Assumed for layers on the CPU: dual-channel DDR5-6400"
+    )
+
+
 class ServingMemorySerializer(serializers.Serializer):
     """Bytes on each GPU (the busiest), as the engine lays it out at start-up."""
 
@@ -620,6 +671,7 @@ class ServingMemorySerializer(serializers.Serializer):
     error = serializers.CharField(
         allow_null=True, help_text="What the engine says when it cannot start, in its words."
     )
+    llamacpp = LlamaCppMemorySerializer(required=False, help_text='engine "llama.cpp" only')
 
 
 class ServingPerformanceSerializer(serializers.Serializer):

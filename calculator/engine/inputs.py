@@ -135,6 +135,11 @@ SERVING_FIELDS = (
     "output_tokens",
     "non_torch_bytes",
     "target_output_tokens_per_s",
+    "n_gpu_layers",
+    "n_ubatch",
+    "n_parallel",
+    "cache_type_k",
+    "cache_type_v",
 )
 _KNOWN_FIELDS = frozenset((*FIELDS, *HARDWARE_FIELDS, *SERVING_FIELDS))
 

@@ -45,6 +45,7 @@ from calculator.engine.architecture import ARCHITECTURE_FIELDS as ENGINE_ARCHITE
 from calculator.engine.architecture import LIMITS as ARCHITECTURE_LIMITS
 from calculator.engine.architecture import MODEL_DTYPES
 from calculator.engine.serving import SERVING_ENGINES, SERVING_FIELDS, SERVING_LIMITS
+from calculator.engine.serving_llamacpp import LLAMACPP_CACHE_TYPES
 from calculator.selectors import User, catalog_list, profile_list
 from calculator.services import parse_config_json
 from calculator.typed import form_field
@@ -100,6 +101,7 @@ OFFLOAD_LABELS = {
 SERVING_ENGINE_LABELS = {
     "vllm": "vLLM",
     "sglang": "SGLang",
+    "llama.cpp": "llama.cpp (llama-server)",
     "transformers": "transformers generate()",
 }
 SHARDING_LABELS = {
@@ -519,6 +521,39 @@ class CalculatorForm(forms.Form):
         widget=_number(),
         help_text="Lists the cheapest catalog deployments that reach it.",
         **_limits("target_output_tokens_per_s", SERVING_LIMITS),
+    )
+    # llama.cpp (llama-server's flags); blank: its defaults
+    n_gpu_layers = forms.IntegerField(
+        label="GPU layers (-ngl)",
+        required=False,
+        widget=_number(),
+        help_text="Layers offloaded to the GPU; the output layer too above the model's layers "
+        "(blank: all). The rest, and the token embeddings, stay in host RAM.",
+        **_limits("n_gpu_layers", SERVING_LIMITS),
+    )
+    n_parallel = forms.IntegerField(
+        label="Slots (-np)",
+        required=False,
+        widget=_number(),
+        help_text="Requests decoding at once; -c is max model length × slots (blank: 1).",
+        **_limits("n_parallel", SERVING_LIMITS),
+    )
+    n_ubatch = forms.IntegerField(
+        label="Micro-batch (-ub)",
+        required=False,
+        widget=_number(),
+        help_text="Tokens of the compute graph llama.cpp reserves (blank: 512).",
+        **_limits("n_ubatch", SERVING_LIMITS),
+    )
+    cache_type_k = forms.ChoiceField(
+        label="K cache type (-ctk)",
+        choices=[("", "f16 (default)"), *_choices(tuple(LLAMACPP_CACHE_TYPES), {})],
+        required=False,
+    )
+    cache_type_v = forms.ChoiceField(
+        label="V cache type (-ctv)",
+        choices=[("", "f16 (default)"), *_choices(tuple(LLAMACPP_CACHE_TYPES), {})],
+        required=False,
     )
 
     # --- Display -------------------------------------------------------------------------------

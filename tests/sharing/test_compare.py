@@ -204,7 +204,6 @@ def test_compare_shows_serving_plans_side_by_side(visitor_client, alice):
     assert rows["Per million output tokens"].values == ("$0.55", "—")
 
 
-
 def test_compare_shows_llamacpp_offload_and_host_ram(visitor_client, alice):
     plan = {
         "engine": "llama.cpp",
@@ -226,6 +225,7 @@ def test_compare_shows_llamacpp_offload_and_host_ram(visitor_client, alice):
     }
     assert rows["Layers offloaded (llama.cpp)"].values == ("20/33", "—")
     assert rows["Host RAM (llama.cpp)"].values == ("2,912,907,902 B", "—")
+
 
 def test_compare_shows_each_estimates_latest_measured_run(visitor_client, alice):
     from calculator.models import MeasuredRun, RunSource

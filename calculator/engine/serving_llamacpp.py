@@ -47,6 +47,7 @@ LLAMACPP_CACHE_TYPES: dict[str, tuple[int, int]] = {
     "q5_1": (32, 24),
     "iq4_nl": (32, 18),
 }
+LLAMACPP_CACHE_TYPE_NAMES = tuple(LLAMACPP_CACHE_TYPES)
 # Host memory bandwidth for layers left on the CPU when not given: dual-channel DDR5-6400,
 # 2 x 8 bytes x 6.4 GT/s = 102.4 GB/s (a desktop; servers with 8-12 channels reach 300-600)
 HOST_MEMORY_BANDWIDTH = 102_400_000_000

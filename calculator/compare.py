@@ -154,7 +154,14 @@ def serving_rows(estimates: Sequence[ComparedEstimate]) -> list[Row]:
         amount = (plan.get("cost") or {}).get("per_million_output_tokens")
         return "—" if amount is None else f"${amount:,.2f}"
 
-    return [
+    def llamacpp(key: str, text: str) -> Any:
+        def value(plan: dict[str, Any]) -> str:
+            buffers = plan["memory"].get("llamacpp")
+            return "—" if not buffers else text.format(buffers[key])
+
+        return value
+
+    rows = [
         row("Serving engine", lambda plan: str(plan["engine"])),
         row("Starts", lambda plan: "yes" if plan["memory"]["starts"] else "no"),
         row("KV cache tokens", lambda plan: f"{plan['memory']['kv_cache_tokens']:,}"),
@@ -162,6 +169,13 @@ def serving_rows(estimates: Sequence[ComparedEstimate]) -> list[Row]:
         row("Output tokens/s", performance("output_tokens_per_s", "{:,.0f}")),
         row("Per million output tokens", per_million),
     ]
+    if any("llamacpp" in e.result.get("serving", {}).get("memory", {}) for e in estimates):
+        # llama.cpp plans: how many layers went to the GPU, and the host RAM the rest takes
+        rows += [
+            row("Layers offloaded (llama.cpp)", llamacpp("offloaded", "{}")),
+            row("Host RAM (llama.cpp)", llamacpp("host_bytes", "{:,} B")),
+        ]
+    return rows
 
 
 def answer_rows(estimates: Sequence[ComparedEstimate]) -> list[Row]:

@@ -11,7 +11,12 @@ from typing import Any
 from calculator.charts import Tick, in_unit, nice_step
 from calculator.gpu_display import dollars, gpu_name, layout_label, rate
 
-ENGINE_NAMES = {"vllm": "vLLM", "sglang": "SGLang", "transformers": "transformers"}
+ENGINE_NAMES = {
+    "vllm": "vLLM",
+    "sglang": "SGLang",
+    "llama.cpp": "llama.cpp",
+    "transformers": "transformers",
+}
 
 
 def _milliseconds(seconds: float) -> str:
@@ -110,6 +115,12 @@ def serving_section(result: Mapping[str, Any], unit: str) -> dict[str, Any] | No
     ]
     if "draft_weights_bytes" in memory:
         rows.insert(2, ("Draft weights (speculative)", memory["draft_weights_bytes"]))
+    blocks = (
+        f"{memory['num_blocks']:,} blocks of {result['inputs']['block_size']} tokens, "
+        f"{memory['kv_bytes_per_token']:,} bytes a token on each GPU"
+    )
+    if "llamacpp" in memory:
+        headline, rows, blocks = _llamacpp_rows(result, memory, headline, unit)
     performance = plan["performance"]
     cost = plan["cost"] or {}
     return {
@@ -117,8 +128,7 @@ def serving_section(result: Mapping[str, Any], unit: str) -> dict[str, Any] | No
         "headline": headline,
         "follows": plan["follows"],
         "memory": [(label, in_unit(value, unit), f"{value:,}") for label, value in rows],
-        "blocks": f"{memory['num_blocks']:,} blocks of {result['inputs']['block_size']} tokens, "
-        f"{memory['kv_bytes_per_token']:,} bytes a token on each GPU",
+        "blocks": blocks,
         "performance": None
         if performance is None
         else {
@@ -168,3 +178,37 @@ def _speculative(step: Mapping[str, Any] | None) -> str | None:
         f"{_milliseconds(step['step_s'])} (verify {_milliseconds(step['verify_s'])}, "
         f"draft {_milliseconds(step['draft_s'])} each), {step['speedup']:.2f}× decode speed"
     )
+
+
+def _llamacpp_rows(
+    result: Mapping[str, Any], memory: Mapping[str, Any], headline: str, unit: str
+) -> tuple[str, list[tuple[str, int]], str]:
+    """llama.cpp's buffers, named as its log prints them, on the GPU and in host RAM."""
+    cpp = memory["llamacpp"]
+    inputs = result["inputs"]
+    if memory["starts"]:
+        headline = (
+            f"llama.cpp starts on 1 × {gpu_name(result)}: offloaded {cpp['offloaded']} layers "
+            f"to the GPU, {cpp['n_ctx']:,} tokens of context in {inputs['n_parallel']:,} "
+            f"slot(s); host RAM {in_unit(cpp['host_bytes'], unit)}"
+        )
+    rows = [
+        ("GPU memory", memory["total_memory_bytes"]),
+        ("CUDA0 buffer (weights on the GPU)", cpp["gpu_weights_bytes"]),
+        ("CUDA0 KV buffer", cpp["gpu_kv_bytes"]),
+        ("CUDA0 compute buffer", cpp["gpu_compute_bytes"]),
+        ("CUDA context", memory["non_torch_bytes"]),
+        ("GPU in all", cpp["gpu_total_bytes"]),
+        ("CPU buffer (weights in host RAM)", cpp["host_weights_bytes"]),
+        ("CPU KV buffer (layers on the CPU)", cpp["host_kv_bytes"]),
+        ("Host compute buffer", cpp["host_compute_bytes"]),
+        ("Host output buffer (logits)", cpp["output_buffer_bytes"]),
+        ("Host RAM in all", cpp["host_bytes"]),
+    ]
+    blocks = (
+        f"-c {cpp['n_ctx']:,} (padded to 256), {cpp['n_ctx_per_slot']:,} tokens a slot; "
+        f"K ({inputs['cache_type_k']}) {in_unit(cpp['k_bytes'], unit)}, "
+        f"V ({inputs['cache_type_v']}) {in_unit(cpp['v_bytes'], unit)}; "
+        f"layers on the CPU read at {cpp['host_memory_bandwidth_bytes_per_s'] / 1e9:,.1f} GB/s"
+    )
+    return headline, rows, blocks

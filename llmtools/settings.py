@@ -303,7 +303,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"RoleEnum": "calculator.models.Role"},
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "calculator.models.Role",
+        "LlamaCppCacheTypeEnum": "calculator.engine.serving_llamacpp.LLAMACPP_CACHE_TYPE_NAMES",
+    },
 }
 
 LOGGING = {

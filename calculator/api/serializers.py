@@ -435,6 +435,31 @@ class GpuAnswerSerializer(serializers.Serializer):
     )
 
 
+class LlamaCppMemorySerializer(serializers.Serializer):
+    """llama.cpp's buffers (engine "llama.cpp"), as its log names them."""
+
+    n_ctx = serializers.IntegerField(help_text="-c: max_model_len x n_parallel, padded to 256")
+    n_ctx_per_slot = serializers.IntegerField()
+    gpu_layers = serializers.IntegerField(help_text="Repeating layers on the GPU")
+    output_on_gpu = serializers.BooleanField(help_text="n_gpu_layers above the layer count")
+    offloaded = serializers.CharField(help_text='As llama.cpp prints it: "20/33"')
+    embedding_bytes = serializers.IntegerField(help_text="token_embd, always in host RAM")
+    gpu_weights_bytes = serializers.IntegerField(help_text="CUDA0 buffer size")
+    host_weights_bytes = serializers.IntegerField(help_text="CPU buffer size")
+    gpu_kv_bytes = serializers.IntegerField(help_text="CUDA0 KV buffer size")
+    host_kv_bytes = serializers.IntegerField(help_text="CPU KV buffer size")
+    k_bytes = serializers.IntegerField()
+    v_bytes = serializers.IntegerField()
+    gpu_compute_bytes = serializers.IntegerField(help_text="CUDA0 compute buffer size")
+    host_compute_bytes = serializers.IntegerField(help_text="CUDA_Host compute buffer size")
+    output_buffer_bytes = serializers.IntegerField(help_text="CUDA_Host output buffer size")
+    gpu_total_bytes = serializers.IntegerField()
+    host_bytes = serializers.IntegerField(help_text="Host RAM in all")
+    host_memory_bandwidth_bytes_per_s = serializers.IntegerField(
+        help_text="Assumed for layers on the CPU: dual-channel DDR5-6400"
+    )
+
+
 class ServingMemorySerializer(serializers.Serializer):
     """Bytes on each GPU (the busiest), as the engine lays it out at start-up."""
 

@@ -121,6 +121,21 @@ CALCULATE_EXAMPLES = [
         },
     ),
     OpenApiExample(
+        "A llama.cpp plan, 20 layers on the GPU and the rest in host RAM",
+        value={
+            "model": {"catalog": "meta-llama/Llama-3.1-8B"},
+            "mode": "serving",
+            "sequence_length": 8192,
+            "weight_dtype": "gguf_q4_k_m",
+            "gpu": "rtx-4090",
+            "engine": "llama.cpp",
+            "n_gpu_layers": 20,
+            "n_parallel": 2,
+            "cache_type_k": "q8_0",
+            "cache_type_v": "q8_0",
+        },
+    ),
+    OpenApiExample(
         "A shape typed by hand",
         value={
             "model": {

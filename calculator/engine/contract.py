@@ -38,6 +38,7 @@ from calculator.engine.inputs import (
     SHARDINGS,
 )
 from calculator.engine.serving import SERVING_DEFAULTS, SERVING_ENGINES, SERVING_LIMITS
+from calculator.engine.serving_llamacpp import LLAMACPP_CACHE_TYPES
 from calculator.engine.speculative import (
     DEFAULT_ACCEPTANCE_RATE,
     NUM_SPECULATIVE_TOKENS_LIMITS,
@@ -461,12 +462,14 @@ CONTRACT: tuple[ContractField, ...] = (
         "engine",
         "serving",
         "Serving engine",
-        "Whose accounting the plan follows: vllm, sglang or transformers (generate(): nothing "
-        "reserved, the cache grows).",
+        "Whose accounting the plan follows: vllm, sglang, llama.cpp (llama-server, one GPU, "
+        "layers left on the CPU in host RAM) or transformers (generate(): nothing reserved, the "
+        "cache grows).",
         SERVING_ENGINES,
         choice_labels={
             "vllm": "vLLM",
             "sglang": "SGLang",
+            "llama.cpp": "llama.cpp (llama-server)",
             "transformers": "transformers generate()",
         },
         blank=True,
@@ -582,6 +585,51 @@ CONTRACT: tuple[ContractField, ...] = (
         "(Leviathan et al. 2023, eq. 1).",
         blank=True,
         default_note=f"{DEFAULT_ACCEPTANCE_RATE}",
+    ),
+    # --- llama.cpp (llama-server's flags; engine/serving_llamacpp.py) ------------------------
+    ContractField(
+        "n_gpu_layers",
+        "integer",
+        "serving",
+        "GPU layers (-ngl)",
+        "llama.cpp -ngl: layers offloaded to the GPU, the output layer too above the model's "
+        "layer count; the rest, and the token embeddings, stay in host RAM.",
+        blank=True,
+        default_note="all",
+    ),
+    ContractField(
+        "n_parallel",
+        "integer",
+        "serving",
+        "Slots (-np)",
+        "llama.cpp -np: requests decoding at once; the context -c is max_model_len x slots.",
+        blank=True,
+    ),
+    ContractField(
+        "n_ubatch",
+        "integer",
+        "serving",
+        "Micro-batch (-ub)",
+        "llama.cpp -ub: tokens of the compute graph llama.cpp reserves.",
+        blank=True,
+    ),
+    _choice(
+        "cache_type_k",
+        "serving",
+        "K cache type (-ctk)",
+        "llama.cpp --cache-type-k.",
+        tuple(LLAMACPP_CACHE_TYPES),
+        blank=True,
+        blank_label="f16 (default)",
+    ),
+    _choice(
+        "cache_type_v",
+        "serving",
+        "V cache type (-ctv)",
+        "llama.cpp --cache-type-v (a quantised V needs flash attention).",
+        tuple(LLAMACPP_CACHE_TYPES),
+        blank=True,
+        blank_label="f16 (default)",
     ),
 )
 FIELD_SPECS: dict[str, ContractField] = {spec.name: spec for spec in CONTRACT}

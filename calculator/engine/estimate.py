@@ -149,8 +149,16 @@ def _serving(
     request = parse_serving(
         payload, hardware.gpu, configuration.tensor_parallel, inputs.sequence_length
     )
+    if request.engine == "llama.cpp" and hardware.gpu_count > 1:
+        raise EstimateError(
+            "gpu_count", "llama.cpp plans cover one GPU (--split-mode layer is not modelled)"
+        )
     result["inputs"].update(request.as_dict())
-    return serving_answer(sizer, configuration, hardware, request, fit_gpus=fit_gpus or ())
+    answer = serving_answer(sizer, configuration, hardware, request, fit_gpus=fit_gpus or ())
+    if request.engine == "llama.cpp":
+        # llama.cpp's buffers in host RAM: layers left on the CPU, their KV, token embeddings
+        result["host_memory_bytes"] = answer["memory"]["llamacpp"]["host_bytes"]
+    return answer
 
 
 def trained_positions(payload: dict[str, Any], architecture: Architecture) -> int:

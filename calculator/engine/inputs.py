@@ -139,6 +139,11 @@ SERVING_FIELDS = (
     "num_speculative_tokens",
     "draft_model",
     "acceptance_rate",
+    "n_gpu_layers",
+    "n_ubatch",
+    "n_parallel",
+    "cache_type_k",
+    "cache_type_v",
 )
 _KNOWN_FIELDS = frozenset((*FIELDS, *HARDWARE_FIELDS, *SERVING_FIELDS))
 

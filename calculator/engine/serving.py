@@ -36,6 +36,15 @@ from calculator.engine.hardware import (
     forward_flops_per_token,
 )
 from calculator.engine.inputs import INPUT_LIMITS, SERVING_FIELDS
+from calculator.engine.serving_llamacpp import (
+    LLAMACPP_CACHE_TYPE,
+    LLAMACPP_CACHE_TYPES,
+    LLAMACPP_MAX_NGL,
+    LLAMACPP_N_PARALLEL,
+    LLAMACPP_N_UBATCH,
+    llamacpp_memory,
+    llamacpp_step_seconds,
+)
 from calculator.engine.speculative import (
     DraftMemory,
     Speculation,
@@ -45,7 +54,7 @@ from calculator.engine.speculative import (
     parse_speculation,
 )
 
-SERVING_ENGINES = ("vllm", "sglang", "transformers")
+SERVING_ENGINES = ("vllm", "sglang", "llama.cpp", "transformers")
 GIB = 2**30
 SECONDS_PER_HOUR = 3600
 
@@ -84,6 +93,12 @@ SERVING_DEFAULTS: dict[str, Any] = {
     "num_speculative_tokens": None,  # required but for mtp (num_nextn_predict_layers)
     "draft_model": None,  # method draft_model: the draft's model object
     "acceptance_rate": None,  # speculative.DEFAULT_ACCEPTANCE_RATE
+    # llama.cpp (llama-server): -ngl, -ub, -np, --cache-type-k, --cache-type-v
+    "n_gpu_layers": None,  # all layers and the output layer
+    "n_ubatch": LLAMACPP_N_UBATCH,
+    "n_parallel": LLAMACPP_N_PARALLEL,
+    "cache_type_k": LLAMACPP_CACHE_TYPE,
+    "cache_type_v": LLAMACPP_CACHE_TYPE,
 }
 assert tuple(SERVING_DEFAULTS) == SERVING_FIELDS
 SERVING_LIMITS: dict[str, tuple[int, int]] = {
@@ -94,6 +109,9 @@ SERVING_LIMITS: dict[str, tuple[int, int]] = {
     "output_tokens": (1, 10_000_000),
     "non_torch_bytes": (0, 2**40),
     "target_output_tokens_per_s": (1, 10**12),
+    "n_gpu_layers": (0, LLAMACPP_MAX_NGL),
+    "n_ubatch": (1, 1_000_000),
+    "n_parallel": (1, 4096),
 }
 
 
@@ -126,6 +144,12 @@ class ServingRequest:
     def acceptance_rate(self) -> float | None:
         return None if self.speculation is None else self.speculation.acceptance_rate
 
+    n_gpu_layers: int = LLAMACPP_MAX_NGL
+    n_ubatch: int = LLAMACPP_N_UBATCH
+    n_parallel: int = LLAMACPP_N_PARALLEL
+    cache_type_k: str = LLAMACPP_CACHE_TYPE
+    cache_type_v: str = LLAMACPP_CACHE_TYPE
+
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in SERVING_FIELDS}
 
@@ -157,6 +181,8 @@ def parse_serving(
             "sglang": _sglang_fraction(tensor_parallel),
             # transformers reserves nothing: its cache grows until the device is full
             "transformers": 1.0,
+            # llama.cpp allocates its buffers at their sizes, up to the whole device
+            "llama.cpp": 1.0,
         }[engine]
     utilization = _number("gpu_memory_utilization", utilization, MIN_FRACTION, 1, open_low=False)
     large = gpu.memory_bytes >= VLLM_LARGE_GPU_BYTES and "a100" not in gpu.name.lower()
@@ -169,6 +195,18 @@ def parse_serving(
             f"must be at most max_model_len ({max_model_len:,}): a request's "
             "prompt and output share its context",
         )
+    cache_types = {}
+    for name in ("cache_type_k", "cache_type_v"):
+        value = given(name)
+        if value is None:
+            value = LLAMACPP_CACHE_TYPE
+        if not isinstance(value, str) or value not in LLAMACPP_CACHE_TYPES:
+            raise EstimateError(name, f"must be one of {', '.join(LLAMACPP_CACHE_TYPES)}")
+        cache_types[name] = value
+    if engine == "llama.cpp" and tensor_parallel > 1:
+        raise EstimateError(
+            "gpu_count", "llama.cpp plans cover one GPU (its --split-mode layer is not modelled)"
+        )
     if engine == "vllm":
         non_torch = VLLM_NON_TORCH_BYTES[1 if tensor_parallel == 1 else 2]
     elif engine == "transformers":
@@ -179,13 +217,21 @@ def parse_serving(
         engine=engine,
         gpu_memory_utilization=float(utilization),
         max_model_len=max_model_len,
-        max_num_seqs=whole.get("max_num_seqs", seqs_default),
+        # llama-server decodes one request per slot (-np)
+        max_num_seqs=whole.get(
+            "max_num_seqs",
+            whole.get("n_parallel", LLAMACPP_N_PARALLEL) if engine == "llama.cpp" else seqs_default,
+        ),
         max_num_batched_tokens=whole.get("max_num_batched_tokens", batched_default),
         block_size=whole.get("block_size", 1 if engine == "transformers" else VLLM_BLOCK_SIZE),
         output_tokens=output_tokens,
         non_torch_bytes=whole.get("non_torch_bytes", non_torch),
         target_output_tokens_per_s=whole.get("target_output_tokens_per_s"),
         speculation=parse_speculation(payload, engine),
+        n_gpu_layers=whole.get("n_gpu_layers", LLAMACPP_MAX_NGL),
+        n_ubatch=whole.get("n_ubatch", LLAMACPP_N_UBATCH),
+        n_parallel=whole.get("n_parallel", LLAMACPP_N_PARALLEL),
+        **cache_types,
     )
 
 
@@ -241,6 +287,8 @@ def memory_plan(
     if one is None or two is None:
         raise EstimateError("gpu_count", "this model cannot be laid out on these GPUs")
     weights = one.weights
+    if request.engine == "llama.cpp":
+        return llamacpp_memory(sizer.architecture, weights, total, request.non_torch_bytes, request)
     # what each token adds, and what a request holds whatever its length (hybrid models'
     # linear-attention / state-space layers keep a fixed state per sequence)
     bytes_per_token = two.kv_cache - one.kv_cache
@@ -354,7 +402,17 @@ def performance(
     prompt = request.max_model_len - request.output_tokens
     # a request's context in the middle of its output, the average over its decode
     context = prompt + request.output_tokens // 2
-    step = _step(sizer, configuration, gpu, hardware, concurrency, max(context, 1))
+    if request.engine == "llama.cpp":
+        step = llamacpp_step_seconds(
+            memory_plan(sizer, configuration, gpu, request),
+            sizer.architecture,
+            gpu.memory_bandwidth_bytes_per_s,
+            hardware.efficiencies.decode,
+            concurrency,
+            max(context, 1),
+        )
+    else:
+        step = _step(sizer, configuration, gpu, hardware, concurrency, max(context, 1))
     speculative: dict[str, Any] | None = None
     if request.speculation is not None:
         speculative = speculative_step(
@@ -522,6 +580,8 @@ ENGINE_CODE = {
     "transformers": "transformers generate() with DynamicCache (no preallocation, block_size 1)",
     "vllm": "vLLM 0.6.5-0.10: Worker.determine_available_memory, kv_cache_utils.py",
     "sglang": "SGLang 0.4: ModelRunner.profile_max_num_token, ServerArgs.mem_fraction_static",
+    "llama.cpp": "llama.cpp b4000-b6000: llama-model.cpp load_tensors, llama-kv-cache.cpp; "
+    "flash attention on; layers on the CPU read at 102.4 GB/s host bandwidth (DDR5-6400 x2)",
 }
 # GPU counts the cheapest-deployment search tries (tensor parallel within one server)
 DEPLOYMENT_GPU_COUNTS = (1, 2, 4, 8)

@@ -88,3 +88,24 @@ def test_it_searches_the_catalog_and_switches_model(page, live_server):
     page.select_option("#id_catalog", "mistralai/Mixtral-8x7B-Instruct-v0.1")
     page.wait_for_url(re.compile(r"catalog=mistralai/Mixtral-8x7B-Instruct-v0.1"))
     page.locator("#results", has_text="Mixtral").wait_for()
+
+
+def test_it_plans_llamacpp_with_layers_left_in_host_ram(page, live_server):
+    page.goto(
+        f"{live_server.url}/?catalog=meta-llama/Llama-3.1-8B&mode=serving&batch_size=1"
+        "&sequence_length=8192&weight_dtype=gguf_q4_k_m"
+    )
+    page.select_option("#id_engine", "llama.cpp")
+    page.wait_for_url(re.compile(r"engine=llama\.cpp"))
+    page.click("#llamacpp-fields summary")
+    page.fill("#id_n_gpu_layers", "20")
+    page.wait_for_url(re.compile(r"n_gpu_layers=20"))
+    headline = page.locator("#serving-headline")
+    page.wait_for_function(
+        "() => document.querySelector('#serving-headline').textContent.includes('20/33')"
+    )
+    # 12 of 32 layers, their KV (8192 x 2048 x 2 bytes = 32 MiB a layer) and the token
+    # embeddings stay on the CPU: the plan names the host RAM they take
+    assert "host RAM" in headline.inner_text()
+    row = page.locator("tr", has_text="CPU KV buffer (layers on the CPU)")
+    assert row.locator("td").nth(1).inner_text() == f"{12 * 32 * 2**20:,}"

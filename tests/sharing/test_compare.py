@@ -204,6 +204,29 @@ def test_compare_shows_serving_plans_side_by_side(visitor_client, alice):
     assert rows["Per million output tokens"].values == ("$0.55", "—")
 
 
+def test_compare_shows_llamacpp_offload_and_host_ram(visitor_client, alice):
+    plan = {
+        "engine": "llama.cpp",
+        "memory": {
+            "starts": True,
+            "kv_cache_tokens": 8192,
+            "max_concurrency": 1,
+            "llamacpp": {"offloaded": "20/33", "host_bytes": 2_912_907_902},
+        },
+        "performance": {"output_tokens_per_s": 29.6},
+        "cost": None,
+    }
+    served = _saved(alice, mode="serving")
+    served.result = {**served.result, "serving": plan}
+    served.save()
+    other = _saved(alice)
+    rows = {
+        r.label: r for r in visitor_client("alice").get(_url(served, other)).context["answer_rows"]
+    }
+    assert rows["Layers offloaded (llama.cpp)"].values == ("20/33", "—")
+    assert rows["Host RAM (llama.cpp)"].values == ("2,912,907,902 B", "—")
+
+
 def test_compare_shows_each_estimates_latest_measured_run(visitor_client, alice):
     from calculator.models import MeasuredRun, RunSource
 

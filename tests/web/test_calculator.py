@@ -662,3 +662,25 @@ def test_a_bad_speculative_field_is_shown_beside_it(client):
         "&num_speculative_tokens=2&draft_model=no/such-model"
     ).content.decode()
     assert "No catalog model &#x27;no/such-model&#x27;." in missing
+
+
+def test_a_llamacpp_plan_shows_its_buffers_and_host_ram(client):
+    query = (
+        f"/?catalog={LLAMA_SLUG}&mode=serving&sequence_length=8192&batch_size=1"
+        "&engine=llama.cpp&weight_dtype=gguf_q4_k_m&n_gpu_layers=20&cache_type_k=q8_0"
+    )
+    content = client.get(query).content.decode()
+    headline = re.search(r'id="serving-headline">([^<]*)<', content)
+    assert headline is not None
+    # -ngl 20 of 32 layers: the output layer stays on the CPU, "offloaded 20/33"
+    assert headline.group(1).startswith("llama.cpp starts on 1 × NVIDIA H100 SXM 80GB:")
+    assert "offloaded 20/33 layers" in headline.group(1)
+    assert "Host RAM in all" in content
+    # f16 V, q8_0 K: 8192 tokens x 20 layers x (1024 x 2 + 32 x 34) bytes on the GPU
+    assert f"{8192 * 20 * (2048 + 1088):,}" in content
+    # the permalink carries the llama.cpp fields
+    pushed = client.get(query, headers=HTMX)["HX-Push-Url"]
+    assert "engine=llama.cpp" in pushed and "n_gpu_layers=20" in pushed
+    assert "cache_type_k=q8_0" in pushed
+    bad = client.get(query.replace("q8_0", "q3_k")).content.decode()
+    assert "Select a valid choice. q3_k is not one of the available choices." in bad

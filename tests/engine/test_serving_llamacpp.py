@@ -1,0 +1,143 @@
+"""llama.cpp serving plans (engine "llama.cpp"): buffers as llama-server allocates them.
+
+Published figures:
+- fedora-copr/logdetective PR #106 (https://github.com/fedora-copr/logdetective/pull/106,
+  2025-01-13), a Mistral 7B (freq_base 1000000, vocab 32768) GGUF on CUDA0, -c 2048 then 32768:
+  "CUDA0 KV buffer size = 256.00 MiB" / "KV self size = 256.00 MiB, K (f16): 128.00 MiB,
+  V (f16): 128.00 MiB", then "4096.00 MiB ... K (f16): 2048.00 MiB"; "CUDA_Host output buffer
+  size = 0.12 MiB" (32768 float32 logits = 0.125 MiB) in both.
+Hand arithmetic: Llama 3 8B, 32 layers, 8 KV heads x 128 = n_embd_k_gqa 1024; q8_0 rows of 1024
+values are 32 blocks of 34 bytes = 1088 bytes; q4_0 32 blocks of 18 = 576 bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from calculator.engine import EstimateError, calculate
+from tests.engine.test_serving import MODELS, gpu
+
+MiB = 2**20
+LLAMA_3_8B = "meta-llama/Meta-Llama-3-8B"
+MISTRAL_7B = "mistralai/Mistral-7B-Instruct-v0.3"
+
+
+def plan(slug: str = LLAMA_3_8B, gpu_slug: str = "h100-sxm", **fields: Any) -> dict[str, Any]:
+    payload = {
+        "model": {"hf_config": MODELS[slug]["config"]},
+        "mode": "serving",
+        "engine": "llama.cpp",
+        "weight_dtype": "gguf_q4_k_m",
+        "sequence_length": 8192,
+        "gpu": gpu(gpu_slug),
+        **fields,
+    }
+    return calculate(payload)
+
+
+def test_kv_buffer_matches_the_published_log_at_2048_and_32768() -> None:
+    for n_ctx, kv_mib in ((2048, 256), (32768, 4096)):
+        memory = plan(MISTRAL_7B, max_model_len=n_ctx, sequence_length=n_ctx)["serving"]["memory"]
+        cpp = memory["llamacpp"]
+        assert cpp["gpu_kv_bytes"] == kv_mib * MiB
+        assert cpp["k_bytes"] == cpp["v_bytes"] == kv_mib // 2 * MiB
+        assert cpp["host_kv_bytes"] == 0
+        # 0.12 MiB printed: 32768 x 4 bytes
+        assert cpp["output_buffer_bytes"] == 32768 * 4
+        assert cpp["offloaded"] == "33/33"
+
+
+def test_quantised_cache_types_use_ggml_block_sizes() -> None:
+    cpp = plan(max_model_len=4096, cache_type_k="q8_0", cache_type_v="q4_0")["serving"]["memory"]
+    cpp = cpp["llamacpp"]
+    assert cpp["k_bytes"] == 4096 * 32 * 1088
+    assert cpp["v_bytes"] == 4096 * 32 * 576
+
+
+def test_partial_offload_keeps_the_rest_in_host_ram() -> None:
+    result = plan(n_gpu_layers=8, max_model_len=8192)
+    cpp = result["serving"]["memory"]["llamacpp"]
+    # -ngl 8 of 32 layers: the output layer stays on the CPU, "offloaded 8/33 layers"
+    assert cpp["offloaded"] == "8/33"
+    assert cpp["output_on_gpu"] is False
+    # f16 KV: 8192 x (1024 + 1024) x 2 bytes = 32 MiB a layer; 8 on the GPU, 24 on the host
+    assert cpp["gpu_kv_bytes"] == 8 * 32 * MiB
+    assert cpp["host_kv_bytes"] == 24 * 32 * MiB
+    # the logits of a 512-token ubatch are computed where the output layer is (host):
+    # 512 x 128256 x 4 bytes
+    assert cpp["host_compute_bytes"] >= 512 * 128256 * 4
+    # the GPU's compute buffer: 512 x (2 x 14336 + 4096) float32 (gate, up, residual)
+    assert cpp["gpu_compute_bytes"] == 512 * (2 * 14336 + 4096) * 4
+    assert result["host_memory_bytes"] == cpp["host_bytes"]
+    assert cpp["host_bytes"] > cpp["host_weights_bytes"] > cpp["gpu_weights_bytes"]
+
+
+def test_all_layers_leave_only_the_token_embeddings_on_the_host() -> None:
+    cpp = plan(max_model_len=8192)["serving"]["memory"]["llamacpp"]
+    assert cpp["host_weights_bytes"] == cpp["embedding_bytes"]
+    # -ngl 32 (not 33): every repeating layer but not the output
+    partial = plan(max_model_len=8192, n_gpu_layers=32)["serving"]["memory"]["llamacpp"]
+    assert partial["offloaded"] == "32/33"
+    assert partial["gpu_weights_bytes"] < cpp["gpu_weights_bytes"]
+
+
+def test_slots_split_the_context_and_bound_concurrency() -> None:
+    serving = plan(max_model_len=4096, n_parallel=4, batch_size=16)["serving"]
+    cpp = serving["memory"]["llamacpp"]
+    # llama-server -c 16384 -np 4: four slots of 4096
+    assert cpp["n_ctx"] == 16384 and cpp["n_ctx_per_slot"] == 4096
+    assert serving["concurrency_limit"] == 4
+    assert serving["performance"]["concurrency"] == 4
+
+
+def test_context_is_padded_to_256() -> None:
+    cpp = plan(max_model_len=1000)["serving"]["memory"]["llamacpp"]
+    assert cpp["n_ctx"] == 1024
+
+
+def test_cpu_layers_decode_at_host_bandwidth() -> None:
+    on_gpu = plan(max_model_len=4096)["serving"]["performance"]["tpot_s"]
+    on_cpu = plan(max_model_len=4096, n_gpu_layers=0)["serving"]["performance"]["tpot_s"]
+    # H100 SXM reads at 3.35 TB/s, the host at 102.4 GB/s: over 30 times slower
+    assert on_cpu > 20 * on_gpu
+
+
+def test_too_small_gpu_fails_the_way_llama_cpp_says() -> None:
+    serving = plan(
+        "meta-llama/Meta-Llama-3-8B",
+        gpu_slug="h100-sxm",
+        weight_dtype="bfloat16",
+        gpu=gpu("h100-sxm", memory_bytes=8 * 2**30),
+        max_model_len=4096,
+    )["serving"]
+    assert serving["memory"]["starts"] is False
+    assert "cudaMalloc failed: out of memory" in serving["memory"]["error"]
+    assert "unable to allocate CUDA0 buffer" in serving["memory"]["error"]
+    assert serving["performance"] is None
+
+
+def test_kv_cache_that_does_not_fit_names_the_kv_buffer() -> None:
+    # 8B in q4_k_m on 8 GiB, a 128k context: 16 GiB of f16 KV
+    serving = plan(
+        gpu=gpu("h100-sxm", memory_bytes=8 * 2**30), max_model_len=131072, sequence_length=131072
+    )["serving"]
+    assert "failed to allocate buffer for kv cache" in serving["memory"]["error"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"cache_type_k": "q3_k"}, "cache_type_k"),
+        ({"cache_type_v": 7}, "cache_type_v"),
+        ({"n_gpu_layers": -1}, "n_gpu_layers"),
+        ({"n_ubatch": 0}, "n_ubatch"),
+        ({"n_parallel": "two"}, "n_parallel"),
+        ({"gpu_count": 2}, "gpu_count"),
+    ],
+)
+def test_bad_inputs_are_field_errors(fields: dict[str, Any], field: str) -> None:
+    with pytest.raises(EstimateError) as error:
+        plan(**fields)
+    assert error.value.field == field

@@ -329,6 +329,12 @@ class CalculateRequestSerializer(ServingFieldsSerializer, HardwareFieldsSerializ
     pipeline_parallel = _limited_int(
         "pipeline_parallel", help_text="Default: as tensor_parallel says; else 1."
     )
+    expert_parallel = _limited_int(
+        "expert_parallel",
+        help_text="MoE inference, detailed method: routed experts split over this many GPUs, "
+        "whole experts each (vLLM --enable-expert-parallel); it must be 1 or tensor_parallel x "
+        "data_parallel and divide num_experts. Default: 1.",
+    )
     zero_stage = _limited_int("zero_stage", help_text="Training with data parallelism. Default: 0.")
     offload = _choice(
         "offload",
@@ -427,6 +433,7 @@ class ConfigurationSerializer(serializers.Serializer):
     pipeline_parallel = serializers.IntegerField()
     data_parallel = serializers.IntegerField()
     zero_stage = serializers.IntegerField()
+    expert_parallel = serializers.IntegerField()
 
 
 class FitSerializer(serializers.Serializer):

@@ -89,7 +89,13 @@ TRAINING_FIELDS = (
 # issue 15's measurement fields, offered in inference and training alike
 VIEW_FIELDS = ("inference_logits", "memory_view")
 HUB_FIELDS = ("hub", "revision")
-PARALLEL_FIELDS = ("num_gpus", "tensor_parallel", "pipeline_parallel", "zero_stage")
+PARALLEL_FIELDS = (
+    "num_gpus",
+    "tensor_parallel",
+    "pipeline_parallel",
+    "expert_parallel",
+    "zero_stage",
+)
 # choices sent only when chosen (blank: the engine's default)
 CHOSEN_FIELDS = (*VIEW_FIELDS, "sharding", "offload")
 OFFLOAD_LABELS = {
@@ -386,6 +392,14 @@ class CalculatorForm(forms.Form):
         required=False,
         widget=_number(),
         **_limits("pipeline_parallel", INPUT_LIMITS),
+    )
+    expert_parallel = forms.IntegerField(
+        label="Expert parallel",
+        required=False,
+        widget=_number(),
+        help_text="MoE inference: routed experts split over tensor x data parallel GPUs "
+        "(vLLM --enable-expert-parallel). Blank: 1.",
+        **_limits("expert_parallel", INPUT_LIMITS),
     )
     zero_stage = forms.TypedChoiceField(
         label="ZeRO stage",

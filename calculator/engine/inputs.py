@@ -566,12 +566,15 @@ def _check_expert_parallel(inputs: EstimateInputs, architecture: Architecture) -
             field,
             "vLLM's expert-parallel group is every tensor- and data-parallel rank of a "
             f"pipeline stage: tensor_parallel x data_parallel = {inputs.tensor_parallel} x "
-            f"{inputs.data_parallel} = {group}; use {group}, or 1"
-            + ("" if group > 1 else " (add GPUs to split the experts)"),
+            f"{inputs.data_parallel} = {group}; "
+            + (f"use {group}, or 1" if group > 1 else "use 1, or add GPUs to split the experts"),
         )
     if architecture.num_experts % ep:
-        valid = [size for size in range(1, architecture.num_experts + 1)
-                 if architecture.num_experts % size == 0]
+        valid = [
+            size
+            for size in range(1, architecture.num_experts + 1)
+            if architecture.num_experts % size == 0
+        ]
         raise EstimateError(
             field,
             f"must divide the model's {architecture.num_experts} routed experts: "

@@ -13,7 +13,7 @@ from calculator.engine.hardware import MAX_FIT_GPUS as MAX_SEARCHED_GPUS
 
 
 def layout_label(configuration: Mapping[str, int] | None) -> str:
-    """A layout in words: "1 GPU", "TP 2", "TP 8 × PP 3", "TP 2 × ZeRO-3 DP 4"."""
+    """A layout in words: "1 GPU", "TP 2", "TP 8 × PP 3", "TP 8 × EP 8", "TP 2 × ZeRO-3 DP 4"."""
     if not configuration:
         return "—"
     count = configuration["num_gpus"]
@@ -24,6 +24,8 @@ def layout_label(configuration: Mapping[str, int] | None) -> str:
         parts.append(f"TP {configuration['tensor_parallel']}")
     if configuration["pipeline_parallel"] > 1:
         parts.append(f"PP {configuration['pipeline_parallel']}")
+    if configuration.get("expert_parallel", 1) > 1:
+        parts.append(f"EP {configuration['expert_parallel']}")
     if configuration["data_parallel"] > 1:
         zero = configuration["zero_stage"]
         parts.append(f"ZeRO-{zero} DP {configuration['data_parallel']}" if zero else "DP")

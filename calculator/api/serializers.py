@@ -269,6 +269,7 @@ class ConfigurationSerializer(serializers.Serializer):
     pipeline_parallel = serializers.IntegerField()
     data_parallel = serializers.IntegerField()
     zero_stage = serializers.IntegerField()
+    expert_parallel = serializers.IntegerField()
 
 
 class FitSerializer(serializers.Serializer):

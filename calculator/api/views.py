@@ -136,6 +136,17 @@ CALCULATE_EXAMPLES = [
         },
     ),
     OpenApiExample(
+        "MoE experts split over 8 GPUs (vLLM expert parallelism)",
+        value={
+            "model": {"catalog": "mistralai/Mixtral-8x7B-Instruct-v0.1"},
+            "num_gpus": 8,
+            "tensor_parallel": 1,
+            "pipeline_parallel": 1,
+            "expert_parallel": 8,
+            "gpu": "h100-sxm",
+        },
+    ),
+    OpenApiExample(
         "A shape typed by hand",
         value={
             "model": {

@@ -339,6 +339,17 @@ CONTRACT: tuple[ContractField, ...] = (
         default_note="as tensor_parallel says; else 1",
     ),
     ContractField(
+        "expert_parallel",
+        "integer",
+        "parallel",
+        "Expert parallel",
+        "MoE inference, detailed method: routed experts split over this many GPUs, whole "
+        "experts each (vLLM --enable-expert-parallel); it must be 1 or tensor_parallel x "
+        "data_parallel and divide num_experts.",
+        blank=True,
+        default_note="1",
+    ),
+    ContractField(
         "zero_stage",
         "integer",
         "parallel",

@@ -209,6 +209,7 @@ class ModelParts:
     largest_linear: int  # parameters of the largest nn.Linear weight of the layers
     total: int  # all parameters
     total_bytes: Fraction  # all parameters' bytes
+    layer_routed_linear_bytes: Fraction = Fraction(0)  # bytes of the routed-expert matrices
 
 
 _parts_cache: dict[tuple[int, str], tuple[Architecture, ModelParts]] = {}
@@ -238,6 +239,7 @@ def _model_parts(architecture: Architecture, dtype: str) -> ModelParts:
     counts = _breakdown_of(architecture)
     linear_bytes = Fraction(0)
     kv_linear_bytes = Fraction(0)
+    routed_bytes = Fraction(0)
     linear = kv_linear = routed_linear = largest = largest_linear = 0
     for layer in architecture.linear_layers:
         size = layer.in_features * layer.out_features
@@ -255,6 +257,7 @@ def _model_parts(architecture: Architecture, dtype: str) -> ModelParts:
         largest = max(largest, size * architecture.num_experts if layer.routed_expert else size)
         if layer.routed_expert:
             routed_linear += size * layer.count
+            routed_bytes += matrix_bytes * layer.count
         else:
             largest_linear = max(largest_linear, size)
         if layer.name in ("k_proj", "v_proj"):
@@ -268,6 +271,7 @@ def _model_parts(architecture: Architecture, dtype: str) -> ModelParts:
         rows, rest = divmod(linear, hidden)
         linear_bytes = linear_weight_bytes(dtype, hidden, rows)
         linear_bytes += other_parameter_bytes(dtype) * rest
+        routed_bytes = linear_bytes * Fraction(routed_linear, linear) if linear else Fraction(0)
     # the rest of the layers (biases, routers, q/k norms); taken against num_parameters so that
     # a count entered by hand (not derived from the shape) is what the weights add up to
     total = architecture.num_parameters or counts.total
@@ -294,6 +298,7 @@ def _model_parts(architecture: Architecture, dtype: str) -> ModelParts:
         largest_linear=largest_linear,
         total=counts.embeddings + counts.lm_head + linear + other + counts.norms,
         total_bytes=embeddings_bytes + lm_head_bytes + linear_bytes + other_bytes + norms_bytes,
+        layer_routed_linear_bytes=routed_bytes,
     )
 
 
@@ -307,13 +312,18 @@ def _stage_share(
     kv_linear: Fraction | int,
     other: Fraction | int,
     norms: Fraction | int,
+    routed: Fraction | int = 0,
 ) -> Fraction:
-    """One GPU's share of a per-model quantity (parameters or bytes) under TP and PP."""
-    tp = layout.tensor_parallel
+    """One GPU's share of a per-model quantity (parameters or bytes) under TP, PP and EP."""
+    tp, ep = layout.tensor_parallel, layout.expert_parallel
     # Megatron: column/row-parallel layers and vocab-parallel embeddings split over tp; KV
     # projections of replicated KV heads are kept whole per head; norms are replicated
     kv_share = Fraction(layout.kv_heads_per_gpu, architecture.num_key_value_heads)
     layers = Fraction(linear - kv_linear + other, tp) + kv_linear * kv_share + norms
+    if ep > 1:
+        # vLLM EP (fused_moe/config.py FusedMoEParallelConfig): each rank holds
+        # num_experts / ep whole experts instead of a 1/tp slice of every expert
+        layers += Fraction(routed, ep) - Fraction(routed, tp)
     share = layers * stage.layer_fraction
     if stage.has_embeddings:
         share += Fraction(embeddings, tp)
@@ -324,14 +334,20 @@ def _stage_share(
     return share
 
 
-_stage_weights_cache: dict[tuple[int, str, int, int], tuple[Architecture, tuple]] = {}
+_stage_weights_cache: dict[tuple[int, str, int, int, int], tuple[Architecture, tuple]] = {}
 
 
 def _stage_weights(
     architecture: Architecture, weight_dtype: str, layout: Layout, parts: ModelParts
 ) -> tuple[tuple[Fraction | int, Fraction | int], ...]:
     """Per reported stage, (parameters, bytes) on one GPU; cached like `model_parts`."""
-    key = (id(architecture), weight_dtype, layout.tensor_parallel, layout.pipeline_parallel)
+    key = (
+        id(architecture),
+        weight_dtype,
+        layout.tensor_parallel,
+        layout.pipeline_parallel,
+        layout.expert_parallel,
+    )
     cached = _stage_weights_cache.get(key)
     if cached is not None and cached[0] is architecture:
         return cached[1]
@@ -357,6 +373,7 @@ def _gpu_parameters_and_bytes(
         parts.layer_kv_linear,
         parts.layer_other,
         parts.norms,
+        parts.layer_routed_linear,
     )
     weight_bytes = _stage_share(
         architecture,
@@ -368,6 +385,7 @@ def _gpu_parameters_and_bytes(
         parts.layer_kv_linear_bytes,
         parts.layer_other_bytes,
         parts.norms_bytes,
+        parts.layer_routed_linear_bytes,
     )
     return parameters, weight_bytes
 
@@ -912,7 +930,7 @@ class Plan:
 def plan_for(inputs: EstimateInputs, architecture: Architecture, notes: list[str]) -> Plan:
     layout = layout_for(inputs, architecture)
     parts = model_parts(architecture, inputs.weight_dtype)
-    if layout.tensor_parallel == layout.pipeline_parallel == 1:
+    if layout.tensor_parallel == layout.pipeline_parallel == layout.expert_parallel == 1:
         stage_weights: tuple[tuple[Fraction | int, Fraction | int], ...] = (
             (parts.total, parts.total_bytes),
         )
@@ -1374,6 +1392,12 @@ def _parallel_notes(inputs: EstimateInputs, layout: Layout, notes: list[str]) ->
         f"Per GPU: tensor parallel {layout.tensor_parallel}, pipeline parallel "
         f"{layout.pipeline_parallel}, data parallel {layout.data_parallel}"
         + (f" with ZeRO stage {layout.zero_stage}" if layout.zero_stage else "")
+        + (
+            f", expert parallel {layout.expert_parallel} (routed experts split over "
+            "tensor x data parallel ranks, vLLM --enable-expert-parallel)"
+            if layout.expert_parallel > 1
+            else ""
+        )
     )
     if inputs.training and layout.zero_stage >= 2:
         notes.append(SHARDING_NOTES[inputs.sharding][layout.zero_stage])

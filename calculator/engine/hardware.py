@@ -90,6 +90,7 @@ class Configuration:
     tensor_parallel: int
     pipeline_parallel: int
     zero_stage: int
+    expert_parallel: int = 1  # MoE inference: tp x dp, or 1 (engine/inputs.py)
 
     @property
     def data_parallel(self) -> int:
@@ -102,6 +103,7 @@ class Configuration:
             "pipeline_parallel": self.pipeline_parallel,
             "data_parallel": self.data_parallel,
             "zero_stage": self.zero_stage,
+            "expert_parallel": self.expert_parallel,
         }
 
 
@@ -135,8 +137,18 @@ class Sizer:
     def configuration(self) -> Configuration:
         inputs = self.inputs
         return Configuration(
-            inputs.num_gpus, inputs.tensor_parallel, inputs.pipeline_parallel, inputs.zero_stage
+            inputs.num_gpus,
+            inputs.tensor_parallel,
+            inputs.pipeline_parallel,
+            inputs.zero_stage,
+            inputs.expert_parallel,
         )
+
+    @property
+    def expert_parallel_asked(self) -> bool:
+        """Whether the request splits the experts: then every layout searched does, over all
+        tensor x data parallel ranks of a stage (vLLM --enable-expert-parallel)."""
+        return self.inputs.expert_parallel > 1
 
     def _layout(self, configuration: Configuration) -> tuple[EstimateInputs, Plan | None] | None:
         if configuration in self._layouts:
@@ -147,6 +159,7 @@ class Sizer:
             "tensor_parallel": configuration.tensor_parallel,
             "pipeline_parallel": configuration.pipeline_parallel,
             "zero_stage": configuration.zero_stage,
+            "expert_parallel": configuration.expert_parallel,
         }
         try:
             inputs, _, _ = parse_inputs(payload, self.resolved)
@@ -213,7 +226,8 @@ def configuration_for(sizer: Sizer, gpu_count: int) -> Configuration:
             zero = inputs.zero_stage if "zero_stage" in inputs.given else 3
         return Configuration(gpu_count, tp, pp, zero)
     tp, pp = suggested_layout(architecture, gpu_count, training=False)
-    return Configuration(gpu_count, tp, pp, 0)
+    ep = gpu_count // pp if sizer.expert_parallel_asked else 1
+    return Configuration(gpu_count, tp, pp, 0, ep)
 
 
 # --- fit ---------------------------------------------------------------------------------------
@@ -300,7 +314,8 @@ def _fewest_gpus(sizer: Sizer, usables: Iterable[int]) -> dict[int, tuple[Config
     def layout(tp: int, k: int) -> Configuration:
         if training:
             return Configuration(tp * k, tp, 1, 3 if k > 1 else 0)
-        return Configuration(tp * k, tp, k, 0)
+        # an asked expert parallelism spans the stage's tp ranks (dp is 1 here)
+        return Configuration(tp * k, tp, k, 0, tp if sizer.expert_parallel_asked else 1)
 
     widest = MAX_TRAINING_TENSOR_PARALLEL if training else MAX_TENSOR_PARALLEL
     families = tensor_parallel_sizes(architecture, widest)

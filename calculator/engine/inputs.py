@@ -77,6 +77,7 @@ INPUT_LIMITS: dict[str, tuple[int, int]] = {
     "num_gpus": (1, 100_000),
     "tensor_parallel": (1, 100_000),
     "pipeline_parallel": (1, 100_000),
+    "expert_parallel": (1, 100_000),
     "zero_stage": (0, 3),
     "gradient_accumulation_steps": (1, 1_000_000),
     "runtime_overhead_bytes": (0, 2**40),
@@ -100,6 +101,7 @@ DEFAULTS: dict[str, Any] = {
     "num_gpus": 1,
     "tensor_parallel": None,  # with pipeline_parallel: suggested for num_gpus (suggested_layout)
     "pipeline_parallel": None,
+    "expert_parallel": 1,  # MoE inference: routed experts split over tp x dp (vLLM EP)
     "zero_stage": 0,
     "sharding": "deepspeed",
     "offload": "none",
@@ -196,6 +198,7 @@ class EstimateInputs:
     bnb_4bit_saves_inputs: bool = False
     sharding: str = "deepspeed"
     offload: str = "none"
+    expert_parallel: int = 1
     given: frozenset[str] = frozenset()  # the fields the caller set (not defaulted)
 
     @property
@@ -235,6 +238,7 @@ class EstimateInputs:
             "num_gpus": self.num_gpus,
             "tensor_parallel": self.tensor_parallel,
             "pipeline_parallel": self.pipeline_parallel,
+            "expert_parallel": self.expert_parallel,
             "zero_stage": self.zero_stage,
             "sharding": self.sharding,
             "offload": self.offload,
@@ -425,6 +429,7 @@ def parse_inputs(
             1 if payload.get(name) is None else check_integer(name, payload[name])
             for name in ("tensor_parallel", "pipeline_parallel")
         )
+    expert_parallel = check_integer("expert_parallel", get("expert_parallel"))
     zero_stage = check_integer("zero_stage", get("zero_stage"))
     sharding = _choice("sharding", get("sharding"), SHARDINGS)
     offload = _choice("offload", get("offload"), OFFLOADS)
@@ -516,6 +521,7 @@ def parse_inputs(
         bnb_4bit_saves_inputs=saves_inputs,
         sharding=sharding,
         offload=offload,
+        expert_parallel=expert_parallel,
         given=given,
     )
     check_combinations(inputs, architecture)
@@ -540,6 +546,49 @@ def _check_offload(inputs: EstimateInputs) -> None:
             "offload",
             "FSDP's CPUOffload moves parameters, gradients and optimizer state together: use "
             "optimizer_and_parameters with zero_stage 3",
+        )
+
+
+def _check_expert_parallel(inputs: EstimateInputs, architecture: Architecture) -> None:
+    """vLLM --enable-expert-parallel (vllm/model_executor/layers/fused_moe/config.py,
+    FusedMoEParallelConfig.make): the MoE layers flatten the tensor- and data-parallel ranks of
+    a pipeline stage into one expert-parallel group, ep_size = tp_size x dp_size, each rank
+    holding num_experts / ep_size whole experts (no tensor split inside an expert); attention
+    stays tensor parallel. So expert_parallel is 1 or tensor_parallel x data_parallel."""
+    ep = inputs.expert_parallel
+    field = "expert_parallel"
+    if not architecture.is_moe:
+        raise EstimateError(field, "this model is dense (no routed experts): use 1")
+    if inputs.training:
+        raise EstimateError(
+            field,
+            "expert parallelism is modelled for inference (vLLM --enable-expert-parallel); "
+            "use 1 for training",
+        )
+    if inputs.method != "detailed":
+        raise EstimateError(
+            field, "the standard method has no expert parallelism: use the detailed one"
+        )
+    group = inputs.tensor_parallel * inputs.data_parallel
+    if ep != group:
+        raise EstimateError(
+            field,
+            "vLLM's expert-parallel group is every tensor- and data-parallel rank of a "
+            f"pipeline stage: tensor_parallel x data_parallel = {inputs.tensor_parallel} x "
+            f"{inputs.data_parallel} = {group}; "
+            + (f"use {group}, or 1" if group > 1 else "use 1, or add GPUs to split the experts"),
+        )
+    if architecture.num_experts % ep:
+        valid = [
+            size
+            for size in range(1, architecture.num_experts + 1)
+            if architecture.num_experts % size == 0
+        ]
+        raise EstimateError(
+            field,
+            f"must divide the model's {architecture.num_experts} routed experts: "
+            f"the nearest valid are {_nearest(ep, valid)} (with num_gpus / pipeline_parallel "
+            "equal to it)",
         )
 
 
@@ -620,6 +669,8 @@ def check_combinations(inputs: EstimateInputs, architecture: Architecture) -> No
             f"the nearest valid are {gpus} GPUs, or leave tensor and pipeline parallel blank "
             "to lay out these GPUs automatically",
         )
+    if inputs.expert_parallel > 1:
+        _check_expert_parallel(inputs, architecture)
     if inputs.zero_stage:
         if not training:
             raise EstimateError("zero_stage", "ZeRO shards training state: use 0 for inference")

@@ -35,6 +35,8 @@ class Layout:
     kv_heads_per_gpu: int  # replicated when the model has fewer KV heads than tp
     kv_heads_replicated: bool
     stages: tuple[Stage, ...]  # the stages whose worst case is reported (first and last)
+    # routed experts split over this many ranks of a stage (vLLM EP: tp x dp), whole experts
+    expert_parallel: int = 1
 
 
 def kv_heads_per_gpu(num_key_value_heads: int, tensor_parallel: int) -> int:
@@ -65,4 +67,5 @@ def layout_for(inputs: EstimateInputs, architecture: Architecture) -> Layout:
         kv_heads_per_gpu=kv_heads_per_gpu(kv_heads, tp),
         kv_heads_replicated=kv_heads < tp and not architecture.is_mla,
         stages=stages,
+        expert_parallel=inputs.expert_parallel,
     )

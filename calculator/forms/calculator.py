@@ -77,7 +77,13 @@ TRAINING_FIELDS = (
 # issue 15's measurement fields, offered in inference and training alike
 VIEW_FIELDS = ("inference_logits", "memory_view")
 HUB_FIELDS = ("hub", "revision")
-PARALLEL_FIELDS = ("num_gpus", "tensor_parallel", "pipeline_parallel", "zero_stage")
+PARALLEL_FIELDS = (
+    "num_gpus",
+    "tensor_parallel",
+    "pipeline_parallel",
+    "expert_parallel",
+    "zero_stage",
+)
 # choices sent only when chosen (blank: the engine's default)
 CHOSEN_FIELDS = (*VIEW_FIELDS, "sharding", "offload")
 UNITS = {"GiB": "GiB (1024³ bytes)", "GB": "GB (10⁹ bytes)"}

@@ -28,6 +28,7 @@ CONTRACT_INPUTS = {
     "num_gpus",
     "tensor_parallel",
     "pipeline_parallel",
+    "expert_parallel",
     "zero_stage",
     "sharding",
     "offload",

@@ -43,6 +43,7 @@ def test_it_fills_every_default_and_keeps_the_model_as_given():
         "num_gpus": 1,
         "tensor_parallel": 1,
         "pipeline_parallel": 1,
+        "expert_parallel": 1,
         "zero_stage": 0,
         "sharding": "deepspeed",
         "offload": "none",

@@ -20,17 +20,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from calculator import selectors, services
+from calculator.api.catalogs import CatalogModelSerializer, GpuSerializer
 from calculator.api.filters import CatalogModelFilter, EstimateFilter, ProfileFilter
 from calculator.api.schema import error_responses
 from calculator.api.serializers import (
     CalculateRequestSerializer,
     CalculateResponseSerializer,
-    CatalogModelSerializer,
     EstimateCreateSerializer,
     EstimateDetailSerializer,
     EstimateSerializer,
     EstimateSharingSerializer,
-    GpuSerializer,
     ProfileSerializer,
     ProfileWriteSerializer,
     TeamSerializer,

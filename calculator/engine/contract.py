@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from calculator.engine.dtypes import KV_CACHE_DTYPES, WEIGHT_DTYPES
-from calculator.engine.hardware import HARDWARE_DEFAULTS, HARDWARE_LIMITS, MIN_FRACTION
+from calculator.engine.hardware import HARDWARE_DEFAULTS, HARDWARE_LIMITS
 from calculator.engine.inputs import (
     ATTENTION_IMPLEMENTATIONS,
     DEFAULTS,
@@ -37,9 +37,15 @@ from calculator.engine.inputs import (
     SERVING_FIELDS,
     SHARDINGS,
 )
-from calculator.engine.serving import SERVING_DEFAULTS, SERVING_ENGINES, SERVING_LIMITS
+from calculator.engine.serving import (
+    GPU_MEMORY_UTILIZATION_LIMITS,
+    SERVING_DEFAULTS,
+    SERVING_ENGINES,
+    SERVING_LIMITS,
+)
 from calculator.engine.serving_llamacpp import LLAMACPP_CACHE_TYPES
 from calculator.engine.speculative import (
+    ACCEPTANCE_RATE_LIMITS,
     DEFAULT_ACCEPTANCE_RATE,
     NUM_SPECULATIVE_TOKENS_LIMITS,
     SPECULATIVE_METHODS,
@@ -128,11 +134,11 @@ class ContractField:
 
 
 _NULLABLE_FIELDS = ("runtime_overhead_bytes", "memory_view")
-# Limits the engine checks inline (serving.parse_serving: a share of the device's memory)
+# Limits the engine keeps beside the fields that use them (serving, speculative)
 _OTHER_LIMITS: dict[str, tuple[float, float]] = {
-    "gpu_memory_utilization": (MIN_FRACTION, 1),
+    "gpu_memory_utilization": GPU_MEMORY_UTILIZATION_LIMITS,
     "num_speculative_tokens": NUM_SPECULATIVE_TOKENS_LIMITS,
-    "acceptance_rate": (0, 1),
+    "acceptance_rate": ACCEPTANCE_RATE_LIMITS,
 }
 
 

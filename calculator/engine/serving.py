@@ -101,6 +101,8 @@ SERVING_DEFAULTS: dict[str, Any] = {
     "cache_type_v": LLAMACPP_CACHE_TYPE,
 }
 assert tuple(SERVING_DEFAULTS) == SERVING_FIELDS
+# a share of the device's memory (vLLM --gpu-memory-utilization, SGLang --mem-fraction-static)
+GPU_MEMORY_UTILIZATION_LIMITS = (MIN_FRACTION, 1)
 SERVING_LIMITS: dict[str, tuple[int, int]] = {
     "max_model_len": INPUT_LIMITS["sequence_length"],
     "max_num_seqs": (1, 1_000_000),
@@ -184,7 +186,9 @@ def parse_serving(
             # llama.cpp allocates its buffers at their sizes, up to the whole device
             "llama.cpp": 1.0,
         }[engine]
-    utilization = _number("gpu_memory_utilization", utilization, MIN_FRACTION, 1, open_low=False)
+    utilization = _number(
+        "gpu_memory_utilization", utilization, *GPU_MEMORY_UTILIZATION_LIMITS, open_low=False
+    )
     large = gpu.memory_bytes >= VLLM_LARGE_GPU_BYTES and "a100" not in gpu.name.lower()
     batched_default, seqs_default = VLLM_DEFAULTS_LARGE if large else VLLM_DEFAULTS_SMALL
     max_model_len = whole.get("max_model_len", sequence_length)

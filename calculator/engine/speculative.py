@@ -44,6 +44,7 @@ FC_BIAS = {"eagle": True, "eagle3": False, "mtp": False}
 # for their draft/target pairs (Table 3) and below EAGLE's reported acceptance on MT-bench
 DEFAULT_ACCEPTANCE_RATE = 0.7
 NUM_SPECULATIVE_TOKENS_LIMITS = (1, 64)
+ACCEPTANCE_RATE_LIMITS = (0, 1)
 # config.json keys that count a model's MTP layers (DeepSeek-V3, MiMo; Qwen3-Next)
 MTP_KEYS = ("num_nextn_predict_layers", "mtp_num_hidden_layers")
 
@@ -118,7 +119,7 @@ def parse_speculation(payload: Mapping[str, Any], engine: str) -> Speculation | 
     tokens = _whole("num_speculative_tokens", tokens, *NUM_SPECULATIVE_TOKENS_LIMITS)
     rate = payload.get("acceptance_rate")
     rate = DEFAULT_ACCEPTANCE_RATE if rate is None else rate
-    rate = float(_number("acceptance_rate", rate, 0, 1, open_low=False))
+    rate = float(_number("acceptance_rate", rate, *ACCEPTANCE_RATE_LIMITS, open_low=False))
     draft = payload.get("draft_model")
     architecture = None
     if method == "draft_model":

@@ -29,7 +29,7 @@ from calculator.engine import (
 from calculator.engine.architecture import ARCHITECTURE_FIELDS as ENGINE_ARCHITECTURE_FIELDS
 from calculator.engine.architecture import LIMITS as ARCHITECTURE_LIMITS
 from calculator.engine.architecture import MODEL_DTYPES
-from calculator.engine.contract import DTYPE_LABELS
+from calculator.engine.contract import DTYPE_LABELS, fields_of
 from calculator.engine.serving import SERVING_FIELDS
 from calculator.forms.contract import contract_form_fields
 from calculator.querystring import encode_fields, query_value
@@ -62,20 +62,9 @@ ARCHITECTURE_FIELDS = tuple(
     for name in ENGINE_ARCHITECTURE_FIELDS
     if name not in ARCHITECTURE_FLAGS and name not in ARCHITECTURE_NOT_OFFERED
 )
-TRAINING_FIELDS = (
-    "optimizer",
-    "finetuning",
-    "trainable_percent",
-    "lora_rank",
-    "lora_target_modules",
-    "mixed_precision",
-    "gradient_checkpointing",
-    "gradient_accumulation_steps",
-    "lora_adapter_dtype",
-    "bnb_4bit_saves_inputs",
-)
+TRAINING_FIELDS = fields_of("training")
 # issue 15's measurement fields, offered in inference and training alike
-VIEW_FIELDS = ("inference_logits", "memory_view")
+VIEW_FIELDS = fields_of("view")
 HUB_FIELDS = ("hub", "revision")
 PARALLEL_FIELDS = (
     "num_gpus",

@@ -22,6 +22,20 @@ def query_value(value: Any) -> str:
     return str(value)
 
 
+def encode_architecture(query: QueryDict, fields: Mapping[str, Any]) -> None:
+    """A model typed by hand, as the form's architecture fields read it: a plain MLP is
+    `gated_mlp=no` (blank is the gated default), other flags a ticked box."""
+    for name, value in fields.items():
+        if name == "gated_mlp":
+            if value is False:
+                query["gated_mlp"] = "no"
+        elif isinstance(value, bool):
+            if value:
+                query[name] = "on"
+        elif value is not None:
+            query[name] = query_value(value)
+
+
 def encode_fields(
     query: QueryDict,
     values: Mapping[str, Any],

@@ -32,7 +32,7 @@ from calculator.engine.architecture import MODEL_DTYPES
 from calculator.engine.contract import DTYPE_LABELS, fields_of
 from calculator.engine.serving import SERVING_FIELDS
 from calculator.forms.contract import contract_form_fields
-from calculator.querystring import encode_fields, query_value
+from calculator.querystring import encode_architecture, encode_fields, query_value
 from calculator.selectors import User, catalog_list, profile_list
 from calculator.services import parse_config_json
 from calculator.typed import form_field
@@ -425,8 +425,7 @@ class CalculatorForm(ContractFieldsForm):
         elif kind == "hf_config":
             query["hf_config"] = json.dumps(value, separators=(",", ":"))
         elif kind == "architecture":
-            for name, field_value in value.items():
-                query[name] = query_value(field_value)
+            encode_architecture(query, value)
         else:
             query[kind] = str(value)
         for name in ("mode", "method", "batch_size", "sequence_length"):

@@ -59,7 +59,7 @@ from calculator.history import (
 )
 from calculator.models import Estimate
 from calculator.presenters.results import METHOD_NAMES, OTHER_METHOD, checkpoint_line
-from calculator.querystring import encode_fields, query_value
+from calculator.querystring import encode_architecture, encode_fields
 from calculator.selectors import (
     User,
     estimate_get_for_user,
@@ -157,15 +157,7 @@ def _model_query(query: QueryDict, estimate: Estimate, *, user: User | None) -> 
     if snapshot_kind == "hf_config":
         query["hf_config"] = json.dumps(snapshot, separators=(",", ":"))
         return
-    for name, field_value in snapshot.items():
-        if name == "gated_mlp":
-            if field_value is False:
-                query["gated_mlp"] = "no"
-        elif isinstance(field_value, bool):
-            if field_value:
-                query[name] = "on"
-        elif field_value is not None:
-            query[name] = query_value(field_value)
+    encode_architecture(query, snapshot)
 
 
 def calculator_url_for_estimate(estimate: Estimate, *, user: User | None) -> str:

@@ -684,3 +684,18 @@ def test_a_llamacpp_plan_shows_its_buffers_and_host_ram(client):
     assert "cache_type_k=q8_0" in pushed
     bad = client.get(query.replace("q8_0", "q3_k")).content.decode()
     assert "Select a valid choice. q3_k is not one of the available choices." in bad
+
+
+def test_a_plain_mlp_typed_by_hand_keeps_its_mlp_in_the_pushed_link(client):
+    # The pushed address wrote gated_mlp= (blank), which the form reads as the gated default:
+    # reloading it sized a SwiGLU MLP (3 matrices) instead of the plain one (2).
+    query = (
+        "/?model=architecture&hidden_size=64&num_layers=2&num_attention_heads=4"
+        "&intermediate_size=128&vocab_size=1000&gated_mlp=no&tie_word_embeddings=on"
+    )
+    pushed = client.get(query, headers=HTMX)["HX-Push-Url"]
+    assert "gated_mlp=no" in pushed and "tie_word_embeddings=on" in pushed
+    # per layer: attention 4 x 64 x 64 + plain MLP 2 x 64 x 128 + two norms of 64 = 32,896;
+    # 2 layers + tied embeddings 1000 x 64 + the final norm 64 = 129,856
+    reloaded = client.get(pushed)
+    assert reloaded.context["results"]["result"]["parameters"]["total"] == 129_856

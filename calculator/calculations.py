@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.http import Http404
-
 from calculator import bands, engine, hub
 from calculator.caching import catalog_cached
 from calculator.engine import EstimateError, GpuSpec
+from calculator.errors import NotFound
 from calculator.models import Gpu, ModelProfile
 from calculator.selectors import User, catalog_get, profile_get_for_user
 
@@ -65,7 +64,7 @@ def model_resolve(*, user: User | None, model: Any) -> ResolvedModel:
             raise EstimateError("model.catalog", "A catalog slug (e.g. meta-llama/Llama-3.1-8B).")
         try:
             profile = catalog_cached(f"model:{value}", lambda: catalog_get(slug=value))
-        except Http404:
+        except NotFound:
             raise EstimateError("model.catalog", f"No catalog model '{value[:200]}'.") from None
         return ResolvedModel(profile.engine_model(), profile, profile.name)
     if kind == "profile":
@@ -73,7 +72,7 @@ def model_resolve(*, user: User | None, model: Any) -> ResolvedModel:
             raise EstimateError("model.profile", "A profile id (an integer).")
         try:
             profile, _ = profile_get_for_user(user=user, pk=value)
-        except Http404:
+        except NotFound:
             raise EstimateError(
                 "model.profile", "No profile with this id that you can see."
             ) from None

@@ -1,4 +1,6 @@
-"""A database outage is a 503, not a 500 with a traceback in the log of every request.
+"""What the pages answer when a view raises instead of returning.
+
+A database outage is a 503, not a 500 with a traceback in the log of every request.
 
 While PostgreSQL restarts, a view, a template or DRF raises OperationalError (cannot connect) or
 InterfaceError (connection closed). The visitor gets a short page, the API a JSON `detail`, both
@@ -11,10 +13,13 @@ import logging
 import sys
 from collections.abc import Callable
 
+from django.core.handlers.exception import response_for_exception
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.views import defaults
+
+from calculator.errors import Forbidden, NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +54,26 @@ class DatabaseUnavailableMiddleware:
             return None
         logger.warning("Database unavailable on %s %s: %s", request.method, request.path, exception)
         return database_unavailable_response(request)
+
+
+class DomainErrorMiddleware:
+    """The domain's errors (calculator/errors.py) as pages, in one place: not found is Django's
+    404, and so is forbidden, since a page never tells a visitor that something they may not
+    change exists. The API's views answer them through their own exception handler first
+    (calculator/api/exceptions.py) and never reach this."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, NotFound):
+            return response_for_exception(request, Http404(exception.message))
+        if isinstance(exception, Forbidden):
+            return response_for_exception(request, Http404(f"No such {exception.item}."))
+        return None
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

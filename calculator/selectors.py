@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.models import User as AuthUser
 from django.db.models import Q, QuerySet
-from django.http import Http404, HttpRequest
+from django.http import HttpRequest
 
+from calculator.errors import NotFound
 from calculator.models import (
     Estimate,
     MeasuredRun,
@@ -146,25 +147,25 @@ def catalog_get(*, slug: str) -> ModelProfile:
     try:
         return catalog_list().get(slug=slug)
     except ModelProfile.DoesNotExist:
-        raise Http404("No catalog model with that slug.") from None
+        raise NotFound("No catalog model with that slug.") from None
 
 
 def profile_get_for_user(
     *, user: User | None, pk: int | None = None, public_id: str | None = None, write: bool = False
 ) -> tuple[ModelProfile, Access]:
-    """A profile by id (listed items only) or by public id (permalink). 404 when the user may
-    not read it, PermissionDenied-worthy `write=True` requests also 404 for non-writers so
+    """A profile by id (listed items only) or by public id (permalink). NotFound when the user may
+    not read it; `write=True` requests also raise NotFound for those who may only read, so
     nothing leaks whether an item exists."""
     lookup = {"pk": pk} if public_id is None else {"public_id": public_id}
     try:
         profile = ModelProfile.objects.select_related("owner", "team").get(**lookup)
     except (ModelProfile.DoesNotExist, ValueError, TypeError):
-        raise Http404("No such profile.") from None
+        raise NotFound("No such profile.") from None
     access = access_for(user, profile, via_link=public_id is not None)
     if not access.can_read:
-        raise Http404("No such profile.")
+        raise NotFound("No such profile.")
     if write and not access.can_write:
-        raise Http404("No such profile.")
+        raise NotFound("No such profile.")
     return profile, access
 
 
@@ -190,10 +191,10 @@ def estimate_get_for_user(
             .get(**lookup)
         )
     except (Estimate.DoesNotExist, ValueError, TypeError):
-        raise Http404("No such estimate.") from None
+        raise NotFound("No such estimate.") from None
     access = access_for(user, estimate, via_link=public_id is not None)
     if not access.can_read or (write and not access.can_write):
-        raise Http404("No such estimate.")
+        raise NotFound("No such estimate.")
     return estimate, access
 
 
@@ -209,12 +210,12 @@ def run_list(*, estimate: Estimate) -> QuerySet[MeasuredRun]:
 def run_get_for_user(
     *, user: User | None, public_id: str, run_id: int
 ) -> tuple[MeasuredRun, Access]:
-    """One run of an estimate reached by its public id; 404 unless the estimate is readable.
+    """One run of an estimate reached by its public id; NotFound unless the estimate is readable.
     The access returned is the estimate's; a run's owner alone deletes it (`can_delete_run`)."""
     estimate, access = estimate_get_for_user(user=user, public_id=public_id)
     run = MeasuredRun.objects.select_related("owner").filter(estimate=estimate, pk=run_id).first()
     if run is None:
-        raise Http404("No such run.")
+        raise NotFound("No such run.")
     run.estimate = estimate
     return run, access
 
@@ -272,14 +273,14 @@ def team_shared_items(
 
 
 def team_get_for_user(*, user: User | None, slug: str) -> tuple[Team, Role]:
-    """A team the user belongs to, and their role in it; 404 for everyone else."""
+    """A team the user belongs to, and their role in it; NotFound for everyone else."""
     if not _authenticated(user):
-        raise Http404("No such team.")
+        raise NotFound("No such team.")
     membership = (
         Membership.objects.select_related("team").filter(user=user, team__slug=slug).first()
     )
     if membership is None:
-        raise Http404("No such team.")
+        raise NotFound("No such team.")
     return membership.team, Role(membership.role)
 
 

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils.text import slugify
@@ -19,6 +19,7 @@ from calculator import evidence, hub
 from calculator.calculations import Calculation
 from calculator.engine import EstimateError
 from calculator.engine.inputs import resolve_model
+from calculator.errors import Forbidden, NotFound
 from calculator.evidence import Measured
 from calculator.jsontext import loads_bounded
 from calculator.models import (
@@ -60,7 +61,8 @@ def _check_audience_kept(*, user: AuthUser, item: ModelProfile | Estimate, field
         "team" in fields and (team.pk if team is not None else None) != item.team_id
     )
     if changed and not access_for(user, item, via_link=False).can_share:
-        raise PermissionDenied("Only its owner may change who sees it.")
+        kind = "profile" if isinstance(item, ModelProfile) else "estimate"
+        raise Forbidden(kind, "Only its owner may change who sees it.")
 
 
 # --- Profiles ---------------------------------------------------------------------------------
@@ -193,7 +195,7 @@ def profile_update(*, user: AuthUser, profile: ModelProfile, **fields: Any) -> M
     """Change name, description, sharing or the architecture. Saved estimates keep their own
     snapshot, so they are untouched."""
     if not access_for(user, profile, via_link=False).can_write:
-        raise PermissionDenied
+        raise Forbidden("profile")
     allowed = {"name", "description", "visibility", "team", "hf_config", "architecture"}
     allowed |= {"config_json_text"}
     unknown = set(fields) - allowed
@@ -227,7 +229,7 @@ def profile_update(*, user: AuthUser, profile: ModelProfile, **fields: Any) -> M
 
 def profile_delete(*, user: AuthUser, profile: ModelProfile) -> None:
     if not access_for(user, profile, via_link=False).can_write:
-        raise PermissionDenied
+        raise Forbidden("profile")
     profile.delete()  # estimates keep their snapshot; their profile link becomes empty
 
 
@@ -288,7 +290,7 @@ def estimate_save(
 def estimate_update(*, user: AuthUser, estimate: Estimate, **fields: Any) -> Estimate:
     """Only the description and sharing change; inputs and result are immutable evidence."""
     if not access_for(user, estimate, via_link=False).can_write:
-        raise PermissionDenied
+        raise Forbidden("estimate")
     unknown = set(fields) - {"title", "notes", "visibility", "team"}
     if unknown:
         raise ValidationError(f"Cannot change: {', '.join(sorted(unknown))}.")
@@ -304,7 +306,7 @@ def estimate_update(*, user: AuthUser, estimate: Estimate, **fields: Any) -> Est
 
 def estimate_delete(*, user: AuthUser, estimate: Estimate) -> None:
     if not access_for(user, estimate, via_link=False).can_write:
-        raise PermissionDenied
+        raise Forbidden("estimate")
     estimate.delete()
 
 
@@ -363,7 +365,7 @@ def team_create(*, user: AuthUser, name: str) -> Team:
 
 def _require_team_owner(*, actor: AuthUser, team: Team) -> None:
     if not Membership.objects.filter(team=team, user=actor, role=Role.OWNER).exists():
-        raise PermissionDenied
+        raise Forbidden("team")
 
 
 INVITED = "If that user exists, they have been invited: they join when they accept."
@@ -425,7 +427,7 @@ def _invitation_for(*, user: AuthUser, invitation_id: int) -> TeamInvitation:
         .first()
     )
     if invitation is None:
-        raise PermissionDenied
+        raise NotFound("No such invitation.")
     return invitation
 
 
@@ -521,7 +523,7 @@ def measured_run_attach(
     owner, a team owner for a team item: the access table's "w") attach; `facts` (GPU, driver,
     CUDA, framework typed by the person) fill in or correct what the log says."""
     if not access_for(user, estimate, via_link=False).can_write:
-        raise PermissionDenied
+        raise Forbidden("estimate")
     if estimate.runs.count() >= MAX_RUNS_PER_ESTIMATE:
         raise ValidationError(
             f"An estimate keeps at most {MAX_RUNS_PER_ESTIMATE} measured runs: delete one first."
@@ -576,5 +578,5 @@ def measured_run_attach(
 def measured_run_delete(*, user: AuthUser, run: MeasuredRun) -> None:
     """Only the run's owner deletes it (deleting the estimate deletes its runs too)."""
     if run.owner_id != user.pk:
-        raise PermissionDenied
+        raise Forbidden("run")
     run.delete()

@@ -1,5 +1,7 @@
 """Every API error is JSON: a 400 is `{"<field>": ["message", ...]}` (dotted names for nested
-fields, "non_field_errors" for the body as a whole); any other error is `{"detail": "..."}`."""
+fields, "non_field_errors" for the body as a whole); any other error is `{"detail": "..."}`.
+The domain's errors (calculator/errors.py, the engine's EstimateError, Django's
+ValidationError) are mapped here, once for the whole API."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from calculator.engine import EstimateError
+from calculator.errors import Forbidden, NotFound
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -52,6 +55,11 @@ def _as_api_exception(exc: Exception) -> Exception:
         return exceptions.ValidationError({api_settings.NON_FIELD_ERRORS_KEY: exc.messages})
     if isinstance(exc, RequestDataTooBig):
         return PayloadTooLarge()
+    if isinstance(exc, NotFound):
+        return exceptions.NotFound(exc.message)
+    if isinstance(exc, Forbidden):
+        # the item is readable, so whether it exists is no secret
+        return exceptions.PermissionDenied(exc.message or None)
     return exc
 
 

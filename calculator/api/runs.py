@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
@@ -19,6 +18,7 @@ from calculator import evidence, selectors, services
 from calculator.api.schema import error_responses
 from calculator.api.serializers import StrictSerializer
 from calculator.api.views import _body_object
+from calculator.errors import Forbidden
 from calculator.models import MeasuredRun
 
 FORMAT_CHOICES = [("auto", "Detect from the text"), *evidence.FORMATS.items()]
@@ -233,7 +233,7 @@ class MeasuredRunListView(generics.ListAPIView):
     def post(self, request: Request, public_id: str) -> Response:
         estimate, access = selectors.estimate_get_for_user(user=request.user, public_id=public_id)
         if not access.can_write:
-            raise PermissionDenied  # readable, so whether it exists is no secret
+            raise Forbidden("estimate")  # readable, so whether it exists is no secret
         body = MeasuredRunCreateSerializer(data=_body_object(request))
         body.is_valid(raise_exception=True)
         data = body.validated_data
@@ -271,5 +271,5 @@ class MeasuredRunDetailView(APIView):
     )
     def delete(self, request: Request, public_id: str, run_id: int) -> Response:
         run, _ = selectors.run_get_for_user(user=request.user, public_id=public_id, run_id=run_id)
-        services.measured_run_delete(user=request.user, run=run)  # PermissionDenied: 403
+        services.measured_run_delete(user=request.user, run=run)  # Forbidden: 403
         return Response(status=status.HTTP_204_NO_CONTENT)

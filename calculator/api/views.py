@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -35,6 +34,7 @@ from calculator.api.serializers import (
     TeamSerializer,
 )
 from calculator.calculations import calculation_run
+from calculator.errors import Forbidden
 from calculator.models import Estimate, Gpu, Membership, ModelProfile, Team
 
 READ_ERRORS = error_responses(401, 404, 429)
@@ -219,7 +219,7 @@ class CalculateView(APIView):
 def _profile_for_write(request: Request, pk: int) -> ModelProfile:
     profile, access = selectors.profile_get_for_user(user=request.user, pk=pk)
     if not access.can_write:
-        raise PermissionDenied  # readable, so whether it exists is no secret
+        raise Forbidden("profile")  # readable, so whether it exists is no secret
     return profile
 
 
@@ -406,7 +406,7 @@ class EstimateDetailView(APIView):
     def _for_write(request: Request, pk: int) -> Estimate:
         estimate, access = selectors.estimate_get_for_user(user=request.user, pk=pk)
         if not access.can_write:
-            raise PermissionDenied  # readable, so whether it exists is no secret
+            raise Forbidden("estimate")  # readable, so whether it exists is no secret
         return estimate
 
 

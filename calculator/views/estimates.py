@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -304,8 +304,6 @@ def estimate_edit_view(request: AuthenticatedHttpRequest, public_id: str) -> Htt
             services.estimate_update(user=request.user, estimate=estimate, **form.cleaned_data)
         except ValidationError as error:
             add_service_error(form, error)
-        except PermissionDenied:
-            raise Http404("No such estimate.") from None
         else:
             messages.success(request, "Saved the title, notes and sharing.")
             return redirect(estimate)
@@ -316,10 +314,7 @@ def estimate_edit_view(request: AuthenticatedHttpRequest, public_id: str) -> Htt
 @require_POST
 def estimate_delete_view(request: AuthenticatedHttpRequest, public_id: str) -> HttpResponse:
     estimate, _ = estimate_get_for_user(user=request.user, public_id=public_id, write=True)
-    try:
-        services.estimate_delete(user=request.user, estimate=estimate)
-    except PermissionDenied:
-        raise Http404("No such estimate.") from None
+    services.estimate_delete(user=request.user, estimate=estimate)
     messages.success(request, f"Deleted “{estimate}”.")
     return redirect("history")
 

@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -222,8 +222,6 @@ def profile_edit_view(request: AuthenticatedHttpRequest, public_id: str) -> Http
             services.profile_update(user=request.user, profile=profile, **fields)
         except ValidationError as error:
             add_service_error(form, error, field_map={"hf_config": "config_json"})
-        except PermissionDenied:
-            raise Http404("No such profile.") from None
         else:
             messages.success(request, "Saved. Estimates saved earlier keep their own snapshot.")
             return redirect(profile)
@@ -235,10 +233,7 @@ def profile_edit_view(request: AuthenticatedHttpRequest, public_id: str) -> Http
 @require_POST
 def profile_delete_view(request: AuthenticatedHttpRequest, public_id: str) -> HttpResponse:
     profile, _ = profile_get_for_user(user=request.user, public_id=public_id, write=True)
-    try:
-        services.profile_delete(user=request.user, profile=profile)
-    except PermissionDenied:
-        raise Http404("No such profile.") from None
+    services.profile_delete(user=request.user, profile=profile)
     messages.success(request, f"Deleted {profile.name}. Estimates that used it keep a snapshot.")
     return redirect("profile-list")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -37,8 +37,6 @@ def measured_run_create_view(request: AuthenticatedHttpRequest, public_id: str) 
             )
         except ValidationError as error:
             add_service_error(form, error)
-        except PermissionDenied:
-            raise Http404("No such estimate.") from None
         else:
             messages.success(request, "Attached the measured run.")
             return redirect(estimate.get_absolute_url() + "#runs")
@@ -65,9 +63,6 @@ def measured_run_delete_view(
     request: AuthenticatedHttpRequest, public_id: str, run_id: int
 ) -> HttpResponse:
     run, _ = selectors.run_get_for_user(user=request.user, public_id=public_id, run_id=run_id)
-    try:
-        services.measured_run_delete(user=request.user, run=run)
-    except PermissionDenied:
-        raise Http404("No such run.") from None
+    services.measured_run_delete(user=request.user, run=run)
     messages.success(request, "Deleted the measured run.")
     return redirect(run.estimate.get_absolute_url() + "#runs")

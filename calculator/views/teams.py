@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import Count, OuterRef, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -117,8 +117,6 @@ def team_member_add_view(request: AuthenticatedHttpRequest, slug: str) -> HttpRe
             )
         except ValidationError as error:
             add_service_error(form, error)
-        except PermissionDenied:
-            raise Http404("No such team.") from None
         else:
             messages.success(request, services.INVITED)
             return redirect(team)
@@ -136,10 +134,7 @@ def team_invitation_cancel_view(
     invitation = get_object_or_404(
         TeamInvitation.objects.select_related("team"), pk=invitation_id, team=team
     )
-    try:
-        services.invitation_cancel(actor=request.user, invitation=invitation)
-    except PermissionDenied:
-        raise Http404("No such team.") from None
+    services.invitation_cancel(actor=request.user, invitation=invitation)
     messages.success(request, f"Cancelled the invitation of {invitation.address}.")
     return redirect(team)
 
@@ -157,10 +152,7 @@ def invitation_list_view(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def invitation_accept_view(request: AuthenticatedHttpRequest, invitation_id: int) -> HttpResponse:
-    try:
-        membership = services.invitation_accept(user=request.user, invitation_id=invitation_id)
-    except PermissionDenied:
-        raise Http404("No such invitation.") from None
+    membership = services.invitation_accept(user=request.user, invitation_id=invitation_id)
     if membership is None:
         messages.error(
             request, "That invitation has lapsed: whoever sent it no longer owns the team."
@@ -175,10 +167,7 @@ def invitation_accept_view(request: AuthenticatedHttpRequest, invitation_id: int
 @login_required
 @require_POST
 def invitation_decline_view(request: AuthenticatedHttpRequest, invitation_id: int) -> HttpResponse:
-    try:
-        team = services.invitation_decline(user=request.user, invitation_id=invitation_id)
-    except PermissionDenied:
-        raise Http404("No such invitation.") from None
+    team = services.invitation_decline(user=request.user, invitation_id=invitation_id)
     messages.success(request, f"Declined the invitation to {team}.")
     return redirect("team-invitations")
 
@@ -206,8 +195,6 @@ def team_member_role_view(
         )
     except ValidationError as error:
         _errors_as_messages(request, error)
-    except PermissionDenied:
-        raise Http404("No such team.") from None
     else:
         messages.success(request, f"{membership.user} is now {membership.get_role_display()}.")
     return redirect(team)
@@ -224,8 +211,6 @@ def team_member_remove_view(
         services.team_member_remove(actor=request.user, membership=membership)
     except ValidationError as error:
         _errors_as_messages(request, error)
-    except PermissionDenied:
-        raise Http404("No such team.") from None
     else:
         messages.success(request, f"Removed {membership.user} from {team}.")
         if membership.user_id == request.user.pk:
@@ -257,10 +242,7 @@ def _membership_of(team: Team, request: HttpRequest) -> Membership:
 @require_POST
 def team_delete_view(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     team = _team_owned(request, slug)
-    try:
-        services.team_delete(actor=request.user, team=team)
-    except PermissionDenied:
-        raise Http404("No such team.") from None
+    services.team_delete(actor=request.user, team=team)
     messages.success(
         request, f"Deleted {team}. What was shared only with it is private to its owners again."
     )

@@ -5,10 +5,10 @@ them public: not through the API, not through the edit pages, not through the se
 from __future__ import annotations
 
 import pytest
-from django.core.exceptions import PermissionDenied
 from rest_framework.test import APIClient
 
 from calculator import services
+from calculator.errors import Forbidden
 from calculator.models import Role, Visibility
 from tests.factories import EstimateFactory, MembershipFactory, ModelProfileFactory, TeamFactory
 
@@ -77,9 +77,9 @@ def test_it_lets_the_owner_change_the_audience(bob, team, bobs_estimate):
 
 
 def test_it_refuses_the_services_too(alice, other_team, bobs_estimate, bobs_profile):
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         services.estimate_update(user=alice, estimate=bobs_estimate, team=other_team)
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         services.profile_update(user=alice, profile=bobs_profile, visibility=Visibility.LINK)
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
-from django.http import Http404
 
 from calculator import selectors
+from calculator.errors import NotFound
 from calculator.models import ProfileSource, Visibility
 from tests.factories import EstimateFactory, ModelProfileFactory
 
@@ -86,11 +86,11 @@ def test_it_lists_profiles_with_the_catalog(alice, charlie, profiles):
 
 @pytest.mark.parametrize("write", [False, True])
 def test_it_raises_404_for_what_cannot_be_read_or_written(bob, estimates, write):
-    with pytest.raises(Http404):
+    with pytest.raises(NotFound):
         selectors.estimate_get_for_user(
             user=bob, public_id=estimates["private"].public_id, write=write
         )
-    with pytest.raises(Http404):
+    with pytest.raises(NotFound):
         selectors.estimate_get_for_user(user=bob, public_id=estimates["team"].public_id, write=True)
     estimate, access = selectors.estimate_get_for_user(
         user=bob, public_id=estimates["team"].public_id
@@ -99,9 +99,9 @@ def test_it_raises_404_for_what_cannot_be_read_or_written(bob, estimates, write)
 
 
 def test_it_raises_404_for_unknown_public_ids(alice):
-    with pytest.raises(Http404):
+    with pytest.raises(NotFound):
         selectors.estimate_get_for_user(user=alice, public_id="no-such-id")
-    with pytest.raises(Http404):
+    with pytest.raises(NotFound):
         selectors.profile_get_for_user(user=alice, public_id="no-such-id")
 
 
@@ -120,5 +120,5 @@ def test_it_finds_a_team_only_for_its_members(alice, bob, charlie, team):
     assert selectors.team_get_for_user(user=alice, slug=team.slug) == (team, "owner")
     assert selectors.team_get_for_user(user=bob, slug=team.slug) == (team, "member")
     for outsider in (charlie, AnonymousUser()):
-        with pytest.raises(Http404):
+        with pytest.raises(NotFound):
             selectors.team_get_for_user(user=outsider, slug=team.slug)

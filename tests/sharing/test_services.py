@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from calculator import services
 from calculator.calculations import calculation_run
+from calculator.errors import Forbidden
 from calculator.models import Estimate, Membership, ModelProfile, Role, Team, Visibility
 from tests.factories import MembershipFactory, ModelProfileFactory, TeamFactory
 from tests.sharing.conftest import TINY, TINY_KV_CACHE_BYTES, TINY_PARAMETERS, TINY_WEIGHT_BYTES
@@ -59,9 +60,9 @@ def test_it_changes_only_title_notes_and_sharing(alice, team):
 
 
 def test_it_lets_only_writers_update_or_delete(alice, bob, estimates):
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         services.estimate_update(user=bob, estimate=estimates["team"], title="Bob's now")
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         services.estimate_delete(user=bob, estimate=estimates["team"])
     services.estimate_delete(user=alice, estimate=estimates["team"])
     assert not Estimate.objects.filter(pk=estimates["team"].pk).exists()
@@ -160,10 +161,10 @@ def test_it_adds_members_by_username_or_email_once_they_accept(alice, charlie, d
 
 
 def test_it_lets_only_owners_manage_members(bob, charlie, team):
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         services.team_invite(actor=bob, team=team, username_or_email="charlie")
     alices = Membership.objects.get(team=team, user__username="alice")
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         services.team_member_remove(actor=bob, membership=alices)
 
 

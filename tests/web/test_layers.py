@@ -26,3 +26,43 @@ def test_no_view_module_imports_another_view_module():
         if path.name != "__init__.py"
     }
     assert {name: found for name, found in offenders.items() if found} == {}
+
+
+APP = VIEWS.parent
+
+
+def _raised_and_caught(path: Path) -> tuple[set[str], set[str]]:
+    """The exception names a module raises and the ones its handlers catch."""
+    tree = ast.parse(path.read_text())
+    raised: set[str] = set()
+    caught: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            target = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+            if isinstance(target, ast.Name):
+                raised.add(target.id)
+        if isinstance(node, ast.ExceptHandler) and node.type is not None:
+            types = node.type.elts if isinstance(node.type, ast.Tuple) else [node.type]
+            caught |= {t.id for t in types if isinstance(t, ast.Name)}
+    return raised, caught
+
+
+def test_selectors_and_services_raise_the_domain_errors_not_http_ones():
+    # selectors raised Http404 and services Django's PermissionDenied, which every view then
+    # converted by hand (eight times) and the API relied on DRF to translate
+    http_errors = {"Http404", "PermissionDenied"}
+    for name in ("selectors.py", "services.py", "calculations.py"):
+        raised, caught = _raised_and_caught(APP / name)
+        assert not raised & http_errors, name
+        assert not caught & http_errors, name
+
+
+def test_no_view_converts_a_domain_error_by_hand():
+    # calculator/middleware.py DomainErrorMiddleware and api/exceptions.py map them, once each
+    offenders = {}
+    for path in [*VIEWS.glob("*.py"), *(APP / "api").glob("*.py")]:
+        _, caught = _raised_and_caught(path)
+        found = caught & {"PermissionDenied", "Forbidden", "NotFound", "Http404"}
+        if found:
+            offenders[path.name] = sorted(found)
+    assert offenders == {}

@@ -248,12 +248,6 @@ class Bar:
 
 
 @dataclass(frozen=True)
-class Tick:
-    y: float
-    label: str
-
-
-@dataclass(frozen=True)
 class GroupLabel:
     x: float
     text: str
@@ -271,7 +265,7 @@ class GroupedBarChart:
     plot_top: float
     plot_bottom: float
     bars: tuple[Bar, ...]
-    ticks: tuple[Tick, ...]
+    ticks: tuple[charts.Tick, ...]  # positions along y
     groups: tuple[GroupLabel, ...]
     series_labels: tuple[str, ...]
 
@@ -333,7 +327,7 @@ def grouped_bar_chart(
     ticks = []
     for i in range(round(top_value / step) + 1):
         value = i * step
-        ticks.append(Tick(round(bottom - value * scale, 2), f"{value:g} {unit}"))
+        ticks.append(charts.Tick(round(bottom - value * scale, 2), f"{value:g} {unit}"))
     return GroupedBarChart(
         width=width,
         height=height,

@@ -66,3 +66,16 @@ def test_no_view_converts_a_domain_error_by_hand():
         if found:
             offenders[path.name] = sorted(found)
     assert offenders == {}
+
+
+def test_no_two_classes_of_the_app_share_a_name():
+    # charts.py and compare.py each had a `Tick`, of different shapes (issue 17: "no two
+    # classes named Estimate"); Django's own conventions (Command, Migration) excepted
+    seen: dict[str, list[str]] = {}
+    for path in APP.rglob("*.py"):
+        if "migrations" in path.parts or "management" in path.parts:
+            continue
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ClassDef):
+                seen.setdefault(node.name, []).append(str(path.relative_to(APP)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}

@@ -38,8 +38,8 @@ def test_ep_8_holds_one_expert_in_eight(client_for, catalog):
         ({"model": {"catalog": MIXTRAL}, **EP_8, "expert_parallel": "eight"}, ""),
         ({"model": {"catalog": MIXTRAL}, **EP_8, "expert_parallel": 10**9}, ""),
         (
-            {"model": {"catalog": MIXTRAL}, **EP_8, "expert_parallel": 8, "mode": "training"},
-            "modelled for inference",
+            {"model": {"catalog": MIXTRAL}, **EP_8, "expert_parallel": 3, "mode": "training"},
+            "context_parallel x data_parallel = 1 x 8 = 8",
         ),
     ],
 )

@@ -111,10 +111,22 @@ def test_mixtral_ep_8_over_data_parallel_attention():
             {"num_gpus": 8, "tensor_parallel": 1, "pipeline_parallel": 1, "expert_parallel": 8},
             "must divide the model's 4 routed experts: the nearest valid are 4",
         ),
+        # training (Megatron-Core): a divisor of cp x dp = 4, and the whole model trained
         (
             TINY_MIXTRAL,
-            {"num_gpus": 4, "tensor_parallel": 1, "mode": "training", "expert_parallel": 4},
-            "expert parallelism is modelled for inference",
+            {"num_gpus": 4, "tensor_parallel": 1, "mode": "training", "expert_parallel": 3},
+            "must divide context_parallel x data_parallel = 1 x 4 = 4",
+        ),
+        (
+            TINY_MIXTRAL,
+            {
+                "num_gpus": 4,
+                "tensor_parallel": 1,
+                "mode": "training",
+                "finetuning": "lora",
+                "expert_parallel": 4,
+            },
+            "use finetuning full or partial, or 1",
         ),
         (
             TINY_MIXTRAL,
@@ -169,6 +181,7 @@ def test_the_gpu_search_keeps_an_asked_expert_parallelism():
         "data_parallel": 1,
         "zero_stage": 0,
         "expert_parallel": 2,
+        "context_parallel": 1,
     }
     assert layout_label(fit["configuration"]) == "TP 2 × EP 2"
     # weights per GPU at TP 2 x EP 2: half of every matrix but the replicated norms and the

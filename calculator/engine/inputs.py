@@ -741,6 +741,9 @@ def check_combinations(inputs: EstimateInputs, architecture: Architecture) -> No
             f"cannot exceed the model's {architecture.num_layers} layers",
         )
     cp = inputs.context_parallel
+    if cp > 1:
+        # first: where context parallelism does not apply, the GPU count is not the question
+        _check_context_parallel(inputs, architecture)
     if inputs.num_gpus % (tp * pp * cp):
         step = tp * pp * cp
         lower, upper = inputs.num_gpus // step * step, (inputs.num_gpus // step + 1) * step
@@ -758,8 +761,6 @@ def check_combinations(inputs: EstimateInputs, architecture: Architecture) -> No
             f"the nearest valid are {gpus} GPUs, or leave tensor and pipeline parallel blank "
             "to lay out these GPUs automatically",
         )
-    if cp > 1:
-        _check_context_parallel(inputs, architecture)
     if inputs.expert_parallel > 1:
         _check_expert_parallel(inputs, architecture)
     if inputs.zero_stage:

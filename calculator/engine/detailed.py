@@ -1187,11 +1187,12 @@ def _stage_breakdown(
 
 def _context_parallel_share(inputs: EstimateInputs, layout: Layout) -> EstimateInputs:
     """The inputs one context-parallel rank computes: sequence_length / cp tokens per sequence
-    (Megatron-Core get_batch_on_this_cp_rank: 2 of the 2 x cp chunks)."""
+    (Megatron-Core get_batch_on_this_cp_rank: 2 of the 2 x cp chunks). Lengths the contract
+    refuses (a sweep's or capacity search's points between multiples of 2 x cp) round up."""
     cp = layout.context_parallel
     if cp == 1:
         return inputs
-    return inputs.with_value("sequence_length", inputs.sequence_length // cp)
+    return inputs.with_value("sequence_length", -(-inputs.sequence_length // cp))
 
 
 def _routed_on_gpu(routed: Fraction | int, layout: Layout, stage: Stage) -> Fraction:

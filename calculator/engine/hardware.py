@@ -516,6 +516,15 @@ def kv_cache_tokens(sizer: Sizer, configuration: Configuration, usable: int) -> 
     }
 
 
+def _whole_chunks(sequence_length: int, configuration: Configuration) -> int:
+    """The longest length at most `sequence_length` that context parallelism can split: a
+    multiple of 2 x cp (megatron/training/arguments.py)."""
+    chunks = 2 * configuration.context_parallel
+    if chunks == 2:
+        return sequence_length
+    return sequence_length // chunks * chunks
+
+
 def capacity(
     payload: Mapping[str, Any],
     gpu: GpuSpec,
@@ -551,7 +560,8 @@ def capacity(
         "memory_utilization": memory_utilization,
         "usable_bytes": usable,
         "max_batch_size": largest("batch_size"),
-        "max_sequence_length": largest("sequence_length"),
+        # context parallelism runs multiples of 2 x cp tokens only (Megatron-Core)
+        "max_sequence_length": _whole_chunks(largest("sequence_length"), configuration),
         "kv_cache": None,
         # the longest context the model was trained for (0: unknown), beside the memory's limit
         "max_position_embeddings": sizer.architecture.max_position_embeddings,

@@ -220,3 +220,22 @@ def test_the_gpu_search_keeps_an_asked_context_parallelism():
     )
     assert "CP 4" in layout_label(configuration)
     assert fit["per_gpu_bytes"] <= 80 * GIB
+
+
+def test_capacity_keeps_the_longest_sequence_a_multiple_of_two_cp():
+    result = calculate(
+        {
+            "model": TINY_LLAMA,
+            "mode": "training",
+            "sequence_length": 4_096,
+            "num_gpus": 4,
+            "context_parallel": 4,
+            "gpu": H100,
+            "gpu_count": 4,
+        }
+    )
+    capacity = result["capacity"]
+    assert capacity["configuration"]["context_parallel"] == 4
+    # Megatron splits only multiples of 2 x 4 = 8 tokens
+    assert capacity["max_sequence_length"] % 8 == 0
+    assert capacity["max_sequence_length"] > 4_096

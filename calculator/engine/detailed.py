@@ -1251,7 +1251,15 @@ def _sharding_working_set(
     working = other_parameter_bytes(inputs.weight_dtype)
     trains_base = inputs.finetuning not in ("lora", "qlora")
     if inputs.sharding == "fsdp":
-        layer = Fraction(parts.layer_linear + parts.layer_other, architecture.num_layers or 1) / tp
+        # a layer unit's parameters on this GPU's ranks: its routed experts, ep times fewer
+        routed = parts.layer_routed_linear
+        unit = (
+            parts.layer_linear
+            + parts.layer_other
+            - routed
+            + Fraction(routed, layout.expert_parallel)
+        )
+        layer = Fraction(unit, architecture.num_layers or 1) / tp
         layer_gradient = layer * working if trains_base else Fraction(0)
         if zero == 2:
             return ShardingWorkingSet(gradients=layer_gradient)

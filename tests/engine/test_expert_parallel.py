@@ -336,3 +336,26 @@ def test_inference_ep_over_data_parallel_ranks_adds_the_allgather_buffers():
     dp = calculate({"model": TINY_MIXTRAL, "sequence_length": 256, **layout})
     assert ep["breakdown"]["activations"] - dp["breakdown"]["activations"] == dispatch
     assert any("allgather_reducescatter): 0.52 MiB per MoE layer" in n for n in ep["notes"])
+
+
+def test_training_ep_under_fsdp_gathers_a_layer_with_its_share_of_the_experts():
+    # FSDP FULL_SHARD, dp 4, ep 4, bf16: the shards are dense 2 x 227,968 / 4 = 113,984 B and
+    # the GPU's expert 2 x 196,608 / (4 / 4) = 393,216 B; gathered whole: the root unit
+    # (embeddings and LM head, 128,000) and two layer units, each a layer's attention and
+    # routers (49,152 + 512) with one of its four experts (393,216 / 4):
+    # (885,760 - 786,432 + 196,608) / 2 = 147,968 parameters
+    shards = 2 * TINY_DENSE // 4 + 2 * TINY_ROUTED // 4
+    unit = (2 * (49_152 + 512 + 393_216) - TINY_ROUTED + TINY_ROUTED // 4) // 2
+    assert (shards, unit) == (507_200, 147_968)
+    gathered = 2 * (128_000 + 2 * unit)
+    result = train(
+        TINY_MIXTRAL,
+        sequence_length=64,
+        num_gpus=4,
+        tensor_parallel=1,
+        pipeline_parallel=1,
+        expert_parallel=4,
+        zero_stage=3,
+        sharding="fsdp",
+    )
+    assert result["breakdown"]["weights"] == shards + gathered == 1_355_072

@@ -13,7 +13,8 @@ from calculator.engine.hardware import MAX_FIT_GPUS as MAX_SEARCHED_GPUS
 
 
 def layout_label(configuration: Mapping[str, int] | None) -> str:
-    """A layout in words: "1 GPU", "TP 2", "TP 8 × PP 3", "TP 8 × EP 8", "TP 2 × ZeRO-3 DP 4"."""
+    """A layout in words: "1 GPU", "TP 2", "TP 8 × PP 3", "TP 8 × EP 8", "TP 2 × ZeRO-3 DP 4",
+    "TP 2 × CP 4", "TP 2 × CP 4 × ZeRO-3" (sharded over the context-parallel ranks alone)."""
     if not configuration:
         return "—"
     count = configuration["num_gpus"]
@@ -24,11 +25,16 @@ def layout_label(configuration: Mapping[str, int] | None) -> str:
         parts.append(f"TP {configuration['tensor_parallel']}")
     if configuration["pipeline_parallel"] > 1:
         parts.append(f"PP {configuration['pipeline_parallel']}")
+    context = configuration.get("context_parallel", 1)
+    if context > 1:
+        parts.append(f"CP {context}")
     if configuration.get("expert_parallel", 1) > 1:
         parts.append(f"EP {configuration['expert_parallel']}")
+    zero = configuration["zero_stage"]
     if configuration["data_parallel"] > 1:
-        zero = configuration["zero_stage"]
         parts.append(f"ZeRO-{zero} DP {configuration['data_parallel']}" if zero else "DP")
+    elif zero and context > 1:
+        parts.append(f"ZeRO-{zero}")
     return " × ".join(parts)
 
 

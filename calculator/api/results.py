@@ -46,6 +46,8 @@ class ConfigurationSerializer(serializers.Serializer):
     data_parallel = serializers.IntegerField()
     zero_stage = serializers.IntegerField()
     expert_parallel = serializers.IntegerField()
+    # absent from answers saved before context parallelism: 1
+    context_parallel = serializers.IntegerField(default=1)
 
 
 class FitSerializer(serializers.Serializer):

@@ -146,6 +146,21 @@ CALCULATE_EXAMPLES = [
         },
     ),
     OpenApiExample(
+        "Long-context training: each sequence split over 4 GPUs (context parallelism)",
+        value={
+            "model": {"catalog": "meta-llama/Llama-3.1-8B"},
+            "mode": "training",
+            "sequence_length": 131072,
+            "mixed_precision": True,
+            "num_gpus": 8,
+            "tensor_parallel": 2,
+            "pipeline_parallel": 1,
+            "context_parallel": 4,
+            "zero_stage": 1,
+            "gpu": "h100-sxm",
+        },
+    ),
+    OpenApiExample(
         "A shape typed by hand",
         value={
             "model": {

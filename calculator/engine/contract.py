@@ -349,9 +349,23 @@ CONTRACT: tuple[ContractField, ...] = (
         "integer",
         "parallel",
         "Expert parallel",
-        "MoE inference, detailed method: routed experts split over this many GPUs, whole "
-        "experts each (vLLM --enable-expert-parallel); it must be 1 or tensor_parallel x "
-        "data_parallel and divide num_experts.",
+        "MoE, detailed method: routed experts split over this many GPUs. Inference: whole "
+        "experts each (vLLM --enable-expert-parallel), 1 or tensor_parallel x data_parallel. "
+        "Training (full or partial): Megatron-Core's rule, a divisor of context_parallel x "
+        "data_parallel, each expert still split over tensor_parallel. It must divide "
+        "num_experts.",
+        blank=True,
+        default_note="1",
+    ),
+    ContractField(
+        "context_parallel",
+        "integer",
+        "parallel",
+        "Context parallel",
+        "Training, detailed method: each sequence split over this many GPUs (Megatron-Core "
+        "context parallelism, ring attention); num_gpus = tensor_parallel x pipeline_parallel x "
+        "context_parallel x data parallel, and sequence_length must be a multiple of 2 x "
+        "context_parallel.",
         blank=True,
         default_note="1",
     ),

@@ -187,6 +187,28 @@ PAGED_OPTIMIZERS = ("paged_adamw", "paged_adamw_8bit")
 # (seen with saved_tensors_hooks on a tiny Mixtral, transformers 5.24 / peft 0.21)
 LORA_MERGED_EXPERT_COPIES = 1
 
+# --- context and expert parallelism: communication buffers ------------------------------------
+# TransformerEngine ring attention (transformer_engine/pytorch/attention/dot_product_attention/
+# context_parallel.py, AttnFuncWithCPAndKVP2P, NVIDIA/TransformerEngine d0067d0): forward keeps
+# every step's K/V receive buffer in `p2p_comm_buffers` (cp_size of them, the first the local
+# torch.cat of k and v) until the layer's attention returns; backward allocates two (2, *kv.shape)
+# buffers (K/V and their gradient, double-buffered) and `dq_buffer = torch.empty_like(q)`
+RING_BACKWARD_KV_BUFFERS = 4
+RING_BACKWARD_Q_BUFFERS = 1
+# Megatron-Core MoEAlltoAllTokenDispatcher: the permuted tokens sent (tokens x top_k x hidden)
+# are freed once the all-to-all has delivered them; the received ones are the experts' saved
+# input and the combined output is saved for the routing weights (both counted in the layer)
+EP_ALL_TO_ALL_SEND_BUFFERS = 1
+# vLLM's default all2all backend, allgather_reducescatter (vllm/config/parallel.py
+# ParallelConfig.all2all_backend; vllm/distributed/device_communicators/all2all.py
+# AgRsAll2AllManager): dispatch all_gatherv's hidden_states, topk_weights and topk_ids of every
+# data-parallel rank; the experts write an output for every gathered token, reduce_scatterv'd back
+AGRS_GATHERED_HIDDEN_COPIES = 2  # the gathered hidden states and the experts' output over them
+AGRS_TOPK_BYTES = 4 + 4  # float32 topk_weights, int32 topk_ids per (token, expert)
+# DeepEP (vLLM --all2all-backend deepep_high_throughput / deepep_low_latency) reserves an NVLink
+# buffer of VLLM_DEEPEP_BUFFER_SIZE_MB (vllm/envs.py default 1024) MiB per GPU at start-up
+DEEPEP_NVL_BUFFER_BYTES = 1024 * 2**20
+
 
 @dataclass(frozen=True)
 class ModelParts:
@@ -314,7 +336,8 @@ def _stage_share(
     norms: Fraction | int,
     routed: Fraction | int = 0,
 ) -> Fraction:
-    """One GPU's share of a per-model quantity (parameters or bytes) under TP, PP and EP."""
+    """One GPU's share of a per-model quantity (parameters or bytes) under TP, PP and EP
+    (context parallelism replicates the weights: each CP rank holds what its TP rank holds)."""
     tp, ep = layout.tensor_parallel, layout.expert_parallel
     # Megatron: column/row-parallel layers and vocab-parallel embeddings split over tp; KV
     # projections of replicated KV heads are kept whole per head; norms are replicated
@@ -322,8 +345,10 @@ def _stage_share(
     layers = Fraction(linear - kv_linear + other, tp) + kv_linear * kv_share + norms
     if ep > 1:
         # vLLM EP (fused_moe/config.py FusedMoEParallelConfig): each rank holds
-        # num_experts / ep whole experts instead of a 1/tp slice of every expert
-        layers += Fraction(routed, ep) - Fraction(routed, tp)
+        # num_experts / ep whole experts instead of a 1/tp slice of every expert; Megatron-Core
+        # training: num_experts / ep experts, each split over etp = tp ranks
+        etp = layout.expert_tensor_parallel
+        layers += Fraction(routed, ep * etp) - Fraction(routed, tp)
     share = layers * stage.layer_fraction
     if stage.has_embeddings:
         share += Fraction(embeddings, tp)
@@ -334,7 +359,7 @@ def _stage_share(
     return share
 
 
-_stage_weights_cache: dict[tuple[int, str, int, int, int], tuple[Architecture, tuple]] = {}
+_stage_weights_cache: dict[tuple[int, str, int, int, int, int], tuple[Architecture, tuple]] = {}
 
 
 def _stage_weights(
@@ -347,6 +372,7 @@ def _stage_weights(
         layout.tensor_parallel,
         layout.pipeline_parallel,
         layout.expert_parallel,
+        layout.expert_tensor_parallel,
     )
     cached = _stage_weights_cache.get(key)
     if cached is not None and cached[0] is architecture:
@@ -661,10 +687,12 @@ def inference_layer_activations(
     moe_layer: bool,
     tensor_parallel: int,
     follows_a_layer: bool = True,
+    moe_dispatch_bytes: int = 0,
 ) -> Fraction:
     """Peak working set of one decoder layer during prefill (no_grad: nothing is kept for
     backward, so the peak is the larger of the attention and MLP sub-blocks). `follows_a_layer`:
-    another layer ran before it on this GPU (what it returned may still be referenced)."""
+    another layer ran before it on this GPU (what it returned may still be referenced).
+    `moe_dispatch_bytes`: an MoE layer's expert-parallel dispatch/combine buffers."""
     batch, seq = inputs.batch_size, inputs.sequence_length
     tokens = batch * seq
     hidden = architecture.hidden_size
@@ -707,7 +735,7 @@ def inference_layer_activations(
         pairs = tokens * per_token
         mlp_replicated += tokens * architecture.num_experts * ROUTER_PROBABILITY_BYTES
         moe_copies = MOE_GATHERED_INPUT_COPIES + MOE_EXPERT_OUTPUT_COPIES
-        mlp_replicated += pairs * hidden * moe_copies * compute
+        mlp_replicated += pairs * hidden * moe_copies * compute + moe_dispatch_bytes
         mlp_split = (pairs * moe_intermediate + tokens * shared) * live * compute
     else:
         mlp_split = tokens * architecture.intermediate_size * live * compute
@@ -810,14 +838,86 @@ def _training_activations(
     else:
         stage_layers = (all_layers + lora_all) * stage.layer_fraction
         stored = stage_layers * stage.in_flight_micro_batches
+    # one layer's context-/expert-parallel communication buffers, while it runs (0 without)
+    transient = training_parallel_buffers(architecture, inputs, layout, dtypes, widths)
     if stage.has_lm_head:
         # final norm, then the loss's float32 b*s*V tensors (and the soft cap's tanh output)
         stored += tokens * hidden * _norm_saved_bytes(architecture, dtypes.residual, frozen_base)
         logit_element = LOSS_FP32_LOGIT_COPIES * FP32_BYTES
         if architecture.final_logit_softcapping:
             logit_element += SOFTCAP_LOGIT_COPIES * dtypes.compute
-        stored += _divide(tokens * architecture.vocab_size * logit_element, tp)
+        # the buffers of the last layer's forward and the loss are not alive at once
+        stored += max(_divide(tokens * architecture.vocab_size * logit_element, tp), transient)
+    else:
+        stored += transient
     return Fraction(stored)
+
+
+@dataclass(frozen=True)
+class ParallelBuffers:
+    """One layer's communication buffers on one GPU in training (bytes): ring attention's K/V
+    (forward, backward) and the expert-parallel all-to-all's send side."""
+
+    ring_forward: Fraction | int = 0
+    ring_backward: Fraction | int = 0
+    all_to_all: int = 0
+
+    @property
+    def peak(self) -> Fraction | int:
+        # attention and the MoE block run one after the other
+        return max(self.ring_forward, self.ring_backward, self.all_to_all)
+
+
+def parallel_buffers(
+    architecture: Architecture,
+    inputs: EstimateInputs,
+    layout: Layout,
+    dtypes: ActivationDtypes,
+    widths: AttentionWidths,
+) -> ParallelBuffers:
+    """`inputs` as one GPU sees them: sequence_length already the CP rank's share."""
+    tokens = inputs.batch_size * inputs.sequence_length
+    cp, tp = layout.context_parallel, layout.tensor_parallel
+    ring_forward: Fraction | int = 0
+    ring_backward: Fraction | int = 0
+    if cp > 1:
+        # one rank's K and V chunk (its 1/tp of the KV heads) in the compute dtype
+        kv_chunk = _divide(tokens * (widths.k + widths.v) * dtypes.compute, tp)
+        q_chunk = _divide(tokens * widths.q * dtypes.compute, tp)
+        ring_forward = cp * kv_chunk
+        ring_backward = RING_BACKWARD_KV_BUFFERS * kv_chunk + RING_BACKWARD_Q_BUFFERS * q_chunk
+    all_to_all = 0
+    if layout.expert_parallel > 1 and architecture.is_moe:
+        pairs = tokens * architecture.num_experts_per_token
+        all_to_all = pairs * architecture.hidden_size * dtypes.compute * EP_ALL_TO_ALL_SEND_BUFFERS
+    return ParallelBuffers(ring_forward, ring_backward, all_to_all)
+
+
+def training_parallel_buffers(
+    architecture: Architecture,
+    inputs: EstimateInputs,
+    layout: Layout,
+    dtypes: ActivationDtypes,
+    widths: AttentionWidths,
+) -> Fraction | int:
+    if layout.context_parallel == layout.expert_parallel == 1:
+        return 0
+    return parallel_buffers(architecture, inputs, layout, dtypes, widths).peak
+
+
+def inference_dispatch_bytes(
+    architecture: Architecture, inputs: EstimateInputs, layout: Layout, dtypes: ActivationDtypes
+) -> int:
+    """vLLM's allgather_reducescatter dispatch/combine of one MoE layer under expert parallelism
+    across data-parallel ranks: every rank's tokens gathered (hidden states, top-k weights and
+    ids) and the experts' output over all of them, before the reduce-scatter. With dp 1 the
+    tokens are already on every rank (no dispatch)."""
+    dp = layout.data_parallel
+    if layout.expert_parallel == 1 or dp == 1 or not architecture.is_moe:
+        return 0
+    gathered = dp * inputs.batch_size * inputs.sequence_length
+    hidden = gathered * architecture.hidden_size * dtypes.compute * AGRS_GATHERED_HIDDEN_COPIES
+    return hidden + gathered * architecture.num_experts_per_token * AGRS_TOPK_BYTES
 
 
 def _dequantisation_buffer(
@@ -844,8 +944,11 @@ def _inference_activations(
     dense_layers, moe_layers = _moe_layer_counts(architecture)
     # the busiest layer is one that follows another when the stage holds more than one
     follows_a_layer = stage.num_layers > 1
+    dispatch = inference_dispatch_bytes(architecture, inputs, layout, dtypes)
     peaks: list[Fraction | int] = [
-        inference_layer_activations(architecture, widths, inputs, dtypes, moe, tp, follows_a_layer)
+        inference_layer_activations(
+            architecture, widths, inputs, dtypes, moe, tp, follows_a_layer, dispatch if moe else 0
+        )
         for count, moe in ((dense_layers, False), (moe_layers, True))
         if count
     ]
@@ -1001,7 +1104,15 @@ def _stage_breakdown(
         )
 
     precision = _training_precision(inputs)
-    dp, zero = layout.data_parallel, layout.zero_stage
+    zero = layout.zero_stage
+    # ZeRO / FSDP shard over data x context parallel ranks (Megatron's distributed optimizer);
+    # routed experts over the expert data-parallel ranks, ep times fewer
+    ranks = layout.sharding_ranks
+    ep = layout.expert_parallel
+    routed_parameters = routed_bytes = Fraction(0)
+    if ep > 1:
+        routed_parameters = _routed_on_gpu(parts.layer_routed_linear, layout, stage)
+        routed_bytes = _routed_on_gpu(parts.layer_routed_linear_bytes, layout, stage)
     trainable: Fraction
     if inputs.finetuning in ("lora", "qlora"):
         trainable = Fraction(plan.lora_parameters * stage.layer_fraction) / layout.tensor_parallel
@@ -1021,18 +1132,20 @@ def _stage_breakdown(
         # paged states live in CUDA unified memory (cudaMallocManaged), outside torch's allocator:
         # torch.cuda.max_memory_allocated does not count them
         optimizer_states = Fraction(0)
+    # the share of this GPU's trainable state that is routed experts (sharded ep times less)
+    routed_share = Fraction(routed_parameters, params_on_gpu) if ep > 1 else Fraction(0)
     if zero >= 1:
-        # ZeRO-1 partitions optimizer states (and fp32 master weights) over the dp ranks
-        optimizer_states /= dp
-        master /= dp
+        # ZeRO-1 partitions optimizer states (and fp32 master weights) over the dp (x cp) ranks
+        optimizer_states = _sharded(optimizer_states, ranks, ep, routed_share)
+        master = _sharded(master, ranks, ep, routed_share)
     if zero >= 2:
         # ZeRO-2 also partitions gradients
-        gradients /= dp
+        gradients = _sharded(gradients, ranks, ep, routed_share)
     sharding = _sharding_working_set(architecture, inputs, layout, stage, parts, params_on_gpu)
     if zero >= 3:
         # ZeRO-3 / FSDP FULL_SHARD also partition parameters; what is gathered is added below
-        base = Fraction(base) / dp
-        adapters /= dp
+        base = _sharded(Fraction(base), ranks, ep, Fraction(routed_bytes) / base if ep > 1 else 0)
+        adapters /= ranks
     host = Fraction(0)
     if inputs.offload != "none":
         # ZeRO-Offload (DeepSpeed offload_optimizer) / FSDP CPUOffload: the optimizer step runs
@@ -1047,8 +1160,10 @@ def _stage_breakdown(
         base = adapters = Fraction(0)
     base += sharding.parameters
     gradients += sharding.gradients
-    activations = _training_activations(architecture, inputs, layout, stage, dtypes, widths)
-    activations += _dequantisation_buffer(inputs, parts, layout.tensor_parallel)
+    # context parallelism: each rank computes sequence_length / cp of every sequence
+    local = _context_parallel_share(inputs, layout)
+    activations = _training_activations(architecture, local, layout, stage, dtypes, widths)
+    activations += _dequantisation_buffer(local, parts, layout.tensor_parallel)
     activation_peak = activations
     # the peak holds max(activations, gradients allocated): shown as the activations beyond
     # the gradients, so that the breakdown still sums to the peak with exact gradients
@@ -1068,6 +1183,32 @@ def _stage_breakdown(
         runtime_overhead=overhead,
         host_bytes=round(host),
     )
+
+
+def _context_parallel_share(inputs: EstimateInputs, layout: Layout) -> EstimateInputs:
+    """The inputs one context-parallel rank computes: sequence_length / cp tokens per sequence
+    (Megatron-Core get_batch_on_this_cp_rank: 2 of the 2 x cp chunks). Lengths the contract
+    refuses (a sweep's or capacity search's points between multiples of 2 x cp) round up."""
+    cp = layout.context_parallel
+    if cp == 1:
+        return inputs
+    return inputs.with_value("sequence_length", -(-inputs.sequence_length // cp))
+
+
+def _routed_on_gpu(routed: Fraction | int, layout: Layout, stage: Stage) -> Fraction:
+    """One GPU's share of the routed experts (parameters or bytes) in training: num_experts / ep
+    experts of the stage's layers, each split over etp ranks."""
+    split = layout.expert_parallel * layout.expert_tensor_parallel
+    return Fraction(routed, split) * stage.layer_fraction
+
+
+def _sharded(value: Fraction, ranks: int, ep: int, routed_share: Fraction | int) -> Fraction:
+    """`value` (one GPU's unsharded state) sharded: its dense part over `ranks` (dp x cp), its
+    routed-expert part (`routed_share` of it) over the expert data-parallel ranks, ranks / ep
+    (Megatron-Core DistributedDataParallel: intra_dp_cp_group and intra_expt_dp_group)."""
+    if ep == 1:
+        return value / ranks
+    return value * (1 + (ep - 1) * Fraction(routed_share)) / ranks
 
 
 @dataclass(frozen=True)
@@ -1110,7 +1251,15 @@ def _sharding_working_set(
     working = other_parameter_bytes(inputs.weight_dtype)
     trains_base = inputs.finetuning not in ("lora", "qlora")
     if inputs.sharding == "fsdp":
-        layer = Fraction(parts.layer_linear + parts.layer_other, architecture.num_layers or 1) / tp
+        # a layer unit's parameters on this GPU's ranks: its routed experts, ep times fewer
+        routed = parts.layer_routed_linear
+        unit = (
+            parts.layer_linear
+            + parts.layer_other
+            - routed
+            + Fraction(routed, layout.expert_parallel)
+        )
+        layer = Fraction(unit, architecture.num_layers or 1) / tp
         layer_gradient = layer * working if trains_base else Fraction(0)
         if zero == 2:
             return ShardingWorkingSet(gradients=layer_gradient)
@@ -1189,6 +1338,7 @@ def detailed_estimate(inputs: EstimateInputs, architecture: Architecture) -> Met
             "stay in 16-bit (transformers 5)"
         )
     _parallel_notes(inputs, layout, notes)
+    _context_and_expert_notes(inputs, architecture, plan, notes)
     worst, breakdown = worst_breakdown(plan, inputs, architecture)
     if layout.pipeline_parallel > 1:
         stage = layout.stages[worst]
@@ -1388,13 +1538,23 @@ SHARDING_NOTES = {
 def _parallel_notes(inputs: EstimateInputs, layout: Layout, notes: list[str]) -> None:
     if inputs.num_gpus == 1:
         return
+    if inputs.training:
+        experts = (
+            "num_experts / ep experts per GPU, each split over the tensor-parallel ranks, "
+            "Megatron-Core"
+        )
+    else:
+        experts = (
+            "routed experts split over tensor x data parallel ranks, vLLM --enable-expert-parallel"
+        )
     notes.append(
         f"Per GPU: tensor parallel {layout.tensor_parallel}, pipeline parallel "
-        f"{layout.pipeline_parallel}, data parallel {layout.data_parallel}"
+        f"{layout.pipeline_parallel}, "
+        + (f"context parallel {layout.context_parallel}, " if layout.context_parallel > 1 else "")
+        + f"data parallel {layout.data_parallel}"
         + (f" with ZeRO stage {layout.zero_stage}" if layout.zero_stage else "")
         + (
-            f", expert parallel {layout.expert_parallel} (routed experts split over "
-            "tensor x data parallel ranks, vLLM --enable-expert-parallel)"
+            f", expert parallel {layout.expert_parallel} ({experts})"
             if layout.expert_parallel > 1
             else ""
         )
@@ -1407,4 +1567,70 @@ def _parallel_notes(inputs: EstimateInputs, layout: Layout, notes: list[str]) ->
         notes.append(
             f"Tensor parallel {layout.tensor_parallel} exceeds the model's key/value heads: "
             "each GPU keeps one replicated KV head"
+        )
+
+
+def _mib(value: Fraction | int) -> str:
+    return f"{float(value) / 2**20:,.2f} MiB"
+
+
+def _context_and_expert_notes(
+    inputs: EstimateInputs, architecture: Architecture, plan: Plan, notes: list[str]
+) -> None:
+    """What context and expert parallelism change, with the communication buffers named (they
+    are part of the activations line: the breakdown's six lines stay as they are)."""
+    layout, cp, ep = plan.layout, plan.layout.context_parallel, plan.layout.expert_parallel
+    if cp > 1:
+        local = _context_parallel_share(inputs, layout)
+        buffers = parallel_buffers(architecture, local, layout, plan.dtypes, plan.widths)
+        notes.append(
+            f"Context parallel {cp} (Megatron-Core with TransformerEngine ring attention, "
+            f"cp_comm_type p2p): each GPU keeps the activations of {local.sequence_length:,} of "
+            f"each sequence's {inputs.sequence_length:,} tokens (chunks i and {2 * cp - 1} - i "
+            f"of {2 * cp}, the load-balanced causal split); weights and gradients are "
+            "replicated over the context-parallel ranks"
+            + (
+                f", ZeRO shards over data x context parallel ranks ({layout.data_parallel} x "
+                f"{cp}), as Megatron's distributed optimizer does"
+                if layout.zero_stage
+                else ""
+            )
+        )
+        notes.append(
+            "Ring attention's K/V send/receive buffers, in the activations line while a layer's "
+            f"attention runs: forward {_mib(buffers.ring_forward)} (all {cp} ranks' K/V chunks, "
+            f"kept until the layer returns), backward {_mib(buffers.ring_backward)} (K/V and "
+            "their gradients double-buffered, and dQ); taken at the peak beside the saved "
+            "activations, instead of the loss's logits when larger"
+        )
+    if ep > 1 and inputs.training:
+        local = _context_parallel_share(inputs, layout)
+        buffers = parallel_buffers(architecture, local, layout, plan.dtypes, plan.widths)
+        notes.append(
+            f"Expert parallel {ep} in training (Megatron-Core, expert_tensor_parallel = "
+            "tensor_parallel): the routed experts' weights, gradients and optimizer states are "
+            f"split {ep} ways; ZeRO shards them over the expert data-parallel ranks "
+            f"(data x context parallel / {ep} = {layout.expert_sharding_ranks})"
+        )
+        notes.append(
+            "All-to-all dispatch and combine (MoEAlltoAllTokenDispatcher): tokens x top_k x "
+            "hidden in the activation dtype each way; the received tokens are the experts' "
+            "saved inputs and the combined output is kept for the routing weights (both already "
+            f"in the activations), the send-side buffer ({_mib(buffers.all_to_all)} per MoE "
+            "layer) is transient, in the activations line"
+        )
+    if ep > 1 and not inputs.training:
+        dispatch = inference_dispatch_bytes(architecture, inputs, layout, plan.dtypes)
+        notes.append(
+            "Expert-parallel dispatch/combine buffers (vLLM's default all2all backend, "
+            "allgather_reducescatter): "
+            + (
+                f"{_mib(dispatch)} per MoE layer in the activations line (the "
+                f"{layout.data_parallel} data-parallel ranks' hidden states, top-k weights and "
+                "ids gathered, and the experts' output over them before the reduce-scatter)"
+                if dispatch
+                else "none with one data-parallel rank (every rank already holds the tokens)"
+            )
+            + f"; the DeepEP backends reserve {_mib(DEEPEP_NVL_BUFFER_BYTES)} more per GPU "
+            "(VLLM_DEEPEP_BUFFER_SIZE_MB), not counted: add it to runtime_overhead_bytes"
         )

@@ -90,11 +90,15 @@ class Configuration:
     tensor_parallel: int
     pipeline_parallel: int
     zero_stage: int
-    expert_parallel: int = 1  # MoE inference: tp x dp, or 1 (engine/inputs.py)
+    # MoE: inference tp x dp, or 1; training a divisor of cp x dp (engine/inputs.py)
+    expert_parallel: int = 1
+    context_parallel: int = 1  # training: the sequence split over this many GPUs
 
     @property
     def data_parallel(self) -> int:
-        return self.num_gpus // (self.tensor_parallel * self.pipeline_parallel)
+        return self.num_gpus // (
+            self.tensor_parallel * self.pipeline_parallel * self.context_parallel
+        )
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -104,6 +108,7 @@ class Configuration:
             "data_parallel": self.data_parallel,
             "zero_stage": self.zero_stage,
             "expert_parallel": self.expert_parallel,
+            "context_parallel": self.context_parallel,
         }
 
 
@@ -142,13 +147,23 @@ class Sizer:
             inputs.pipeline_parallel,
             inputs.zero_stage,
             inputs.expert_parallel,
+            inputs.context_parallel,
         )
 
     @property
     def expert_parallel_asked(self) -> bool:
         """Whether the request splits the experts: then every layout searched does, over all
-        tensor x data parallel ranks of a stage (vLLM --enable-expert-parallel)."""
+        tensor x data parallel ranks of a stage (vLLM --enable-expert-parallel) in inference,
+        the asked size in training (Megatron-Core)."""
         return self.inputs.expert_parallel > 1
+
+    @property
+    def data_parallel_step(self) -> int:
+        """Training: data-parallel sizes the searched layouts step by, so that the asked
+        expert parallelism divides context x data parallel (Megatron-Core's rule): with
+        ep / gcd(ep, cp) | dp, cp x dp is a multiple of lcm(cp, ep)."""
+        inputs = self.inputs
+        return inputs.expert_parallel // math.gcd(inputs.expert_parallel, inputs.context_parallel)
 
     def _layout(self, configuration: Configuration) -> tuple[EstimateInputs, Plan | None] | None:
         if configuration in self._layouts:
@@ -160,6 +175,7 @@ class Sizer:
             "pipeline_parallel": configuration.pipeline_parallel,
             "zero_stage": configuration.zero_stage,
             "expert_parallel": configuration.expert_parallel,
+            "context_parallel": configuration.context_parallel,
         }
         try:
             inputs, _, _ = parse_inputs(payload, self.resolved)
@@ -217,14 +233,20 @@ def configuration_for(sizer: Sizer, gpu_count: int) -> Configuration:
     if gpu_count == inputs.num_gpus:
         return sizer.configuration
     if inputs.training:
-        tp, pp = inputs.tensor_parallel, inputs.pipeline_parallel
-        if gpu_count % (tp * pp):
+        # an asked context and expert parallelism are kept where the count holds them
+        tp, pp, cp = inputs.tensor_parallel, inputs.pipeline_parallel, inputs.context_parallel
+        ep = inputs.expert_parallel
+        if gpu_count % (tp * pp * cp):
             tp = pp = 1
-        dp = gpu_count // (tp * pp)
+        if gpu_count % (tp * pp * cp):
+            cp = 1
+        if (gpu_count // (tp * pp)) % ep:
+            ep = 1
+        dp = gpu_count // (tp * pp * cp)
         zero = 0
-        if dp > 1:
+        if dp * cp > 1:
             zero = inputs.zero_stage if "zero_stage" in inputs.given else 3
-        return Configuration(gpu_count, tp, pp, zero)
+        return Configuration(gpu_count, tp, pp, zero, ep, cp)
     tp, pp = suggested_layout(architecture, gpu_count, training=False)
     ep = gpu_count // pp if sizer.expert_parallel_asked else 1
     return Configuration(gpu_count, tp, pp, 0, ep)
@@ -311,12 +333,19 @@ def _fewest_gpus(sizer: Sizer, usables: Iterable[int]) -> dict[int, tuple[Config
         total = sizer.total_bytes(one)
         return {usable: (one, total) for usable in usables if total is not None and total <= usable}
 
+    # training keeps an asked context and expert parallelism in every layout: k counts steps of
+    # `step` data-parallel ranks, each `cp` GPUs wide (the search never picks cp by itself)
+    cp, ep = inputs.context_parallel, inputs.expert_parallel
+    step = sizer.data_parallel_step if training else 1
+
     def layout(tp: int, k: int) -> Configuration:
         if training:
-            return Configuration(tp * k, tp, 1, 3 if k > 1 else 0)
+            dp = k * step
+            return Configuration(tp * cp * dp, tp, 1, 3 if dp * cp > 1 else 0, ep, cp)
         # an asked expert parallelism spans the stage's tp ranks (dp is 1 here)
         return Configuration(tp * k, tp, k, 0, tp if sizer.expert_parallel_asked else 1)
 
+    width = cp * step if training else 1  # GPUs per step of k, beside tp
     widest = MAX_TRAINING_TENSOR_PARALLEL if training else MAX_TENSOR_PARALLEL
     families = tensor_parallel_sizes(architecture, widest)
     # the smallest k of each family not yet known to miss (a smaller memory misses it too)
@@ -328,11 +357,13 @@ def _fewest_gpus(sizer: Sizer, usables: Iterable[int]) -> dict[int, tuple[Config
             best_count = best[0].num_gpus if best else None
             if best_count is not None and tp > best_count:
                 break
-            limit = MAX_FIT_GPUS // tp if training else architecture.num_layers
+            limit = MAX_FIT_GPUS // (tp * width) if training else architecture.num_layers
             if best_count is not None:
                 # inference: an equal count with wider tensor parallelism has fewer pipeline
                 # stages, so a lower latency; training keeps the first (narrower) one found
-                limit = min(limit, (best_count - 1) // tp if training else best_count // tp)
+                limit = min(
+                    limit, (best_count - 1) // (tp * width) if training else best_count // tp
+                )
 
             points = family_points[tp]
 
@@ -485,6 +516,15 @@ def kv_cache_tokens(sizer: Sizer, configuration: Configuration, usable: int) -> 
     }
 
 
+def _whole_chunks(sequence_length: int, configuration: Configuration) -> int:
+    """The longest length at most `sequence_length` that context parallelism can split: a
+    multiple of 2 x cp (megatron/training/arguments.py)."""
+    chunks = 2 * configuration.context_parallel
+    if chunks == 2:
+        return sequence_length
+    return sequence_length // chunks * chunks
+
+
 def capacity(
     payload: Mapping[str, Any],
     gpu: GpuSpec,
@@ -520,7 +560,8 @@ def capacity(
         "memory_utilization": memory_utilization,
         "usable_bytes": usable,
         "max_batch_size": largest("batch_size"),
-        "max_sequence_length": largest("sequence_length"),
+        # context parallelism runs multiples of 2 x cp tokens only (Megatron-Core)
+        "max_sequence_length": _whole_chunks(largest("sequence_length"), configuration),
         "kv_cache": None,
         # the longest context the model was trained for (0: unknown), beside the memory's limit
         "max_position_embeddings": sizer.architecture.max_position_embeddings,

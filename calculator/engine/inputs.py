@@ -78,6 +78,7 @@ INPUT_LIMITS: dict[str, tuple[int, int]] = {
     "tensor_parallel": (1, 100_000),
     "pipeline_parallel": (1, 100_000),
     "expert_parallel": (1, 100_000),
+    "context_parallel": (1, 100_000),
     "zero_stage": (0, 3),
     "gradient_accumulation_steps": (1, 1_000_000),
     "runtime_overhead_bytes": (0, 2**40),
@@ -101,7 +102,8 @@ DEFAULTS: dict[str, Any] = {
     "num_gpus": 1,
     "tensor_parallel": None,  # with pipeline_parallel: suggested for num_gpus (suggested_layout)
     "pipeline_parallel": None,
-    "expert_parallel": 1,  # MoE inference: routed experts split over tp x dp (vLLM EP)
+    "expert_parallel": 1,  # MoE: routed experts split over ranks (vLLM EP / Megatron-Core EP)
+    "context_parallel": 1,  # training: the sequence split over ranks (Megatron-Core CP)
     "zero_stage": 0,
     "sharding": "deepspeed",
     "offload": "none",
@@ -199,6 +201,7 @@ class EstimateInputs:
     sharding: str = "deepspeed"
     offload: str = "none"
     expert_parallel: int = 1
+    context_parallel: int = 1
     given: frozenset[str] = frozenset()  # the fields the caller set (not defaulted)
 
     @property
@@ -207,7 +210,10 @@ class EstimateInputs:
 
     @property
     def data_parallel(self) -> int:
-        return self.num_gpus // (self.tensor_parallel * self.pipeline_parallel)
+        # Megatron-Core: world_size = tp x pp x cp x dp (megatron/training/arguments.py)
+        return self.num_gpus // (
+            self.tensor_parallel * self.pipeline_parallel * self.context_parallel
+        )
 
     def with_value(self, field: str, value: Any) -> EstimateInputs:
         """A copy with one field changed (sweeps: cheaper than dataclasses.replace, which
@@ -239,6 +245,7 @@ class EstimateInputs:
             "tensor_parallel": self.tensor_parallel,
             "pipeline_parallel": self.pipeline_parallel,
             "expert_parallel": self.expert_parallel,
+            "context_parallel": self.context_parallel,
             "zero_stage": self.zero_stage,
             "sharding": self.sharding,
             "offload": self.offload,
@@ -430,6 +437,7 @@ def parse_inputs(
             for name in ("tensor_parallel", "pipeline_parallel")
         )
     expert_parallel = check_integer("expert_parallel", get("expert_parallel"))
+    context_parallel = check_integer("context_parallel", get("context_parallel"))
     zero_stage = check_integer("zero_stage", get("zero_stage"))
     sharding = _choice("sharding", get("sharding"), SHARDINGS)
     offload = _choice("offload", get("offload"), OFFLOADS)
@@ -522,6 +530,7 @@ def parse_inputs(
         sharding=sharding,
         offload=offload,
         expert_parallel=expert_parallel,
+        context_parallel=context_parallel,
         given=given,
     )
     check_combinations(inputs, architecture)
@@ -549,46 +558,118 @@ def _check_offload(inputs: EstimateInputs) -> None:
         )
 
 
+def _divisors(number: int) -> list[int]:
+    return [size for size in range(1, number + 1) if number % size == 0]
+
+
 def _check_expert_parallel(inputs: EstimateInputs, architecture: Architecture) -> None:
-    """vLLM --enable-expert-parallel (vllm/model_executor/layers/fused_moe/config.py,
-    FusedMoEParallelConfig.make): the MoE layers flatten the tensor- and data-parallel ranks of
-    a pipeline stage into one expert-parallel group, ep_size = tp_size x dp_size, each rank
-    holding num_experts / ep_size whole experts (no tensor split inside an expert); attention
-    stays tensor parallel. So expert_parallel is 1 or tensor_parallel x data_parallel."""
+    """Inference follows vLLM --enable-expert-parallel (vllm/model_executor/layers/fused_moe/
+    config.py, FusedMoEParallelConfig.make): the MoE layers flatten the tensor- and data-parallel
+    ranks of a pipeline stage into one expert-parallel group, ep_size = tp_size x dp_size, each
+    rank holding num_experts / ep_size whole experts (no tensor split inside an expert);
+    attention stays tensor parallel. So expert_parallel is 1 or tensor_parallel x data_parallel.
+    Training follows Megatron-Core (megatron/core/parallel_state.py initialize_model_parallel,
+    expert_tensor_parallel_size defaulting to tensor_model_parallel_size): the expert grid is
+    etp x ep x edp x pp over the same GPUs, world_size % (etp x ep x pp) == 0, so with etp = tp
+    expert_parallel divides context_parallel x data_parallel."""
     ep = inputs.expert_parallel
     field = "expert_parallel"
     if not architecture.is_moe:
         raise EstimateError(field, "this model is dense (no routed experts): use 1")
-    if inputs.training:
-        raise EstimateError(
-            field,
-            "expert parallelism is modelled for inference (vLLM --enable-expert-parallel); "
-            "use 1 for training",
-        )
     if inputs.method != "detailed":
         raise EstimateError(
             field, "the standard method has no expert parallelism: use the detailed one"
         )
-    group = inputs.tensor_parallel * inputs.data_parallel
-    if ep != group:
-        raise EstimateError(
-            field,
-            "vLLM's expert-parallel group is every tensor- and data-parallel rank of a "
-            f"pipeline stage: tensor_parallel x data_parallel = {inputs.tensor_parallel} x "
-            f"{inputs.data_parallel} = {group}; "
-            + (f"use {group}, or 1" if group > 1 else "use 1, or add GPUs to split the experts"),
-        )
+    if inputs.training:
+        _check_training_expert_parallel(inputs, architecture)
+    else:
+        group = inputs.tensor_parallel * inputs.data_parallel
+        if ep != group:
+            raise EstimateError(
+                field,
+                "vLLM's expert-parallel group is every tensor- and data-parallel rank of a "
+                f"pipeline stage: tensor_parallel x data_parallel = {inputs.tensor_parallel} x "
+                f"{inputs.data_parallel} = {group}; "
+                + (
+                    f"use {group}, or 1" if group > 1 else "use 1, or add GPUs to split the experts"
+                ),
+            )
     if architecture.num_experts % ep:
-        valid = [
-            size
-            for size in range(1, architecture.num_experts + 1)
-            if architecture.num_experts % size == 0
-        ]
+        valid = _divisors(architecture.num_experts)
         raise EstimateError(
             field,
             f"must divide the model's {architecture.num_experts} routed experts: "
-            f"the nearest valid are {_nearest(ep, valid)} (with num_gpus / pipeline_parallel "
-            "equal to it)",
+            f"the nearest valid are {_nearest(ep, valid)}"
+            + ("" if inputs.training else " (with num_gpus / pipeline_parallel equal to it)"),
+        )
+
+
+def _check_training_expert_parallel(inputs: EstimateInputs, architecture: Architecture) -> None:
+    ep, field = inputs.expert_parallel, "expert_parallel"
+    if inputs.finetuning in ("lora", "qlora"):
+        raise EstimateError(
+            field,
+            "expert parallelism in training is modelled as Megatron-Core trains the whole "
+            "model: use finetuning full or partial, or 1",
+        )
+    # the ranks an expert-parallel group is drawn from: Megatron's dense grid tp x cp x dp
+    # becomes the expert grid etp x ep x edp with etp = tp
+    ranks = inputs.context_parallel * inputs.data_parallel
+    if ranks % ep:
+        valid = [size for size in _divisors(ranks) if architecture.num_experts % size == 0]
+        raise EstimateError(
+            field,
+            "Megatron-Core's expert-parallel size must divide context_parallel x "
+            f"data_parallel = {inputs.context_parallel} x {inputs.data_parallel} = {ranks} "
+            "(num_gpus / (tensor_parallel x pipeline_parallel x context_parallel) is the data "
+            f"parallelism): the nearest valid are {_nearest(ep, valid)}",
+        )
+
+
+def _check_context_parallel(inputs: EstimateInputs, architecture: Architecture) -> None:
+    """Context parallelism as Megatron-Core runs it (TransformerEngine's ring attention,
+    AttnFuncWithCPAndKVP2P, cp_comm_type "p2p", Megatron's default): the sequence is split into
+    2 x cp chunks, rank i keeping chunks i and 2cp - 1 - i (megatron/core/utils.py
+    get_batch_on_this_cp_rank), and megatron/training/arguments.py asserts
+    seq_length % (2 x context_parallel_size) == 0."""
+    cp, field = inputs.context_parallel, "context_parallel"
+    if not inputs.training:
+        raise EstimateError(
+            field,
+            "context parallelism is modelled for training (Megatron-Core, TransformerEngine "
+            "ring attention); use 1 for inference",
+        )
+    if inputs.method != "detailed":
+        raise EstimateError(
+            field, "the standard method has no context parallelism: use the detailed one"
+        )
+    if inputs.attention_implementation != "flash":
+        raise EstimateError(
+            field,
+            "ring attention runs on flash / fused attention kernels (TransformerEngine, "
+            "PyTorch's context_parallel on SDPA); eager attention has none: use "
+            "attention_implementation flash, or 1",
+        )
+    if architecture.state_layers is not None:
+        raise EstimateError(
+            field,
+            "context parallelism is modelled for attention layers; this model's linear-"
+            "attention / state-space layers are not: use 1",
+        )
+    length = inputs.sequence_length
+    if length % (2 * cp):
+        # the context-parallel sizes these GPUs can hold that split this sequence
+        ranks = inputs.num_gpus // (inputs.tensor_parallel * inputs.pipeline_parallel)
+        valid = [size for size in _divisors(ranks) if length % (2 * size) == 0 or size == 1]
+        step = 2 * cp
+        lower, upper = length // step * step, (length // step + 1) * step
+        lengths = f"{lower:,} or {upper:,}" if lower else f"{upper:,}"
+        raise EstimateError(
+            field,
+            "Megatron-Core splits the sequence into 2 x context_parallel chunks (its "
+            f"load-balanced causal split), so sequence_length {length:,} must be a multiple of "
+            f"{step:,}: " + f"the nearest valid context_parallel are {_nearest(cp, valid)}, or use "
+            f"sequence_length {lengths}",
         )
 
 
@@ -659,13 +740,24 @@ def check_combinations(inputs: EstimateInputs, architecture: Architecture) -> No
             "pipeline_parallel",
             f"cannot exceed the model's {architecture.num_layers} layers",
         )
-    if inputs.num_gpus % (tp * pp):
-        step = tp * pp
+    cp = inputs.context_parallel
+    if cp > 1:
+        # first: where context parallelism does not apply, the GPU count is not the question
+        _check_context_parallel(inputs, architecture)
+    if inputs.num_gpus % (tp * pp * cp):
+        step = tp * pp * cp
         lower, upper = inputs.num_gpus // step * step, (inputs.num_gpus // step + 1) * step
         gpus = f"{lower:,} or {upper:,}" if lower else f"{upper:,}"
+        if cp == 1:
+            product = f"tensor_parallel x pipeline_parallel ({tp} x {pp} = {step})"
+        else:
+            product = (
+                "tensor_parallel x pipeline_parallel x context_parallel "
+                f"({tp} x {pp} x {cp} = {step})"
+            )
         raise EstimateError(
             "num_gpus",
-            f"must be a multiple of tensor_parallel x pipeline_parallel ({tp} x {pp} = {step}): "
+            f"must be a multiple of {product}: "
             f"the nearest valid are {gpus} GPUs, or leave tensor and pipeline parallel blank "
             "to lay out these GPUs automatically",
         )
@@ -674,7 +766,8 @@ def check_combinations(inputs: EstimateInputs, architecture: Architecture) -> No
     if inputs.zero_stage:
         if not training:
             raise EstimateError("zero_stage", "ZeRO shards training state: use 0 for inference")
-        if inputs.data_parallel == 1:
+        # Megatron's distributed optimizer shards over data x context parallel ranks
+        if inputs.data_parallel * cp == 1:
             raise EstimateError(
                 "zero_stage",
                 "ZeRO needs data parallelism: num_gpus must exceed "

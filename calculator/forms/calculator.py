@@ -71,6 +71,7 @@ PARALLEL_FIELDS = (
     "tensor_parallel",
     "pipeline_parallel",
     "expert_parallel",
+    "context_parallel",
     "zero_stage",
 )
 # choices sent only when chosen (blank: the engine's default)

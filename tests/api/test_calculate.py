@@ -29,6 +29,7 @@ CONTRACT_INPUTS = {
     "tensor_parallel",
     "pipeline_parallel",
     "expert_parallel",
+    "context_parallel",
     "zero_stage",
     "sharding",
     "offload",

@@ -111,10 +111,22 @@ def test_mixtral_ep_8_over_data_parallel_attention():
             {"num_gpus": 8, "tensor_parallel": 1, "pipeline_parallel": 1, "expert_parallel": 8},
             "must divide the model's 4 routed experts: the nearest valid are 4",
         ),
+        # training (Megatron-Core): a divisor of cp x dp = 4, and the whole model trained
         (
             TINY_MIXTRAL,
-            {"num_gpus": 4, "tensor_parallel": 1, "mode": "training", "expert_parallel": 4},
-            "expert parallelism is modelled for inference",
+            {"num_gpus": 4, "tensor_parallel": 1, "mode": "training", "expert_parallel": 3},
+            "must divide context_parallel x data_parallel = 1 x 4 = 4",
+        ),
+        (
+            TINY_MIXTRAL,
+            {
+                "num_gpus": 4,
+                "tensor_parallel": 1,
+                "mode": "training",
+                "finetuning": "lora",
+                "expert_parallel": 4,
+            },
+            "use finetuning full or partial, or 1",
         ),
         (
             TINY_MIXTRAL,
@@ -169,9 +181,181 @@ def test_the_gpu_search_keeps_an_asked_expert_parallelism():
         "data_parallel": 1,
         "zero_stage": 0,
         "expert_parallel": 2,
+        "context_parallel": 1,
     }
     assert layout_label(fit["configuration"]) == "TP 2 × EP 2"
     # weights per GPU at TP 2 x EP 2: half of every matrix but the replicated norms and the
     # KV heads (8 KV heads over 2 ranks: split), so at most half the 93.4 GB plus the norms
     per_gpu = fit["per_gpu_bytes"]
     assert 46_702_792_704 < per_gpu < 80 * GIB
+
+
+# --- training (Megatron-Core) -------------------------------------------------------------------
+# megatron/core/parallel_state.py (NVIDIA/Megatron-LM d98e8a6): the expert grid is etp x ep x edp
+# x pp with expert_tensor_parallel_size defaulting to tensor_model_parallel_size, world_size %
+# (etp x ep x pp) == 0; the distributed optimizer shards dense parameters over intra_dp_cp_group
+# and routed experts over intra_expt_dp_group (megatron/core/distributed/
+# distributed_data_parallel.py)
+TINY_DENSE = TINY_TOTAL - TINY_ROUTED  # 227,968: attention, routers, embeddings, norms
+
+
+def train(model: dict, **fields) -> dict:
+    return calculate({"model": model, "mode": "training", "runtime_overhead_bytes": 0, **fields})
+
+
+def test_training_ep_splits_the_experts_weights_gradients_and_states():
+    # 4 GPUs, tp 1, dp 4, ep 4: one expert in four per GPU, the rest replicated; pure bf16
+    # AdamW: weights and gradients 2 B, states 2 x 2 B per parameter
+    on_gpu = TINY_DENSE + TINY_ROUTED // 4
+    assert on_gpu == 424_576
+    result = train(
+        TINY_MIXTRAL,
+        sequence_length=64,
+        num_gpus=4,
+        tensor_parallel=1,
+        pipeline_parallel=1,
+        expert_parallel=4,
+    )
+    assert result["breakdown"]["weights"] == 2 * on_gpu == 849_152
+    assert result["breakdown"]["gradients"] == 2 * on_gpu
+    assert result["breakdown"]["optimizer_states"] == 4 * on_gpu
+    assert any("Expert parallel 4 in training" in note for note in result["notes"])
+
+
+def test_training_ep_keeps_each_expert_split_over_tensor_parallel_ranks():
+    # tp 2 x ep 2 on 4 GPUs (cp x dp = 2): each GPU keeps 2 of the 4 experts, half of each
+    # (786,432 / 4 = 196,608), half of the dense matrices and all 640 norm weights:
+    # (227,968 - 640) / 2 + 640 = 114,304
+    on_gpu = (TINY_DENSE - 640) // 2 + 640 + TINY_ROUTED // 4
+    assert on_gpu == 310_912
+    result = train(
+        TINY_MIXTRAL,
+        sequence_length=64,
+        num_gpus=4,
+        tensor_parallel=2,
+        pipeline_parallel=1,
+        expert_parallel=2,
+    )
+    assert result["breakdown"]["weights"] == 2 * on_gpu == 621_824
+
+
+def test_training_ep_under_zero_1_shards_states_over_the_expert_data_parallel_ranks():
+    # dp 4, ep 4, ZeRO-1: dense states over 4 ranks, the GPU's single expert over 4 / 4 = 1:
+    # 4 B x (227,968 / 4 + 196,608 / 1) = 4 x 1,014,400 / 4 - the same as sharding the
+    # whole model over 4 ranks without EP
+    states = 4 * (TINY_DENSE // 4 + TINY_ROUTED // 4)
+    assert states == 1_014_400
+    for ep in (1, 2, 4):
+        result = train(
+            TINY_MIXTRAL,
+            sequence_length=64,
+            num_gpus=4,
+            tensor_parallel=1,
+            pipeline_parallel=1,
+            expert_parallel=ep,
+            zero_stage=1,
+        )
+        assert result["breakdown"]["optimizer_states"] == states
+
+
+def test_training_ep_names_the_all_to_all_send_buffer():
+    # 64 tokens x top-2 x hidden 128 x 2 B = 32,768 B (0.03 MiB) per MoE layer
+    assert 64 * 2 * 128 * 2 == 32_768
+    result = train(
+        TINY_MIXTRAL,
+        sequence_length=64,
+        num_gpus=4,
+        tensor_parallel=1,
+        pipeline_parallel=1,
+        expert_parallel=4,
+    )
+    assert any("send-side buffer (0.03 MiB per MoE layer)" in note for note in result["notes"])
+
+
+def test_training_ep_with_context_parallel_divides_cp_x_dp():
+    # 8 GPUs: tp 1, cp 4, dp 2; ep 8 divides cp x dp = 8 (Megatron's rule), and Mixtral's
+    # sequence 4,096 is a multiple of 2 x 4
+    result = train(
+        MIXTRAL,
+        sequence_length=4_096,
+        num_gpus=8,
+        tensor_parallel=1,
+        pipeline_parallel=1,
+        context_parallel=4,
+        expert_parallel=8,
+    )
+    assert result["inputs"]["expert_parallel"] == 8
+    with pytest.raises(EstimateError) as error:
+        train(
+            MIXTRAL,
+            sequence_length=4_096,
+            num_gpus=8,
+            tensor_parallel=1,
+            pipeline_parallel=1,
+            context_parallel=2,
+            expert_parallel=3,
+        )
+    assert error.value.field == "expert_parallel"
+    # divisors of cp x dp = 8 that divide Mixtral's 8 experts: 2 and 4 around 3
+    assert "= 2 x 4 = 8" in error.value.message
+    assert "the nearest valid are 2 or 4" in error.value.message
+
+
+def test_the_gpu_search_keeps_an_asked_training_expert_parallelism():
+    result = calculate(
+        {
+            "model": MIXTRAL,
+            "mode": "training",
+            "mixed_precision": True,
+            "gradient_checkpointing": True,
+            "sequence_length": 4_096,
+            "num_gpus": 8,
+            "tensor_parallel": 1,
+            "pipeline_parallel": 1,
+            "expert_parallel": 8,
+            "zero_stage": 1,
+            "gpu": H100,
+        }
+    )
+    configuration = result["fit"][0]["configuration"]
+    # every layout searched keeps ep 8, so data parallelism comes in multiples of 8
+    assert configuration["expert_parallel"] == 8
+    assert configuration["data_parallel"] % 8 == 0
+    assert "EP 8" in layout_label(configuration)
+
+
+def test_inference_ep_over_data_parallel_ranks_adds_the_allgather_buffers():
+    # vLLM's allgather_reducescatter: dp 4 ranks x 256 tokens gathered, hidden states and the
+    # experts' output over them (2 x 1,024 x 128 x 2 B = 524,288) plus top-2 float32 weights and
+    # int32 ids (1,024 x 2 x 8 B = 16,384): 540,672 B in the MoE layer's peak (its MLP block,
+    # 1,183,744 B, outweighs attention's 425,984 B both ways)
+    dispatch = 2 * 4 * 256 * 128 * 2 + 4 * 256 * 2 * 8
+    assert dispatch == 540_672
+    layout = {"num_gpus": 4, "tensor_parallel": 1, "pipeline_parallel": 1}
+    ep = calculate({"model": TINY_MIXTRAL, "sequence_length": 256, **layout, "expert_parallel": 4})
+    dp = calculate({"model": TINY_MIXTRAL, "sequence_length": 256, **layout})
+    assert ep["breakdown"]["activations"] - dp["breakdown"]["activations"] == dispatch
+    assert any("allgather_reducescatter): 0.52 MiB per MoE layer" in n for n in ep["notes"])
+
+
+def test_training_ep_under_fsdp_gathers_a_layer_with_its_share_of_the_experts():
+    # FSDP FULL_SHARD, dp 4, ep 4, bf16: the shards are dense 2 x 227,968 / 4 = 113,984 B and
+    # the GPU's expert 2 x 196,608 / (4 / 4) = 393,216 B; gathered whole: the root unit
+    # (embeddings and LM head, 128,000) and two layer units, each a layer's attention and
+    # routers (49,152 + 512) with one of its four experts (393,216 / 4):
+    # (885,760 - 786,432 + 196,608) / 2 = 147,968 parameters
+    shards = 2 * TINY_DENSE // 4 + 2 * TINY_ROUTED // 4
+    unit = (2 * (49_152 + 512 + 393_216) - TINY_ROUTED + TINY_ROUTED // 4) // 2
+    assert (shards, unit) == (507_200, 147_968)
+    gathered = 2 * (128_000 + 2 * unit)
+    result = train(
+        TINY_MIXTRAL,
+        sequence_length=64,
+        num_gpus=4,
+        tensor_parallel=1,
+        pipeline_parallel=1,
+        expert_parallel=4,
+        zero_stage=3,
+        sharding="fsdp",
+    )
+    assert result["breakdown"]["weights"] == shards + gathered == 1_355_072

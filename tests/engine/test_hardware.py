@@ -234,6 +234,7 @@ def test_capacity_on_several_gpus_uses_the_reported_layout():
         "data_parallel": 1,
         "zero_stage": 0,
         "expert_parallel": 1,
+        "context_parallel": 1,
     }
     layout = {"model": LLAMA, "num_gpus": 4, "tensor_parallel": 4}
     usable = int(24 * GIB * 0.9)

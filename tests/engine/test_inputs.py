@@ -44,6 +44,7 @@ def test_it_fills_every_default_and_keeps_the_model_as_given():
         "tensor_parallel": 1,
         "pipeline_parallel": 1,
         "expert_parallel": 1,
+        "context_parallel": 1,
         "zero_stage": 0,
         "sharding": "deepspeed",
         "offload": "none",

@@ -448,6 +448,9 @@ CASES: tuple[Case, ...] = (
     ),
     _training("gpt_neox", 2, 256, "lora-fp32", finetuning="lora", lora_rank=8),
     _training("qwen3", 2, 512, "adamw-bf16", dtype="bfloat16"),
+    _training("mamba2", 1, 256, "adamw-fp32", attention="eager"),
+    _training("nemotron_h", 1, 256, "adamw-fp32"),
+    _training("falcon_h1", 1, 512, "adamw-bf16mixed", mixed_precision=True),
     # Quick cases for the test suite: a few seconds each.
     Case("llama-quick-infer", "llama", "inference", 1, 64, "float32", quick=True),
     Case("llama-quick-train", "llama", "training", 1, 64, "float32", quick=True),

@@ -147,6 +147,15 @@ def test_nemotron_h_never_ties_its_lm_head():
     assert tied.num_parameters == untied.num_parameters == NEMOTRON_META
 
 
+def test_nemotron_h_reads_head_dim_not_attention_head_dim():
+    # transformers 5.25: AutoConfig.for_model("nemotron_h", attention_head_dim=64) keeps
+    # head_dim 128, which NemotronHAttention reads; the count does not change
+    nemotron, notes = architecture_from_hf_config({**NEMOTRON_DEFAULT, "attention_head_dim": 64})
+    assert nemotron.head_dim == 128
+    assert nemotron.num_parameters == NEMOTRON_META
+    assert any("attention_head_dim is not read" in note for note in notes)
+
+
 def test_falcon_h1_count_by_hand_equals_transformers():
     h, layers, vocab = 3072, 44, 128000
     mamba = mamba2_mixer(h, 24, 128, 256, 1, 4, gated_norm=False)  # mamba_rms_norm False

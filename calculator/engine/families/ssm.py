@@ -222,6 +222,13 @@ def _read_nemotron_h(r: _Reader) -> _Parsed:
         mamba,
         beside_attention=False,
     )
+    head_dim = r.number("head_dim", "head_dim", 128)
+    if r.has("attention_head_dim") and r.config["attention_head_dim"] != head_dim:
+        # the remote-code configs' key; NemotronHAttention reads config.head_dim only
+        r.notes.append(
+            f"attention_head_dim is not read by transformers' NemotronHAttention: heads of "
+            f"head_dim {head_dim}"
+        )
     experts = r.number("n_routed_experts", "num_experts", 8) if moe else 0
     per_token = r.number("num_experts_per_tok", "num_experts_per_token", 2) if moe else 0
     if per_token > experts:
@@ -234,7 +241,7 @@ def _read_nemotron_h(r: _Reader) -> _Parsed:
         num_layers=layers,
         num_attention_heads=heads,
         num_key_value_heads=kv_heads,
-        head_dim=r.number("head_dim", "head_dim", 128),
+        head_dim=head_dim,
         intermediate_size=r.number("intermediate_size", "intermediate_size", 21504),
         vocab_size=r.number("vocab_size", "vocab_size", 131072),
         # NemotronHForCausalLM._tied_weights_keys = {}: the LM head is never tied

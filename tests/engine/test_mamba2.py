@@ -79,9 +79,10 @@ def test_mamba2_layers_have_no_attention_and_no_mlp():
     assert mamba2.num_mlp_layers == 0
     assert mamba2.state_layers.kind == "mamba2"
     assert mamba2.state_layers.count == 64
-    # LoRA "all-linear" finds the mixers' in_proj and out_proj only
-    names = {layer.name: layer.count for layer in lora_target_layers(mamba2, "all-linear")}
+    # its only linear layers are the mixers' in_proj and out_proj (PEFT refuses the latter)
+    names = {layer.name: layer.count for layer in mamba2.linear_layers}
     assert names == {"in_proj": 64, "out_proj": 64}
+    assert [layer.name for layer in lora_target_layers(mamba2, ["in_proj"])] == ["in_proj"]
 
 
 def test_mamba2_width_must_equal_its_heads():
@@ -187,6 +188,63 @@ def test_falcon_h1_gated_norm_and_auto_head_dim():
     normed, _ = architecture_from_hf_config(auto)
     assert normed.num_parameters == plain.num_parameters + 44 * 3072
     assert normed.state_layers.state_rows == 3072 // 24
+
+
+# --- LoRA ---------------------------------------------------------------------------------------
+
+# get_peft_model(model, LoraConfig(r=16, target_modules=...)) trainable parameters with peft
+# 0.21.2 on transformers 5.25.0, on the validation cases' configs (validation/cases.py)
+PEFT_TARGETS = {
+    "mamba2": ["in_proj"],
+    "nemotron_h": ["in_proj", "q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj"],
+    "falcon_h1": [
+        "in_proj",
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    ],
+}
+
+
+def lora_run(family: str, targets: object) -> dict:
+    from validation.cases import FAMILY_CONFIGS
+
+    return calculate(
+        {
+            "model": {"hf_config": FAMILY_CONFIGS[family]},
+            "mode": "training",
+            "finetuning": "lora",
+            "lora_rank": 16,
+            "lora_target_modules": targets,
+            "batch_size": 1,
+            "sequence_length": 128,
+        }
+    )
+
+
+@pytest.mark.parametrize("family", ["mamba2", "nemotron_h", "falcon_h1"])
+def test_peft_refuses_the_mamba2_out_proj(family):
+    # peft 0.21 tuners_utils.py _check_lora_target_modules_mamba raises for out_proj (and conv1d)
+    # of mamba2, nemotron_h and falcon_h1 models, which "all-linear" selects
+    for targets in ("all-linear", ["in_proj", "out_proj"]):
+        with pytest.raises(EstimateError) as error:
+            lora_run(family, targets)
+        assert error.value.field == "lora_target_modules"
+        assert "PEFT refuses LoRA on out_proj" in error.value.message
+
+
+def test_lora_trainable_parameters_match_peft():
+    # by hand for mamba2: 4 in_proj of 512 -> 1024 + 1536 + 16 = 2576, rank 16: r x (in + out)
+    mamba2 = lora_run("mamba2", PEFT_TARGETS["mamba2"])
+    assert mamba2["parameters"]["trainable"] == 4 * 16 * (512 + 2576) == 197_632
+    # the others as PEFT counted them (up_proj / down_proj: the "-" MLPs and the MoE block's
+    # shared expert, nn.Linear modules; the routed experts are 3-D parameters)
+    assert lora_run("nemotron_h", PEFT_TARGETS["nemotron_h"])["parameters"]["trainable"] == 365_312
+    assert lora_run("falcon_h1", PEFT_TARGETS["falcon_h1"])["parameters"]["trainable"] == 754_432
 
 
 # --- the fixed state in the kv_cache line -------------------------------------------------------

@@ -38,6 +38,10 @@ class LinearLayer:
     # PEFT gives this matrix rank lora_rank x this factor: 2 for the experts' fused gate_up_proj
     # (peft/utils/transformers_weight_conversion.py: rank_pattern r x 2 for the fused gate and up).
     lora_rank_factor: int = 1
+    # PEFT raises rather than adapt it: out_proj of Mamba-based models (peft 0.21
+    # tuners_utils.py _check_lora_target_modules_mamba: model types mamba2, nemotron_h,
+    # falcon_h1, mamba, falcon_mamba; out_proj and conv1d), "all-linear" included
+    peft_refuses: bool = False
 
 
 @dataclass(frozen=True)
@@ -613,6 +617,8 @@ def _linear_layers(layout: _Layout) -> tuple[LinearLayer, ...]:
     if layout.mixer:
         for name, d_in, d_out, _bias in layout.mixer.linears:
             add(name, layout.mixer.path, d_in, d_out, layout.mixer.state.count)
+            if layout.mixer.state.kind == "mamba2" and name == "out_proj" and result:
+                result[-1] = replace(result[-1], peft_refuses=True)
 
     mlp = names.mlp
     width = layout.intermediate_size
@@ -678,6 +684,19 @@ def _linear_layers(layout: _Layout) -> tuple[LinearLayer, ...]:
     return tuple(result)
 
 
+def _refuse_peft_incompatible(architecture: Architecture, chosen: Sequence[LinearLayer]) -> None:
+    refused = sorted({layer.name for layer in chosen if layer.peft_refuses})
+    if refused:
+        adaptable = {layer.name for layer in architecture.linear_layers if layer.lora_all_linear}
+        allowed = sorted(adaptable - set(refused))
+        raise EstimateError(
+            "lora_target_modules",
+            f"PEFT refuses LoRA on {', '.join(refused)} of Mamba-based models "
+            f"({architecture.model_type}), all-linear included: name the targets from "
+            f"{', '.join(allowed)}",
+        )
+
+
 LORA_ALL_LINEAR = "all-linear"
 _EXPERT_NAMES = {"gate_proj": "gate_up_proj", "up_proj": "gate_up_proj", "down_proj": "down_proj"}
 
@@ -696,7 +715,9 @@ def lora_target_layers(
     """
     layers = architecture.linear_layers
     if target_modules == LORA_ALL_LINEAR:
-        return tuple(layer for layer in layers if layer.lora_all_linear)
+        chosen_all = tuple(layer for layer in layers if layer.lora_all_linear)
+        _refuse_peft_incompatible(architecture, chosen_all)
+        return chosen_all
     wanted = {target_modules} if isinstance(target_modules, str) else set(target_modules)
     mapped = any(layer.routed_expert and layer.lora_all_linear for layer in layers)
     if mapped and len(wanted & {"gate_proj", "up_proj"}) == 1:
@@ -717,6 +738,7 @@ def lora_target_layers(
         if hits:
             chosen.append(layer)
             matched |= hits
+    _refuse_peft_incompatible(architecture, chosen)
     missing = sorted(wanted - matched)
     if missing:
         raise EstimateError(

@@ -277,6 +277,21 @@ def test_falcon_h1_keeps_state_beside_the_kv_cache():
     assert any("beside its attention" in note for note in result["notes"])
 
 
+def test_falcon_h1_pipeline_stage_keeps_both_for_its_layers():
+    # two pipeline stages of 22 layers each: every layer of a stage has attention and a mixer
+    result = run(
+        FALCON_7B,
+        batch_size=1,
+        sequence_length=2048,
+        weight_dtype="bfloat16",
+        pipeline_parallel=2,
+        num_gpus=2,
+    )
+    kv_per_token_layer = 2 * 2 * 128 * 2
+    state = (3072 + 2 * 256) * 4 * 2 + 24 * 128 * 256 * 4
+    assert result["breakdown"]["kv_cache"] == 22 * (2048 * kv_per_token_layer + state)
+
+
 # --- prefill activations: mamba2_chunk_scan's working set ---------------------------------------
 
 

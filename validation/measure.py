@@ -180,7 +180,15 @@ def input_ids(case: Case, batch_size: int, sequence_length: int) -> torch.Tensor
 def kv_cache_tensors(cache: Any) -> list[torch.Tensor]:
     tensors: list[torch.Tensor] = []
     for layer in cache.layers:
-        tensors.extend(t for t in (layer.keys, layer.values) if isinstance(t, torch.Tensor))
+        # attention layers keep keys and values; linear-attention / state-space layers
+        # (cache_utils.py LinearAttentionLayer) their conv_states and recurrent_states, per state
+        # index; Falcon-H1's hybrid layers both
+        keys_values = (getattr(layer, "keys", None), getattr(layer, "values", None))
+        tensors.extend(t for t in keys_values if isinstance(t, torch.Tensor))
+        for name in ("conv_states", "recurrent_states"):
+            states = getattr(layer, name, None)
+            if isinstance(states, dict):
+                tensors.extend(t for t in states.values() if isinstance(t, torch.Tensor))
     return tensors
 
 

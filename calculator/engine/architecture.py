@@ -210,6 +210,7 @@ _ACTIVATION_KEYS: dict[str, tuple[str, str]] = {
     "gemma2": ("hidden_activation", "gelu_pytorch_tanh"),  # Gemma2Config
     "gemma3_text": ("hidden_activation", "gelu_pytorch_tanh"),  # Gemma3TextConfig
     "starcoder2": ("hidden_act", "gelu_pytorch_tanh"),  # Starcoder2Config
+    "nemotron_h": ("mlp_hidden_act", "relu2"),  # NemotronHConfig (transformers 5.25)
 }
 # final_logit_softcapping defaults: Gemma2Config 30.0, Gemma3TextConfig None
 _SOFTCAP_DEFAULTS = {"gemma2": 30.0, "gemma3_text": 0.0}
@@ -242,7 +243,8 @@ _COMPUTE_DTYPE_SOFTMAX: dict[str, int] = {
 # under the measured peak with one layer's working set only
 _CARRIED_PROBABILITIES: dict[str, int] = {"falcon": 1}
 # modeling_deepseek_v2.py / v3: _keep_in_fp32_modules_strict = ["gate.weight", ...]
-_FLOAT32_ROUTER = ("deepseek_v2", "deepseek_v3")
+# modeling_nemotron_h.py (transformers 5.25): _keep_in_fp32_modules_strict = ["gate.weight", ...]
+_FLOAT32_ROUTER = ("deepseek_v2", "deepseek_v3", "nemotron_h")
 
 
 def _behaviour(r: _Reader, family: str) -> _Behaviour:
@@ -330,6 +332,8 @@ def _architecture(
         layer_norm=layout.norm_bias,
         router_float32=behaviour.router_float32,
         state_layers=layout.mixer.state if layout.mixer else None,
+        num_layers_without_attention=layout.layers_without_attention,
+        num_layers_without_mlp=layout.layers_without_mlp,
     )
 
 

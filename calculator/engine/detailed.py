@@ -155,6 +155,23 @@ MAMBA_SCAN_FP32_STATE_COPIES = 3
 # the convolution output, the time step (dt_proj), the stacked scan outputs and their D/z-gated
 # result
 MAMBA_INNER_COPIES = 4
+# modeling_mamba2.py mamba2_chunk_scan (transformers 5.25; the PyTorch path, taken without
+# mamba-ssm), float32 tensors alive as it returns, per padded token (the sequence padded to whole
+# chunks): intermediate-wide (heads x head_dim): x * dt (chunked), D_residual, Y_diag,
+# C_times_states, Y_off, their sum and the sum + D_residual
+MAMBA2_FP32_INNER_COPIES = 7
+# heads x state-wide: B and C repeated over the heads of their group (repeat_interleave), B_decay
+MAMBA2_FP32_STATE_COPIES = 3
+# chunk-wide per head (chunk_size x chunk_size per chunk): L = exp(segment_sum(A)), G and M
+MAMBA2_CHUNK_MATRICES = 3
+# heads-wide: A * dt (chunked), A_cumsum, decay_states, state_decay_out
+MAMBA2_FP32_HEAD_COPIES = 4
+# per chunk and sequence, heads x head_dim x state: states, torch.cat([previous_states, states])
+# and new_states (one more chunk for the latter two, counted as one chunk more for all three)
+MAMBA2_CHUNK_STATE_COPIES = 3
+# compute-dtype tensors of Mamba2Mixer.forward alive around the scan: the in_proj output
+# (gate, x/B/C and dt are views of it) and the causal convolution's output
+MAMBA2_CONV_WIDE_COPIES = 1
 
 # --- gradients and optimizer states ---------------------------------------------------------
 FP32_BYTES = 4
@@ -438,7 +455,8 @@ def kv_cache_bytes(
         # K and V: 2 * num_key_value_heads * head_dim values per layer per token
         per_layer_token = 2 * layout.kv_heads_per_gpu * architecture.head_dim
     # hybrids: only the attention layers keep a KV cache; worst case, the stage holds as many
-    # of them as it can, the rest of its layers keep a fixed state
+    # of them as it can, the rest of its layers keep a fixed state (and, Falcon-H1, the
+    # attention layers their mixer's state too)
     layers = min(stage.num_layers, architecture.num_attention_layers)
     sliding = architecture.num_sliding_window_layers if architecture.sliding_window else 0
     # worst case: the stage holds as many global (full-length) layers as possible
@@ -457,6 +475,8 @@ def kv_cache_bytes(
     if state is None:
         return Fraction(cache)
     state_layers = min(stage.num_layers - layers, state.count)
+    if state.beside_attention:
+        state_layers = min(stage.num_layers, state.count)
     per_sequence = state_layer_bytes(state, conv_state_bytes)
     # heads and channels split over tensor-parallel ranks (as the KV heads are)
     return cache + Fraction(batch_size * state_layers * per_sequence, layout.tensor_parallel)
@@ -605,6 +625,21 @@ def mixer_working_set(state: StateLayers, inputs: EstimateInputs, compute: int) 
     allocate them (the fla / mamba-ssm kernels, when installed, hold less)."""
     batch, seq = inputs.batch_size, inputs.sequence_length
     tokens = batch * seq
+    if state.kind == "mamba2":
+        # mamba2_chunk_scan pads the sequence to a whole number of chunks
+        chunks = -(-seq // state.chunk_size)
+        padded = batch * chunks * state.chunk_size
+        heads = state.state_heads
+        fp32_per_token = (
+            MAMBA2_FP32_INNER_COPIES * state.inner_width
+            + MAMBA2_FP32_STATE_COPIES * heads * state.state_cols
+            + MAMBA2_CHUNK_MATRICES * heads * state.chunk_size
+            + MAMBA2_FP32_HEAD_COPIES * heads
+        )
+        chunk_states = batch * (chunks + 1) * MAMBA2_CHUNK_STATE_COPIES * state.recurrent_elements
+        wide = state.projection_width + MAMBA2_CONV_WIDE_COPIES * state.conv_dim
+        fp32 = padded * fp32_per_token + chunk_states
+        return tokens * wide * compute + fp32 * FP32_BYTES
     if state.kind == "gated_deltanet":
         # torch_chunk_gated_delta_rule pads the sequence to a whole number of chunks
         padded = batch * -(-seq // GDN_CHUNK_SIZE) * GDN_CHUNK_SIZE
@@ -625,13 +660,46 @@ def _training_mixer_delta(
     architecture: Architecture, widths: AttentionWidths, inputs: EstimateInputs, compute: int
 ) -> int:
     """What a state layer saves for backward beyond an attention layer (negative: less): the
-    scan's working set (taken as saved whole), and out_proj's input, in place of attention."""
+    scan's working set (taken as saved whole), and out_proj's input, in place of attention
+    (Falcon-H1: beside it)."""
     state = architecture.state_layers
     if state is None:
         return 0
     tokens = inputs.batch_size * inputs.sequence_length
     mixer = mixer_working_set(state, inputs, compute) + tokens * state.inner_width * compute
+    if state.beside_attention:
+        return mixer
     return mixer - _training_attention_split(widths, inputs, compute)
+
+
+# Mamba2Block and NemotronHBlock: one RMSNorm and one mixer (Mamba-2, attention, MLP or MoE) per
+# layer, where the other families' layers have attention and an MLP behind two norms
+SINGLE_MIXER_BLOCK_NORMS = 1
+
+
+def _single_mixer_blocks_delta(
+    architecture: Architecture,
+    widths: AttentionWidths,
+    inputs: EstimateInputs,
+    dtypes: ActivationDtypes,
+    frozen_base: bool,
+) -> tuple[int, int]:
+    """(replicated, split) bytes the whole model saves beyond what the MLP-layer terms (each an
+    attention + MLP layer behind two norms) and the state layers' deltas count, where layers
+    are single-mixer blocks: their real attention blocks and norms less the counted ones."""
+    if not (architecture.num_layers_without_mlp or architecture.num_layers_without_attention):
+        return 0, 0
+    state = architecture.state_layers
+    replaced = state.count if state is not None and not state.beside_attention else 0
+    mlp_layers = architecture.num_mlp_layers
+    # attention blocks counted: one per MLP layer, less those the state deltas took away
+    attention_blocks = architecture.num_attention_layers - (mlp_layers - replaced)
+    tokens = inputs.batch_size * inputs.sequence_length
+    norm = _norm_saved_bytes(architecture, dtypes.residual, frozen_base)
+    norms = architecture.num_layers * SINGLE_MIXER_BLOCK_NORMS - mlp_layers * NORMS_PER_LAYER
+    replicated = norms * tokens * architecture.hidden_size * norm
+    split = attention_blocks * _training_attention_split(widths, inputs, dtypes.compute)
+    return replicated, split
 
 
 def training_layer_activations(
@@ -785,10 +853,11 @@ def lora_activations(
 
 def _moe_layer_counts(architecture: Architecture) -> tuple[int, int]:
     """(dense layers, MoE layers)."""
+    layers = architecture.num_mlp_layers  # Mamba-2 and Nemotron-H blocks may have none
     if not architecture.is_moe:
-        return architecture.num_layers, 0
-    dense = min(architecture.num_dense_layers, architecture.num_layers)
-    return dense, architecture.num_layers - dense
+        return layers, 0
+    dense = min(architecture.num_dense_layers, layers)
+    return dense, layers - dense
 
 
 def _training_activations(
@@ -819,16 +888,27 @@ def _training_activations(
     mixer_delta = _divide(_training_mixer_delta(architecture, widths, inputs, dtypes.compute), tp)
     if architecture.state_layers is not None:
         all_layers += architecture.state_layers.count * mixer_delta
+    blocks_replicated, blocks_split = _single_mixer_blocks_delta(
+        architecture, widths, inputs, dtypes, frozen_base
+    )
+    all_layers += _per_gpu(blocks_replicated, blocks_split, tp)
     lora_all: Fraction | int = 0
     if frozen_base:
         lora_all = _divide(lora_activations(architecture, inputs, dtypes), tp)
     hidden = architecture.hidden_size
     if inputs.gradient_checkpointing:
         one_layer: Fraction | int = max(
-            _per_gpu(layer.replicated, layer.split, tp) for _, layer in per_kind
+            (_per_gpu(layer.replicated, layer.split, tp) for _, layer in per_kind), default=0
         )
-        if architecture.state_layers is not None:
+        state = architecture.state_layers
+        if state is not None:
             one_layer = max(one_layer, one_layer + mixer_delta)
+        if state is not None and architecture.num_layers_without_mlp:
+            # a single-mixer block: its norm and its Mamba-2 mixer
+            mixer = mixer_working_set(state, inputs, dtypes.compute)
+            mixer += tokens * state.inner_width * dtypes.compute
+            norm = _norm_saved_bytes(architecture, dtypes.residual, frozen_base)
+            one_layer = max(one_layer, _per_gpu(tokens * hidden * norm, mixer, tp))
         one_layer += Fraction(lora_all) / architecture.num_layers
         kept_inputs = stage.num_layers * tokens * hidden * dtypes.residual
         stored: Fraction | int = (
@@ -1477,6 +1557,7 @@ def _inference_notes(
 _MIXER_NAMES = {
     "gated_deltanet": ("Gated DeltaNet", "torch_chunk_gated_delta_rule", "fla"),
     "mamba": ("Mamba", "mamba_selective_scan", "mamba-ssm"),
+    "mamba2": ("Mamba-2", "mamba2_chunk_scan", "mamba-ssm"),
 }
 
 
@@ -1492,7 +1573,15 @@ def _state_layer_notes(
     recurrent = f"{state.state_rows:,} x {state.state_cols:,}"
     if state.state_heads > 1:
         recurrent = f"{state.state_heads:,} x {recurrent}"
-    if not inputs.training:
+    if not inputs.training and state.beside_attention:
+        notes.append(
+            f"Hybrid layers: each of the {state.count} layers runs a {name} mixer beside its "
+            f"attention, and keeps its fixed state beside the KV cache: convolution state "
+            f"{state.conv_dim:,} x {state.conv_kernel} ({conv_bytes}-byte elements) and float32 "
+            f"recurrent state {recurrent}, {per_sequence / 2**20:,.2f} MiB per sequence and "
+            "layer, in the kv_cache line"
+        )
+    elif not inputs.training:
         notes.append(
             f"Hybrid layers: {state.count} of {architecture.num_layers} layers ({name}) keep a "
             f"fixed state instead of a KV cache, whatever the context: convolution state "

@@ -49,6 +49,10 @@ LORA_TARGET_MODULES = (
     "c_fc",
     "fc1",
     "fc2",
+    # state-space mixers' projections (Jamba's Mamba, the Mamba-2 families' Mamba2Mixer); PEFT
+    # refuses out_proj of the Mamba-2 families (families/common.py LinearLayer.peft_refuses)
+    "in_proj",
+    "out_proj",
 )
 # What the estimate describes (docs/design.md, runtime_overhead): torch.cuda.max_memory_allocated
 # reports (tensors only) or the whole device as nvidia-smi shows it (plus the CUDA context)

@@ -38,6 +38,10 @@ class LinearLayer:
     # PEFT gives this matrix rank lora_rank x this factor: 2 for the experts' fused gate_up_proj
     # (peft/utils/transformers_weight_conversion.py: rank_pattern r x 2 for the fused gate and up).
     lora_rank_factor: int = 1
+    # PEFT raises rather than adapt it: out_proj of Mamba-based models (peft 0.21
+    # tuners_utils.py _check_lora_target_modules_mamba: model types mamba2, nemotron_h,
+    # falcon_h1, mamba, falcon_mamba; out_proj and conv1d), "all-linear" included
+    peft_refuses: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,10 @@ class StateLayers:
     q/k/v to float32; modeling_jamba.py mamba_selective_scan's state is a float32 product).
     """
 
-    kind: str  # "gated_deltanet" (Qwen3-Next) or "mamba" (Jamba's Mamba-1 mixer)
-    count: int  # layers with such a mixer (none of them has a KV cache)
+    # "gated_deltanet" (Qwen3-Next), "mamba" (Jamba's Mamba-1 mixer) or "mamba2" (Mamba-2,
+    # Nemotron-H, Falcon-H1: modeling_mamba2.py Mamba2Mixer and its copies)
+    kind: str
+    count: int  # layers with such a mixer
     conv_dim: int  # channels of the causal depthwise convolution
     conv_kernel: int  # positions of its state (transformers keeps conv_kernel_size, not - 1)
     state_heads: int  # recurrent state: heads x rows x cols
@@ -63,6 +69,12 @@ class StateLayers:
     # what the prefill scan works on (values per token), for activations
     projection_width: int  # outputs of the input projections (in_proj_qkvz + in_proj_ba, in_proj)
     inner_width: int  # the width entering out_proj (value_dim; Mamba's intermediate_size)
+    # Mamba-2's chunked scan (mamba2_chunk_scan): its chunk_size and B/C groups; 0 elsewhere
+    chunk_size: int = 0
+    groups: int = 0
+    # Falcon-H1: the mixer runs beside the attention in every layer, which keeps its KV cache
+    # too (FalconH1DecoderLayer); elsewhere a state layer has no attention
+    beside_attention: bool = False
 
     @property
     def conv_elements(self) -> int:
@@ -168,6 +180,11 @@ class Architecture:
     # Hybrid models: the layers that keep a fixed-size state instead of a KV cache; None: every
     # layer is an attention layer
     state_layers: StateLayers | None = None
+    # Layers whose block is a single mixer (Mamba-2, Nemotron-H's "M", "*", "-", "E" blocks):
+    # with neither attention nor a state mixer, or without an MLP. 0: every layer has an
+    # attention or state mixer and an MLP (dense or MoE)
+    num_layers_without_attention: int = 0
+    num_layers_without_mlp: int = 0
 
     @property
     def is_moe(self) -> bool:
@@ -176,7 +193,14 @@ class Architecture:
     @property
     def num_attention_layers(self) -> int:
         """Layers with self-attention, the ones that keep a KV cache."""
-        return self.num_layers - (self.state_layers.count if self.state_layers else 0)
+        state = self.state_layers
+        replaced = state.count if state is not None and not state.beside_attention else 0
+        return self.num_layers - replaced - self.num_layers_without_attention
+
+    @property
+    def num_mlp_layers(self) -> int:
+        """Layers with an MLP, dense or MoE."""
+        return self.num_layers - self.num_layers_without_mlp
 
     @property
     def is_mla(self) -> bool:
@@ -230,6 +254,7 @@ _CONFIG_LIMITS: dict[str, tuple[int, int]] = {
     "conv_kernel": (1, 1024),
     "state_size": (1, MAX_HEAD_DIM),
     "expand": (1, 1024),
+    "chunk_size": (1, 65_536),  # Mamba-2's chunked scan
 }
 
 MODEL_DTYPES = ("float32", "float16", "bfloat16")
@@ -448,14 +473,22 @@ class _Layout:
     attention_output_gate: bool = False
     # hybrids: the mixer of the layers that have no self-attention (None: all have it)
     mixer: _Mixer | None = None
+    # single-mixer blocks (Mamba-2, Nemotron-H): layers with neither attention nor a state mixer,
+    # layers without an MLP
+    layers_without_attention: int = 0
+    layers_without_mlp: int = 0
+    # Nemotron-H: routed and shared experts are plain up/down MLPs (NemotronHExperts, NemotronHMLP)
+    experts_gated: bool = True
 
     @property
     def num_dense_layers(self) -> int:
-        return self.num_layers - self.num_moe_layers
+        return self.num_layers - self.layers_without_mlp - self.num_moe_layers
 
     @property
     def num_attention_layers(self) -> int:
-        return self.num_layers - (self.mixer.state.count if self.mixer else 0)
+        state = self.mixer.state if self.mixer else None
+        replaced = state.count if state is not None and not state.beside_attention else 0
+        return self.num_layers - replaced - self.layers_without_attention
 
 
 def _mlp_parameters(hidden: int, width: int, gated: bool, bias: bool) -> int:
@@ -503,13 +536,17 @@ def _count(layout: _Layout) -> ParameterBreakdown:
     layers = layout.num_layers
     moe_layers = layout.num_moe_layers
     norm_size = 2 * h if layout.norm_bias else h
-    expert = _mlp_parameters(h, layout.moe_intermediate_size, True, layout.expert_bias)
+    expert = _mlp_parameters(
+        h, layout.moe_intermediate_size, layout.experts_gated, layout.expert_bias
+    )
     experts = moe_layers * layout.num_experts * expert
     router = layout.num_experts * h + (layout.num_experts if layout.router_bias else 0)
     router += h if layout.shared_expert_gate else 0
     shared = 0
     if layout.shared_expert_intermediate_size:
-        shared = _mlp_parameters(h, layout.shared_expert_intermediate_size, True, layout.mlp_bias)
+        shared = _mlp_parameters(
+            h, layout.shared_expert_intermediate_size, layout.experts_gated, layout.mlp_bias
+        )
     dense = _mlp_parameters(h, layout.intermediate_size, layout.gated_mlp, layout.mlp_bias)
     return ParameterBreakdown(
         embeddings=(vocab + layout.position_embeddings) * h,
@@ -580,6 +617,8 @@ def _linear_layers(layout: _Layout) -> tuple[LinearLayer, ...]:
     if layout.mixer:
         for name, d_in, d_out, _bias in layout.mixer.linears:
             add(name, layout.mixer.path, d_in, d_out, layout.mixer.state.count)
+            if layout.mixer.state.kind == "mamba2" and name == "out_proj" and result:
+                result[-1] = replace(result[-1], peft_refuses=True)
 
     mlp = names.mlp
     width = layout.intermediate_size
@@ -599,7 +638,8 @@ def _linear_layers(layout: _Layout) -> tuple[LinearLayer, ...]:
     shared_width = layout.shared_expert_intermediate_size
     if shared_width:
         shared = f"{mlp}.{names.shared_expert}"
-        add("gate_proj", shared, h, shared_width, moe_layers, mlp=True)
+        if layout.experts_gated:
+            add("gate_proj", shared, h, shared_width, moe_layers, mlp=True)
         add("up_proj", shared, h, shared_width, moe_layers, mlp=True)
         add("down_proj", shared, shared_width, h, moe_layers, mlp=True)
     if layout.shared_expert_gate:
@@ -620,15 +660,15 @@ def _linear_layers(layout: _Layout) -> tuple[LinearLayer, ...]:
             lora_all_linear=lora,
         ),
         LinearLayer(
-            "gate_up_proj",
+            "gate_up_proj" if layout.experts_gated else "up_proj",
             h,
-            2 * width,
+            2 * width if layout.experts_gated else width,
             experts,
             active,
-            f"{mlp}.experts.gate_up_proj",
+            f"{mlp}.experts.{'gate_up_proj' if layout.experts_gated else 'up_proj'}",
             routed_expert=True,
             lora_all_linear=lora,
-            lora_rank_factor=2,
+            lora_rank_factor=2 if layout.experts_gated else 1,
         ),
         LinearLayer(
             "down_proj",
@@ -642,6 +682,19 @@ def _linear_layers(layout: _Layout) -> tuple[LinearLayer, ...]:
         ),
     ]
     return tuple(result)
+
+
+def _refuse_peft_incompatible(architecture: Architecture, chosen: Sequence[LinearLayer]) -> None:
+    refused = sorted({layer.name for layer in chosen if layer.peft_refuses})
+    if refused:
+        adaptable = {layer.name for layer in architecture.linear_layers if layer.lora_all_linear}
+        allowed = sorted(adaptable - set(refused))
+        raise EstimateError(
+            "lora_target_modules",
+            f"PEFT refuses LoRA on {', '.join(refused)} of Mamba-based models "
+            f"({architecture.model_type}), all-linear included: name the targets from "
+            f"{', '.join(allowed)}",
+        )
 
 
 LORA_ALL_LINEAR = "all-linear"
@@ -662,7 +715,9 @@ def lora_target_layers(
     """
     layers = architecture.linear_layers
     if target_modules == LORA_ALL_LINEAR:
-        return tuple(layer for layer in layers if layer.lora_all_linear)
+        chosen_all = tuple(layer for layer in layers if layer.lora_all_linear)
+        _refuse_peft_incompatible(architecture, chosen_all)
+        return chosen_all
     wanted = {target_modules} if isinstance(target_modules, str) else set(target_modules)
     mapped = any(layer.routed_expert and layer.lora_all_linear for layer in layers)
     if mapped and len(wanted & {"gate_proj", "up_proj"}) == 1:
@@ -683,6 +738,7 @@ def lora_target_layers(
         if hits:
             chosen.append(layer)
             matched |= hits
+    _refuse_peft_incompatible(architecture, chosen)
     missing = sorted(wanted - matched)
     if missing:
         raise EstimateError(

@@ -6,10 +6,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from calculator.engine.checkpoint import CheckpointFormat
 from calculator.engine.errors import EstimateError
+
+if TYPE_CHECKING:
+    from calculator.engine.vision import VisionTower
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,8 @@ class Architecture:
     # Hybrid models: the layers that keep a fixed-size state instead of a KV cache; None: every
     # layer is an attention layer
     state_layers: StateLayers | None = None
+    # A multimodal model's vision tower and projector (calculator/engine/vision.py); None: text
+    vision: VisionTower | None = None
 
     @property
     def is_moe(self) -> bool:

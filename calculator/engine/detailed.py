@@ -36,6 +36,7 @@ from calculator.engine.dtypes import (
 )
 from calculator.engine.inputs import ALL_LINEAR, EstimateInputs
 from calculator.engine.parallel import Layout, Stage, layout_for
+from calculator.engine.vision import image_load, tower_architecture
 
 # --- runtime -------------------------------------------------------------------------------
 # CUDA context, kernels and caching-allocator slack: transformers docs measured 1,343 MB on a
@@ -990,6 +991,11 @@ def _stage_breakdown(
             conv_state_bytes=dtypes.compute,
         )
         activations = _inference_activations(architecture, inputs, layout, stage, dtypes, widths)
+        if architecture.vision is not None and stage.has_embeddings:
+            # the tower encodes the images before the language model runs: the larger peak
+            activations = max(
+                activations, vision_activations(architecture, inputs, layout, stage)[0]
+            )
         activations += _dequantisation_buffer(inputs, parts, layout.tensor_parallel)
         return Breakdown(
             weights=round(weights),
@@ -1048,6 +1054,9 @@ def _stage_breakdown(
     base += sharding.parameters
     gradients += sharding.gradients
     activations = _training_activations(architecture, inputs, layout, stage, dtypes, widths)
+    if architecture.vision is not None and stage.has_embeddings:
+        tower, kept = vision_activations(architecture, inputs, layout, stage)
+        activations = activations + tower if kept else max(activations, Fraction(tower))
     activations += _dequantisation_buffer(inputs, parts, layout.tensor_parallel)
     activation_peak = activations
     # the peak holds max(activations, gradients allocated): shown as the activations beyond
@@ -1162,6 +1171,10 @@ def worst_breakdown(
     plan: Plan, inputs: EstimateInputs, architecture: Architecture
 ) -> tuple[int, Breakdown]:
     """The busiest GPU's breakdown (pipeline stages differ) and its stage's index."""
+    images = image_load(inputs, architecture.vision)
+    if images is not None:
+        # each sequence holds its images' tokens beside its text: KV cache, activations
+        inputs = inputs.with_value("sequence_length", inputs.sequence_length + images.tokens)
     if len(plan.layout.stages) == 1:
         return 0, _stage_breakdown(architecture, inputs, plan, 0)
     breakdowns = [
@@ -1189,6 +1202,7 @@ def detailed_estimate(inputs: EstimateInputs, architecture: Architecture) -> Met
             "stay in 16-bit (transformers 5)"
         )
     _parallel_notes(inputs, layout, notes)
+    _vision_notes(inputs, architecture, notes)
     worst, breakdown = worst_breakdown(plan, inputs, architecture)
     if layout.pipeline_parallel > 1:
         stage = layout.stages[worst]
@@ -1408,3 +1422,77 @@ def _parallel_notes(inputs: EstimateInputs, layout: Layout, notes: list[str]) ->
             f"Tensor parallel {layout.tensor_parallel} exceeds the model's key/value heads: "
             "each GPU keeps one replicated KV head"
         )
+
+
+# --- Vision-language models ---------------------------------------------------------------------
+
+
+def tower_trained(inputs: EstimateInputs) -> bool:
+    """Whether training updates the vision tower: full and partial fine-tuning train every
+    parameter requires_grad leaves on (transformers leaves the tower's on); LoRA and QLoRA
+    adapt the language model's linear layers and freeze the rest."""
+    return inputs.training and inputs.finetuning in ("full", "partial")
+
+
+def vision_activations(
+    architecture: Architecture, inputs: EstimateInputs, layout: Layout, stage: Stage
+) -> tuple[Fraction | int, bool]:
+    """(bytes, kept) of the vision tower encoding every sequence's images: batch x images
+    sequences of the tower's own length (its patches), through its encoder layers.
+
+    A trained tower saves its layers' activations for backward, kept beside the language
+    model's (kept true). Inference, and training with a frozen tower (nothing in it requires
+    grad, so autograd saves nothing), hold one encoder layer's working set at a time, freed
+    before the language model's layers run (kept false: the larger of the two peaks counts)."""
+    tower = architecture.vision
+    images = image_load(inputs, tower)
+    if tower is None or images is None:
+        return 0, False
+    encoder = tower_architecture(tower)
+    h = tower.hidden_size
+    # every head its own key/value head (q, k, v and the output are each hidden wide)
+    widths = AttentionWidths(tower.num_attention_heads, h, h, h, h, h, h, 0)
+    encoded = inputs.with_value("batch_size", inputs.batch_size * images.images).with_value(
+        "sequence_length", images.patches_per_image
+    )
+    dtypes = _activation_dtypes(inputs)
+    tp = layout.tensor_parallel
+    if not tower_trained(inputs):
+        peak = inference_layer_activations(encoder, widths, encoded, dtypes, False, tp)
+        return peak, False
+    layer = training_layer_activations(encoder, widths, encoded, dtypes, False, False)
+    one_layer = _per_gpu(layer.replicated, layer.split, tp)
+    if inputs.gradient_checkpointing:
+        # transformers checkpoints the tower's layers too: their inputs, one layer recomputed
+        tokens = encoded.batch_size * encoded.sequence_length
+        kept_inputs = tower.num_layers * tokens * h * dtypes.residual
+        stored: Fraction | int = kept_inputs * CHECKPOINTED_INPUTS_PER_LAYER + one_layer
+    else:
+        stored = tower.num_layers * one_layer
+    return stored * stage.in_flight_micro_batches, True
+
+
+def _vision_notes(inputs: EstimateInputs, architecture: Architecture, notes: list[str]) -> None:
+    tower = architecture.vision
+    if tower is None:
+        return
+    weights = tower.parameters * other_parameter_bytes(inputs.weight_dtype)
+    notes.append(
+        f"Vision tower ({tower.label}) and projector: {tower.parameters:,} parameters, "
+        f"{float(weights) / 2**30:.2f} GiB of the whole model's weights"
+    )
+    images = image_load(inputs, tower)
+    if images is None:
+        notes.append("No images (images_per_request 0): text tokens only")
+        return
+    held = "freed before the language model runs"
+    if tower_trained(inputs):
+        held = "saved for backward (the tower is trained)"
+    elif inputs.training:
+        held = "freed before the language model runs (the tower is frozen)"
+    notes.append(
+        f"Images: {images.images} per sequence x {images.tokens_per_image:,} tokens = "
+        f"{images.tokens:,} tokens beside the {inputs.sequence_length:,} of text, in the KV "
+        f"cache and the language model's activations; the tower encodes "
+        f"{images.patches_per_image:,} patches per image, its activations {held}"
+    )

@@ -14,9 +14,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from calculator.engine.errors import EstimateError
+
+if TYPE_CHECKING:
+    from calculator.engine.families.common import Architecture
+    from calculator.engine.inputs import EstimateInputs
 
 VISION_PREFIX = "model.hf_config.vision_config"
 _LIMIT = 1_000_000  # largest width, layer count or image edge a vision_config may give
@@ -401,7 +405,9 @@ def tower_parameters(vision: Mapping[str, Any], row: TowerRow) -> int:
     if row is TOWERS["siglip_vision_model"] and vision.get("vision_use_head", True):
         # SiglipMultiheadAttentionPoolingHead: a probe, nn.MultiheadAttention (in_proj 3h x h
         # with bias, out_proj), a LayerNorm and the MLP
-        total += h + (3 * h * h + 3 * h) + (h * h + h) + 2 * h + (h * width + width) + (width * h + h)
+        total += (
+            h + (3 * h * h + 3 * h) + (h * h + h) + 2 * h + (h * width + width) + (width * h + h)
+        )
     return total
 
 
@@ -440,7 +446,9 @@ def projector_parameters(
         merge = _merge_size(outer, 2)
         bias = outer.get("multimodal_projector_bias", False) is True
         merger = v * merge * merge * v
-        return v + merger + _linear(v * _feature_layers(outer), text, bias) + _linear(text, text, bias)
+        return (
+            v + merger + _linear(v * _feature_layers(outer), text, bias) + _linear(text, text, bias)
+        )
     # Qwen's patch merger, part of the tower module: a norm of v, then an MLP over the
     # merge^2 patches of a token (4v -> 4v -> out_hidden_size), biases on both
     merge = _integer(vision, row, "spatial_merge_size") if "spatial_merge_size" in vision else 2
@@ -546,4 +554,88 @@ def describe(tower: VisionTower) -> str:
         f"Multimodal ({MODELS[tower.model].label}): the {tower.label} vision tower "
         f"({tower.tower_parameters:,} parameters) and projector ({tower.projector_parameters:,}) "
         f"are in the weights; {per_image}; set images_per_request to add them to the sequence"
+    )
+
+
+@dataclass(frozen=True)
+class ImageLoad:
+    """What a request's images add: tokens to each sequence, and the tower's own work."""
+
+    images: int  # per sequence (images_per_request)
+    tokens_per_image: int  # in the language model's sequence
+    patches_per_image: int  # the tower's sequence length per image
+
+    @property
+    def tokens(self) -> int:
+        return self.images * self.tokens_per_image
+
+
+# Qwen2-VL's smart_resize refuses an aspect ratio beyond this (image_processing_qwen2_vl.py)
+QWEN_MAX_ASPECT_RATIO = 200
+
+
+def check_images(inputs: EstimateInputs, tower: VisionTower | None) -> None:
+    """Reject image fields the model or the method cannot take."""
+    if not inputs.images_per_request:
+        return
+    if tower is None:
+        raise EstimateError(
+            "images_per_request",
+            "this model has no vision tower the engine knows (a config.json of "
+            f"{', '.join(VISION_MODELS)}): use 0",
+        )
+    if inputs.method != "detailed":
+        raise EstimateError(
+            "images_per_request", "the standard method sizes text only: use the detailed one"
+        )
+    if inputs.mode == "serving":
+        raise EstimateError(
+            "images_per_request",
+            "serving plans size text tokens (a serving engine's max_model_len already holds "
+            "image tokens; its encoder cache is not sized): use 0, or mode inference",
+        )
+    height, width = inputs.image_height, inputs.image_width
+    if (height is None) != (width is None):
+        missing = "image_width" if width is None else "image_height"
+        raise EstimateError(missing, "give both image_height and image_width, or neither")
+    if tower.tokens == "fixed":
+        return
+    if height is None or width is None:
+        raise EstimateError(
+            "image_height",
+            f"{MODELS[tower.model].label} turns an image into tokens by its size: give "
+            "image_height and image_width in pixels",
+        )
+    if tower.tokens == "qwen" and max(height, width) / min(height, width) > QWEN_MAX_ASPECT_RATIO:
+        raise EstimateError(
+            "image_width",
+            f"the Qwen image processor refuses aspect ratios beyond {QWEN_MAX_ASPECT_RATIO}:1",
+        )
+
+
+def image_load(inputs: EstimateInputs, tower: VisionTower | None) -> ImageLoad | None:
+    """The images' tokens and the tower's patches, None for a text-only request."""
+    if not inputs.images_per_request or tower is None:
+        return None
+    tokens, patches = tower.image_tokens(inputs.image_height or 0, inputs.image_width or 0)
+    return ImageLoad(inputs.images_per_request, tokens, patches)
+
+
+def tower_architecture(tower: VisionTower) -> Architecture:
+    """The tower's encoder layers in the shape the activation formulas read (every head its own
+    key/value head; no vocabulary, no KV cache)."""
+    from calculator.engine.families.common import Architecture
+
+    return Architecture(
+        model_type=tower.kind,
+        hidden_size=tower.hidden_size,
+        num_layers=tower.num_layers,
+        num_attention_heads=tower.num_attention_heads,
+        num_key_value_heads=tower.num_attention_heads,
+        head_dim=tower.hidden_size // tower.num_attention_heads,
+        intermediate_size=tower.intermediate_size,
+        vocab_size=0,
+        gated_mlp=tower.gated_mlp,
+        layer_norm=tower.layer_norm,
+        hidden_act=tower.hidden_act,
     )

@@ -993,9 +993,8 @@ def _stage_breakdown(
         activations = _inference_activations(architecture, inputs, layout, stage, dtypes, widths)
         if architecture.vision is not None and stage.has_embeddings:
             # the tower encodes the images before the language model runs: the larger peak
-            activations = max(
-                activations, vision_activations(architecture, inputs, layout, stage)[0]
-            )
+            tower = vision_activations(architecture, inputs, layout, stage)[0]
+            activations = max(activations, Fraction(tower))
         activations += _dequantisation_buffer(inputs, parts, layout.tensor_parallel)
         return Breakdown(
             weights=round(weights),

@@ -32,7 +32,9 @@ from calculator.engine.standard import standard_estimate
 # 2.5: the published checkpoint's format (quantization_config) is the default weight_dtype;
 # mxfp4, fp8_block and nvfp4; ZeRO-2/3 and FSDP working sets (sharding), offload; hybrid
 # linear-attention / state-space layers; Gemma 3's vision tower
-ENGINE_VERSION = "2.5.0"
+# 2.6: vision-language models (LLaVA, Mistral 3, Qwen2.5-VL, Qwen3-VL) counted whole; image
+# tokens (images_per_request) and the vision tower's activations
+ENGINE_VERSION = "2.6.0"
 
 
 def estimate(inputs: EstimateInputs, architecture: Architecture) -> MethodResult:

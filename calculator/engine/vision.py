@@ -4,7 +4,8 @@ an image takes in the language model's sequence.
 A multimodal config.json (`model_type` in `VISION_MODELS`) holds a `text_config` (read by the
 text family's reader) and a `vision_config`. The tower's parameters are counted from a row of
 `TOWERS` (CLIP, SigLIP, Pixtral, the Qwen ViTs differ in names, norms, biases, embeddings),
-the projector's from a row of `PROJECTORS`; both equal what transformers 5.25 instantiates
+the projector's by its shape (`projector_parameters`, named by the model's row of `MODELS`);
+both equal what transformers 5.25 instantiates
 (`AutoModelForImageTextToText.from_config` on the meta device, validation/meta_count.py).
 Pure Python: nothing here imports Django.
 """
@@ -207,7 +208,9 @@ class ModelRow:
     label: str
     default_tower: str  # the vision_config's model_type when it names none
     text_type: str  # the text reader when text_config names no model_type
-    projector: str  # a key of _PROJECTORS
+    # the projector's shape (projector_parameters): gemma3, llava, mistral3, qwen_merger,
+    # qwen3_merger
+    projector: str
     # "fixed": the image is resized to vision_config.image_size; "pixtral": resized to fit the
     # longest edge, rows of tokens ending in [IMG_BREAK]; "qwen": Qwen2-VL's smart_resize
     tokens: str

@@ -72,6 +72,11 @@ MLP_WEIGHT_GRADIENT_ONLY_INTERMEDIATES = 1
 # alive at the prefill peak (gpt2-infer-b4-s512-fp32-sdpa: +3 x tokens x 4h x 4 B inside mlp.act)
 COMPOSITE_GELU_EXTRA_INTERMEDIATES = 3
 COMPOSITE_GELUS = ("gelu_new", "gelu_fast")
+# quick_gelu (QuickGELUActivation, CLIP's towers: `input * torch.sigmoid(1.702 * input)`) holds
+# one more, the sigmoid's output that the product saves (saved_tensors_hooks over a CLIP
+# ViT-L/14-336 encoder layer, transformers 5.25, bfloat16, 577 positions: 8,200 B per position
+# above the fused count, 4,096 x 2 B of it this tensor)
+QUICK_GELU_EXTRA_INTERMEDIATES = 1
 # attention output: saved by the attention kernel and by o_proj (one tensor)
 ATTENTION_OUTPUT_COPIES = 1
 # FlashAttention / SDPA save their output and a float32 logsumexp per (batch, head, position)
@@ -550,6 +555,8 @@ def _activation_extra_intermediates(architecture: Architecture) -> int:
     """MLP-wide tensors a composite activation (gelu_new) holds beyond a fused one."""
     if architecture.hidden_act in COMPOSITE_GELUS:
         return COMPOSITE_GELU_EXTRA_INTERMEDIATES
+    if architecture.hidden_act == "quick_gelu":
+        return QUICK_GELU_EXTRA_INTERMEDIATES
     return 0
 
 
@@ -1484,6 +1491,11 @@ def _vision_notes(inputs: EstimateInputs, architecture: Architecture, notes: lis
     if images is None:
         notes.append("No images (images_per_request 0): text tokens only")
         return
+    if tower.tokens == "fixed" and inputs.image_height is not None:
+        notes.append(
+            f"The processor resizes every image to {tower.image_size} px: image_height and "
+            f"image_width do not change its {tower.tokens_per_image} tokens"
+        )
     held = "freed before the language model runs"
     if tower_trained(inputs):
         held = "saved for backward (the tower is trained)"

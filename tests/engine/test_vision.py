@@ -18,6 +18,7 @@ from calculator.engine.architecture import architecture_from_hf_config
 from calculator.engine.detailed import (
     ATTENTION_OUTPUT_COPIES,
     FLASH_LOGSUMEXP_BYTES,
+    GATED_MLP_SAVED_INTERMEDIATES,
     INFERENCE_HIDDEN_COPIES,
     INFERENCE_ROTARY_COPIES,
     LAYERNORM_INPUT_COPIES,
@@ -25,6 +26,8 @@ from calculator.engine.detailed import (
     NORMS_PER_LAYER,
     PLAIN_MLP_INFERENCE_INTERMEDIATES,
     PLAIN_MLP_SAVED_INTERMEDIATES,
+    RMSNORM_FP32_INPUT_BYTES,
+    RMSNORM_WEIGHT_GRADIENT_COPIES,
     detailed_estimate,
 )
 from calculator.engine.inputs import parse_inputs
@@ -322,7 +325,8 @@ def test_inference_counts_the_larger_of_the_tower_and_the_language_model() -> No
     tokens = 4 * 577
     hidden = tokens * 1024 * INFERENCE_HIDDEN_COPIES * 2
     attention = hidden + tokens * (3 * 1024 + 2 * 1024 * INFERENCE_ROTARY_COPIES + 1024) * 2
-    mlp = hidden + tokens * 4096 * PLAIN_MLP_INFERENCE_INTERMEDIATES * 2
+    # quick_gelu's sigmoid output lives beside fc1's output and the product
+    mlp = hidden + tokens * 4096 * (PLAIN_MLP_INFERENCE_INTERMEDIATES + 1) * 2
     tower = max(attention, mlp)
     with_images = estimate(LLAVA, sequence_length=16, images_per_request=4)
     text_only = estimate(LLAVA, sequence_length=16 + 4 * 576)
@@ -332,8 +336,11 @@ def test_inference_counts_the_larger_of_the_tower_and_the_language_model() -> No
 
 def test_a_trained_tower_keeps_its_layers_activations_for_backward() -> None:
     # full fine-tuning trains the CLIP tower: every layer saves, per position, two LayerNorm
-    # inputs and outputs, q, k, v and the attention output, fc1's output and the activation's
-    # (2 bytes each), and flash's float32 logsumexp per head
+    # inputs and outputs, q, k, v and the attention output, fc1's output, quick_gelu's sigmoid
+    # output and the product (2 bytes each), and flash's float32 logsumexp per head. Measured
+    # with saved_tensors_hooks over one ViT-L/14-336 layer (transformers 5.25, bfloat16, SDPA
+    # on CPU, 577 positions): 23,675,464 bytes, 4,616 bytes (8 a position) above this count
+
     tokens = 577  # one image per sample
     norms = (
         tokens
@@ -344,13 +351,40 @@ def test_a_trained_tower_keeps_its_layers_activations_for_backward() -> None:
     )
     attention = tokens * 3 * 1024 * 2 + tokens * 1024 * ATTENTION_OUTPUT_COPIES * 2
     attention += 16 * tokens * FLASH_LOGSUMEXP_BYTES
-    mlp = tokens * 4096 * PLAIN_MLP_SAVED_INTERMEDIATES * 2
+    mlp = tokens * 4096 * (PLAIN_MLP_SAVED_INTERMEDIATES + 1) * 2
+    assert norms + attention + mlp == 23_675_464 - 577 * 8
     tower = 24 * (norms + attention + mlp)
     fields = {"mode": "training", "mixed_precision": True}
     with_images = estimate(LLAVA, sequence_length=512, images_per_request=1, **fields)
     text_only = estimate(LLAVA, sequence_length=512 + 576, **fields)
     assert with_images.breakdown.activation_peak == text_only.breakdown.activation_peak + tower
     assert any("saved for backward (the tower is trained)" in n for n in with_images.notes)
+
+
+def test_a_trained_pixtral_tower_saves_what_autograd_keeps() -> None:
+    # one 336 x 336 image: 12 x 12 cells of 28 px, 12 rows of 12 [IMG] + [IMG_BREAK]: 156
+    # tokens; the tower sees 24 x 24 = 576 patches. A layer saves, per patch, two RMSNorms'
+    # float32 inputs and their two 2-byte copies, q, k, v, the attention output, the gated
+    # MLP's four intermediates, and flash's logsumexp. Measured (python -m
+    # validation.vision_saved_tensors, transformers 5.25, bfloat16, SDPA on CPU): 33,071,616
+    # bytes a layer, 8 a position above this count
+    tokens = 576
+    norms = (
+        tokens
+        * 1024
+        * NORMS_PER_LAYER
+        * (RMSNORM_FP32_INPUT_BYTES + RMSNORM_WEIGHT_GRADIENT_COPIES * 2)
+    )
+    attention = tokens * 3 * 1024 * 2 + tokens * 1024 * ATTENTION_OUTPUT_COPIES * 2
+    attention += 16 * tokens * FLASH_LOGSUMEXP_BYTES
+    mlp = tokens * 4096 * GATED_MLP_SAVED_INTERMEDIATES * 2
+    assert norms + attention + mlp == 33_071_616 - 576 * 8
+    image = {"images_per_request": 1, "image_height": 336, "image_width": 336}
+    fields = {"mode": "training", "mixed_precision": True}
+    with_images = estimate(MISTRAL_SMALL_3_1, sequence_length=256, **image, **fields)
+    text_only = estimate(MISTRAL_SMALL_3_1, sequence_length=256 + 156, **fields)
+    peak = text_only.breakdown.activation_peak + 24 * (norms + attention + mlp)
+    assert with_images.breakdown.activation_peak == peak
 
 
 def test_lora_freezes_the_tower() -> None:
@@ -360,6 +394,15 @@ def test_lora_freezes_the_tower() -> None:
     # the frozen tower's one-layer peak is far below the language model's saved activations
     assert with_images.breakdown == text_only.breakdown
     assert any("(the tower is frozen)" in note for note in with_images.notes)
+
+
+def test_a_fixed_size_model_says_the_image_size_changes_nothing() -> None:
+    sized = estimate(LLAVA, images_per_request=1, image_height=1024, image_width=768)
+    assert sized.breakdown == estimate(LLAVA, images_per_request=1).breakdown
+    assert (
+        "The processor resizes every image to 336 px: image_height and image_width do not "
+        "change its 576 tokens" in sized.notes
+    )
 
 
 def test_the_notes_name_the_towers_share_of_the_weights() -> None:

@@ -20,6 +20,10 @@ from typing import Any
 import torch
 import transformers
 from transformers import CLIPVisionConfig, CLIPVisionModel, PixtralVisionConfig, PixtralVisionModel
+from transformers.models.qwen2_5_vl.configuration_qwen2_5_vl import Qwen2_5_VLVisionConfig
+from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import (
+    Qwen2_5_VisionTransformerPretrainedModel,
+)
 
 
 def saved_bytes(model: torch.nn.Module, inputs: dict[str, Any]) -> int:
@@ -75,6 +79,27 @@ def pixtral(layers: int) -> torch.nn.Module:
     return PixtralVisionModel(config).to(torch.bfloat16).train()
 
 
+def qwen2_5_vl(layers: int) -> torch.nn.Module:
+    # Qwen2.5-VL-7B's ViT, every block with full attention (one window per image either way)
+    config = Qwen2_5_VLVisionConfig(
+        depth=layers,
+        hidden_size=1280,
+        intermediate_size=3420,
+        num_heads=16,
+        out_hidden_size=3584,
+        patch_size=14,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        window_size=112,
+        fullatt_block_indexes=list(range(layers)),
+        hidden_act="silu",
+    )
+    model = Qwen2_5_VisionTransformerPretrainedModel._from_config(
+        config, attn_implementation="sdpa"
+    )
+    return model.to(torch.bfloat16).train()
+
+
 def main() -> int:
     warnings.filterwarnings("ignore")
     transformers.logging.set_verbosity_error()
@@ -89,6 +114,16 @@ def main() -> int:
             "positions": 576,
             "bytes_per_layer": one_layer(
                 pixtral, {"pixel_values": pixels, "image_sizes": torch.tensor([[336, 336]])}
+            ),
+        },
+        "qwen2_5_vl_vit_336px": {
+            "positions": 576,
+            "bytes_per_layer": one_layer(
+                qwen2_5_vl,
+                {
+                    "hidden_states": torch.randn(576, 3 * 2 * 14 * 14, dtype=torch.bfloat16),
+                    "grid_thw": torch.tensor([[1, 24, 24]]),
+                },
             ),
         },
         "transformers": transformers.__version__,

@@ -1467,7 +1467,12 @@ def vision_activations(
         peak = inference_layer_activations(encoder, widths, encoded, dtypes, False, tp)
         return peak, False
     layer = training_layer_activations(encoder, widths, encoded, dtypes, False, False)
-    one_layer = _per_gpu(layer.replicated, layer.split, tp)
+    split = layer.split
+    if tower.fused_qkv:
+        # v, a view of the fused qkv output, keeps its q and k thirds alive too (saved_tensors
+        # of a Qwen2.5-VL ViT layer: validation/vision_saved_tensors.py)
+        split += encoded.batch_size * encoded.sequence_length * 2 * h * dtypes.compute
+    one_layer = _per_gpu(layer.replicated, split, tp)
     if inputs.gradient_checkpointing:
         # transformers checkpoints the tower's layers too: their inputs, one layer recomputed
         tokens = encoded.batch_size * encoded.sequence_length

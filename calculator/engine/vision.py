@@ -48,6 +48,9 @@ class TowerRow:
     pre_norm: bool  # a norm after the patch embedding (CLIP pre_layrnorm, Pixtral ln_pre)
     post_norm: bool  # a final norm (CLIP and SigLIP post_layernorm)
     hidden_act: str  # the config class's default activation
+    # one qkv projection whose output q, k and v are views of: the attention saves v, which
+    # keeps the whole 3 x hidden output alive for backward (Qwen's towers)
+    fused_qkv: bool = False
 
 
 TOWERS: dict[str, TowerRow] = {
@@ -166,6 +169,7 @@ TOWERS: dict[str, TowerRow] = {
         pre_norm=False,
         post_norm=False,
         hidden_act="silu",
+        fused_qkv=True,
     ),
     # Qwen3VLVisionModel (modeling_qwen3_vl.py): patch Conv3d with bias, a learned table of
     # num_position_embeddings positions (interpolated), blocks of LayerNorms, fused qkv and proj
@@ -196,6 +200,7 @@ TOWERS: dict[str, TowerRow] = {
         pre_norm=False,
         post_norm=False,
         hidden_act="gelu_pytorch_tanh",
+        fused_qkv=True,
     ),
 }
 
@@ -302,6 +307,7 @@ class VisionTower:
     layer_norm: bool
     hidden_act: str
     class_embedding: bool
+    fused_qkv: bool
     # fixed-size images (Gemma 3, LLaVA + CLIP): the tokens and the tower's patches per image;
     # 0 where they follow the image's size (Pixtral, Qwen)
     tokens_per_image: int = 0
@@ -530,6 +536,7 @@ def vision_tower(outer: Mapping[str, Any], text_hidden: int) -> VisionTower:
         layer_norm=row.layer_norm,
         hidden_act=str(vision.get("hidden_act") or row.hidden_act),
         class_embedding=row.class_embedding,
+        fused_qkv=row.fused_qkv,
         tokens_per_image=tokens_per_image,
         patches_per_image=patches,
         image_size=image_size,

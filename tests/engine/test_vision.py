@@ -387,6 +387,33 @@ def test_a_trained_pixtral_tower_saves_what_autograd_keeps() -> None:
     assert with_images.breakdown.activation_peak == peak
 
 
+def test_a_trained_qwen_tower_keeps_its_fused_qkv_output() -> None:
+    # one 336 x 336 image: smart_resize keeps 336 (12 x 28), 24 x 24 = 576 patches, 144
+    # tokens. Beside Pixtral's terms, v is a view of the fused qkv output, so its q and k
+    # thirds stay saved too. Measured (python -m validation.vision_saved_tensors, SDPA on
+    # CPU): 37,919,232 bytes a layer, 2,568 a position above this count: the SDPA path's
+    # concatenated per-image output (1280 x 2 B; FlashAttention's varlen path has none) and
+    # the RMSNorms' float32 rstd
+    tokens = 576
+    norms = (
+        tokens
+        * 1280
+        * NORMS_PER_LAYER
+        * (RMSNORM_FP32_INPUT_BYTES + RMSNORM_WEIGHT_GRADIENT_COPIES * 2)
+    )
+    attention = tokens * 3 * 1280 * 2 + tokens * 1280 * ATTENTION_OUTPUT_COPIES * 2
+    attention += 16 * tokens * FLASH_LOGSUMEXP_BYTES
+    fused = tokens * 2 * 1280 * 2
+    mlp = tokens * 3420 * GATED_MLP_SAVED_INTERMEDIATES * 2
+    assert norms + attention + fused + mlp == 37_919_232 - 576 * (1280 * 2 + 8)
+    image = {"images_per_request": 1, "image_height": 336, "image_width": 336}
+    fields = {"mode": "training", "mixed_precision": True}
+    with_images = estimate(QWEN2_5_VL, sequence_length=256, **image, **fields)
+    text_only = estimate(QWEN2_5_VL, sequence_length=256 + 144, **fields)
+    peak = text_only.breakdown.activation_peak + 32 * (norms + attention + fused + mlp)
+    assert with_images.breakdown.activation_peak == peak
+
+
 def test_lora_freezes_the_tower() -> None:
     fields = {"mode": "training", "finetuning": "lora"}
     with_images = estimate(LLAVA, sequence_length=512, images_per_request=1, **fields)

@@ -1492,6 +1492,14 @@ def _vision_notes(inputs: EstimateInputs, architecture: Architecture, notes: lis
         f"Vision tower ({tower.label}) and projector: {tower.parameters:,} parameters, "
         f"{float(weights) / 2**30:.2f} GiB of the whole model's weights"
     )
+    if inputs.training and inputs.finetuning in ("lora", "qlora"):
+        # peft tuners_utils _maybe_include_all_linear_layers excludes only the output embedding
+        notes.append(
+            "LoRA on a vision-language model: adapters on the language model's layers, the "
+            "tower and projector frozen (LLaMA-Factory's freeze_vision_tower default); PEFT's "
+            "all-linear, or module names the tower shares, would adapt the tower too, which "
+            "is not sized"
+        )
     images = image_load(inputs, tower)
     if images is None:
         notes.append("No images (images_per_request 0): text tokens only")

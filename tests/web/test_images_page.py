@@ -40,3 +40,23 @@ def test_it_sizes_the_images_and_keeps_them_in_the_link(client):
 def test_it_asks_for_the_image_size_where_the_tokens_follow_it(client):
     content = client.get("/", query(images_per_request=1), headers=HTMX).content.decode()
     assert "image_height" in content and "image_width in pixels" in content
+
+
+def test_a_saved_estimate_links_back_with_its_images(client, alice):
+    from calculator import services
+    from calculator.calculations import calculation_run
+    from calculator.views.estimates import calculator_url_for_estimate
+
+    payload = {
+        "model": {"hf_config": QWEN2_5_VL},
+        "images_per_request": 1,
+        "image_height": 1024,
+        "image_width": 768,
+    }
+    calculation = calculation_run(user=alice, payload=payload)
+    estimate = services.estimate_save(user=alice, calculation=calculation, title="With an image")
+    url = calculator_url_for_estimate(estimate, user=alice)
+    assert "images_per_request=1" in url and "image_height=1024" in url
+    client.force_login(alice)
+    page = client.get(url)
+    assert page.context["results"]["result"]["total_bytes"] == estimate.total_bytes

@@ -432,6 +432,23 @@ def test_a_fixed_size_model_says_the_image_size_changes_nothing() -> None:
     )
 
 
+def test_image_tokens_count_towards_the_trained_context() -> None:
+    # max_position_embeddings 128,000: 127,000 tokens of text and two images of 999 tokens
+    payload = {
+        "model": {"hf_config": QWEN2_5_VL},
+        "sequence_length": 127_000,
+        "images_per_request": 2,
+        "image_height": 1024,
+        "image_width": 768,
+    }
+    (warning,) = [w for w in calculate(payload)["warnings"] if w["field"] == "sequence_length"]
+    assert warning["message"].startswith(
+        "128,998 tokens (with 1,998 image tokens) is beyond the 128,000 positions"
+    )
+    text_only = {**payload, "images_per_request": 0}
+    assert not [w for w in calculate(text_only)["warnings"] if w["field"] == "sequence_length"]
+
+
 def test_the_notes_name_the_towers_share_of_the_weights() -> None:
     result = estimate(QWEN2_5_VL)
     # 676,550,144 parameters in bfloat16: 1,353,100,288 bytes, 1.26 GiB

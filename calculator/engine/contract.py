@@ -133,7 +133,7 @@ class ContractField:
         return self.choice_labels.get(value, value)
 
 
-_NULLABLE_FIELDS = ("runtime_overhead_bytes", "memory_view")
+_NULLABLE_FIELDS = ("runtime_overhead_bytes", "memory_view", "image_height", "image_width")
 # Limits the engine keeps beside the fields that use them (serving, speculative)
 _OTHER_LIMITS: dict[str, tuple[float, float]] = {
     "gpu_memory_utilization": GPU_MEMORY_UTILIZATION_LIMITS,
@@ -207,6 +207,34 @@ CONTRACT: tuple[ContractField, ...] = (
             "flash": "FlashAttention / SDPA (scores not stored)",
             "eager": "Eager (scores stored)",
         },
+    ),
+    ContractField(
+        "images_per_request",
+        "integer",
+        "workload",
+        "Images per request",
+        "Vision-language models: images in each sequence (each sample in training); their "
+        "tokens add to the sequence and the vision tower encodes them.",
+    ),
+    ContractField(
+        "image_height",
+        "integer",
+        "workload",
+        "Image height (px)",
+        "The images' height in pixels, for models whose image tokens follow the size "
+        "(Qwen2.5-VL, Qwen3-VL, Mistral 3 / Pixtral).",
+        blank=True,
+        default_note="the size the model resizes every image to (Gemma 3, LLaVA); required "
+        "where the tokens follow the size",
+    ),
+    ContractField(
+        "image_width",
+        "integer",
+        "workload",
+        "Image width (px)",
+        "The images' width in pixels (with image_height).",
+        blank=True,
+        default_note="as image_height",
     ),
     ContractField(
         "runtime_overhead_bytes",

@@ -36,6 +36,7 @@ from calculator.engine.dtypes import (
 )
 from calculator.engine.inputs import ALL_LINEAR, EstimateInputs
 from calculator.engine.parallel import Layout, Stage, layout_for
+from calculator.engine.vision import image_load, tower_architecture
 
 # --- runtime -------------------------------------------------------------------------------
 # CUDA context, kernels and caching-allocator slack: transformers docs measured 1,343 MB on a
@@ -71,6 +72,11 @@ MLP_WEIGHT_GRADIENT_ONLY_INTERMEDIATES = 1
 # alive at the prefill peak (gpt2-infer-b4-s512-fp32-sdpa: +3 x tokens x 4h x 4 B inside mlp.act)
 COMPOSITE_GELU_EXTRA_INTERMEDIATES = 3
 COMPOSITE_GELUS = ("gelu_new", "gelu_fast")
+# quick_gelu (QuickGELUActivation, CLIP's towers: `input * torch.sigmoid(1.702 * input)`) holds
+# one more, the sigmoid's output that the product saves (saved_tensors_hooks over a CLIP
+# ViT-L/14-336 encoder layer, transformers 5.25, bfloat16, 577 positions: 8,200 B per position
+# above the fused count, 4,096 x 2 B of it this tensor)
+QUICK_GELU_EXTRA_INTERMEDIATES = 1
 # attention output: saved by the attention kernel and by o_proj (one tensor)
 ATTENTION_OUTPUT_COPIES = 1
 # FlashAttention / SDPA save their output and a float32 logsumexp per (batch, head, position)
@@ -595,6 +601,8 @@ def _activation_extra_intermediates(architecture: Architecture) -> int:
     """MLP-wide tensors a composite activation (gelu_new) holds beyond a fused one."""
     if architecture.hidden_act in COMPOSITE_GELUS:
         return COMPOSITE_GELU_EXTRA_INTERMEDIATES
+    if architecture.hidden_act == "quick_gelu":
+        return QUICK_GELU_EXTRA_INTERMEDIATES
     return 0
 
 
@@ -1173,6 +1181,10 @@ def _stage_breakdown(
             conv_state_bytes=dtypes.compute,
         )
         activations = _inference_activations(architecture, inputs, layout, stage, dtypes, widths)
+        if architecture.vision is not None and stage.has_embeddings:
+            # the tower encodes the images before the language model runs: the larger peak
+            tower = vision_activations(architecture, inputs, layout, stage)[0]
+            activations = max(activations, Fraction(tower))
         activations += _dequantisation_buffer(inputs, parts, layout.tensor_parallel)
         return Breakdown(
             weights=round(weights),
@@ -1243,6 +1255,9 @@ def _stage_breakdown(
     # context parallelism: each rank computes sequence_length / cp of every sequence
     local = _context_parallel_share(inputs, layout)
     activations = _training_activations(architecture, local, layout, stage, dtypes, widths)
+    if architecture.vision is not None and stage.has_embeddings:
+        tower, kept = vision_activations(architecture, inputs, layout, stage)
+        activations = activations + tower if kept else max(activations, Fraction(tower))
     activations += _dequantisation_buffer(local, parts, layout.tensor_parallel)
     activation_peak = activations
     # the peak holds max(activations, gradients allocated): shown as the activations beyond
@@ -1391,6 +1406,10 @@ def worst_breakdown(
     plan: Plan, inputs: EstimateInputs, architecture: Architecture
 ) -> tuple[int, Breakdown]:
     """The busiest GPU's breakdown (pipeline stages differ) and its stage's index."""
+    images = image_load(inputs, architecture.vision)
+    if images is not None:
+        # each sequence holds its images' tokens beside its text: KV cache, activations
+        inputs = inputs.with_value("sequence_length", inputs.sequence_length + images.tokens)
     if len(plan.layout.stages) == 1:
         return 0, _stage_breakdown(architecture, inputs, plan, 0)
     breakdowns = [
@@ -1419,6 +1438,7 @@ def detailed_estimate(inputs: EstimateInputs, architecture: Architecture) -> Met
         )
     _parallel_notes(inputs, layout, notes)
     _context_and_expert_notes(inputs, architecture, plan, notes)
+    _vision_notes(inputs, architecture, notes)
     worst, breakdown = worst_breakdown(plan, inputs, architecture)
     if layout.pipeline_parallel > 1:
         stage = layout.stages[worst]
@@ -1723,3 +1743,95 @@ def _context_and_expert_notes(
             + f"; the DeepEP backends reserve {_mib(DEEPEP_NVL_BUFFER_BYTES)} more per GPU "
             "(VLLM_DEEPEP_BUFFER_SIZE_MB), not counted: add it to runtime_overhead_bytes"
         )
+
+
+# --- Vision-language models ---------------------------------------------------------------------
+
+
+def tower_trained(inputs: EstimateInputs) -> bool:
+    """Whether training updates the vision tower: full and partial fine-tuning train every
+    parameter requires_grad leaves on (transformers leaves the tower's on); LoRA and QLoRA
+    adapt the language model's linear layers and freeze the rest."""
+    return inputs.training and inputs.finetuning in ("full", "partial")
+
+
+def vision_activations(
+    architecture: Architecture, inputs: EstimateInputs, layout: Layout, stage: Stage
+) -> tuple[Fraction | int, bool]:
+    """(bytes, kept) of the vision tower encoding every sequence's images: batch x images
+    sequences of the tower's own length (its patches), through its encoder layers.
+
+    A trained tower saves its layers' activations for backward, kept beside the language
+    model's (kept true). Inference, and training with a frozen tower (nothing in it requires
+    grad, so autograd saves nothing), hold one encoder layer's working set at a time, freed
+    before the language model's layers run (kept false: the larger of the two peaks counts)."""
+    tower = architecture.vision
+    images = image_load(inputs, tower)
+    if tower is None or images is None:
+        return 0, False
+    encoder = tower_architecture(tower)
+    h = tower.hidden_size
+    # every head its own key/value head (q, k, v and the output are each hidden wide)
+    widths = AttentionWidths(tower.num_attention_heads, h, h, h, h, h, h, 0)
+    encoded = inputs.with_value("batch_size", inputs.batch_size * images.images).with_value(
+        "sequence_length", images.patches_per_image
+    )
+    dtypes = _activation_dtypes(inputs)
+    tp = layout.tensor_parallel
+    if not tower_trained(inputs):
+        peak = inference_layer_activations(encoder, widths, encoded, dtypes, False, tp)
+        return peak, False
+    layer = training_layer_activations(encoder, widths, encoded, dtypes, False, False)
+    split = layer.split
+    if tower.fused_qkv:
+        # v, a view of the fused qkv output, keeps its q and k thirds alive too (saved_tensors
+        # of a Qwen2.5-VL ViT layer: validation/vision_saved_tensors.py)
+        split += encoded.batch_size * encoded.sequence_length * 2 * h * dtypes.compute
+    one_layer = _per_gpu(layer.replicated, split, tp)
+    if inputs.gradient_checkpointing:
+        # transformers checkpoints the tower's layers too: their inputs, one layer recomputed
+        tokens = encoded.batch_size * encoded.sequence_length
+        kept_inputs = tower.num_layers * tokens * h * dtypes.residual
+        stored: Fraction | int = kept_inputs * CHECKPOINTED_INPUTS_PER_LAYER + one_layer
+    else:
+        stored = tower.num_layers * one_layer
+    return stored * stage.in_flight_micro_batches, True
+
+
+def _vision_notes(inputs: EstimateInputs, architecture: Architecture, notes: list[str]) -> None:
+    tower = architecture.vision
+    if tower is None:
+        return
+    weights = tower.parameters * other_parameter_bytes(inputs.weight_dtype)
+    notes.append(
+        f"Vision tower ({tower.label}) and projector: {tower.parameters:,} parameters, "
+        f"{float(weights) / 2**30:.2f} GiB of the whole model's weights"
+    )
+    if inputs.training and inputs.finetuning in ("lora", "qlora"):
+        # peft tuners_utils _maybe_include_all_linear_layers excludes only the output embedding
+        notes.append(
+            "LoRA on a vision-language model: adapters on the language model's layers, the "
+            "tower and projector frozen (LLaMA-Factory's freeze_vision_tower default); PEFT's "
+            "all-linear, or module names the tower shares, would adapt the tower too, which "
+            "is not sized"
+        )
+    images = image_load(inputs, tower)
+    if images is None:
+        notes.append("No images (images_per_request 0): text tokens only")
+        return
+    if tower.tokens == "fixed" and inputs.image_height is not None:
+        notes.append(
+            f"The processor resizes every image to {tower.image_size} px: image_height and "
+            f"image_width do not change its {tower.tokens_per_image} tokens"
+        )
+    held = "freed before the language model runs"
+    if tower_trained(inputs):
+        held = "saved for backward (the tower is trained)"
+    elif inputs.training:
+        held = "freed before the language model runs (the tower is frozen)"
+    notes.append(
+        f"Images: {images.images} per sequence x {images.tokens_per_image:,} tokens = "
+        f"{images.tokens:,} tokens beside the {inputs.sequence_length:,} of text, in the KV "
+        f"cache and the language model's activations; the tower encodes "
+        f"{images.patches_per_image:,} patches per image, its activations {held}"
+    )

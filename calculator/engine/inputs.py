@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from calculator.engine import architecture as architecture_module
+from calculator.engine import vision
 from calculator.engine.architecture import LORA_ALL_LINEAR, Architecture
 from calculator.engine.checkpoint import CheckpointFormat, describe_checkpoint
 from calculator.engine.dtypes import DTYPES, FLOAT_FORMATS, KV_CACHE_DTYPES, WEIGHT_DTYPES
@@ -86,6 +87,10 @@ INPUT_LIMITS: dict[str, tuple[int, int]] = {
     "zero_stage": (0, 3),
     "gradient_accumulation_steps": (1, 1_000_000),
     "runtime_overhead_bytes": (0, 2**40),
+    # images in each sequence (vision-language models), and their size in pixels
+    "images_per_request": (0, 10_000),
+    "image_height": (1, 100_000),
+    "image_width": (1, 100_000),
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -117,6 +122,9 @@ DEFAULTS: dict[str, Any] = {
     "bnb_4bit_saves_inputs": False,
     "memory_view": None,  # None: the runtime_overhead default of engine 2.3 (1 GiB)
     "runtime_overhead_bytes": None,  # the engine's default
+    "images_per_request": 0,  # text only
+    "image_height": None,  # the size the model's processor resizes every image to
+    "image_width": None,
 }
 FIELDS = ("model", *DEFAULTS)
 # Optional fields asking for GPU answers (fit, capacity, throughput, cost); engine.hardware
@@ -206,6 +214,9 @@ class EstimateInputs:
     offload: str = "none"
     expert_parallel: int = 1
     context_parallel: int = 1
+    images_per_request: int = 0
+    image_height: int | None = None
+    image_width: int | None = None
     given: frozenset[str] = frozenset()  # the fields the caller set (not defaulted)
 
     @property
@@ -259,6 +270,9 @@ class EstimateInputs:
             "memory_view": self.memory_view,
             "bnb_4bit_saves_inputs": self.bnb_4bit_saves_inputs,
             "runtime_overhead_bytes": self.runtime_overhead_bytes,
+            "images_per_request": self.images_per_request,
+            "image_height": self.image_height,
+            "image_width": self.image_width,
         }
 
 
@@ -455,6 +469,11 @@ def parse_inputs(
     overhead = payload.get("runtime_overhead_bytes")
     if overhead is not None:
         overhead = check_integer("runtime_overhead_bytes", overhead)
+    images = check_integer("images_per_request", get("images_per_request"))
+    image_height, image_width = (
+        None if payload.get(name) is None else check_integer(name, payload[name])
+        for name in ("image_height", "image_width")
+    )
 
     training = mode == "training"
     weight_dtype = payload.get("weight_dtype")
@@ -535,6 +554,9 @@ def parse_inputs(
         offload=offload,
         expert_parallel=expert_parallel,
         context_parallel=context_parallel,
+        images_per_request=images,
+        image_height=image_height,
+        image_width=image_width,
         given=given,
     )
     check_combinations(inputs, architecture)
@@ -785,6 +807,8 @@ def check_combinations(inputs: EstimateInputs, architecture: Architecture) -> No
             )
     if inputs.offload != "none":
         _check_offload(inputs)
+    if inputs.images_per_request or inputs.image_height or inputs.image_width:
+        vision.check_images(inputs, architecture.vision)
     if training and inputs.method == "standard" and inputs.optimizer not in STANDARD_OPTIMIZERS:
         raise EstimateError(
             "optimizer",

@@ -76,6 +76,8 @@ PARALLEL_FIELDS = (
 )
 # choices sent only when chosen (blank: the engine's default)
 CHOSEN_FIELDS = (*VIEW_FIELDS, "sharding", "offload")
+# a vision-language request's images (left out when none: a text model takes no image fields)
+IMAGE_FIELDS = ("images_per_request", "image_height", "image_width")
 UNITS = {"GiB": "GiB (1024³ bytes)", "GB": "GB (10⁹ bytes)"}
 
 ARCHITECTURE_LABELS = {
@@ -383,6 +385,9 @@ class CalculatorForm(ContractFieldsForm):
                 payload[name] = cleaned[name]
         if cleaned.get("runtime_overhead_bytes") is not None:
             payload["runtime_overhead_bytes"] = cleaned["runtime_overhead_bytes"]
+        for name in IMAGE_FIELDS:
+            if cleaned.get(name):
+                payload[name] = cleaned[name]
         if cleaned["mode"] == "training":
             percent = cleaned["trainable_percent"]
             payload.update(
@@ -434,7 +439,7 @@ class CalculatorForm(ContractFieldsForm):
         optional = ["weight_dtype", "kv_cache_dtype", "attention_implementation"]
         optional += list(TRAINING_FIELDS) if cleaned["mode"] == "training" else []
         optional += list(SERVING_FIELDS) if cleaned["mode"] == "serving" else []
-        optional += [*CHOSEN_FIELDS, *PARALLEL_FIELDS, "runtime_overhead_bytes"]
+        optional += [*CHOSEN_FIELDS, *PARALLEL_FIELDS, "runtime_overhead_bytes", *IMAGE_FIELDS]
         optional += (
             [name for name in HARDWARE_FIELDS if name != "gpu"] if cleaned.get("gpu") else []
         )

@@ -39,6 +39,9 @@ CONTRACT_INPUTS = {
     "bnb_4bit_saves_inputs",
     "memory_view",
     "runtime_overhead_bytes",
+    "images_per_request",
+    "image_height",
+    "image_width",
 }
 BREAKDOWN = {
     "weights",
@@ -146,6 +149,11 @@ def test_inputs_echo_every_contract_field_with_the_defaults_filled_in(client_for
     assert inputs["zero_stage"] == 0
     assert inputs["sharding"] == "deepspeed"
     assert inputs["runtime_overhead_bytes"] is None
+    assert (inputs["images_per_request"], inputs["image_height"], inputs["image_width"]) == (
+        0,
+        None,
+        None,
+    )
     # A manual architecture's default dtype is bfloat16; the KV cache follows the weights.
     assert inputs["weight_dtype"] == "bfloat16"
     assert inputs["kv_cache_dtype"] == "bfloat16"

@@ -54,6 +54,9 @@ def test_it_fills_every_default_and_keeps_the_model_as_given():
         "bnb_4bit_saves_inputs": False,
         "memory_view": None,
         "runtime_overhead_bytes": None,
+        "images_per_request": 0,
+        "image_height": None,
+        "image_width": None,
     }
     assert set(result["inputs"]) == set(FIELDS)
     assert result["inputs"]["model"] is LLAMA

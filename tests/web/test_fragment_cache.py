@@ -87,6 +87,21 @@ def test_a_catalog_change_is_shown_at_once(client):
     assert "Llama 3.1 8B (renamed)" in _results(client.get("/", QUERY, headers=HTMX))
 
 
+def test_a_users_profile_edit_keeps_the_results(client, alice, engine_runs):
+    """A saved profile is no catalog: saving or deleting one must not forget the kept results
+    of catalog queries (it did, so every profile edit in the bench's mix had them computed
+    again)."""
+    client.get("/", QUERY, headers=HTMX)
+    assert engine_runs.call_count == 2
+    profile = ModelProfileFactory(owner=alice, name="Alice's tiny model")
+    profile.description = "edited"
+    profile.save()
+    client.get("/", QUERY, headers=HTMX)
+    profile.delete()
+    client.get("/", QUERY, headers=HTMX)
+    assert engine_runs.call_count == 2
+
+
 def test_errors_are_not_kept(client, engine_runs):
     for _ in range(2):
         response = client.get("/", {**QUERY, "batch_size": "0"}, headers=HTMX)

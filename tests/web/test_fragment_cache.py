@@ -3,16 +3,13 @@ save box is never part of what is kept."""
 
 from __future__ import annotations
 
-import importlib
 from unittest import mock
 
 import pytest
 
+from calculator import calculations
 from calculator.models import ModelProfile, ProfileSource
 from tests.factories import ModelProfileFactory
-
-# The module, not the view function of the same name that calculator.views exports.
-calculator_views = importlib.import_module("calculator.views.calculator")
 
 HTMX = {"HX-Request": "true"}
 LLAMA_SLUG = "meta-llama/Llama-3.1-8B"
@@ -26,10 +23,10 @@ def _catalog(catalog):
 
 @pytest.fixture
 def engine_runs():
-    """Counts calculation_run calls from the calculator view (two a calculation: the chosen
-    method and the other one beside it)."""
+    """Counts calculation_run calls (two a calculation of the calculator page: the chosen
+    method and the other one beside it, both in calculations.calculator_page_run)."""
     with mock.patch.object(
-        calculator_views, "calculation_run", wraps=calculator_views.calculation_run
+        calculations, "calculation_run", wraps=calculations.calculation_run
     ) as run:
         yield run
 

@@ -724,3 +724,24 @@ def test_the_page_run_holds_the_other_method_and_the_sweep(catalog):
         {**payload, "model": engine_model}, "sequence_length", page.sweep_lengths
     )
     assert page.sweep_totals[page.sweep_lengths.index(1000)] == chosen["total_bytes"]
+
+
+@pytest.mark.django_db
+def test_each_form_has_its_own_choices(catalog):
+    # the choice fields copy their choices per form (forms/contract.py _CopiedChoices) instead
+    # of deep-copying them: one form's new choices must still leave the others' alone
+    from django.http import QueryDict
+
+    from calculator.forms.calculator import CalculatorForm
+
+    first = CalculatorForm.from_query(QueryDict("gpu="))
+    second = CalculatorForm.from_query(QueryDict("gpu="))
+    first.fields["gpu"].choices = [("", "None"), ("only-one", "Only one")]
+    first.fields["mode"].widget.attrs["data-x"] = "1"
+    assert len(second.fields["gpu"].choices) > 2
+    assert second.fields["gpu"].widget.choices == second.fields["gpu"].choices
+    assert first.fields["gpu"].widget.choices == [("", "None"), ("only-one", "Only one")]
+    assert "data-x" not in second.fields["mode"].widget.attrs
+    assert "data-x" not in CalculatorForm.base_fields["mode"].widget.attrs
+    assert first.fields["mode"].choices == CalculatorForm.base_fields["mode"].choices
+    assert first.fields["mode"].choices is not CalculatorForm.base_fields["mode"].choices

@@ -27,7 +27,7 @@ class _CopiedChoices:
     _choices: Any
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Any:
-        result = forms.Field.__deepcopy__(self, memo)  # type: ignore[arg-type]
+        result = forms.Field.__deepcopy__(self, memo)  # type: ignore[type-var]
         result._choices = copy.copy(self._choices)
         return result
 

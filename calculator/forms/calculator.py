@@ -31,7 +31,13 @@ from calculator.engine.architecture import LIMITS as ARCHITECTURE_LIMITS
 from calculator.engine.architecture import MODEL_DTYPES
 from calculator.engine.contract import DTYPE_LABELS, fields_of
 from calculator.engine.serving import SERVING_FIELDS
-from calculator.forms.contract import contract_form_fields
+from calculator.forms.contract import (
+    ChoiceField,
+    RadioSelect,
+    Select,
+    TypedChoiceField,
+    contract_form_fields,
+)
 from calculator.querystring import encode_architecture, encode_fields, query_value
 from calculator.selectors import User, catalog_list, profile_list
 from calculator.services import parse_config_json
@@ -151,10 +157,10 @@ else:
 
 class CalculatorForm(ContractFieldsForm):
     # --- Model ---------------------------------------------------------------------------------
-    model = forms.ChoiceField(
+    model = ChoiceField(
         label="Model from",
         choices=list(MODEL_KINDS.items()),
-        widget=forms.RadioSelect,
+        widget=RadioSelect,
         required=False,
     )
     # Plain fields with a select: the slug or id is checked when the model is resolved, so a
@@ -169,10 +175,10 @@ class CalculatorForm(ContractFieldsForm):
         label="Catalog model",
         required=False,
         max_length=200,
-        widget=forms.Select,
+        widget=Select,
         help_text="Popular open models; parameter counts match transformers exactly.",
     )
-    profile = forms.IntegerField(label="Saved profile", required=False, widget=forms.Select)
+    profile = forms.IntegerField(label="Saved profile", required=False, widget=Select)
     hub = forms.CharField(
         label="Hugging Face model id",
         required=False,
@@ -199,22 +205,23 @@ class CalculatorForm(ContractFieldsForm):
     tie_word_embeddings = forms.BooleanField(
         label="Tied input and output embeddings", required=False
     )
-    gated_mlp = forms.TypedChoiceField(
+    gated_mlp = TypedChoiceField(
+        widget=Select,
         label="MLP",
         choices=[("", "Gated (SwiGLU, GeGLU)"), ("no", "Plain (up and down)")],
         coerce=lambda value: value != "no",
         empty_value=None,
         required=False,
     )
-    default_dtype = forms.ChoiceField(
+    default_dtype = ChoiceField(
         label="Stored in",
         choices=[("", "bfloat16 (default)"), *_choices(MODEL_DTYPES, DTYPE_LABELS)],
         required=False,
     )
 
     # --- Display -------------------------------------------------------------------------------
-    unit = forms.ChoiceField(
-        label="Units", choices=list(UNITS.items()), widget=forms.RadioSelect, required=False
+    unit = ChoiceField(
+        label="Units", choices=list(UNITS.items()), widget=RadioSelect, required=False
     )
 
     def __init__(

@@ -25,6 +25,7 @@ from calculator.engine.inputs import (
     FIELDS,
     FINETUNING_METHODS,
     HARDWARE_FIELDS,
+    BNB_4BIT_DEQUANT_PATHS,
     INFERENCE_LOGITS,
     INPUT_LIMITS,
     LORA_ADAPTER_DTYPES,
@@ -312,6 +313,29 @@ CONTRACT: tuple[ContractField, ...] = (
         blank=True,
         blank_label="Default (last)",
         default_note="last",
+    ),
+    _choice(
+        "bnb_4bit_dequant_path",
+        "view",
+        "bitsandbytes 4-bit dequantisation",
+        "nf4 / fp4: each matmul's dequantised weight in the compute dtype, or float16 then cast "
+        "(bitsandbytes before 0.43, Lightning Fabric).",
+        BNB_4BIT_DEQUANT_PATHS,
+        choice_labels={
+            "compute": "straight to the compute dtype (bitsandbytes 0.43+)",
+            "float16_then_bfloat16": "float16, then a bfloat16 copy",
+            "float16_then_float32": "float16, then a float32 copy",
+        },
+        blank=True,
+        blank_label="Default (compute dtype)",
+        default_note="compute",
+    ),
+    ContractField(
+        "quantise_lm_head",
+        "boolean",
+        "view",
+        "LM head quantised too (Lightning Fabric / litgpt)",
+        "nf4 / fp4 / int8: the LM head is quantised like every nn.Linear (transformers skips it).",
     ),
     _choice(
         "memory_view",

@@ -126,10 +126,19 @@ GATED_MLP_INFERENCE_INTERMEDIATES = 3
 PLAIN_MLP_INFERENCE_INTERMEDIATES = 2
 # generate(): logits_to_keep=1, then `logits[:, -1, :].to(float32)`: one fp32 copy of the row
 INFERENCE_LOGITS_FP32_COPIES = 1
-# bitsandbytes matmul_4bit over more than one token dequantises the NF4 weight to a 16-bit copy
-# (F.dequantize_4bit) for each matmul, forward and backward: one matrix alive at a time
+# bitsandbytes matmul_4bit over more than one token dequantises the 4-bit weight for each matmul,
+# forward and backward (MatMul4Bit, bitsandbytes 0.41-0.45 autograd/_functions.py:
+# `F.dequantize_4bit(B, quant_state).to(A.dtype)`): one matrix alive at a time. dequantize_4bit
+# allocates quant_state.dtype (functional.py `torch.empty(shape, dtype=dtype)`); when that is not
+# the compute dtype, `.to(A.dtype)` makes a second copy while the first still lives
 NF4_DEQUANTISED_MATRICES = 1
 DEQUANTISED_BYTES = 2
+# per bnb_4bit_dequant_path: bytes per element alive at once (the dequantised matrix, its cast)
+BNB_4BIT_DEQUANT_BYTES = {
+    "compute": DEQUANTISED_BYTES,
+    "float16_then_bfloat16": DEQUANTISED_BYTES + 2,
+    "float16_then_float32": DEQUANTISED_BYTES + 4,  # a float32 copy
+}
 
 # --- hybrid layers: linear attention and state-space mixers (transformers 5.24) -------------
 # the recurrent state is float32 (architecture.StateLayers): torch_chunk_gated_delta_rule casts
@@ -210,9 +219,10 @@ class ModelParts:
     total: int  # all parameters
     total_bytes: Fraction  # all parameters' bytes
     layer_routed_linear_bytes: Fraction = Fraction(0)  # bytes of the routed-expert matrices
+    quantised_lm_head: int = 0  # parameters of the LM head matrix when it is quantised too
 
 
-_parts_cache: dict[tuple[int, str], tuple[Architecture, ModelParts]] = {}
+_parts_cache: dict[tuple[int, str, bool], tuple[Architecture, ModelParts]] = {}
 
 
 def _breakdown_of(architecture: Architecture) -> ParameterBreakdown:
@@ -222,20 +232,22 @@ def _breakdown_of(architecture: Architecture) -> ParameterBreakdown:
     return ParameterBreakdown(0, 0, 0, architecture.num_parameters, 0, 0, 0, 0)
 
 
-def model_parts(architecture: Architecture, weight_dtype: str) -> ModelParts:
-    """Split the model's parameters and bytes; cached per (architecture object, dtype)."""
-    key = (id(architecture), weight_dtype)
+def model_parts(
+    architecture: Architecture, weight_dtype: str, quantise_lm_head: bool = False
+) -> ModelParts:
+    """Split the model's parameters and bytes; cached per (architecture object, dtype, head)."""
+    key = (id(architecture), weight_dtype, quantise_lm_head)
     cached = _parts_cache.get(key)
     if cached is not None and cached[0] is architecture:
         return cached[1]
-    parts = _model_parts(architecture, weight_dtype)
+    parts = _model_parts(architecture, weight_dtype, quantise_lm_head)
     if len(_parts_cache) >= 512:
         _parts_cache.clear()
     _parts_cache[key] = (architecture, parts)
     return parts
 
 
-def _model_parts(architecture: Architecture, dtype: str) -> ModelParts:
+def _model_parts(architecture: Architecture, dtype: str, quantise_lm_head: bool) -> ModelParts:
     counts = _breakdown_of(architecture)
     linear_bytes = Fraction(0)
     kv_linear_bytes = Fraction(0)
@@ -278,6 +290,16 @@ def _model_parts(architecture: Architecture, dtype: str) -> ModelParts:
     other = max(total - counts.embeddings - counts.lm_head - linear - counts.norms, 0)
     embeddings_bytes = embedding_bytes(dtype, counts.embeddings)
     lm_head_bytes = embedding_bytes(dtype, counts.lm_head)
+    head_matrix = 0
+    if quantise_lm_head and dtype in LINEAR_MODULE_ONLY_DTYPES and counts.lm_head:
+        # Lightning Fabric's BitsandbytesPrecision replaces every torch.nn.Linear, the LM head
+        # included (lightning/fabric/plugins/precision/bitsandbytes.py, init_context's
+        # _ClassReplacementContextManager); its bias (phi) stays 16-bit
+        hidden, vocab = architecture.hidden_size, architecture.vocab_size
+        head_matrix = min(hidden * vocab, counts.lm_head)
+        lm_head_bytes = linear_weight_bytes(dtype, hidden, vocab) + other_parameter_bytes(dtype) * (
+            counts.lm_head - head_matrix
+        )
     other_bytes = other_parameter_bytes(dtype) * other
     norms_bytes = other_parameter_bytes(dtype) * counts.norms
     return ModelParts(
@@ -299,6 +321,7 @@ def _model_parts(architecture: Architecture, dtype: str) -> ModelParts:
         total=counts.embeddings + counts.lm_head + linear + other + counts.norms,
         total_bytes=embeddings_bytes + lm_head_bytes + linear_bytes + other_bytes + norms_bytes,
         layer_routed_linear_bytes=routed_bytes,
+        quantised_lm_head=head_matrix,
     )
 
 
@@ -334,7 +357,7 @@ def _stage_share(
     return share
 
 
-_stage_weights_cache: dict[tuple[int, str, int, int, int], tuple[Architecture, tuple]] = {}
+_stage_weights_cache: dict[tuple[int, str, bool, int, int, int], tuple[Architecture, tuple]] = {}
 
 
 def _stage_weights(
@@ -344,6 +367,7 @@ def _stage_weights(
     key = (
         id(architecture),
         weight_dtype,
+        bool(parts.quantised_lm_head),
         layout.tensor_parallel,
         layout.pipeline_parallel,
         layout.expert_parallel,
@@ -823,13 +847,15 @@ def _training_activations(
 def _dequantisation_buffer(
     inputs: EstimateInputs, parts: ModelParts, tensor_parallel: int
 ) -> Fraction | int:
-    """A 16-bit copy of the largest NF4 matrix, made for matmuls over more than one token
+    """The dequantised copy (and its cast to the compute dtype) of the largest 4-bit matrix,
+    the LM head when it is quantised too, made for matmuls over more than one token
     (bitsandbytes matmul_4bit; a single token takes the gemv kernel without it)."""
     tokens = inputs.batch_size * inputs.sequence_length
     if inputs.weight_dtype not in BNB_4BIT_DTYPES or tokens == 1:
         return 0
-    copies = NF4_DEQUANTISED_MATRICES * DEQUANTISED_BYTES
-    return _divide(parts.largest_linear * copies, tensor_parallel)
+    copies = NF4_DEQUANTISED_MATRICES * BNB_4BIT_DEQUANT_BYTES[inputs.bnb_4bit_dequant_path]
+    largest = max(parts.largest_linear, parts.quantised_lm_head)
+    return _divide(largest * copies, tensor_parallel)
 
 
 def _inference_activations(
@@ -929,7 +955,7 @@ class Plan:
 
 def plan_for(inputs: EstimateInputs, architecture: Architecture, notes: list[str]) -> Plan:
     layout = layout_for(inputs, architecture)
-    parts = model_parts(architecture, inputs.weight_dtype)
+    parts = model_parts(architecture, inputs.weight_dtype, inputs.quantise_lm_head)
     if layout.tensor_parallel == layout.pipeline_parallel == layout.expert_parallel == 1:
         stage_weights: tuple[tuple[Fraction | int, Fraction | int], ...] = (
             (parts.total, parts.total_bytes),

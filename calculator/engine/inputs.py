@@ -59,6 +59,15 @@ LORA_ADAPTER_DTYPES = ("float32", "bfloat16", "float16")
 # which positions the prefill computes logits for: generate() keeps the last (logits_to_keep=1);
 # a plain forward (pipelines before transformers 4.45, litgpt, scoring runs) computes all
 INFERENCE_LOGITS = ("last", "all")
+# How bitsandbytes' MatMul4Bit dequantises a 4-bit weight for a matmul over more than one token
+# (F.dequantize_4bit(B, quant_state).to(A.dtype)): dequantize_4bit returns quant_state.dtype, the
+# dtype the weight was quantised from. "compute": quantised from the compute dtype (bitsandbytes
+# 0.43+ keeps the loaded dtype, Params4bit._quantize), one 16-bit copy; "float16_then_bfloat16":
+# quantised from float16 (bitsandbytes 0.41-0.42 Params4bit.cuda `.half()`, Lightning Fabric's
+# BitsandbytesPrecision `_quantize_weight` `.to(dtype=torch.half)`) and computed in bfloat16, so
+# `.to(A.dtype)` makes a second copy; "float16_then_float32": the same cast to a float32 compute
+# dtype (transformers' bnb_4bit_compute_dtype default, float32, on float16 inputs)
+BNB_4BIT_DEQUANT_PATHS = ("compute", "float16_then_bfloat16", "float16_then_float32")
 MODEL_SOURCES = ("hf_config", "architecture")
 # Who shards under zero_stage 2 and 3: DeepSpeed with its own defaults, DeepSpeed as the HF
 # Trainer configures "auto" (buckets of hidden_size**2), or PyTorch FSDP (stage 3 FULL_SHARD,
@@ -109,6 +118,8 @@ DEFAULTS: dict[str, Any] = {
     "lora_adapter_dtype": "float32",
     "inference_logits": "last",
     "bnb_4bit_saves_inputs": False,
+    "bnb_4bit_dequant_path": "compute",
+    "quantise_lm_head": False,
     "memory_view": None,  # None: the runtime_overhead default of engine 2.3 (1 GiB)
     "runtime_overhead_bytes": None,  # the engine's default
 }
@@ -196,6 +207,8 @@ class EstimateInputs:
     inference_logits: str = "last"
     memory_view: str | None = None
     bnb_4bit_saves_inputs: bool = False
+    bnb_4bit_dequant_path: str = "compute"
+    quantise_lm_head: bool = False
     sharding: str = "deepspeed"
     offload: str = "none"
     expert_parallel: int = 1
@@ -247,6 +260,8 @@ class EstimateInputs:
             "inference_logits": self.inference_logits,
             "memory_view": self.memory_view,
             "bnb_4bit_saves_inputs": self.bnb_4bit_saves_inputs,
+            "bnb_4bit_dequant_path": self.bnb_4bit_dequant_path,
+            "quantise_lm_head": self.quantise_lm_head,
             "runtime_overhead_bytes": self.runtime_overhead_bytes,
         }
 
@@ -437,6 +452,10 @@ def parse_inputs(
     adapter_dtype = _choice("lora_adapter_dtype", get("lora_adapter_dtype"), LORA_ADAPTER_DTYPES)
     logits = _choice("inference_logits", get("inference_logits"), INFERENCE_LOGITS)
     saves_inputs = _boolean("bnb_4bit_saves_inputs", get("bnb_4bit_saves_inputs"))
+    dequant_path = _choice(
+        "bnb_4bit_dequant_path", get("bnb_4bit_dequant_path"), BNB_4BIT_DEQUANT_PATHS
+    )
+    quantise_lm_head = _boolean("quantise_lm_head", get("quantise_lm_head"))
     memory_view = payload.get("memory_view")
     if memory_view is not None:
         memory_view = _choice("memory_view", memory_view, MEMORY_VIEWS)
@@ -519,6 +538,8 @@ def parse_inputs(
         inference_logits=logits,
         memory_view=memory_view,
         bnb_4bit_saves_inputs=saves_inputs,
+        bnb_4bit_dequant_path=dequant_path,
+        quantise_lm_head=quantise_lm_head,
         sharding=sharding,
         offload=offload,
         expert_parallel=expert_parallel,

@@ -36,6 +36,8 @@ CONTRACT_INPUTS = {
     "lora_adapter_dtype",
     "inference_logits",
     "bnb_4bit_saves_inputs",
+    "bnb_4bit_dequant_path",
+    "quantise_lm_head",
     "memory_view",
     "runtime_overhead_bytes",
 }

@@ -157,3 +157,50 @@ def test_paged_optimizer_states_are_outside_the_allocator():
     # bitsandbytes' 32-bit PagedAdamW: two float32 states whatever the adapters' dtype
     assert breakdown(**payload)["optimizer_states"] == adapters * 2 * 4
     assert breakdown(**payload, memory_view="allocated")["optimizer_states"] == 0
+
+
+NF4_PREFILL = {
+    "model": LLAMA_2,
+    "weight_dtype": "nf4_no_dq",
+    "batch_size": 1,
+    "sequence_length": 58,
+    "memory_view": "allocated",
+}
+
+
+def test_float16_quantised_4bit_weights_are_dequantised_then_cast():
+    # bitsandbytes 0.41-0.42 MatMul4Bit.forward: F.dequantize_4bit(B, quant_state).to(A.dtype)
+    # with quant_state.dtype float16 (Params4bit.cuda: self.data.contiguous().half()): the
+    # float16 matrix and its bfloat16 cast live together. Largest 4-bit matrix of Llama 2 7B
+    # (transformers keeps the LM head 16-bit): gate/up/down_proj, 4096 x 11008
+    largest = 4096 * 11008
+    compute = breakdown(**NF4_PREFILL)
+    cast = breakdown(**NF4_PREFILL, bnb_4bit_dequant_path="float16_then_bfloat16")
+    fp32 = breakdown(**NF4_PREFILL, bnb_4bit_dequant_path="float16_then_float32")
+    assert cast["activations"] - compute["activations"] == largest * 2
+    assert fp32["activations"] - compute["activations"] == largest * 4
+    assert cast["weights"] == compute["weights"]
+    # one token takes the gemv kernel (matmul_4bit: A.numel() == A.shape[-1]): no copy at all
+    decode = {**NF4_PREFILL, "sequence_length": 1}
+    assert breakdown(**decode) == breakdown(**decode, bnb_4bit_dequant_path="float16_then_float32")
+
+
+def test_a_quantised_lm_head_is_stored_4bit_and_is_the_largest_matrix_dequantised():
+    head = 32000 * 4096
+    kept = breakdown(**NF4_PREFILL, bnb_4bit_dequant_path="float16_then_bfloat16")
+    quantised = breakdown(
+        **NF4_PREFILL, bnb_4bit_dequant_path="float16_then_bfloat16", quantise_lm_head=True
+    )
+    # nf4 without double quantisation: half a byte per value plus a float32 absmax per 64
+    assert kept["weights"] - quantised["weights"] == head * 2 - (head // 2 + head // 64 * 4)
+    # the LM head (131 M values) is now the largest 4-bit matrix: 2 + 2 bytes of it, in place of
+    # the MLP matrix's
+    assert quantised["activations"] - kept["activations"] == (head - 4096 * 11008) * 4
+    # 16-bit weights have no quantised LM head
+    bf16 = {**NF4_PREFILL, "weight_dtype": "bfloat16"}
+    assert breakdown(**bf16) == breakdown(**bf16, quantise_lm_head=True)
+
+
+def test_an_unknown_dequantisation_path_is_refused():
+    with pytest.raises(EstimateError):
+        calculate({**NF4_PREFILL, "bnb_4bit_dequant_path": "int8"})

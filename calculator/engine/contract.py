@@ -21,11 +21,11 @@ from calculator.engine.dtypes import KV_CACHE_DTYPES, WEIGHT_DTYPES
 from calculator.engine.hardware import HARDWARE_DEFAULTS, HARDWARE_LIMITS
 from calculator.engine.inputs import (
     ATTENTION_IMPLEMENTATIONS,
+    BNB_4BIT_DEQUANT_PATHS,
     DEFAULTS,
     FIELDS,
     FINETUNING_METHODS,
     HARDWARE_FIELDS,
-    BNB_4BIT_DEQUANT_PATHS,
     INFERENCE_LOGITS,
     INPUT_LIMITS,
     LORA_ADAPTER_DTYPES,
@@ -232,6 +232,7 @@ CONTRACT: tuple[ContractField, ...] = (
             "sgd_momentum": "SGD with momentum",
             "paged_adamw": "Paged AdamW (bitsandbytes)",
             "paged_adamw_8bit": "Paged AdamW 8-bit (bitsandbytes)",
+            "adafactor": "Adafactor (factored, no first moment)",
         },
     ),
     _choice(

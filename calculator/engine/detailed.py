@@ -192,6 +192,11 @@ LORA_ADAPTER_BYTES = 4
 # (bitsandbytes optim/optimizer.py Optimizer2State.init_state: dtype=torch.float32 for 32 bits)
 BNB_32BIT_STATE_BYTES = 4
 PAGED_OPTIMIZERS = ("paged_adamw", "paged_adamw_8bit")
+# transformers.optimization.Adafactor (defaults: beta1=None, so no exp_avg): per parameter of 2 or
+# more dimensions a row and a column second-moment vector, exp_avg_sq_row (shape[:-1]) and
+# exp_avg_sq_col (shape[:-2] + shape[-1:]); per 1-D parameter a whole exp_avg_sq; all float32
+# (its step casts 16-bit gradients with grad.float() before `torch.zeros(...).to(grad)`)
+ADAFACTOR_STATE_BYTES = 4
 # PEFT target_parameters on fused experts (ParamWrapper) saves the merged W + BA for backward
 # (seen with saved_tensors_hooks on a tiny Mixtral, transformers 5.24 / peft 0.21)
 LORA_MERGED_EXPERT_COPIES = 1
@@ -937,6 +942,40 @@ def _optimizer_bytes(optimizer: str, trainable: Fraction, state_bytes: int) -> F
     return OPTIMIZER_STATES[optimizer] * trainable * state_bytes
 
 
+def adafactor_state_elements(architecture: Architecture, inputs: EstimateInputs) -> int:
+    """Values of Adafactor's factored second moment over the trainable parameters of the whole
+    model: out + in per weight matrix (a fused expert tensor E x out x in: E x (out + in), the
+    same as its E matrices), every value of a 1-D parameter (norms, biases)."""
+    if inputs.finetuning in ("lora", "qlora"):
+        # A is rank x in, B is out x rank: (rank + in) + (out + rank) per adapted matrix
+        return sum(
+            layer.count
+            * (
+                layer.in_features
+                + layer.out_features
+                + 2 * inputs.lora_rank * layer.lora_rank_factor
+            )
+            for layer in lora_targets(architecture, inputs)
+        )
+    parts = model_parts(architecture, inputs.weight_dtype)
+    hidden = architecture.hidden_size
+    matrices = sum(
+        layer.count * (layer.in_features + layer.out_features)
+        for layer in architecture.linear_layers
+    )
+    if not architecture.linear_layers:
+        # matrices unknown: hidden_size-wide rows, as model_parts counts them
+        matrices = parts.layer_linear // hidden + hidden
+    # token (and position) embeddings and an untied LM head: hidden-wide matrices
+    for table in (parts.embeddings, parts.lm_head):
+        if table:
+            matrices += table // hidden + hidden
+    elements = matrices + parts.layer_other + parts.norms
+    if inputs.finetuning == "partial":
+        return round(elements * Fraction(inputs.trainable_percent) / 100)
+    return elements
+
+
 @dataclass(frozen=True)
 class Plan:
     """Everything of an estimate that does not depend on batch size or sequence length."""
@@ -1042,7 +1081,14 @@ def _stage_breakdown(
         )
         master = trainable * precision.master_bytes
     gradients = trainable * precision.gradient_bytes
-    optimizer_states = _optimizer_bytes(inputs.optimizer, trainable, precision.state_bytes)
+    if inputs.optimizer == "adafactor":
+        # the factored states scale with the model's matrices, not their values: this GPU's
+        # share of the trainable parameters takes that share of them
+        share = trainable / plan.trainable if plan.trainable else Fraction(0)
+        elements = adafactor_state_elements(architecture, inputs)
+        optimizer_states = elements * share * ADAFACTOR_STATE_BYTES
+    else:
+        optimizer_states = _optimizer_bytes(inputs.optimizer, trainable, precision.state_bytes)
     if inputs.optimizer in PAGED_OPTIMIZERS and inputs.memory_view == "allocated":
         # paged states live in CUDA unified memory (cudaMallocManaged), outside torch's allocator:
         # torch.cuda.max_memory_allocated does not count them
@@ -1298,6 +1344,12 @@ def _training_notes(inputs: EstimateInputs, architecture: Architecture, notes: l
         )
     if inputs.optimizer == "adamw_8bit":
         notes.append("8-bit AdamW: bitsandbytes blockwise states (2048-value blocks)")
+    if inputs.optimizer == "adafactor":
+        notes.append(
+            "Adafactor (transformers' defaults, beta1=None): float32 row and column "
+            "second-moment vectors per weight matrix, a whole float32 state per 1-D parameter, "
+            "no first moment; the step's float32 update of one parameter at a time is not counted"
+        )
     if inputs.attention_implementation == "eager":
         notes.append(
             "Eager attention stores the batch x heads x seq x seq softmax for every layer; "

@@ -22,7 +22,15 @@ MODES = ("inference", "training", "serving")
 METHODS = ("detailed", "standard")
 ATTENTION_IMPLEMENTATIONS = ("flash", "eager")
 # paged_*: bitsandbytes PagedAdamW / PagedAdamW8bit (states in CUDA unified memory)
-OPTIMIZERS = ("adamw", "adamw_8bit", "sgd", "sgd_momentum", "paged_adamw", "paged_adamw_8bit")
+OPTIMIZERS = (
+    "adamw",
+    "adamw_8bit",
+    "sgd",
+    "sgd_momentum",
+    "paged_adamw",
+    "paged_adamw_8bit",
+    "adafactor",
+)
 # the original app's optimizers, all the standard method's formulas know (engine/standard.py)
 STANDARD_OPTIMIZERS = ("adamw", "adamw_8bit", "sgd", "sgd_momentum")
 FINETUNING_METHODS = ("full", "lora", "qlora", "partial")

@@ -204,3 +204,31 @@ def test_a_quantised_lm_head_is_stored_4bit_and_is_the_largest_matrix_dequantise
 def test_an_unknown_dequantisation_path_is_refused():
     with pytest.raises(EstimateError):
         calculate({**NF4_PREFILL, "bnb_4bit_dequant_path": "int8"})
+
+
+def test_adafactor_keeps_a_row_and_a_column_vector_per_matrix():
+    # transformers.optimization.Adafactor, beta1=None: exp_avg_sq_row (out) + exp_avg_sq_col
+    # (in) per 2-D parameter, exp_avg_sq (numel) per 1-D parameter, float32
+    payload = {"model": LLAMA_2, "mode": "training", "batch_size": 1, "sequence_length": 128}
+    per_layer = 4 * (4096 + 4096) + 2 * (4096 + 11008) + (11008 + 4096)
+    tables = 2 * (32000 + 4096)  # embed_tokens and the untied lm_head
+    norms = (2 * 32 + 1) * 4096
+    full = breakdown(**payload, optimizer="adafactor")
+    assert full["optimizer_states"] == (32 * per_layer + tables + norms) * 4
+    # LoRA rank 8 on q_proj and v_proj: A (8 x 4096) and B (4096 x 8) each, per layer
+    lora = breakdown(
+        **payload,
+        optimizer="adafactor",
+        finetuning="lora",
+        lora_rank=8,
+        lora_target_modules=["q_proj", "v_proj"],
+    )
+    assert lora["optimizer_states"] == 32 * 2 * ((8 + 4096) + (4096 + 8)) * 4
+
+
+def test_the_standard_method_refuses_adafactor_by_field():
+    with pytest.raises(EstimateError) as caught:
+        calculate(
+            {"model": LLAMA_2, "mode": "training", "method": "standard", "optimizer": "adafactor"}
+        )
+    assert caught.value.field == "optimizer"

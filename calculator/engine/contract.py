@@ -342,7 +342,8 @@ CONTRACT: tuple[ContractField, ...] = (
         "memory_view",
         "view",
         "Memory view",
-        "allocated (torch.cuda.max_memory_allocated) or device (what nvidia-smi shows).",
+        "allocated (torch.cuda.max_memory_allocated), reserved (max_memory_reserved) or device "
+        "(what nvidia-smi shows).",
         MEMORY_VIEWS,
         blank=True,
         blank_label="Default (1 GiB overhead)",

@@ -12,6 +12,7 @@ scalars, except the loss term, which deliberately models the peak (logits and th
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -45,6 +46,18 @@ DEFAULT_RUNTIME_OVERHEAD_BYTES = 2**30
 # tensor; transformers docs model_memory_anatomy.md: NVML "used" 1343 MB (MiB, info.used // 1024**2)
 # right after torch.ones((1, 1)).to("cuda") (driver 460.91.03)
 CUDA_CONTEXT_BYTES = 1343 * 2**20
+# memory_view "reserved" (torch.cuda.max_memory_reserved): the segments PyTorch's CUDA caching
+# allocator holds (c10/cuda/CUDACachingAllocator.cpp, torch 2.x): every request is rounded up to
+# kMinBlockSize (512 B, round_size); requests of at most kSmallSize (1 MiB) are carved from 2 MiB
+# segments (kSmallBuffer), larger ones below kMinLargeAlloc (10 MiB) from 20 MiB segments
+# (kLargeBuffer), and from 10 MiB on each gets a segment of its size rounded up to kRoundLarge
+# (2 MiB) (get_allocation_size)
+ALLOCATOR_MIN_BLOCK = 512
+ALLOCATOR_SMALL_SIZE = 2**20
+ALLOCATOR_SMALL_BUFFER = 2 * 2**20
+ALLOCATOR_MIN_LARGE_ALLOC = 10 * 2**20
+ALLOCATOR_LARGE_BUFFER = 20 * 2**20
+ALLOCATOR_ROUND_LARGE = 2 * 2**20
 
 # --- training: activations saved for backward, per layer ------------------------------------
 # HF LlamaRMSNorm: `hidden.to(float32)` is saved by pow() and mul() for backward
@@ -1002,7 +1015,14 @@ def plan_for(inputs: EstimateInputs, architecture: Architecture, notes: list[str
     else:
         stage_weights = _stage_weights(architecture, inputs.weight_dtype, layout, parts)
     overhead = inputs.runtime_overhead_bytes
-    if overhead is None and inputs.memory_view == "allocated":
+    if overhead is None and inputs.memory_view == "reserved":
+        overhead = 0
+        notes.append(
+            "Memory view reserved: tensors rounded as PyTorch's caching allocator reserves them "
+            "(512-byte blocks, 2 MiB segments for tensors up to 1 MiB, 20 MiB below 10 MiB, "
+            "larger ones rounded to 2 MiB), in runtime_overhead; fragmentation left out"
+        )
+    elif overhead is None and inputs.memory_view == "allocated":
         overhead = 0
         notes.append(
             "Memory view allocated: tensors only, as torch.cuda.max_memory_allocated reports "
@@ -1038,6 +1058,17 @@ def plan_for(inputs: EstimateInputs, architecture: Architecture, notes: list[str
 
 
 def _stage_breakdown(
+    architecture: Architecture, inputs: EstimateInputs, plan: Plan, index: int
+) -> Breakdown:
+    lines = _stage_tensors(architecture, inputs, plan, index)
+    if inputs.memory_view == "reserved" and inputs.runtime_overhead_bytes is None:
+        stage = plan.layout.stages[index]
+        slack = _allocator_slack(architecture, inputs, plan, stage, lines)
+        return dataclasses.replace(lines, runtime_overhead=slack)
+    return lines
+
+
+def _stage_tensors(
     architecture: Architecture, inputs: EstimateInputs, plan: Plan, index: int
 ) -> Breakdown:
     layout, parts, dtypes, widths = plan.layout, plan.parts, plan.dtypes, plan.widths
@@ -1140,6 +1171,100 @@ def _stage_breakdown(
         runtime_overhead=overhead,
         host_bytes=round(host),
     )
+
+
+def caching_allocator_reserved(tensors: list[tuple[int, int]]) -> int:
+    """What PyTorch's caching allocator reserves for live tensors, given as (bytes, how many):
+    each rounded up to 512 B; those of at most 1 MiB packed into 2 MiB segments and those below
+    10 MiB into 20 MiB segments (perfectly: the least it can reserve, fragmentation left out),
+    larger ones in segments of their own, rounded up to 2 MiB."""
+    small = medium = large = 0
+    for size, count in tensors:
+        if size <= 0 or count <= 0:
+            continue
+        rounded = -(-size // ALLOCATOR_MIN_BLOCK) * ALLOCATOR_MIN_BLOCK
+        if rounded <= ALLOCATOR_SMALL_SIZE:
+            small += rounded * count
+        elif rounded < ALLOCATOR_MIN_LARGE_ALLOC:
+            medium += rounded * count
+        else:
+            large += -(-rounded // ALLOCATOR_ROUND_LARGE) * ALLOCATOR_ROUND_LARGE * count
+    small_segments = -(-small // ALLOCATOR_SMALL_BUFFER) * ALLOCATOR_SMALL_BUFFER
+    medium_segments = -(-medium // ALLOCATOR_LARGE_BUFFER) * ALLOCATOR_LARGE_BUFFER
+    return small_segments + medium_segments + large
+
+
+def _parameter_tensors(
+    architecture: Architecture, layout: Layout, stage: Stage, parts: ModelParts
+) -> list[tuple[int, int]]:
+    """(values, how many) of the parameter tensors on one GPU: each kind of weight matrix (a
+    layer's fused experts one 3-D tensor), the embeddings, an untied LM head, hidden-wide norms
+    and the other 1-D parameters (biases, q/k norms) taken as hidden-wide vectors."""
+    tp, hidden = layout.tensor_parallel, architecture.hidden_size or 1
+    fraction = stage.layer_fraction
+    tensors: list[tuple[int, int]] = []
+    for layer in architecture.linear_layers:
+        size, count = layer.in_features * layer.out_features, layer.count
+        if layer.routed_expert and architecture.num_experts:
+            size, count = size * architecture.num_experts, count // architecture.num_experts
+        tensors.append((-(-size // tp), round(count * fraction)))
+    if not architecture.linear_layers and parts.layer_linear:
+        layers = architecture.num_layers or 1
+        tensors.append((-(-parts.layer_linear // (layers * tp)), round(layers * fraction)))
+    if stage.has_embeddings and parts.embeddings:
+        tensors.append((-(-parts.embeddings // tp), 1))
+    if stage.has_lm_head and parts.lm_head:
+        tensors.append((-(-parts.lm_head // tp), 1))
+    vectors = parts.norms + parts.layer_other
+    tensors.append((hidden, round(vectors // hidden * fraction)))
+    return tensors
+
+
+def _allocator_slack(
+    architecture: Architecture,
+    inputs: EstimateInputs,
+    plan: Plan,
+    stage: Stage,
+    lines: Breakdown,
+) -> int:
+    """memory_view "reserved": what the caching allocator reserves beyond the breakdown's
+    tensors. Weights, gradients and optimizer states are the parameter tensors' shapes at each
+    line's bytes per value; the KV cache one K and one V tensor per layer; the activations one
+    block per layer in training (what a layer saves), one block in inference (one layer's
+    working set)."""
+    parameters = _parameter_tensors(architecture, plan.layout, stage, plan.parts)
+    values = sum(size * count for size, count in parameters) or 1
+    tensors: list[tuple[int, int]] = []
+    if inputs.finetuning in ("lora", "qlora") and inputs.training:
+        adapters = [
+            (
+                inputs.lora_rank * layer.lora_rank_factor * side,
+                round(layer.count * stage.layer_fraction),
+            )
+            for layer in lora_targets(architecture, inputs)
+            for side in (layer.in_features, layer.out_features)
+        ]
+        adapter_values = sum(size * count for size, count in adapters) or 1
+        lora_bytes = Fraction(plan.lora_parameters * stage.layer_fraction) * lora_adapter_bytes(
+            inputs
+        )
+        base = Fraction(lines.weights) - lora_bytes
+        tensors += [(round(size * base / values), count) for size, count in parameters]
+        for line in (lora_bytes, Fraction(lines.gradients), Fraction(lines.optimizer_states)):
+            tensors += [(round(size * line / adapter_values), count) for size, count in adapters]
+    else:
+        for line in (lines.weights, lines.gradients, lines.optimizer_states):
+            tensors += [(round(size * Fraction(line, values)), count) for size, count in parameters]
+    layers = max(stage.num_layers, 1)
+    if lines.kv_cache:
+        tensors.append((-(-lines.kv_cache // (2 * layers)), 2 * layers))
+    if inputs.training and lines.activation_peak:
+        tensors.append((-(-lines.activation_peak // layers), layers))
+    elif lines.activations:
+        # inference: one layer's working set at a time
+        tensors.append((lines.activations, 1))
+    allocated = sum(size * count for size, count in tensors)
+    return max(caching_allocator_reserved(tensors) - allocated, 0)
 
 
 @dataclass(frozen=True)

@@ -59,8 +59,10 @@ LORA_TARGET_MODULES = (
     "fc2",
 )
 # What the estimate describes (docs/design.md, runtime_overhead): torch.cuda.max_memory_allocated
-# reports (tensors only) or the whole device as nvidia-smi shows it (plus the CUDA context)
-MEMORY_VIEWS = ("allocated", "device")
+# reports (tensors only), torch.cuda.max_memory_reserved (the caching allocator's segments,
+# engine/detailed.py caching_allocator_reserved) or the whole device as nvidia-smi shows it (plus
+# the CUDA context)
+MEMORY_VIEWS = ("allocated", "reserved", "device")
 # the dtype LoRA adapters are kept in: PEFT upcasts them to float32 (autocast_adapter_dtype);
 # litgpt, torchtune and Unsloth keep them in the model's 16-bit dtype
 LORA_ADAPTER_DTYPES = ("float32", "bfloat16", "float16")

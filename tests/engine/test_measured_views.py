@@ -232,3 +232,33 @@ def test_the_standard_method_refuses_adafactor_by_field():
             {"model": LLAMA_2, "mode": "training", "method": "standard", "optimizer": "adafactor"}
         )
     assert caught.value.field == "optimizer"
+
+
+def test_the_caching_allocator_rounds_and_packs_as_its_source_says():
+    # c10/cuda/CUDACachingAllocator.cpp: 512-byte blocks; at most 1 MiB from 2 MiB segments,
+    # below 10 MiB from 20 MiB segments, from 10 MiB a segment of its own rounded to 2 MiB
+    from calculator.engine.detailed import caching_allocator_reserved
+
+    assert caching_allocator_reserved([(100, 1)]) == 2 * MiB
+    assert caching_allocator_reserved([(MiB, 3)]) == 4 * MiB  # 3 MiB packed into two segments
+    assert caching_allocator_reserved([(MiB + 1, 1)]) == 20 * MiB
+    assert caching_allocator_reserved([(4 * MiB, 6)]) == 40 * MiB  # 24 MiB into two segments
+    assert caching_allocator_reserved([(10 * MiB, 1)]) == 10 * MiB
+    assert caching_allocator_reserved([(10 * MiB + 1, 2)]) == 2 * 12 * MiB
+
+
+def test_the_reserved_view_adds_what_the_allocator_rounds_up():
+    payload = {"model": LLAMA_2, "batch_size": 1, "sequence_length": 512}
+    allocated = calculate({**payload, "memory_view": "allocated"})["breakdown"]
+    reserved = calculate({**payload, "memory_view": "reserved"})["breakdown"]
+    assert {k: v for k, v in reserved.items() if k != "runtime_overhead"} == {
+        k: v for k, v in allocated.items() if k != "runtime_overhead"
+    }
+    # bf16 Llama 2 7B: every matrix and the embeddings are whole multiples of 2 MiB; the 65
+    # RMSNorm weights (4096 x 2 B) share one 2 MiB segment; each layer's K and V (512 tokens x
+    # 4096 x 2 B = 4 MiB) go into 20 MiB segments: 64 x 4 MiB in 13; the prefill's working set
+    # is one block rounded up to 2 MiB
+    norms = 2 * MiB - 65 * 4096 * 2
+    cache = 13 * 20 * MiB - 64 * 4 * MiB
+    activations = -(-allocated["activations"] // (2 * MiB)) * 2 * MiB - allocated["activations"]
+    assert reserved["runtime_overhead"] == norms + cache + activations

@@ -279,6 +279,22 @@ CONTRACT: tuple[ContractField, ...] = (
         "Training: recompute each layer's activations in backward.",
     ),
     ContractField(
+        "checkpoint_every_k_layers",
+        "integer",
+        "training",
+        "Checkpoint one layer in every k",
+        "With gradient checkpointing: every k-th layer only (torchtune / torchtitan ac_option).",
+        blank=True,
+        default_note="1 (every layer)",
+    ),
+    ContractField(
+        "recompute_core_attention",
+        "boolean",
+        "training",
+        "Recompute the attention core (Megatron selective)",
+        "Training: the attention scores are recomputed in backward, q, k and v kept.",
+    ),
+    ContractField(
         "gradient_accumulation_steps",
         "integer",
         "training",

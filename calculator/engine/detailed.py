@@ -603,6 +603,13 @@ def _training_attention_split(widths: AttentionWidths, inputs: EstimateInputs, c
     """What one attention block saves for backward (split over tensor-parallel ranks)."""
     batch, seq = inputs.batch_size, inputs.sequence_length
     tokens = batch * seq
+    if inputs.recompute_core_attention:
+        # Megatron --recompute-granularity selective (megatron/core/transformer/attention.py
+        # _checkpointed_attention_forward): the core attention (scores, softmax, the K/V
+        # repeat for GQA, or the flash kernel) runs under tensor_parallel.checkpoint, which keeps
+        # its inputs q, k, v; its output is kept by the output projection
+        split = tokens * (widths.q + widths.k + widths.v) * compute
+        return split + tokens * widths.out * ATTENTION_OUTPUT_COPIES * compute
     if inputs.attention_implementation == "flash":
         # flash / SDPA: q, k, v, output and the logsumexp; no score matrix
         split = tokens * (widths.q + widths.k + widths.v) * compute
@@ -844,11 +851,20 @@ def _training_activations(
         if architecture.state_layers is not None:
             one_layer = max(one_layer, one_layer + mixer_delta)
         one_layer += Fraction(lora_all) / architecture.num_layers
-        kept_inputs = stage.num_layers * tokens * hidden * dtypes.residual
+        # torchtitan / torchtune layer-selective AC (torchtitan models/llama3/infra/parallelize.py
+        # _apply_ac_to_transformer_block): the wrapper counts the layers from 1 and checkpoints
+        # those with count % k == 0; the others keep everything they save
+        layers = max(stage.num_layers, 1)
+        checkpointed = layers // inputs.checkpoint_every_k_layers
+        kept_inputs = checkpointed * tokens * hidden * dtypes.residual
         stored: Fraction | int = (
             kept_inputs * CHECKPOINTED_INPUTS_PER_LAYER * stage.in_flight_micro_batches
         )
-        stored += one_layer
+        plain = Fraction(layers - checkpointed, layers)
+        stage_layers = (all_layers + lora_all) * stage.layer_fraction
+        stored += stage_layers * plain * stage.in_flight_micro_batches
+        if checkpointed:
+            stored += one_layer
     else:
         stage_layers = (all_layers + lora_all) * stage.layer_fraction
         stored = stage_layers * stage.in_flight_micro_batches
@@ -1485,9 +1501,20 @@ def _training_notes(inputs: EstimateInputs, architecture: Architecture, notes: l
             "Frozen base: projections' inputs are not kept for weight gradients; "
             "each adapted layer keeps its input in the adapter dtype"
         )
-    if inputs.gradient_checkpointing:
+    if inputs.gradient_checkpointing and inputs.checkpoint_every_k_layers > 1:
+        notes.append(
+            f"Selective gradient checkpointing: one layer in every "
+            f"{inputs.checkpoint_every_k_layers} keeps only its input (recomputed in backward, "
+            "one at a time), the others keep all they save"
+        )
+    elif inputs.gradient_checkpointing:
         notes.append(
             "Gradient checkpointing: each layer's input is kept, one layer is recomputed at a time"
+        )
+    if inputs.recompute_core_attention:
+        notes.append(
+            "Core attention recomputed in backward (Megatron selective recompute): q, k, v and "
+            "the attention output are kept, no scores"
         )
     if architecture.is_moe:
         notes.append(

@@ -99,6 +99,7 @@ INPUT_LIMITS: dict[str, tuple[int, int]] = {
     "expert_parallel": (1, 100_000),
     "zero_stage": (0, 3),
     "gradient_accumulation_steps": (1, 1_000_000),
+    "checkpoint_every_k_layers": (1, 10_000),
     "runtime_overhead_bytes": (0, 2**40),
 }
 
@@ -125,6 +126,8 @@ DEFAULTS: dict[str, Any] = {
     "sharding": "deepspeed",
     "offload": "none",
     "gradient_accumulation_steps": 1,
+    "checkpoint_every_k_layers": 1,
+    "recompute_core_attention": False,
     "lora_adapter_dtype": "float32",
     "inference_logits": "last",
     "bnb_4bit_saves_inputs": False,
@@ -213,6 +216,8 @@ class EstimateInputs:
     zero_stage: int
     runtime_overhead_bytes: int | None
     gradient_accumulation_steps: int = 1
+    checkpoint_every_k_layers: int = 1
+    recompute_core_attention: bool = False
     lora_adapter_dtype: str = "float32"
     inference_logits: str = "last"
     memory_view: str | None = None
@@ -266,6 +271,8 @@ class EstimateInputs:
             "sharding": self.sharding,
             "offload": self.offload,
             "gradient_accumulation_steps": self.gradient_accumulation_steps,
+            "checkpoint_every_k_layers": self.checkpoint_every_k_layers,
+            "recompute_core_attention": self.recompute_core_attention,
             "lora_adapter_dtype": self.lora_adapter_dtype,
             "inference_logits": self.inference_logits,
             "memory_view": self.memory_view,
@@ -459,6 +466,8 @@ def parse_inputs(
     sharding = _choice("sharding", get("sharding"), SHARDINGS)
     offload = _choice("offload", get("offload"), OFFLOADS)
     accumulation = check_integer("gradient_accumulation_steps", get("gradient_accumulation_steps"))
+    every_k = check_integer("checkpoint_every_k_layers", get("checkpoint_every_k_layers"))
+    core_attention = _boolean("recompute_core_attention", get("recompute_core_attention"))
     adapter_dtype = _choice("lora_adapter_dtype", get("lora_adapter_dtype"), LORA_ADAPTER_DTYPES)
     logits = _choice("inference_logits", get("inference_logits"), INFERENCE_LOGITS)
     saves_inputs = _boolean("bnb_4bit_saves_inputs", get("bnb_4bit_saves_inputs"))
@@ -544,6 +553,8 @@ def parse_inputs(
         zero_stage=zero_stage,
         runtime_overhead_bytes=overhead,
         gradient_accumulation_steps=accumulation,
+        checkpoint_every_k_layers=every_k,
+        recompute_core_attention=core_attention,
         lora_adapter_dtype=adapter_dtype,
         inference_logits=logits,
         memory_view=memory_view,

@@ -33,6 +33,8 @@ CONTRACT_INPUTS = {
     "sharding",
     "offload",
     "gradient_accumulation_steps",
+    "checkpoint_every_k_layers",
+    "recompute_core_attention",
     "lora_adapter_dtype",
     "inference_logits",
     "bnb_4bit_saves_inputs",

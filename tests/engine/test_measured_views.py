@@ -262,3 +262,54 @@ def test_the_reserved_view_adds_what_the_allocator_rounds_up():
     cache = 13 * 20 * MiB - 64 * 4 * MiB
     activations = -(-allocated["activations"] // (2 * MiB)) * 2 * MiB - allocated["activations"]
     assert reserved["runtime_overhead"] == norms + cache + activations
+
+
+LORA_QV = {
+    "model": LLAMA_2,
+    "mode": "training",
+    "finetuning": "lora",
+    "lora_rank": 8,
+    "lora_target_modules": ["q_proj", "v_proj"],
+    "batch_size": 1,
+    "sequence_length": 1024,
+}
+TOKENS = 1024
+# what one Llama 2 7B layer saves under LoRA (frozen base, flash attention, bf16 compute): the two
+# RMSNorms' float32 inputs; q, k, v and the attention output; the float32 logsumexp; silu's input,
+# its output and up_proj's output; and lora_A's float32 input and lora_B's input on q and v
+LAYER_SAVES = (
+    TOKENS * 4096 * 2 * 4
+    + TOKENS * 3 * 4096 * 2
+    + TOKENS * 4096 * 2
+    + 32 * TOKENS * 4
+    + TOKENS * 11008 * 3 * 2
+    + 2 * TOKENS * (4096 + 8) * 4
+)
+LAYER_INPUT = TOKENS * 4096 * 2
+
+
+def test_checkpointing_one_layer_in_k_keeps_the_others_whole():
+    # torchtitan _apply_ac_to_transformer_block: layers counted from 1, count % k == 0 wrapped;
+    # k = 2 over 32 layers: 16 keep their input only, 16 keep everything, one is recomputed
+    every = breakdown(**LORA_QV, gradient_checkpointing=True)
+    second = breakdown(**LORA_QV, gradient_checkpointing=True, checkpoint_every_k_layers=2)
+    none = breakdown(**LORA_QV)
+    assert second["activations"] - every["activations"] == 16 * (LAYER_SAVES - LAYER_INPUT)
+    assert none["activations"] - second["activations"] == 15 * LAYER_SAVES - 16 * LAYER_INPUT
+    # k larger than the layers: nothing is checkpointed, nothing recomputed
+    assert breakdown(**LORA_QV, gradient_checkpointing=True, checkpoint_every_k_layers=33) == none
+
+
+def test_recomputing_the_core_attention_drops_the_scores():
+    # Megatron --recompute-granularity selective: q, k, v and the output stay; eager attention's
+    # float32 softmax and its bf16 cast (32 heads x 1024 x 1024, 6 B) are recomputed per layer
+    eager = {**LORA_QV, "attention_implementation": "eager"}
+    kept = breakdown(**eager)
+    recomputed = breakdown(**eager, recompute_core_attention=True)
+    assert kept["activations"] - recomputed["activations"] == 32 * (32 * TOKENS * TOKENS * 6)
+    # flash keeps no scores: only its float32 logsumexp goes
+    flash = (
+        breakdown(**LORA_QV)["activations"]
+        - breakdown(**LORA_QV, recompute_core_attention=True)["activations"]
+    )
+    assert flash == 32 * (32 * TOKENS * 4)

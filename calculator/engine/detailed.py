@@ -1269,8 +1269,9 @@ def _allocator_slack(
         for line in (lora_bytes, Fraction(lines.gradients), Fraction(lines.optimizer_states)):
             tensors += [(round(size * line / adapter_values), count) for size, count in adapters]
     else:
-        for line in (lines.weights, lines.gradients, lines.optimizer_states):
-            tensors += [(round(size * Fraction(line, values)), count) for size, count in parameters]
+        for line_bytes in (lines.weights, lines.gradients, lines.optimizer_states):
+            per_value = Fraction(line_bytes, values)
+            tensors += [(round(size * per_value), count) for size, count in parameters]
     layers = max(stage.num_layers, 1)
     if lines.kv_cache:
         tensors.append((-(-lines.kv_cache // (2 * layers)), 2 * layers))

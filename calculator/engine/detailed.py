@@ -1502,6 +1502,11 @@ def _training_notes(inputs: EstimateInputs, architecture: Architecture, notes: l
             "Frozen base: projections' inputs are not kept for weight gradients; "
             "each adapted layer keeps its input in the adapter dtype"
         )
+    if not inputs.gradient_checkpointing and "checkpoint_every_k_layers" in inputs.given:
+        notes.append(
+            "checkpoint_every_k_layers applies with gradient_checkpointing only; without it "
+            "every layer keeps all it saves"
+        )
     if inputs.gradient_checkpointing and inputs.checkpoint_every_k_layers > 1:
         notes.append(
             f"Selective gradient checkpointing: one layer in every "

@@ -313,3 +313,9 @@ def test_recomputing_the_core_attention_drops_the_scores():
         - breakdown(**LORA_QV, recompute_core_attention=True)["activations"]
     )
     assert flash == 32 * (32 * TOKENS * 4)
+
+
+def test_checkpointing_one_layer_in_k_without_checkpointing_says_it_changes_nothing():
+    result = calculate({**LORA_QV, "checkpoint_every_k_layers": 2})
+    assert result["breakdown"] == calculate(LORA_QV)["breakdown"]
+    assert any("checkpoint_every_k_layers applies with" in note for note in result["notes"])

@@ -205,6 +205,10 @@ LORA_ADAPTER_BYTES = 4
 # (bitsandbytes optim/optimizer.py Optimizer2State.init_state: dtype=torch.float32 for 32 bits)
 BNB_32BIT_STATE_BYTES = 4
 PAGED_OPTIMIZERS = ("paged_adamw", "paged_adamw_8bit")
+# bitsandbytes optim/optimizer.py (0.41-0.45) Optimizer8bit.get_state_buffer: `if not
+# self.is_paged or p.numel() < 1e5: return torch.zeros_like(p, ...)`, a device tensor; only larger
+# parameters get paged (F.get_paged) states
+BNB_PAGED_MIN_NUMEL = 100_000
 # transformers.optimization.Adafactor (defaults: beta1=None, so no exp_avg): per parameter of 2 or
 # more dimensions a row and a column second-moment vector, exp_avg_sq_row (shape[:-1]) and
 # exp_avg_sq_col (shape[:-2] + shape[-1:]); per 1-D parameter a whole exp_avg_sq; all float32
@@ -971,6 +975,27 @@ def _optimizer_bytes(optimizer: str, trainable: Fraction, state_bytes: int) -> F
     return OPTIMIZER_STATES[optimizer] * trainable * state_bytes
 
 
+def _unpaged_share(architecture: Architecture, inputs: EstimateInputs) -> Fraction:
+    """The share of the trainable values whose paged-optimizer states bitsandbytes keeps on the
+    device: those of parameters under 1e5 values (1-D norms and biases, small LoRA matrices)."""
+    if inputs.finetuning in ("lora", "qlora"):
+        small = total = 0
+        for layer in lora_targets(architecture, inputs):
+            rank = inputs.lora_rank * layer.lora_rank_factor
+            for numel in (rank * layer.in_features, rank * layer.out_features):
+                total += numel * layer.count
+                small += numel * layer.count if numel < BNB_PAGED_MIN_NUMEL else 0
+        return Fraction(small, total) if total else Fraction(0)
+    parts = model_parts(architecture, inputs.weight_dtype)
+    small = parts.norms + parts.layer_other  # 1-D parameters, each under 1e5 values
+    small += sum(
+        layer.in_features * layer.out_features * layer.count
+        for layer in architecture.linear_layers
+        if layer.in_features * layer.out_features < BNB_PAGED_MIN_NUMEL
+    )
+    return Fraction(small, parts.total) if parts.total else Fraction(0)
+
+
 def adafactor_state_elements(architecture: Architecture, inputs: EstimateInputs) -> int:
     """Values of Adafactor's factored second moment over the trainable parameters of the whole
     model: out + in per weight matrix (a fused expert tensor E x out x in: E x (out + in), the
@@ -1138,8 +1163,9 @@ def _stage_tensors(
         optimizer_states = _optimizer_bytes(inputs.optimizer, trainable, precision.state_bytes)
     if inputs.optimizer in PAGED_OPTIMIZERS and inputs.memory_view == "allocated":
         # paged states live in CUDA unified memory (cudaMallocManaged), outside torch's allocator:
-        # torch.cuda.max_memory_allocated does not count them
-        optimizer_states = Fraction(0)
+        # torch.cuda.max_memory_allocated does not count them; those of small parameters are
+        # ordinary device tensors
+        optimizer_states *= _unpaged_share(architecture, inputs)
     if zero >= 1:
         # ZeRO-1 partitions optimizer states (and fp32 master weights) over the dp ranks
         optimizer_states /= dp

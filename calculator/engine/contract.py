@@ -21,6 +21,7 @@ from calculator.engine.dtypes import KV_CACHE_DTYPES, WEIGHT_DTYPES
 from calculator.engine.hardware import HARDWARE_DEFAULTS, HARDWARE_LIMITS
 from calculator.engine.inputs import (
     ATTENTION_IMPLEMENTATIONS,
+    BNB_4BIT_DEQUANT_PATHS,
     DEFAULTS,
     FIELDS,
     FINETUNING_METHODS,
@@ -259,6 +260,7 @@ CONTRACT: tuple[ContractField, ...] = (
             "sgd_momentum": "SGD with momentum",
             "paged_adamw": "Paged AdamW (bitsandbytes)",
             "paged_adamw_8bit": "Paged AdamW 8-bit (bitsandbytes)",
+            "adafactor": "Adafactor (factored, no first moment)",
         },
     ),
     _choice(
@@ -305,6 +307,22 @@ CONTRACT: tuple[ContractField, ...] = (
         "Training: recompute each layer's activations in backward.",
     ),
     ContractField(
+        "checkpoint_every_k_layers",
+        "integer",
+        "training",
+        "Checkpoint one layer in every k",
+        "With gradient checkpointing: every k-th layer only (torchtune / torchtitan ac_option).",
+        blank=True,
+        default_note="1 (every layer)",
+    ),
+    ContractField(
+        "recompute_core_attention",
+        "boolean",
+        "training",
+        "Recompute the attention core (Megatron selective)",
+        "Training: the attention scores are recomputed in backward, q, k and v kept.",
+    ),
+    ContractField(
         "gradient_accumulation_steps",
         "integer",
         "training",
@@ -342,10 +360,34 @@ CONTRACT: tuple[ContractField, ...] = (
         default_note="last",
     ),
     _choice(
+        "bnb_4bit_dequant_path",
+        "view",
+        "bitsandbytes 4-bit dequantisation",
+        "nf4 / fp4: each matmul's dequantised weight in the compute dtype, or float16 then cast "
+        "(bitsandbytes before 0.43, Lightning Fabric).",
+        BNB_4BIT_DEQUANT_PATHS,
+        choice_labels={
+            "compute": "straight to the compute dtype (bitsandbytes 0.43+)",
+            "float16_then_bfloat16": "float16, then a bfloat16 copy",
+            "float16_then_float32": "float16, then a float32 copy",
+        },
+        blank=True,
+        blank_label="Default (compute dtype)",
+        default_note="compute",
+    ),
+    ContractField(
+        "quantise_lm_head",
+        "boolean",
+        "view",
+        "LM head quantised too (Lightning Fabric / litgpt)",
+        "nf4 / fp4 / int8: the LM head is quantised like every nn.Linear (transformers skips it).",
+    ),
+    _choice(
         "memory_view",
         "view",
         "Memory view",
-        "allocated (torch.cuda.max_memory_allocated) or device (what nvidia-smi shows).",
+        "allocated (torch.cuda.max_memory_allocated), reserved (max_memory_reserved) or device "
+        "(what nvidia-smi shows).",
         MEMORY_VIEWS,
         blank=True,
         blank_label="Default (1 GiB overhead)",

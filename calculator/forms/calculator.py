@@ -406,8 +406,13 @@ class CalculatorForm(ContractFieldsForm):
                 mixed_precision=cleaned["mixed_precision"],
                 gradient_checkpointing=cleaned["gradient_checkpointing"],
                 bnb_4bit_saves_inputs=cleaned["bnb_4bit_saves_inputs"],
+                recompute_core_attention=cleaned["recompute_core_attention"],
             )
-            for name in ("gradient_accumulation_steps", "lora_adapter_dtype"):
+            for name in (
+                "gradient_accumulation_steps",
+                "checkpoint_every_k_layers",
+                "lora_adapter_dtype",
+            ):
                 if cleaned.get(name):
                     payload[name] = cleaned[name]
         for name in CHOSEN_FIELDS:

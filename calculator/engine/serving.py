@@ -426,7 +426,9 @@ def _start_error(
 ) -> str | None:
     """What the engine says when it cannot hold one request of max_model_len, in its words."""
     needed = request.max_model_len * per_token + state
-    if kv_bytes > 0 and tokens >= request.max_model_len and kv_bytes >= needed:
+    # a pure state-space model's requests hold no tokens, only their state
+    held = tokens >= request.max_model_len or per_token == 0
+    if kv_bytes > 0 and held and kv_bytes >= needed:
         return None
     if request.engine == "sglang":
         # sglang/srt/model_executor/model_runner.py init_memory_pool
@@ -541,6 +543,9 @@ def memory_plan(
     if kv_bytes > 0 and page:
         blocks = kv_bytes // page
     tokens = blocks * request.block_size
+    if not bytes_per_token and state_per_request and kv_bytes > 0:
+        # transformers on a pure state-space model: each request's state, whatever its length
+        tokens = kv_bytes // state_per_request * request.max_model_len
     error = _start_error(request, kv_bytes, tokens, bytes_per_token, state_per_request)
     return {
         "total_memory_bytes": total,

@@ -307,6 +307,17 @@ def test_a_state_model_that_does_not_fit_says_so_as_vllm_does():
     assert plan["error"].startswith("No available memory for the cache blocks.")
 
 
+def test_transformers_holds_a_pure_state_space_models_requests_by_their_state():
+    plan = serve_config(MAMBA2_DEFAULT, engine="transformers")["memory"]
+    # DynamicCache's LinearAttentionLayer per request: 64 layers of a bfloat16 conv state of
+    # 10,240 channels x 4 positions and a float32 SSM state of 128 x 64 x 128
+    state = 64 * (10240 * 4 * 2 + 128 * 64 * 128 * 4)
+    assert plan["state_bytes_per_request"] == state
+    assert plan["starts"] is True
+    assert plan["max_concurrency"] == plan["kv_cache_bytes"] / state
+    assert plan["kv_cache_tokens"] == plan["kv_cache_bytes"] // state * 8192
+
+
 def test_sglang_and_speculation_are_refused_for_state_models():
     with pytest.raises(EstimateError) as error:
         serve_config(MAMBA2_DEFAULT, engine="sglang")

@@ -307,6 +307,27 @@ def test_a_state_model_that_does_not_fit_says_so_as_vllm_does():
     assert plan["error"].startswith("No available memory for the cache blocks.")
 
 
+def test_a_hybrid_too_long_for_its_blocks_gets_vllms_estimate_of_the_length():
+    serving = serve_config(
+        QWEN3_NEXT,
+        gpu_count=4,
+        sequence_length=262_144,
+        gpu_memory_utilization=0.313,
+    )
+    plan = serving["memory"]
+    available = plan["kv_cache_bytes"]
+    page = 272 * 1024  # as in the test above: 12 layers a group
+    # one 262,144-token request: cdiv(262,144, 272) = 964 attention blocks and 3 state blocks
+    needed = 12 * page * (964 + 3)
+    assert 0 < available < needed
+    assert plan["starts"] is False
+    # _estimate_max_model_len_from_groups: the blocks left after the 3 state blocks, 272 tokens
+    # each
+    longest = (available // (12 * page) - 3) * 272
+    assert f"({needed / 2**30:.2f} GiB KV cache is needed" in plan["error"]
+    assert f"the estimated maximum model length is {longest}." in plan["error"]
+
+
 def test_transformers_holds_a_pure_state_space_models_requests_by_their_state():
     plan = serve_config(MAMBA2_DEFAULT, engine="transformers")["memory"]
     # DynamicCache's LinearAttentionLayer per request: 64 layers of a bfloat16 conv state of

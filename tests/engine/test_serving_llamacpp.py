@@ -218,3 +218,25 @@ def test_an_rs_buffer_that_does_not_fit_names_it():
     memory = state_plan({"model_type": "mamba2"}, n_parallel=4096, max_model_len=16)["memory"]
     assert memory["starts"] is False
     assert "failed to allocate buffer for rs cache" in memory["error"]
+
+
+def test_qwen3_next_and_falcon_h1_follow_their_gguf_state_sizes():
+    """convert_hf_to_gguf.py Qwen3NextModel: ssm_d_state = linear_key_head_dim (128),
+    ssm_n_group = linear_num_key_heads (16), ssm_d_inner = 32 value heads x 128; Falcon-H1 7B:
+    d_inner 3,072, 1 group, d_state 256, attention and Mamba-2 in every layer (filter_attn and
+    filter_recr both true)."""
+    from tests.engine.test_mamba2 import FALCON_7B
+    from tests.engine.test_serving import QWEN3_NEXT
+
+    cpp = state_plan(QWEN3_NEXT, max_model_len=4096)["memory"]["llamacpp"]
+    # 12 attention layers of 2 KV heads x 256, f16
+    assert cpp["kv_layers"] == 12
+    assert cpp["gpu_kv_bytes"] == 12 * 4096 * (512 + 512) * 2 == 96 * MiB
+    # r: 3 x (4,096 + 2 x 16 x 128); s: 128 x 4,096; float32, one cell, 36 layers
+    assert cpp["rs_layers"] == 36
+    assert cpp["gpu_rs_bytes"] == 36 * (3 * 8192 + 128 * 4096) * 4 == 79_036_416
+
+    cpp = state_plan(FALCON_7B, max_model_len=4096)["memory"]["llamacpp"]
+    assert cpp["kv_layers"] == cpp["rs_layers"] == 44
+    assert cpp["gpu_kv_bytes"] == 44 * 4096 * (256 + 256) * 2 == 176 * MiB
+    assert cpp["gpu_rs_bytes"] == 44 * (3 * (3072 + 2 * 256) + 256 * 3072) * 4 == 140_304_384

@@ -284,12 +284,12 @@ VLLM_GROUP_SIZE_RATIO = 1.5  # _get_kv_cache_groups_uniform_page_size's heuristi
 class StateCache:
     """vLLM's KV cache for a model with state layers, on the busiest GPU."""
 
-    attention_layers: int
+    attention_layers: int  # the model's, which the groups are made of
     state_layers: int
     block_size: int  # the attention layers' block (tokens); the state layers' is max_model_len
     state_page_bytes: int  # one layer's state of one request, before padding
     page_bytes: int  # one block of one layer, every group alike
-    group_size: int
+    group_size: int  # layers a group has on this GPU: the tensors of num_blocks pages
     attention_groups: int
     state_groups: int
     num_blocks: int
@@ -352,20 +352,20 @@ def vllm_state_cache(
     """vLLM v1's blocks for a model with state layers (hybrid or pure state space)."""
     state = architecture.state_layers
     assert state is not None
-    # the busiest pipeline stage holds ceil(layers / pp); worst case, as many attention layers
-    # as it can (detailed.kv_cache_bytes does the same)
-    stage_layers = -(-architecture.num_layers // configuration.pipeline_parallel)
-    attention = min(stage_layers, architecture.num_attention_layers)
-    free_layers = stage_layers if state.beside_attention else stage_layers - attention
-    states = min(free_layers, state.count)
+    # the groups are made from the whole model's layers (get_kv_cache_groups on the merged
+    # specs); a pipeline stage holds about 1 / pp of each group's layers, which are strided over
+    # the model (layers[i::num_groups]), and sizes its tensors by its largest group
+    attention, states = architecture.num_attention_layers, state.count
     state_page = vllm_state_page_bytes(state, configuration.tensor_parallel, element)
     length = request.max_model_len
     if attention:
-        per_token = bytes_per_token // attention  # one layer's K and V of one token
+        # one layer's K and V of one token: the busiest stage's bytes over its attention layers
+        stage_layers = -(-architecture.num_layers // configuration.pipeline_parallel)
+        per_token = bytes_per_token // min(stage_layers, attention)
         unit = VLLM_BLOCK_ALIGNMENT * per_token
         block = max(request.block_size, VLLM_BLOCK_ALIGNMENT * -(-state_page // unit))
         page = block * per_token
-        fewest, most = min(attention, states), max(attention, states)
+        fewest, most = min(attention, states) or attention, max(attention, states)
         group_size = most if most < fewest * VLLM_GROUP_SIZE_RATIO else fewest
         attention_groups = -(-attention // group_size)
         smallest_block = min(block, length)
@@ -373,6 +373,7 @@ def vllm_state_cache(
         block, page, group_size, attention_groups = length, state_page, states, 0
         smallest_block = length
     state_groups = -(-states // group_size)
+    group_size = -(-group_size // configuration.pipeline_parallel)
     num_blocks = max(available // (page * group_size), 0) if available > 0 else 0
     per_request = attention_groups * -(-length // block) + state_groups
     # _estimate_max_model_len_from_groups: the longest request whose blocks fit

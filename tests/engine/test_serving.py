@@ -238,6 +238,23 @@ def test_a_hybrid_models_attention_blocks_hold_its_state_pages():
     assert plan["starts"] is True
 
 
+def test_pipeline_stages_hold_half_of_each_group():
+    """kv_cache_utils.py: groups are made from the whole model, each of 12 layers strided over
+    it (layers[i::num_groups]); two pipeline stages hold 6 of each, so a stage's tensors are 6
+    and its blocks twice as many for the same bytes."""
+    plan = serve_config(
+        QWEN3_NEXT,
+        sequence_length=32768,
+        num_gpus=8,
+        tensor_parallel=4,
+        pipeline_parallel=2,
+    )["memory"]
+    cache = plan["state_cache"]
+    assert cache["group_size"] == 6
+    assert (cache["attention_groups"], cache["state_groups"]) == (1, 3)
+    assert plan["num_blocks"] == plan["kv_cache_bytes"] // (6 * 272 * 1024)
+
+
 def test_a_pure_state_space_model_takes_one_state_block_a_request():
     """vLLM v1 on Mamba-2 (64 Mamba2Mixer layers, no attention): MambaModelConfig only, so the
     mamba page is not padded, its block is max_model_len tokens and a request takes one."""

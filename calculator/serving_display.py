@@ -119,6 +119,15 @@ def serving_section(result: Mapping[str, Any], unit: str) -> dict[str, Any] | No
         f"{memory['num_blocks']:,} blocks of {result['inputs']['block_size']} tokens, "
         f"{memory['kv_bytes_per_token']:,} bytes a token on each GPU"
     )
+    state = memory.get("state_cache")
+    if state is not None:
+        # vLLM's hybrid KV cache: every block of every layer one page, big enough for a state
+        blocks += (
+            f"; {state['state_layers']} state layers beside {state['attention_layers']} "
+            f"attention layers, {state['state_page_bytes']:,} bytes of state a layer and "
+            f"request, pages of {state['page_bytes']:,} bytes, {state['blocks_per_request']:,} "
+            f"blocks a {max_model_len:,}-token request"
+        )
     if "llamacpp" in memory:
         headline, rows, blocks = _llamacpp_rows(result, memory, headline, unit)
     performance = plan["performance"]
@@ -196,11 +205,21 @@ def _llamacpp_rows(
         ("GPU memory", memory["total_memory_bytes"]),
         ("CUDA0 buffer (weights on the GPU)", cpp["gpu_weights_bytes"]),
         ("CUDA0 KV buffer", cpp["gpu_kv_bytes"]),
+        *(
+            [("CUDA0 RS buffer (recurrent states)", cpp["gpu_rs_bytes"])]
+            if "rs_layers" in cpp
+            else []
+        ),
         ("CUDA0 compute buffer", cpp["gpu_compute_bytes"]),
         ("CUDA context", memory["non_torch_bytes"]),
         ("GPU in all", cpp["gpu_total_bytes"]),
         ("CPU buffer (weights in host RAM)", cpp["host_weights_bytes"]),
         ("CPU KV buffer (layers on the CPU)", cpp["host_kv_bytes"]),
+        *(
+            [("CPU RS buffer (layers on the CPU)", cpp["host_rs_bytes"])]
+            if "rs_layers" in cpp
+            else []
+        ),
         ("Host compute buffer", cpp["host_compute_bytes"]),
         ("Host output buffer (logits)", cpp["output_buffer_bytes"]),
         ("Host RAM in all", cpp["host_bytes"]),

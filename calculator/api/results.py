@@ -237,6 +237,43 @@ class LlamaCppMemorySerializer(serializers.Serializer):
     host_memory_bandwidth_bytes_per_s = serializers.IntegerField(
         help_text="Assumed for layers on the CPU: dual-channel DDR5-6400"
     )
+    # models with state layers (llama-memory-recurrent: the RS buffer)
+    kv_layers = serializers.IntegerField(
+        required=False, help_text="Layers with a KV cache (attention layers of a hybrid)"
+    )
+    rs_layers = serializers.IntegerField(
+        required=False, help_text="Recurrent layers (Mamba, Gated DeltaNet) in the RS buffer"
+    )
+    rs_cells = serializers.IntegerField(
+        required=False, help_text="Sequences the RS buffer holds: max(1, n_parallel)"
+    )
+    gpu_rs_bytes = serializers.IntegerField(required=False, help_text="CUDA0 RS buffer size")
+    host_rs_bytes = serializers.IntegerField(required=False, help_text="CPU RS buffer size")
+    r_bytes = serializers.IntegerField(
+        required=False, help_text="R (f32): the convolution states of every cell"
+    )
+    s_bytes = serializers.IntegerField(
+        required=False, help_text="S (f32): the recurrent (SSM) states of every cell"
+    )
+
+
+class StateCacheSerializer(serializers.Serializer):
+    """vLLM v1's hybrid KV cache for a model with state layers (linear attention, Mamba)."""
+
+    attention_layers = serializers.IntegerField()
+    state_layers = serializers.IntegerField()
+    block_size = serializers.IntegerField(
+        help_text="The attention layers' block in tokens, raised so that one page holds a "
+        "state; the state layers' block is max_model_len"
+    )
+    state_page_bytes = serializers.IntegerField(help_text="One layer's state of one request")
+    page_bytes = serializers.IntegerField(help_text="One block of one layer, every group alike")
+    group_size = serializers.IntegerField(help_text="Layers a KV cache group has on this GPU")
+    attention_groups = serializers.IntegerField()
+    state_groups = serializers.IntegerField()
+    blocks_per_request = serializers.IntegerField(
+        help_text="Blocks a max_model_len request takes over all groups"
+    )
 
 
 class ServingMemorySerializer(serializers.Serializer):
@@ -277,6 +314,11 @@ class ServingMemorySerializer(serializers.Serializer):
         "kv_bytes_per_token).",
     )
     draft_parameters = serializers.IntegerField(required=False)
+    llamacpp = LlamaCppMemorySerializer(required=False)
+    state_cache = StateCacheSerializer(
+        required=False,
+        help_text="vLLM with a model with state layers: how its blocks hold the state.",
+    )
 
 
 class ServingSpeculativeSerializer(serializers.Serializer):

@@ -745,3 +745,37 @@ def test_each_form_has_its_own_choices(catalog):
     assert "data-x" not in CalculatorForm.base_fields["mode"].widget.attrs
     assert first.fields["mode"].choices == CalculatorForm.base_fields["mode"].choices
     assert first.fields["mode"].choices is not CalculatorForm.base_fields["mode"].choices
+
+
+def test_a_recurrent_models_llamacpp_plan_shows_its_rs_buffer(client):
+    # The RS buffer was in the GPU total but had no row: the table did not add up
+    query = {
+        "model": "hf_config",
+        "hf_config": json.dumps({"model_type": "mamba2"}),
+        "mode": "serving",
+        "engine": "llama.cpp",
+        "weight_dtype": "gguf_q4_k_m",
+        "sequence_length": "4096",
+        "n_parallel": "2",
+    }
+    content = client.get("/", query).content.decode()
+    # Mamba2Config's defaults: 64 layers, r (4 - 1) x (8,192 + 2 x 8 x 128) and s 128 x 8,192
+    # float32 values a layer and cell, 2 cells (tests/engine/test_serving_llamacpp.py)
+    assert "CUDA0 RS buffer (recurrent states)" in content
+    assert f"{2 * 64 * (3 * (8192 + 2 * 8 * 128) * 4 + 128 * 8192 * 4):,}" in content
+
+
+def test_a_hybrid_models_vllm_plan_says_how_its_blocks_hold_the_state(client):
+    from tests.engine.test_serving import QWEN3_NEXT  # noqa: PLC0415
+
+    query = {
+        "model": "hf_config",
+        "hf_config": json.dumps(QWEN3_NEXT),
+        "mode": "serving",
+        "sequence_length": "32768",
+        "gpu": "h200",
+        "gpu_count": "4",
+    }
+    content = client.get("/", query).content.decode()
+    # 36 Gated DeltaNet and 12 attention layers (tests/engine/test_serving.py works the pages)
+    assert "36 state layers beside 12 attention layers" in content

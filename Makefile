@@ -1,6 +1,6 @@
 # Two commands to start: `make run` (serve on http://127.0.0.1:8000) and `make test`.
 # (serve: gunicorn reads request lines of up to 8190 bytes, its maximum: a calculator link with
-# a pasted config.json is up to 8000 characters, calculator/views/calculator.py.)
+# a pasted config.json is up to 8000 characters, calculator/web/views/calculator.py.)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

@@ -143,7 +143,7 @@ def _people(users: int, teams: int, password: str) -> tuple[list[Any], list[Any]
 
 
 def _profiles(people: list[Any], home: dict[Any, Any]) -> dict[str, str]:
-    from calculator import services
+    from calculator.domain import services
     from calculator.models import Visibility
 
     profiles = {}
@@ -273,7 +273,7 @@ def _estimates(
 ) -> None:
     from django.db import connection
 
-    from calculator.calculations import calculation_run
+    from calculator.domain.calculations import calculation_run
 
     calculations = [
         calculation_run(user=None, payload={"model": {"catalog": slug}, **changes})

@@ -48,8 +48,8 @@ from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from calculator.engine.inputs import DEFAULTS  # noqa: E402
-from calculator.history import history_filter  # noqa: E402
 from calculator.models import Estimate, Membership, Role, Team, Visibility  # noqa: E402
+from calculator.web.history_filters import history_filter  # noqa: E402
 
 TOTAL = 100_000
 SHARES = {"bench-alice": 50_000, "bench-bob": 30_000, "bench-carol": 20_000}

@@ -179,13 +179,14 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from bench import bulkload
-from calculator.caching import clear_all
+from calculator.domain.caching import clear_all
 from calculator.models import Estimate, Membership
 
 
 def forget_kept() -> None:
     """Empty what the service keeps between requests in this process (the catalogs and the
-    rendered results: calculator/caching.py), so that the next request computes everything."""
+    rendered results: calculator/domain/caching.py), so that the next request computes
+    everything."""
     clear_all()
 
 
@@ -919,7 +920,7 @@ def query_counts(
 def count_listed(username: str) -> int:
     from django.contrib.auth import get_user_model
 
-    from calculator.selectors import estimate_list
+    from calculator.domain.selectors import estimate_list
 
     return estimate_list(user=get_user_model().objects.get(username=username)).count()
 

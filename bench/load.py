@@ -136,7 +136,7 @@ from importlib import import_module
 from django.conf import settings
 from django.contrib.auth import get_user_model, load_backend
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from calculator.calculations import calculation_run
+from calculator.domain.calculations import calculation_run
 from calculator import services
 
 count = int(sys.argv[1])

@@ -12,7 +12,7 @@ class CalculatorConfig(AppConfig):
     def ready(self) -> None:
         # Connected here, never by importing a module: every process (server, shell, command)
         # forgets the kept catalogs when a catalog row is saved or deleted in it.
-        from calculator.caching import catalog_cache_clear
+        from calculator.domain.caching import catalog_cache_clear
         from calculator.models import Gpu, ModelProfile
 
         for model in (ModelProfile, Gpu):

@@ -151,7 +151,7 @@ class ModelProfile(models.Model):
         blank=True, help_text="The imported config.json, kept verbatim."
     )
     # Imported from the Hub: the repo, the commit it was read at, and what its safetensors
-    # headers hold (calculator/hub.py): the evidence beside the config.json it keeps.
+    # headers hold (calculator/domain/hub.py): the evidence beside the config.json it keeps.
     hub_repo_id = models.CharField(max_length=200, blank=True)
     hub_revision = models.CharField(max_length=64, blank=True, help_text="The commit sha.")
     hub_facts = models.JSONField(null=True, blank=True)
@@ -276,7 +276,8 @@ class Estimate(models.Model):
                 name="estimate_listed_covering",
             ),
             # History: a team's team items newest first, one index range per team of the user
-            # (calculator/history_queries.py's ListedIds), the owner included to leave out the
+            # (calculator/domain/history_queries.py's ListedIds), the owner included to leave
+            # out the
             # user's own and the size for "largest first" without reading the table (PostgreSQL;
             # SQLite ignores `include`).
             models.Index(
@@ -370,7 +371,7 @@ class ApiToken(AbstractAuthToken):
 
 
 class HubToken(models.Model):
-    """A user's own Hugging Face token, encrypted (calculator/hub.py); never shown again."""
+    """A user's own Hugging Face token, encrypted (calculator/domain/hub.py); never shown again."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="hub_token"
@@ -392,10 +393,10 @@ class RunSource(models.TextChoices):
 
 
 class MeasuredRun(models.Model):
-    """What a real run of a saved estimate used, per GPU, read from its log (calculator/evidence.py)
-    or typed: immutable evidence beside the estimate, like the estimate itself. A line the log
-    does not print is null. Only those who may write the estimate attach one; whoever may read
-    the estimate sees its runs; only the run's owner deletes it."""
+    """What a real run of a saved estimate used, per GPU, read from its log
+    (calculator/domain/evidence.py) or typed: immutable evidence beside the estimate, like the
+    estimate itself. A line the log does not print is null. Only those who may write the estimate
+    attach one; whoever may read the estimate sees its runs; only the run's owner deletes it."""
 
     estimate = models.ForeignKey(Estimate, on_delete=models.CASCADE, related_name="runs")
     owner = models.ForeignKey(

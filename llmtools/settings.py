@@ -76,7 +76,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
-    "calculator.middleware.DatabaseUnavailableMiddleware",
+    "calculator.web.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -85,7 +85,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "calculator.middleware.DomainErrorMiddleware",
+    "calculator.web.middleware.DomainErrorMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -102,7 +102,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "calculator.context_processors.site",
+                "calculator.web.context_processors.site",
             ],
         },
     },
@@ -121,7 +121,7 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
     # A database that does not answer (a black-holed address, a hung server) fails the request
-    # after this many seconds, as a 503 (calculator/middleware.py), instead of holding a worker
+    # after this many seconds, as a 503 (calculator/web/middleware.py), instead of holding a worker
     # until the client gives up: libpq's connect_timeout covers the whole start-up exchange.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", envint("DB_CONNECT_TIMEOUT", "5")
@@ -129,7 +129,8 @@ if DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # "default" holds the API throttles' counters (and the sessions' cached copies, below);
-# "results" the pure results kept by calculator/caching.py (an engine answer's rendered fragment
+# "results" the pure results kept by calculator/domain/caching.py (an engine answer's rendered
+# fragment
 # for given inputs, a saved estimate's rendered sections). With REDIS_URL both live in Redis, so
 # that limits hold across gunicorn workers and machines and every process shares the results;
 # without it each process keeps its own in memory.
@@ -167,30 +168,30 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 # django-axes first: it refuses a locked-out login before the password is checked.
 AUTHENTICATION_BACKENDS = [
-    "calculator.lockout.LoginAttemptsBackend",
+    "calculator.domain.lockout.LoginAttemptsBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 # Failed logins: after AXES_FAILURE_LIMIT failures for one username from one address, that pair
 # is locked out for AXES_COOLOFF_MINUTES; after AXES_ADDRESS_FAILURE_LIMIT failures from one
-# address, whatever the usernames, the address is (calculator/lockout.py, docs/limits.md).
+# address, whatever the usernames, the address is (calculator/domain/lockout.py, docs/limits.md).
 # Locking a username alone would let anyone lock its owner out; an address alone, a whole office.
 AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", "5")
 AXES_ADDRESS_FAILURE_LIMIT = envint("AXES_ADDRESS_FAILURE_LIMIT", "100")
 AXES_COOLOFF_TIME = timedelta(minutes=envint("AXES_COOLOFF_MINUTES", "15"))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_HANDLER = "calculator.lockout.LoginAttemptsHandler"
+AXES_HANDLER = "calculator.domain.lockout.LoginAttemptsHandler"
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_CALLABLE = "calculator.lockout.lockout_response"
+AXES_LOCKOUT_CALLABLE = "calculator.domain.lockout.lockout_response"
 # Reverse proxies in front of the service that append to X-Forwarded-For (0: none, use the
 # connection's address). Behind a proxy, without this, every visitor shares the proxy's address.
 TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", "0")
-AXES_CLIENT_IP_CALLABLE = "calculator.lockout.client_address"
+AXES_CLIENT_IP_CALLABLE = "calculator.domain.lockout.client_address"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "calculator"
 LOGOUT_REDIRECT_URL = "calculator"
 ALLOW_SIGNUP = envbool("ALLOW_SIGNUP", "1")
 
-# Models by their Hugging Face id (calculator/hub.py): HUB_IMPORT=0 turns the feature off (an
+# Models by their Hugging Face id (calculator/domain/hub.py): HUB_IMPORT=0 turns the feature off (an
 # air-gapped site keeps the catalog and pasted configs); HF_ENDPOINT names a mirror or an
 # internal Hub; HF_TOKEN reads gated and private repos for everyone (a user's own token wins).
 HUB_IMPORT = envbool("HUB_IMPORT", "1")

@@ -10,8 +10,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its start-up script as a file: no inline script (CSP)
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
-    path("", include("calculator.urls")),
+    path("", include("calculator.web.urls")),
 ]
 
-# A database outage met outside a view is a 503 too (calculator/middleware.py)
-handler500 = "calculator.middleware.server_error"
+# A database outage met outside a view is a 503 too (calculator/web/middleware.py)
+handler500 = "calculator.web.middleware.server_error"

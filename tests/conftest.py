@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.cache import caches
 
-from calculator import caching
+from calculator.domain import caching
 from calculator.models import Role
 from tests.chromium import CHROMIUM
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
@@ -45,7 +45,7 @@ def team(alice, bob):
 def catalog(db):
     """The built-in catalogs. The data migration loads them, but transactional tests (the
     browser tests' live server) flush the tables, so load them again: it is an upsert."""
-    from calculator.catalog import catalog_gpus_load, catalog_models_load
+    from calculator.domain.catalog import catalog_gpus_load, catalog_models_load
 
     catalog_models_load()
     catalog_gpus_load()

@@ -3,7 +3,7 @@ measures, by kind of workload, written to calculator/data/error_bands.json.
 
 `python -m validation.bands` rewrites the file; tests/validation/test_bands.py recomputes it
 from validation/published/ and fails when the two disagree. The service reads the file only
-(calculator/bands.py), so it needs neither this package nor the measurements at run time.
+(calculator/domain/bands.py), so it needs neither this package nor the measurements at run time.
 """
 
 from __future__ import annotations

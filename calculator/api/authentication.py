@@ -12,7 +12,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import get_authorization_header
 from rest_framework.request import Request
 
-from calculator.lockout import token_failure_record, token_failures_exceeded
+from calculator.domain.lockout import token_failure_record, token_failures_exceeded
 from calculator.models import ApiToken
 
 # Record use at most once a minute per token, so reads do not each write.

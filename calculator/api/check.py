@@ -1,4 +1,4 @@
-"""POST /api/v1/check: the pre-flight check (calculator/preflight.py) for job schedulers."""
+"""POST /api/v1/check: the pre-flight check (calculator/domain/preflight.py) for job schedulers."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from calculator.api.schema import error_responses
 from calculator.api.serializers import CalculateRequestSerializer, CalculateResponseSerializer
 from calculator.api.views import without_nul_characters
-from calculator.preflight import preflight
+from calculator.domain.preflight import preflight
 
 
 class CheckResponseSerializer(serializers.Serializer):

@@ -1,6 +1,6 @@
 """Every API error is JSON: a 400 is `{"<field>": ["message", ...]}` (dotted names for nested
 fields, "non_field_errors" for the body as a whole); any other error is `{"detail": "..."}`.
-The domain's errors (calculator/errors.py, the engine's EstimateError, Django's
+The domain's errors (calculator/domain/errors.py, the engine's EstimateError, Django's
 ValidationError) are mapped here, once for the whole API."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from calculator.domain.errors import Forbidden, NotFound
 from calculator.engine import EstimateError
-from calculator.errors import Forbidden, NotFound
 
 
 class PayloadTooLarge(exceptions.APIException):

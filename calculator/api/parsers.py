@@ -17,7 +17,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser as DrfJSONParser
 from rest_framework.parsers import get_encoding
 
-from calculator.jsontext import MAX_JSON_DEPTH, json_depth, loads_bounded
+from calculator.domain.jsontext import MAX_JSON_DEPTH, json_depth, loads_bounded
 
 __all__ = ["MAX_JSON_DEPTH", "JSONParser", "json_depth", "loads_bounded"]
 

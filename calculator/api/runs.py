@@ -14,11 +14,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from calculator import evidence, selectors, services
 from calculator.api.schema import error_responses
 from calculator.api.serializers import StrictSerializer
 from calculator.api.views import _body_object
-from calculator.errors import Forbidden
+from calculator.domain import evidence, selectors, services
+from calculator.domain.errors import Forbidden
 from calculator.models import MeasuredRun
 
 FORMAT_CHOICES = [("auto", "Detect from the text"), *evidence.FORMATS.items()]

@@ -44,6 +44,7 @@ from calculator.api.results import (  # noqa: F401 - re-exported for the views a
     TrainingRunSerializer,
     WarningSerializer,
 )
+from calculator.domain.selectors import readable_profile_ids, team_list
 from calculator.engine.architecture import (
     ARCHITECTURE_FIELDS,
     LIMITS,
@@ -62,7 +63,6 @@ from calculator.models import (
     Team,
     Visibility,
 )
-from calculator.selectors import readable_profile_ids, team_list
 
 # --- The estimate contract (docs/design.md), field by field from the engine's own lists ---
 

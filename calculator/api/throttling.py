@@ -1,10 +1,10 @@
 """Request rates for anonymous callers and users, from API_THROTTLE_ANON / API_THROTTLE_USER.
 
-Counted per client address (`calculator.lockout.client_address`, the one that failed logins are
-counted for too) or per user, in the default cache (Redis with REDIS_URL: one count for every
-worker and machine), with one atomic increment a request: "60/min" is 60 in each minute however
-many workers answer them. (DRF's own throttles read a list, add to it and write it back, so
-concurrent requests in several workers can each read the same count.)"""
+Counted per client address (`calculator.domain.lockout.client_address`, the one that failed logins
+are counted for too) or per user, in the default cache (Redis with REDIS_URL: one count for every
+worker and machine), with one atomic increment a request: "60/min" is 60 in each minute however many
+workers answer them. (DRF's own throttles read a list, add to it and write it back, so concurrent
+requests in several workers can each read the same count.)"""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 
-from calculator.lockout import client_address
+from calculator.domain.lockout import client_address
 
 
 class _CountedThrottle(SimpleRateThrottle):

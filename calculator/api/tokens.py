@@ -6,8 +6,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from knox.settings import knox_settings
 
+from calculator.domain.selectors import User
 from calculator.models import ApiToken
-from calculator.selectors import User
 
 MAX_TOKENS_PER_USER = 50
 

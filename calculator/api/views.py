@@ -1,5 +1,5 @@
-"""API views: thin, like the pages. Reads go through `calculator.selectors` (the access rules),
-calculations through `calculation_run`, writes through `calculator.services`."""
+"""API views: thin, like the pages. Reads go through `calculator.domain.selectors` (the access
+rules), calculations through `calculation_run`, writes through `calculator.domain.services`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from calculator import selectors, services
 from calculator.api.catalogs import CatalogModelSerializer, GpuSerializer
 from calculator.api.filters import CatalogModelFilter, EstimateFilter, ProfileFilter
 from calculator.api.schema import error_responses
@@ -33,8 +32,9 @@ from calculator.api.serializers import (
     ProfileWriteSerializer,
     TeamSerializer,
 )
-from calculator.calculations import calculation_run
-from calculator.errors import Forbidden
+from calculator.domain import selectors, services
+from calculator.domain.calculations import calculation_run
+from calculator.domain.errors import Forbidden
 from calculator.models import Estimate, Gpu, Membership, ModelProfile, Team
 
 READ_ERRORS = error_responses(401, 404, 429)

@@ -3,9 +3,10 @@
 The engine validates with the constants these rows point at (`inputs.DEFAULTS`, `INPUT_LIMITS`,
 `hardware.HARDWARE_DEFAULTS` / `HARDWARE_LIMITS`, `serving.SERVING_DEFAULTS` / `SERVING_LIMITS`);
 the calculator form's fields, the API serializer's fields and their OpenAPI descriptions, the
-query-string encoder and docs/limits.md are generated from the rows (calculator/forms/contract.py,
-calculator/api/serializers.py, calculator/querystring.py). tests/web/test_contract_declared_once.py
-fails when any of them disagrees with a row, or a contract field has no row.
+query-string encoder and docs/limits.md are generated from the rows
+(calculator/web/forms/contract.py, calculator/api/serializers.py, calculator/web/querystring.py).
+tests/web/test_contract_declared_once.py fails when any of them disagrees with a row, or a
+contract field has no row.
 
 The model (`model`) and the GPU given by its figures (`gpu` as an object) are shapes of their own,
 validated by `architecture` and `hardware`; their rows here say only how the page offers them.

@@ -4,7 +4,7 @@ from django.db import migrations
 
 
 def load_catalogs(apps, schema_editor) -> None:
-    from calculator.catalog import catalog_gpus_load, catalog_models_load
+    from calculator.domain.catalog import catalog_gpus_load, catalog_models_load
 
     catalog_models_load(
         profile_model=apps.get_model("calculator", "ModelProfile"),

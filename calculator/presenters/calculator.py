@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from calculator import charts, gpu_display, serving_display
-from calculator.calculations import CalculatorPage
+from calculator.domain.calculations import CalculatorPage
+from calculator.presenters import charts, gpu_display, serving_display
 from calculator.presenters.results import METHOD_NAMES, checkpoint_line
-from calculator.querystring import with_changes
+from calculator.web.querystring import with_changes
 
 
 def calculator_results(page: CalculatorPage, *, unit: str, query: str) -> dict[str, Any]:

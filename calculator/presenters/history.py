@@ -18,9 +18,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
-from calculator.charts import in_unit
 from calculator.engine.breakdown import BREAKDOWN_LINES
 from calculator.models import Estimate, Visibility
+from calculator.presenters.charts import in_unit
 
 # the estimate's breakdown lines, in the engine's order (export columns, the compare table)
 BREAKDOWN_KEYS = BREAKDOWN_LINES
@@ -57,7 +57,7 @@ RESULT_PATHS = {
     "sequence_length": "result__inputs__sequence_length",
     "weight_dtype": "result__inputs__weight_dtype",
     "finetuning": "result__inputs__finetuning",
-    # the band of published GPU measurements (calculator/bands.py), where the result has one
+    # the band of published GPU measurements (calculator/domain/bands.py), where the result has one
     "total_low_bytes": "result__breakdown_bounds__total__low",
     "total_high_bytes": "result__breakdown_bounds__total__high",
     "gpu": "result__answer__name",

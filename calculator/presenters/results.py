@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from calculator.calculations import OTHER_METHOD
-from calculator.querystring import with_changes
+from calculator.domain.calculations import OTHER_METHOD
+from calculator.web.querystring import with_changes
 
 __all__ = ["METHOD_NAMES", "OTHER_METHOD", "checkpoint_line"]
 

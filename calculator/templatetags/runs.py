@@ -8,9 +8,9 @@ from typing import Any
 
 from django import template
 
-from calculator import selectors
-from calculator.forms.calculator import UNITS
-from calculator.runs_display import run_rows
+from calculator.domain import selectors
+from calculator.presenters.runs_display import run_rows
+from calculator.web.forms.calculator import UNITS
 
 register = template.Library()
 

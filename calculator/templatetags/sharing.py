@@ -10,8 +10,8 @@ from django.http import QueryDict
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from calculator.forms.estimates import SAVE_PREFIX, EstimateDetailsForm, save_draft
-from calculator.selectors import team_choices_for_request
+from calculator.domain.selectors import team_choices_for_request
+from calculator.web.forms.estimates import SAVE_PREFIX, EstimateDetailsForm, save_draft
 
 register = template.Library()
 

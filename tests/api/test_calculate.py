@@ -205,7 +205,7 @@ def test_a_link_profile_is_not_usable_by_id_for_outsiders(client_for, alice, cha
 
 @pytest.mark.django_db
 def test_an_hf_config_model_is_accepted(client_for, catalog):
-    from calculator.selectors import catalog_get
+    from calculator.domain.selectors import catalog_get
 
     config = catalog_get(slug="meta-llama/Llama-3.1-8B").hf_config
     body = post(client_for(None), {"model": {"hf_config": config}, "batch_size": 2}).json()

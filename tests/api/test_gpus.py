@@ -7,7 +7,7 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
-from calculator.catalog import GPUS_FILE
+from calculator.domain.catalog import GPUS_FILE
 from calculator.models import Estimate, Gpu
 
 CALCULATE = "/api/v1/calculate"

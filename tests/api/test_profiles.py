@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from calculator.domain.selectors import catalog_get
 from calculator.models import ModelProfile, ProfileSource, Visibility
-from calculator.selectors import catalog_get
 from tests.factories import ModelProfileFactory
 
 LIST = "/api/v1/profiles/"

@@ -9,8 +9,8 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from calculator import evidence, services
-from calculator.calculations import calculation_run
+from calculator.domain import evidence, services
+from calculator.domain.calculations import calculation_run
 from calculator.models import Estimate, Role
 from tests.chromium import BROWSER_TEST_MARKS
 from tests.factories import (

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from calculator.engine import EstimateError, calculate
-from calculator.gpu_display import layout_label
+from calculator.presenters.gpu_display import layout_label
 
 CONFIGS = Path(__file__).parent / "fixtures" / "configs"
 GIB = 1024**3

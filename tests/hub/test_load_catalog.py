@@ -9,7 +9,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from calculator.catalog import MODELS_FILE, catalog_file_read
+from calculator.domain.catalog import MODELS_FILE, catalog_file_read
 from calculator.models import ModelProfile
 from tests.hub.standin import model_repo
 

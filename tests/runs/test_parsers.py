@@ -1,5 +1,5 @@
 # ruff: noqa: E501 (log lines are quoted whole, as the projects print them)
-"""The parsers of calculator/evidence.py on logs written from each project's own format strings
+"""The parsers of calculator/domain/evidence.py on logs written from each project's own format strings
 (cited at each log), and on hostile text: bounded, and a clear EvidenceError, never another
 exception. Expected bytes are the printed figure times its binary unit, worked out by hand."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from calculator import evidence
-from calculator.evidence import EvidenceError
+from calculator.domain import evidence
+from calculator.domain.evidence import EvidenceError
 
 GIB = 2**30
 MIB = 2**20

@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from rest_framework.test import APIClient
 
-from calculator import evidence
+from calculator.domain import evidence
 from calculator.models import MeasuredRun
 from tests.factories import EstimateFactory
 from tests.runs.test_parsers import LLAMACPP_LOG, VLLM_V0_LOG
@@ -233,7 +233,7 @@ def test_a_body_that_is_not_an_object_is_a_400(api, estimate):
 
 
 def test_an_estimate_keeps_a_bounded_number_of_runs(api, estimate, monkeypatch):
-    monkeypatch.setattr("calculator.services.MAX_RUNS_PER_ESTIMATE", 2)
+    monkeypatch.setattr("calculator.domain.services.MAX_RUNS_PER_ESTIMATE", 2)
     for _ in range(2):
         assert api.post(_runs(estimate), {"text": VLLM_V0_LOG}, format="json").status_code == 201
     response = api.post(_runs(estimate), {"text": VLLM_V0_LOG}, format="json")

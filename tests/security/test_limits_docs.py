@@ -51,7 +51,7 @@ def test_the_request_limits_in_the_docs_are_the_settings(settings):
     text = DOC.read_text()
     assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE == 1_048_576
     assert settings.FILE_UPLOAD_MAX_MEMORY_SIZE == 1_048_576
-    from calculator.services import MAX_CONFIG_JSON_BYTES  # pasted or uploaded config.json
+    from calculator.domain.services import MAX_CONFIG_JSON_BYTES  # pasted or uploaded config.json
 
     assert MAX_CONFIG_JSON_BYTES == 1_048_576
     assert "1 MB (1,048,576 bytes)" in text

@@ -10,8 +10,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from calculator import evidence, services
 from calculator.api.tokens import api_token_create
+from calculator.domain import evidence, services
 from calculator.models import Estimate, MeasuredRun, Membership, Role, Visibility
 from tests.factories import EstimateFactory
 from tests.runs.test_parsers import VLLM_V0_LOG

@@ -10,9 +10,9 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from calculator import services
+from calculator.domain import services
+from calculator.domain.spoofing import spoofing_characters
 from calculator.models import Estimate, ModelProfile, Team, Visibility
-from calculator.spoofing import spoofing_characters
 from tests.factories import TINY_ARCHITECTURE, EstimateFactory, ModelProfileFactory
 
 # "invoice\u202egpj.exe" reads as "invoiceexe.jpg"; an isolate, a zero-width space, a BOM, a tag

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from calculator import services
-from calculator.errors import Forbidden
+from calculator.domain import services
+from calculator.domain.errors import Forbidden
 from calculator.models import Role, Visibility
 from tests.factories import EstimateFactory, MembershipFactory, ModelProfileFactory, TeamFactory
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from calculator.compare import GIB, ComparedEstimate, grouped_bar_chart, nice_step
+from calculator.presenters.compare import GIB, ComparedEstimate, grouped_bar_chart, nice_step
 from tests.factories import EstimateFactory
 
 

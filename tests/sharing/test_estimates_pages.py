@@ -9,7 +9,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from calculator import services
+from calculator.domain import services
 from calculator.models import Estimate, Visibility
 from tests.factories import EstimateFactory
 from tests.sharing.conftest import (
@@ -213,7 +213,7 @@ def test_open_in_calculator_gives_back_the_same_numbers(visitor_client):
 
 
 def _save_with_profile(user):
-    from calculator.calculations import calculation_run
+    from calculator.domain.calculations import calculation_run
 
     profile = services.profile_create(user=user, name="Tiny", architecture=dict(TINY))
     calculation = calculation_run(

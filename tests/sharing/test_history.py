@@ -110,7 +110,7 @@ def test_it_pages_by_25(visitor_client, alice):
 
 def test_past_the_count_limit_it_says_more_than_and_pages_on(visitor_client, alice, monkeypatch):
     # An exact count reads every row: past the limit the page says "more than" (issue 9).
-    monkeypatch.setattr("calculator.views.estimates.HISTORY_COUNT_LIMIT", 10)
+    monkeypatch.setattr("calculator.web.views.estimates.HISTORY_COUNT_LIMIT", 10)
     EstimateFactory.create_batch(30, owner=alice)
     client = visitor_client("alice")
     first = client.get(reverse("history"))
@@ -327,8 +327,8 @@ def test_exports_carry_a_serving_plan(visitor_client, alice):
 
 
 def test_a_saved_serving_plan_shows_its_plan_on_the_permalink(visitor_client, alice, catalog):
-    from calculator import services
-    from calculator.calculations import calculation_run
+    from calculator.domain import services
+    from calculator.domain.calculations import calculation_run
 
     payload = {
         "model": {"catalog": "meta-llama/Llama-3.1-8B"},

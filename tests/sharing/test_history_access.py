@@ -1,7 +1,8 @@
 """The history lists exactly what the access table allows, whatever the order, page and filter.
 
 The page reads its ids as a union of the access rule's parts (the user's own, each of their
-teams' team items: calculator/history_queries.py's ListedIds), each part ordered and limited, then
+teams' team items: calculator/domain/history_queries.py's ListedIds), each part ordered and
+limited, then
 merged. Here the expected list is worked out in Python from the rows as they are in the
 database (own, or a team item of one of the user's teams), never through the code under test,
 and compared with every page the history shows, in order: for the owner, teammates in one or
@@ -142,7 +143,7 @@ def _assert_history_is_the_access_table(client, user, query: dict, expected: lis
 def signed_in(request, client, monkeypatch):
     """A client for one person; the history's count limit left as it is, or at 10 (past which
     the pages are open-ended)."""
-    monkeypatch.setattr("calculator.views.estimates.HISTORY_COUNT_LIMIT", request.param)
+    monkeypatch.setattr("calculator.web.views.estimates.HISTORY_COUNT_LIMIT", request.param)
 
     def login(user):
         client.logout()

@@ -93,8 +93,8 @@ def test_the_rows_written_in_python_are_the_templates_markup(alice, team):
 
     from django.template import Context, Template
 
+    from calculator.domain.selectors import estimate_list
     from calculator.presenters.history import history_rows
-    from calculator.selectors import estimate_list
 
     estimates = [
         EstimateFactory(owner=alice, title="<script>\"x\" & 'y'</script>", model_name="A&B"),

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from calculator import services
+from calculator.domain import services
 from calculator.models import Membership, Role, TeamInvitation, Visibility
 from tests.factories import EstimateFactory, ModelProfileFactory
 

@@ -9,7 +9,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from calculator import services
+from calculator.domain import services
 from calculator.models import Estimate, ModelProfile
 
 pytestmark = pytest.mark.django_db

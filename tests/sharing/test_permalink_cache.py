@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from unittest import mock
 
-from calculator.views import estimates as estimate_views
+from calculator.web.views import estimates as estimate_views
 
 
 def _sections(page: bytes) -> bytes:

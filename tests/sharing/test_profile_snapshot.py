@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from calculator import services
-from calculator.calculations import calculation_run
+from calculator.domain import services
+from calculator.domain.calculations import calculation_run
 from calculator.models import Visibility
 from tests.sharing.conftest import TINY
 

@@ -11,9 +11,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from calculator.forms.estimates import SAVE_DRAFT_SESSION_KEY, SAVE_PREFIX, EstimateDetailsForm
 from calculator.models import Team
 from calculator.templatetags.sharing import save_form_fields
+from calculator.web.forms.estimates import SAVE_DRAFT_SESSION_KEY, SAVE_PREFIX, EstimateDetailsForm
 from tests.factories import MembershipFactory, TeamFactory
 
 

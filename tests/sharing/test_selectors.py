@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import AnonymousUser
 
-from calculator import selectors
-from calculator.errors import NotFound
+from calculator.domain import selectors
+from calculator.domain.errors import NotFound
 from calculator.models import ProfileSource, Visibility
 from tests.factories import EstimateFactory, ModelProfileFactory
 

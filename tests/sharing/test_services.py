@@ -6,9 +6,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from calculator import services
-from calculator.calculations import calculation_run
-from calculator.errors import Forbidden
+from calculator.domain import services
+from calculator.domain.calculations import calculation_run
+from calculator.domain.errors import Forbidden
 from calculator.models import Estimate, Membership, ModelProfile, Role, Team, Visibility
 from tests.factories import MembershipFactory, ModelProfileFactory, TeamFactory
 from tests.sharing.conftest import TINY, TINY_KV_CACHE_BYTES, TINY_PARAMETERS, TINY_WEIGHT_BYTES

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from calculator.bands import BANDS_PATH, breakdown_bounds, fit_confidence
+from calculator.domain.bands import BANDS_PATH, breakdown_bounds, fit_confidence
 from validation.bands import compute
 
 
@@ -33,7 +33,7 @@ def _result(mode="inference", finetuning="full", **breakdown):
 
 def test_a_band_is_carried_by_the_modelled_line(monkeypatch):
     table = {"bands": {"inference": {"cases": 20, "min_error": -0.2, "max_error": 0.05}}}
-    monkeypatch.setattr("calculator.bands.band_table", lambda: table)
+    monkeypatch.setattr("calculator.domain.bands.band_table", lambda: table)
     bounds = breakdown_bounds(_result())
     # measured = estimate / (1 + error): 1,000 / 1.05 = 952.4 and 1,000 / 0.8 = 1,250
     assert bounds["total"] == {"low": 952, "high": 1250}
@@ -50,14 +50,14 @@ def test_a_workload_with_no_measurement_of_its_kind_takes_the_widest_band(monkey
             "all": {"cases": 43, "min_error": -0.19, "max_error": 0.02},
         }
     }
-    monkeypatch.setattr("calculator.bands.band_table", lambda: table)
+    monkeypatch.setattr("calculator.domain.bands.band_table", lambda: table)
     bounds = breakdown_bounds(_result(mode="training", finetuning="full"))
     assert (bounds["workload"], bounds["band_from"], bounds["cases"]) == ("full", "all", 43)
 
 
 def test_fits_only_when_the_whole_band_fits(monkeypatch):
     table = {"bands": {"inference": {"cases": 20, "min_error": -0.2, "max_error": 0.05}}}
-    monkeypatch.setattr("calculator.bands.band_table", lambda: table)
+    monkeypatch.setattr("calculator.domain.bands.band_table", lambda: table)
     result = _result()
     result["breakdown_bounds"] = breakdown_bounds(result)
     # 1,000 bytes on a GPU of 1,100 usable: fits as estimated, but 1,000 / 0.8 = 1,250 may not

@@ -494,7 +494,7 @@ def test_the_live_update_may_post_long_inputs_and_still_gets_its_link(client, ca
 
 
 def test_inputs_too_long_for_a_link_are_answered_without_one(client, catalog):
-    from calculator.views.calculator import MAX_LINK_LENGTH
+    from calculator.web.views.calculator import MAX_LINK_LENGTH
     from tests.browser.test_trust_browser import KV_PASTED, pasted_config
 
     config = pasted_config(padding=80)
@@ -615,7 +615,7 @@ def test_an_invalid_live_update_keeps_the_last_result_and_names_the_field(client
 
 
 def test_the_serving_plan_draws_speed_against_concurrency(client):
-    from calculator.serving_display import curve_chart
+    from calculator.presenters.serving_display import curve_chart
 
     content = client.get(
         f"/?catalog={LLAMA_SLUG}&mode=serving&sequence_length=8192&batch_size=16"
@@ -704,7 +704,7 @@ def test_a_plain_mlp_typed_by_hand_keeps_its_mlp_in_the_pushed_link(client):
 @pytest.mark.django_db
 def test_the_page_run_holds_the_other_method_and_the_sweep(catalog):
     # issue 17: one call computes what the page shows; each part is what its own call gives
-    from calculator.calculations import calculation_run, calculator_page_run
+    from calculator.domain.calculations import calculation_run, calculator_page_run
     from calculator.engine import sweep
 
     payload = {"model": {"catalog": "meta-llama/Llama-3.1-8B"}, "sequence_length": 1000}
@@ -732,7 +732,7 @@ def test_each_form_has_its_own_choices(catalog):
     # of deep-copying them: one form's new choices must still leave the others' alone
     from django.http import QueryDict
 
-    from calculator.forms.calculator import CalculatorForm
+    from calculator.web.forms.calculator import CalculatorForm
 
     first = CalculatorForm.from_query(QueryDict("gpu="))
     second = CalculatorForm.from_query(QueryDict("gpu="))

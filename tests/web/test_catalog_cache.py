@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from calculator.calculations import calculation_run, gpu_catalog
+from calculator.domain.calculations import calculation_run, gpu_catalog
 from calculator.engine import EstimateError
 from calculator.models import Gpu, ModelProfile, ProfileSource
 

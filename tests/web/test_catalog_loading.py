@@ -9,7 +9,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from calculator.catalog import (
+from calculator.domain.catalog import (
     GPUS_FILE,
     MODELS_FILE,
     CatalogError,
@@ -109,6 +109,6 @@ def test_it_names_the_entry_it_cannot_load(catalog):
 def test_the_command_reports_a_broken_file(catalog, tmp_path, monkeypatch):
     path = tmp_path / "models.json"
     path.write_text(json.dumps([MODEL_ENTRIES[0], MODEL_ENTRIES[0]]))
-    monkeypatch.setattr("calculator.catalog.MODELS_FILE", path)
+    monkeypatch.setattr("calculator.domain.catalog.MODELS_FILE", path)
     with pytest.raises(CommandError, match="duplicate slugs"):
         call_command("load_catalog", stdout=StringIO())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from calculator import charts
+from calculator.presenters import charts
 
 GIB = 1024**3
 

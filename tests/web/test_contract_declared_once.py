@@ -12,8 +12,8 @@ from calculator import engine
 from calculator.api.serializers import CalculateRequestSerializer, api_help
 from calculator.engine.contract import CONTRACT, FIELD_SPECS
 from calculator.engine.serving import SERVING_FIELDS
-from calculator.forms.calculator import CalculatorForm
-from calculator.forms.contract import form_help
+from calculator.web.forms.calculator import CalculatorForm
+from calculator.web.forms.contract import form_help
 
 pytestmark = pytest.mark.django_db
 

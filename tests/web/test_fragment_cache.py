@@ -7,7 +7,7 @@ from unittest import mock
 
 import pytest
 
-from calculator import calculations
+from calculator.domain import calculations
 from calculator.models import ModelProfile, ProfileSource
 from tests.factories import ModelProfileFactory
 

@@ -7,10 +7,11 @@ import re
 
 import pytest
 
-from calculator.calculations import calculation_run
-from calculator.catalog import GPUS_FILE
+from calculator.domain.calculations import calculation_run
+from calculator.domain.catalog import GPUS_FILE
 from calculator.engine import EstimateError
-from calculator.gpu_display import (
+from calculator.models import Estimate, Gpu
+from calculator.presenters.gpu_display import (
     column_chart,
     dollars,
     duration,
@@ -18,7 +19,6 @@ from calculator.gpu_display import (
     layout_label,
     rate,
 )
-from calculator.models import Estimate, Gpu
 
 GIB = 2**30
 
@@ -374,7 +374,7 @@ def _compact(html: str) -> str:
 def test_the_fit_chart_and_rows_are_the_templates_markup(payload):
     from django.template import Context, Template
 
-    from calculator.gpu_display import gpu_section
+    from calculator.presenters.gpu_display import gpu_section
 
     gpus = gpu_section(calculation_run(user=None, payload=payload).result, "GiB")
     context = Context({"gpus": gpus})

@@ -13,7 +13,7 @@ def test_it_answers_ok_when_the_database_answers(client, db):
 
 def test_it_answers_503_when_the_database_is_down(client, db):
     with mock.patch(
-        "calculator.views.health.connection.ensure_connection",
+        "calculator.web.views.health.connection.ensure_connection",
         side_effect=OperationalError("connection refused"),
     ):
         response = client.get("/healthz")

@@ -43,9 +43,9 @@ def test_it_asks_for_the_image_size_where_the_tokens_follow_it(client):
 
 
 def test_a_saved_estimate_links_back_with_its_images(client, alice):
-    from calculator import services
-    from calculator.calculations import calculation_run
-    from calculator.views.estimates import calculator_url_for_estimate
+    from calculator.domain import services
+    from calculator.domain.calculations import calculation_run
+    from calculator.web.views.estimates import calculator_url_for_estimate
 
     payload = {
         "model": {"hf_config": QWEN2_5_VL},

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-VIEWS = Path(__file__).resolve().parents[2] / "calculator" / "views"
+VIEWS = Path(__file__).resolve().parents[2] / "calculator" / "web" / "views"
 
 
 def _imports(path: Path) -> set[str]:
@@ -21,14 +21,16 @@ def _imports(path: Path) -> set[str]:
 def test_no_view_module_imports_another_view_module():
     # views/estimates.py took METHOD_NAMES and checkpoint_line from views/calculator.py
     offenders = {
-        path.name: sorted(name for name in _imports(path) if name.startswith("calculator.views"))
+        path.name: sorted(
+            name for name in _imports(path) if name.startswith("calculator.web.views")
+        )
         for path in VIEWS.glob("*.py")
         if path.name != "__init__.py"
     }
     assert {name: found for name, found in offenders.items() if found} == {}
 
 
-APP = VIEWS.parent
+APP = VIEWS.parents[1]
 
 
 def _raised_and_caught(path: Path) -> tuple[set[str], set[str]]:
@@ -51,14 +53,14 @@ def test_selectors_and_services_raise_the_domain_errors_not_http_ones():
     # selectors raised Http404 and services Django's PermissionDenied, which every view then
     # converted by hand (eight times) and the API relied on DRF to translate
     http_errors = {"Http404", "PermissionDenied"}
-    for name in ("selectors.py", "services.py", "calculations.py"):
+    for name in ("domain/selectors.py", "domain/services.py", "domain/calculations.py"):
         raised, caught = _raised_and_caught(APP / name)
         assert not raised & http_errors, name
         assert not caught & http_errors, name
 
 
 def test_no_view_converts_a_domain_error_by_hand():
-    # calculator/middleware.py DomainErrorMiddleware and api/exceptions.py map them, once each
+    # calculator/web/middleware.py DomainErrorMiddleware and api/exceptions.py map them, once each
     offenders = {}
     for path in [*VIEWS.glob("*.py"), *(APP / "api").glob("*.py")]:
         _, caught = _raised_and_caught(path)
@@ -95,7 +97,7 @@ def test_the_calculator_view_calculates_once_and_presents():
     # issue 17: request -> form -> ONE calculations call -> a pure presenter -> template; the
     # view ran the engine twice itself and the sweep around it
     path = VIEWS / "calculator.py"
-    assert _imported_names(path, "calculator.calculations") == {"calculator_page_run"}
+    assert _imported_names(path, "calculator.domain.calculations") == {"calculator_page_run"}
     assert _imported_names(path, "calculator.engine") <= {"EstimateError"}
     assert "calculator.engine.sweep" not in _imports(path)
     assert _imported_names(path, "calculator.presenters.calculator") == {"calculator_results"}
@@ -103,11 +105,21 @@ def test_the_calculator_view_calculates_once_and_presents():
 
 def test_presenters_run_no_query_and_no_engine():
     # the calculator's presenters; presenters/history.py reads the rows and the export it writes
-    presenters = VIEWS.parent / "presenters"
+    presenters = APP / "presenters"
     for path in (presenters / "calculator.py", presenters / "results.py"):
         names = _imports(path)
         assert not {name for name in names if name.startswith("django.db")}, path.name
-        assert "calculator.selectors" not in names, path.name
+        assert "calculator.domain.selectors" not in names, path.name
         assert not (
-            _imported_names(path, "calculator.calculations") - {"CalculatorPage", "OTHER_METHOD"}
+            _imported_names(path, "calculator.domain.calculations")
+            - {"CalculatorPage", "OTHER_METHOD"}
         ), path.name
+
+
+def test_the_apps_top_folder_shows_its_layers():
+    # issue 17: the layers as folders; beside them only what Django looks for by name in an app
+    # (models.py, admin.py, apps.py, migrations/, management/, templatetags/) and the catalogs
+    top = {path.name for path in APP.iterdir() if path.name != "__pycache__"}
+    layers = {"domain", "engine", "presenters", "web", "api"}
+    django = {"__init__.py", "admin.py", "apps.py", "models.py", "migrations", "management"}
+    assert top == layers | django | {"templatetags", "data"}

@@ -10,8 +10,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from calculator.jsontext import loads_bounded
-from calculator.preflight import preflight
+from calculator.domain.jsontext import loads_bounded
+from calculator.domain.preflight import preflight
 
 MAX_REQUEST_BYTES = 1_048_576
 

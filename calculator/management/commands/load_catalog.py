@@ -6,8 +6,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from calculator import hub
-from calculator.catalog import (
+from calculator.domain import hub
+from calculator.domain.catalog import (
     MODELS_FILE,
     CatalogError,
     catalog_file_read,

@@ -8,7 +8,6 @@ from typing import Any
 from calculator.engine.architecture import Architecture
 from calculator.engine.breakdown import Breakdown, MethodResult
 from calculator.engine.checkpoint import describe_checkpoint
-from calculator.engine.detailed import detailed_estimate
 from calculator.engine.errors import EstimateError
 from calculator.engine.hardware import (
     MAX_FIT_GPUS,
@@ -25,6 +24,7 @@ from calculator.engine.inputs import (
     EstimateInputs,
     parse_inputs,
 )
+from calculator.engine.memory import detailed_estimate
 from calculator.engine.serving import parse_serving, serving_answer
 from calculator.engine.standard import standard_estimate
 from calculator.engine.vision import image_load

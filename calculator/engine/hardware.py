@@ -15,7 +15,6 @@ from typing import Any
 
 from calculator.engine.architecture import Architecture
 from calculator.engine.breakdown import Breakdown
-from calculator.engine.detailed import Plan, plan_for, worst_breakdown
 from calculator.engine.errors import EstimateError
 from calculator.engine.inputs import (
     HARDWARE_FIELDS,
@@ -26,6 +25,7 @@ from calculator.engine.inputs import (
     suggested_layout,
     tensor_parallel_sizes,
 )
+from calculator.engine.memory import Plan, plan_for, worst_breakdown
 from calculator.engine.standard import standard_estimate
 
 # Training keeps tensor parallelism inside one 8-GPU node's NVLink domain (Narayanan et al.

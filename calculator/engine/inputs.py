@@ -65,7 +65,7 @@ LORA_TARGET_MODULES = (
 )
 # What the estimate describes (docs/design.md, runtime_overhead): torch.cuda.max_memory_allocated
 # reports (tensors only), torch.cuda.max_memory_reserved (the caching allocator's segments,
-# engine/detailed.py caching_allocator_reserved) or the whole device as nvidia-smi shows it (plus
+# engine/memory.py caching_allocator_reserved) or the whole device as nvidia-smi shows it (plus
 # the CUDA context)
 MEMORY_VIEWS = ("allocated", "reserved", "device")
 # the dtype LoRA adapters are kept in: PEFT upcasts them to float32 (autocast_adapter_dtype);
@@ -86,7 +86,7 @@ BNB_4BIT_DEQUANT_PATHS = ("compute", "float16_then_bfloat16", "float16_then_floa
 MODEL_SOURCES = ("hf_config", "architecture")
 # Who shards under zero_stage 2 and 3: DeepSpeed with its own defaults, DeepSpeed as the HF
 # Trainer configures "auto" (buckets of hidden_size**2), or PyTorch FSDP (stage 3 FULL_SHARD,
-# stage 2 SHARD_GRAD_OP, one unit per decoder layer); engine/detailed.py _sharding_working_set
+# stage 2 SHARD_GRAD_OP, one unit per decoder layer); engine/memory.py _sharding_working_set
 SHARDINGS = ("deepspeed", "deepspeed_hf_auto", "fsdp")
 # What training keeps in host RAM instead: DeepSpeed offload_optimizer (ZeRO-Offload, stage 1-3),
 # with offload_param (ZeRO-3); FSDP's CPUOffload(offload_params=True) moves both (stage 3)

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from calculator.engine.architecture import Architecture, StateLayers
-from calculator.engine.detailed import CUDA_CONTEXT_BYTES
 from calculator.engine.errors import EstimateError
 from calculator.engine.hardware import (
     MIN_FRACTION,
@@ -40,6 +39,7 @@ from calculator.engine.hardware import (
     forward_flops_per_token,
 )
 from calculator.engine.inputs import INPUT_LIMITS, SERVING_FIELDS
+from calculator.engine.memory import CUDA_CONTEXT_BYTES
 from calculator.engine.serving_llamacpp import (
     LLAMACPP_CACHE_TYPE,
     LLAMACPP_CACHE_TYPES,

@@ -10,9 +10,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from calculator.engine.breakdown import Breakdown
-from calculator.engine.detailed import plan_for, worst_breakdown
 from calculator.engine.errors import EstimateError
 from calculator.engine.inputs import check_integer, parse_inputs
+from calculator.engine.memory import plan_for, worst_breakdown
 from calculator.engine.standard import standard_estimate
 
 SWEEP_FIELDS = ("sequence_length", "batch_size")

@@ -246,7 +246,7 @@ def test_the_standard_method_refuses_adafactor_by_field():
 def test_the_caching_allocator_rounds_and_packs_as_its_source_says():
     # c10/cuda/CUDACachingAllocator.cpp: 512-byte blocks; at most 1 MiB from 2 MiB segments,
     # below 10 MiB from 20 MiB segments, from 10 MiB a segment of its own rounded to 2 MiB
-    from calculator.engine.detailed import caching_allocator_reserved
+    from calculator.engine.memory import caching_allocator_reserved
 
     assert caching_allocator_reserved([(100, 1)]) == 2 * MiB
     assert caching_allocator_reserved([(MiB, 3)]) == 4 * MiB  # 3 MiB packed into two segments

@@ -28,9 +28,9 @@ from calculator.engine.detailed import (
     PLAIN_MLP_SAVED_INTERMEDIATES,
     RMSNORM_FP32_INPUT_BYTES,
     RMSNORM_WEIGHT_GRADIENT_COPIES,
-    detailed_estimate,
 )
 from calculator.engine.inputs import parse_inputs
+from calculator.engine.memory import detailed_estimate
 
 LLAVA = {
     "architectures": ["LlavaForConditionalGeneration"],

@@ -136,6 +136,24 @@ def test_gpt2_count_by_hand():
     assert MODELS_BY_SLUG["openai-community/gpt2"]["transformers_parameters"] == expected
 
 
+def test_nemotron_h_8b_count_by_hand():
+    # nvidia/Nemotron-H-8B-Base-8K: 24 Mamba-2 blocks (M), 4 attention (*), 24 MLP-only (-),
+    # each block one mixer behind one RMSNorm (transformers NemotronHBlock)
+    hidden, vocab = 4096, 131072
+    heads, head_dim, groups, state, kernel = 128, 64, 8, 128, 4
+    inner = heads * head_dim  # 8,192 = expand 2 x hidden
+    conv_dim = inner + 2 * groups * state  # x, B and C through the causal convolution
+    mamba = hidden * (inner + conv_dim + heads)  # in_proj: gate, x/B/C, dt
+    mamba += conv_dim * kernel + conv_dim  # conv1d weight and bias (use_conv_bias)
+    mamba += 3 * heads + inner + inner * hidden  # dt_bias, A_log, D; gated norm; out_proj
+    attention = 2 * hidden * hidden + 2 * hidden * 8 * 128  # q, o; k, v of 8 heads of 128
+    mlp = 2 * hidden * 21504  # up and down, relu2 (no gate)
+    layers = 24 * mamba + 4 * attention + 24 * mlp + 52 * hidden  # and the blocks' norms
+    expected = 2 * vocab * hidden + layers + hidden  # untied head, final norm
+    assert expected == 8_100_852_736
+    assert MODELS_BY_SLUG["nvidia/Nemotron-H-8B-Base-8K"]["transformers_parameters"] == expected
+
+
 def test_falcon_7b_counts_its_tied_head_once():
     # The Hub's 7.22B figure stores lm_head again: 65,024 x 4,544 more than the tied model.
     entry = MODELS_BY_SLUG["tiiuae/falcon-7b"]

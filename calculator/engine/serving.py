@@ -512,6 +512,16 @@ def memory_plan(
         # SGLang: free after the weights (and the context) less total x (1 - fraction)
         activations = 0
         kv_bytes = usable - weights - request.non_torch_bytes
+    # the start-up budget, the same for every plan
+    budget = {
+        "total_memory_bytes": total,
+        "usable_bytes": usable,
+        "weights_bytes": weights,
+        "activation_peak_bytes": activations,
+        "non_torch_bytes": request.non_torch_bytes,
+        "kv_cache_bytes": max(kv_bytes, 0),
+        "kv_bytes_per_token": bytes_per_token,
+    }
     if state is not None and request.engine == "vllm":
         cache = vllm_state_cache(
             sizer.architecture,
@@ -523,13 +533,7 @@ def memory_plan(
         )
         error = _vllm_state_error(request, kv_bytes, cache)
         return {
-            "total_memory_bytes": total,
-            "usable_bytes": usable,
-            "weights_bytes": weights,
-            "activation_peak_bytes": activations,
-            "non_torch_bytes": request.non_torch_bytes,
-            "kv_cache_bytes": max(kv_bytes, 0),
-            "kv_bytes_per_token": bytes_per_token,
+            **budget,
             "num_blocks": cache.num_blocks,
             "kv_cache_tokens": cache.tokens,
             # the state groups' blocks of one request, their padding and padding layers with them
@@ -549,13 +553,7 @@ def memory_plan(
         tokens = kv_bytes // state_per_request * request.max_model_len
     error = _start_error(request, kv_bytes, tokens, bytes_per_token, state_per_request)
     return {
-        "total_memory_bytes": total,
-        "usable_bytes": usable,
-        "weights_bytes": weights,
-        "activation_peak_bytes": activations,
-        "non_torch_bytes": request.non_torch_bytes,
-        "kv_cache_bytes": max(kv_bytes, 0),
-        "kv_bytes_per_token": bytes_per_token,
+        **budget,
         "num_blocks": blocks,
         "kv_cache_tokens": tokens,
         "state_bytes_per_request": state_per_request,

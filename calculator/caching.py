@@ -37,7 +37,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.http import QueryDict
 
-from calculator.models import Estimate
+from calculator.models import Estimate, ModelProfile, ProfileSource
 
 RESULTS = "results"  # the cache alias (llmtools/settings.py)
 CATALOG_CACHE_SECONDS = 30.0
@@ -71,12 +71,28 @@ def catalog_cached(key: str, load: Callable[[], Any]) -> Any:
     return value
 
 
-def catalog_cache_clear(**_: Any) -> None:
-    """Forget the catalogs (a signal receiver for catalog rows, too)."""
+def catalog_cache_clear(instance: Any = None, **_: Any) -> None:
+    """Forget the catalogs. Also the receiver of every save and delete of a model profile or
+    a GPU (`instance`): only a catalog row's change forgets them. A user's own profile is no
+    catalog, and each forgetting moves the fragments' keys too (`fragment_key`): the profile
+    edits of the bench's mix (about one a second) had every kept fragment computed again."""
     global _catalog_generation
+    if instance is not None and not _is_catalog_row(instance):
+        return
     with _catalogs_lock:
         _catalogs.clear()
         _catalog_generation += 1
+
+
+def _is_catalog_row(instance: Any) -> bool:
+    """A GPU (all are the catalog's), a catalog profile, or a profile whose slug names a kept
+    catalog model (a row the admin moved out of the catalog)."""
+    if not isinstance(instance, ModelProfile):
+        return True
+    if instance.source == ProfileSource.CATALOG:
+        return True
+    with _catalogs_lock:
+        return bool(instance.slug) and f"model:{instance.slug}" in _catalogs
 
 
 def fragment_key(query: QueryDict) -> str:

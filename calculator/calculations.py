@@ -2,7 +2,8 @@
 config or architecture) and `gpu` (catalog slug, or the figures themselves) to what the engine
 understands, then call `calculator.engine.calculate`, fitting across the GPU catalog.
 
-Pages, htmx fragments, the API and services all calculate through `calculation_run`.
+Pages, htmx fragments, the API and services all calculate through `calculation_run`; the
+calculator page through `calculator_page_run`, which returns everything its results show.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 
 from calculator import bands, engine, hub
 from calculator.caching import catalog_cached
-from calculator.engine import EstimateError, GpuSpec
+from calculator.charts import sequence_length_points
+from calculator.engine import HARDWARE_FIELDS, INPUT_LIMITS, EstimateError, GpuSpec, sweep
 from calculator.errors import NotFound
 from calculator.models import Gpu, ModelProfile
 from calculator.selectors import User, catalog_get, profile_get_for_user
@@ -33,6 +35,24 @@ class Calculation:
     payload: dict[str, Any]  # as given, with `model` as the caller named it
     resolved: ResolvedModel
     result: dict[str, Any]  # the engine's response; result["inputs"]["model"] as given
+
+
+OTHER_METHOD = {"detailed": "standard", "standard": "detailed"}
+SWEEP_POINTS = 24  # the calculator's "memory against sequence length" chart
+
+
+@dataclass(frozen=True)
+class CalculatorPage:
+    """Everything the calculator page's results show, computed once: the chosen method's
+    answer (with the GPU answers when a GPU is chosen), the other method's total beside it,
+    and the sweep of sequence lengths for the chart."""
+
+    calculation: Calculation
+    other_method: str
+    other_total_bytes: int | None  # None: the other method refused these inputs
+    other_error: str | None
+    sweep_lengths: list[int]
+    sweep_totals: list[int]  # total_bytes per GPU at each of sweep_lengths
 
 
 def _hub_resolve(*, user: User | None, model: dict[str, Any]) -> ResolvedModel:
@@ -156,6 +176,40 @@ def calculation_run(*, user: User | None, payload: Any) -> Calculation:
     result["breakdown_bounds"] = bands.breakdown_bounds(result)
     bands.fit_confidence(result)
     return Calculation(payload=payload, resolved=resolved, result=result)
+
+
+def calculator_page_run(*, user: User | None, payload: Any) -> CalculatorPage:
+    """The calculator page's one calculation; bad input raises EstimateError naming the
+    field, as `calculation_run` does."""
+    calculation = calculation_run(user=user, payload=payload)
+    result = calculation.result
+    other_method = OTHER_METHOD[result["inputs"]["method"]]
+    other_total: int | None = None
+    other_error: str | None = None
+    # The memory estimate alone (the GPU answers are shown for the chosen method only), with
+    # the model already resolved: no second catalog or profile lookup.
+    memory_payload = {
+        name: value for name, value in calculation.payload.items() if name not in HARDWARE_FIELDS
+    }
+    try:
+        other = calculation_run(
+            user=user,
+            payload={
+                **memory_payload,
+                "model": calculation.resolved.engine_model,
+                "method": other_method,
+            },
+        )
+    except EstimateError as error:
+        other_error = error.message
+    else:
+        other_total = other.result["total_bytes"]
+    lengths = sequence_length_points(
+        result["inputs"]["sequence_length"], INPUT_LIMITS["sequence_length"][1], SWEEP_POINTS
+    )
+    engine_payload = {**calculation.payload, "model": calculation.resolved.engine_model}
+    totals = sweep(engine_payload, "sequence_length", lengths)
+    return CalculatorPage(calculation, other_method, other_total, other_error, lengths, totals)
 
 
 def hub_section(imported: hub.HubModel, result: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from calculator import charts
 from calculator.evidence import ComparedLine
-from calculator.history import BREAKDOWN_KEYS
+from calculator.presenters.history import BREAKDOWN_KEYS
 
 GIB = 1024**3  # GiB = 1024^3 bytes (IEC), as the calculator labels it
 # The chart's axis unit: the largest binary unit that the largest bar reaches.

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from html import escape
 from typing import Any
+
+from django.utils.safestring import SafeString
+from django.utils.text import Truncator
 
 from calculator.charts import UNIT_BYTES, in_unit, nice_step
 from calculator.engine.hardware import MAX_FIT_GPUS as MAX_SEARCHED_GPUS
@@ -157,6 +161,60 @@ def fit_chart(
     )
 
 
+def _short_name(name: str, length: int = 28) -> str:
+    """`name|truncatechars:28` (Django's Truncator), which leaves a name that short as it is."""
+    return name if len(name) <= length else Truncator(name).chars(length)
+
+
+def fit_chart_svg(chart: FitChart) -> SafeString:
+    """The fit chart as SVG, written here rather than by template nodes: its rows (one per
+    catalog GPU) were most of the fragment's rendering time. Every text is escaped; numbers
+    are the geometry's. The bars' text is placed by the stylesheet (`.fit-bar text`: names end
+    at the bars, labels start after them)."""
+    grid_bottom, tick_y = chart.height - 20, chart.height - 6
+    parts = [
+        f'<svg class="chart fit-chart" viewBox="0 0 {chart.width} {chart.height}" role="img" '
+        f'aria-labelledby="fit-chart-desc"><desc id="fit-chart-desc">'
+        f"{escape(chart.description)}</desc>"
+    ]
+    parts.extend(
+        f'<line class="grid" x1="{x}" x2="{x}" y1="4" y2="{grid_bottom}"/>'
+        f'<text x="{x}" y="{tick_y}" text-anchor="middle">{escape(label)}</text>'
+        for x, label in chart.ticks
+    )
+    name_x, label_x = chart.left - 6, chart.right + 6
+    parts.extend(
+        f'<g class="fit-bar {"fits" if bar.fits else "short"}" data-gpu="{escape(bar.gpu)}">'
+        f'<text x="{name_x}" y="{bar.y + 11}">{escape(_short_name(bar.name))}</text>'
+        f'<rect x="{chart.left}" y="{bar.y}" width="{bar.width}" height="{chart.bar_height}">'
+        f"<title>{escape(bar.title)}</title></rect>"
+        f'<text x="{label_x}" y="{bar.y + 11}">{escape(bar.label)}</text></g>'
+        for bar in chart.bars
+    )
+    parts.append(
+        f'<line class="required" x1="{chart.required_x}" x2="{chart.required_x}" y1="2" '
+        f'y2="{grid_bottom}"><title>{escape(chart.required_title)}</title></line></svg>'
+    )
+    return SafeString("".join(parts))
+
+
+def fit_rows_html(rows: Sequence[Mapping[str, Any]]) -> SafeString:
+    """The fit table's rows (`gpu_section`'s fit_rows), written here for the same reason."""
+    parts = []
+    for row in rows:
+        percent = row["headroom_percent"]
+        parts.append(
+            f'<tr id="fit-{escape(row["gpu"])}"><th scope="row">{escape(row["name"])}</th>'
+            f'<td class="num">{escape(row["memory"])}</td>'
+            f"<td>{'fits' if row['fits_on_one'] else 'no'}</td>"
+            f'<td class="num">{escape(row["headroom"])}'
+            f"{'' if percent is None else f' ({percent} %)'}</td>"
+            f'<td class="num">{row["fewest_gpus"] or "—"}</td><td>{escape(row["layout"])}</td>'
+            f'<td class="num">{escape(row["per_gpu"])}</td></tr>'
+        )
+    return SafeString("".join(parts))
+
+
 @dataclass(frozen=True)
 class Column:
     x: float
@@ -252,22 +310,26 @@ def gpu_section(result: Mapping[str, Any], unit: str) -> dict[str, Any] | None:
     run = cost["training_run"]
     by_count = capacity["by_gpu_count"]
     efficiencies = throughput["efficiencies"]
+    fit_rows = [
+        {
+            **row,
+            "memory": in_unit(row["memory_bytes"], unit),
+            "headroom": _size(row["headroom_bytes"], unit),
+            "layout": layout_label(row["configuration"]),
+            "per_gpu": _size(row["per_gpu_bytes"], unit),
+        }
+        for row in result["fit"]
+    ]
+    chart = fit_chart(result["fit"], unit)
     return {
         "headline": headline(result, unit),
         "gpu_name": gpu_name(result),
         "gpu_count": capacity["gpu_count"],
         "layout": layout_label(capacity["configuration"]),
-        "fit_rows": [
-            {
-                **row,
-                "memory": in_unit(row["memory_bytes"], unit),
-                "headroom": _size(row["headroom_bytes"], unit),
-                "layout": layout_label(row["configuration"]),
-                "per_gpu": _size(row["per_gpu_bytes"], unit),
-            }
-            for row in result["fit"]
-        ],
-        "fit_chart": fit_chart(result["fit"], unit),
+        "fit_rows": fit_rows,
+        "fit_rows_html": fit_rows_html(fit_rows),
+        "fit_chart": chart,
+        "fit_chart_svg": None if chart is None else fit_chart_svg(chart),
         "memory_utilization_percent": f"{100 * capacity['memory_utilization']:g} %",
         "usable": in_unit(capacity["usable_bytes"], unit),
         "max_batch_size": f"{capacity['max_batch_size']:,}",

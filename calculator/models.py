@@ -276,8 +276,8 @@ class Estimate(models.Model):
                 name="estimate_listed_covering",
             ),
             # History: a team's team items newest first, one index range per team of the user
-            # (calculator/history.py's ListedIds), the owner included to leave out the user's
-            # own and the size for "largest first" without reading the table (PostgreSQL;
+            # (calculator/history_queries.py's ListedIds), the owner included to leave out the
+            # user's own and the size for "largest first" without reading the table (PostgreSQL;
             # SQLite ignores `include`).
             models.Index(
                 fields=["team", "-created", "-id"],

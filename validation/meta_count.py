@@ -2,10 +2,11 @@
 
     python -m validation.meta_count <request.json>   # {"slug": config, ...} -> one JSON line
 
-Tied weights count once (`model.parameters()` yields a shared tensor once). Gemma 3's multimodal
-configs are counted whole (`AutoModelForImageTextToText`: Gemma3ForConditionalGeneration, the
-SigLIP tower and projector included), as the engine counts them; another config with a
-`text_config` is counted for its text model.
+Tied weights count once (`model.parameters()` yields a shared tensor once). The multimodal
+configs the engine knows (calculator/engine/vision.py VISION_MODELS: Gemma 3, LLaVA, Mistral 3,
+Qwen2.5-VL, Qwen3-VL) are counted whole (`AutoModelForImageTextToText`, the vision tower and
+projector included), as the engine counts them; another config with a `text_config` is
+counted for its text model.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ import torch
 import transformers
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
 
+# calculator/engine/vision.py VISION_MODELS (this script runs outside the service's venv)
+VISION_MODELS = ("gemma3", "llava", "mistral3", "qwen2_5_vl", "qwen3_vl")
+
 
 def meta_count(config: dict[str, Any]) -> dict[str, Any]:
     note = None
-    if config.get("model_type") == "gemma3" and isinstance(config.get("vision_config"), dict):
+    if config.get("model_type") in VISION_MODELS:
         with torch.device("meta"):
             model = AutoModelForImageTextToText.from_config(AutoConfig.for_model(**config))
         count = sum(p.numel() for p in model.parameters())

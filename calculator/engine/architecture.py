@@ -59,6 +59,16 @@ from calculator.engine.families.common import (
 from calculator.engine.families.decoders import (
     _GEMMA3_TEXT_DEFAULTS,
 )
+from calculator.engine.vision import (
+    MODELS,
+    TEXT_DEFAULTS,
+    TEXT_FAMILIES,
+    VISION_MODELS,
+    describe,
+    siglip_vision_parameters,
+    tied_embeddings,
+    vision_tower,
+)
 
 # --- Generic (unknown family, manual entry) ------------------------------------------------------
 
@@ -360,15 +370,23 @@ def architecture_from_hf_config(config: Mapping[str, Any]) -> tuple[Architecture
     prefix = HF_PREFIX
     fallback: Mapping[str, Any] | None = None
     text_config = config.get("text_config")
-    if model_type == "gemma3" or (model_type not in READERS and text_config is not None):
+    if model_type in VISION_MODELS and text_config is None and model_type == "qwen2_5_vl":
+        # Qwen2.5-VL's published config.json keeps the text model's keys at the top level
+        outer, model_type = config, MODELS[model_type].text_type
+    elif model_type in VISION_MODELS or (model_type not in READERS and text_config is not None):
         if not isinstance(text_config, Mapping):
             raise EstimateError(f"{HF_PREFIX}.text_config", "must be an object")
         outer, config, prefix = config, text_config, f"{HF_PREFIX}.text_config"
         inner_type = text_config.get("model_type")
+        if model_type in VISION_MODELS:
+            config = {**text_config, "tie_word_embeddings": tied_embeddings(outer, text_config)}
+            inner_type = TEXT_FAMILIES.get(str(inner_type), inner_type)
+            inner_type = inner_type or MODELS[model_type].text_type
+            fallback = TEXT_DEFAULTS.get(str(inner_type))
         if model_type == "gemma3":
             inner_type = "gemma3_text"
             fallback = _GEMMA3_TEXT_DEFAULTS
-        if model_type != "gemma3":
+        if model_type not in VISION_MODELS:
             notes.append(
                 f"{model_type or 'this'} config is multimodal: counted its text_config "
                 f"({inner_type or 'unknown model_type'}); the vision tower and projector are "
@@ -396,74 +414,25 @@ def architecture_from_hf_config(config: Mapping[str, Any]) -> tuple[Architecture
     architecture = _architecture(family, parsed, _default_dtype(r, outer), prefix, behaviour)
     if checkpoint is not None:
         architecture = replace(architecture, checkpoint=checkpoint)
-    if outer is not None and outer.get("model_type") == "gemma3":
-        architecture = _with_gemma3_vision(architecture, outer, notes)
+    if outer is not None and outer.get("model_type") in VISION_MODELS:
+        architecture = _with_vision(architecture, outer, notes)
     return architecture, notes
 
 
-# SiglipVisionConfig's defaults (transformers models/siglip/configuration_siglip.py) for the keys
-# a Gemma 3 vision_config leaves out
-_SIGLIP_DEFAULTS = {
-    "hidden_size": 768,
-    "intermediate_size": 3072,
-    "num_hidden_layers": 12,
-    "num_channels": 3,
-    "image_size": 224,
-    "patch_size": 16,
-}
-GEMMA3_TOKENS_PER_IMAGE = 256  # Gemma3Config mm_tokens_per_image
-
-
-def siglip_vision_parameters(vision: Mapping[str, Any]) -> int:
-    """SiglipVisionModel's parameters (transformers models/siglip/modeling_siglip.py): the patch
-    convolution (with bias), one learned position per patch, per layer q/k/v/out projections
-    with biases, two LayerNorms and a two-layer MLP with biases, and the post LayerNorm (no
-    pooling head: Gemma 3's vision_use_head is false)."""
-    values = {name: vision.get(name, default) for name, default in _SIGLIP_DEFAULTS.items()}
-    for name, value in values.items():
-        if type(value) is not int or not 0 < value <= 1_000_000:
-            raise EstimateError(f"{HF_PREFIX}.vision_config.{name}", "must be a positive integer")
-    h, width, layers = (
-        values["hidden_size"],
-        values["intermediate_size"],
-        values["num_hidden_layers"],
-    )
-    patch, channels = values["patch_size"], values["num_channels"]
-    patches = (values["image_size"] // patch) ** 2
-    embeddings = channels * patch * patch * h + h + patches * h
-    per_layer = 4 * (h * h + h) + 2 * 2 * h + (h * width + width) + (width * h + h)
-    head = 0
-    if vision.get("vision_use_head", True):
-        # SiglipMultiheadAttentionPoolingHead: a probe, nn.MultiheadAttention, a LayerNorm, an MLP
-        head = h + (3 * h * h + 3 * h) + (h * h + h) + 2 * h + (h * width + width) + (width * h + h)
-    return embeddings + layers * per_layer + 2 * h + head
-
-
-def _with_gemma3_vision(
+def _with_vision(
     architecture: Architecture, outer: Mapping[str, Any], notes: list[str]
 ) -> Architecture:
-    """Gemma 3's whole multimodal model: the SigLIP tower and the projector counted beside the
-    text model (Gemma3ForConditionalGeneration, as its safetensors hold them)."""
-    vision = outer.get("vision_config") or {}
-    if not isinstance(vision, Mapping):
-        raise EstimateError(f"{HF_PREFIX}.vision_config", "must be an object")
-    tower = siglip_vision_parameters(vision)
-    width = vision.get("hidden_size", _SIGLIP_DEFAULTS["hidden_size"])
-    # Gemma3MultiModalProjector: mm_input_projection_weight (vision width x text width) and
-    # mm_soft_emb_norm (an RMSNorm of the vision width)
-    projector = width * architecture.hidden_size + width
+    """The whole multimodal model: the vision tower and the projector counted beside the text
+    model (<Family>ForConditionalGeneration, as its safetensors hold them)."""
+    tower = vision_tower(outer, architecture.hidden_size)
     counts = architecture.parameters
     assert counts is not None
-    tokens = outer.get("mm_tokens_per_image", GEMMA3_TOKENS_PER_IMAGE)
-    notes.append(
-        f"Multimodal (Gemma 3): the SigLIP vision tower ({tower:,} parameters) and projector "
-        f"({projector:,}) are in the weights, 16-bit; each image takes {tokens} tokens of the "
-        "sequence length; the tower's activations (once per image) are not added"
-    )
+    notes.append(describe(tower))
     return replace(
         architecture,
-        parameters=replace(counts, vision=tower + projector),
-        num_parameters=architecture.num_parameters + tower + projector,
+        parameters=replace(counts, vision=tower.parameters),
+        num_parameters=architecture.num_parameters + tower.parameters,
+        vision=tower,
     )
 
 

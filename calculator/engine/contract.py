@@ -21,6 +21,7 @@ from calculator.engine.dtypes import KV_CACHE_DTYPES, WEIGHT_DTYPES
 from calculator.engine.hardware import HARDWARE_DEFAULTS, HARDWARE_LIMITS
 from calculator.engine.inputs import (
     ATTENTION_IMPLEMENTATIONS,
+    BNB_4BIT_DEQUANT_PATHS,
     DEFAULTS,
     FIELDS,
     FINETUNING_METHODS,
@@ -133,7 +134,7 @@ class ContractField:
         return self.choice_labels.get(value, value)
 
 
-_NULLABLE_FIELDS = ("runtime_overhead_bytes", "memory_view")
+_NULLABLE_FIELDS = ("runtime_overhead_bytes", "memory_view", "image_height", "image_width")
 # Limits the engine keeps beside the fields that use them (serving, speculative)
 _OTHER_LIMITS: dict[str, tuple[float, float]] = {
     "gpu_memory_utilization": GPU_MEMORY_UTILIZATION_LIMITS,
@@ -209,6 +210,34 @@ CONTRACT: tuple[ContractField, ...] = (
         },
     ),
     ContractField(
+        "images_per_request",
+        "integer",
+        "workload",
+        "Images per request",
+        "Vision-language models: images in each sequence (each sample in training); their "
+        "tokens add to the sequence and the vision tower encodes them.",
+    ),
+    ContractField(
+        "image_height",
+        "integer",
+        "workload",
+        "Image height (px)",
+        "The images' height in pixels, for models whose image tokens follow the size "
+        "(Qwen2.5-VL, Qwen3-VL, Mistral 3 / Pixtral).",
+        blank=True,
+        default_note="the size the model resizes every image to (Gemma 3, LLaVA); required "
+        "where the tokens follow the size",
+    ),
+    ContractField(
+        "image_width",
+        "integer",
+        "workload",
+        "Image width (px)",
+        "The images' width in pixels (with image_height).",
+        blank=True,
+        default_note="as image_height",
+    ),
+    ContractField(
         "runtime_overhead_bytes",
         "integer",
         "workload",
@@ -231,6 +260,7 @@ CONTRACT: tuple[ContractField, ...] = (
             "sgd_momentum": "SGD with momentum",
             "paged_adamw": "Paged AdamW (bitsandbytes)",
             "paged_adamw_8bit": "Paged AdamW 8-bit (bitsandbytes)",
+            "adafactor": "Adafactor (factored, no first moment)",
         },
     ),
     _choice(
@@ -277,6 +307,22 @@ CONTRACT: tuple[ContractField, ...] = (
         "Training: recompute each layer's activations in backward.",
     ),
     ContractField(
+        "checkpoint_every_k_layers",
+        "integer",
+        "training",
+        "Checkpoint one layer in every k",
+        "With gradient checkpointing: every k-th layer only (torchtune / torchtitan ac_option).",
+        blank=True,
+        default_note="1 (every layer)",
+    ),
+    ContractField(
+        "recompute_core_attention",
+        "boolean",
+        "training",
+        "Recompute the attention core (Megatron selective)",
+        "Training: the attention scores are recomputed in backward, q, k and v kept.",
+    ),
+    ContractField(
         "gradient_accumulation_steps",
         "integer",
         "training",
@@ -314,10 +360,34 @@ CONTRACT: tuple[ContractField, ...] = (
         default_note="last",
     ),
     _choice(
+        "bnb_4bit_dequant_path",
+        "view",
+        "bitsandbytes 4-bit dequantisation",
+        "nf4 / fp4: each matmul's dequantised weight in the compute dtype, or float16 then cast "
+        "(bitsandbytes before 0.43, Lightning Fabric).",
+        BNB_4BIT_DEQUANT_PATHS,
+        choice_labels={
+            "compute": "straight to the compute dtype (bitsandbytes 0.43+)",
+            "float16_then_bfloat16": "float16, then a bfloat16 copy",
+            "float16_then_float32": "float16, then a float32 copy",
+        },
+        blank=True,
+        blank_label="Default (compute dtype)",
+        default_note="compute",
+    ),
+    ContractField(
+        "quantise_lm_head",
+        "boolean",
+        "view",
+        "LM head quantised too (Lightning Fabric / litgpt)",
+        "nf4 / fp4 / int8: the LM head is quantised like every nn.Linear (transformers skips it).",
+    ),
+    _choice(
         "memory_view",
         "view",
         "Memory view",
-        "allocated (torch.cuda.max_memory_allocated) or device (what nvidia-smi shows).",
+        "allocated (torch.cuda.max_memory_allocated), reserved (max_memory_reserved) or device "
+        "(what nvidia-smi shows).",
         MEMORY_VIEWS,
         blank=True,
         blank_label="Default (1 GiB overhead)",

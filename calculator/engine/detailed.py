@@ -12,6 +12,7 @@ scalars, except the loss term, which deliberately models the peak (logits and th
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -36,6 +37,7 @@ from calculator.engine.dtypes import (
 )
 from calculator.engine.inputs import ALL_LINEAR, EstimateInputs
 from calculator.engine.parallel import Layout, Stage, layout_for
+from calculator.engine.vision import image_load, tower_architecture
 
 # --- runtime -------------------------------------------------------------------------------
 # CUDA context, kernels and caching-allocator slack: transformers docs measured 1,343 MB on a
@@ -45,6 +47,18 @@ DEFAULT_RUNTIME_OVERHEAD_BYTES = 2**30
 # tensor; transformers docs model_memory_anatomy.md: NVML "used" 1343 MB (MiB, info.used // 1024**2)
 # right after torch.ones((1, 1)).to("cuda") (driver 460.91.03)
 CUDA_CONTEXT_BYTES = 1343 * 2**20
+# memory_view "reserved" (torch.cuda.max_memory_reserved): the segments PyTorch's CUDA caching
+# allocator holds (c10/cuda/CUDACachingAllocator.cpp, torch 2.x): every request is rounded up to
+# kMinBlockSize (512 B, round_size); requests of at most kSmallSize (1 MiB) are carved from 2 MiB
+# segments (kSmallBuffer), larger ones below kMinLargeAlloc (10 MiB) from 20 MiB segments
+# (kLargeBuffer), and from 10 MiB on each gets a segment of its size rounded up to kRoundLarge
+# (2 MiB) (get_allocation_size)
+ALLOCATOR_MIN_BLOCK = 512
+ALLOCATOR_SMALL_SIZE = 2**20
+ALLOCATOR_SMALL_BUFFER = 2 * 2**20
+ALLOCATOR_MIN_LARGE_ALLOC = 10 * 2**20
+ALLOCATOR_LARGE_BUFFER = 20 * 2**20
+ALLOCATOR_ROUND_LARGE = 2 * 2**20
 
 # --- training: activations saved for backward, per layer ------------------------------------
 # HF LlamaRMSNorm: `hidden.to(float32)` is saved by pow() and mul() for backward
@@ -71,6 +85,11 @@ MLP_WEIGHT_GRADIENT_ONLY_INTERMEDIATES = 1
 # alive at the prefill peak (gpt2-infer-b4-s512-fp32-sdpa: +3 x tokens x 4h x 4 B inside mlp.act)
 COMPOSITE_GELU_EXTRA_INTERMEDIATES = 3
 COMPOSITE_GELUS = ("gelu_new", "gelu_fast")
+# quick_gelu (QuickGELUActivation, CLIP's towers: `input * torch.sigmoid(1.702 * input)`) holds
+# one more, the sigmoid's output that the product saves (saved_tensors_hooks over a CLIP
+# ViT-L/14-336 encoder layer, transformers 5.25, bfloat16, 577 positions: 8,200 B per position
+# above the fused count, 4,096 x 2 B of it this tensor)
+QUICK_GELU_EXTRA_INTERMEDIATES = 1
 # attention output: saved by the attention kernel and by o_proj (one tensor)
 ATTENTION_OUTPUT_COPIES = 1
 # FlashAttention / SDPA save their output and a float32 logsumexp per (batch, head, position)
@@ -126,10 +145,19 @@ GATED_MLP_INFERENCE_INTERMEDIATES = 3
 PLAIN_MLP_INFERENCE_INTERMEDIATES = 2
 # generate(): logits_to_keep=1, then `logits[:, -1, :].to(float32)`: one fp32 copy of the row
 INFERENCE_LOGITS_FP32_COPIES = 1
-# bitsandbytes matmul_4bit over more than one token dequantises the NF4 weight to a 16-bit copy
-# (F.dequantize_4bit) for each matmul, forward and backward: one matrix alive at a time
+# bitsandbytes matmul_4bit over more than one token dequantises the 4-bit weight for each matmul,
+# forward and backward (MatMul4Bit, bitsandbytes 0.41-0.45 autograd/_functions.py:
+# `F.dequantize_4bit(B, quant_state).to(A.dtype)`): one matrix alive at a time. dequantize_4bit
+# allocates quant_state.dtype (functional.py `torch.empty(shape, dtype=dtype)`); when that is not
+# the compute dtype, `.to(A.dtype)` makes a second copy while the first still lives
 NF4_DEQUANTISED_MATRICES = 1
 DEQUANTISED_BYTES = 2
+# per bnb_4bit_dequant_path: bytes per element alive at once (the dequantised matrix, its cast)
+BNB_4BIT_DEQUANT_BYTES = {
+    "compute": DEQUANTISED_BYTES,
+    "float16_then_bfloat16": DEQUANTISED_BYTES + 2,
+    "float16_then_float32": DEQUANTISED_BYTES + 4,  # a float32 copy
+}
 
 # --- hybrid layers: linear attention and state-space mixers (transformers 5.24) -------------
 # the recurrent state is float32 (architecture.StateLayers): torch_chunk_gated_delta_rule casts
@@ -200,6 +228,15 @@ LORA_ADAPTER_BYTES = 4
 # (bitsandbytes optim/optimizer.py Optimizer2State.init_state: dtype=torch.float32 for 32 bits)
 BNB_32BIT_STATE_BYTES = 4
 PAGED_OPTIMIZERS = ("paged_adamw", "paged_adamw_8bit")
+# bitsandbytes optim/optimizer.py (0.41-0.45) Optimizer8bit.get_state_buffer: `if not
+# self.is_paged or p.numel() < 1e5: return torch.zeros_like(p, ...)`, a device tensor; only larger
+# parameters get paged (F.get_paged) states
+BNB_PAGED_MIN_NUMEL = 100_000
+# transformers.optimization.Adafactor (defaults: beta1=None, so no exp_avg): per parameter of 2 or
+# more dimensions a row and a column second-moment vector, exp_avg_sq_row (shape[:-1]) and
+# exp_avg_sq_col (shape[:-2] + shape[-1:]); per 1-D parameter a whole exp_avg_sq; all float32
+# (its step casts 16-bit gradients with grad.float() before `torch.zeros(...).to(grad)`)
+ADAFACTOR_STATE_BYTES = 4
 # PEFT target_parameters on fused experts (ParamWrapper) saves the merged W + BA for backward
 # (seen with saved_tensors_hooks on a tiny Mixtral, transformers 5.24 / peft 0.21)
 LORA_MERGED_EXPERT_COPIES = 1
@@ -249,9 +286,10 @@ class ModelParts:
     total: int  # all parameters
     total_bytes: Fraction  # all parameters' bytes
     layer_routed_linear_bytes: Fraction = Fraction(0)  # bytes of the routed-expert matrices
+    quantised_lm_head: int = 0  # parameters of the LM head matrix when it is quantised too
 
 
-_parts_cache: dict[tuple[int, str], tuple[Architecture, ModelParts]] = {}
+_parts_cache: dict[tuple[int, str, bool], tuple[Architecture, ModelParts]] = {}
 
 
 def _breakdown_of(architecture: Architecture) -> ParameterBreakdown:
@@ -261,20 +299,22 @@ def _breakdown_of(architecture: Architecture) -> ParameterBreakdown:
     return ParameterBreakdown(0, 0, 0, architecture.num_parameters, 0, 0, 0, 0)
 
 
-def model_parts(architecture: Architecture, weight_dtype: str) -> ModelParts:
-    """Split the model's parameters and bytes; cached per (architecture object, dtype)."""
-    key = (id(architecture), weight_dtype)
+def model_parts(
+    architecture: Architecture, weight_dtype: str, quantise_lm_head: bool = False
+) -> ModelParts:
+    """Split the model's parameters and bytes; cached per (architecture object, dtype, head)."""
+    key = (id(architecture), weight_dtype, quantise_lm_head)
     cached = _parts_cache.get(key)
     if cached is not None and cached[0] is architecture:
         return cached[1]
-    parts = _model_parts(architecture, weight_dtype)
+    parts = _model_parts(architecture, weight_dtype, quantise_lm_head)
     if len(_parts_cache) >= 512:
         _parts_cache.clear()
     _parts_cache[key] = (architecture, parts)
     return parts
 
 
-def _model_parts(architecture: Architecture, dtype: str) -> ModelParts:
+def _model_parts(architecture: Architecture, dtype: str, quantise_lm_head: bool) -> ModelParts:
     counts = _breakdown_of(architecture)
     linear_bytes = Fraction(0)
     kv_linear_bytes = Fraction(0)
@@ -317,6 +357,16 @@ def _model_parts(architecture: Architecture, dtype: str) -> ModelParts:
     other = max(total - counts.embeddings - counts.lm_head - linear - counts.norms, 0)
     embeddings_bytes = embedding_bytes(dtype, counts.embeddings)
     lm_head_bytes = embedding_bytes(dtype, counts.lm_head)
+    head_matrix = 0
+    if quantise_lm_head and dtype in LINEAR_MODULE_ONLY_DTYPES and counts.lm_head:
+        # Lightning Fabric's BitsandbytesPrecision replaces every torch.nn.Linear, the LM head
+        # included (lightning/fabric/plugins/precision/bitsandbytes.py, init_context's
+        # _ClassReplacementContextManager); its bias (phi) stays 16-bit
+        hidden, vocab = architecture.hidden_size, architecture.vocab_size
+        head_matrix = min(hidden * vocab, counts.lm_head)
+        lm_head_bytes = linear_weight_bytes(dtype, hidden, vocab) + other_parameter_bytes(dtype) * (
+            counts.lm_head - head_matrix
+        )
     other_bytes = other_parameter_bytes(dtype) * other
     norms_bytes = other_parameter_bytes(dtype) * counts.norms
     return ModelParts(
@@ -338,6 +388,7 @@ def _model_parts(architecture: Architecture, dtype: str) -> ModelParts:
         total=counts.embeddings + counts.lm_head + linear + other + counts.norms,
         total_bytes=embeddings_bytes + lm_head_bytes + linear_bytes + other_bytes + norms_bytes,
         layer_routed_linear_bytes=routed_bytes,
+        quantised_lm_head=head_matrix,
     )
 
 
@@ -376,7 +427,9 @@ def _stage_share(
     return share
 
 
-_stage_weights_cache: dict[tuple[int, str, int, int, int, int], tuple[Architecture, tuple]] = {}
+_stage_weights_cache: dict[
+    tuple[int, str, bool, int, int, int, int], tuple[Architecture, tuple]
+] = {}
 
 
 def _stage_weights(
@@ -386,6 +439,7 @@ def _stage_weights(
     key = (
         id(architecture),
         weight_dtype,
+        bool(parts.quantised_lm_head),
         layout.tensor_parallel,
         layout.pipeline_parallel,
         layout.expert_parallel,
@@ -595,6 +649,8 @@ def _activation_extra_intermediates(architecture: Architecture) -> int:
     """MLP-wide tensors a composite activation (gelu_new) holds beyond a fused one."""
     if architecture.hidden_act in COMPOSITE_GELUS:
         return COMPOSITE_GELU_EXTRA_INTERMEDIATES
+    if architecture.hidden_act == "quick_gelu":
+        return QUICK_GELU_EXTRA_INTERMEDIATES
     return 0
 
 
@@ -607,6 +663,13 @@ def _training_attention_split(widths: AttentionWidths, inputs: EstimateInputs, c
     """What one attention block saves for backward (split over tensor-parallel ranks)."""
     batch, seq = inputs.batch_size, inputs.sequence_length
     tokens = batch * seq
+    if inputs.recompute_core_attention:
+        # Megatron --recompute-granularity selective (megatron/core/transformer/attention.py
+        # _checkpointed_attention_forward): the core attention (scores, softmax, the K/V
+        # repeat for GQA, or the flash kernel) runs under tensor_parallel.checkpoint, which keeps
+        # its inputs q, k, v; its output is kept by the output projection
+        split = tokens * (widths.q + widths.k + widths.v) * compute
+        return split + tokens * widths.out * ATTENTION_OUTPUT_COPIES * compute
     if inputs.attention_implementation == "flash":
         # flash / SDPA: q, k, v, output and the logsumexp; no score matrix
         split = tokens * (widths.q + widths.k + widths.v) * compute
@@ -910,11 +973,20 @@ def _training_activations(
             norm = _norm_saved_bytes(architecture, dtypes.residual, frozen_base)
             one_layer = max(one_layer, _per_gpu(tokens * hidden * norm, mixer, tp))
         one_layer += Fraction(lora_all) / architecture.num_layers
-        kept_inputs = stage.num_layers * tokens * hidden * dtypes.residual
+        # torchtitan / torchtune layer-selective AC (torchtitan models/llama3/infra/parallelize.py
+        # _apply_ac_to_transformer_block): the wrapper counts the layers from 1 and checkpoints
+        # those with count % k == 0; the others keep everything they save
+        layers = max(stage.num_layers, 1)
+        checkpointed = layers // inputs.checkpoint_every_k_layers
+        kept_inputs = checkpointed * tokens * hidden * dtypes.residual
         stored: Fraction | int = (
             kept_inputs * CHECKPOINTED_INPUTS_PER_LAYER * stage.in_flight_micro_batches
         )
-        stored += one_layer
+        plain = Fraction(layers - checkpointed, layers)
+        stage_layers = (all_layers + lora_all) * stage.layer_fraction
+        stored += stage_layers * plain * stage.in_flight_micro_batches
+        if checkpointed:
+            stored += one_layer
     else:
         stage_layers = (all_layers + lora_all) * stage.layer_fraction
         stored = stage_layers * stage.in_flight_micro_batches
@@ -1003,13 +1075,15 @@ def inference_dispatch_bytes(
 def _dequantisation_buffer(
     inputs: EstimateInputs, parts: ModelParts, tensor_parallel: int
 ) -> Fraction | int:
-    """A 16-bit copy of the largest NF4 matrix, made for matmuls over more than one token
+    """The dequantised copy (and its cast to the compute dtype) of the largest 4-bit matrix,
+    the LM head when it is quantised too, made for matmuls over more than one token
     (bitsandbytes matmul_4bit; a single token takes the gemv kernel without it)."""
     tokens = inputs.batch_size * inputs.sequence_length
     if inputs.weight_dtype not in BNB_4BIT_DTYPES or tokens == 1:
         return 0
-    copies = NF4_DEQUANTISED_MATRICES * DEQUANTISED_BYTES
-    return _divide(parts.largest_linear * copies, tensor_parallel)
+    copies = NF4_DEQUANTISED_MATRICES * BNB_4BIT_DEQUANT_BYTES[inputs.bnb_4bit_dequant_path]
+    largest = max(parts.largest_linear, parts.quantised_lm_head)
+    return _divide(largest * copies, tensor_parallel)
 
 
 def _inference_activations(
@@ -1094,6 +1168,61 @@ def _optimizer_bytes(optimizer: str, trainable: Fraction, state_bytes: int) -> F
     return OPTIMIZER_STATES[optimizer] * trainable * state_bytes
 
 
+def _unpaged_share(architecture: Architecture, inputs: EstimateInputs) -> Fraction:
+    """The share of the trainable values whose paged-optimizer states bitsandbytes keeps on the
+    device: those of parameters under 1e5 values (1-D norms and biases, small LoRA matrices)."""
+    if inputs.finetuning in ("lora", "qlora"):
+        small = total = 0
+        for layer in lora_targets(architecture, inputs):
+            rank = inputs.lora_rank * layer.lora_rank_factor
+            for numel in (rank * layer.in_features, rank * layer.out_features):
+                total += numel * layer.count
+                small += numel * layer.count if numel < BNB_PAGED_MIN_NUMEL else 0
+        return Fraction(small, total) if total else Fraction(0)
+    parts = model_parts(architecture, inputs.weight_dtype)
+    small = parts.norms + parts.layer_other  # 1-D parameters, each under 1e5 values
+    small += sum(
+        layer.in_features * layer.out_features * layer.count
+        for layer in architecture.linear_layers
+        if layer.in_features * layer.out_features < BNB_PAGED_MIN_NUMEL
+    )
+    return Fraction(small, parts.total) if parts.total else Fraction(0)
+
+
+def adafactor_state_elements(architecture: Architecture, inputs: EstimateInputs) -> int:
+    """Values of Adafactor's factored second moment over the trainable parameters of the whole
+    model: out + in per weight matrix (a fused expert tensor E x out x in: E x (out + in), the
+    same as its E matrices), every value of a 1-D parameter (norms, biases)."""
+    if inputs.finetuning in ("lora", "qlora"):
+        # A is rank x in, B is out x rank: (rank + in) + (out + rank) per adapted matrix
+        return sum(
+            layer.count
+            * (
+                layer.in_features
+                + layer.out_features
+                + 2 * inputs.lora_rank * layer.lora_rank_factor
+            )
+            for layer in lora_targets(architecture, inputs)
+        )
+    parts = model_parts(architecture, inputs.weight_dtype)
+    hidden = architecture.hidden_size
+    matrices = sum(
+        layer.count * (layer.in_features + layer.out_features)
+        for layer in architecture.linear_layers
+    )
+    if not architecture.linear_layers:
+        # matrices unknown: hidden_size-wide rows, as model_parts counts them
+        matrices = parts.layer_linear // hidden + hidden
+    # token (and position) embeddings and an untied LM head: hidden-wide matrices
+    for table in (parts.embeddings, parts.lm_head):
+        if table:
+            matrices += table // hidden + hidden
+    elements = matrices + parts.layer_other + parts.norms
+    if inputs.finetuning == "partial":
+        return round(elements * Fraction(inputs.trainable_percent) / 100)
+    return elements
+
+
 @dataclass(frozen=True)
 class Plan:
     """Everything of an estimate that does not depend on batch size or sequence length."""
@@ -1112,7 +1241,7 @@ class Plan:
 
 def plan_for(inputs: EstimateInputs, architecture: Architecture, notes: list[str]) -> Plan:
     layout = layout_for(inputs, architecture)
-    parts = model_parts(architecture, inputs.weight_dtype)
+    parts = model_parts(architecture, inputs.weight_dtype, inputs.quantise_lm_head)
     if layout.tensor_parallel == layout.pipeline_parallel == layout.expert_parallel == 1:
         stage_weights: tuple[tuple[Fraction | int, Fraction | int], ...] = (
             (parts.total, parts.total_bytes),
@@ -1120,7 +1249,14 @@ def plan_for(inputs: EstimateInputs, architecture: Architecture, notes: list[str
     else:
         stage_weights = _stage_weights(architecture, inputs.weight_dtype, layout, parts)
     overhead = inputs.runtime_overhead_bytes
-    if overhead is None and inputs.memory_view == "allocated":
+    if overhead is None and inputs.memory_view == "reserved":
+        overhead = 0
+        notes.append(
+            "Memory view reserved: tensors rounded as PyTorch's caching allocator reserves them "
+            "(512-byte blocks, 2 MiB segments for tensors up to 1 MiB, 20 MiB below 10 MiB, "
+            "larger ones rounded to 2 MiB), in runtime_overhead; fragmentation left out"
+        )
+    elif overhead is None and inputs.memory_view == "allocated":
         overhead = 0
         notes.append(
             "Memory view allocated: tensors only, as torch.cuda.max_memory_allocated reports "
@@ -1158,6 +1294,17 @@ def plan_for(inputs: EstimateInputs, architecture: Architecture, notes: list[str
 def _stage_breakdown(
     architecture: Architecture, inputs: EstimateInputs, plan: Plan, index: int
 ) -> Breakdown:
+    lines = _stage_tensors(architecture, inputs, plan, index)
+    if inputs.memory_view == "reserved" and inputs.runtime_overhead_bytes is None:
+        stage = plan.layout.stages[index]
+        slack = _allocator_slack(architecture, inputs, plan, stage, lines)
+        return dataclasses.replace(lines, runtime_overhead=slack)
+    return lines
+
+
+def _stage_tensors(
+    architecture: Architecture, inputs: EstimateInputs, plan: Plan, index: int
+) -> Breakdown:
     layout, parts, dtypes, widths = plan.layout, plan.parts, plan.dtypes, plan.widths
     stage = layout.stages[index]
     params_on_gpu, weights = plan.stage_weights[index]
@@ -1173,6 +1320,10 @@ def _stage_breakdown(
             conv_state_bytes=dtypes.compute,
         )
         activations = _inference_activations(architecture, inputs, layout, stage, dtypes, widths)
+        if architecture.vision is not None and stage.has_embeddings:
+            # the tower encodes the images before the language model runs: the larger peak
+            tower = vision_activations(architecture, inputs, layout, stage)[0]
+            activations = max(activations, Fraction(tower))
         activations += _dequantisation_buffer(inputs, parts, layout.tensor_parallel)
         return Breakdown(
             weights=round(weights),
@@ -1207,11 +1358,19 @@ def _stage_breakdown(
         )
         master = trainable * precision.master_bytes
     gradients = trainable * precision.gradient_bytes
-    optimizer_states = _optimizer_bytes(inputs.optimizer, trainable, precision.state_bytes)
+    if inputs.optimizer == "adafactor":
+        # the factored states scale with the model's matrices, not their values: this GPU's
+        # share of the trainable parameters takes that share of them
+        share = trainable / plan.trainable if plan.trainable else Fraction(0)
+        elements = adafactor_state_elements(architecture, inputs)
+        optimizer_states = elements * share * ADAFACTOR_STATE_BYTES
+    else:
+        optimizer_states = _optimizer_bytes(inputs.optimizer, trainable, precision.state_bytes)
     if inputs.optimizer in PAGED_OPTIMIZERS and inputs.memory_view == "allocated":
         # paged states live in CUDA unified memory (cudaMallocManaged), outside torch's allocator:
-        # torch.cuda.max_memory_allocated does not count them
-        optimizer_states = Fraction(0)
+        # torch.cuda.max_memory_allocated does not count them; those of small parameters are
+        # ordinary device tensors
+        optimizer_states *= _unpaged_share(architecture, inputs)
     # the share of this GPU's trainable state that is routed experts (sharded ep times less)
     routed_share = Fraction(routed_parameters, params_on_gpu) if ep > 1 else Fraction(0)
     if zero >= 1:
@@ -1243,6 +1402,9 @@ def _stage_breakdown(
     # context parallelism: each rank computes sequence_length / cp of every sequence
     local = _context_parallel_share(inputs, layout)
     activations = _training_activations(architecture, local, layout, stage, dtypes, widths)
+    if architecture.vision is not None and stage.has_embeddings:
+        tower, kept = vision_activations(architecture, inputs, layout, stage)
+        activations = activations + tower if kept else max(activations, Fraction(tower))
     activations += _dequantisation_buffer(local, parts, layout.tensor_parallel)
     activation_peak = activations
     # the peak holds max(activations, gradients allocated): shown as the activations beyond
@@ -1289,6 +1451,101 @@ def _sharded(value: Fraction, ranks: int, ep: int, routed_share: Fraction | int)
     if ep == 1:
         return value / ranks
     return value * (1 + (ep - 1) * Fraction(routed_share)) / ranks
+
+
+def caching_allocator_reserved(tensors: list[tuple[int, int]]) -> int:
+    """What PyTorch's caching allocator reserves for live tensors, given as (bytes, how many):
+    each rounded up to 512 B; those of at most 1 MiB packed into 2 MiB segments and those below
+    10 MiB into 20 MiB segments (perfectly: the least it can reserve, fragmentation left out),
+    larger ones in segments of their own, rounded up to 2 MiB."""
+    small = medium = large = 0
+    for size, count in tensors:
+        if size <= 0 or count <= 0:
+            continue
+        rounded = -(-size // ALLOCATOR_MIN_BLOCK) * ALLOCATOR_MIN_BLOCK
+        if rounded <= ALLOCATOR_SMALL_SIZE:
+            small += rounded * count
+        elif rounded < ALLOCATOR_MIN_LARGE_ALLOC:
+            medium += rounded * count
+        else:
+            large += -(-rounded // ALLOCATOR_ROUND_LARGE) * ALLOCATOR_ROUND_LARGE * count
+    small_segments = -(-small // ALLOCATOR_SMALL_BUFFER) * ALLOCATOR_SMALL_BUFFER
+    medium_segments = -(-medium // ALLOCATOR_LARGE_BUFFER) * ALLOCATOR_LARGE_BUFFER
+    return small_segments + medium_segments + large
+
+
+def _parameter_tensors(
+    architecture: Architecture, layout: Layout, stage: Stage, parts: ModelParts
+) -> list[tuple[int, int]]:
+    """(values, how many) of the parameter tensors on one GPU: each kind of weight matrix (a
+    layer's fused experts one 3-D tensor), the embeddings, an untied LM head, hidden-wide norms
+    and the other 1-D parameters (biases, q/k norms) taken as hidden-wide vectors."""
+    tp, hidden = layout.tensor_parallel, architecture.hidden_size or 1
+    fraction = stage.layer_fraction
+    tensors: list[tuple[int, int]] = []
+    for layer in architecture.linear_layers:
+        size, count = layer.in_features * layer.out_features, layer.count
+        if layer.routed_expert and architecture.num_experts:
+            size, count = size * architecture.num_experts, count // architecture.num_experts
+        tensors.append((-(-size // tp), round(count * fraction)))
+    if not architecture.linear_layers and parts.layer_linear:
+        layers = architecture.num_layers or 1
+        tensors.append((-(-parts.layer_linear // (layers * tp)), round(layers * fraction)))
+    if stage.has_embeddings and parts.embeddings:
+        tensors.append((-(-parts.embeddings // tp), 1))
+    if stage.has_lm_head and parts.lm_head:
+        tensors.append((-(-parts.lm_head // tp), 1))
+    vectors = parts.norms + parts.layer_other
+    tensors.append((hidden, round(vectors // hidden * fraction)))
+    return tensors
+
+
+def _allocator_slack(
+    architecture: Architecture,
+    inputs: EstimateInputs,
+    plan: Plan,
+    stage: Stage,
+    lines: Breakdown,
+) -> int:
+    """memory_view "reserved": what the caching allocator reserves beyond the breakdown's
+    tensors. Weights, gradients and optimizer states are the parameter tensors' shapes at each
+    line's bytes per value; the KV cache one K and one V tensor per layer; the activations one
+    block per layer in training (what a layer saves), one block in inference (one layer's
+    working set)."""
+    parameters = _parameter_tensors(architecture, plan.layout, stage, plan.parts)
+    values = sum(size * count for size, count in parameters) or 1
+    tensors: list[tuple[int, int]] = []
+    if inputs.finetuning in ("lora", "qlora") and inputs.training:
+        adapters = [
+            (
+                inputs.lora_rank * layer.lora_rank_factor * side,
+                round(layer.count * stage.layer_fraction),
+            )
+            for layer in lora_targets(architecture, inputs)
+            for side in (layer.in_features, layer.out_features)
+        ]
+        adapter_values = sum(size * count for size, count in adapters) or 1
+        lora_bytes = Fraction(plan.lora_parameters * stage.layer_fraction) * lora_adapter_bytes(
+            inputs
+        )
+        base = Fraction(lines.weights) - lora_bytes
+        tensors += [(round(size * base / values), count) for size, count in parameters]
+        for line in (lora_bytes, Fraction(lines.gradients), Fraction(lines.optimizer_states)):
+            tensors += [(round(size * line / adapter_values), count) for size, count in adapters]
+    else:
+        for line_bytes in (lines.weights, lines.gradients, lines.optimizer_states):
+            per_value = Fraction(line_bytes, values)
+            tensors += [(round(size * per_value), count) for size, count in parameters]
+    layers = max(stage.num_layers, 1)
+    if lines.kv_cache:
+        tensors.append((-(-lines.kv_cache // (2 * layers)), 2 * layers))
+    if inputs.training and lines.activation_peak:
+        tensors.append((-(-lines.activation_peak // layers), layers))
+    elif lines.activations:
+        # inference: one layer's working set at a time
+        tensors.append((lines.activations, 1))
+    allocated = sum(size * count for size, count in tensors)
+    return max(caching_allocator_reserved(tensors) - allocated, 0)
 
 
 @dataclass(frozen=True)
@@ -1391,6 +1648,10 @@ def worst_breakdown(
     plan: Plan, inputs: EstimateInputs, architecture: Architecture
 ) -> tuple[int, Breakdown]:
     """The busiest GPU's breakdown (pipeline stages differ) and its stage's index."""
+    images = image_load(inputs, architecture.vision)
+    if images is not None:
+        # each sequence holds its images' tokens beside its text: KV cache, activations
+        inputs = inputs.with_value("sequence_length", inputs.sequence_length + images.tokens)
     if len(plan.layout.stages) == 1:
         return 0, _stage_breakdown(architecture, inputs, plan, 0)
     breakdowns = [
@@ -1419,6 +1680,7 @@ def detailed_estimate(inputs: EstimateInputs, architecture: Architecture) -> Met
         )
     _parallel_notes(inputs, layout, notes)
     _context_and_expert_notes(inputs, architecture, plan, notes)
+    _vision_notes(inputs, architecture, notes)
     worst, breakdown = worst_breakdown(plan, inputs, architecture)
     if layout.pipeline_parallel > 1:
         stage = layout.stages[worst]
@@ -1502,6 +1764,12 @@ def _training_notes(inputs: EstimateInputs, architecture: Architecture, notes: l
         )
     if inputs.optimizer == "adamw_8bit":
         notes.append("8-bit AdamW: bitsandbytes blockwise states (2048-value blocks)")
+    if inputs.optimizer == "adafactor":
+        notes.append(
+            "Adafactor (transformers' defaults, beta1=None): float32 row and column "
+            "second-moment vectors per weight matrix, a whole float32 state per 1-D parameter, "
+            "no first moment; the step's float32 update of one parameter at a time is not counted"
+        )
     if inputs.attention_implementation == "eager":
         notes.append(
             "Eager attention stores the batch x heads x seq x seq softmax for every layer; "
@@ -1512,9 +1780,25 @@ def _training_notes(inputs: EstimateInputs, architecture: Architecture, notes: l
             "Frozen base: projections' inputs are not kept for weight gradients; "
             "each adapted layer keeps its input in the adapter dtype"
         )
-    if inputs.gradient_checkpointing:
+    if not inputs.gradient_checkpointing and "checkpoint_every_k_layers" in inputs.given:
+        notes.append(
+            "checkpoint_every_k_layers applies with gradient_checkpointing only; without it "
+            "every layer keeps all it saves"
+        )
+    if inputs.gradient_checkpointing and inputs.checkpoint_every_k_layers > 1:
+        notes.append(
+            f"Selective gradient checkpointing: one layer in every "
+            f"{inputs.checkpoint_every_k_layers} keeps only its input (recomputed in backward, "
+            "one at a time), the others keep all they save"
+        )
+    elif inputs.gradient_checkpointing:
         notes.append(
             "Gradient checkpointing: each layer's input is kept, one layer is recomputed at a time"
+        )
+    if inputs.recompute_core_attention:
+        notes.append(
+            "Core attention recomputed in backward (Megatron selective recompute): q, k, v and "
+            "the attention output are kept, no scores"
         )
     if architecture.is_moe:
         notes.append(
@@ -1723,3 +2007,95 @@ def _context_and_expert_notes(
             + f"; the DeepEP backends reserve {_mib(DEEPEP_NVL_BUFFER_BYTES)} more per GPU "
             "(VLLM_DEEPEP_BUFFER_SIZE_MB), not counted: add it to runtime_overhead_bytes"
         )
+
+
+# --- Vision-language models ---------------------------------------------------------------------
+
+
+def tower_trained(inputs: EstimateInputs) -> bool:
+    """Whether training updates the vision tower: full and partial fine-tuning train every
+    parameter requires_grad leaves on (transformers leaves the tower's on); LoRA and QLoRA
+    adapt the language model's linear layers and freeze the rest."""
+    return inputs.training and inputs.finetuning in ("full", "partial")
+
+
+def vision_activations(
+    architecture: Architecture, inputs: EstimateInputs, layout: Layout, stage: Stage
+) -> tuple[Fraction | int, bool]:
+    """(bytes, kept) of the vision tower encoding every sequence's images: batch x images
+    sequences of the tower's own length (its patches), through its encoder layers.
+
+    A trained tower saves its layers' activations for backward, kept beside the language
+    model's (kept true). Inference, and training with a frozen tower (nothing in it requires
+    grad, so autograd saves nothing), hold one encoder layer's working set at a time, freed
+    before the language model's layers run (kept false: the larger of the two peaks counts)."""
+    tower = architecture.vision
+    images = image_load(inputs, tower)
+    if tower is None or images is None:
+        return 0, False
+    encoder = tower_architecture(tower)
+    h = tower.hidden_size
+    # every head its own key/value head (q, k, v and the output are each hidden wide)
+    widths = AttentionWidths(tower.num_attention_heads, h, h, h, h, h, h, 0)
+    encoded = inputs.with_value("batch_size", inputs.batch_size * images.images).with_value(
+        "sequence_length", images.patches_per_image
+    )
+    dtypes = _activation_dtypes(inputs)
+    tp = layout.tensor_parallel
+    if not tower_trained(inputs):
+        peak = inference_layer_activations(encoder, widths, encoded, dtypes, False, tp)
+        return peak, False
+    layer = training_layer_activations(encoder, widths, encoded, dtypes, False, False)
+    split = layer.split
+    if tower.fused_qkv:
+        # v, a view of the fused qkv output, keeps its q and k thirds alive too (saved_tensors
+        # of a Qwen2.5-VL ViT layer: validation/vision_saved_tensors.py)
+        split += encoded.batch_size * encoded.sequence_length * 2 * h * dtypes.compute
+    one_layer = _per_gpu(layer.replicated, split, tp)
+    if inputs.gradient_checkpointing:
+        # transformers checkpoints the tower's layers too: their inputs, one layer recomputed
+        tokens = encoded.batch_size * encoded.sequence_length
+        kept_inputs = tower.num_layers * tokens * h * dtypes.residual
+        stored: Fraction | int = kept_inputs * CHECKPOINTED_INPUTS_PER_LAYER + one_layer
+    else:
+        stored = tower.num_layers * one_layer
+    return stored * stage.in_flight_micro_batches, True
+
+
+def _vision_notes(inputs: EstimateInputs, architecture: Architecture, notes: list[str]) -> None:
+    tower = architecture.vision
+    if tower is None:
+        return
+    weights = tower.parameters * other_parameter_bytes(inputs.weight_dtype)
+    notes.append(
+        f"Vision tower ({tower.label}) and projector: {tower.parameters:,} parameters, "
+        f"{float(weights) / 2**30:.2f} GiB of the whole model's weights"
+    )
+    if inputs.training and inputs.finetuning in ("lora", "qlora"):
+        # peft tuners_utils _maybe_include_all_linear_layers excludes only the output embedding
+        notes.append(
+            "LoRA on a vision-language model: adapters on the language model's layers, the "
+            "tower and projector frozen (LLaMA-Factory's freeze_vision_tower default); PEFT's "
+            "all-linear, or module names the tower shares, would adapt the tower too, which "
+            "is not sized"
+        )
+    images = image_load(inputs, tower)
+    if images is None:
+        notes.append("No images (images_per_request 0): text tokens only")
+        return
+    if tower.tokens == "fixed" and inputs.image_height is not None:
+        notes.append(
+            f"The processor resizes every image to {tower.image_size} px: image_height and "
+            f"image_width do not change its {tower.tokens_per_image} tokens"
+        )
+    held = "freed before the language model runs"
+    if tower_trained(inputs):
+        held = "saved for backward (the tower is trained)"
+    elif inputs.training:
+        held = "freed before the language model runs (the tower is frozen)"
+    notes.append(
+        f"Images: {images.images} per sequence x {images.tokens_per_image:,} tokens = "
+        f"{images.tokens:,} tokens beside the {inputs.sequence_length:,} of text, in the KV "
+        f"cache and the language model's activations; the tower encodes "
+        f"{images.patches_per_image:,} patches per image, its activations {held}"
+    )

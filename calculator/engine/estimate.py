@@ -27,12 +27,15 @@ from calculator.engine.inputs import (
 )
 from calculator.engine.serving import parse_serving, serving_answer
 from calculator.engine.standard import standard_estimate
+from calculator.engine.vision import image_load
 
 # Bump when a formula or a constant changes a number: saved estimates record it
 # 2.5: the published checkpoint's format (quantization_config) is the default weight_dtype;
 # mxfp4, fp8_block and nvfp4; ZeRO-2/3 and FSDP working sets (sharding), offload; hybrid
 # linear-attention / state-space layers; Gemma 3's vision tower
-ENGINE_VERSION = "2.5.0"
+# 2.6: vision-language models (LLaVA, Mistral 3, Qwen2.5-VL, Qwen3-VL) counted whole; image
+# tokens (images_per_request) and the vision tower's activations
+ENGINE_VERSION = "2.6.0"
 
 
 def estimate(inputs: EstimateInputs, architecture: Architecture) -> MethodResult:
@@ -187,11 +190,14 @@ def warnings_for(
     which is still computed as asked."""
     found = []
     positions = trained_positions(payload, architecture)
-    if positions and inputs.sequence_length > positions:
+    images = image_load(inputs, architecture.vision)
+    tokens = inputs.sequence_length + (images.tokens if images else 0)
+    if positions and tokens > positions:
+        held = f" (with {images.tokens:,} image tokens)" if images else ""
         found.append(
             {
                 "field": "sequence_length",
-                "message": f"{inputs.sequence_length:,} tokens is beyond the {positions:,} "
+                "message": f"{tokens:,} tokens{held} is beyond the {positions:,} "
                 "positions the model was trained for (max_position_embeddings, with its rope "
                 "scaling): memory is estimated as asked, but quality past it is not to be "
                 "relied on.",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from calculator.engine import architecture as architecture_module
+from calculator.engine import vision
 from calculator.engine.architecture import LORA_ALL_LINEAR, Architecture
 from calculator.engine.checkpoint import CheckpointFormat, describe_checkpoint
 from calculator.engine.dtypes import DTYPES, FLOAT_FORMATS, KV_CACHE_DTYPES, WEIGHT_DTYPES
@@ -22,7 +23,15 @@ MODES = ("inference", "training", "serving")
 METHODS = ("detailed", "standard")
 ATTENTION_IMPLEMENTATIONS = ("flash", "eager")
 # paged_*: bitsandbytes PagedAdamW / PagedAdamW8bit (states in CUDA unified memory)
-OPTIMIZERS = ("adamw", "adamw_8bit", "sgd", "sgd_momentum", "paged_adamw", "paged_adamw_8bit")
+OPTIMIZERS = (
+    "adamw",
+    "adamw_8bit",
+    "sgd",
+    "sgd_momentum",
+    "paged_adamw",
+    "paged_adamw_8bit",
+    "adafactor",
+)
 # the original app's optimizers, all the standard method's formulas know (engine/standard.py)
 STANDARD_OPTIMIZERS = ("adamw", "adamw_8bit", "sgd", "sgd_momentum")
 FINETUNING_METHODS = ("full", "lora", "qlora", "partial")
@@ -55,14 +64,25 @@ LORA_TARGET_MODULES = (
     "out_proj",
 )
 # What the estimate describes (docs/design.md, runtime_overhead): torch.cuda.max_memory_allocated
-# reports (tensors only) or the whole device as nvidia-smi shows it (plus the CUDA context)
-MEMORY_VIEWS = ("allocated", "device")
+# reports (tensors only), torch.cuda.max_memory_reserved (the caching allocator's segments,
+# engine/detailed.py caching_allocator_reserved) or the whole device as nvidia-smi shows it (plus
+# the CUDA context)
+MEMORY_VIEWS = ("allocated", "reserved", "device")
 # the dtype LoRA adapters are kept in: PEFT upcasts them to float32 (autocast_adapter_dtype);
 # litgpt, torchtune and Unsloth keep them in the model's 16-bit dtype
 LORA_ADAPTER_DTYPES = ("float32", "bfloat16", "float16")
 # which positions the prefill computes logits for: generate() keeps the last (logits_to_keep=1);
 # a plain forward (pipelines before transformers 4.45, litgpt, scoring runs) computes all
 INFERENCE_LOGITS = ("last", "all")
+# How bitsandbytes' MatMul4Bit dequantises a 4-bit weight for a matmul over more than one token
+# (F.dequantize_4bit(B, quant_state).to(A.dtype)): dequantize_4bit returns quant_state.dtype, the
+# dtype the weight was quantised from. "compute": quantised from the compute dtype (bitsandbytes
+# 0.43+ keeps the loaded dtype, Params4bit._quantize), one 16-bit copy; "float16_then_bfloat16":
+# quantised from float16 (bitsandbytes 0.41-0.42 Params4bit.cuda `.half()`, Lightning Fabric's
+# BitsandbytesPrecision `_quantize_weight` `.to(dtype=torch.half)`) and computed in bfloat16, so
+# `.to(A.dtype)` makes a second copy; "float16_then_float32": the same cast to a float32 compute
+# dtype (transformers' bnb_4bit_compute_dtype default, float32, on float16 inputs)
+BNB_4BIT_DEQUANT_PATHS = ("compute", "float16_then_bfloat16", "float16_then_float32")
 MODEL_SOURCES = ("hf_config", "architecture")
 # Who shards under zero_stage 2 and 3: DeepSpeed with its own defaults, DeepSpeed as the HF
 # Trainer configures "auto" (buckets of hidden_size**2), or PyTorch FSDP (stage 3 FULL_SHARD,
@@ -85,7 +105,12 @@ INPUT_LIMITS: dict[str, tuple[int, int]] = {
     "context_parallel": (1, 100_000),
     "zero_stage": (0, 3),
     "gradient_accumulation_steps": (1, 1_000_000),
+    "checkpoint_every_k_layers": (1, 10_000),
     "runtime_overhead_bytes": (0, 2**40),
+    # images in each sequence (vision-language models), and their size in pixels
+    "images_per_request": (0, 10_000),
+    "image_height": (1, 100_000),
+    "image_width": (1, 100_000),
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -112,11 +137,18 @@ DEFAULTS: dict[str, Any] = {
     "sharding": "deepspeed",
     "offload": "none",
     "gradient_accumulation_steps": 1,
+    "checkpoint_every_k_layers": 1,
+    "recompute_core_attention": False,
     "lora_adapter_dtype": "float32",
     "inference_logits": "last",
     "bnb_4bit_saves_inputs": False,
+    "bnb_4bit_dequant_path": "compute",
+    "quantise_lm_head": False,
     "memory_view": None,  # None: the runtime_overhead default of engine 2.3 (1 GiB)
     "runtime_overhead_bytes": None,  # the engine's default
+    "images_per_request": 0,  # text only
+    "image_height": None,  # the size the model's processor resizes every image to
+    "image_width": None,
 }
 FIELDS = ("model", *DEFAULTS)
 # Optional fields asking for GPU answers (fit, capacity, throughput, cost); engine.hardware
@@ -198,14 +230,21 @@ class EstimateInputs:
     zero_stage: int
     runtime_overhead_bytes: int | None
     gradient_accumulation_steps: int = 1
+    checkpoint_every_k_layers: int = 1
+    recompute_core_attention: bool = False
     lora_adapter_dtype: str = "float32"
     inference_logits: str = "last"
     memory_view: str | None = None
     bnb_4bit_saves_inputs: bool = False
+    bnb_4bit_dequant_path: str = "compute"
+    quantise_lm_head: bool = False
     sharding: str = "deepspeed"
     offload: str = "none"
     expert_parallel: int = 1
     context_parallel: int = 1
+    images_per_request: int = 0
+    image_height: int | None = None
+    image_width: int | None = None
     given: frozenset[str] = frozenset()  # the fields the caller set (not defaulted)
 
     @property
@@ -254,11 +293,18 @@ class EstimateInputs:
             "sharding": self.sharding,
             "offload": self.offload,
             "gradient_accumulation_steps": self.gradient_accumulation_steps,
+            "checkpoint_every_k_layers": self.checkpoint_every_k_layers,
+            "recompute_core_attention": self.recompute_core_attention,
             "lora_adapter_dtype": self.lora_adapter_dtype,
             "inference_logits": self.inference_logits,
             "memory_view": self.memory_view,
             "bnb_4bit_saves_inputs": self.bnb_4bit_saves_inputs,
+            "bnb_4bit_dequant_path": self.bnb_4bit_dequant_path,
+            "quantise_lm_head": self.quantise_lm_head,
             "runtime_overhead_bytes": self.runtime_overhead_bytes,
+            "images_per_request": self.images_per_request,
+            "image_height": self.image_height,
+            "image_width": self.image_width,
         }
 
 
@@ -446,15 +492,26 @@ def parse_inputs(
     sharding = _choice("sharding", get("sharding"), SHARDINGS)
     offload = _choice("offload", get("offload"), OFFLOADS)
     accumulation = check_integer("gradient_accumulation_steps", get("gradient_accumulation_steps"))
+    every_k = check_integer("checkpoint_every_k_layers", get("checkpoint_every_k_layers"))
+    core_attention = _boolean("recompute_core_attention", get("recompute_core_attention"))
     adapter_dtype = _choice("lora_adapter_dtype", get("lora_adapter_dtype"), LORA_ADAPTER_DTYPES)
     logits = _choice("inference_logits", get("inference_logits"), INFERENCE_LOGITS)
     saves_inputs = _boolean("bnb_4bit_saves_inputs", get("bnb_4bit_saves_inputs"))
+    dequant_path = _choice(
+        "bnb_4bit_dequant_path", get("bnb_4bit_dequant_path"), BNB_4BIT_DEQUANT_PATHS
+    )
+    quantise_lm_head = _boolean("quantise_lm_head", get("quantise_lm_head"))
     memory_view = payload.get("memory_view")
     if memory_view is not None:
         memory_view = _choice("memory_view", memory_view, MEMORY_VIEWS)
     overhead = payload.get("runtime_overhead_bytes")
     if overhead is not None:
         overhead = check_integer("runtime_overhead_bytes", overhead)
+    images = check_integer("images_per_request", get("images_per_request"))
+    image_height, image_width = (
+        None if payload.get(name) is None else check_integer(name, payload[name])
+        for name in ("image_height", "image_width")
+    )
 
     training = mode == "training"
     weight_dtype = payload.get("weight_dtype")
@@ -527,14 +584,21 @@ def parse_inputs(
         zero_stage=zero_stage,
         runtime_overhead_bytes=overhead,
         gradient_accumulation_steps=accumulation,
+        checkpoint_every_k_layers=every_k,
+        recompute_core_attention=core_attention,
         lora_adapter_dtype=adapter_dtype,
         inference_logits=logits,
         memory_view=memory_view,
         bnb_4bit_saves_inputs=saves_inputs,
+        bnb_4bit_dequant_path=dequant_path,
+        quantise_lm_head=quantise_lm_head,
         sharding=sharding,
         offload=offload,
         expert_parallel=expert_parallel,
         context_parallel=context_parallel,
+        images_per_request=images,
+        image_height=image_height,
+        image_width=image_width,
         given=given,
     )
     check_combinations(inputs, architecture)
@@ -785,6 +849,8 @@ def check_combinations(inputs: EstimateInputs, architecture: Architecture) -> No
             )
     if inputs.offload != "none":
         _check_offload(inputs)
+    if inputs.images_per_request or inputs.image_height or inputs.image_width:
+        vision.check_images(inputs, architecture.vision)
     if training and inputs.method == "standard" and inputs.optimizer not in STANDARD_OPTIMIZERS:
         raise EstimateError(
             "optimizer",

@@ -12,6 +12,10 @@ memory allocated outside torch during profiling (NCCL, cuBLAS); the rest becomes
 block_size tokens (`KVCacheConfig`, kv_cache_utils.py). CUDA graphs are captured afterwards,
 outside the budget. SGLang (`ModelRunner.profile_max_num_token`): the KV pool is the memory free
 after the weights less total x (1 - mem_fraction_static); activations live in that reserve.
+
+Models with state layers (Qwen3-Next's Gated DeltaNet, Jamba's Mamba, Mamba-2, Nemotron-H,
+Falcon-H1) follow vLLM v1's hybrid KV cache manager (`vllm_state_cache`); SGLang's Mamba pool
+is not modelled, and those plans are refused.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from calculator.engine.architecture import Architecture
+from calculator.engine.architecture import Architecture, StateLayers
 from calculator.engine.detailed import CUDA_CONTEXT_BYTES
 from calculator.engine.errors import EstimateError
 from calculator.engine.hardware import (
@@ -249,12 +253,183 @@ def _logit_bytes(architecture: Architecture, requests: int) -> int:
     return SAMPLER_FLOAT32_COPIES * 4 * requests * architecture.vocab_size
 
 
+# --- vLLM v1's KV cache for models with state layers -------------------------------------------
+# Followed from vLLM's code (v0.11, 2025-10; the files as read at commits 0144dd5 and 001cabc):
+# - model_executor/layers/mamba/mamba_utils.py MambaStateShapeCalculator: per layer and request a
+#   conv state of (conv_kernel - 1) x conv_dim / tp and a temporal (SSM) state: Mamba-1
+#   (intermediate / tp, state_size), Mamba-2 (heads / tp, head_dim, state_size), Gated DeltaNet
+#   (v_heads / tp, v_head_dim, k_head_dim); MambaStateDtypeCalculator: both in the model dtype
+#   (mamba_cache_dtype and mamba_ssm_cache_dtype "auto": the SSM state takes the conv state's)
+# - v1/kv_cache_interface.py MambaSpec.page_size_bytes: the sum of the two; with prefix caching
+#   off (MambaModelConfig disables it for these models) its block is max_model_len tokens and a
+#   request takes one block (max_memory_usage_bytes = page_size_bytes)
+# - model_executor/models/config.py HybridAttentionMambaModelConfig: the attention block size
+#   becomes 16 x cdiv(mamba page, 16 x attention page of one token) when the asked one is
+#   smaller, and the mamba page is padded to that attention page ("Setting attention block size
+#   to N tokens", "Padding mamba page size by X%"); pure state-space models
+#   (Mamba2ForCausalLM: MambaModelConfig only) keep the unpadded mamba page
+# - v1/core/kv_cache_utils.py: _get_kv_cache_groups_uniform_page_size splits each layer type
+#   into groups of group_size layers (the fewest layers of a type, or the most when that is
+#   under 1.5 x the fewest); get_kv_cache_config_from_groups: group_size tensors of num_blocks
+#   pages, num_blocks = available // page // group_size, one block pool for every group;
+#   _report_kv_cache_config logs num_blocks // groups x the smallest block size as "GPU KV cache
+#   size: N tokens"; get_max_concurrency_for_kv_cache_config: num_blocks over the blocks of one
+#   max_model_len request, cdiv(max_model_len, block) per attention group and one per state
+#   group; _check_enough_kv_cache_memory: group_size x page x those blocks must fit
+VLLM_BLOCK_ALIGNMENT = 16  # HybridAttentionMambaModelConfig: "multiple of 16" (FlashAttention)
+VLLM_GROUP_SIZE_RATIO = 1.5  # _get_kv_cache_groups_uniform_page_size's heuristic
+
+
+@dataclass(frozen=True)
+class StateCache:
+    """vLLM's KV cache for a model with state layers, on the busiest GPU."""
+
+    attention_layers: int  # the model's, which the groups are made of
+    state_layers: int
+    block_size: int  # the attention layers' block (tokens); the state layers' is max_model_len
+    state_page_bytes: int  # one layer's state of one request, before padding
+    page_bytes: int  # one block of one layer, every group alike
+    group_size: int  # layers a group has on this GPU: the tensors of num_blocks pages
+    attention_groups: int
+    state_groups: int
+    num_blocks: int
+    tokens: int  # "GPU KV cache size: N tokens"
+    blocks_per_request: int  # a max_model_len request, all groups
+    needed_bytes: int  # one max_model_len request: group_size x page x blocks_per_request
+    max_model_len: int  # vLLM's estimate where one request does not fit (0: none)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "attention_layers": self.attention_layers,
+            "state_layers": self.state_layers,
+            "block_size": self.block_size,
+            "state_page_bytes": self.state_page_bytes,
+            "page_bytes": self.page_bytes,
+            "group_size": self.group_size,
+            "attention_groups": self.attention_groups,
+            "state_groups": self.state_groups,
+            "blocks_per_request": self.blocks_per_request,
+        }
+
+
+def _model_dtype_bytes(weight_dtype: str) -> int:
+    # vLLM runs quantised and 16-bit checkpoints in bfloat16 / float16 (--dtype auto), float32
+    # only when asked; the states' "auto" dtype is that model dtype
+    return 4 if weight_dtype == "float32" else 2
+
+
+def vllm_state_page_bytes(state: StateLayers, tensor_parallel: int, element: int) -> int:
+    """One layer's conv and temporal state of one request on one tensor-parallel rank
+    (mamba_utils.py MambaStateShapeCalculator)."""
+    tp = tensor_parallel
+    conv_dim = state.conv_dim
+    if state.kind == "mamba2" and state.groups % tp:
+        # extra_groups_for_head_shards: B and C groups replicated up to tp so that each rank
+        # holds the groups of its heads
+        conv_dim += 2 * (tp - state.groups) * state.state_cols
+    # Mamba-1 splits its intermediate channels (the state's rows), the others their heads
+    split = state.state_rows if state.kind == "mamba" else state.state_heads
+    for name, size in (("state channels", conv_dim), ("state heads", split)):
+        if size % tp:
+            # vllm/distributed/utils.py divide() asserts it
+            raise EstimateError(
+                "gpu_count",
+                f"vLLM splits the {size} {name} of the {state.kind} layers over the "
+                f"{tp} tensor-parallel ranks: they must divide evenly",
+            )
+    conv = conv_dim // tp * (state.conv_kernel - 1)
+    return (conv + state.recurrent_elements // tp) * element
+
+
+def vllm_state_cache(
+    architecture: Architecture,
+    configuration: Configuration,
+    request: ServingRequest,
+    element: int,
+    bytes_per_token: int,
+    available: int,
+) -> StateCache:
+    """vLLM v1's blocks for a model with state layers (hybrid or pure state space)."""
+    state = architecture.state_layers
+    assert state is not None
+    # the groups are made from the whole model's layers (get_kv_cache_groups on the merged
+    # specs); a pipeline stage holds about 1 / pp of each group's layers, which are strided over
+    # the model (layers[i::num_groups]), and sizes its tensors by its largest group
+    attention, states = architecture.num_attention_layers, state.count
+    state_page = vllm_state_page_bytes(state, configuration.tensor_parallel, element)
+    length = request.max_model_len
+    if attention:
+        # one layer's K and V of one token: the busiest stage's bytes over its attention layers
+        stage_layers = -(-architecture.num_layers // configuration.pipeline_parallel)
+        per_token = bytes_per_token // min(stage_layers, attention)
+        unit = VLLM_BLOCK_ALIGNMENT * per_token
+        block = max(request.block_size, VLLM_BLOCK_ALIGNMENT * -(-state_page // unit))
+        page = block * per_token
+        fewest, most = min(attention, states) or attention, max(attention, states)
+        group_size = most if most < fewest * VLLM_GROUP_SIZE_RATIO else fewest
+        attention_groups = -(-attention // group_size)
+        smallest_block = min(block, length)
+    else:
+        block, page, group_size, attention_groups = length, state_page, states, 0
+        smallest_block = length
+    state_groups = -(-states // group_size)
+    group_size = -(-group_size // configuration.pipeline_parallel)
+    num_blocks = max(available // (page * group_size), 0) if available > 0 else 0
+    per_request = attention_groups * -(-length // block) + state_groups
+    # _estimate_max_model_len_from_groups: the longest request whose blocks fit
+    spare = max(available, 0) // (page * group_size) - state_groups
+    longest = 0
+    if attention_groups and spare >= attention_groups:
+        longest = min(spare // attention_groups * block, length)
+    return StateCache(
+        attention_layers=attention,
+        state_layers=states,
+        block_size=block,
+        state_page_bytes=state_page,
+        page_bytes=page,
+        group_size=group_size,
+        attention_groups=attention_groups,
+        state_groups=state_groups,
+        num_blocks=num_blocks,
+        tokens=num_blocks // (attention_groups + state_groups) * smallest_block,
+        blocks_per_request=per_request,
+        needed_bytes=group_size * page * per_request,
+        max_model_len=longest,
+    )
+
+
+def _vllm_state_error(request: ServingRequest, available: int, cache: StateCache) -> str | None:
+    """kv_cache_utils.py _check_enough_kv_cache_memory, in its words."""
+    if available <= 0:
+        return (
+            "No available memory for the cache blocks. Try increasing "
+            "`gpu_memory_utilization` when initializing the engine."
+        )
+    if cache.needed_bytes <= available:
+        return None
+    estimate = (
+        f"Based on the available memory, the estimated maximum model length is "
+        f"{cache.max_model_len}. "
+        if cache.max_model_len > 0
+        else ""
+    )
+    return (
+        f"To serve at least one request with the models's max seq len "
+        f"({request.max_model_len}), ({cache.needed_bytes / GIB:.2f} GiB KV cache is needed, "
+        f"which is larger than the available KV cache memory ({available / GIB:.2f} GiB). "
+        f"{estimate}Try increasing `gpu_memory_utilization` or decreasing `max_model_len` "
+        "when initializing the engine."
+    )
+
+
 def _start_error(
     request: ServingRequest, kv_bytes: int, tokens: int, per_token: int, state: int
 ) -> str | None:
     """What the engine says when it cannot hold one request of max_model_len, in its words."""
     needed = request.max_model_len * per_token + state
-    if kv_bytes > 0 and tokens >= request.max_model_len and kv_bytes >= needed:
+    # a pure state-space model's requests hold no tokens, only their state
+    held = tokens >= request.max_model_len or per_token == 0
+    if kv_bytes > 0 and held and kv_bytes >= needed:
         return None
     if request.engine == "sglang":
         # sglang/srt/model_executor/model_runner.py init_memory_pool
@@ -297,6 +472,20 @@ def memory_plan(
     # linear-attention / state-space layers keep a fixed state per sequence)
     bytes_per_token = two.kv_cache - one.kv_cache
     state_per_request = one.kv_cache - bytes_per_token
+    state = sizer.architecture.state_layers
+    if state is not None and request.engine == "sglang":
+        raise EstimateError(
+            "engine",
+            "SGLang keeps the state of linear-attention / state-space layers in a separate Mamba "
+            "pool (max_mamba_cache_size, mamba_full_memory_ratio) that this calculator does not "
+            "model; plan this model with vllm or llama.cpp",
+        )
+    if state is not None and request.engine == "vllm" and request.speculation is not None:
+        raise EstimateError(
+            "speculative_method",
+            "vLLM keeps num_speculative_tokens more conv positions and state blocks a request "
+            "for state layers; speculative decoding is not modelled for this model",
+        )
     draft = _draft(sizer, configuration, request)
     # vLLM v1 gives the draft's layers their own KV cache in the same blocks' budget: a block
     # of block_size tokens holds every layer's keys and values, the target's and the draft's
@@ -323,11 +512,41 @@ def memory_plan(
         # SGLang: free after the weights (and the context) less total x (1 - fraction)
         activations = 0
         kv_bytes = usable - weights - request.non_torch_bytes
+    if state is not None and request.engine == "vllm":
+        cache = vllm_state_cache(
+            sizer.architecture,
+            configuration,
+            request,
+            _model_dtype_bytes(sizer.inputs.weight_dtype),
+            bytes_per_token,
+            kv_bytes,
+        )
+        error = _vllm_state_error(request, kv_bytes, cache)
+        return {
+            "total_memory_bytes": total,
+            "usable_bytes": usable,
+            "weights_bytes": weights,
+            "activation_peak_bytes": activations,
+            "non_torch_bytes": request.non_torch_bytes,
+            "kv_cache_bytes": max(kv_bytes, 0),
+            "kv_bytes_per_token": bytes_per_token,
+            "num_blocks": cache.num_blocks,
+            "kv_cache_tokens": cache.tokens,
+            # the state groups' blocks of one request, their padding and padding layers with them
+            "state_bytes_per_request": cache.state_groups * cache.group_size * cache.page_bytes,
+            "max_concurrency": cache.num_blocks / cache.blocks_per_request,
+            "starts": error is None,
+            "error": error,
+            "state_cache": cache.as_dict(),
+        }
     blocks = 0
     page = bytes_per_token * request.block_size
     if kv_bytes > 0 and page:
         blocks = kv_bytes // page
     tokens = blocks * request.block_size
+    if not bytes_per_token and state_per_request and kv_bytes > 0:
+        # transformers on a pure state-space model: each request's state, whatever its length
+        tokens = kv_bytes // state_per_request * request.max_model_len
     error = _start_error(request, kv_bytes, tokens, bytes_per_token, state_per_request)
     return {
         "total_memory_bytes": total,

@@ -31,7 +31,13 @@ from calculator.engine.architecture import LIMITS as ARCHITECTURE_LIMITS
 from calculator.engine.architecture import MODEL_DTYPES
 from calculator.engine.contract import DTYPE_LABELS, fields_of
 from calculator.engine.serving import SERVING_FIELDS
-from calculator.forms.contract import contract_form_fields
+from calculator.forms.contract import (
+    ChoiceField,
+    RadioSelect,
+    Select,
+    TypedChoiceField,
+    contract_form_fields,
+)
 from calculator.querystring import encode_architecture, encode_fields, query_value
 from calculator.selectors import User, catalog_list, profile_list
 from calculator.services import parse_config_json
@@ -76,6 +82,8 @@ PARALLEL_FIELDS = (
 )
 # choices sent only when chosen (blank: the engine's default)
 CHOSEN_FIELDS = (*VIEW_FIELDS, "sharding", "offload")
+# a vision-language request's images (left out when none: a text model takes no image fields)
+IMAGE_FIELDS = ("images_per_request", "image_height", "image_width")
 UNITS = {"GiB": "GiB (1024³ bytes)", "GB": "GB (10⁹ bytes)"}
 
 ARCHITECTURE_LABELS = {
@@ -149,10 +157,10 @@ else:
 
 class CalculatorForm(ContractFieldsForm):
     # --- Model ---------------------------------------------------------------------------------
-    model = forms.ChoiceField(
+    model = ChoiceField(
         label="Model from",
         choices=list(MODEL_KINDS.items()),
-        widget=forms.RadioSelect,
+        widget=RadioSelect,
         required=False,
     )
     # Plain fields with a select: the slug or id is checked when the model is resolved, so a
@@ -167,10 +175,10 @@ class CalculatorForm(ContractFieldsForm):
         label="Catalog model",
         required=False,
         max_length=200,
-        widget=forms.Select,
+        widget=Select,
         help_text="Popular open models; parameter counts match transformers exactly.",
     )
-    profile = forms.IntegerField(label="Saved profile", required=False, widget=forms.Select)
+    profile = forms.IntegerField(label="Saved profile", required=False, widget=Select)
     hub = forms.CharField(
         label="Hugging Face model id",
         required=False,
@@ -197,22 +205,23 @@ class CalculatorForm(ContractFieldsForm):
     tie_word_embeddings = forms.BooleanField(
         label="Tied input and output embeddings", required=False
     )
-    gated_mlp = forms.TypedChoiceField(
+    gated_mlp = TypedChoiceField(
+        widget=Select,
         label="MLP",
         choices=[("", "Gated (SwiGLU, GeGLU)"), ("no", "Plain (up and down)")],
         coerce=lambda value: value != "no",
         empty_value=None,
         required=False,
     )
-    default_dtype = forms.ChoiceField(
+    default_dtype = ChoiceField(
         label="Stored in",
         choices=[("", "bfloat16 (default)"), *_choices(MODEL_DTYPES, DTYPE_LABELS)],
         required=False,
     )
 
     # --- Display -------------------------------------------------------------------------------
-    unit = forms.ChoiceField(
-        label="Units", choices=list(UNITS.items()), widget=forms.RadioSelect, required=False
+    unit = ChoiceField(
+        label="Units", choices=list(UNITS.items()), widget=RadioSelect, required=False
     )
 
     def __init__(
@@ -383,6 +392,9 @@ class CalculatorForm(ContractFieldsForm):
                 payload[name] = cleaned[name]
         if cleaned.get("runtime_overhead_bytes") is not None:
             payload["runtime_overhead_bytes"] = cleaned["runtime_overhead_bytes"]
+        for name in IMAGE_FIELDS:
+            if cleaned.get(name):
+                payload[name] = cleaned[name]
         if cleaned["mode"] == "training":
             percent = cleaned["trainable_percent"]
             payload.update(
@@ -394,8 +406,13 @@ class CalculatorForm(ContractFieldsForm):
                 mixed_precision=cleaned["mixed_precision"],
                 gradient_checkpointing=cleaned["gradient_checkpointing"],
                 bnb_4bit_saves_inputs=cleaned["bnb_4bit_saves_inputs"],
+                recompute_core_attention=cleaned["recompute_core_attention"],
             )
-            for name in ("gradient_accumulation_steps", "lora_adapter_dtype"):
+            for name in (
+                "gradient_accumulation_steps",
+                "checkpoint_every_k_layers",
+                "lora_adapter_dtype",
+            ):
                 if cleaned.get(name):
                     payload[name] = cleaned[name]
         for name in CHOSEN_FIELDS:
@@ -434,7 +451,7 @@ class CalculatorForm(ContractFieldsForm):
         optional = ["weight_dtype", "kv_cache_dtype", "attention_implementation"]
         optional += list(TRAINING_FIELDS) if cleaned["mode"] == "training" else []
         optional += list(SERVING_FIELDS) if cleaned["mode"] == "serving" else []
-        optional += [*CHOSEN_FIELDS, *PARALLEL_FIELDS, "runtime_overhead_bytes"]
+        optional += [*CHOSEN_FIELDS, *PARALLEL_FIELDS, "runtime_overhead_bytes", *IMAGE_FIELDS]
         optional += (
             [name for name in HARDWARE_FIELDS if name != "gpu"] if cleaned.get("gpu") else []
         )

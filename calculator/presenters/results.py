@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from calculator.calculations import OTHER_METHOD
 from calculator.querystring import with_changes
 
-OTHER_METHOD = {"detailed": "standard", "standard": "detailed"}
+__all__ = ["METHOD_NAMES", "OTHER_METHOD", "checkpoint_line"]
+
 METHOD_NAMES = {"detailed": "Detailed", "standard": "Standard (original formulas)"}
 
 

@@ -13,8 +13,8 @@ from django.views.decorators.http import require_GET
 
 from calculator import accuracy
 from calculator.engine import MODES
-from calculator.history import csv_cell
 from calculator.models import MeasuredRun, RunSource
+from calculator.presenters.history import csv_cell
 from calculator.selectors import estimate_list
 from calculator.typed import AuthenticatedHttpRequest
 

@@ -11,17 +11,13 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import push_url
 
-from calculator import caching, charts, gpu_display, serving_display
-from calculator.calculations import Calculation, calculation_run
-from calculator.engine import HARDWARE_FIELDS, INPUT_LIMITS, EstimateError, sweep
+from calculator import caching
+from calculator.calculations import calculator_page_run
+from calculator.engine import EstimateError
 from calculator.forms.calculator import CalculatorForm
-from calculator.presenters.results import METHOD_NAMES, OTHER_METHOD, checkpoint_line
-from calculator.querystring import with_changes
+from calculator.presenters.calculator import calculator_results
 from calculator.selectors import team_choices_for_request
 from calculator.typed import HtmxHttpRequest
-
-SWEEP_POINTS = 24
-
 
 # The longest link the page puts in the address bar: `make serve` lets gunicorn read request
 # lines of up to 8190 bytes ("GET " + this + " HTTP/1.1" fits). A longer calculation (a large
@@ -39,7 +35,7 @@ def calculator(request: HtmxHttpRequest) -> HttpResponse:
     if request.htmx:
         return _results_fragment(request, data)
     form = _form(request, data)
-    return render(request, "calculator/calculator.html", _calculate(request, form))
+    return render(request, "calculator/calculator.html", _page_context(request, form))
 
 
 def _form(request: HttpRequest, data: QueryDict) -> CalculatorForm:
@@ -51,15 +47,21 @@ def _form(request: HttpRequest, data: QueryDict) -> CalculatorForm:
     return CalculatorForm.from_query(data, user=request.user, team_ids=team_ids)
 
 
-def _calculate(request: HttpRequest, form: CalculatorForm) -> dict[str, Any]:
-    context: dict[str, Any] = {"form": form, "results": None}
+def _page_context(request: HttpRequest, form: CalculatorForm) -> dict[str, Any]:
+    """The page's data, one way: the form's payload, ONE calculation of everything the results
+    show (calculations.calculator_page_run), then the presenter's display values."""
+    context: dict[str, Any] = {"form": form, "results": None, "link": ""}
     if form.is_valid():
+        query = form.canonical_query()
         try:
-            calculation = calculation_run(user=request.user, payload=form.payload())
+            page = calculator_page_run(user=request.user, payload=form.payload())
         except EstimateError as error:
             form.add_estimate_error(error)
         else:
-            context["results"] = _results(request, form, calculation)
+            unit = form.cleaned_data.get("unit") or "GiB"
+            context["results"] = calculator_results(page, unit=unit, query=query)
+            # The shortest link to this calculation (the form sends every field, even empty).
+            context["link"] = f"{reverse('calculator')}?{query}"
     context["error_items"] = _error_items(form)
     context["saveable"] = context["results"] is not None and not context["error_items"]
     return context
@@ -73,12 +75,11 @@ def _results_fragment(request: HttpRequest, data: QueryDict) -> HttpResponse:
     kept = caching.fragment_get(data)
     if kept is None:
         form = _form(request, data)
-        context = _calculate(request, form)
+        context = _page_context(request, form)
         kept = {
             "body": render_to_string("calculator/calculator.html#results-body", context),
             "saveable": context["saveable"],
-            # The shortest link to this calculation (the form sends every field, even empty).
-            "url": f"{reverse('calculator')}?{form.canonical_query()}" if form.is_valid() else "",
+            "url": context["link"],
             # invalid inputs: what is wrong, field by field, for the page to show in place
             "errors": [] if form.is_valid() else context["error_items"],
         }
@@ -109,77 +110,6 @@ def catalog_options(request: HttpRequest) -> HttpResponse:
     Without JavaScript the calculator page itself narrows the select the same way."""
     form = CalculatorForm.from_query(request.GET, user=request.user)
     return render(request, "calculator/calculator.html#catalog-field", {"form": form})
-
-
-def _results(request: HttpRequest, form: CalculatorForm, calculation: Calculation) -> dict:
-    result = calculation.result
-    unit = form.cleaned_data.get("unit") or "GiB"
-    method = result["inputs"]["method"]
-    other_method = OTHER_METHOD[method]
-    other_total: str | None
-    other_error: str | None
-    try:
-        # the memory estimate alone: the GPU answers are shown for the chosen method only;
-        # the model already resolved (no second catalog or profile lookup)
-        memory_payload = {
-            name: value
-            for name, value in calculation.payload.items()
-            if name not in HARDWARE_FIELDS
-        }
-        other = calculation_run(
-            user=request.user,
-            payload={
-                **memory_payload,
-                "model": calculation.resolved.engine_model,
-                "method": other_method,
-            },
-        )
-    except EstimateError as error:
-        other_total, other_error = None, error.message
-    else:
-        other_total, other_error = charts.in_unit(other.result["total_bytes"], unit), None
-    sequence_length = result["inputs"]["sequence_length"]
-    lengths = charts.sequence_length_points(
-        sequence_length, INPUT_LIMITS["sequence_length"][1], SWEEP_POINTS
-    )
-    engine_payload = {**calculation.payload, "model": calculation.resolved.engine_model}
-    totals = sweep(engine_payload, "sequence_length", lengths)
-    chart = charts.line_chart(
-        list(zip(lengths, totals, strict=True)),
-        current_x=sequence_length,
-        unit=unit,
-        x_label="Sequence length (tokens)",
-    )
-    parameters = result["parameters"]
-    return {
-        "result": result,
-        "model_name": calculation.resolved.name,
-        "unit": unit,
-        "total": charts.in_unit(result["total_bytes"], unit),
-        "total_bytes": f"{result['total_bytes']:,}",
-        "method_name": METHOD_NAMES[method],
-        "other_method_name": METHOD_NAMES[other_method],
-        "other_total": other_total,
-        "other_error": other_error,
-        "other_query": with_changes(form.canonical_query(), method=other_method),
-        "rows": charts.with_basis(
-            charts.breakdown_rows(result["breakdown"], unit), result.get("breakdown_bounds"), unit
-        ),
-        "bounds": charts.bounds_line(result.get("breakdown_bounds"), unit),
-        "bar": charts.stacked_bar(result["breakdown"], unit),
-        "chart": chart,
-        "parameters": charts.parameter_rows(parameters),
-        "checkpoint": checkpoint_line(result, form.canonical_query()),
-        "num_gpus": result["num_gpus"],
-        "gpus": gpu_display.gpu_section(result, unit),
-        "serving": serving_display.serving_section(result, unit),
-        "host_memory": charts.in_unit(result["host_memory_bytes"], unit)
-        if result.get("host_memory_bytes")
-        else None,
-        "notes": result["notes"],
-        "warnings": result.get("warnings", []),
-        "engine_version": result["engine_version"],
-    }
 
 
 def _error_items(form: CalculatorForm) -> list[dict[str, str]]:

@@ -50,14 +50,10 @@ from calculator.forms.estimates import (
     save_draft_keep,
 )
 from calculator.forms.sharing import add_service_error
-from calculator.history import (
-    HISTORY_COUNT_LIMIT,
-    HistoryPaginator,
-    export_response,
-    history_filter,
-    history_rows,
-)
+from calculator.history import history_filter
+from calculator.history_queries import HISTORY_COUNT_LIMIT, HistoryPaginator
 from calculator.models import Estimate
+from calculator.presenters.history import export_response, history_rows
 from calculator.presenters.results import METHOD_NAMES, OTHER_METHOD, checkpoint_line
 from calculator.querystring import encode_architecture, encode_fields
 from calculator.selectors import (
@@ -330,7 +326,7 @@ def history_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     if fmt in ("csv", "json"):
         return export_response(request, filterset.qs, fmt=fmt)
     # Count (up to a limit) and order the ids first, as a union of the access rule's parts
-    # (each an index range on PostgreSQL: calculator/history.py's ListedIds), then read the
+    # (each an index range on PostgreSQL: calculator/history_queries.py's ListedIds), then read the
     # page's 25 rows by id, through the access filter again.
     paginator = HistoryPaginator(filterset.ids, HISTORY_PAGE_SIZE, count_limit=HISTORY_COUNT_LIMIT)
     page = paginator.get_page(request.GET.get("page"))

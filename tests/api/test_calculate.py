@@ -34,11 +34,18 @@ CONTRACT_INPUTS = {
     "sharding",
     "offload",
     "gradient_accumulation_steps",
+    "checkpoint_every_k_layers",
+    "recompute_core_attention",
     "lora_adapter_dtype",
     "inference_logits",
     "bnb_4bit_saves_inputs",
+    "bnb_4bit_dequant_path",
+    "quantise_lm_head",
     "memory_view",
     "runtime_overhead_bytes",
+    "images_per_request",
+    "image_height",
+    "image_width",
 }
 BREAKDOWN = {
     "weights",
@@ -146,6 +153,11 @@ def test_inputs_echo_every_contract_field_with_the_defaults_filled_in(client_for
     assert inputs["zero_stage"] == 0
     assert inputs["sharding"] == "deepspeed"
     assert inputs["runtime_overhead_bytes"] is None
+    assert (inputs["images_per_request"], inputs["image_height"], inputs["image_width"]) == (
+        0,
+        None,
+        None,
+    )
     # A manual architecture's default dtype is bfloat16; the KV cache follows the weights.
     assert inputs["weight_dtype"] == "bfloat16"
     assert inputs["kv_cache_dtype"] == "bfloat16"

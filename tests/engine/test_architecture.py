@@ -435,8 +435,9 @@ def test_config_without_model_type_is_read_generically() -> None:
 
 
 def test_multimodal_unknown_family_reads_its_text_config() -> None:
+    # idefics3 has no vision row (calculator/engine/vision.py): its text model alone is counted
     data = {
-        "model_type": "llava",
+        "model_type": "idefics3",
         "text_config": config("meta-llama--Llama-3.1-8B"),
         "vision_config": {"hidden_size": 1024},
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from calculator.engine.families import KNOWN_MODEL_TYPES, READERS
 from calculator.engine.families.common import HF_PREFIX, _count, _Reader
 from calculator.engine.families.decoders import DECODER_ROWS, _Decoder, _read_row
+from calculator.engine.vision import VISION_MODELS
 
 
 def _read(row: _Decoder, config: dict[str, object]) -> tuple[int, list[str]]:
@@ -15,7 +16,7 @@ def _read(row: _Decoder, config: dict[str, object]) -> tuple[int, list[str]]:
 
 def test_every_row_is_a_known_model_type() -> None:
     assert set(DECODER_ROWS) <= set(READERS)
-    assert set(READERS) | {"gemma3"} == set(KNOWN_MODEL_TYPES)
+    assert set(READERS) | set(VISION_MODELS) == set(KNOWN_MODEL_TYPES)
 
 
 def test_a_new_row_is_counted_from_its_defaults_and_choices() -> None:

@@ -49,11 +49,18 @@ def test_it_fills_every_default_and_keeps_the_model_as_given():
         "sharding": "deepspeed",
         "offload": "none",
         "gradient_accumulation_steps": 1,
+        "checkpoint_every_k_layers": 1,
+        "recompute_core_attention": False,
         "lora_adapter_dtype": "float32",
         "inference_logits": "last",
         "bnb_4bit_saves_inputs": False,
+        "bnb_4bit_dequant_path": "compute",
+        "quantise_lm_head": False,
         "memory_view": None,
         "runtime_overhead_bytes": None,
+        "images_per_request": 0,
+        "image_height": None,
+        "image_width": None,
     }
     assert set(result["inputs"]) == set(FIELDS)
     assert result["inputs"]["model"] is LLAMA

@@ -156,4 +156,175 @@ def test_paged_optimizer_states_are_outside_the_allocator():
     adapters = 32 * 2 * 8 * (4096 + 4096)
     # bitsandbytes' 32-bit PagedAdamW: two float32 states whatever the adapters' dtype
     assert breakdown(**payload)["optimizer_states"] == adapters * 2 * 4
-    assert breakdown(**payload, memory_view="allocated")["optimizer_states"] == 0
+    # Optimizer8bit.get_state_buffer pages only parameters of 1e5 values or more: rank-8 A and B
+    # on 4096-wide projections are 32,768 values, ordinary device tensors that
+    # max_memory_allocated counts
+    assert breakdown(**payload, memory_view="allocated")["optimizer_states"] == adapters * 2 * 4
+    # rank 32: 131,072 values each, all paged
+    rank_32 = {**payload, "lora_rank": 32, "memory_view": "allocated"}
+    assert breakdown(**rank_32)["optimizer_states"] == 0
+    # full fine-tuning: only the 65 RMSNorm weights (4096 values each) stay on the device
+    full = {"model": LLAMA_2, "mode": "training", "optimizer": "paged_adamw"}
+    assert breakdown(**full, memory_view="allocated")["optimizer_states"] == 65 * 4096 * 2 * 4
+
+
+NF4_PREFILL = {
+    "model": LLAMA_2,
+    "weight_dtype": "nf4_no_dq",
+    "batch_size": 1,
+    "sequence_length": 58,
+    "memory_view": "allocated",
+}
+
+
+def test_float16_quantised_4bit_weights_are_dequantised_then_cast():
+    # bitsandbytes 0.41-0.42 MatMul4Bit.forward: F.dequantize_4bit(B, quant_state).to(A.dtype)
+    # with quant_state.dtype float16 (Params4bit.cuda: self.data.contiguous().half()): the
+    # float16 matrix and its bfloat16 cast live together. Largest 4-bit matrix of Llama 2 7B
+    # (transformers keeps the LM head 16-bit): gate/up/down_proj, 4096 x 11008
+    largest = 4096 * 11008
+    compute = breakdown(**NF4_PREFILL)
+    cast = breakdown(**NF4_PREFILL, bnb_4bit_dequant_path="float16_then_bfloat16")
+    fp32 = breakdown(**NF4_PREFILL, bnb_4bit_dequant_path="float16_then_float32")
+    assert cast["activations"] - compute["activations"] == largest * 2
+    assert fp32["activations"] - compute["activations"] == largest * 4
+    assert cast["weights"] == compute["weights"]
+    # one token takes the gemv kernel (matmul_4bit: A.numel() == A.shape[-1]): no copy at all
+    decode = {**NF4_PREFILL, "sequence_length": 1}
+    assert breakdown(**decode) == breakdown(**decode, bnb_4bit_dequant_path="float16_then_float32")
+
+
+def test_a_quantised_lm_head_is_stored_4bit_and_is_the_largest_matrix_dequantised():
+    head = 32000 * 4096
+    kept = breakdown(**NF4_PREFILL, bnb_4bit_dequant_path="float16_then_bfloat16")
+    quantised = breakdown(
+        **NF4_PREFILL, bnb_4bit_dequant_path="float16_then_bfloat16", quantise_lm_head=True
+    )
+    # nf4 without double quantisation: half a byte per value plus a float32 absmax per 64
+    assert kept["weights"] - quantised["weights"] == head * 2 - (head // 2 + head // 64 * 4)
+    # the LM head (131 M values) is now the largest 4-bit matrix: 2 + 2 bytes of it, in place of
+    # the MLP matrix's
+    assert quantised["activations"] - kept["activations"] == (head - 4096 * 11008) * 4
+    # 16-bit weights have no quantised LM head
+    bf16 = {**NF4_PREFILL, "weight_dtype": "bfloat16"}
+    assert breakdown(**bf16) == breakdown(**bf16, quantise_lm_head=True)
+
+
+def test_an_unknown_dequantisation_path_is_refused():
+    with pytest.raises(EstimateError):
+        calculate({**NF4_PREFILL, "bnb_4bit_dequant_path": "int8"})
+
+
+def test_adafactor_keeps_a_row_and_a_column_vector_per_matrix():
+    # transformers.optimization.Adafactor, beta1=None: exp_avg_sq_row (out) + exp_avg_sq_col
+    # (in) per 2-D parameter, exp_avg_sq (numel) per 1-D parameter, float32
+    payload = {"model": LLAMA_2, "mode": "training", "batch_size": 1, "sequence_length": 128}
+    per_layer = 4 * (4096 + 4096) + 2 * (4096 + 11008) + (11008 + 4096)
+    tables = 2 * (32000 + 4096)  # embed_tokens and the untied lm_head
+    norms = (2 * 32 + 1) * 4096
+    full = breakdown(**payload, optimizer="adafactor")
+    assert full["optimizer_states"] == (32 * per_layer + tables + norms) * 4
+    # LoRA rank 8 on q_proj and v_proj: A (8 x 4096) and B (4096 x 8) each, per layer
+    lora = breakdown(
+        **payload,
+        optimizer="adafactor",
+        finetuning="lora",
+        lora_rank=8,
+        lora_target_modules=["q_proj", "v_proj"],
+    )
+    assert lora["optimizer_states"] == 32 * 2 * ((8 + 4096) + (4096 + 8)) * 4
+
+
+def test_the_standard_method_refuses_adafactor_by_field():
+    with pytest.raises(EstimateError) as caught:
+        calculate(
+            {"model": LLAMA_2, "mode": "training", "method": "standard", "optimizer": "adafactor"}
+        )
+    assert caught.value.field == "optimizer"
+
+
+def test_the_caching_allocator_rounds_and_packs_as_its_source_says():
+    # c10/cuda/CUDACachingAllocator.cpp: 512-byte blocks; at most 1 MiB from 2 MiB segments,
+    # below 10 MiB from 20 MiB segments, from 10 MiB a segment of its own rounded to 2 MiB
+    from calculator.engine.detailed import caching_allocator_reserved
+
+    assert caching_allocator_reserved([(100, 1)]) == 2 * MiB
+    assert caching_allocator_reserved([(MiB, 3)]) == 4 * MiB  # 3 MiB packed into two segments
+    assert caching_allocator_reserved([(MiB + 1, 1)]) == 20 * MiB
+    assert caching_allocator_reserved([(4 * MiB, 6)]) == 40 * MiB  # 24 MiB into two segments
+    assert caching_allocator_reserved([(10 * MiB, 1)]) == 10 * MiB
+    assert caching_allocator_reserved([(10 * MiB + 1, 2)]) == 2 * 12 * MiB
+
+
+def test_the_reserved_view_adds_what_the_allocator_rounds_up():
+    payload = {"model": LLAMA_2, "batch_size": 1, "sequence_length": 512}
+    allocated = calculate({**payload, "memory_view": "allocated"})["breakdown"]
+    reserved = calculate({**payload, "memory_view": "reserved"})["breakdown"]
+    assert {k: v for k, v in reserved.items() if k != "runtime_overhead"} == {
+        k: v for k, v in allocated.items() if k != "runtime_overhead"
+    }
+    # bf16 Llama 2 7B: every matrix and the embeddings are whole multiples of 2 MiB; the 65
+    # RMSNorm weights (4096 x 2 B) share one 2 MiB segment; each layer's K and V (512 tokens x
+    # 4096 x 2 B = 4 MiB) go into 20 MiB segments: 64 x 4 MiB in 13; the prefill's working set
+    # is one block rounded up to 2 MiB
+    norms = 2 * MiB - 65 * 4096 * 2
+    cache = 13 * 20 * MiB - 64 * 4 * MiB
+    activations = -(-allocated["activations"] // (2 * MiB)) * 2 * MiB - allocated["activations"]
+    assert reserved["runtime_overhead"] == norms + cache + activations
+
+
+LORA_QV = {
+    "model": LLAMA_2,
+    "mode": "training",
+    "finetuning": "lora",
+    "lora_rank": 8,
+    "lora_target_modules": ["q_proj", "v_proj"],
+    "batch_size": 1,
+    "sequence_length": 1024,
+}
+TOKENS = 1024
+# what one Llama 2 7B layer saves under LoRA (frozen base, flash attention, bf16 compute): the two
+# RMSNorms' float32 inputs; q, k, v and the attention output; the float32 logsumexp; silu's input,
+# its output and up_proj's output; and lora_A's float32 input and lora_B's input on q and v
+LAYER_SAVES = (
+    TOKENS * 4096 * 2 * 4
+    + TOKENS * 3 * 4096 * 2
+    + TOKENS * 4096 * 2
+    + 32 * TOKENS * 4
+    + TOKENS * 11008 * 3 * 2
+    + 2 * TOKENS * (4096 + 8) * 4
+)
+LAYER_INPUT = TOKENS * 4096 * 2
+
+
+def test_checkpointing_one_layer_in_k_keeps_the_others_whole():
+    # torchtitan _apply_ac_to_transformer_block: layers counted from 1, count % k == 0 wrapped;
+    # k = 2 over 32 layers: 16 keep their input only, 16 keep everything, one is recomputed
+    every = breakdown(**LORA_QV, gradient_checkpointing=True)
+    second = breakdown(**LORA_QV, gradient_checkpointing=True, checkpoint_every_k_layers=2)
+    none = breakdown(**LORA_QV)
+    assert second["activations"] - every["activations"] == 16 * (LAYER_SAVES - LAYER_INPUT)
+    assert none["activations"] - second["activations"] == 15 * LAYER_SAVES - 16 * LAYER_INPUT
+    # k larger than the layers: nothing is checkpointed, nothing recomputed
+    assert breakdown(**LORA_QV, gradient_checkpointing=True, checkpoint_every_k_layers=33) == none
+
+
+def test_recomputing_the_core_attention_drops_the_scores():
+    # Megatron --recompute-granularity selective: q, k, v and the output stay; eager attention's
+    # float32 softmax and its bf16 cast (32 heads x 1024 x 1024, 6 B) are recomputed per layer
+    eager = {**LORA_QV, "attention_implementation": "eager"}
+    kept = breakdown(**eager)
+    recomputed = breakdown(**eager, recompute_core_attention=True)
+    assert kept["activations"] - recomputed["activations"] == 32 * (32 * TOKENS * TOKENS * 6)
+    # flash keeps no scores: only its float32 logsumexp goes
+    flash = (
+        breakdown(**LORA_QV)["activations"]
+        - breakdown(**LORA_QV, recompute_core_attention=True)["activations"]
+    )
+    assert flash == 32 * (32 * TOKENS * 4)
+
+
+def test_checkpointing_one_layer_in_k_without_checkpointing_says_it_changes_nothing():
+    result = calculate({**LORA_QV, "checkpoint_every_k_layers": 2})
+    assert result["breakdown"] == calculate(LORA_QV)["breakdown"]
+    assert any("checkpoint_every_k_layers applies with" in note for note in result["notes"])

@@ -186,30 +186,198 @@ def test_bad_serving_fields_name_the_field(fields, field):
     assert error.value.field == field
 
 
-def test_a_hybrid_models_requests_hold_a_fixed_state_beside_their_tokens():
-    config = json.loads(
-        (
-            Path(__file__).parent
-            / "fixtures"
-            / "configs"
-            / "Qwen--Qwen3-Next-80B-A3B-Instruct.json"
-        ).read_text()
-    )
-    plan = calculate(
+QWEN3_NEXT = json.loads(
+    (
+        Path(__file__).parent / "fixtures" / "configs" / "Qwen--Qwen3-Next-80B-A3B-Instruct.json"
+    ).read_text()
+)
+# Mamba2Config() (transformers configuration_mamba2.py defaults): 64 layers, hidden 4096, 128
+# heads of 64 (expand 2), state 128, 8 groups, conv_kernel 4
+MAMBA2_DEFAULT = {"model_type": "mamba2"}
+
+
+def test_a_hybrid_models_attention_blocks_hold_its_state_pages():
+    """vLLM v1 on Qwen3-Next (12 attention, 36 Gated DeltaNet layers), 4 tensor-parallel GPUs:
+    the mamba page of one layer and request (mamba_utils.py gated_delta_net_state_shape, both
+    states in bfloat16 by "auto"), the attention block that holds it
+    (HybridAttentionMambaModelConfig) and the groups of 12 layers (kv_cache_utils.py)."""
+    serving = calculate(
         {
-            "model": {"hf_config": config},
+            "model": {"hf_config": QWEN3_NEXT},
             "mode": "serving",
             "sequence_length": 32768,
             "gpu": gpu("h200"),
             "gpu_count": 4,
         }
-    )["serving"]["memory"]
-    # Qwen3-Next: 12 full-attention layers with 2 KV heads of 256; on 4 tensor-parallel GPUs
-    # each keeps one head (replicated): 12 x 1 x 256 x (K, V) 2 x 2 bytes = 12,288 a token
+    )["serving"]
+    plan = serving["memory"]
+    # 2 KV heads of 256 on 4 ranks: one (replicated) a rank; K and V, bfloat16: 1,024 bytes a
+    # token and layer, 12 layers
     assert plan["kv_bytes_per_token"] == 12 * 1 * 256 * 2 * 2
-    assert plan["state_bytes_per_request"] > 0  # the 36 Gated DeltaNet layers' state
-    per_request = 32768 * plan["kv_bytes_per_token"] + plan["state_bytes_per_request"]
-    assert plan["max_concurrency"] == pytest.approx(plan["kv_cache_bytes"] / per_request)
+    # conv state: conv_dim 2 x 16 x 128 + 32 x 128 = 8,192 channels, 2,048 a rank, 3 positions
+    # (conv_kernel 4 - 1): 6,144 values; SSM state: 32 / 4 = 8 heads x 128 x 128 = 131,072
+    state_page = (2048 * 3 + 8 * 128 * 128) * 2
+    assert state_page == 274_432
+    # 16 x cdiv(274,432, 16 x 1,024) = 16 x 17 = 272 tokens a block; pages of 272 x 1,024
+    cache = plan["state_cache"]
+    assert cache["state_page_bytes"] == state_page
+    assert cache["block_size"] == 272
+    page = 272 * 1024
+    assert cache["page_bytes"] == page == 278_528
+    # 12 attention and 36 state layers: groups of 12, one attention group and three state groups
+    assert (cache["group_size"], cache["attention_groups"], cache["state_groups"]) == (12, 1, 3)
+    blocks = plan["kv_cache_bytes"] // (page * 12)
+    assert plan["num_blocks"] == blocks
+    # "GPU KV cache size": blocks // 4 groups x 272 tokens
+    assert plan["kv_cache_tokens"] == blocks // 4 * 272
+    # a 32,768-token request: cdiv(32,768, 272) = 121 attention blocks and 3 state blocks
+    assert cache["blocks_per_request"] == 121 + 3
+    assert plan["max_concurrency"] == blocks / 124
+    assert plan["state_bytes_per_request"] == 3 * 12 * page
+    assert serving["concurrency_limit"] == min(1024, blocks // 124)
+    assert plan["starts"] is True
+
+
+def test_pipeline_stages_hold_half_of_each_group():
+    """kv_cache_utils.py: groups are made from the whole model, each of 12 layers strided over
+    it (layers[i::num_groups]); two pipeline stages hold 6 of each, so a stage's tensors are 6
+    and its blocks twice as many for the same bytes."""
+    plan = serve_config(
+        QWEN3_NEXT,
+        sequence_length=32768,
+        num_gpus=8,
+        tensor_parallel=4,
+        pipeline_parallel=2,
+    )["memory"]
+    cache = plan["state_cache"]
+    assert cache["group_size"] == 6
+    assert (cache["attention_groups"], cache["state_groups"]) == (1, 3)
+    assert plan["num_blocks"] == plan["kv_cache_bytes"] // (6 * 272 * 1024)
+
+
+def test_a_pure_state_space_model_takes_one_state_block_a_request():
+    """vLLM v1 on Mamba-2 (64 Mamba2Mixer layers, no attention): MambaModelConfig only, so the
+    mamba page is not padded, its block is max_model_len tokens and a request takes one."""
+    plan = calculate(
+        {
+            "model": {"hf_config": MAMBA2_DEFAULT},
+            "mode": "serving",
+            "sequence_length": 8192,
+            "gpu": gpu("h200"),
+        }
+    )["serving"]["memory"]
+    # conv state: 3 positions x (8,192 + 2 x 8 groups x 128) = 30,720 values; SSM state 128
+    # heads x 64 x 128 = 1,048,576; bfloat16
+    page = (3 * (8192 + 2 * 8 * 128) + 128 * 64 * 128) * 2
+    assert page == 2_158_592
+    cache = plan["state_cache"]
+    assert cache["state_page_bytes"] == cache["page_bytes"] == page
+    assert (cache["group_size"], cache["attention_groups"], cache["state_groups"]) == (64, 0, 1)
+    assert cache["block_size"] == 8192
+    assert plan["kv_bytes_per_token"] == 0
+    blocks = plan["kv_cache_bytes"] // (page * 64)
+    assert plan["num_blocks"] == blocks
+    assert plan["kv_cache_tokens"] == blocks * 8192
+    assert plan["max_concurrency"] == blocks
+    assert plan["state_bytes_per_request"] == 64 * page
+
+
+def test_mamba2_groups_are_replicated_up_to_the_tensor_parallel_size():
+    """mamba2_state_shape: 1 group does not divide over 2 ranks, so it becomes 2
+    (extra_groups_for_head_shards); Falcon-H1 7B's mixer (3,072 wide, 24 heads of 128, state
+    256, conv 4) beside attention in all 44 layers."""
+    from tests.engine.test_mamba2 import FALCON_7B
+
+    plan = calculate(
+        {
+            "model": {"hf_config": FALCON_7B},
+            "mode": "serving",
+            "sequence_length": 8192,
+            "gpu": gpu("h100-sxm"),
+            "gpu_count": 2,
+        }
+    )["serving"]["memory"]
+    cache = plan["state_cache"]
+    # conv: (3,072 + 2 x 2 x 256) / 2 = 2,048 channels x 3; SSM: 12 heads x 128 x 256; bf16
+    assert cache["state_page_bytes"] == (2048 * 3 + 12 * 128 * 256) * 2 == 798_720
+    # attention: 2 KV heads / 2 = 1 a rank, 128 wide: 512 bytes a token and layer;
+    # 16 x cdiv(798,720, 16 x 512) = 16 x 98 = 1,568 tokens a block
+    assert cache["block_size"] == 1568
+    assert cache["page_bytes"] == 1568 * 512
+    # 44 attention and 44 mamba layers: one group each
+    assert (cache["group_size"], cache["attention_groups"], cache["state_groups"]) == (44, 1, 1)
+    assert cache["blocks_per_request"] == -(-8192 // 1568) + 1 == 7
+
+
+def test_a_state_model_that_does_not_fit_says_so_as_vllm_does():
+    plan = calculate(
+        {
+            "model": {"hf_config": MAMBA2_DEFAULT},
+            "mode": "serving",
+            "sequence_length": 8192,
+            "gpu": gpu("h100-sxm", memory_bytes=16 * GiB),
+        }
+    )["serving"]["memory"]
+    # 7.3B parameters in bfloat16 (14.6 GB) over 0.9 x 16 GiB: nothing left for the blocks
+    assert plan["starts"] is False
+    assert plan["num_blocks"] == 0
+    assert plan["error"].startswith("No available memory for the cache blocks.")
+
+
+def test_a_hybrid_too_long_for_its_blocks_gets_vllms_estimate_of_the_length():
+    serving = serve_config(
+        QWEN3_NEXT,
+        gpu_count=4,
+        sequence_length=262_144,
+        gpu_memory_utilization=0.313,
+    )
+    plan = serving["memory"]
+    available = plan["kv_cache_bytes"]
+    page = 272 * 1024  # as in the test above: 12 layers a group
+    # one 262,144-token request: cdiv(262,144, 272) = 964 attention blocks and 3 state blocks
+    needed = 12 * page * (964 + 3)
+    assert 0 < available < needed
+    assert plan["starts"] is False
+    # _estimate_max_model_len_from_groups: the blocks left after the 3 state blocks, 272 tokens
+    # each
+    longest = (available // (12 * page) - 3) * 272
+    assert f"({needed / 2**30:.2f} GiB KV cache is needed" in plan["error"]
+    assert f"the estimated maximum model length is {longest}." in plan["error"]
+
+
+def test_transformers_holds_a_pure_state_space_models_requests_by_their_state():
+    plan = serve_config(MAMBA2_DEFAULT, engine="transformers")["memory"]
+    # DynamicCache's LinearAttentionLayer per request: 64 layers of a bfloat16 conv state of
+    # 10,240 channels x 4 positions and a float32 SSM state of 128 x 64 x 128
+    state = 64 * (10240 * 4 * 2 + 128 * 64 * 128 * 4)
+    assert plan["state_bytes_per_request"] == state
+    assert plan["starts"] is True
+    assert plan["max_concurrency"] == plan["kv_cache_bytes"] / state
+    assert plan["kv_cache_tokens"] == plan["kv_cache_bytes"] // state * 8192
+
+
+def test_sglang_and_speculation_are_refused_for_state_models():
+    with pytest.raises(EstimateError) as error:
+        serve_config(MAMBA2_DEFAULT, engine="sglang")
+    assert error.value.field == "engine"
+    assert "Mamba pool" in error.value.message
+    with pytest.raises(EstimateError) as error:
+        serve_config(QWEN3_NEXT, engine="sglang", gpu_count=4)
+    assert error.value.field == "engine"
+    with pytest.raises(EstimateError) as error:
+        serve_config(QWEN3_NEXT, gpu_count=4, speculative_method="ngram", num_speculative_tokens=3)
+    assert error.value.field == "speculative_method"
+
+
+def serve_config(config: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    payload = {
+        "model": {"hf_config": config},
+        "mode": "serving",
+        "sequence_length": 8192,
+        "gpu": gpu("h200"),
+        **fields,
+    }
+    return calculate(payload)["serving"]
 
 
 def test_transformers_reserves_nothing_and_grows_its_cache():

@@ -8,10 +8,17 @@ Published figures:
   size = 0.12 MiB" (32768 float32 logits = 0.125 MiB) in both.
 Hand arithmetic: Llama 3 8B, 32 layers, 8 KV heads x 128 = n_embd_k_gqa 1024; q8_0 rows of 1024
 values are 32 blocks of 34 bytes = 1088 bytes; q4_0 32 blocks of 18 = 576 bytes.
+State layers (llama.cpp src/llama-hparams.cpp n_embd_r / n_embd_s, src/llama-memory-recurrent.cpp,
+float32 r and s rows for each of n_seq_max cells): Mamba-2's defaults (Mamba2Config: 64 layers,
+inner 8192, 8 groups of state 128, 128 heads of 64, conv 4) and AI21-Jamba-Mini-1.5's config.json
+(32 layers, attention where i % 8 == 4, so 4 of them with 8 KV heads of 128; Mamba inner 2 x 4096,
+state 16, conv 4).
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +29,11 @@ from tests.engine.test_serving import MODELS, gpu
 MiB = 2**20
 LLAMA_3_8B = "meta-llama/Meta-Llama-3-8B"
 MISTRAL_7B = "mistralai/Mistral-7B-Instruct-v0.3"
+JAMBA_MINI = json.loads(
+    (
+        Path(__file__).parent / "fixtures" / "configs" / "ai21labs--AI21-Jamba-Mini-1.5.json"
+    ).read_text()
+)
 
 
 def plan(slug: str = LLAMA_3_8B, gpu_slug: str = "h100-sxm", **fields: Any) -> dict[str, Any]:
@@ -141,3 +153,90 @@ def test_bad_inputs_are_field_errors(fields: dict[str, Any], field: str) -> None
     with pytest.raises(EstimateError) as error:
         plan(**fields)
     assert error.value.field == field
+
+
+def state_plan(config: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    payload = {
+        "model": {"hf_config": config},
+        "mode": "serving",
+        "engine": "llama.cpp",
+        "weight_dtype": "gguf_q4_k_m",
+        "sequence_length": 4096,
+        "gpu": gpu("h100-sxm"),
+        **fields,
+    }
+    return calculate(payload)["serving"]
+
+
+def test_a_recurrent_model_keeps_an_rs_buffer_and_no_kv_cache():
+    memory = state_plan({"model_type": "mamba2"}, n_parallel=2)["memory"]
+    cpp = memory["llamacpp"]
+    # no attention layer: llama_memory_recurrent only
+    assert cpp["gpu_kv_bytes"] == cpp["k_bytes"] == cpp["v_bytes"] == 0
+    assert memory["kv_bytes_per_token"] == 0
+    # r: (4 - 1) x (8,192 + 2 x 8 x 128) float32; s: 128 x 8,192 float32; 2 cells (-np 2)
+    r_row = 3 * (8192 + 2 * 8 * 128) * 4
+    s_row = 128 * 8192 * 4
+    assert (r_row, s_row) == (122_880, 4_194_304)
+    assert cpp["rs_cells"] == 2
+    assert cpp["r_bytes"] == 2 * 64 * r_row
+    assert cpp["s_bytes"] == 2 * 64 * s_row
+    assert cpp["gpu_rs_bytes"] == 2 * 64 * (r_row + s_row) == 552_599_552
+    assert memory["kv_cache_bytes"] == cpp["gpu_rs_bytes"]
+    assert memory["state_bytes_per_request"] == 64 * (r_row + s_row)
+    assert cpp["gpu_total_bytes"] == (
+        cpp["gpu_weights_bytes"] + cpp["gpu_rs_bytes"] + cpp["gpu_compute_bytes"] + 1343 * MiB
+    )
+
+
+def test_a_hybrid_keeps_kv_for_its_attention_layers_and_rs_for_the_rest():
+    memory = state_plan(JAMBA_MINI, max_model_len=4096)["memory"]
+    cpp = memory["llamacpp"]
+    # 4 attention layers: f16 K and V of 8 x 128 values, 4,096 cells
+    assert cpp["kv_layers"] == 4
+    assert cpp["gpu_kv_bytes"] == 4 * 4096 * (1024 + 1024) * 2 == 64 * MiB
+    assert memory["kv_bytes_per_token"] == 4 * 2048 * 2
+    # 28 Mamba layers, one cell: r = 3 x 8,192, s = 16 x 8,192 float32 values
+    assert cpp["rs_layers"] == 28
+    assert cpp["gpu_rs_bytes"] == 28 * (3 * 8192 + 16 * 8192) * 4 == 17_432_576
+    assert memory["kv_cache_bytes"] == 64 * MiB + 17_432_576
+
+
+def test_a_partly_offloaded_hybrid_puts_its_attention_layers_first_on_the_gpu():
+    cpp = state_plan(JAMBA_MINI, max_model_len=4096, n_gpu_layers=6)["memory"]
+    cpp = cpp["llamacpp"]
+    # worst case for the GPU: its 6 layers hold the 4 attention layers and 2 Mamba layers
+    assert cpp["gpu_kv_bytes"] == 64 * MiB and cpp["host_kv_bytes"] == 0
+    per_layer = (3 * 8192 + 16 * 8192) * 4
+    assert cpp["gpu_rs_bytes"] == 2 * per_layer
+    assert cpp["host_rs_bytes"] == 26 * per_layer
+    assert cpp["host_bytes"] >= cpp["host_weights_bytes"] + 26 * per_layer
+
+
+def test_an_rs_buffer_that_does_not_fit_names_it():
+    # 4,096 slots of Mamba-2 state: 4,096 x 64 x 4,317,184 bytes (1.05 TiB)
+    memory = state_plan({"model_type": "mamba2"}, n_parallel=4096, max_model_len=16)["memory"]
+    assert memory["starts"] is False
+    assert "failed to allocate buffer for rs cache" in memory["error"]
+
+
+def test_qwen3_next_and_falcon_h1_follow_their_gguf_state_sizes():
+    """convert_hf_to_gguf.py Qwen3NextModel: ssm_d_state = linear_key_head_dim (128),
+    ssm_n_group = linear_num_key_heads (16), ssm_d_inner = 32 value heads x 128; Falcon-H1 7B:
+    d_inner 3,072, 1 group, d_state 256, attention and Mamba-2 in every layer (filter_attn and
+    filter_recr both true)."""
+    from tests.engine.test_mamba2 import FALCON_7B
+    from tests.engine.test_serving import QWEN3_NEXT
+
+    cpp = state_plan(QWEN3_NEXT, max_model_len=4096)["memory"]["llamacpp"]
+    # 12 attention layers of 2 KV heads x 256, f16
+    assert cpp["kv_layers"] == 12
+    assert cpp["gpu_kv_bytes"] == 12 * 4096 * (512 + 512) * 2 == 96 * MiB
+    # r: 3 x (4,096 + 2 x 16 x 128); s: 128 x 4,096; float32, one cell, 36 layers
+    assert cpp["rs_layers"] == 36
+    assert cpp["gpu_rs_bytes"] == 36 * (3 * 8192 + 128 * 4096) * 4 == 79_036_416
+
+    cpp = state_plan(FALCON_7B, max_model_len=4096)["memory"]["llamacpp"]
+    assert cpp["kv_layers"] == cpp["rs_layers"] == 44
+    assert cpp["gpu_kv_bytes"] == 44 * 4096 * (256 + 256) * 2 == 176 * MiB
+    assert cpp["gpu_rs_bytes"] == 44 * (3 * (3072 + 2 * 256) + 256 * 3072) * 4 == 140_304_384

@@ -1,7 +1,7 @@
 """The history lists exactly what the access table allows, whatever the order, page and filter.
 
 The page reads its ids as a union of the access rule's parts (the user's own, each of their
-teams' team items: calculator/history.py's ListedIds), each part ordered and limited, then
+teams' team items: calculator/history_queries.py's ListedIds), each part ordered and limited, then
 merged. Here the expected list is worked out in Python from the rows as they are in the
 database (own, or a team item of one of the user's teams), never through the code under test,
 and compared with every page the history shows, in order: for the owner, teammates in one or

@@ -69,3 +69,39 @@ def test_the_filter_choices_are_read_in_plain_queries(visitor_client, team):
     assert [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DECLARE")] == []
     select = html[html.index('<select name="team" id="id_team">') :].split("</select>")[0]
     assert f'<option value="{team.slug}">{escape(team.name)}</option>' in select
+
+
+# What templates/calculator/estimates/history.html rendered with template nodes before
+# (commit eade001), one row at a time.
+TEMPLATE_ROW = """{% for row in rows %}
+              <tr>
+                <td><input type="checkbox" name="ids" value="{{ row.public_id }}" aria-label="Select {{ row.label }}"></td>
+                <td><a href="{{ row.url }}">{{ row.title }}</a></td>
+                <td>{{ row.model_name }}</td>
+                <td>{{ row.mode }}</td>
+                <td>{{ row.method }}</td>
+                <td class="num" title="{{ row.total_bytes }} bytes">{{ row.total }}</td>
+                <td>{{ row.owner }}</td>
+                <td>{{ row.shared }}</td>
+                <td><time datetime="{{ row.created_iso }}">{{ row.created }}</time></td>
+              </tr>
+            {% endfor %}"""  # noqa: E501
+
+
+def test_the_rows_written_in_python_are_the_templates_markup(alice, team):
+    import re
+
+    from django.template import Context, Template
+
+    from calculator.presenters.history import history_rows
+    from calculator.selectors import estimate_list
+
+    estimates = [
+        EstimateFactory(owner=alice, title="<script>\"x\" & 'y'</script>", model_name="A&B"),
+        EstimateFactory(owner=alice, title="", visibility=Visibility.TEAM, team=team),
+    ]
+    rows = history_rows(estimate_list(user=alice), [estimate.pk for estimate in estimates])
+    assert len(rows) == 2
+    before = Template(TEMPLATE_ROW).render(Context({"rows": rows}))
+    assert rows.html == re.sub(r">\s+<", "><", before.strip())
+    assert "&lt;script&gt;&quot;x&quot; &amp; &#x27;y&#x27;&lt;/script&gt;" in rows.html

@@ -102,3 +102,23 @@ def test_the_save_box_follows_a_draft_and_the_teams_on_every_request(client, ali
     team.memberships.filter(user=alice).delete()  # she leaves: gone from the next box
     text = _fragment(client, model="catalog").text
     assert f'value="{team.slug}"' not in text
+
+
+def test_the_hidden_inputs_are_the_templates_markup():
+    # what templates/calculator/estimates/save_form.html wrote with two template loops before
+    from django.http import QueryDict
+    from django.template import Context, Template
+
+    from calculator.templatetags.sharing import hidden_inputs
+
+    query = QueryDict(
+        "catalog=meta-llama/Llama-3.1-8B&lora_target_modules=q_proj&lora_target_modules=v_proj"
+        "&title=%22%3E%3Cscript%3E%26%27&empty="
+    )
+    before = Template(
+        "{% for name, values in query.lists %}{% for value in values %}"
+        '<input type="hidden" name="{{ name }}" value="{{ value }}">{% endfor %}{% endfor %}'
+    ).render(Context({"query": query}))
+    assert hidden_inputs(query) == before
+    assert 'value="&quot;&gt;&lt;script&gt;&amp;&#x27;"' in hidden_inputs(query)
+    assert hidden_inputs(query).count('name="lora_target_modules"') == 2

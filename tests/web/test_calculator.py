@@ -699,3 +699,49 @@ def test_a_plain_mlp_typed_by_hand_keeps_its_mlp_in_the_pushed_link(client):
     # 2 layers + tied embeddings 1000 x 64 + the final norm 64 = 129,856
     reloaded = client.get(pushed)
     assert reloaded.context["results"]["result"]["parameters"]["total"] == 129_856
+
+
+@pytest.mark.django_db
+def test_the_page_run_holds_the_other_method_and_the_sweep(catalog):
+    # issue 17: one call computes what the page shows; each part is what its own call gives
+    from calculator.calculations import calculation_run, calculator_page_run
+    from calculator.engine import sweep
+
+    payload = {"model": {"catalog": "meta-llama/Llama-3.1-8B"}, "sequence_length": 1000}
+    page = calculator_page_run(user=None, payload=payload)
+    chosen = calculation_run(user=None, payload=payload).result
+    assert page.calculation.result["total_bytes"] == chosen["total_bytes"]
+    assert chosen["inputs"]["method"] == "detailed"
+    assert page.other_method == "standard"
+    standard = calculation_run(user=None, payload={**payload, "method": "standard"}).result
+    assert page.other_total_bytes == standard["total_bytes"]
+    assert page.other_error is None
+    # 24 lengths evenly up to twice the chosen one: 2000 * i / 24 for i = 1..24, and 1000
+    assert page.sweep_lengths[:3] == [83, 167, 250]
+    assert page.sweep_lengths[-1] == 2000 and 1000 in page.sweep_lengths
+    engine_model = page.calculation.resolved.engine_model
+    assert page.sweep_totals == sweep(
+        {**payload, "model": engine_model}, "sequence_length", page.sweep_lengths
+    )
+    assert page.sweep_totals[page.sweep_lengths.index(1000)] == chosen["total_bytes"]
+
+
+@pytest.mark.django_db
+def test_each_form_has_its_own_choices(catalog):
+    # the choice fields copy their choices per form (forms/contract.py _CopiedChoices) instead
+    # of deep-copying them: one form's new choices must still leave the others' alone
+    from django.http import QueryDict
+
+    from calculator.forms.calculator import CalculatorForm
+
+    first = CalculatorForm.from_query(QueryDict("gpu="))
+    second = CalculatorForm.from_query(QueryDict("gpu="))
+    first.fields["gpu"].choices = [("", "None"), ("only-one", "Only one")]
+    first.fields["mode"].widget.attrs["data-x"] = "1"
+    assert len(second.fields["gpu"].choices) > 2
+    assert second.fields["gpu"].widget.choices == second.fields["gpu"].choices
+    assert first.fields["gpu"].widget.choices == [("", "None"), ("only-one", "Only one")]
+    assert "data-x" not in second.fields["mode"].widget.attrs
+    assert "data-x" not in CalculatorForm.base_fields["mode"].widget.attrs
+    assert first.fields["mode"].choices == CalculatorForm.base_fields["mode"].choices
+    assert first.fields["mode"].choices is not CalculatorForm.base_fields["mode"].choices

@@ -3,16 +3,13 @@ save box is never part of what is kept."""
 
 from __future__ import annotations
 
-import importlib
 from unittest import mock
 
 import pytest
 
+from calculator import calculations
 from calculator.models import ModelProfile, ProfileSource
 from tests.factories import ModelProfileFactory
-
-# The module, not the view function of the same name that calculator.views exports.
-calculator_views = importlib.import_module("calculator.views.calculator")
 
 HTMX = {"HX-Request": "true"}
 LLAMA_SLUG = "meta-llama/Llama-3.1-8B"
@@ -26,10 +23,10 @@ def _catalog(catalog):
 
 @pytest.fixture
 def engine_runs():
-    """Counts calculation_run calls from the calculator view (two a calculation: the chosen
-    method and the other one beside it)."""
+    """Counts calculation_run calls (two a calculation of the calculator page: the chosen
+    method and the other one beside it, both in calculations.calculator_page_run)."""
     with mock.patch.object(
-        calculator_views, "calculation_run", wraps=calculator_views.calculation_run
+        calculations, "calculation_run", wraps=calculations.calculation_run
     ) as run:
         yield run
 
@@ -85,6 +82,21 @@ def test_a_catalog_change_is_shown_at_once(client):
     llama.name = "Llama 3.1 8B (renamed)"
     llama.save()
     assert "Llama 3.1 8B (renamed)" in _results(client.get("/", QUERY, headers=HTMX))
+
+
+def test_a_users_profile_edit_keeps_the_results(client, alice, engine_runs):
+    """A saved profile is no catalog: saving or deleting one must not forget the kept results
+    of catalog queries (it did, so every profile edit in the bench's mix had them computed
+    again)."""
+    client.get("/", QUERY, headers=HTMX)
+    assert engine_runs.call_count == 2
+    profile = ModelProfileFactory(owner=alice, name="Alice's tiny model")
+    profile.description = "edited"
+    profile.save()
+    client.get("/", QUERY, headers=HTMX)
+    profile.delete()
+    client.get("/", QUERY, headers=HTMX)
+    assert engine_runs.call_count == 2
 
 
 def test_errors_are_not_kept(client, engine_runs):

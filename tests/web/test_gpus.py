@@ -322,3 +322,64 @@ def test_open_in_calculator_keeps_a_saved_serving_plan(client, alice):
     page = client.get(link)
     assert page.context["form"].cleaned_data["engine"] == "sglang"
     assert page.context["form"].cleaned_data["max_num_seqs"] == 64
+
+
+# --- the fit chart and table are written in Python: the same markup as the template's ---------
+
+# What templates/calculator/_gpus.html rendered with template nodes before (commit eade001).
+TEMPLATE_FIT_CHART = """{% with chart=gpus.fit_chart %}
+  <svg class="chart fit-chart" viewBox="0 0 {{ chart.width }} {{ chart.height }}" role="img" aria-labelledby="fit-chart-desc">
+    <desc id="fit-chart-desc">{{ chart.description }}</desc>
+    {% for x, label in chart.ticks %}
+      <line class="grid" x1="{{ x }}" x2="{{ x }}" y1="4" y2="{{ chart.height|add:'-20' }}"/>
+      <text x="{{ x }}" y="{{ chart.height|add:'-6' }}" text-anchor="middle">{{ label }}</text>
+    {% endfor %}
+    {% for bar in chart.bars %}
+      <g class="fit-bar {% if bar.fits %}fits{% else %}short{% endif %}" data-gpu="{{ bar.gpu }}">
+        <text x="{{ chart.left|add:'-6' }}" y="{{ bar.y|add:'11' }}" text-anchor="end" dominant-baseline="middle">{{ bar.name|truncatechars:28 }}</text>
+        <rect x="{{ chart.left }}" y="{{ bar.y }}" width="{{ bar.width }}" height="{{ chart.bar_height }}"><title>{{ bar.title }}</title></rect>
+        <text x="{{ chart.right|add:'6' }}" y="{{ bar.y|add:'11' }}" text-anchor="start" dominant-baseline="middle">{{ bar.label }}</text>
+      </g>
+    {% endfor %}
+    <line class="required" x1="{{ chart.required_x }}" x2="{{ chart.required_x }}" y1="2" y2="{{ chart.height|add:'-20' }}"><title>{{ chart.required_title }}</title></line>
+  </svg>
+  {% endwith %}"""  # noqa: E501
+TEMPLATE_FIT_ROWS = """{% for row in gpus.fit_rows %}
+        <tr id="fit-{{ row.gpu }}"><th scope="row">{{ row.name }}</th><td class="num">{{ row.memory }}</td><td>{% if row.fits_on_one %}fits{% else %}no{% endif %}</td><td class="num">{{ row.headroom }}{% if row.headroom_percent is not None %} ({{ row.headroom_percent }} %){% endif %}</td><td class="num">{{ row.fewest_gpus|default:"—" }}</td><td>{{ row.layout }}</td><td class="num">{{ row.per_gpu }}</td></tr>
+      {% endfor %}"""  # noqa: E501
+
+
+def _compact(html: str) -> str:
+    """Without the whitespace between tags, and with the bar texts' placement that the
+    stylesheet gives them now (`.chart .fit-bar text`)."""
+    html = re.sub(r">\s+<", "><", html.strip())
+    for placement in (' text-anchor="end"', ' text-anchor="start"'):
+        html = html.replace(placement + ' dominant-baseline="middle"', "")
+    return html
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"model": LLAMA_CATALOG, "batch_size": 8, "gpu": "h100-sxm"},
+        # Mixtral in full training: short bars, "needs N (layout)" labels
+        {
+            "model": {"catalog": "mistralai/Mixtral-8x7B-Instruct-v0.1"},
+            "mode": "training",
+            "gpu": "t4",
+        },
+    ],
+)
+def test_the_fit_chart_and_rows_are_the_templates_markup(payload):
+    from django.template import Context, Template
+
+    from calculator.gpu_display import gpu_section
+
+    gpus = gpu_section(calculation_run(user=None, payload=payload).result, "GiB")
+    context = Context({"gpus": gpus})
+    assert str(gpus["fit_chart_svg"]) == _compact(Template(TEMPLATE_FIT_CHART).render(context))
+    assert str(gpus["fit_rows_html"]) == _compact(Template(TEMPLATE_FIT_ROWS).render(context))
+    if payload.get("mode") == "training":
+        assert 'class="fit-bar short"' in str(gpus["fit_chart_svg"])
+        assert "needs " in str(gpus["fit_chart_svg"])

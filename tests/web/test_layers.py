@@ -79,3 +79,35 @@ def test_no_two_classes_of_the_app_share_a_name():
             if isinstance(node, ast.ClassDef):
                 seen.setdefault(node.name, []).append(str(path.relative_to(APP)))
     assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}
+
+
+def _imported_names(path: Path, module: str) -> set[str]:
+    tree = ast.parse(path.read_text())
+    return {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == module
+        for alias in node.names
+    }
+
+
+def test_the_calculator_view_calculates_once_and_presents():
+    # issue 17: request -> form -> ONE calculations call -> a pure presenter -> template; the
+    # view ran the engine twice itself and the sweep around it
+    path = VIEWS / "calculator.py"
+    assert _imported_names(path, "calculator.calculations") == {"calculator_page_run"}
+    assert _imported_names(path, "calculator.engine") <= {"EstimateError"}
+    assert "calculator.engine.sweep" not in _imports(path)
+    assert _imported_names(path, "calculator.presenters.calculator") == {"calculator_results"}
+
+
+def test_presenters_run_no_query_and_no_engine():
+    # the calculator's presenters; presenters/history.py reads the rows and the export it writes
+    presenters = VIEWS.parent / "presenters"
+    for path in (presenters / "calculator.py", presenters / "results.py"):
+        names = _imports(path)
+        assert not {name for name in names if name.startswith("django.db")}, path.name
+        assert "calculator.selectors" not in names, path.name
+        assert not (
+            _imported_names(path, "calculator.calculations") - {"CalculatorPage", "OTHER_METHOD"}
+        ), path.name

@@ -13,6 +13,7 @@ from calculator.engine.families.common import _Parsed, _Reader
 from calculator.engine.families.decoders import DECODER_READERS
 from calculator.engine.families.hybrids import HYBRID_READERS
 from calculator.engine.families.ssm import SSM_READERS
+from calculator.engine.vision import VISION_MODELS
 
 READERS: dict[str, Callable[[_Reader], _Parsed]] = {
     **DECODER_READERS,
@@ -20,5 +21,5 @@ READERS: dict[str, Callable[[_Reader], _Parsed]] = {
     **SSM_READERS,
 }
 
-# Families counted exactly, plus "gemma3" (multimodal: its text_config is read)
-KNOWN_MODEL_TYPES: tuple[str, ...] = (*READERS, "gemma3")
+# Families counted exactly, plus the multimodal ones (their text_config and vision tower read)
+KNOWN_MODEL_TYPES: tuple[str, ...] = (*READERS, *VISION_MODELS)

@@ -6,10 +6,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from calculator.engine.checkpoint import CheckpointFormat
 from calculator.engine.errors import EstimateError
+
+if TYPE_CHECKING:
+    from calculator.engine.vision import VisionTower
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,8 @@ class Architecture:
     # attention or state mixer and an MLP (dense or MoE)
     num_layers_without_attention: int = 0
     num_layers_without_mlp: int = 0
+    # A multimodal model's vision tower and projector (calculator/engine/vision.py); None: text
+    vision: VisionTower | None = None
 
     @property
     def is_moe(self) -> bool:

@@ -459,7 +459,9 @@ CASES: tuple[Case, ...] = (
     _inference("llama", 16, 512, "bfloat16"),
     _inference("qwen2", 8, 1024, "bfloat16"),
     _training("llama", 8, 512, "adamw-fp32-ckpt", gradient_checkpointing=True),
-    _training("qwen2", 4, 512, "adamw-bf16mixed-ckpt", mixed_precision=True, gradient_checkpointing=True),
+    _training(
+        "qwen2", 4, 512, "adamw-bf16mixed-ckpt", mixed_precision=True, gradient_checkpointing=True
+    ),
     _training("gpt2", 4, 512, "adamw-fp32-ckpt", gradient_checkpointing=True),
     # Quick cases for the test suite: a few seconds each.
     Case("llama-quick-infer", "llama", "inference", 1, 64, "float32", quick=True),

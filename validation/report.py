@@ -580,7 +580,8 @@ formulas and its constants' comments.
   step still peaks at `LogSoftmaxBackward0` with each layer's input kept and no layer's
   activations (llama-train-b8-s512-adamw-fp32-ckpt-sdpa: 1,556.3 MiB above weights and optimizer
   states = inputs 32 + final norm 24 + loss 1,500 MiB); the recomputed layer sets the peak only
-  where it is larger than the loss.
+  where it is larger than the loss, or, beside the gradients of the layers above it, where the
+  gradients are.
 - **Sliding-window cache.** `DynamicSlidingWindowLayer` keeps the last `sliding_window - 1`
   tokens as a view of the prefill's full K/V, so right after a long prefill the whole prompt's
   K/V stays resident until the next decode step (mistral-infer-b2-s1024: 2.0 MiB of cache

@@ -975,7 +975,10 @@ def _training_activations(
     stage: Stage,
     dtypes: ActivationDtypes,
     widths: AttentionWidths,
-) -> Fraction:
+) -> tuple[Fraction, Fraction]:
+    """(activations at the peak before any gradient exists, what is alive beside every
+    gradient while backward recomputes the stage's lowest checkpointed layer: 0 without
+    checkpointing)."""
     tp = layout.tensor_parallel
     tokens = inputs.batch_size * inputs.sequence_length
     frozen_base = inputs.finetuning in ("lora", "qlora")
@@ -1006,6 +1009,7 @@ def _training_activations(
     hidden = architecture.hidden_size
     # the saved set of the one checkpointed layer being recomputed in backward (0 without)
     recomputed: Fraction | int = 0
+    beside_gradients: Fraction | int = 0
     if inputs.gradient_checkpointing:
         one_layer: Fraction | int = max(
             (_per_gpu(layer.replicated, layer.split, tp) for _, layer in per_kind), default=0
@@ -1034,6 +1038,13 @@ def _training_activations(
         stored += stage_layers * plain * stage.in_flight_micro_batches
         if checkpointed:
             recomputed = one_layer
+            # backward reaches the lowest checkpointed layer last, with the gradients of every
+            # layer above it allocated: its recomputed set and kept input, and the k - 1 whole
+            # layers below it (live-tensor snapshot of a llama case with a 512-token vocabulary,
+            # b8 s512 fp32 checkpointed, where this phase peaks: the recomputed MLP's tensors
+            # beside the weight gradients of the layers above)
+            below = stage_layers / layers * (inputs.checkpoint_every_k_layers - 1)
+            beside_gradients = one_layer + tokens * hidden * dtypes.residual + below
     else:
         stage_layers = (all_layers + lora_all) * stage.layer_fraction
         stored = stage_layers * stage.in_flight_micro_batches
@@ -1059,7 +1070,7 @@ def _training_activations(
         stored += max(loss, layer_backward)
     else:
         stored += layer_backward
-    return Fraction(stored)
+    return Fraction(stored), Fraction(beside_gradients)
 
 
 @dataclass(frozen=True)
@@ -1472,7 +1483,9 @@ def _stage_tensors(
     gradients += sharding.gradients
     # context parallelism: each rank computes sequence_length / cp of every sequence
     local = _context_parallel_share(inputs, layout)
-    activations = _training_activations(architecture, local, layout, stage, dtypes, widths)
+    activations, beside_gradients = _training_activations(
+        architecture, local, layout, stage, dtypes, widths
+    )
     if architecture.vision is not None and stage.has_embeddings:
         tower, kept = vision_activations(architecture, inputs, layout, stage)
         activations = activations + tower if kept else max(activations, Fraction(tower))
@@ -1485,6 +1498,9 @@ def _stage_tensors(
         # from the second micro-batch on, the accumulated gradients exist through backward
         allocated = gradients
     activations = max(activations - (gradients - allocated), Fraction(0))
+    # gradient checkpointing: the lowest checkpointed layer is recomputed with the gradients
+    # allocated, a later peak than the loss's where the gradients are the larger
+    activations = max(activations, beside_gradients)
     return Breakdown(
         activation_peak=round(activation_peak),
         weights=round(base + master + adapters),

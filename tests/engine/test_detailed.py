@@ -484,13 +484,35 @@ def test_checkpointing_recomputes_a_layer_after_the_loss_is_freed():
     assert (inputs + final_norm + loss) / 2**20 == 1556.0  # measured 1,556.3 MiB
 
     # with a vocabulary of 512 the recomputed layer is the larger: kept inputs + one layer (and
-    # the final norm's saved tensors, counted throughout backward as without checkpointing)
+    # the final norm's saved tensors, counted throughout backward as without checkpointing), or,
+    # when backward reaches layer 0, that layer's set and its kept input beside every gradient:
+    # 12,587,520 parameters (embeddings and LM head 2 x 512 x 512, 4 layers of 3,015,680, the
+    # final norm 512) x 4 B = 50,350,080, the larger here
     small = run(
         {"hf_config": {**config, "vocab_size": 512}}, batch_size=8, sequence_length=512, **fields
     )
     assert tokens * 512 * 12 < one_layer
     breakdown = small["breakdown"]
-    assert breakdown["activations"] + breakdown["gradients"] == inputs + final_norm + one_layer
+    assert breakdown["gradients"] == 12_587_520 * 4
+    loss_phase = inputs + final_norm + one_layer  # 230,817,792
+    recompute_phase = 50_350_080 + one_layer + tokens * 512 * 4  # 230,836,224
+    total = breakdown["activations"] + breakdown["gradients"]
+    assert total == max(loss_phase, recompute_phase) == recompute_phase
+
+
+def test_checkpointing_recomputes_the_first_layer_beside_the_gradients():
+    # Llama-3.1-8B, bf16, 1 x 2048 tokens: before backward's first gradient, the kept inputs (32
+    # x 2048 x 4096 x 2), the final norm and the loss, 3.76 GB, are less than the gradients
+    # (2 B x 8,030,261,248 = 16.06 GB). Backward recomputes layer 0 last, with every layer's
+    # gradients allocated: its saved set (per token 65,536 + 20,480 + 114,688 B, and the
+    # logsumexp 32 heads x 2048 x 4 B) and its kept input beside them
+    one_layer = 2048 * (65_536 + 20_480 + 114_688) + 32 * 2048 * 4
+    kept_input = 2048 * 4096 * 2
+    loss_phase = 32 * kept_input + 2048 * 4096 * 8 + 2048 * 128_256 * 12
+    assert loss_phase < 2 * LLAMA_PARAMETERS
+    result = run(LLAMA_31_8B, mode="training", gradient_checkpointing=True, sequence_length=2048)
+    assert result["breakdown"]["gradients"] == 2 * LLAMA_PARAMETERS
+    assert result["breakdown"]["activations"] == one_layer + kept_input == 428_081_152
 
 
 def test_eager_attention_adds_the_score_matrices():

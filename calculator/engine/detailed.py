@@ -81,8 +81,7 @@ PLAIN_MLP_SAVED_INTERMEDIATES = 2
 MLP_WEIGHT_GRADIENT_ONLY_INTERMEDIATES = 1
 # gelu_new / gelu_fast (NewGELUActivation: a Python chain of pow, mul, add, tanh) hold 3 more
 # MLP-wide tensors than a fused activation, both saved for backward (saved_tensors of
-# gpt2-train-b4-s256-adamw-fp32-sdpa: mlp.act saves 4 tensors where a fused GELU saves 1) and
-# alive at the prefill peak (gpt2-infer-b4-s512-fp32-sdpa: +3 x tokens x 4h x 4 B inside mlp.act)
+# gpt2-train-b4-s256-adamw-fp32-sdpa: mlp.act saves 4 tensors where a fused GELU saves 1)
 COMPOSITE_GELU_EXTRA_INTERMEDIATES = 3
 COMPOSITE_GELUS = ("gelu_new", "gelu_fast")
 # ... but alive at once in a prefill (no_grad: each temporary goes when the next one is made):
@@ -873,8 +872,7 @@ def inference_layer_activations(
         if architecture.eager_softmax_float32:
             # eager_attention_forward: scores * scaling, + mask (a new tensor), softmax(dtype=
             # float32) while its input lives, .to(compute) while that lives: compute + 4 +
-            # compute B per score element, 4 + 4 in float32 (llama-infer-b2-s512-bf16-eager:
-            # peak +41.9 MiB on 4.19 M score elements, 8 B each)
+            # compute B per score element, 4 + 4 in float32
             cast = compute if compute != FP32_BYTES else 0
             scores_element = compute + EAGER_SOFTMAX_BYTES + cast
             if compute != FP32_BYTES and inputs.weight_dtype != "float16":
@@ -884,12 +882,13 @@ def inference_layer_activations(
                 # float32 copy, alive beside the float32 output and the 16-bit input: compute +
                 # 4 + 4 B per score element (live-tensor snapshot at the peak of
                 # deepseek_v2-infer-b4-s1024-bf16-eager: `add` 64 MiB, `_to_copy` and
-                # `_softmax` 128 MiB each on 33.6 M score elements, 10 B each)
+                # `_softmax` 128 MiB each on 33.6 M score elements, 10 B each; llama-infer-b2-
+                # s512-bf16-eager: peak +41.9 MiB on 4.19 M score elements, 10.5 B each)
                 converted = compute + EAGER_SOFTMAX_CONVERTED_BYTES + EAGER_SOFTMAX_BYTES
                 scores_element = max(scores_element, converted)
         else:
             # a compute-dtype softmax: the family's score-sized tensors alive at once
-            # (architecture.py _COMPUTE_DTYPE_SOFTMAX: gpt2 2, falcon 3)
+            # (architecture.py _COMPUTE_DTYPE_SOFTMAX: gpt2 2)
             scores_element = architecture.eager_score_copies * compute
         if follows_a_layer:
             # the previous layer's probabilities, still referenced by the model's layer loop
@@ -1045,6 +1044,10 @@ def _training_activations(
             # beside the weight gradients of the layers above)
             below = stage_layers / layers * (inputs.checkpoint_every_k_layers - 1)
             beside_gradients = one_layer + tokens * hidden * dtypes.residual + below
+            # and what the other micro-batches in flight on this pipeline stage keep
+            in_flight = stage.in_flight_micro_batches
+            kept = kept_inputs * CHECKPOINTED_INPUTS_PER_LAYER + stage_layers * plain
+            beside_gradients += kept * (in_flight - 1)
     else:
         stage_layers = (all_layers + lora_all) * stage.layer_fraction
         stored = stage_layers * stage.in_flight_micro_batches
@@ -1059,6 +1062,8 @@ def _training_activations(
     # peak is 1,556.3 MiB above weights and optimizer states, the kept inputs 32 + final norm 24
     # + loss 1,500 MiB, without the 164 MiB of a recomputed layer)
     layer_backward = recomputed + transient
+    if beside_gradients:
+        beside_gradients += transient
     if stage.has_lm_head:
         # final norm, then the loss's float32 b*s*V tensors (and the soft cap's tanh output)
         stored += tokens * hidden * _norm_saved_bytes(architecture, dtypes.residual, frozen_base)
@@ -1498,9 +1503,16 @@ def _stage_tensors(
         # from the second micro-batch on, the accumulated gradients exist through backward
         allocated = gradients
     activations = max(activations - (gradients - allocated), Fraction(0))
-    # gradient checkpointing: the lowest checkpointed layer is recomputed with the gradients
-    # allocated, a later peak than the loss's where the gradients are the larger
-    activations = max(activations, beside_gradients)
+    if beside_gradients:
+        # gradient checkpointing: the lowest checkpointed layer is recomputed with the gradients
+        # allocated, a later peak than the loss's where the gradients are the larger; all but
+        # the input embeddings' (their backward is the last), unless the LM head shares them
+        pending = Fraction(0)
+        untied = parts.lm_head or layout.pipeline_parallel > 1
+        if stage.has_embeddings and untied and inputs.finetuning in ("full", "partial"):
+            embeddings = Fraction(parts.embeddings, layout.tensor_parallel)
+            pending = gradients * embeddings / params_on_gpu
+        activations = max(activations, beside_gradients - pending)
     return Breakdown(
         activation_peak=round(activation_peak),
         weights=round(base + master + adapters),

@@ -484,10 +484,10 @@ def test_checkpointing_recomputes_a_layer_after_the_loss_is_freed():
     assert (inputs + final_norm + loss) / 2**20 == 1556.0  # measured 1,556.3 MiB
 
     # with a vocabulary of 512 the recomputed layer is the larger: kept inputs + one layer (and
-    # the final norm's saved tensors, counted throughout backward as without checkpointing), or,
-    # when backward reaches layer 0, that layer's set and its kept input beside every gradient:
-    # 12,587,520 parameters (embeddings and LM head 2 x 512 x 512, 4 layers of 3,015,680, the
-    # final norm 512) x 4 B = 50,350,080, the larger here
+    # the final norm's saved tensors, counted throughout backward as without checkpointing).
+    # Later, backward recomputes layer 0 beside every gradient but the input embeddings' (their
+    # backward comes last): 12,587,520 parameters (embeddings and LM head 2 x 512 x 512, 4
+    # layers of 3,015,680, the final norm 512) x 4 B = 50,350,080, less 512 x 512 x 4
     small = run(
         {"hf_config": {**config, "vocab_size": 512}}, batch_size=8, sequence_length=512, **fields
     )
@@ -495,24 +495,36 @@ def test_checkpointing_recomputes_a_layer_after_the_loss_is_freed():
     breakdown = small["breakdown"]
     assert breakdown["gradients"] == 12_587_520 * 4
     loss_phase = inputs + final_norm + one_layer  # 230,817,792
-    recompute_phase = 50_350_080 + one_layer + tokens * 512 * 4  # 230,836,224
+    recompute_phase = 50_350_080 - 512 * 512 * 4 + one_layer + tokens * 512 * 4  # 229,787,648
     total = breakdown["activations"] + breakdown["gradients"]
-    assert total == max(loss_phase, recompute_phase) == recompute_phase
+    assert total == max(loss_phase, recompute_phase) == loss_phase
 
 
 def test_checkpointing_recomputes_the_first_layer_beside_the_gradients():
-    # Llama-3.1-8B, bf16, 1 x 2048 tokens: before backward's first gradient, the kept inputs (32
-    # x 2048 x 4096 x 2), the final norm and the loss, 3.76 GB, are less than the gradients
-    # (2 B x 8,030,261,248 = 16.06 GB). Backward recomputes layer 0 last, with every layer's
-    # gradients allocated: its saved set (per token 65,536 + 20,480 + 114,688 B, and the
-    # logsumexp 32 heads x 2048 x 4 B) and its kept input beside them
-    one_layer = 2048 * (65_536 + 20_480 + 114_688) + 32 * 2048 * 4
-    kept_input = 2048 * 4096 * 2
-    loss_phase = 32 * kept_input + 2048 * 4096 * 8 + 2048 * 128_256 * 12
-    assert loss_phase < 2 * LLAMA_PARAMETERS
-    result = run(LLAMA_31_8B, mode="training", gradient_checkpointing=True, sequence_length=2048)
+    # Llama-3.1-8B, bf16, 1 x 8192 tokens: before backward's first gradient, the kept inputs (32
+    # x 8192 x 4096 x 2), the final norm and the loss, 15.02 GB, are less than the gradients
+    # (2 B x 8,030,261,248 = 16.06 GB). Backward recomputes layer 0 last, with every gradient
+    # allocated but the input embeddings' (128,256 x 4096 x 2 B, untied, their backward comes
+    # after): the layer's saved set (per token 65,536 + 20,480 + 114,688 B, and the logsumexp
+    # 32 heads x 8192 x 4 B) and its kept input beside them, shown beyond the gradients
+    tokens = 8192
+    one_layer = tokens * (65_536 + 20_480 + 114_688) + 32 * tokens * 4
+    kept_input = tokens * 4096 * 2
+    embedding_gradients = 128_256 * 4096 * 2
+    loss_phase = 32 * kept_input + tokens * 4096 * 8 + tokens * 128_256 * 12
+    assert loss_phase == 15_023_996_928 < 2 * LLAMA_PARAMETERS
+    fields = {"mode": "training", "gradient_checkpointing": True}
+    result = run(LLAMA_31_8B, sequence_length=tokens, **fields)
     assert result["breakdown"]["gradients"] == 2 * LLAMA_PARAMETERS
-    assert result["breakdown"]["activations"] == one_layer + kept_input == 428_081_152
+    beyond = one_layer + kept_input - embedding_gradients
+    assert result["breakdown"]["activations"] == beyond == 661_651_456
+    assert result["peak"]["phase"] == "backward"
+    assert result["peak"]["text"].startswith("The peak is late in backward: gradient checkpointing")
+    # at 2048 tokens the layer and its input (0.43 GB) are less than the embeddings' gradients
+    # (1.05 GB): the optimizer step, with every gradient, stays the peak
+    short = run(LLAMA_31_8B, sequence_length=2048, **fields)
+    assert short["breakdown"]["activations"] == 0
+    assert short["peak"]["phase"] == "optimizer_step"
 
 
 def test_eager_attention_adds_the_score_matrices():

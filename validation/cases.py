@@ -451,6 +451,18 @@ CASES: tuple[Case, ...] = (
     _training("mamba2", 1, 256, "adamw-fp32", attention="eager"),
     _training("nemotron_h", 1, 256, "adamw-fp32"),
     _training("falcon_h1", 1, 512, "adamw-bf16mixed", mixed_precision=True),
+    # Other shapes (session 6): larger batches and lengths of the mechanisms that missed
+    _training("gpt2", 8, 512, "adamw-fp32"),
+    _training("gpt2", 2, 1024, "adamw-fp32", attention="eager"),
+    _inference("deepseek_v2", 4, 1024, "bfloat16", "eager"),
+    _inference("deepseek_v2", 1, 2048, "float32", "eager"),
+    _inference("llama", 16, 512, "bfloat16"),
+    _inference("qwen2", 8, 1024, "bfloat16"),
+    _training("llama", 8, 512, "adamw-fp32-ckpt", gradient_checkpointing=True),
+    _training(
+        "qwen2", 4, 512, "adamw-bf16mixed-ckpt", mixed_precision=True, gradient_checkpointing=True
+    ),
+    _training("gpt2", 4, 512, "adamw-fp32-ckpt", gradient_checkpointing=True),
     # Quick cases for the test suite: a few seconds each.
     Case("llama-quick-infer", "llama", "inference", 1, 64, "float32", quick=True),
     Case("llama-quick-train", "llama", "training", 1, 64, "float32", quick=True),

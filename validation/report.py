@@ -553,19 +553,35 @@ formulas and its constants' comments.
   the float32 weights. Each linear casts its input separately (q, k and v projections save three
   16-bit copies of the same normalised input). The residual stream stays float32.
 - **Eager attention.** transformers' Llama-style eager attention holds, at its peak, the masked
-  scores (compute dtype), their float32 softmax and its cast back: 8 B per score element in
-  bfloat16 (llama-infer-b2-s512-bf16-eager: +41.9 MiB on 4.19 M score elements, the rest being
-  q, k, v and the expanded K/V heads). GPT-2 and falcon keep the softmax in the compute dtype,
-  and their code decides how many score-sized tensors are alive at once. GPT-2
-  (`eager_attention_forward` in modeling_gpt2.py) makes each of `matmul * scaling`, `+ mask` and
-  the softmax while only its input lives: two (gpt2-infer-b2-s1024-bf16-eager: peak 81.2 MiB
-  above weights and cache, 64 MiB of it two 32 MiB score tensors). Falcon scales its scores in
-  place and then holds them, `scores + mask` and the probabilities: three; and its decoder layer
-  returns the probabilities, which the model's layer loop keeps until the next layer returns, so
-  from the second layer on the previous layer's probabilities are alive too: four
-  (falcon-infer-b4-s1024-bf16-eager: 285.4 MiB above weights and cache, 256 MiB of it four
-  64 MiB score tensors). The engine counts these per family (`eager_score_copies`,
-  `eager_probabilities_carried`).
+  scores (compute dtype) and their float32 softmax; in bfloat16 also the float32 copy the
+  softmax runs on, since ATen's `softmax(input, dim, dtype)` (aten/src/ATen/native/SoftMax.cpp)
+  converts any input but a CUDA float16 one with `input_.toType(dtype)` first: 2 + 4 + 4 =
+  10 B per score element (live tensors at the peak of deepseek_v2-infer-b4-s1024-bf16-eager:
+  the masked scores 64 MiB, `_to_copy` and `_softmax` 128 MiB each, on 33.6 M elements); in
+  float32 4 + 4. GPT-2 keeps the softmax in the compute dtype, and its code decides how many
+  score-sized tensors are alive at once: `eager_attention_forward` in modeling_gpt2.py makes
+  each of `matmul * scaling`, `+ mask` and the softmax while only its input lives: two
+  (gpt2-infer-b2-s1024-bf16-eager: peak 81.2 MiB above weights and cache, 64 MiB of it two
+  32 MiB score tensors). Falcon took its own compute-dtype path up to transformers 5.24; 5.25's
+  modeling_falcon.py calls the shared float32 `eager_attention_forward`, and its decoder layer
+  still returns the probabilities, which the model's layer loop keeps until the next layer
+  returns, so from the second layer on the previous layer's probabilities are alive too
+  (falcon-infer-b4-s1024-bf16-eager: 10 + 2 B per score element). The engine counts these per
+  family (`eager_score_copies`, `eager_probabilities_carried`).
+- **Hidden-wide tensors in a prefill.** The model's forward keeps its embedding output
+  (`inputs_embeds` in LlamaModel.forward) through the whole layer loop, and the loop keeps a
+  layer's input while the layer makes its post-attention residual: in a layer after the first,
+  the MLP runs beside four hidden-wide tensors (the embedding output, the layer's input, the
+  residual, the normalised input), attention and state-space mixers beside three
+  (llama-infer-b16-s512-bf16-sdpa: 104.1 MiB of live tensors above the cache at its peak, three
+  24 MiB MLP tensors and four 8 MiB hidden ones).
+- **Gradient checkpointing.** transformers' checkpointing (torch.utils.checkpoint, non-reentrant)
+  recomputes a layer when backward reaches it, after the loss's float32 tensors are freed: the
+  step still peaks at `LogSoftmaxBackward0` with each layer's input kept and no layer's
+  activations (llama-train-b8-s512-adamw-fp32-ckpt-sdpa: 1,556.3 MiB above weights and optimizer
+  states = inputs 32 + final norm 24 + loss 1,500 MiB); the recomputed layer sets the peak only
+  where it is larger than the loss, or, beside the gradients of the layers above it, where the
+  gradients are.
 - **Sliding-window cache.** `DynamicSlidingWindowLayer` keeps the last `sliding_window - 1`
   tokens as a view of the prefill's full K/V, so right after a long prefill the whole prompt's
   K/V stays resident until the next decode step (mistral-infer-b2-s1024: 2.0 MiB of cache
@@ -573,8 +589,10 @@ formulas and its constants' comments.
   tokens the cache tensors hold (the exact check above); in a decode step their storage is the
   `torch.cat` of those and the new token, one token more per sliding layer.
 - **Activation functions.** `gelu_new` (GPT-2, phi-2) is a chain of Python tensor operations:
-  inside it three more `tokens x intermediate` tensors are alive than with a fused activation
-  (gpt2-infer-b4-s512-fp32-sdpa: +48 MiB above the fc1 output).
+  in training it saves three more `tokens x intermediate` tensors for backward than a fused
+  activation; in a prefill two more are alive at once, its input, `0.5 * input` and two chain
+  temporaries (live tensors at the peak of gpt2-infer-b4-s512-fp32-sdpa: four 16 MiB tensors in
+  `mlp.act`).
 - **MoE in transformers 5.** The experts run batched over all `tokens x experts_per_token`
   pairs (`batched_mm_experts_forward`): gathered inputs, the gate/up output, activation and
   product at that size, then a weighted sum.

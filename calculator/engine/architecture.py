@@ -236,12 +236,12 @@ _COMPUTE_DTYPE_SOFTMAX: dict[str, int] = {
     # reorder_and_upcast_attn, off in GPT-2's configs, takes another). Measured:
     # gpt2-infer-b2-s1024-bf16-eager, where counting three put the estimate 23 % high
     "gpt2": 2,
-    # modeling_falcon.py FalconAttention.forward, lines 349-352 (rotary path, alibi False as in
-    # falcon-7b/40b/180b): `attention_scores = query_layer @ key_layer.transpose(-1, -2)`,
-    # `attention_scores /= math.sqrt(self.head_dim)` (in place), `F.softmax(attention_scores +
-    # attention_mask, dim=-1, dtype=hidden_states.dtype)`: the scores, the masked temporary and
-    # the probabilities
-    "falcon": 3,
+    # falcon's own compute-dtype softmax (5.24 FalconAttention.forward: scores, `/=` in place,
+    # `F.softmax(scores + mask, dtype=hidden_states.dtype)`, three at once) is gone in 5.25:
+    # modeling_falcon.py calls eager_attention_forward (line 229, `softmax(attn_weights,
+    # dim=-1, dtype=torch.float32).to(query.dtype)`), as the llama family (live-tensor snapshot
+    # at the peak of falcon-infer-b4-s1024-bf16-eager: the float32 `_to_copy` and `_softmax`
+    # beside the bfloat16 masked scores; measured 501.6 MiB, 23.6 % above three copies)
 }
 # Score-sized probabilities of the previous layer still alive during a layer's eager attention.
 # modeling_falcon.py: FalconAttention returns `attn_output, attention_scores` (line 362, the

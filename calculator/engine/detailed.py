@@ -57,10 +57,16 @@ PLAIN_MLP_SAVED_INTERMEDIATES = 2
 MLP_WEIGHT_GRADIENT_ONLY_INTERMEDIATES = 1
 # gelu_new / gelu_fast (NewGELUActivation: a Python chain of pow, mul, add, tanh) hold 3 more
 # MLP-wide tensors than a fused activation, both saved for backward (saved_tensors of
-# gpt2-train-b4-s256-adamw-fp32-sdpa: mlp.act saves 4 tensors where a fused GELU saves 1) and
-# alive at the prefill peak (gpt2-infer-b4-s512-fp32-sdpa: +3 x tokens x 4h x 4 B inside mlp.act)
+# gpt2-train-b4-s256-adamw-fp32-sdpa: mlp.act saves 4 tensors where a fused GELU saves 1)
 COMPOSITE_GELU_EXTRA_INTERMEDIATES = 3
 COMPOSITE_GELUS = ("gelu_new", "gelu_fast")
+# ... but alive at once in a prefill (no_grad: each temporary goes when the next one is made):
+# NewGELUActivation's `0.5 * input * (1.0 + torch.tanh(c * (input + 0.044715 *
+# torch.pow(input, 3.0))))` (transformers 5.25 activations.py) holds its input, `0.5 * input`
+# and two chain temporaries, two more than a fused activation's input and output (live-tensor
+# snapshots at the peaks of gpt2-infer-b4-s512-fp32-sdpa and phi-infer-b4-s512-fp32-sdpa:
+# c_fc / fc1's addmm, pow and two mul outputs, four MLP-wide tensors in mlp.act)
+COMPOSITE_GELU_INFERENCE_EXTRA_INTERMEDIATES = 2
 # quick_gelu (QuickGELUActivation, CLIP's towers: `input * torch.sigmoid(1.702 * input)`) holds
 # one more, the sigmoid's output that the product saves (saved_tensors_hooks over a CLIP
 # ViT-L/14-336 encoder layer, transformers 5.25, bfloat16, 577 positions: 8,200 B per position
@@ -73,6 +79,9 @@ FLASH_LOGSUMEXP_BYTES = 4
 # eager attention: softmax(scores, dtype=float32) output saved, plus its cast to the compute
 # dtype saved by the matmul with V (transformers eager_attention_forward); no dropout mask
 EAGER_SOFTMAX_BYTES = 4
+# ... and in a bfloat16 prefill the float32 copy of the scores softmax runs on (see
+# inference_layer_activations)
+EAGER_SOFTMAX_CONVERTED_BYTES = 4
 # MoE: each (token, expert) pair keeps the gathered input and the expert output (for routing
 # weights); routers keep a float32 softmax over the experts
 MOE_GATHERED_INPUT_COPIES = 1
@@ -100,6 +109,18 @@ CHECKPOINTED_INPUTS_PER_LAYER = 1
 # --- inference (prefill): one layer's working set, not kept across layers --------------------
 # residual stream + normalised input, alive through each sub-block
 INFERENCE_HIDDEN_COPIES = 2
+# the embedding output, kept by the model's forward through its whole layer loop
+# (transformers 5.25 modeling_llama.py LlamaModel.forward: `inputs_embeds = self.embed_tokens(
+# input_ids)`, `hidden_states = inputs_embeds`, the loop rebinds only `hidden_states`): a hidden-
+# wide tensor beside the residual stream from the second layer on (live-tensor snapshot at the
+# peak of llama-infer-b16-s512-bf16-sdpa: `embedding` (16, 512, 512) alive in layer 3's MLP)
+INFERENCE_EMBEDDINGS_KEPT = 1
+# the MLP sub-block runs while the layer's input is still referenced by the model's loop (the
+# decoder layer's `residual + hidden_states` after attention is a new tensor; the caller's
+# `hidden_states` and nn.Module's call arguments keep the input): one more hidden-wide tensor
+# there (the same snapshot: layer 2's output `add` beside layer 3's residual `add` and its
+# post_attention_layernorm output; phi's parallel block holds its attention output instead)
+INFERENCE_MLP_LAYER_INPUT_COPIES = 1
 # rotary embedding makes new q and k tensors while the projections are still alive
 INFERENCE_ROTARY_COPIES = 1
 # gated MLP: act(gate), up and their product alive together; plain MLP: fc1 out and act out
@@ -573,9 +594,12 @@ def _norm_saved_bytes(architecture: Architecture, residual: int, frozen_base: bo
     return copies * residual
 
 
-def _activation_extra_intermediates(architecture: Architecture) -> int:
-    """MLP-wide tensors a composite activation (gelu_new) holds beyond a fused one."""
+def _activation_extra_intermediates(architecture: Architecture, inference: bool = False) -> int:
+    """MLP-wide tensors a composite activation (gelu_new) holds beyond a fused one: saved for
+    backward in training, alive at once in a prefill (`inference`)."""
     if architecture.hidden_act in COMPOSITE_GELUS:
+        if inference:
+            return COMPOSITE_GELU_INFERENCE_EXTRA_INTERMEDIATES
         return COMPOSITE_GELU_EXTRA_INTERMEDIATES
     if architecture.hidden_act == "quick_gelu":
         return QUICK_GELU_EXTRA_INTERMEDIATES
@@ -747,16 +771,26 @@ def inference_layer_activations(
     tensor_parallel: int,
     follows_a_layer: bool = True,
     moe_dispatch_bytes: int = 0,
+    keeps_embeddings: bool = False,
 ) -> Fraction:
     """Peak working set of one decoder layer during prefill (no_grad: nothing is kept for
     backward, so the peak is the larger of the attention and MLP sub-blocks). `follows_a_layer`:
     another layer ran before it on this GPU (what it returned may still be referenced).
-    `moe_dispatch_bytes`: an MoE layer's expert-parallel dispatch/combine buffers."""
+    `moe_dispatch_bytes`: an MoE layer's expert-parallel dispatch/combine buffers.
+    `keeps_embeddings`: the model's forward, on this GPU, holds its embedding output and the
+    layer's input through the layer (a language model's decoder loop)."""
     batch, seq = inputs.batch_size, inputs.sequence_length
     tokens = batch * seq
     hidden = architecture.hidden_size
     compute, residual = dtypes.compute, dtypes.residual
-    hidden_bytes = tokens * hidden * INFERENCE_HIDDEN_COPIES * residual
+    hidden_copies = INFERENCE_HIDDEN_COPIES
+    if keeps_embeddings and follows_a_layer:
+        # the first layer's input is the embedding output itself; later layers' are not
+        hidden_copies += INFERENCE_EMBEDDINGS_KEPT
+    hidden_bytes = tokens * hidden * hidden_copies * residual
+    mlp_layer_input = 0
+    if keeps_embeddings:
+        mlp_layer_input = tokens * hidden * INFERENCE_MLP_LAYER_INPUT_COPIES * residual
     # attention: q, k, v, their rotary copies, the output
     projections = widths.q + widths.k + widths.v
     rotary = (widths.q + widths.k) * INFERENCE_ROTARY_COPIES
@@ -766,13 +800,23 @@ def inference_layer_activations(
         if architecture.eager_softmax_float32:
             # eager_attention_forward: scores * scaling, + mask (a new tensor), softmax(dtype=
             # float32) while its input lives, .to(compute) while that lives: compute + 4 +
-            # compute B per score element, 4 + 4 in float32 (llama-infer-b2-s512-bf16-eager:
-            # peak +41.9 MiB on 4.19 M score elements, 8 B each)
+            # compute B per score element, 4 + 4 in float32
             cast = compute if compute != FP32_BYTES else 0
             scores_element = compute + EAGER_SOFTMAX_BYTES + cast
+            if compute != FP32_BYTES and inputs.weight_dtype != "float16":
+                # ATen's softmax(input, dim, dtype) (torch aten/src/ATen/native/SoftMax.cpp)
+                # takes the fused half_to_float kernel only for a CUDA float16 input; a bfloat16
+                # one is converted first, `input_.toType(dtype)`, and _softmax runs on that
+                # float32 copy, alive beside the float32 output and the 16-bit input: compute +
+                # 4 + 4 B per score element (live-tensor snapshot at the peak of
+                # deepseek_v2-infer-b4-s1024-bf16-eager: `add` 64 MiB, `_to_copy` and
+                # `_softmax` 128 MiB each on 33.6 M score elements, 10 B each; llama-infer-b2-
+                # s512-bf16-eager: peak +41.9 MiB on 4.19 M score elements, 10.5 B each)
+                converted = compute + EAGER_SOFTMAX_CONVERTED_BYTES + EAGER_SOFTMAX_BYTES
+                scores_element = max(scores_element, converted)
         else:
             # a compute-dtype softmax: the family's score-sized tensors alive at once
-            # (architecture.py _COMPUTE_DTYPE_SOFTMAX: gpt2 2, falcon 3)
+            # (architecture.py _COMPUTE_DTYPE_SOFTMAX: gpt2 2)
             scores_element = architecture.eager_score_copies * compute
         if follows_a_layer:
             # the previous layer's probabilities, still referenced by the model's layer loop
@@ -787,8 +831,8 @@ def inference_layer_activations(
         if architecture.gated_mlp
         else (PLAIN_MLP_INFERENCE_INTERMEDIATES)
     )
-    live += _activation_extra_intermediates(architecture)
-    mlp_replicated = hidden_bytes
+    live += _activation_extra_intermediates(architecture, inference=True)
+    mlp_replicated = hidden_bytes + mlp_layer_input
     if moe_layer:
         moe_intermediate, per_token, shared = _mlp_widths(architecture)
         pairs = tokens * per_token
@@ -858,7 +902,10 @@ def _training_activations(
     stage: Stage,
     dtypes: ActivationDtypes,
     widths: AttentionWidths,
-) -> Fraction:
+) -> tuple[Fraction, Fraction]:
+    """(activations at the peak before any gradient exists, what is alive beside every
+    gradient while backward recomputes the stage's lowest checkpointed layer: 0 without
+    checkpointing)."""
     tp = layout.tensor_parallel
     tokens = inputs.batch_size * inputs.sequence_length
     frozen_base = inputs.finetuning in ("lora", "qlora")
@@ -887,6 +934,9 @@ def _training_activations(
     if frozen_base:
         lora_all = _divide(lora_activations(architecture, inputs, dtypes), tp)
     hidden = architecture.hidden_size
+    # the saved set of the one checkpointed layer being recomputed in backward (0 without)
+    recomputed: Fraction | int = 0
+    beside_gradients: Fraction | int = 0
     if inputs.gradient_checkpointing:
         one_layer: Fraction | int = max(
             (_per_gpu(layer.replicated, layer.split, tp) for _, layer in per_kind), default=0
@@ -914,23 +964,46 @@ def _training_activations(
         stage_layers = (all_layers + lora_all) * stage.layer_fraction
         stored += stage_layers * plain * stage.in_flight_micro_batches
         if checkpointed:
-            stored += one_layer
+            recomputed = one_layer
+            # backward reaches the lowest checkpointed layer last, with the gradients of every
+            # layer above it allocated: its recomputed set and kept input, and the k - 1 whole
+            # layers below it (live-tensor snapshot of a llama case with a 512-token vocabulary,
+            # b8 s512 fp32 checkpointed, where this phase peaks: the recomputed MLP's tensors
+            # beside the weight gradients of the layers above)
+            below = stage_layers / layers * (inputs.checkpoint_every_k_layers - 1)
+            beside_gradients = one_layer + tokens * hidden * dtypes.residual + below
+            # and what the other micro-batches in flight on this pipeline stage keep
+            in_flight = stage.in_flight_micro_batches
+            kept = kept_inputs * CHECKPOINTED_INPUTS_PER_LAYER + stage_layers * plain
+            beside_gradients += kept * (in_flight - 1)
     else:
         stage_layers = (all_layers + lora_all) * stage.layer_fraction
         stored = stage_layers * stage.in_flight_micro_batches
     # one layer's context-/expert-parallel communication buffers, while it runs (0 without)
     transient = training_parallel_buffers(architecture, inputs, layout, dtypes, widths)
+    # what one layer holds while backward runs through it: its communication buffers and, under
+    # checkpointing, its recomputed saved set. torch.utils.checkpoint (non-reentrant, the
+    # use_reentrant=False transformers 5.25 modeling_utils.py gradient_checkpointing_enable
+    # passes to GradientCheckpointingLayer, modeling_layers.py) recomputes a layer only when
+    # backward reaches it, after LogSoftmaxBackward0 and the LM head's and final norm's backward
+    # have freed the loss tensors (llama-train-b8-s512-adamw-fp32-ckpt-sdpa: step 2's backward
+    # peak is 1,556.3 MiB above weights and optimizer states, the kept inputs 32 + final norm 24
+    # + loss 1,500 MiB, without the 164 MiB of a recomputed layer)
+    layer_backward = recomputed + transient
+    if beside_gradients:
+        beside_gradients += transient
     if stage.has_lm_head:
         # final norm, then the loss's float32 b*s*V tensors (and the soft cap's tanh output)
         stored += tokens * hidden * _norm_saved_bytes(architecture, dtypes.residual, frozen_base)
         logit_element = LOSS_FP32_LOGIT_COPIES * FP32_BYTES
         if architecture.final_logit_softcapping:
             logit_element += SOFTCAP_LOGIT_COPIES * dtypes.compute
-        # the buffers of the last layer's forward and the loss are not alive at once
-        stored += max(_divide(tokens * architecture.vocab_size * logit_element, tp), transient)
+        # the loss's buffers and a layer's (forward or backward) are not alive at once
+        loss = _divide(tokens * architecture.vocab_size * logit_element, tp)
+        stored += max(loss, layer_backward)
     else:
-        stored += transient
-    return Fraction(stored)
+        stored += layer_backward
+    return Fraction(stored), Fraction(beside_gradients)
 
 
 @dataclass(frozen=True)
@@ -1029,7 +1102,15 @@ def _inference_activations(
     dispatch = inference_dispatch_bytes(architecture, inputs, layout, dtypes)
     peaks: list[Fraction | int] = [
         inference_layer_activations(
-            architecture, widths, inputs, dtypes, moe, tp, follows_a_layer, dispatch if moe else 0
+            architecture,
+            widths,
+            inputs,
+            dtypes,
+            moe,
+            tp,
+            follows_a_layer,
+            dispatch if moe else 0,
+            keeps_embeddings=stage.has_embeddings,
         )
         for count, moe in ((dense_layers, False), (moe_layers, True))
         if count
@@ -1038,7 +1119,13 @@ def _inference_activations(
     if state is not None:
         # a state layer's mixer sub-block (its MLP sub-block is one of the peaks above)
         tokens = inputs.batch_size * inputs.sequence_length
-        hidden_bytes = tokens * architecture.hidden_size * INFERENCE_HIDDEN_COPIES * dtypes.residual
+        copies = INFERENCE_HIDDEN_COPIES
+        if stage.has_embeddings and follows_a_layer:
+            # the embedding output the model's loop keeps (live-tensor snapshot at the peak of
+            # nemotron_h-infer-b2-s1024-bf16-sdpa: `embedding` beside layer 4's output and
+            # layer 5's norm in its Mamba-2 mixer)
+            copies += INFERENCE_EMBEDDINGS_KEPT
+        hidden_bytes = tokens * architecture.hidden_size * copies * dtypes.residual
         mixer = mixer_working_set(state, inputs, dtypes.compute)
         peaks.append(_per_gpu(hidden_bytes, mixer, tp))
     peak = max(peaks)

@@ -86,6 +86,15 @@ def peak_phase(inputs: EstimateInputs, breakdown: Breakdown) -> dict[str, Any] |
             f"({gradients / gib:.2f} GiB) is kept between micro-batches, and the saved "
             f"activations ({activations / gib:.2f} GiB) come on top."
         )
+    elif breakdown.activations > 0 and inputs.gradient_checkpointing and activations < gradients:
+        # detailed.py _training_activations: the lowest checkpointed layer is recomputed last
+        phase = "backward"
+        text = (
+            f"The peak is late in backward: gradient checkpointing recomputes the first layer "
+            f"when nearly every gradient ({gradients / gib:.2f} GiB) exists, and that layer's "
+            f"activations ({breakdown.activations / gib:.2f} GiB beyond them) come on top; "
+            "sharding (ZeRO-2/3) or fewer trainable parameters lower it."
+        )
     elif breakdown.activations > 0:
         phase = "backward"
         text = (

@@ -403,7 +403,9 @@ def _stage_tensors(
     gradients += sharding.gradients
     # context parallelism: each rank computes sequence_length / cp of every sequence
     local = _context_parallel_share(inputs, layout)
-    activations = _training_activations(architecture, local, layout, stage, dtypes, widths)
+    activations, beside_gradients = _training_activations(
+        architecture, local, layout, stage, dtypes, widths
+    )
     if architecture.vision is not None and stage.has_embeddings:
         tower, kept = vision_activations(architecture, inputs, layout, stage)
         activations = activations + tower if kept else max(activations, Fraction(tower))
@@ -416,6 +418,16 @@ def _stage_tensors(
         # from the second micro-batch on, the accumulated gradients exist through backward
         allocated = gradients
     activations = max(activations - (gradients - allocated), Fraction(0))
+    if beside_gradients:
+        # gradient checkpointing: the lowest checkpointed layer is recomputed with the gradients
+        # allocated, a later peak than the loss's where the gradients are the larger; all but
+        # the input embeddings' (their backward is the last), unless the LM head shares them
+        pending = Fraction(0)
+        untied = parts.lm_head or layout.pipeline_parallel > 1
+        if stage.has_embeddings and untied and inputs.finetuning in ("full", "partial"):
+            embeddings = Fraction(parts.embeddings, layout.tensor_parallel)
+            pending = gradients * embeddings / params_on_gpu
+        activations = max(activations, beside_gradients - pending)
     return Breakdown(
         activation_peak=round(activation_peak),
         weights=round(base + master + adapters),

@@ -765,12 +765,17 @@ def test_it_reads_gemma2_logit_softcapping_with_the_config_default():
 
 
 def test_it_knows_which_families_upcast_eager_softmax_and_use_layer_norm():
-    # modeling_gpt2.py / modeling_falcon.py softmax in the compute dtype; the others
-    # softmax(..., dtype=torch.float32). nn.LayerNorm in gpt2, gpt_neox, phi, falcon, starcoder2
-    for name in ("openai-community--gpt2", "tiiuae--falcon-7b"):
-        arch = architecture(name)
-        assert not arch.eager_softmax_float32 and arch.layer_norm
-    for name in ("EleutherAI--pythia-160m", "microsoft--phi-2", "bigcode--starcoder2-3b"):
+    # modeling_gpt2.py softmax in the compute dtype; the others softmax(..., dtype=
+    # torch.float32), falcon too since transformers 5.25 (modeling_falcon.py line 229, the
+    # shared eager_attention_forward). nn.LayerNorm in gpt2, gpt_neox, phi, falcon, starcoder2
+    gpt2 = architecture("openai-community--gpt2")
+    assert not gpt2.eager_softmax_float32 and gpt2.layer_norm
+    for name in (
+        "EleutherAI--pythia-160m",
+        "microsoft--phi-2",
+        "bigcode--starcoder2-3b",
+        "tiiuae--falcon-7b",
+    ):
         arch = architecture(name)
         assert arch.eager_softmax_float32 and arch.layer_norm
     llama = architecture("meta-llama--Llama-3.1-8B")
@@ -782,10 +787,11 @@ def test_it_knows_the_compute_dtype_eager_softmax_working_set():
     # while only its input lives: 2 score-sized tensors at once; the block drops the probabilities
     gpt2 = architecture("openai-community--gpt2")
     assert (gpt2.eager_score_copies, gpt2.eager_probabilities_carried) == (2, 0)
-    # modeling_falcon.py: scores (scaled in place), scores + mask, softmax: 3 at once; the
-    # decoder layer returns the probabilities and the model's loop keeps them one layer longer
+    # modeling_falcon.py (5.25): the float32 softmax of eager_attention_forward, no compute-
+    # dtype copies; the decoder layer returns the probabilities and the model's loop keeps them
+    # one layer longer
     falcon = architecture("tiiuae--falcon-7b")
-    assert (falcon.eager_score_copies, falcon.eager_probabilities_carried) == (3, 1)
+    assert (falcon.eager_score_copies, falcon.eager_probabilities_carried) == (0, 1)
     # float32-softmax families keep their own formula: no compute-dtype copies, nothing carried
     for name in ("meta-llama--Llama-3.1-8B", "EleutherAI--pythia-160m", "google--gemma-2-9b"):
         arch = architecture(name)

@@ -359,19 +359,20 @@ def test_partial_fine_tuning_trains_a_share():
 
 
 def test_inference_activations_are_one_layer_and_the_last_logits():
-    # prefill of 2048 tokens, bf16: MLP phase = tokens * (2 hidden copies * 4096
-    # + 3 * 14336 intermediates) * 2 B = 2048 * 51,200 * 2 = 209,715,200, larger than attention
-    # (2048 * (2 * 4096 + q 4096 + k 1024 + v 1024 + rotary 5120 + out 4096) * 2 = 96,468,992);
-    # logits of the last position: 128,256 * (2 + 4 fp32 copy) = 769,536
+    # prefill of 2048 tokens, bf16, in a layer after the first: MLP phase = tokens * ((2 hidden
+    # copies + the embedding output LlamaModel.forward keeps + the layer's input the loop keeps)
+    # * 4096 + 3 * 14336 intermediates) * 2 B = 2048 * 59,392 * 2 = 243,269,632, larger than
+    # attention (2048 * (3 * 4096 + q 4096 + k 1024 + v 1024 + rotary 5120 + out 4096) * 2 =
+    # 113,246,208); logits of the last position: 128,256 * (2 + 4 fp32 copy) = 769,536
     result = run(LLAMA_31_8B, sequence_length=2048)
-    assert result["breakdown"]["activations"] == 209_715_200 + 769_536
+    assert result["breakdown"]["activations"] == 243_269_632 + 769_536
 
 
 def test_nf4_prefill_dequantises_the_largest_matrix():
     # bitsandbytes matmul_4bit dequantises to 16-bit for more than one token: the largest matrix
     # is gate/up/down, 4096 x 14336 x 2 B = 117,440,512 on top of the bf16 prefill peak above
     result = run(LLAMA_31_8B, weight_dtype="nf4", sequence_length=2048)
-    assert result["breakdown"]["activations"] == 209_715_200 + 769_536 + 117_440_512
+    assert result["breakdown"]["activations"] == 243_269_632 + 769_536 + 117_440_512
     one_token = run(LLAMA_31_8B, weight_dtype="nf4", sequence_length=1)
     bf16_one_token = run(LLAMA_31_8B, sequence_length=1)
     assert one_token["breakdown"]["activations"] == bf16_one_token["breakdown"]["activations"]
@@ -451,9 +452,79 @@ def test_gradient_checkpointing_keeps_layer_inputs_and_one_layer():
     inputs = 32 * tokens * 4096 * 2
     final = tokens * 4096 * 8 + tokens * 128_256 * 12  # final norm; three fp32 loss tensors
     result = run(LLAMA_31_8B, mode="training", gradient_checkpointing=True, batch_size=16)
-    saved = inputs + one_layer + final
+    # the layer is recomputed only when backward reaches it, once the loss tensors are freed:
+    # the larger of the two (the loss, 50.4 GB, against one layer's 6.7 GB), not their sum
+    assert final > one_layer
+    saved = inputs + final
     assert saved > 2 * LLAMA_PARAMETERS
     assert result["breakdown"]["activations"] == saved - 2 * LLAMA_PARAMETERS
+
+
+def test_checkpointing_recomputes_a_layer_after_the_loss_is_freed():
+    # llama-train-b8-s512-adamw-fp32-ckpt-sdpa (validation/cases.py: hidden 512, MLP 1536,
+    # 8 heads of 64, 2 KV heads, 4 layers, vocab 32,000), float32: step 2's backward peaked at
+    # 1,556.3 MiB above weights and optimizer states (validation/results/, torch 2.13 CPU,
+    # transformers 5.25), the kept inputs + final norm + loss, with no recomputed layer beside
+    tokens = 8 * 512
+    inputs = 4 * tokens * 512 * 4  # each layer's input, float32: 33,554,432
+    # final RMSNorm: its float32 input + the normalised input + its output, 4 B each
+    final_norm = tokens * 512 * (4 + 2 * 4)  # 25,165,824
+    loss = tokens * 32_000 * 3 * 4  # log_softmax output, NLL gradient, its gradient: 1.57 GB
+    # one layer's saved set: two norms (12 B per element each), q 512 + k 128 + v 128 + output
+    # 512 (float32), the logsumexp (8 heads x 4 B per token), gate/up/act/product 4 x 1536 x 4
+    one_layer = tokens * (2 * 512 * 12 + (512 + 128 + 128 + 512) * 4 + 8 * 4 + 4 * 1536 * 4)
+    assert one_layer == 172_097_536  # 164.1 MiB, the estimate's excess before
+    from validation.cases import FAMILY_CONFIGS
+
+    config = FAMILY_CONFIGS["llama"]
+    fields = {"mode": "training", "gradient_checkpointing": True, "weight_dtype": "float32"}
+    result = run({"hf_config": config}, batch_size=8, sequence_length=512, **fields)
+    gradients = result["breakdown"]["gradients"]
+    assert result["breakdown"]["activations"] + gradients == inputs + final_norm + loss
+    assert (inputs + final_norm + loss) / 2**20 == 1556.0  # measured 1,556.3 MiB
+
+    # with a vocabulary of 512 the recomputed layer is the larger: kept inputs + one layer (and
+    # the final norm's saved tensors, counted throughout backward as without checkpointing).
+    # Later, backward recomputes layer 0 beside every gradient but the input embeddings' (their
+    # backward comes last): 12,587,520 parameters (embeddings and LM head 2 x 512 x 512, 4
+    # layers of 3,015,680, the final norm 512) x 4 B = 50,350,080, less 512 x 512 x 4
+    small = run(
+        {"hf_config": {**config, "vocab_size": 512}}, batch_size=8, sequence_length=512, **fields
+    )
+    assert tokens * 512 * 12 < one_layer
+    breakdown = small["breakdown"]
+    assert breakdown["gradients"] == 12_587_520 * 4
+    loss_phase = inputs + final_norm + one_layer  # 230,817,792
+    recompute_phase = 50_350_080 - 512 * 512 * 4 + one_layer + tokens * 512 * 4  # 229,787,648
+    total = breakdown["activations"] + breakdown["gradients"]
+    assert total == max(loss_phase, recompute_phase) == loss_phase
+
+
+def test_checkpointing_recomputes_the_first_layer_beside_the_gradients():
+    # Llama-3.1-8B, bf16, 1 x 8192 tokens: before backward's first gradient, the kept inputs (32
+    # x 8192 x 4096 x 2), the final norm and the loss, 15.02 GB, are less than the gradients
+    # (2 B x 8,030,261,248 = 16.06 GB). Backward recomputes layer 0 last, with every gradient
+    # allocated but the input embeddings' (128,256 x 4096 x 2 B, untied, their backward comes
+    # after): the layer's saved set (per token 65,536 + 20,480 + 114,688 B, and the logsumexp
+    # 32 heads x 8192 x 4 B) and its kept input beside them, shown beyond the gradients
+    tokens = 8192
+    one_layer = tokens * (65_536 + 20_480 + 114_688) + 32 * tokens * 4
+    kept_input = tokens * 4096 * 2
+    embedding_gradients = 128_256 * 4096 * 2
+    loss_phase = 32 * kept_input + tokens * 4096 * 8 + tokens * 128_256 * 12
+    assert loss_phase == 15_023_996_928 < 2 * LLAMA_PARAMETERS
+    fields = {"mode": "training", "gradient_checkpointing": True}
+    result = run(LLAMA_31_8B, sequence_length=tokens, **fields)
+    assert result["breakdown"]["gradients"] == 2 * LLAMA_PARAMETERS
+    beyond = one_layer + kept_input - embedding_gradients
+    assert result["breakdown"]["activations"] == beyond == 661_651_456
+    assert result["peak"]["phase"] == "backward"
+    assert result["peak"]["text"].startswith("The peak is late in backward: gradient checkpointing")
+    # at 2048 tokens the layer and its input (0.43 GB) are less than the embeddings' gradients
+    # (1.05 GB): the optimizer step, with every gradient, stays the peak
+    short = run(LLAMA_31_8B, sequence_length=2048, **fields)
+    assert short["breakdown"]["activations"] == 0
+    assert short["peak"]["phase"] == "optimizer_step"
 
 
 def test_eager_attention_adds_the_score_matrices():
@@ -484,38 +555,51 @@ def test_activations_grow_with_batch_and_sequence():
     )
 
 
-def test_llama_eager_prefill_holds_8_bytes_per_score_element():
-    # eager_attention_forward: bf16 scores, + mask (a new tensor), float32 softmax, its bf16 cast:
-    # 2 + 4 + 2 = 8 B per element (validation llama-infer-b2-s512-bf16-eager: +41.9 MiB on
-    # 4.19 M score elements). Llama-3.1-8B, 2048 tokens, per token: residual and normalised input
-    # 2 * 4096, q 4096, k 1024, v 1024, rotary q and k 5120, out 4096, K/V repeated to 32 heads
-    # 2 * 4096, all * 2 B = 63,488 B; scores 32 heads * 2048^2 * 8; the 4-D bf16 mask 2048^2 * 2
-    attention = 2048 * 63_488 + 32 * 2048 * 2048 * 8 + 2048 * 2048 * 2
-    assert attention == 1_212_153_856  # more than the MLP's 209,715_200
+def test_llama_eager_prefill_holds_10_bytes_per_score_element_in_bfloat16():
+    # eager_attention_forward: bf16 scores, + mask (a new tensor), then softmax(dtype=float32),
+    # which ATen (aten/src/ATen/native/SoftMax.cpp softmax(input, dim, dtype)) runs on a float32
+    # copy, `input_.toType(dtype)`, of a bfloat16 input: 2 + 4 + 4 = 10 B per element alive at
+    # once (then the bf16 cast, 2 + 4 + 2). Validation deepseek_v2-infer-b4-s1024-bf16-eager's
+    # live-tensor snapshot: 64 + 128 + 128 MiB on 33.6 M score elements. Llama-3.1-8B, 2048
+    # tokens, per token: residual, normalised input and the embedding output LlamaModel keeps
+    # 3 * 4096, q 4096, k 1024, v 1024, rotary q and k 5120, out 4096, K/V repeated to 32 heads
+    # 2 * 4096, all * 2 B = 71,680 B; scores 32 heads * 2048^2 * 10; the 4-D bf16 mask 2048^2 * 2
+    attention = 2048 * 71_680 + 32 * 2048 * 2048 * 10 + 2048 * 2048 * 2
+    assert attention == 1_497_366_528  # more than the MLP's 243,269,632
     logits = 128_256 * (2 + 4)
     result = run(LLAMA_31_8B, sequence_length=2048, attention_implementation="eager")
     assert result["breakdown"]["activations"] == attention + logits
+    # float16 takes the fused half_to_float kernel on a CUDA GPU: no float32 copy, 2 + 4 + 2 B
+    fp16 = run(
+        LLAMA_31_8B, weight_dtype="float16", sequence_length=2048, attention_implementation="eager"
+    )
+    assert result["breakdown"]["activations"] - fp16["breakdown"]["activations"] == (
+        32 * 2048 * 2048 * (10 - 8)
+    )
 
 
 def test_falcon_eager_prefill_keeps_the_softmax_and_the_previous_layers_probabilities():
-    # modeling_falcon.py FalconAttention (lines 349-352): scores, `/=` in place, softmax(scores +
-    # mask, dtype=hidden_states.dtype): scores, the masked temporary and the probabilities, 3 x 2 B
-    # per element; the decoder layer returns the probabilities and FalconModel's loop keeps
-    # `outputs` until the next layer returns: one more 2 B tensor from the second layer on.
+    # transformers 5.25 modeling_falcon.py calls eager_attention_forward (line 229): the bf16
+    # masked scores, their float32 copy and the float32 softmax, 2 + 4 + 4 B per element; the
+    # decoder layer returns the probabilities and FalconModel's loop keeps `outputs` until the
+    # next layer returns: one more 2 B tensor from the second layer on.
     # falcon-7b: hidden 4544, 71 heads of 64, one KV head, 32 layers; per token (2 B each):
-    # residual and normalised input 2 * 4544, q 4544, k 64, v 64, rotary 4608, out 4544, K/V
-    # repeated to all heads 2 * 4544: 32,000 values = 64,000 B; the bf16 mask 2048^2 * 2
-    scores = 71 * 2048 * 2048 * 2  # one score-sized bf16 tensor: 595,591,168 B
-    attention = 2048 * 64_000 + (3 + 1) * scores + 2048 * 2048 * 2
-    assert attention == 2_521_825_280
+    # residual, normalised input and the kept embedding output 3 * 4544, q 4544, k 64, v 64,
+    # rotary 4608, out 4544, K/V repeated to all heads 2 * 4544: 36,544 values = 73,088 B; the
+    # bf16 mask 2048^2 * 2
+    elements = 71 * 2048 * 2048  # one score-sized tensor: 297,795,584 elements
+    attention = 2048 * 73_088 + elements * (10 + 2) + 2048 * 2048 * 2
+    assert attention == 3_731_619_840
     logits = 65_024 * (2 + 4)
     falcon = config("tiiuae--falcon-7b")
     result = run({"hf_config": falcon}, sequence_length=2048, attention_implementation="eager")
     assert result["breakdown"]["activations"] == attention + logits
-    # a one-layer falcon has no previous layer: three score-sized tensors
+    # a one-layer falcon has no previous layer and its input is the embedding output itself:
+    # no carried probabilities, two hidden copies (64,000 B per token)
     one_layer = {"hf_config": {**falcon, "num_hidden_layers": 1}}
     single = run(one_layer, sequence_length=2048, attention_implementation="eager")
-    assert single["breakdown"]["activations"] == attention - scores + logits
+    alone = 2048 * 64_000 + elements * 10 + 2048 * 2048 * 2
+    assert single["breakdown"]["activations"] == alone + logits
 
 
 GPT2 = {"hf_config": config("openai-community--gpt2")}
@@ -527,12 +611,12 @@ def test_gpt2_eager_prefill_holds_two_compute_dtype_score_tensors():
     # `+ attention_mask`, then softmax, each a new tensor made while only its input lives, and
     # `.type(value.dtype)` a no-op: two score-sized bf16 tensors at once (2 x 2 B per element);
     # the block drops the probabilities (`attn_output, _ = self.attn(...)`), nothing is carried.
-    # GPT-2 small in bf16, 1 x 1024 tokens, per token (2 B each): residual and normalised input
-    # 2 * 768, q k v 3 * 768, rotary q and k 2 * 768, out 768, K/V repeated 2 * 768: 7,680 values
-    # = 15,360 B; 12 heads; the bf16 mask 1024^2 * 2
-    attention = 1024 * 15_360 + 12 * 1024 * 1024 * 2 * 2 + 1024 * 1024 * 2
-    assert attention == 68_157_440
-    # more than the MLP: (2 * 768 + (2 + 3) * 3072) * 2 B = 33,792 B per token, 34,603,008 B
+    # GPT-2 small in bf16, 1 x 1024 tokens, per token (2 B each): residual, normalised input and
+    # the kept embedding output 3 * 768, q k v 3 * 768, rotary q and k 2 * 768, out 768, K/V
+    # repeated 2 * 768: 8,448 values = 16,896 B; 12 heads; the bf16 mask 1024^2 * 2
+    attention = 1024 * 16_896 + 12 * 1024 * 1024 * 2 * 2 + 1024 * 1024 * 2
+    assert attention == 69_730_304
+    # more than the MLP: (4 * 768 + (2 + 2) * 3072) * 2 B = 30,720 B per token, 31,457,280 B
     logits = 50_257 * (2 + 4)  # the last position's bf16 logits and the fp32 copy
     result = run(
         GPT2,
@@ -543,15 +627,40 @@ def test_gpt2_eager_prefill_holds_two_compute_dtype_score_tensors():
     assert result["breakdown"]["activations"] == attention + logits
 
 
-def test_gelu_new_holds_three_more_mlp_tensors_in_prefill():
-    # NewGELUActivation is a chain of pow/mul/add/tanh: 3 more tokens x 4h tensors alive than
-    # fc1 out and act out (validation gpt2-infer-b4-s512-fp32-sdpa: +48 MiB inside mlp.act).
-    # GPT-2 small fp32, 4 x 512 tokens, per token: residual and normalised input 2 * 768 * 4,
-    # MLP (2 + 3) * 3072 * 4 = 67,584 B (attention: 6,144 + (2304 + 1536 + 768) * 4 = 24,576)
-    mlp = 2048 * 67_584
+def test_gelu_new_holds_two_more_mlp_tensors_in_prefill():
+    # NewGELUActivation (transformers 5.25 activations.py) is a chain of pow/mul/add/tanh: in a
+    # prefill it holds its input, `0.5 * input` and two chain temporaries at once, two more
+    # tokens x 4h tensors than a fused activation's input and output (live-tensor snapshot at
+    # the peak of validation gpt2-infer-b4-s512-fp32-sdpa: c_fc's addmm, pow and two mul
+    # outputs in mlp.act, 4 x 16 MiB). GPT-2 small fp32, 4 x 512 tokens, per token: residual,
+    # normalised input, the kept embedding output and the layer's input 4 * 768 * 4, MLP
+    # (2 + 2) * 3072 * 4: 61,440 B (attention: 9,216 + (2304 + 1536 + 768) * 4 = 27,648)
+    mlp = 2048 * 61_440
     logits = 4 * 50_257 * (4 + 4)  # the last position's fp32 logits and the fp32 copy
     result = run(GPT2, weight_dtype="float32", batch_size=4, sequence_length=512)
     assert result["breakdown"]["activations"] == mlp + logits
+
+
+def test_prefill_keeps_the_embedding_output_and_the_layer_input():
+    # llama-infer-b16-s512-bf16-sdpa (validation/cases.py llama: hidden 512, MLP 1536, 4
+    # layers, vocab 32,000): the live-tensor snapshot at its peak, in layer 3's MLP, holds the
+    # three MLP-wide tensors (act, up, their product: 3 x 24 MiB) and four hidden-wide ones of
+    # 8 MiB: the embedding output (LlamaModel.forward's `inputs_embeds`), layer 2's output (the
+    # layer's input, kept by the loop), the post-attention residual and the normalised input
+    from validation.cases import FAMILY_CONFIGS
+
+    tokens = 16 * 512
+    mlp = tokens * (4 * 512 + 3 * 1536) * 2
+    # 104 MiB; measured 104.3 MiB above the weights and the KV cache (validation/results/)
+    assert mlp == 104 * 2**20
+    logits = 16 * 32_000 * (2 + 4)
+    config = {"hf_config": FAMILY_CONFIGS["llama"]}
+    result = run(config, weight_dtype="bfloat16", batch_size=16, sequence_length=512)
+    assert result["breakdown"]["activations"] == mlp + logits
+    # a one-layer model: its input is the embedding output, kept by the loop: three copies
+    one_layer = {"hf_config": {**FAMILY_CONFIGS["llama"], "num_hidden_layers": 1}}
+    single = run(one_layer, weight_dtype="bfloat16", batch_size=16, sequence_length=512)
+    assert single["breakdown"]["activations"] == mlp - tokens * 512 * 2 + logits
 
 
 def test_gpt2_training_saves_layer_norm_gelu_new_and_three_fp32_loss_tensors():

@@ -213,10 +213,11 @@ def test_jamba_prefill_peaks_in_the_mamba_scan():
     batch, seq = 1, 4_096
     tokens = batch * seq
     result = run(JAMBA, sequence_length=seq, memory_view="allocated")
-    # residual stream and normalised input (bf16), in_proj's output (2 x 8192), the conv output,
-    # time step, stacked scan outputs and their gated result (4 x 8192), bf16; and
-    # mamba_selective_scan's discrete_A, discrete_B and deltaB_u, (batch, 8192, seq, 16) float32
-    mixer = tokens * 2 * 4096 * 2
+    # residual stream, normalised input and the embedding output the model's layer loop keeps
+    # (bf16), in_proj's output (2 x 8192), the conv output, time step, stacked scan outputs and
+    # their gated result (4 x 8192), bf16; and mamba_selective_scan's discrete_A, discrete_B and
+    # deltaB_u, (batch, 8192, seq, 16) float32
+    mixer = tokens * 3 * 4096 * 2
     mixer += tokens * (2 * J_INNER + 4 * J_INNER) * 2
     mixer += tokens * 3 * J_INNER * 16 * 4
     # the last position's logits, bf16 and their float32 copy
@@ -227,7 +228,8 @@ def test_jamba_prefill_peaks_in_the_mamba_scan():
 def test_qwen3_next_prefill_counts_the_chunked_scan():
     seq = 1_000  # padded to 16 chunks of 64 = 1,024 positions by torch_chunk_gated_delta_rule
     result = run(QWEN3_NEXT, sequence_length=seq, memory_view="allocated")
-    hidden = seq * 2 * 2048 * 2
+    # residual stream, normalised input and the kept embedding output, bf16
+    hidden = seq * 3 * 2048 * 2
     # bf16: in_proj_qkvz + in_proj_ba outputs, mixed_qkv and the convolution output
     wide = seq * ((2 * 2048 + 2 * 4096 + 2 * 32) + 2 * Q_CONV_DIM) * 2
     # float32 per padded position and value head: 5 key-wide, 3 value-wide, 3 chunk rows of 64

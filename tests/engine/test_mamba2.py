@@ -322,7 +322,9 @@ def test_mamba2_prefill_is_the_chunked_scans_working_set():
     # and the chunk states (states, the cat with the initial state, new_states)
     fp32 = tokens * (7 * inner + 3 * heads * state + 3 * heads * chunk + 4 * heads)
     fp32 += batch * (chunks + 1) * 3 * heads * head_dim * state
-    hidden = tokens * 512 * 2 * 2  # the residual stream and the normed input, bf16
+    # the residual stream, the normed input and the embedding output Mamba2Model's loop keeps,
+    # bf16
+    hidden = tokens * 512 * 3 * 2
     # the last position's logits in bf16 and their float32 copy
     logits = batch * 32768 * (2 + 4)
     result = run(

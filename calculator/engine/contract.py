@@ -382,6 +382,22 @@ CONTRACT: tuple[ContractField, ...] = (
         "LM head quantised too (Lightning Fabric / litgpt)",
         "nf4 / fp4 / int8: the LM head is quantised like every nn.Linear (transformers skips it).",
     ),
+    ContractField(
+        "fused_qkv_attention",
+        "boolean",
+        "view",
+        "Fused qkv attention (litgpt)",
+        "Training: one qkv projection; SDPA keeps V, a view of its output, and K/V repeated "
+        "to every query head (litgpt CausalSelfAttention).",
+    ),
+    ContractField(
+        "previous_graph_alive",
+        "boolean",
+        "view",
+        "Loop keeps the last micro-batch's graph (litgpt)",
+        "Training: the loop's float32 logits keep the previous micro-batch's graph until the "
+        "next forward returns (litgpt finetune/lora.py with Lightning Fabric).",
+    ),
     _choice(
         "memory_view",
         "view",

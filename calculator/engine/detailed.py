@@ -132,8 +132,29 @@ DEEPSPEED_MAX_REUSE_DISTANCE = 1_000_000_000
 BNB_SAVED_NORM_OUTPUTS = NORMS_PER_LAYER
 BNB_SAVED_ATTENTION_OUTPUT_COPIES = 1
 BNB_SAVED_MLP_INTERMEDIATES = MLP_WEIGHT_GRADIENT_ONLY_INTERMEDIATES
+# litgpt's CausalSelfAttention (litgpt/model.py at 4a9b7e62, 0d207708, 58c5b188; lit_gpt/model.py
+# at 8641822) hands SDPA `y.transpose(1, 2)` and projects `y.reshape(B, T, C)`: the flash kernel
+# returns its (B, T, heads, head_dim) output transposed, so o_proj's input is a view of the
+# output SDPA keeps, no copy
+FUSED_QKV_BNB_SAVED_ATTENTION_OUTPUT_COPIES = 0
+# the MatMul4Bit inputs above sit in `ctx.tensors`, a ctx attribute rather than save_for_backward:
+# autograd releases saved variables once a node has run but leaves ctx attributes until the graph
+# itself is freed, so a loop that keeps the graph (previous_graph_alive) keeps them too
+BNB_CTX_HELD_INPUT_COPIES = 1
 # gradient checkpointing keeps each layer's input (plus one layer's full set while recomputing)
 CHECKPOINTED_INPUTS_PER_LAYER = 1
+
+# previous_graph_alive: litgpt finetune/lora.py (4a9b7e62; lit-gpt 8641822 alike) runs
+# `logits = model(input_ids, lm_head_chunk_size=128)`, loss and backward, and rebinds `logits`
+# only when the next forward has returned, so the previous micro-batch's logits and, through
+# their grad_fn, its graph are alive to the end of the next forward. Lightning Fabric's
+# _FabricModule.forward casts the output after the forward context
+# (precision.convert_output -> `tensor.to(torch.get_default_dtype())`, float32): at the end of the
+# next forward the previous float32 logits, the new chunks in the compute dtype and their float32
+# cast are alive together (lightning/fabric/wrappers.py, plugins/precision/utils.py
+# _convert_fp_tensor, at Lightning b19c3a9)
+PREVIOUS_GRAPH_FP32_LOGIT_COPIES = 2
+PREVIOUS_GRAPH_COMPUTE_LOGIT_COPIES = 1
 
 # --- inference (prefill): one layer's working set, not kept across layers --------------------
 # residual stream + normalised input, alive through each sub-block
@@ -672,7 +693,7 @@ def _training_attention_split(widths: AttentionWidths, inputs: EstimateInputs, c
         return split + tokens * widths.out * ATTENTION_OUTPUT_COPIES * compute
     if inputs.attention_implementation == "flash":
         # flash / SDPA: q, k, v, output and the logsumexp; no score matrix
-        split = tokens * (widths.q + widths.k + widths.v) * compute
+        split = tokens * _flash_saved_qkv_width(widths, inputs) * compute
         split += tokens * widths.out * ATTENTION_OUTPUT_COPIES * compute
         return split + batch * widths.heads * seq * FLASH_LOGSUMEXP_BYTES
     # eager: q, repeated k and v, output, and the b*a*s*s softmax (fp32 + compute-dtype cast)
@@ -680,6 +701,19 @@ def _training_attention_split(widths: AttentionWidths, inputs: EstimateInputs, c
     split = tokens * (widths.q + widths.k_repeated + widths.v_repeated) * compute
     split += tokens * widths.out * ATTENTION_OUTPUT_COPIES * compute
     return split + batch * widths.heads * seq * seq * scores_element
+
+
+def _flash_saved_qkv_width(widths: AttentionWidths, inputs: EstimateInputs) -> int:
+    """Values per token the q, k and v that SDPA keeps hold. transformers: three projections.
+    litgpt's CausalSelfAttention (fused_qkv_attention; litgpt/model.py at 4a9b7e62) splits one
+    qkv output: with fewer KV heads than query heads it expands K and V to every query head
+    before SDPA (`k.expand(...)` then `reshape`, a copy); without, V stays a view of the qkv
+    output, which SDPA's saved value keeps whole. q and k are the rotary `torch.cat` results."""
+    if not inputs.fused_qkv_attention:
+        return widths.q + widths.k + widths.v
+    if widths.k != widths.k_repeated:
+        return widths.q + widths.k_repeated + widths.v_repeated
+    return widths.q + widths.k + (widths.q + widths.k + widths.v)
 
 
 def mixer_working_set(state: StateLayers, inputs: EstimateInputs, compute: int) -> int:
@@ -765,6 +799,30 @@ def _single_mixer_blocks_delta(
     return replicated, split
 
 
+def bnb_saved_inputs(
+    architecture: Architecture,
+    widths: AttentionWidths,
+    inputs: EstimateInputs,
+    dtypes: ActivationDtypes,
+    moe_layer: bool,
+) -> LayerActivations:
+    """The inputs one layer's frozen 4-bit projections keep in MatMul4Bit's ctx.tensors
+    (bitsandbytes before 0.43.2) beyond what the layer saves anyway."""
+    tokens = inputs.batch_size * inputs.sequence_length
+    replicated = tokens * architecture.hidden_size * BNB_SAVED_NORM_OUTPUTS * dtypes.residual
+    copies = (
+        FUSED_QKV_BNB_SAVED_ATTENTION_OUTPUT_COPIES
+        if inputs.fused_qkv_attention
+        else BNB_SAVED_ATTENTION_OUTPUT_COPIES
+    )
+    split = tokens * widths.out * copies * dtypes.compute
+    if not moe_layer:
+        # bitsandbytes quantises nn.Linear only: fused experts stay 16-bit, saving nothing
+        intermediate = architecture.intermediate_size * BNB_SAVED_MLP_INTERMEDIATES
+        split += tokens * intermediate * dtypes.compute
+    return LayerActivations(replicated, split)
+
+
 def training_layer_activations(
     architecture: Architecture,
     widths: AttentionWidths,
@@ -791,11 +849,9 @@ def training_layer_activations(
     if frozen_base:
         saved -= MLP_WEIGHT_GRADIENT_ONLY_INTERMEDIATES
     if frozen_base and _bnb_saves_inputs(inputs):
-        replicated += tokens * hidden * BNB_SAVED_NORM_OUTPUTS * residual
-        split += tokens * widths.out * BNB_SAVED_ATTENTION_OUTPUT_COPIES * compute
-        if not moe_layer:
-            # bitsandbytes quantises nn.Linear only: fused experts stay 16-bit, saving nothing
-            split += tokens * architecture.intermediate_size * BNB_SAVED_MLP_INTERMEDIATES * compute
+        bnb = bnb_saved_inputs(architecture, widths, inputs, dtypes, moe_layer)
+        replicated += bnb.replicated
+        split += bnb.split
     saved += _activation_extra_intermediates(architecture)
     if moe_layer:
         moe_intermediate, per_token, shared = _mlp_widths(architecture)
@@ -998,11 +1054,51 @@ def _training_activations(
         logit_element = LOSS_FP32_LOGIT_COPIES * FP32_BYTES
         if architecture.final_logit_softcapping:
             logit_element += SOFTCAP_LOGIT_COPIES * dtypes.compute
-        # the buffers of the last layer's forward and the loss are not alive at once
-        stored += max(_divide(tokens * architecture.vocab_size * logit_element, tp), transient)
+        # the buffers of the last layer's forward and the loss are not alive at once, nor the
+        # loss and what the previous micro-batch's graph holds at the end of the next forward
+        loss = _divide(tokens * architecture.vocab_size * logit_element, tp)
+        previous = previous_graph_bytes(architecture, inputs, layout, stage, dtypes, widths)
+        stored += max(loss, previous, transient)
     else:
         stored += transient
     return Fraction(stored)
+
+
+def previous_graph_bytes(
+    architecture: Architecture,
+    inputs: EstimateInputs,
+    layout: Layout,
+    stage: Stage,
+    dtypes: ActivationDtypes,
+    widths: AttentionWidths,
+) -> Fraction | int:
+    """previous_graph_alive: what the last micro-batch's graph, kept by the loop, still holds at
+    the end of the next forward (the stage with the LM head), beside that forward's activations:
+    its float32 logits, the new logits and their float32 cast, and the tensors its nodes keep as
+    ctx attributes, the 4-bit layers' inputs (bitsandbytes before 0.43.2). Saved variables are
+    gone after backward; with gradient checkpointing the forward ran without a graph."""
+    if not inputs.previous_graph_alive:
+        return 0
+    tokens = inputs.batch_size * inputs.sequence_length
+    logit_element = PREVIOUS_GRAPH_FP32_LOGIT_COPIES * FP32_BYTES
+    logit_element += PREVIOUS_GRAPH_COMPUTE_LOGIT_COPIES * dtypes.compute
+    held: Fraction | int = _divide(
+        tokens * architecture.vocab_size * logit_element, layout.tensor_parallel
+    )
+    frozen_base = inputs.finetuning in ("lora", "qlora")
+    if frozen_base and _bnb_saves_inputs(inputs) and not inputs.gradient_checkpointing:
+        dense_layers, moe_layers = _moe_layer_counts(architecture)
+        per_layer = sum(
+            (
+                count * _per_gpu(bnb.replicated, bnb.split, layout.tensor_parallel)
+                for count, moe in ((dense_layers, False), (moe_layers, True))
+                if count
+                for bnb in (bnb_saved_inputs(architecture, widths, inputs, dtypes, moe),)
+            ),
+            Fraction(0),
+        )
+        held += per_layer * stage.layer_fraction * BNB_CTX_HELD_INPUT_COPIES
+    return held
 
 
 @dataclass(frozen=True)

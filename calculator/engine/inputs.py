@@ -144,6 +144,8 @@ DEFAULTS: dict[str, Any] = {
     "bnb_4bit_saves_inputs": False,
     "bnb_4bit_dequant_path": "compute",
     "quantise_lm_head": False,
+    "fused_qkv_attention": False,  # transformers' separate q/k/v projections
+    "previous_graph_alive": False,  # the loop drops each micro-batch's graph after backward
     "memory_view": None,  # None: the runtime_overhead default of engine 2.3 (1 GiB)
     "runtime_overhead_bytes": None,  # the engine's default
     "images_per_request": 0,  # text only
@@ -238,6 +240,8 @@ class EstimateInputs:
     bnb_4bit_saves_inputs: bool = False
     bnb_4bit_dequant_path: str = "compute"
     quantise_lm_head: bool = False
+    fused_qkv_attention: bool = False
+    previous_graph_alive: bool = False
     sharding: str = "deepspeed"
     offload: str = "none"
     expert_parallel: int = 1
@@ -301,6 +305,8 @@ class EstimateInputs:
             "bnb_4bit_saves_inputs": self.bnb_4bit_saves_inputs,
             "bnb_4bit_dequant_path": self.bnb_4bit_dequant_path,
             "quantise_lm_head": self.quantise_lm_head,
+            "fused_qkv_attention": self.fused_qkv_attention,
+            "previous_graph_alive": self.previous_graph_alive,
             "runtime_overhead_bytes": self.runtime_overhead_bytes,
             "images_per_request": self.images_per_request,
             "image_height": self.image_height,
@@ -501,6 +507,8 @@ def parse_inputs(
         "bnb_4bit_dequant_path", get("bnb_4bit_dequant_path"), BNB_4BIT_DEQUANT_PATHS
     )
     quantise_lm_head = _boolean("quantise_lm_head", get("quantise_lm_head"))
+    fused_qkv = _boolean("fused_qkv_attention", get("fused_qkv_attention"))
+    previous_graph = _boolean("previous_graph_alive", get("previous_graph_alive"))
     memory_view = payload.get("memory_view")
     if memory_view is not None:
         memory_view = _choice("memory_view", memory_view, MEMORY_VIEWS)
@@ -592,6 +600,8 @@ def parse_inputs(
         bnb_4bit_saves_inputs=saves_inputs,
         bnb_4bit_dequant_path=dequant_path,
         quantise_lm_head=quantise_lm_head,
+        fused_qkv_attention=fused_qkv,
+        previous_graph_alive=previous_graph,
         sharding=sharding,
         offload=offload,
         expert_parallel=expert_parallel,

@@ -41,6 +41,8 @@ CONTRACT_INPUTS = {
     "bnb_4bit_saves_inputs",
     "bnb_4bit_dequant_path",
     "quantise_lm_head",
+    "fused_qkv_attention",
+    "previous_graph_alive",
     "memory_view",
     "runtime_overhead_bytes",
     "images_per_request",

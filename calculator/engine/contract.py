@@ -348,6 +348,14 @@ CONTRACT: tuple[ContractField, ...] = (
         "bitsandbytes before 0.43.2 (4-bit layers keep their inputs)",
         "qlora: bitsandbytes before 0.43.2 keeps each 4-bit layer's input.",
     ),
+    ContractField(
+        "lora_dropout",
+        "boolean",
+        "training",
+        "LoRA dropout on the adapters' input",
+        "lora and qlora: lora_dropout > 0 (litgpt's 0.05); each adapter keeps the dropped input "
+        "and its one-byte mask.",
+    ),
     # --- what the figure describes -----------------------------------------------------------
     _choice(
         "inference_logits",

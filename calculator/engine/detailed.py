@@ -261,6 +261,14 @@ ADAFACTOR_STATE_BYTES = 4
 # PEFT target_parameters on fused experts (ParamWrapper) saves the merged W + BA for backward
 # (seen with saved_tensors_hooks on a tiny Mixtral, transformers 5.24 / peft 0.21)
 LORA_MERGED_EXPERT_COPIES = 1
+# lora_dropout: nn.Dropout(p > 0) in training runs native_dropout, which saves its bool mask, one
+# byte per element (torch aten native_dropout_backward(grad, mask, scale)); lora_A then keeps
+# the dropped copy instead of the input (litgpt lora.py LoRALinear / LoRAQKVLinear.forward
+# `self.lora_dropout(x)`; PEFT lora/layer.py Linear.forward `lora_A(dropout(x))`)
+LORA_DROPOUT_MASK_BYTES = 1
+# litgpt's LoRAQKVLinear (lora.py at 8641822, 4a9b7e62): one lora_A of r x (enabled of q, k, v)
+# rows reads the (dropped) input once for all of the fused projection's adapted parts
+LITGPT_FUSED_QKV_NAMES = ("q_proj", "k_proj", "v_proj")
 
 # --- context and expert parallelism: communication buffers ------------------------------------
 # TransformerEngine ring attention (transformer_engine/pytorch/attention/dot_product_attention/
@@ -954,19 +962,29 @@ def lora_activations(
 ) -> int:
     """Whole-model LoRA activations. An adapted nn.Linear: PEFT casts its input to the adapter
     dtype (float32) and lora_A saves it, lora_B saves lora_A's output (under autocast lora_A saves
-    a 16-bit cast instead). An adapted fused expert parameter (PEFT target_parameters): the merged
+    a 16-bit cast instead); with lora_dropout lora_A saves the dropped copy and dropout its mask;
+    litgpt's fused qkv (fused_qkv_attention) has one lora_A for its adapted q, k and v. An
+    adapted fused expert parameter (PEFT target_parameters): the merged
     weight W + BA is materialised in the compute dtype and saved for backward, every layer."""
     tokens = inputs.batch_size * inputs.sequence_length
     # the input cast to the adapter dtype (16-bit under autocast or with 16-bit adapters)
     element = 2 if inputs.mixed_precision else lora_adapter_bytes(inputs)
+    # with dropout, the dropped copy lora_A keeps and its mask
+    input_element = element + (LORA_DROPOUT_MASK_BYTES if inputs.lora_dropout else 0)
     total = 0
+    fused_input_counted = False
     for layer in lora_targets(architecture, inputs):
         if layer.routed_expert:
             merged = layer.in_features * layer.out_features * layer.count
             total += merged * LORA_MERGED_EXPERT_COPIES * dtypes.compute
-        else:
-            rank = inputs.lora_rank * layer.lora_rank_factor
-            total += tokens * layer.active_count * (layer.in_features + rank) * element
+            continue
+        rank = inputs.lora_rank * layer.lora_rank_factor
+        kept_input = layer.in_features * input_element
+        if inputs.fused_qkv_attention and layer.name in LITGPT_FUSED_QKV_NAMES:
+            # one lora_A for the fused qkv: its input once, its r rows per adapted part
+            kept_input = 0 if fused_input_counted else kept_input
+            fused_input_counted = True
+        total += tokens * layer.active_count * (kept_input + rank * element)
     return total
 
 

@@ -142,6 +142,7 @@ DEFAULTS: dict[str, Any] = {
     "lora_adapter_dtype": "float32",
     "inference_logits": "last",
     "bnb_4bit_saves_inputs": False,
+    "lora_dropout": False,  # PEFT LoraConfig's lora_dropout=0.0
     "bnb_4bit_dequant_path": "compute",
     "quantise_lm_head": False,
     "fused_qkv_attention": False,  # transformers' separate q/k/v projections
@@ -238,6 +239,7 @@ class EstimateInputs:
     inference_logits: str = "last"
     memory_view: str | None = None
     bnb_4bit_saves_inputs: bool = False
+    lora_dropout: bool = False
     bnb_4bit_dequant_path: str = "compute"
     quantise_lm_head: bool = False
     fused_qkv_attention: bool = False
@@ -303,6 +305,7 @@ class EstimateInputs:
             "inference_logits": self.inference_logits,
             "memory_view": self.memory_view,
             "bnb_4bit_saves_inputs": self.bnb_4bit_saves_inputs,
+            "lora_dropout": self.lora_dropout,
             "bnb_4bit_dequant_path": self.bnb_4bit_dequant_path,
             "quantise_lm_head": self.quantise_lm_head,
             "fused_qkv_attention": self.fused_qkv_attention,
@@ -503,6 +506,7 @@ def parse_inputs(
     adapter_dtype = _choice("lora_adapter_dtype", get("lora_adapter_dtype"), LORA_ADAPTER_DTYPES)
     logits = _choice("inference_logits", get("inference_logits"), INFERENCE_LOGITS)
     saves_inputs = _boolean("bnb_4bit_saves_inputs", get("bnb_4bit_saves_inputs"))
+    lora_dropout = _boolean("lora_dropout", get("lora_dropout"))
     dequant_path = _choice(
         "bnb_4bit_dequant_path", get("bnb_4bit_dequant_path"), BNB_4BIT_DEQUANT_PATHS
     )
@@ -598,6 +602,7 @@ def parse_inputs(
         inference_logits=logits,
         memory_view=memory_view,
         bnb_4bit_saves_inputs=saves_inputs,
+        lora_dropout=lora_dropout,
         bnb_4bit_dequant_path=dequant_path,
         quantise_lm_head=quantise_lm_head,
         fused_qkv_attention=fused_qkv,

@@ -39,6 +39,7 @@ CONTRACT_INPUTS = {
     "lora_adapter_dtype",
     "inference_logits",
     "bnb_4bit_saves_inputs",
+    "lora_dropout",
     "bnb_4bit_dequant_path",
     "quantise_lm_head",
     "fused_qkv_attention",

@@ -54,6 +54,7 @@ def test_it_fills_every_default_and_keeps_the_model_as_given():
         "lora_adapter_dtype": "float32",
         "inference_logits": "last",
         "bnb_4bit_saves_inputs": False,
+        "lora_dropout": False,
         "bnb_4bit_dequant_path": "compute",
         "quantise_lm_head": False,
         "fused_qkv_attention": False,

@@ -133,9 +133,10 @@ BNB_SAVED_NORM_OUTPUTS = NORMS_PER_LAYER
 BNB_SAVED_ATTENTION_OUTPUT_COPIES = 1
 BNB_SAVED_MLP_INTERMEDIATES = MLP_WEIGHT_GRADIENT_ONLY_INTERMEDIATES
 # litgpt's CausalSelfAttention (litgpt/model.py at 4a9b7e62, 0d207708, 58c5b188; lit_gpt/model.py
-# at 8641822) hands SDPA `y.transpose(1, 2)` and projects `y.reshape(B, T, C)`: the flash kernel
-# returns its (B, T, heads, head_dim) output transposed, so o_proj's input is a view of the
-# output SDPA keeps, no copy
+# at 8641822) projects `y.reshape(B, T, C)` of SDPA's `y.transpose(1, 2)`: on CUDA the flash and
+# memory-efficient kernels allocate their output as (B, T, heads, head_dim) and return it
+# transposed (pytorch aten/src/ATen/native/transformers/cuda/attention.cu), so o_proj's input is
+# a view of the output SDPA keeps, no copy (the CPU kernel's output is head-major: a copy there)
 FUSED_QKV_BNB_SAVED_ATTENTION_OUTPUT_COPIES = 0
 # the MatMul4Bit inputs above sit in `ctx.tensors`, a ctx attribute rather than save_for_backward:
 # autograd releases saved variables once a node has run but leaves ctx attributes until the graph

@@ -1107,16 +1107,11 @@ def previous_graph_bytes(
     frozen_base = inputs.finetuning in ("lora", "qlora")
     if frozen_base and _bnb_saves_inputs(inputs) and not inputs.gradient_checkpointing:
         dense_layers, moe_layers = _moe_layer_counts(architecture)
-        per_layer = sum(
-            (
-                count * _per_gpu(bnb.replicated, bnb.split, layout.tensor_parallel)
-                for count, moe in ((dense_layers, False), (moe_layers, True))
-                if count
-                for bnb in (bnb_saved_inputs(architecture, widths, inputs, dtypes, moe),)
-            ),
-            Fraction(0),
-        )
-        held += per_layer * stage.layer_fraction * BNB_CTX_HELD_INPUT_COPIES
+        model_inputs: Fraction | int = 0
+        for count, moe in ((dense_layers, False), (moe_layers, True)):
+            bnb = bnb_saved_inputs(architecture, widths, inputs, dtypes, moe)
+            model_inputs += count * _per_gpu(bnb.replicated, bnb.split, layout.tensor_parallel)
+        held += model_inputs * stage.layer_fraction * BNB_CTX_HELD_INPUT_COPIES
     return held
 
 
@@ -1861,6 +1856,17 @@ def _training_notes(inputs: EstimateInputs, architecture: Architecture, notes: l
         "and gradients appear as activations are freed; with gradient accumulation they coexist"
     )
     lora = inputs.finetuning in ("lora", "qlora")
+    if inputs.previous_graph_alive:
+        held = (
+            "its logits and its 4-bit layers' inputs"
+            if _bnb_saves_inputs(inputs) and lora
+            else "its logits"
+        )
+        notes.append(
+            "The loop keeps the previous micro-batch's graph until the next forward returns: "
+            f"{held} are alive beside the new activations, and the peak is the larger of that "
+            "and the loss"
+        )
     if inputs.mixed_precision and not lora:
         if inputs.weight_dtype == "float32":
             notes.append(

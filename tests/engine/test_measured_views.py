@@ -399,6 +399,10 @@ def test_litgpt_loop_keeps_the_previous_graph_and_old_bitsandbytes_inputs():
     logits = tokens * vocab * (4 + 2 + 4)
     inputs = 32 * tokens * (2 * 4096 + 11008) * 2
     assert kept["activations"] - dropped["activations"] == logits + inputs - loss
+    notes = calculate({"runtime_overhead_bytes": 0, **payload, "previous_graph_alive": True})[
+        "notes"
+    ]
+    assert any("4-bit layers' inputs are alive beside the new activations" in n for n in notes)
     # a 16-bit base keeps no ctx attributes: 10 B of logits per b*s*V stay below the loss's 12
     lora = {"model": LLAMA_2, **LITGPT_LORA, "fused_qkv_attention": True}
     assert breakdown(**lora, previous_graph_alive=True) == breakdown(**lora)

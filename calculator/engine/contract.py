@@ -349,6 +349,14 @@ CONTRACT: tuple[ContractField, ...] = (
         "bitsandbytes before 0.43.2 (4-bit layers keep their inputs)",
         "qlora: bitsandbytes before 0.43.2 keeps each 4-bit layer's input.",
     ),
+    ContractField(
+        "lora_dropout",
+        "boolean",
+        "training",
+        "LoRA dropout on the adapters' input",
+        "lora and qlora: lora_dropout > 0 (litgpt's 0.05); each adapter keeps the dropped input "
+        "and its one-byte mask.",
+    ),
     # --- what the figure describes -----------------------------------------------------------
     _choice(
         "inference_logits",
@@ -382,6 +390,22 @@ CONTRACT: tuple[ContractField, ...] = (
         "view",
         "LM head quantised too (Lightning Fabric / litgpt)",
         "nf4 / fp4 / int8: the LM head is quantised like every nn.Linear (transformers skips it).",
+    ),
+    ContractField(
+        "fused_qkv_attention",
+        "boolean",
+        "view",
+        "Fused qkv attention (litgpt)",
+        "Training: one qkv projection; SDPA keeps V, a view of its output, and K/V repeated "
+        "to every query head (litgpt CausalSelfAttention).",
+    ),
+    ContractField(
+        "previous_graph_alive",
+        "boolean",
+        "view",
+        "Loop keeps the last micro-batch's graph (litgpt)",
+        "Training: the loop's float32 logits keep the previous micro-batch's graph until the "
+        "next forward returns (litgpt finetune/lora.py with Lightning Fabric).",
     ),
     _choice(
         "memory_view",

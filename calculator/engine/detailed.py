@@ -103,8 +103,30 @@ SOFTCAP_LOGIT_COPIES = 1
 BNB_SAVED_NORM_OUTPUTS = NORMS_PER_LAYER
 BNB_SAVED_ATTENTION_OUTPUT_COPIES = 1
 BNB_SAVED_MLP_INTERMEDIATES = MLP_WEIGHT_GRADIENT_ONLY_INTERMEDIATES
+# litgpt's CausalSelfAttention (litgpt/model.py at 4a9b7e62, 0d207708, 58c5b188; lit_gpt/model.py
+# at 8641822) projects `y.reshape(B, T, C)` of SDPA's `y.transpose(1, 2)`: on CUDA the flash and
+# memory-efficient kernels allocate their output as (B, T, heads, head_dim) and return it
+# transposed (pytorch aten/src/ATen/native/transformers/cuda/attention.cu), so o_proj's input is
+# a view of the output SDPA keeps, no copy (the CPU kernel's output is head-major: a copy there)
+FUSED_QKV_BNB_SAVED_ATTENTION_OUTPUT_COPIES = 0
+# the MatMul4Bit inputs above sit in `ctx.tensors`, a ctx attribute rather than save_for_backward:
+# autograd releases saved variables once a node has run but leaves ctx attributes until the graph
+# itself is freed, so a loop that keeps the graph (previous_graph_alive) keeps them too
+BNB_CTX_HELD_INPUT_COPIES = 1
 # gradient checkpointing keeps each layer's input (plus one layer's full set while recomputing)
 CHECKPOINTED_INPUTS_PER_LAYER = 1
+
+# previous_graph_alive: litgpt finetune/lora.py (4a9b7e62; lit-gpt 8641822 alike) runs
+# `logits = model(input_ids, lm_head_chunk_size=128)`, loss and backward, and rebinds `logits`
+# only when the next forward has returned, so the previous micro-batch's logits and, through
+# their grad_fn, its graph are alive to the end of the next forward. Lightning Fabric's
+# _FabricModule.forward casts the output after the forward context
+# (precision.convert_output -> `tensor.to(torch.get_default_dtype())`, float32): at the end of the
+# next forward the previous float32 logits, the new chunks in the compute dtype and their float32
+# cast are alive together (lightning/fabric/wrappers.py, plugins/precision/utils.py
+# _convert_fp_tensor, at Lightning b19c3a9)
+PREVIOUS_GRAPH_FP32_LOGIT_COPIES = 2
+PREVIOUS_GRAPH_COMPUTE_LOGIT_COPIES = 1
 
 # --- inference (prefill): one layer's working set, not kept across layers --------------------
 # residual stream + normalised input, alive through each sub-block
@@ -192,6 +214,14 @@ LORA_ADAPTER_BYTES = 4
 # PEFT target_parameters on fused experts (ParamWrapper) saves the merged W + BA for backward
 # (seen with saved_tensors_hooks on a tiny Mixtral, transformers 5.24 / peft 0.21)
 LORA_MERGED_EXPERT_COPIES = 1
+# lora_dropout: nn.Dropout(p > 0) in training runs native_dropout, which saves its bool mask, one
+# byte per element (torch aten native_dropout_backward(grad, mask, scale)); lora_A then keeps
+# the dropped copy instead of the input (litgpt lora.py LoRALinear / LoRAQKVLinear.forward
+# `self.lora_dropout(x)`; PEFT lora/layer.py Linear.forward `lora_A(dropout(x))`)
+LORA_DROPOUT_MASK_BYTES = 1
+# litgpt's LoRAQKVLinear (lora.py at 8641822, 4a9b7e62): one lora_A of r x (enabled of q, k, v)
+# rows reads the (dropped) input once for all of the fused projection's adapted parts
+LITGPT_FUSED_QKV_NAMES = ("q_proj", "k_proj", "v_proj")
 
 # --- context and expert parallelism: communication buffers ------------------------------------
 # TransformerEngine ring attention (transformer_engine/pytorch/attention/dot_product_attention/
@@ -624,7 +654,7 @@ def _training_attention_split(widths: AttentionWidths, inputs: EstimateInputs, c
         return split + tokens * widths.out * ATTENTION_OUTPUT_COPIES * compute
     if inputs.attention_implementation == "flash":
         # flash / SDPA: q, k, v, output and the logsumexp; no score matrix
-        split = tokens * (widths.q + widths.k + widths.v) * compute
+        split = tokens * _flash_saved_qkv_width(widths, inputs) * compute
         split += tokens * widths.out * ATTENTION_OUTPUT_COPIES * compute
         return split + batch * widths.heads * seq * FLASH_LOGSUMEXP_BYTES
     # eager: q, repeated k and v, output, and the b*a*s*s softmax (fp32 + compute-dtype cast)
@@ -632,6 +662,19 @@ def _training_attention_split(widths: AttentionWidths, inputs: EstimateInputs, c
     split = tokens * (widths.q + widths.k_repeated + widths.v_repeated) * compute
     split += tokens * widths.out * ATTENTION_OUTPUT_COPIES * compute
     return split + batch * widths.heads * seq * seq * scores_element
+
+
+def _flash_saved_qkv_width(widths: AttentionWidths, inputs: EstimateInputs) -> int:
+    """Values per token the q, k and v that SDPA keeps hold. transformers: three projections.
+    litgpt's CausalSelfAttention (fused_qkv_attention; litgpt/model.py at 4a9b7e62) splits one
+    qkv output: with fewer KV heads than query heads it expands K and V to every query head
+    before SDPA (`k.expand(...)` then `reshape`, a copy); without, V stays a view of the qkv
+    output, which SDPA's saved value keeps whole. q and k are the rotary `torch.cat` results."""
+    if not inputs.fused_qkv_attention:
+        return widths.q + widths.k + widths.v
+    if widths.k != widths.k_repeated:
+        return widths.q + widths.k_repeated + widths.v_repeated
+    return widths.q + widths.k + (widths.q + widths.k + widths.v)
 
 
 def mixer_working_set(state: StateLayers, inputs: EstimateInputs, compute: int) -> int:
@@ -717,6 +760,30 @@ def _single_mixer_blocks_delta(
     return replicated, split
 
 
+def bnb_saved_inputs(
+    architecture: Architecture,
+    widths: AttentionWidths,
+    inputs: EstimateInputs,
+    dtypes: ActivationDtypes,
+    moe_layer: bool,
+) -> LayerActivations:
+    """The inputs one layer's frozen 4-bit projections keep in MatMul4Bit's ctx.tensors
+    (bitsandbytes before 0.43.2) beyond what the layer saves anyway."""
+    tokens = inputs.batch_size * inputs.sequence_length
+    replicated = tokens * architecture.hidden_size * BNB_SAVED_NORM_OUTPUTS * dtypes.residual
+    copies = (
+        FUSED_QKV_BNB_SAVED_ATTENTION_OUTPUT_COPIES
+        if inputs.fused_qkv_attention
+        else BNB_SAVED_ATTENTION_OUTPUT_COPIES
+    )
+    split = tokens * widths.out * copies * dtypes.compute
+    if not moe_layer:
+        # bitsandbytes quantises nn.Linear only: fused experts stay 16-bit, saving nothing
+        intermediate = architecture.intermediate_size * BNB_SAVED_MLP_INTERMEDIATES
+        split += tokens * intermediate * dtypes.compute
+    return LayerActivations(replicated, split)
+
+
 def training_layer_activations(
     architecture: Architecture,
     widths: AttentionWidths,
@@ -743,11 +810,9 @@ def training_layer_activations(
     if frozen_base:
         saved -= MLP_WEIGHT_GRADIENT_ONLY_INTERMEDIATES
     if frozen_base and _bnb_saves_inputs(inputs):
-        replicated += tokens * hidden * BNB_SAVED_NORM_OUTPUTS * residual
-        split += tokens * widths.out * BNB_SAVED_ATTENTION_OUTPUT_COPIES * compute
-        if not moe_layer:
-            # bitsandbytes quantises nn.Linear only: fused experts stay 16-bit, saving nothing
-            split += tokens * architecture.intermediate_size * BNB_SAVED_MLP_INTERMEDIATES * compute
+        bnb = bnb_saved_inputs(architecture, widths, inputs, dtypes, moe_layer)
+        replicated += bnb.replicated
+        split += bnb.split
     saved += _activation_extra_intermediates(architecture)
     if moe_layer:
         moe_intermediate, per_token, shared = _mlp_widths(architecture)
@@ -870,19 +935,29 @@ def lora_activations(
 ) -> int:
     """Whole-model LoRA activations. An adapted nn.Linear: PEFT casts its input to the adapter
     dtype (float32) and lora_A saves it, lora_B saves lora_A's output (under autocast lora_A saves
-    a 16-bit cast instead). An adapted fused expert parameter (PEFT target_parameters): the merged
+    a 16-bit cast instead); with lora_dropout lora_A saves the dropped copy and dropout its mask;
+    litgpt's fused qkv (fused_qkv_attention) has one lora_A for its adapted q, k and v. An
+    adapted fused expert parameter (PEFT target_parameters): the merged
     weight W + BA is materialised in the compute dtype and saved for backward, every layer."""
     tokens = inputs.batch_size * inputs.sequence_length
     # the input cast to the adapter dtype (16-bit under autocast or with 16-bit adapters)
     element = 2 if inputs.mixed_precision else lora_adapter_bytes(inputs)
+    # with dropout, the dropped copy lora_A keeps and its mask
+    input_element = element + (LORA_DROPOUT_MASK_BYTES if inputs.lora_dropout else 0)
     total = 0
+    fused_input_counted = False
     for layer in lora_targets(architecture, inputs):
         if layer.routed_expert:
             merged = layer.in_features * layer.out_features * layer.count
             total += merged * LORA_MERGED_EXPERT_COPIES * dtypes.compute
-        else:
-            rank = inputs.lora_rank * layer.lora_rank_factor
-            total += tokens * layer.active_count * (layer.in_features + rank) * element
+            continue
+        rank = inputs.lora_rank * layer.lora_rank_factor
+        kept_input = layer.in_features * input_element
+        if inputs.fused_qkv_attention and layer.name in LITGPT_FUSED_QKV_NAMES:
+            # one lora_A for the fused qkv: its input once, its r rows per adapted part
+            kept_input = 0 if fused_input_counted else kept_input
+            fused_input_counted = True
+        total += tokens * layer.active_count * (kept_input + rank * element)
     return total
 
 
@@ -998,12 +1073,46 @@ def _training_activations(
         logit_element = LOSS_FP32_LOGIT_COPIES * FP32_BYTES
         if architecture.final_logit_softcapping:
             logit_element += SOFTCAP_LOGIT_COPIES * dtypes.compute
-        # the loss's buffers and a layer's (forward or backward) are not alive at once
+        # the loss's buffers and a layer's (forward or backward) are not alive at once, nor the
+        # loss and what the previous micro-batch's graph holds at the end of the next forward
         loss = _divide(tokens * architecture.vocab_size * logit_element, tp)
-        stored += max(loss, layer_backward)
+        previous = previous_graph_bytes(architecture, inputs, layout, stage, dtypes, widths)
+        stored += max(loss, previous, layer_backward)
     else:
         stored += layer_backward
     return Fraction(stored), Fraction(beside_gradients)
+
+
+def previous_graph_bytes(
+    architecture: Architecture,
+    inputs: EstimateInputs,
+    layout: Layout,
+    stage: Stage,
+    dtypes: ActivationDtypes,
+    widths: AttentionWidths,
+) -> Fraction | int:
+    """previous_graph_alive: what the last micro-batch's graph, kept by the loop, still holds at
+    the end of the next forward (the stage with the LM head), beside that forward's activations:
+    its float32 logits, the new logits and their float32 cast, and the tensors its nodes keep as
+    ctx attributes, the 4-bit layers' inputs (bitsandbytes before 0.43.2). Saved variables are
+    gone after backward; with gradient checkpointing the forward ran without a graph."""
+    if not inputs.previous_graph_alive:
+        return 0
+    tokens = inputs.batch_size * inputs.sequence_length
+    logit_element = PREVIOUS_GRAPH_FP32_LOGIT_COPIES * FP32_BYTES
+    logit_element += PREVIOUS_GRAPH_COMPUTE_LOGIT_COPIES * dtypes.compute
+    held: Fraction | int = _divide(
+        tokens * architecture.vocab_size * logit_element, layout.tensor_parallel
+    )
+    frozen_base = inputs.finetuning in ("lora", "qlora")
+    if frozen_base and _bnb_saves_inputs(inputs) and not inputs.gradient_checkpointing:
+        dense_layers, moe_layers = _moe_layer_counts(architecture)
+        model_inputs: Fraction | int = 0
+        for count, moe in ((dense_layers, False), (moe_layers, True)):
+            bnb = bnb_saved_inputs(architecture, widths, inputs, dtypes, moe)
+            model_inputs += count * _per_gpu(bnb.replicated, bnb.split, layout.tensor_parallel)
+        held += model_inputs * stage.layer_fraction * BNB_CTX_HELD_INPUT_COPIES
+    return held
 
 
 @dataclass(frozen=True)

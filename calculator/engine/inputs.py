@@ -142,8 +142,11 @@ DEFAULTS: dict[str, Any] = {
     "lora_adapter_dtype": "float32",
     "inference_logits": "last",
     "bnb_4bit_saves_inputs": False,
+    "lora_dropout": False,  # PEFT LoraConfig's lora_dropout=0.0
     "bnb_4bit_dequant_path": "compute",
     "quantise_lm_head": False,
+    "fused_qkv_attention": False,  # transformers' separate q/k/v projections
+    "previous_graph_alive": False,  # the loop drops each micro-batch's graph after backward
     "memory_view": None,  # None: the runtime_overhead default of engine 2.3 (1 GiB)
     "runtime_overhead_bytes": None,  # the engine's default
     "images_per_request": 0,  # text only
@@ -236,8 +239,11 @@ class EstimateInputs:
     inference_logits: str = "last"
     memory_view: str | None = None
     bnb_4bit_saves_inputs: bool = False
+    lora_dropout: bool = False
     bnb_4bit_dequant_path: str = "compute"
     quantise_lm_head: bool = False
+    fused_qkv_attention: bool = False
+    previous_graph_alive: bool = False
     sharding: str = "deepspeed"
     offload: str = "none"
     expert_parallel: int = 1
@@ -299,8 +305,11 @@ class EstimateInputs:
             "inference_logits": self.inference_logits,
             "memory_view": self.memory_view,
             "bnb_4bit_saves_inputs": self.bnb_4bit_saves_inputs,
+            "lora_dropout": self.lora_dropout,
             "bnb_4bit_dequant_path": self.bnb_4bit_dequant_path,
             "quantise_lm_head": self.quantise_lm_head,
+            "fused_qkv_attention": self.fused_qkv_attention,
+            "previous_graph_alive": self.previous_graph_alive,
             "runtime_overhead_bytes": self.runtime_overhead_bytes,
             "images_per_request": self.images_per_request,
             "image_height": self.image_height,
@@ -497,10 +506,13 @@ def parse_inputs(
     adapter_dtype = _choice("lora_adapter_dtype", get("lora_adapter_dtype"), LORA_ADAPTER_DTYPES)
     logits = _choice("inference_logits", get("inference_logits"), INFERENCE_LOGITS)
     saves_inputs = _boolean("bnb_4bit_saves_inputs", get("bnb_4bit_saves_inputs"))
+    lora_dropout = _boolean("lora_dropout", get("lora_dropout"))
     dequant_path = _choice(
         "bnb_4bit_dequant_path", get("bnb_4bit_dequant_path"), BNB_4BIT_DEQUANT_PATHS
     )
     quantise_lm_head = _boolean("quantise_lm_head", get("quantise_lm_head"))
+    fused_qkv = _boolean("fused_qkv_attention", get("fused_qkv_attention"))
+    previous_graph = _boolean("previous_graph_alive", get("previous_graph_alive"))
     memory_view = payload.get("memory_view")
     if memory_view is not None:
         memory_view = _choice("memory_view", memory_view, MEMORY_VIEWS)
@@ -590,8 +602,11 @@ def parse_inputs(
         inference_logits=logits,
         memory_view=memory_view,
         bnb_4bit_saves_inputs=saves_inputs,
+        lora_dropout=lora_dropout,
         bnb_4bit_dequant_path=dequant_path,
         quantise_lm_head=quantise_lm_head,
+        fused_qkv_attention=fused_qkv,
+        previous_graph_alive=previous_graph,
         sharding=sharding,
         offload=offload,
         expert_parallel=expert_parallel,

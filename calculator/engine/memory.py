@@ -24,6 +24,7 @@ from calculator.engine.detailed import (
     AttentionWidths,
     ModelParts,
     _activation_dtypes,
+    _bnb_saves_inputs,
     _dequantisation_buffer,
     _inference_activations,
     _per_gpu,
@@ -760,6 +761,17 @@ def _training_notes(inputs: EstimateInputs, architecture: Architecture, notes: l
         "and gradients appear as activations are freed; with gradient accumulation they coexist"
     )
     lora = inputs.finetuning in ("lora", "qlora")
+    if inputs.previous_graph_alive:
+        held = (
+            "its logits and its 4-bit layers' inputs"
+            if _bnb_saves_inputs(inputs) and lora
+            else "its logits"
+        )
+        notes.append(
+            "The loop keeps the previous micro-batch's graph until the next forward returns: "
+            f"{held} are alive beside the new activations, and the peak is the larger of that "
+            "and the loss"
+        )
     if inputs.mixed_precision and not lora:
         if inputs.weight_dtype == "float32":
             notes.append(

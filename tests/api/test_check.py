@@ -39,9 +39,9 @@ def test_a_job_well_inside_the_gpu_passes(client_for, catalog):
 
 @pytest.mark.django_db
 def test_a_job_that_fits_only_at_the_estimate_fails(client_for, catalog):
-    # 34,816 tokens: 4.25 GiB of KV (34,816 x 131,072 bytes): about 23.5 GiB, under the L4's
+    # 32,768 tokens: 4 GiB of KV (32,768 x 131,072 bytes): about 23.6 GiB, under the L4's
     # 24 GiB, but the top of the inference band of published measurements (x 1.03) is past it
-    body = _check(client_for(None), gpu="l4", sequence_length=34816).json()
+    body = _check(client_for(None), gpu="l4", sequence_length=32768).json()
     assert body["plan"]["answer"]["fits"] is True
     assert body["confidence"] == "may_not_fit"
     assert body["pass"] is False

@@ -331,3 +331,108 @@ def test_checkpointing_one_layer_in_k_without_checkpointing_says_it_changes_noth
     result = calculate({**LORA_QV, "checkpoint_every_k_layers": 2})
     assert result["breakdown"] == calculate(LORA_QV)["breakdown"]
     assert any("checkpoint_every_k_layers applies with" in note for note in result["notes"])
+
+
+MISTRAL = {"hf_config": json.loads((PUBLISHED / "mistralai--Mistral-7B-v0.1.json").read_text())}
+LITGPT_QLORA = {
+    "mode": "training",
+    "finetuning": "qlora",
+    "weight_dtype": "nf4_no_dq",
+    "batch_size": 2,
+    "sequence_length": 512,
+    "lora_rank": 32,
+    "lora_target_modules": ["q_proj", "v_proj"],
+    "lora_adapter_dtype": "bfloat16",
+    "optimizer": "paged_adamw",
+    "bnb_4bit_saves_inputs": True,
+    "bnb_4bit_dequant_path": "float16_then_bfloat16",
+    "quantise_lm_head": True,
+}
+LITGPT_LORA = {**LITGPT_QLORA, "finetuning": "lora", "weight_dtype": "bfloat16"}
+
+
+# litgpt's LoRAQKVLinear without dropout: one lora_A (2 x 32 rows) keeps the input once and conv1d
+# its 64 outputs, (4096 + 64) x 2 B per token and layer, where separate q_proj and v_proj adapters
+# keep 2 x (4096 + 32) x 2 B
+FUSED_LORA_SAVING = 2 * (4096 + 32) * 2 - (4096 + 64) * 2
+
+
+def test_litgpt_fused_qkv_keeps_the_whole_qkv_output_behind_v():
+    # litgpt model.py (4a9b7e62) CausalSelfAttention: q and k are new tensors (the rotary
+    # torch.cat), v a view of the one qkv output; SDPA keeps v, so all 3 x 4096 values per token
+    # stay where transformers' v_proj output keeps 4096: 8192 more bf16 values per token and
+    # layer, 1024 tokens, 32 layers
+    payload = {"model": LLAMA_2, **LITGPT_LORA}
+    separate = breakdown(**payload)
+    fused = breakdown(**payload, fused_qkv_attention=True)
+    per_token_layer = 8192 * 2 - FUSED_LORA_SAVING
+    assert fused["activations"] - separate["activations"] == 1024 * 32 * per_token_layer
+    # QLoRA under bitsandbytes 0.41: besides, o_proj's input is `y.reshape(B, T, C)`, a view of the
+    # output SDPA keeps, not a copy: 4096 bf16 values less per token and layer
+    qlora = {"model": LLAMA_2, **LITGPT_QLORA}
+    difference = (
+        breakdown(**qlora, fused_qkv_attention=True)["activations"]
+        - breakdown(**qlora)["activations"]
+    )
+    assert difference == 1024 * 32 * (8192 * 2 - 4096 * 2 - FUSED_LORA_SAVING)
+
+
+def test_litgpt_fused_qkv_expands_grouped_kv_heads_before_sdpa():
+    # Mistral 7B: 32 query heads, 8 KV heads of 128. litgpt expands K and V to 32 heads
+    # (`k.expand(...)`, then reshape copies) before SDPA, which keeps them: (4096 - 1024) more
+    # values for each of K and V per token, 32 layers, 1024 tokens, bf16. v_proj's adapter reads
+    # 1024 outputs, but lora_A sees the same 4096 inputs: the adapter saving is as for Llama 2
+    payload = {"model": MISTRAL, **LITGPT_LORA}
+    separate = breakdown(**payload)
+    fused = breakdown(**payload, fused_qkv_attention=True)
+    per_token_layer = 2 * (4096 - 1024) * 2 - FUSED_LORA_SAVING
+    assert fused["activations"] - separate["activations"] == 1024 * 32 * per_token_layer
+
+
+def test_litgpt_loop_keeps_the_previous_graph_and_old_bitsandbytes_inputs():
+    payload = {"model": LLAMA_2, **LITGPT_QLORA, "fused_qkv_attention": True}
+    dropped = breakdown(**payload)
+    kept = breakdown(**payload, previous_graph_alive=True)
+    tokens, vocab = 1024, 32000
+    # the engine's loss: three float32 b*s*V tensors at LogSoftmaxBackward0
+    loss = tokens * vocab * 3 * 4
+    # at the end of the next forward: the previous float32 logits, the new bf16 chunks and their
+    # float32 cast; and the previous micro-batch's MatMul4Bit ctx.tensors of 32 layers: both norm
+    # outputs (2 x 4096) and down_proj's input (11008), bf16 (o_proj's input is SDPA's output)
+    logits = tokens * vocab * (4 + 2 + 4)
+    inputs = 32 * tokens * (2 * 4096 + 11008) * 2
+    assert kept["activations"] - dropped["activations"] == logits + inputs - loss
+    notes = calculate({"runtime_overhead_bytes": 0, **payload, "previous_graph_alive": True})[
+        "notes"
+    ]
+    assert any("4-bit layers' inputs are alive beside the new activations" in n for n in notes)
+    # a 16-bit base keeps no ctx attributes: 10 B of logits per b*s*V stay below the loss's 12
+    lora = {"model": LLAMA_2, **LITGPT_LORA, "fused_qkv_attention": True}
+    assert breakdown(**lora, previous_graph_alive=True) == breakdown(**lora)
+    # with gradient checkpointing the forward builds no graph inside the layers
+    checkpointed = {**payload, "gradient_checkpointing": True}
+    assert breakdown(**checkpointed, previous_graph_alive=True) == breakdown(**checkpointed)
+
+
+def test_lora_dropout_keeps_the_dropped_input_and_its_mask_per_adapter():
+    # PEFT-style separate q_proj and v_proj adapters, bf16, rank 32: with dropout each lora_A
+    # keeps its own dropped copy (4096 x 2 B, as the undropped input before) and dropout its bool
+    # mask (4096 x 1 B): 2 adapters x 4096 B more per token and layer, 1024 tokens, 32 layers
+    payload = {"model": LLAMA_2, **LITGPT_LORA}
+    plain = breakdown(**payload)
+    dropped = breakdown(**payload, lora_dropout=True)
+    assert dropped["activations"] - plain["activations"] == 1024 * 32 * 2 * 4096 * 1
+
+
+def test_litgpt_fused_qkv_lora_reads_its_dropped_input_once():
+    # litgpt LoRAQKVLinear: one lora_A (2 x 32 rows for q and v) reads one dropped copy of the
+    # input with one mask; conv1d keeps lora_A's 64 outputs. Per token and layer:
+    # (4096 x 2 + 4096 x 1) + 64 x 2 where separate adapters keep 2 x ((4096 x 2 + 4096) + 32 x 2)
+    payload = {"model": LLAMA_2, **LITGPT_LORA, "lora_dropout": True}
+    fused_attention = 1024 * 32 * 8192 * 2  # the qkv output behind v (the test above)
+    separate = breakdown(**payload)
+    fused = breakdown(**payload, fused_qkv_attention=True)
+    fused_lora = 4096 * 2 + 4096 + 64 * 2
+    separate_lora = 2 * (4096 * 2 + 4096 + 32 * 2)
+    difference = fused["activations"] - separate["activations"]
+    assert difference == fused_attention + 1024 * 32 * (fused_lora - separate_lora)

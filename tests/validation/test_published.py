@@ -93,3 +93,31 @@ def test_litgpt_4bit_inference_is_within_one_percent():
     assert len(cases) == 13
     for comparison in cases:
         assert abs(comparison.error) < 0.01, comparison.measurement.id
+
+
+def test_litgpt_training_rows_are_within_ten_percent():
+    # issue 15: the config-hub QLoRA rows read -16.9 %, -15.2 % and -8.8 % until litgpt's loop
+    # keeping the previous micro-batch's graph (and bitsandbytes 0.41-0.42 its 4-bit inputs) was
+    # modelled; the LoRA rows read up to -7.4 % before litgpt's fused qkv and LoRA dropout
+    cases = [
+        comparison
+        for comparison in published.compare_all(DATA)
+        if comparison.measurement.id.startswith(("litgpt-lora", "litgpt-hub"))
+    ]
+    assert len(cases) == 23
+    for comparison in cases:
+        assert abs(comparison.error) < 0.10, comparison.measurement.id
+
+
+def test_the_config_hub_rows_say_how_litgpt_holds_its_tensors():
+    # litgpt/finetune/lora.py at the rows' commits: fused qkv, lora_dropout 0.05, `logits` kept
+    # until the next forward returns; the resource tables' peak is the first iteration, which
+    # follows no graph (lit-gpt 8641822 passes the longest sample at iter_num == 0 only)
+    for case in DATA["cases"]:
+        payload = case["payload"]
+        if case["id"].startswith("litgpt-hub"):
+            assert payload["fused_qkv_attention"] and payload["lora_dropout"]
+            assert payload["previous_graph_alive"]
+        elif case["id"].startswith("litgpt-lora"):
+            assert payload["fused_qkv_attention"] and payload["lora_dropout"]
+            assert not payload.get("previous_graph_alive", False)

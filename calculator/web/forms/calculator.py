@@ -406,6 +406,7 @@ class CalculatorForm(ContractFieldsForm):
                 mixed_precision=cleaned["mixed_precision"],
                 gradient_checkpointing=cleaned["gradient_checkpointing"],
                 bnb_4bit_saves_inputs=cleaned["bnb_4bit_saves_inputs"],
+                lora_dropout=cleaned["lora_dropout"],
                 recompute_core_attention=cleaned["recompute_core_attention"],
             )
             for name in (

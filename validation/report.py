@@ -372,7 +372,15 @@ def write_report(
     cuda_comparisons: Sequence[Comparison] = (),
 ) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(comparisons, counts, cuda_comparisons))
+    kept = ""
+    if path.exists():
+        # the sections written by hand or by other generators (serving logs, sharded training,
+        # the published measurements) follow the marker, and stay as they are
+        old = path.read_text()
+        if KEPT_MARKER in old:
+            kept = old.split(KEPT_MARKER, 1)[1].lstrip("\n")
+    text = render_report(comparisons, counts, cuda_comparisons)
+    path.write_text(text + ("\n" + kept if kept else ""))
 
 
 def render_report(
@@ -392,6 +400,7 @@ def render_report(
     if cuda_comparisons:
         summary_lines.append(_gpu_summary_line(cuda_comparisons))
     return TEMPLATE.format(
+        kept_marker=KEPT_MARKER,
         date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         torch=first.get("torch", "?"),
         transformers=first.get("transformers", "?"),
@@ -439,6 +448,8 @@ GPU_NOTE_MEASURED = """\
   `torch.cuda.max_memory_allocated` peak, the engine's error against it and its difference from
   the CPU peak."""
 
+
+KEPT_MARKER = "<!-- harness:end: python -m validation.run keeps what follows as it is -->"
 
 TEMPLATE = """\
 # Accuracy of the memory engine
@@ -626,4 +637,5 @@ The engine estimates GPU memory; these runs are on a CPU. What differs:
   AdamW (torch's default when `fused` is not asked for on a GPU) allocates one float32 temporary
   per parameter (`exp_avg_sq.sqrt()`) during `step()`, i.e. 4 B per trainable parameter more.
 {gpu_note}
+{kept_marker}
 """

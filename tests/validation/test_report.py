@@ -16,7 +16,7 @@ import pytest
 
 from validation import run
 from validation.cases import CASES, CASES_BY_NAME
-from validation.report import render_report
+from validation.report import KEPT_MARKER, render_report, write_report
 from validation.run import Comparison
 
 # Three inference cases; each has three exact checks: parameters, weights and KV cache.
@@ -90,6 +90,19 @@ def cpu_comparisons() -> list[Comparison]:
 
 def gpu_comparison(name: str, **fields: Any) -> Comparison:
     return comparison(name, measured(TOTALS[name][2], **GPU_FIELDS | fields))
+
+
+def test_writing_the_page_again_keeps_the_sections_after_the_marker(tmp_path):
+    # The run rewrote the whole page, dropping the serving-log, sharded-training and published
+    # sections that follow the harness's own; two sessions re-appended them by hand
+    path = tmp_path / "accuracy.md"
+    write_report(path, cpu_comparisons(), [])
+    assert path.read_text().rstrip().endswith(KEPT_MARKER)
+    path.write_text(path.read_text() + "\n## Serving plans\n\nwritten by hand\n")
+    write_report(path, cpu_comparisons(), [])
+    page = path.read_text()
+    assert page.count(KEPT_MARKER) == 1
+    assert page.endswith(KEPT_MARKER + "\n\n## Serving plans\n\nwritten by hand\n")
 
 
 def test_gpu_section_has_each_case_and_the_summary():

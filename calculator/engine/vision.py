@@ -503,6 +503,7 @@ def ungraded_parameters(outer: Mapping[str, Any], vision: Mapping[str, Any], row
     SigLIP's pooling head run outside the loss's graph."""
     layers = _integer(vision, row, row.layers_key)
     depth = _feature_layer_depth(outer, layers)
+
     def headless(depth: int) -> int:
         return tower_parameters({**vision, row.layers_key: depth, "vision_use_head": False}, row)
 

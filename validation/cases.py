@@ -349,6 +349,123 @@ FAMILY_CONFIGS: dict[str, dict[str, Any]] = {
         "tie_word_embeddings": False,
         "torch_dtype": "bfloat16",
     },
+    # Qwen/Qwen3-Next-80B-A3B-Instruct layout: Gated DeltaNet on three layers of four, gated
+    # attention (head_dim 256, q/k norms, partial rotary 25 %) on the fourth, MoE with a gated
+    # shared expert on every layer, 151,936-token vocabulary
+    "qwen3_next": {
+        "architectures": ["Qwen3NextForCausalLM"],
+        "model_type": "qwen3_next",
+        "hidden_size": 512,
+        "intermediate_size": 1536,
+        "num_hidden_layers": 4,
+        "full_attention_interval": 4,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 1,
+        "head_dim": 256,
+        "partial_rotary_factor": 0.25,
+        "linear_num_key_heads": 4,
+        "linear_num_value_heads": 8,
+        "linear_key_head_dim": 128,
+        "linear_value_head_dim": 128,
+        "linear_conv_kernel_dim": 4,
+        "num_experts": 8,
+        "num_experts_per_tok": 2,
+        "decoder_sparse_step": 1,
+        "mlp_only_layers": [],
+        "moe_intermediate_size": 256,
+        "shared_expert_intermediate_size": 256,
+        "norm_topk_prob": True,
+        "output_router_logits": False,
+        "vocab_size": 151936,
+        "max_position_embeddings": 262144,
+        "hidden_act": "silu",
+        "rms_norm_eps": 1e-06,
+        "rope_theta": 10000000.0,
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16",
+    },
+    # ai21labs/AI21-Jamba-Mini-1.5 layout: Mamba-1 mixers (state 16, expand 2, dt/B/C norms)
+    # with attention on one layer of the period and experts on every other layer; the period
+    # halved (4, offset 2) so that four layers hold every kind: Mamba + MLP, Mamba + experts,
+    # attention + MLP, Mamba + experts
+    "jamba": {
+        "architectures": ["JambaForCausalLM"],
+        "model_type": "jamba",
+        "hidden_size": 512,
+        "intermediate_size": 1536,
+        "num_hidden_layers": 4,
+        "attn_layer_period": 4,
+        "attn_layer_offset": 2,
+        "expert_layer_period": 2,
+        "expert_layer_offset": 1,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 2,
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+        "mamba_d_state": 16,
+        "mamba_d_conv": 4,
+        "mamba_expand": 2,
+        "mamba_dt_rank": "auto",
+        "mamba_conv_bias": True,
+        "mamba_proj_bias": False,
+        "use_mamba_kernels": False,
+        "vocab_size": 65536,
+        "max_position_embeddings": 262144,
+        "hidden_act": "silu",
+        "rms_norm_eps": 1e-06,
+        "sliding_window": None,
+        "attention_dropout": 0.0,
+        "output_router_logits": False,
+        "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16",
+    },
+    # llava-hf/llava-1.5-7b-hf layout: a CLIP ViT tower (quick_gelu, [CLS] dropped by the
+    # "default" feature strategy, the second-to-last layer's features), a two-layer GELU
+    # projector with biases, a Llama language model with the image token at 32000 of 32064;
+    # the tower reduced to ViT-B/16's width at 224 px (196 patches) and 2 layers
+    "llava": {
+        "architectures": ["LlavaForConditionalGeneration"],
+        "model_type": "llava",
+        "image_token_index": 32000,
+        "projector_hidden_act": "gelu",
+        "vision_feature_layer": -2,
+        "vision_feature_select_strategy": "default",
+        "multimodal_projector_bias": True,
+        "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16",
+        "text_config": {
+            "model_type": "llama",
+            "hidden_size": 512,
+            "intermediate_size": 1536,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 2,
+            "vocab_size": 32064,
+            "max_position_embeddings": 4096,
+            "hidden_act": "silu",
+            "rms_norm_eps": 1e-05,
+            "rope_theta": 10000.0,
+            "attention_bias": False,
+            "attention_dropout": 0.0,
+            "mlp_bias": False,
+            "tie_word_embeddings": False,
+        },
+        "vision_config": {
+            "model_type": "clip_vision_model",
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 3,
+            "num_attention_heads": 12,
+            "image_size": 224,
+            "patch_size": 16,
+            "projection_dim": 512,
+            "hidden_act": "quick_gelu",
+            "layer_norm_eps": 1e-05,
+            "attention_dropout": 0.0,
+        },
+    },
 }
 
 
@@ -369,6 +486,11 @@ class Case:
     mixed_precision: bool = False  # bf16 autocast over fp32 weights (Trainer `bf16=True`)
     gradient_checkpointing: bool = False
     quick: bool = False  # small enough for the test suite
+    # vision-language models: images in each sequence, their tokens beside the text's
+    # sequence_length ones; height and width None: the size the processor resizes them to
+    images_per_request: int = 0
+    image_height: int | None = None
+    image_width: int | None = None
 
     @property
     def config(self) -> dict[str, Any]:
@@ -381,10 +503,13 @@ class Case:
         return "flash" if self.attention == "sdpa" else "eager"
 
 
-def _inference(family: str, batch: int, seq: int, dtype: str, attention: str = "sdpa") -> Case:
+def _inference(
+    family: str, batch: int, seq: int, dtype: str, attention: str = "sdpa", images: int = 0
+) -> Case:
     short = {"float32": "fp32", "bfloat16": "bf16"}[dtype]
-    name = f"{family}-infer-b{batch}-s{seq}-{short}-{attention}"
-    return Case(name, family, "inference", batch, seq, dtype, attention)
+    pictures = f"-img{images}" if images else ""
+    name = f"{family}-infer-b{batch}-s{seq}{pictures}-{short}-{attention}"
+    return Case(name, family, "inference", batch, seq, dtype, attention, images_per_request=images)
 
 
 def _training(family: str, batch: int, seq: int, label: str, **options: Any) -> Case:
@@ -419,6 +544,9 @@ CASES: tuple[Case, ...] = (
     _inference("mamba2", 2, 1024, "bfloat16", "eager"),  # no attention: no SDPA path
     _inference("nemotron_h", 2, 1024, "bfloat16"),
     _inference("falcon_h1", 2, 1024, "bfloat16"),
+    _inference("qwen3_next", 2, 512, "bfloat16"),
+    _inference("jamba", 2, 1024, "bfloat16"),
+    _inference("llava", 2, 256, "bfloat16", images=2),
     # Training: two steps of forward, backward and optimizer step.
     _training("llama", 2, 256, "adamw-fp32"),
     _training("llama", 2, 512, "adamw-bf16mixed", mixed_precision=True),
@@ -451,6 +579,9 @@ CASES: tuple[Case, ...] = (
     _training("mamba2", 1, 256, "adamw-fp32", attention="eager"),
     _training("nemotron_h", 1, 256, "adamw-fp32"),
     _training("falcon_h1", 1, 512, "adamw-bf16mixed", mixed_precision=True),
+    _training("qwen3_next", 1, 256, "adamw-bf16", dtype="bfloat16"),
+    _training("jamba", 1, 256, "adamw-fp32"),
+    _training("llava", 2, 128, "img1-adamw-bf16", dtype="bfloat16", images_per_request=1),
     # Other shapes (session 6): larger batches and lengths of the mechanisms that missed
     _training("gpt2", 8, 512, "adamw-fp32"),
     _training("gpt2", 2, 1024, "adamw-fp32", attention="eager"),
@@ -492,4 +623,10 @@ def engine_payload(case: Case, method: str) -> dict[str, Any]:
         }
         if case.finetuning == "lora":
             payload["lora_rank"] = case.lora_rank
+    if case.images_per_request:
+        payload |= {
+            "images_per_request": case.images_per_request,
+            "image_height": case.image_height,
+            "image_width": case.image_width,
+        }
     return payload

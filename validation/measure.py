@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 import transformers
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
 
 from validation.cases import CASES_BY_NAME, Case
 
@@ -137,7 +137,9 @@ def build_model(case: Case, device: str = "cpu") -> torch.nn.Module:
 def _build_model(case: Case) -> torch.nn.Module:
     config = AutoConfig.for_model(**case.config)
     torch.manual_seed(SEED)
-    model = AutoModelForCausalLM.from_config(
+    # a vision-language model (a vision_config) is built whole, its tower and projector too
+    auto = AutoModelForImageTextToText if "vision_config" in case.config else AutoModelForCausalLM
+    model = auto.from_config(
         config, dtype=TORCH_DTYPES[case.dtype], attn_implementation=case.attention
     )
     if case.finetuning == "lora":
@@ -173,8 +175,53 @@ def other_dtype_parameters(model: torch.nn.Module, dtype: torch.dtype) -> dict[s
 
 def input_ids(case: Case, batch_size: int, sequence_length: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(SEED)
-    vocab_size = int(case.config["vocab_size"])
-    return torch.randint(0, vocab_size, (batch_size, sequence_length), generator=generator)
+    vocab_size = int(case.config.get("text_config", case.config)["vocab_size"])
+    if case.images_per_request:
+        # text tokens below the image token (LLaVA's added tokens sit at 32000 and above)
+        vocab_size = int(case.config["image_token_index"])
+    ids = torch.randint(0, vocab_size, (batch_size, sequence_length), generator=generator)
+    if not case.images_per_request:
+        return ids
+    # the processor-free path: each image's tokens (its placeholder repeated once per feature,
+    # as LlavaProcessor expands "<image>") ahead of the text
+    image_tokens = torch.full(
+        (batch_size, case.images_per_request * image_tokens_per_image(case)),
+        int(case.config["image_token_index"]),
+    )
+    return torch.cat([image_tokens, ids], dim=1)
+
+
+def image_tokens_per_image(case: Case) -> int:
+    """LLaVA + CLIP: one token per patch, the [CLS] feature dropped by the "default" strategy
+    (modeling_llava.py get_image_features, transformers 5.25)."""
+    vision = case.config["vision_config"]
+    if case.config["model_type"] != "llava" or vision["model_type"] != "clip_vision_model":
+        raise ValueError(f"{case.name}: images are fed to LLaVA + CLIP only")
+    if case.image_height is not None or case.image_width is not None:
+        raise ValueError(f"{case.name}: CLIP takes images at its image_size only")
+    patches = (int(vision["image_size"]) // int(vision["patch_size"])) ** 2
+    full = case.config.get("vision_feature_select_strategy", "default") == "full"
+    return patches + full
+
+
+def pixel_values(case: Case, batch_size: int, device: str) -> dict[str, torch.Tensor]:
+    """The images as CLIPImageProcessor hands them over: (batch x images, 3, size, size) in the
+    weights' dtype, one random image per slot."""
+    if not case.images_per_request:
+        return {}
+    image_tokens_per_image(case)  # refuses what this path cannot feed
+    size = int(case.config["vision_config"]["image_size"])
+    generator = torch.Generator().manual_seed(SEED)
+    shape = (batch_size * case.images_per_request, 3, size, size)
+    pixels = torch.randn(shape, generator=generator).to(TORCH_DTYPES[case.dtype])
+    return {"pixel_values": pixels.to(device)}
+
+
+def training_labels(case: Case, ids: torch.Tensor) -> torch.Tensor:
+    """The tokens as their own labels; image tokens ignored (-100), as collators mask them."""
+    if not case.images_per_request:
+        return ids
+    return ids.masked_fill(ids == int(case.config["image_token_index"]), -100)
 
 
 def kv_cache_tensors(cache: Any) -> list[torch.Tensor]:
@@ -192,11 +239,13 @@ def kv_cache_tensors(cache: Any) -> list[torch.Tensor]:
     return tensors
 
 
-def run_inference(model: torch.nn.Module, ids: torch.Tensor) -> dict[str, Any]:
+def run_inference(
+    model: torch.nn.Module, ids: torch.Tensor, images: dict[str, torch.Tensor]
+) -> dict[str, Any]:
     """One prefill as generate() runs it: no grad, a DynamicCache, logits of the last position."""
     model.eval()
     with torch.no_grad():
-        outputs = model(input_ids=ids, use_cache=True, logits_to_keep=1)
+        outputs = model(input_ids=ids, use_cache=True, logits_to_keep=1, **images)
     cache = getattr(outputs, "past_key_values", None) or outputs.cache
     tensors = kv_cache_tensors(cache)
     result = {
@@ -268,7 +317,11 @@ def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> tuple[int, int]:
 
 
 def run_training(
-    model: torch.nn.Module, ids: torch.Tensor, case: Case, memory: Memory
+    model: torch.nn.Module,
+    ids: torch.Tensor,
+    images: dict[str, torch.Tensor],
+    case: Case,
+    memory: Memory,
 ) -> dict[str, Any]:
     """Steps as the HF Trainer runs them: autocast around the forward and loss only, the outputs
     dropped before backward, gradients set to None after each step."""
@@ -280,11 +333,12 @@ def run_training(
     # transformers' non-reentrant checkpointing installs its own hooks inside each layer, so
     # the copies made there are not seen (nor kept: they are made again while recomputing)
     copies = AutocastCopies(trainable) if case.mixed_precision else None
+    labels = training_labels(case, ids)
     for step in range(1, TRAINING_STEPS + 1):
         memory.reset_peak()
         counting = copies.context() if copies and step == 1 else nullcontext()
         with counting, autocast_context(case, memory.device):
-            outputs = model(input_ids=ids, labels=ids, use_cache=False)
+            outputs = model(input_ids=ids, labels=labels, use_cache=False, **images)
         loss = outputs.loss
         del outputs
         phase_peaks[f"step{step}_forward"] = memory.read()[1]
@@ -317,9 +371,10 @@ def run(
     ids = input_ids(case, batch_size, sequence_length)
     if memory.device != "cpu":
         ids = ids.to(memory.device)  # the same tokens as on the CPU
+    images = pixel_values(case, batch_size, memory.device)
     if case.mode == "inference":
-        return run_inference(model, ids)
-    return run_training(model, ids, case, memory)
+        return run_inference(model, ids, images)
+    return run_training(model, ids, images, case, memory)
 
 
 def warm_up(case: Case, memory: Memory) -> None:

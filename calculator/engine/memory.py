@@ -360,15 +360,18 @@ def _stage_tensors(
             precision.autocast_copy_bytes
         )
         master = trainable * precision.master_bytes
-    gradients = trainable * precision.gradient_bytes
+    # parameters that get a gradient, and so an optimizer state (fused AdamW / foreach SGD skip
+    # a p.grad of None); the tower's weights are spread over the layers as in the weights line
+    graded = trainable - _ungraded_on_gpu(architecture, inputs, layout, stage, plan)
+    gradients = graded * precision.gradient_bytes
     if inputs.optimizer == "adafactor":
         # the factored states scale with the model's matrices, not their values: this GPU's
         # share of the trainable parameters takes that share of them
-        share = trainable / plan.trainable if plan.trainable else Fraction(0)
+        share = graded / plan.trainable if plan.trainable else Fraction(0)
         elements = adafactor_state_elements(architecture, inputs)
         optimizer_states = elements * share * ADAFACTOR_STATE_BYTES
     else:
-        optimizer_states = _optimizer_bytes(inputs.optimizer, trainable, precision.state_bytes)
+        optimizer_states = _optimizer_bytes(inputs.optimizer, graded, precision.state_bytes)
     if inputs.optimizer in PAGED_OPTIMIZERS and inputs.memory_view == "allocated":
         # paged states live in CUDA unified memory (cudaMallocManaged), outside torch's allocator:
         # torch.cuda.max_memory_allocated does not count them; those of small parameters are
@@ -1043,6 +1046,18 @@ def tower_trained(inputs: EstimateInputs) -> bool:
     parameter requires_grad leaves on (transformers leaves the tower's on); LoRA and QLoRA
     adapt the language model's linear layers and freeze the rest."""
     return inputs.training and inputs.finetuning in ("full", "partial")
+
+
+def _ungraded_on_gpu(
+    architecture: Architecture, inputs: EstimateInputs, layout: Layout, stage: Stage, plan: Plan
+) -> Fraction:
+    """This GPU's share of the trained parameters that no gradient reaches (VisionTower
+    ungraded_parameters: LLaVA's tower layers past its feature layer)."""
+    tower = architecture.vision
+    if tower is None or not tower_trained(inputs) or not tower.ungraded_parameters:
+        return Fraction(0)
+    share = Fraction(tower.ungraded_parameters, layout.tensor_parallel) * stage.layer_fraction
+    return share * plan.trainable_share
 
 
 def vision_activations(

@@ -317,6 +317,9 @@ class VisionTower:
     tokens: str = "fixed"
     min_pixels: int = 0
     max_pixels: int = 0
+    # tower parameters no loss reaches, so autograd gives them no gradient (p.grad stays None)
+    # and torch.optim no state: LLaVA's layers past vision_feature_layer and the final norm
+    ungraded_parameters: int = 0
 
     @property
     def parameters(self) -> int:
@@ -476,6 +479,40 @@ def projector_parameters(
     return 2 * v + mlp + len(deepstack) * (2 * wide + mlp)
 
 
+def _feature_layer_depth(outer: Mapping[str, Any], layers: int) -> int:
+    """The encoder layers LLaVA's features come through: vision_feature_layer indexes the
+    tower's hidden_states, the embeddings' output and then one per layer (layers + 1 entries;
+    LlavaConfig default -2, the second-to-last layer)."""
+    selected = outer.get("vision_feature_layer", -2)
+    indices = selected if isinstance(selected, list) else [selected]
+    depths = []
+    for index in indices:
+        if type(index) is not int or not -(layers + 1) <= index <= layers:
+            raise EstimateError(
+                "model.hf_config.vision_feature_layer",
+                f"must index the tower's {layers + 1} hidden states ({-(layers + 1)} to {layers})",
+            )
+        depths.append(index if index >= 0 else layers + 1 + index)
+    return max(depths)
+
+
+def ungraded_parameters(outer: Mapping[str, Any], vision: Mapping[str, Any], row: TowerRow) -> int:
+    """LLaVA's tower parameters past its features: LlavaModel.get_image_features takes
+    `hidden_states[vision_feature_layer]` (modeling_llava.py, transformers 5.25), so the layers
+    after it, the post_layernorm (CLIPVisionTransformer applies it to the pooled [CLS] only) and
+    SigLIP's pooling head run outside the loss's graph."""
+    layers = _integer(vision, row, row.layers_key)
+    depth = _feature_layer_depth(outer, layers)
+
+    def headless(depth: int) -> int:
+        return tower_parameters({**vision, row.layers_key: depth, "vision_use_head": False}, row)
+
+    # the parameters up to `depth` layers (depth 0: the embeddings and pre-norm only)
+    used = headless(1) + (depth - 1) * (headless(2) - headless(1))
+    post_norm = _norm(row, _integer(vision, row, "hidden_size")) if row.post_norm else 0
+    return tower_parameters(vision, row) - used + post_norm
+
+
 def _merge_size(outer: Mapping[str, Any], default: int) -> int:
     merge = outer.get("spatial_merge_size", default)
     if type(merge) is not int or not 0 < merge <= 64:
@@ -544,6 +581,9 @@ def vision_tower(outer: Mapping[str, Any], text_hidden: int) -> VisionTower:
         tokens=tokens,
         min_pixels=model.min_pixels,
         max_pixels=model.max_pixels,
+        ungraded_parameters=(
+            ungraded_parameters(outer, vision, row) if model.projector == "llava" else 0
+        ),
     )
 
 

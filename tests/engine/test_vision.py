@@ -414,6 +414,34 @@ def test_a_trained_qwen_tower_keeps_its_fused_qkv_output() -> None:
     assert with_images.breakdown.activation_peak == peak
 
 
+def test_llavas_layers_past_its_feature_layer_get_no_gradient() -> None:
+    # LlavaModel.get_image_features reads hidden_states[-2] (modeling_llava.py, transformers
+    # 5.25): CLIP's 24th layer and its post_layernorm (applied to the pooled [CLS] only) are
+    # outside the loss's graph, so p.grad stays None and fused AdamW keeps no state for them.
+    # Measured on the validation case llava-train-b2-s128-img1-adamw-bf16-sdpa (3 layers of
+    # 768): 120,944,640 gradient bytes, 2 x (67,561,728 - 7,087,872 - 1,536) bfloat16 values.
+    layer = 4 * (1024 * 1024 + 1024) + (1024 * 4096 + 4096) + (4096 * 1024 + 1024) + 4 * 1024
+    ungraded = layer + 2 * 1024
+    assert ungraded == 12_598_272
+    total = 7_063_427_072
+    assert whole(LLAVA).vision.ungraded_parameters == ungraded
+    fields = {"mode": "training", "weight_dtype": "bfloat16", "images_per_request": 1}
+    result = estimate(LLAVA, sequence_length=512, **fields)
+    # bfloat16 gradients; AdamW's exp_avg and exp_avg_sq in the parameters' dtype
+    assert result.breakdown.gradients == 2 * (total - ungraded)
+    assert result.breakdown.optimizer_states == 2 * 2 * (total - ungraded)
+    assert result.trainable_parameters == total  # every parameter still requires grad
+    # the last layer's features (-1): only the post_layernorm is left out
+    last = estimate(LLAVA | {"vision_feature_layer": -1}, sequence_length=512, **fields)
+    assert last.breakdown.gradients == 2 * (total - 2 * 1024)
+
+
+def test_a_feature_layer_outside_the_tower_is_refused() -> None:
+    with pytest.raises(EstimateError) as error:
+        whole(LLAVA | {"vision_feature_layer": -26})
+    assert error.value.field == "model.hf_config.vision_feature_layer"
+
+
 def test_lora_freezes_the_tower() -> None:
     fields = {"mode": "training", "finetuning": "lora"}
     with_images = estimate(LLAVA, sequence_length=512, images_per_request=1, **fields)

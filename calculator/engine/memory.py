@@ -31,6 +31,7 @@ from calculator.engine.detailed import (
     _stage_weights,
     _training_activations,
     attention_widths,
+    cross_attention_cache_bytes,
     inference_dispatch_bytes,
     inference_layer_activations,
     kv_cache_bytes,
@@ -50,7 +51,7 @@ from calculator.engine.dtypes import (
 )
 from calculator.engine.inputs import ALL_LINEAR, EstimateInputs
 from calculator.engine.parallel import Layout, Stage, layout_for
-from calculator.engine.vision import image_load, tower_architecture
+from calculator.engine.vision import MODELS, image_load, tower_architecture
 
 # CUDA context, kernels and caching-allocator slack: transformers docs measured 1,343 MB on a
 # V100, gpu_poor uses 650 MB (memory-model.md "Runtime overhead"); 1 GiB sits in that range
@@ -321,6 +322,16 @@ def _stage_tensors(
             inputs.kv_cache_dtype,
             conv_state_bytes=dtypes.compute,
         )
+        images = image_load(inputs, architecture.vision)
+        if images is not None:
+            kv_cache += cross_attention_cache_bytes(
+                architecture,
+                layout,
+                stage,
+                inputs.batch_size,
+                images.cross_attention_states,
+                inputs.kv_cache_dtype,
+            )
         activations = _inference_activations(architecture, inputs, layout, stage, dtypes, widths)
         if architecture.vision is not None and stage.has_embeddings:
             # the tower encodes the images before the language model runs: the larger peak
@@ -1046,6 +1057,12 @@ def vision_activations(
     tp = layout.tensor_parallel
     if not tower_trained(inputs):
         peak = inference_layer_activations(encoder, widths, encoded, dtypes, False, tp)
+        if tower.cross_attention_layers:
+            # MllamaVisionEncoder.forward keeps every layer's output (encoder_states, for the
+            # intermediate_layers_indices it concatenates) until the tower returns: beside the
+            # last layer's working set, the other layers' outputs
+            tokens = encoded.batch_size * encoded.sequence_length
+            peak += (tower.num_layers - 1) * tokens * h * dtypes.residual
         return peak, False
     layer = training_layer_activations(encoder, widths, encoded, dtypes, False, False)
     split = layer.split
@@ -1090,11 +1107,34 @@ def _vision_notes(inputs: EstimateInputs, architecture: Architecture, notes: lis
             f"The processor resizes every image to {tower.image_size} px: image_height and "
             f"image_width do not change its {tower.tokens_per_image} tokens"
         )
+    if images.cross_attention_states and inputs.training:
+        notes.append(
+            f"Cross-attention ({MODELS[tower.model].label}): what the "
+            f"{tower.cross_attention_layers} cross-attention layers save for backward of the "
+            f"{images.cross_attention_states_per_image:,} vision states per image (their K and "
+            "V) is not in the activations; their text-side terms are a decoder layer's"
+        )
+    elif images.cross_attention_states:
+        notes.append(
+            f"Cross-attention ({MODELS[tower.model].label}): each of the "
+            f"{tower.cross_attention_layers} cross-attention layers caches K and V of "
+            f"{images.cross_attention_states_per_image:,} vision states per image (every image "
+            "padded to max_num_tiles tiles of patches and [CLS], whatever its size), in the "
+            f"kv_cache line; the text's KV cache is on the other "
+            f"{architecture.num_attention_layers} layers"
+        )
     held = "freed before the language model runs"
     if tower_trained(inputs):
         held = "saved for backward (the tower is trained)"
     elif inputs.training:
         held = "freed before the language model runs (the tower is frozen)"
+    if tower.tokens == "cross":
+        notes.append(
+            f"Images: {images.images} per sequence, one <|image|> token each in the text; the "
+            f"tower encodes {images.patches_per_image:,} positions per image (max_num_tiles "
+            f"tiles, each padded to a multiple of 8), its activations {held}"
+        )
+        return
     notes.append(
         f"Images: {images.images} per sequence x {images.tokens_per_image:,} tokens = "
         f"{images.tokens:,} tokens beside the {inputs.sequence_length:,} of text, in the KV "

@@ -502,7 +502,8 @@ def _aspect_ratios(vision: Mapping[str, Any], row: TowerRow) -> int:
         if _integer(vision, row, "max_num_tiles") != 4:
             # MllamaVisionConfig.validate_architecture
             raise EstimateError(
-                f"{VISION_PREFIX}.max_num_tiles", "must be 4 for the default supported_aspect_ratios"
+                f"{VISION_PREFIX}.max_num_tiles",
+                "must be 4 for the default supported_aspect_ratios",
             )
         return MLLAMA_DEFAULT_ASPECT_RATIOS
     if not isinstance(ratios, list) or not ratios or len(ratios) > _LIMIT:

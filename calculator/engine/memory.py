@@ -1101,6 +1101,14 @@ def _vision_notes(inputs: EstimateInputs, architecture: Architecture, notes: lis
     images = image_load(inputs, tower)
     if images is None:
         notes.append("No images (images_per_request 0): text tokens only")
+        if tower.cross_attention_layers:
+            skipped = "no cache"
+            if inputs.training:
+                skipped += "; the activations still count them as decoder layers"
+            notes.append(
+                f"Without images, {MODELS[tower.model].label}'s text model skips its "
+                f"{tower.cross_attention_layers} cross-attention layers ({skipped})"
+            )
         return
     if tower.tokens == "fixed" and inputs.image_height is not None:
         notes.append(
@@ -1132,7 +1140,8 @@ def _vision_notes(inputs: EstimateInputs, architecture: Architecture, notes: lis
         notes.append(
             f"Images: {images.images} per sequence, one <|image|> token each in the text; the "
             f"tower encodes {images.patches_per_image:,} positions per image (max_num_tiles "
-            f"tiles, each padded to a multiple of 8), its activations {held}"
+            f"tiles, each padded to a multiple of 8), its activations {held}; its concatenated "
+            "output (the last and the intermediate layers' states) is not counted"
         )
         return
     notes.append(

@@ -1055,8 +1055,13 @@ def vision_activations(
     )
     dtypes = _activation_dtypes(inputs)
     tp = layout.tensor_parallel
+    mask = 0
+    if tower.cross_attention_layers:
+        # Mllama's _prepare_aspect_ratio_attention_mask: one (batch x images, 1, S, S) additive
+        # mask over an image's tiles in the model's dtype, alive through both encoders
+        mask = encoded.batch_size * encoded.sequence_length**2 * dtypes.residual
     if not tower_trained(inputs):
-        peak = inference_layer_activations(encoder, widths, encoded, dtypes, False, tp)
+        peak = inference_layer_activations(encoder, widths, encoded, dtypes, False, tp) + mask
         if tower.cross_attention_layers:
             # MllamaVisionEncoder.forward keeps every layer's output (encoder_states, for the
             # intermediate_layers_indices it concatenates) until the tower returns: beside the
@@ -1071,14 +1076,17 @@ def vision_activations(
         # of a Qwen2.5-VL ViT layer: validation/vision_saved_tensors.py)
         split += encoded.batch_size * encoded.sequence_length * 2 * h * dtypes.compute
     one_layer = _per_gpu(layer.replicated, split, tp)
-    if inputs.gradient_checkpointing:
+    tokens = encoded.batch_size * encoded.sequence_length
+    # a gated layer's gate_attn.tanh() * attention output and gate_ffn.tanh() * MLP output
+    # save the attention and MLP outputs for the gates' gradients (MllamaVisionEncoderLayer)
+    gates = tower.gated_layers * tokens * 2 * h * dtypes.compute
+    if inputs.gradient_checkpointing and tower.checkpointed:
         # transformers checkpoints the tower's layers too: their inputs, one layer recomputed
-        tokens = encoded.batch_size * encoded.sequence_length
         kept_inputs = tower.num_layers * tokens * h * dtypes.residual
         stored: Fraction | int = kept_inputs * CHECKPOINTED_INPUTS_PER_LAYER + one_layer
     else:
-        stored = tower.num_layers * one_layer
-    return stored * stage.in_flight_micro_batches, True
+        stored = tower.num_layers * one_layer + gates
+    return (stored + mask) * stage.in_flight_micro_batches, True
 
 
 def _vision_notes(inputs: EstimateInputs, architecture: Architecture, notes: list[str]) -> None:

@@ -51,6 +51,9 @@ class TowerRow:
     # one qkv projection whose output q, k and v are views of: the attention saves v, which
     # keeps the whole 3 x hidden output alive for backward (Qwen's towers)
     fused_qkv: bool = False
+    # its layers are GradientCheckpointingLayer, recomputed under gradient checkpointing
+    # (MllamaVisionEncoderLayer is a plain nn.Module: never checkpointed)
+    checkpointed: bool = True
 
 
 TOWERS: dict[str, TowerRow] = {
@@ -235,6 +238,7 @@ TOWERS: dict[str, TowerRow] = {
         pre_norm=True,
         post_norm=True,
         hidden_act="gelu",
+        checkpointed=False,
     ),
 }
 
@@ -385,6 +389,9 @@ class VisionTower:
     # (patches + [CLS])) an image gives each of them to attend to: their K/V are cached
     cross_attention_layers: int = 0
     cross_attention_states_per_image: int = 0
+    # Mllama's global encoder: layers whose attention and MLP outputs pass a tanh gate
+    gated_layers: int = 0
+    checkpointed: bool = True
 
     @property
     def parameters(self) -> int:
@@ -650,7 +657,7 @@ def vision_tower(outer: Mapping[str, Any], text_hidden: int) -> VisionTower:
     if kind == "pixtral":
         tokens = "pixtral"
     merge = 1
-    tokens_per_image = patches = cross_states = cross_layers = 0
+    tokens_per_image = patches = cross_states = cross_layers = gated = 0
     layers = _integer(vision, row, row.layers_key)
     if tokens == "cross":
         # MllamaVisionModel.forward: every image padded to max_num_tiles tiles of patches and
@@ -664,7 +671,8 @@ def vision_tower(outer: Mapping[str, Any], text_hidden: int) -> VisionTower:
         cross_states = tiles * per_tile
         text = outer.get("text_config")
         cross_layers = cross_attention_layers(text if isinstance(text, Mapping) else {})
-        layers += _integer(vision, row, "num_global_layers")
+        gated = _integer(vision, row, "num_global_layers")
+        layers += gated
     elif tokens == "fixed":
         patches = (image_size // patch) ** 2
         if model_type == "gemma3":
@@ -702,6 +710,8 @@ def vision_tower(outer: Mapping[str, Any], text_hidden: int) -> VisionTower:
         max_pixels=model.max_pixels,
         cross_attention_layers=cross_layers,
         cross_attention_states_per_image=cross_states,
+        gated_layers=gated,
+        checkpointed=row.checkpointed,
     )
 
 

@@ -465,15 +465,47 @@ def test_mllama_tower_keeps_its_encoders_outputs() -> None:
     # 4 tiles of 1601 positions, each padded to 1608 (a multiple of 8): the local and global
     # encoders run over 6,432 positions per image. One layer's peak (LayerNorms, q/k/v/o
     # without rotary but counted by the shared formula, gelu fused), and MllamaVisionEncoder
-    # keeps every layer's output until the tower returns: 32 + 8 - 1 beside the last layer's
+    # keeps every layer's output until the tower returns: 32 + 8 - 1 beside the last layer's;
+    # _prepare_aspect_ratio_attention_mask's 6,432 x 6,432 mask per image, 2 bytes
     tokens = 2 * 6432
     hidden = tokens * 1280 * INFERENCE_HIDDEN_COPIES * 2
     attention = hidden + tokens * (3 * 1280 + 2 * 1280 * INFERENCE_ROTARY_COPIES + 1280) * 2
     mlp = hidden + tokens * 5120 * PLAIN_MLP_INFERENCE_INTERMEDIATES * 2
-    tower = max(attention, mlp) + (32 + 8 - 1) * tokens * 1280 * 2
+    mask = 2 * 6432 * 6432 * 2
+    tower = max(attention, mlp) + (32 + 8 - 1) * tokens * 1280 * 2 + mask
     with_images = estimate(MLLAMA_11B, sequence_length=16, images_per_request=2)
     text_only = estimate(MLLAMA_11B, sequence_length=16 + 2)
     assert with_images.breakdown.activations == max(text_only.breakdown.activations, tower)
+
+
+def test_a_trained_mllama_tower_saves_every_layer_even_when_checkpointing() -> None:
+    # full fine-tuning trains the Mllama ViT: per position, each of its 40 layers saves (as
+    # CLIP's, with a fused gelu) two LayerNorm inputs and outputs, q, k, v and the attention
+    # output, fc1's output and the product, and the float32 logsumexp per head; each of the 8
+    # global layers also keeps its attention and MLP outputs for the tanh gates' gradients;
+    # the tiles' 6,432 x 6,432 attention mask (2 bytes) is alive throughout
+    tokens = 6432
+    norms = (
+        tokens
+        * 1280
+        * NORMS_PER_LAYER
+        * (LAYERNORM_INPUT_COPIES + LAYERNORM_WEIGHT_GRADIENT_COPIES)
+        * 2
+    )
+    attention = tokens * 3 * 1280 * 2 + tokens * 1280 * ATTENTION_OUTPUT_COPIES * 2
+    attention += 16 * tokens * FLASH_LOGSUMEXP_BYTES
+    mlp = tokens * 5120 * PLAIN_MLP_SAVED_INTERMEDIATES * 2
+    gates = 8 * tokens * 2 * 1280 * 2
+    tower = 40 * (norms + attention + mlp) + gates + tokens * tokens * 2
+    fields = {"mode": "training", "mixed_precision": True}
+    with_images = estimate(MLLAMA_11B, sequence_length=512, images_per_request=1, **fields)
+    text_only = estimate(MLLAMA_11B, sequence_length=512 + 1, **fields)
+    assert with_images.breakdown.activation_peak == text_only.breakdown.activation_peak + tower
+    # MllamaVisionEncoderLayer is a plain nn.Module: gradient checkpointing leaves it whole
+    fields["gradient_checkpointing"] = True
+    with_images = estimate(MLLAMA_11B, sequence_length=512, images_per_request=1, **fields)
+    text_only = estimate(MLLAMA_11B, sequence_length=512 + 1, **fields)
+    assert with_images.breakdown.activation_peak == text_only.breakdown.activation_peak + tower
 
 
 def test_inference_counts_the_larger_of_the_tower_and_the_language_model() -> None:

@@ -1064,10 +1064,14 @@ def vision_activations(
         peak = inference_layer_activations(encoder, widths, encoded, dtypes, False, tp) + mask
         if tower.cross_attention_layers:
             # MllamaVisionEncoder.forward keeps every layer's output (encoder_states, for the
-            # intermediate_layers_indices it concatenates) until the tower returns: beside the
-            # last layer's working set, the other layers' outputs
+            # intermediate_layers_indices it concatenates) until the tower returns: during the
+            # last global layer, the local layers' outputs, the global encoder's input (its
+            # caller's) and the other global layers' outputs, one per layer; and the patch
+            # convolution's output (patch_embeds, never rebound in MllamaVisionModel.forward)
             tokens = encoded.batch_size * encoded.sequence_length
-            peak += (tower.num_layers - 1) * tokens * h * dtypes.residual
+            peak += tower.num_layers * tokens * h * dtypes.residual
+            patches = tower.cross_attention_states_per_image - tower.max_num_tiles
+            peak += encoded.batch_size * patches * h * dtypes.residual
         return peak, False
     layer = training_layer_activations(encoder, widths, encoded, dtypes, False, False)
     split = layer.split

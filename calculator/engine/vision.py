@@ -391,6 +391,7 @@ class VisionTower:
     cross_attention_states_per_image: int = 0
     # Mllama's global encoder: layers whose attention and MLP outputs pass a tanh gate
     gated_layers: int = 0
+    max_num_tiles: int = 0  # Mllama: the tiles every image is padded to
     checkpointed: bool = True
 
     @property
@@ -711,6 +712,7 @@ def vision_tower(outer: Mapping[str, Any], text_hidden: int) -> VisionTower:
         cross_attention_layers=cross_layers,
         cross_attention_states_per_image=cross_states,
         gated_layers=gated,
+        max_num_tiles=_integer(vision, row, "max_num_tiles") if tokens == "cross" else 0,
         checkpointed=row.checkpointed,
     )
 

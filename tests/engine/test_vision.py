@@ -464,18 +464,46 @@ def test_mllama_without_images_skips_its_cross_attention_layers() -> None:
 def test_mllama_tower_keeps_its_encoders_outputs() -> None:
     # 4 tiles of 1601 positions, each padded to 1608 (a multiple of 8): the local and global
     # encoders run over 6,432 positions per image. One layer's peak (LayerNorms, q/k/v/o
-    # without rotary but counted by the shared formula, gelu fused), and MllamaVisionEncoder
-    # keeps every layer's output until the tower returns: 32 + 8 - 1 beside the last layer's;
-    # _prepare_aspect_ratio_attention_mask's 6,432 x 6,432 mask per image, 2 bytes
+    # without rotary but counted by the shared formula, gelu fused); MllamaVisionEncoder keeps
+    # every layer's output until the tower returns: during the last global layer, 32 local
+    # outputs, the global encoder's input and 7 global outputs; the patch convolution's output
+    # (4 x 1600 positions); _prepare_aspect_ratio_attention_mask's 6,432 x 6,432 mask per image
     tokens = 2 * 6432
     hidden = tokens * 1280 * INFERENCE_HIDDEN_COPIES * 2
     attention = hidden + tokens * (3 * 1280 + 2 * 1280 * INFERENCE_ROTARY_COPIES + 1280) * 2
     mlp = hidden + tokens * 5120 * PLAIN_MLP_INFERENCE_INTERMEDIATES * 2
+    kept = (32 + 1 + 7) * tokens * 1280 * 2 + 2 * 4 * 1600 * 1280 * 2
     mask = 2 * 6432 * 6432 * 2
-    tower = max(attention, mlp) + (32 + 8 - 1) * tokens * 1280 * 2 + mask
+    tower = max(attention, mlp) + kept + mask
     with_images = estimate(MLLAMA_11B, sequence_length=16, images_per_request=2)
     text_only = estimate(MLLAMA_11B, sequence_length=16 + 2)
     assert with_images.breakdown.activations == max(text_only.breakdown.activations, tower)
+
+
+def test_the_mllama_tower_peak_is_what_was_measured() -> None:
+    # python -m validation.mllama_tower_peak (transformers 5.25, bfloat16, SDPA on CPU): the
+    # Mllama ViT at 224 px tiles (4 x 257 positions, each tile padded to 264: 1,056), 2 local
+    # and 1 global layers, peaks at 41,199,624 live bytes, in the global layer's gelu: less the
+    # pixel input (4 x 3 x 224 x 224 x 2 bytes) and the 8-byte aspect_ratio_ids view, the
+    # MLP's working set (its input and norm, fc1's output and gelu's), the 2 local outputs,
+    # the global encoder's input, patch_embeds (4 x 256 positions) and the 1,056^2 mask
+    vision = {
+        **MLLAMA_11B["vision_config"],
+        "image_size": 224,
+        "num_hidden_layers": 2,
+        "num_global_layers": 1,
+        "intermediate_layers_indices": [0],
+        "vision_output_dim": 2 * 1280,
+    }
+    tokens = 1056
+    mlp = tokens * 1280 * INFERENCE_HIDDEN_COPIES * 2
+    mlp += tokens * 5120 * PLAIN_MLP_INFERENCE_INTERMEDIATES * 2
+    kept = 3 * tokens * 1280 * 2 + 4 * 256 * 1280 * 2
+    tower = mlp + kept + tokens * tokens * 2
+    assert tower == 41_199_624 - 4 * 3 * 224 * 224 * 2 - 8
+    config = {**MLLAMA_11B, "vision_config": vision}
+    result = estimate(config, sequence_length=16, images_per_request=1)
+    assert result.breakdown.activations == tower
 
 
 def test_a_trained_mllama_tower_saves_every_layer_even_when_checkpointing() -> None:
@@ -483,7 +511,21 @@ def test_a_trained_mllama_tower_saves_every_layer_even_when_checkpointing() -> N
     # CLIP's, with a fused gelu) two LayerNorm inputs and outputs, q, k, v and the attention
     # output, fc1's output and the product, and the float32 logsumexp per head; each of the 8
     # global layers also keeps its attention and MLP outputs for the tanh gates' gradients;
-    # the tiles' 6,432 x 6,432 attention mask (2 bytes) is alive throughout
+    # the tiles' 6,432 x 6,432 attention mask (2 bytes) is alive throughout. Measured (python
+    # -m validation.vision_saved_tensors, 224 px tiles, 1,056 positions): 43,329,792 bytes a
+    # local layer and 48,736,516 a global one, 8 a position (and the gates' 4 bytes) above
+    # these terms
+    at_224 = (
+        1056
+        * 1280
+        * NORMS_PER_LAYER
+        * (LAYERNORM_INPUT_COPIES + LAYERNORM_WEIGHT_GRADIENT_COPIES)
+        * 2
+    )
+    at_224 += 1056 * 3 * 1280 * 2 + 1056 * 1280 * ATTENTION_OUTPUT_COPIES * 2
+    at_224 += 16 * 1056 * FLASH_LOGSUMEXP_BYTES + 1056 * 5120 * PLAIN_MLP_SAVED_INTERMEDIATES * 2
+    assert at_224 == 43_329_792 - 1056 * 8
+    assert at_224 + 1056 * 2 * 1280 * 2 == 48_736_516 - 1056 * 8 - 4
     tokens = 6432
     norms = (
         tokens

@@ -459,6 +459,10 @@ def test_mllama_without_images_skips_its_cross_attention_layers() -> None:
     # MllamaTextModel.forward skips a cross-attention layer with no vision states: no cache
     result = estimate(MLLAMA_11B, sequence_length=2048)
     assert result.breakdown.kv_cache == 2048 * 32 * 2 * 8 * 128 * 2
+    assert (
+        "Without images, Llama 3.2 Vision's text model skips its 8 cross-attention layers "
+        "(no cache)" in result.notes
+    )
 
 
 def test_mllama_tower_keeps_its_encoders_outputs() -> None:

@@ -4,9 +4,9 @@
 
 Tied weights count once (`model.parameters()` yields a shared tensor once). The multimodal
 configs the engine knows (calculator/engine/vision.py VISION_MODELS: Gemma 3, LLaVA, Mistral 3,
-Qwen2.5-VL, Qwen3-VL) are counted whole (`AutoModelForImageTextToText`, the vision tower and
-projector included), as the engine counts them; another config with a `text_config` is
-counted for its text model.
+Qwen2.5-VL, Qwen3-VL, Llama 3.2 Vision) are counted whole (`AutoModelForImageTextToText`, the
+vision tower and projector included), as the engine counts them; another config with a
+`text_config` is counted for its text model.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import transformers
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
 
 # calculator/engine/vision.py VISION_MODELS (this script runs outside the service's venv)
-VISION_MODELS = ("gemma3", "llava", "mistral3", "qwen2_5_vl", "qwen3_vl")
+VISION_MODELS = ("gemma3", "llava", "mistral3", "qwen2_5_vl", "qwen3_vl", "mllama")
 
 
 def meta_count(config: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,14 @@ from typing import Any
 
 import torch
 import transformers
-from transformers import CLIPVisionConfig, CLIPVisionModel, PixtralVisionConfig, PixtralVisionModel
+from transformers import (
+    CLIPVisionConfig,
+    CLIPVisionModel,
+    MllamaVisionConfig,
+    MllamaVisionModel,
+    PixtralVisionConfig,
+    PixtralVisionModel,
+)
 from transformers.models.qwen2_5_vl.configuration_qwen2_5_vl import Qwen2_5_VLVisionConfig
 from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import (
     Qwen2_5_VisionTransformerPretrainedModel,
@@ -100,6 +107,40 @@ def qwen2_5_vl(layers: int) -> torch.nn.Module:
     return model.to(torch.bfloat16).train()
 
 
+def mllama(local: int, global_layers: int) -> torch.nn.Module:
+    # Llama 3.2 Vision's ViT at 224 px tiles (4 x (16 x 16 + [CLS]), each tile padded to 264):
+    # the layers are those of the 560 px model, on fewer positions
+    config = MllamaVisionConfig(
+        hidden_size=1280,
+        intermediate_size=5120,
+        num_hidden_layers=local,
+        num_global_layers=global_layers,
+        attention_heads=16,
+        image_size=224,
+        patch_size=14,
+        max_num_tiles=4,
+        intermediate_layers_indices=[0],
+        vision_output_dim=2 * 1280,
+    )
+    model = MllamaVisionModel._from_config(config, attn_implementation="sdpa")
+    return model.to(torch.bfloat16).train()
+
+
+def mllama_layers() -> dict[str, int]:
+    """Bytes one local and one gated global layer save, for one image of 4 tiles."""
+    inputs = {
+        "pixel_values": torch.randn(1, 1, 4, 3, 224, 224, dtype=torch.bfloat16),
+        "aspect_ratio_ids": torch.tensor([[6]]),  # [2, 2]: four tiles
+        "aspect_ratio_mask": torch.ones(1, 1, 4, dtype=torch.long),
+    }
+    base = saved_bytes(mllama(1, 1), inputs)
+    return {
+        "positions": 4 * 264,
+        "bytes_per_local_layer": saved_bytes(mllama(2, 1), inputs) - base,
+        "bytes_per_global_layer": saved_bytes(mllama(1, 2), inputs) - base,
+    }
+
+
 def main() -> int:
     warnings.filterwarnings("ignore")
     transformers.logging.set_verbosity_error()
@@ -126,6 +167,7 @@ def main() -> int:
                 },
             ),
         },
+        "mllama_vit_224px": mllama_layers(),
         "transformers": transformers.__version__,
         "torch": torch.__version__,
     }

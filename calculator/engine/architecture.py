@@ -60,11 +60,13 @@ from calculator.engine.families.decoders import (
     _GEMMA3_TEXT_DEFAULTS,
 )
 from calculator.engine.vision import (
+    MLLAMA_TEXT_DEFAULTS,
     MODELS,
     TEXT_DEFAULTS,
     TEXT_FAMILIES,
     VISION_MODELS,
     describe,
+    mllama_text_extras,
     siglip_vision_parameters,
     tied_embeddings,
     vision_tower,
@@ -380,6 +382,9 @@ def architecture_from_hf_config(config: Mapping[str, Any]) -> tuple[Architecture
         inner_type = text_config.get("model_type")
         if model_type in VISION_MODELS:
             config = {**text_config, "tie_word_embeddings": tied_embeddings(outer, text_config)}
+            if model_type == "mllama":
+                # MllamaTextConfig's defaults, not LlamaConfig's, for the keys it leaves out
+                config = {**MLLAMA_TEXT_DEFAULTS, **config}
             inner_type = TEXT_FAMILIES.get(str(inner_type), inner_type)
             inner_type = inner_type or MODELS[model_type].text_type
             fallback = TEXT_DEFAULTS.get(str(inner_type))
@@ -428,10 +433,23 @@ def _with_vision(
     counts = architecture.parameters
     assert counts is not None
     notes.append(describe(tower))
+    embeddings = cross = 0
+    if outer.get("model_type") == "mllama":
+        text = {**MLLAMA_TEXT_DEFAULTS, **outer["text_config"]}
+        embeddings, cross = mllama_text_extras(
+            text, architecture.hidden_size, architecture.head_dim
+        )
+    text_extras = embeddings + cross
     return replace(
         architecture,
-        parameters=replace(counts, vision=tower.parameters),
-        num_parameters=architecture.num_parameters + tower.parameters,
+        parameters=replace(
+            counts,
+            vision=tower.parameters,
+            embeddings=counts.embeddings + embeddings,
+            attention=counts.attention + cross,
+        ),
+        num_parameters=architecture.num_parameters + text_extras + tower.parameters,
+        num_active_parameters=architecture.num_active_parameters + text_extras,
         vision=tower,
     )
 

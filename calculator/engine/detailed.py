@@ -515,6 +515,27 @@ def kv_cache_bytes(
     return cache + Fraction(batch_size * state_layers * per_sequence, layout.tensor_parallel)
 
 
+def cross_attention_cache_bytes(
+    architecture: Architecture,
+    layout: Layout,
+    stage: Stage,
+    batch_size: int,
+    vision_states: int,
+    kv_dtype: str,
+) -> Fraction:
+    """The cross-attention layers' cache (Llama 3.2 Vision): each keeps K and V of the
+    `vision_states` projected vision states of a sequence's images, computed once at prefill
+    (MllamaTextCrossAttention: k_proj/v_proj of cross_attention_states, cache.update; transformers
+    5.25 MllamaForConditionalGeneration._prepare_static_cache sizes these layers to images x
+    max_num_tiles x (patches + 1)). Worst case, the stage holds as many of them as it can."""
+    tower = architecture.vision
+    if tower is None or not tower.cross_attention_layers or not vision_states:
+        return Fraction(0)
+    layers = min(stage.num_layers, tower.cross_attention_layers)
+    per_state = 2 * layout.kv_heads_per_gpu * architecture.head_dim
+    return batch_size * layers * vision_states * per_state * ELEMENT_BYTES[kv_dtype]
+
+
 def state_layer_bytes(state: StateLayers, conv_state_bytes: int) -> int:
     """One sequence's state in one linear-attention / state-space layer: the convolution state
     (conv_dim x conv_kernel, activations' dtype) and the float32 recurrent state."""

@@ -32,6 +32,7 @@ from calculator.engine.detailed import (
     _stage_weights,
     _training_activations,
     attention_widths,
+    cross_attention_cache_bytes,
     inference_dispatch_bytes,
     inference_layer_activations,
     kv_cache_bytes,
@@ -51,7 +52,7 @@ from calculator.engine.dtypes import (
 )
 from calculator.engine.inputs import ALL_LINEAR, EstimateInputs
 from calculator.engine.parallel import Layout, Stage, layout_for
-from calculator.engine.vision import image_load, tower_architecture
+from calculator.engine.vision import MODELS, image_load, tower_architecture
 
 # CUDA context, kernels and caching-allocator slack: transformers docs measured 1,343 MB on a
 # V100, gpu_poor uses 650 MB (memory-model.md "Runtime overhead"); 1 GiB sits in that range
@@ -322,6 +323,16 @@ def _stage_tensors(
             inputs.kv_cache_dtype,
             conv_state_bytes=dtypes.compute,
         )
+        images = image_load(inputs, architecture.vision)
+        if images is not None:
+            kv_cache += cross_attention_cache_bytes(
+                architecture,
+                layout,
+                stage,
+                inputs.batch_size,
+                images.cross_attention_states,
+                inputs.kv_cache_dtype,
+            )
         activations = _inference_activations(architecture, inputs, layout, stage, dtypes, widths)
         if architecture.vision is not None and stage.has_embeddings:
             # the tower encodes the images before the language model runs: the larger peak
@@ -1083,8 +1094,23 @@ def vision_activations(
     )
     dtypes = _activation_dtypes(inputs)
     tp = layout.tensor_parallel
+    mask = 0
+    if tower.cross_attention_layers:
+        # Mllama's _prepare_aspect_ratio_attention_mask: one (batch x images, 1, S, S) additive
+        # mask over an image's tiles in the model's dtype, alive through both encoders
+        mask = encoded.batch_size * encoded.sequence_length**2 * dtypes.residual
     if not tower_trained(inputs):
-        peak = inference_layer_activations(encoder, widths, encoded, dtypes, False, tp)
+        peak = inference_layer_activations(encoder, widths, encoded, dtypes, False, tp) + mask
+        if tower.cross_attention_layers:
+            # MllamaVisionEncoder.forward keeps every layer's output (encoder_states, for the
+            # intermediate_layers_indices it concatenates) until the tower returns: during the
+            # last global layer, the local layers' outputs, the global encoder's input (its
+            # caller's) and the other global layers' outputs, one per layer; and the patch
+            # convolution's output (patch_embeds, never rebound in MllamaVisionModel.forward)
+            tokens = encoded.batch_size * encoded.sequence_length
+            peak += tower.num_layers * tokens * h * dtypes.residual
+            patches = tower.cross_attention_states_per_image - tower.max_num_tiles
+            peak += encoded.batch_size * patches * h * dtypes.residual
         return peak, False
     layer = training_layer_activations(encoder, widths, encoded, dtypes, False, False)
     split = layer.split
@@ -1093,14 +1119,17 @@ def vision_activations(
         # of a Qwen2.5-VL ViT layer: validation/vision_saved_tensors.py)
         split += encoded.batch_size * encoded.sequence_length * 2 * h * dtypes.compute
     one_layer = _per_gpu(layer.replicated, split, tp)
-    if inputs.gradient_checkpointing:
+    tokens = encoded.batch_size * encoded.sequence_length
+    # a gated layer's gate_attn.tanh() * attention output and gate_ffn.tanh() * MLP output
+    # save the attention and MLP outputs for the gates' gradients (MllamaVisionEncoderLayer)
+    gates = tower.gated_layers * tokens * 2 * h * dtypes.compute
+    if inputs.gradient_checkpointing and tower.checkpointed:
         # transformers checkpoints the tower's layers too: their inputs, one layer recomputed
-        tokens = encoded.batch_size * encoded.sequence_length
         kept_inputs = tower.num_layers * tokens * h * dtypes.residual
         stored: Fraction | int = kept_inputs * CHECKPOINTED_INPUTS_PER_LAYER + one_layer
     else:
-        stored = tower.num_layers * one_layer
-    return stored * stage.in_flight_micro_batches, True
+        stored = tower.num_layers * one_layer + gates
+    return (stored + mask) * stage.in_flight_micro_batches, True
 
 
 def _vision_notes(inputs: EstimateInputs, architecture: Architecture, notes: list[str]) -> None:
@@ -1123,17 +1152,49 @@ def _vision_notes(inputs: EstimateInputs, architecture: Architecture, notes: lis
     images = image_load(inputs, tower)
     if images is None:
         notes.append("No images (images_per_request 0): text tokens only")
+        if tower.cross_attention_layers:
+            skipped = "no cache"
+            if inputs.training:
+                skipped += "; the activations still count them as decoder layers"
+            notes.append(
+                f"Without images, {MODELS[tower.model].label}'s text model skips its "
+                f"{tower.cross_attention_layers} cross-attention layers ({skipped})"
+            )
         return
     if tower.tokens == "fixed" and inputs.image_height is not None:
         notes.append(
             f"The processor resizes every image to {tower.image_size} px: image_height and "
             f"image_width do not change its {tower.tokens_per_image} tokens"
         )
+    if images.cross_attention_states and inputs.training:
+        notes.append(
+            f"Cross-attention ({MODELS[tower.model].label}): what the "
+            f"{tower.cross_attention_layers} cross-attention layers save for backward of the "
+            f"{images.cross_attention_states_per_image:,} vision states per image (their K and "
+            "V) is not in the activations; their text-side terms are a decoder layer's"
+        )
+    elif images.cross_attention_states:
+        notes.append(
+            f"Cross-attention ({MODELS[tower.model].label}): each of the "
+            f"{tower.cross_attention_layers} cross-attention layers caches K and V of "
+            f"{images.cross_attention_states_per_image:,} vision states per image (every image "
+            "padded to max_num_tiles tiles of patches and [CLS], whatever its size), in the "
+            f"kv_cache line; the text's KV cache is on the other "
+            f"{architecture.num_attention_layers} layers"
+        )
     held = "freed before the language model runs"
     if tower_trained(inputs):
         held = "saved for backward (the tower is trained)"
     elif inputs.training:
         held = "freed before the language model runs (the tower is frozen)"
+    if tower.tokens == "cross":
+        notes.append(
+            f"Images: {images.images} per sequence, one <|image|> token each in the text; the "
+            f"tower encodes {images.patches_per_image:,} positions per image (max_num_tiles "
+            f"tiles, each padded to a multiple of 8), its activations {held}; its concatenated "
+            "output (the last and the intermediate layers' states) is not counted"
+        )
+        return
     notes.append(
         f"Images: {images.images} per sequence x {images.tokens_per_image:,} tokens = "
         f"{images.tokens:,} tokens beside the {inputs.sequence_length:,} of text, in the KV "

@@ -51,6 +51,9 @@ class TowerRow:
     # one qkv projection whose output q, k and v are views of: the attention saves v, which
     # keeps the whole 3 x hidden output alive for backward (Qwen's towers)
     fused_qkv: bool = False
+    # its layers are GradientCheckpointingLayer, recomputed under gradient checkpointing
+    # (MllamaVisionEncoderLayer is a plain nn.Module: never checkpointed)
+    checkpointed: bool = True
 
 
 TOWERS: dict[str, TowerRow] = {
@@ -202,6 +205,41 @@ TOWERS: dict[str, TowerRow] = {
         hidden_act="gelu_pytorch_tanh",
         fused_qkv=True,
     ),
+    # MllamaVisionModel (modeling_mllama.py): patch Conv2d without bias, class_embedding, a
+    # gated positional embedding (a position per patch and [CLS], and a tile table per aspect
+    # ratio), gated pre/post tile embeddings, layernorm_pre/post, a local transformer of
+    # q/k/v/o without biases and fc1/fc2 with biases, and a global one of gated layers (code:
+    # _mllama_extras); defaults of MllamaVisionConfig
+    "mllama_vision_model": TowerRow(
+        "Mllama ViT",
+        "num_hidden_layers",
+        "attention_heads",
+        "num_channels",
+        {
+            "hidden_size": 1280,
+            "intermediate_size": 5120,
+            "num_hidden_layers": 32,
+            "attention_heads": 16,
+            "num_channels": 3,
+            "image_size": 448,
+            "patch_size": 14,
+            "num_global_layers": 8,
+            "max_num_tiles": 4,
+            "vision_output_dim": 7680,
+        },
+        layer_norm=True,
+        attention_bias=False,
+        gated_mlp=False,
+        mlp_bias=True,
+        patch_bias=False,
+        temporal_patch=False,
+        class_embedding=True,
+        positions="per_patch",
+        pre_norm=True,
+        post_norm=True,
+        hidden_act="gelu",
+        checkpointed=False,
+    ),
 }
 
 
@@ -217,7 +255,9 @@ class ModelRow:
     # qwen3_merger
     projector: str
     # "fixed": the image is resized to vision_config.image_size; "pixtral": resized to fit the
-    # longest edge, rows of tokens ending in [IMG_BREAK]; "qwen": Qwen2-VL's smart_resize
+    # longest edge, rows of tokens ending in [IMG_BREAK]; "qwen": Qwen2-VL's smart_resize;
+    # "cross": one <|image|> token in the text, the tiles' vision states attended to by the
+    # cross-attention layers (Llama 3.2 Vision)
     tokens: str
     # the outer config class's tie_word_embeddings default (transformers 5.25 ties the LM head
     # by the outer config's flag: modeling_utils.py get_expanded_tied_weights_keys)
@@ -262,6 +302,9 @@ MODELS: dict[str, ModelRow] = {
         min_pixels=65_536,
         max_pixels=16_777_216,
     ),
+    # MllamaForConditionalGeneration (Llama 3.2 Vision): the Mllama ViT over max_num_tiles
+    # tiles, a Linear projector, a Llama text model with cross-attention layers
+    "mllama": ModelRow("Llama 3.2 Vision", "mllama_vision_model", "llama", "mllama", "cross"),
 }
 VISION_MODELS = tuple(MODELS)
 # the vision tower rows a model may name in vision_config.model_type
@@ -271,9 +314,15 @@ _TOWER_OF_MODEL = {
     "mistral3": ("pixtral",),
     "qwen2_5_vl": ("qwen2_5_vl",),
     "qwen3_vl": ("qwen3_vl",),
+    "mllama": ("mllama_vision_model",),
 }
-# Text families the multimodal text_config's model_type maps to (same layout, other names)
-TEXT_FAMILIES = {"qwen2_5_vl_text": "qwen2", "qwen3_vl_text": "qwen3"}
+# Text families the multimodal text_config's model_type maps to (same layout, other names;
+# MllamaTextModel's self-attention layers are Llama's, its extras are mllama_text_extras)
+TEXT_FAMILIES = {
+    "qwen2_5_vl_text": "qwen2",
+    "qwen3_vl_text": "qwen3",
+    "mllama_text_model": "llama",
+}
 # The text config class's defaults for the required keys a text_config leaves out (LLaVA 1.5's
 # text_config names only vocab_size and max_position_embeddings): LlamaConfig
 # (configuration_llama.py); Gemma3TextConfig's are decoders._GEMMA3_TEXT_DEFAULTS
@@ -287,6 +336,25 @@ TEXT_DEFAULTS: dict[str, Mapping[str, int]] = {
     },
 }
 GEMMA3_TOKENS_PER_IMAGE = 256  # Gemma3Config mm_tokens_per_image
+# MllamaTextConfig's defaults (configuration_mllama.py, transformers 5.25), laid under a
+# text_config's own keys: its layout differs from LlamaConfig's (40 layers, 8 KV heads)
+MLLAMA_TEXT_DEFAULTS: Mapping[str, Any] = {
+    "vocab_size": 128_256,
+    "hidden_size": 4096,
+    "num_hidden_layers": 40,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "intermediate_size": 14_336,
+    "hidden_act": "silu",
+    "max_position_embeddings": 131_072,
+    "cross_attention_layers": [3, 8, 13, 18, 23, 28, 33, 38],
+}
+# MllamaTextModel embed_tokens: nn.Embedding(vocab_size + 8, hidden) (modeling_mllama.py)
+MLLAMA_EXTRA_EMBEDDING_ROWS = 8
+# MllamaVisionModel pads each tile's patches and [CLS] to a multiple of 8 before its encoders
+MLLAMA_TILE_PADDING = 8
+# MllamaVisionConfig's supported_aspect_ratios default, valid only for max_num_tiles 4
+MLLAMA_DEFAULT_ASPECT_RATIOS = 8
 
 
 @dataclass(frozen=True)
@@ -320,6 +388,14 @@ class VisionTower:
     # tower parameters no loss reaches, so autograd gives them no gradient (p.grad stays None)
     # and torch.optim no state: LLaVA's layers past vision_feature_layer and the final norm
     ungraded_parameters: int = 0
+    # Llama 3.2 Vision: the text model's cross-attention layers, and the vision states (tiles x
+    # (patches + [CLS])) an image gives each of them to attend to: their K/V are cached
+    cross_attention_layers: int = 0
+    cross_attention_states_per_image: int = 0
+    # Mllama's global encoder: layers whose attention and MLP outputs pass a tanh gate
+    gated_layers: int = 0
+    max_num_tiles: int = 0  # Mllama: the tiles every image is padded to
+    checkpointed: bool = True
 
     @property
     def parameters(self) -> int:
@@ -332,8 +408,9 @@ class VisionTower:
     def image_tokens(self, height: int, width: int) -> tuple[int, int]:
         """(tokens in the text sequence, patches the tower encodes) for one height x width image.
 
-        Fixed-size towers ignore the size (the processor resizes every image to image_size)."""
-        if self.tokens == "fixed":
+        Fixed-size towers ignore the size (the processor resizes every image to image_size;
+        Mllama's pads every image to max_num_tiles tiles)."""
+        if self.tokens in ("fixed", "cross"):
             return self.tokens_per_image, self.patches_per_image
         patch, merge = self.patch_size, self.spatial_merge_size
         if self.tokens == "pixtral":
@@ -368,6 +445,10 @@ def tied_embeddings(outer: Mapping[str, Any], text_config: Mapping[str, Any]) ->
     """Whether transformers ties the LM head to the embeddings: the outer config's flag (its
     class default when left out), or the text_config's true (LlavaConfig, Qwen2_5_VLConfig and
     Qwen3VLConfig forward a text_config tie_word_embeddings true to the outer config)."""
+    if outer.get("model_type") == "mllama":
+        # MllamaForConditionalGeneration ties nothing (no _tied_weights_keys): its embeddings
+        # have 8 more rows than the LM head
+        return False
     value = outer.get("tie_word_embeddings")
     if value is None:
         value = MODELS[str(outer.get("model_type"))].tied_default
@@ -414,6 +495,8 @@ def tower_parameters(vision: Mapping[str, Any], row: TowerRow) -> int:
     per_layer = attention + mlp + 2 * _norm(row, h)
     total = embeddings + layers * per_layer
     total += _norm(row, h) * (row.pre_norm + row.post_norm)
+    if row is TOWERS["mllama_vision_model"]:
+        total += _mllama_extras(vision, row, per_layer)
     if row is TOWERS["siglip_vision_model"] and vision.get("vision_use_head", True):
         # SiglipMultiheadAttentionPoolingHead: a probe, nn.MultiheadAttention (in_proj 3h x h
         # with bias, out_proj), a LayerNorm and the MLP
@@ -421,6 +504,62 @@ def tower_parameters(vision: Mapping[str, Any], row: TowerRow) -> int:
             h + (3 * h * h + 3 * h) + (h * h + h) + 2 * h + (h * width + width) + (width * h + h)
         )
     return total
+
+
+def _aspect_ratios(vision: Mapping[str, Any], row: TowerRow) -> int:
+    """len(supported_aspect_ratios), MllamaVisionConfig's 8 when left out."""
+    ratios = vision.get("supported_aspect_ratios")
+    if ratios is None:
+        if _integer(vision, row, "max_num_tiles") != 4:
+            # MllamaVisionConfig.validate_architecture
+            raise EstimateError(
+                f"{VISION_PREFIX}.max_num_tiles",
+                "must be 4 for the default supported_aspect_ratios",
+            )
+        return MLLAMA_DEFAULT_ASPECT_RATIOS
+    if not isinstance(ratios, list) or not ratios or len(ratios) > _LIMIT:
+        raise EstimateError(f"{VISION_PREFIX}.supported_aspect_ratios", "must be a list of pairs")
+    return len(ratios)
+
+
+def _mllama_extras(vision: Mapping[str, Any], row: TowerRow, per_layer: int) -> int:
+    """MllamaVisionModel beyond the row's layout: the tile embeddings and the global encoder."""
+    h = _integer(vision, row, "hidden_size")
+    tiles = _integer(vision, row, "max_num_tiles")
+    positions = (_integer(vision, row, "image_size") // _integer(vision, row, "patch_size")) ** 2
+    # nn.Embedding(max_aspect_ratio_id + 1, ...): one row per aspect ratio and id 0, padding
+    ids = _aspect_ratios(vision, row) + 1
+    # MllamaPrecomputedPositionEmbedding: its gate and tile_embedding (ids x tiles x (patches +
+    # [CLS]) x h; the per-patch embedding is the row's)
+    gated_positions = 1 + ids * tiles * (positions + 1) * h
+    # pre_ and post_tile_positional_embedding: ids x tiles x h each, and a gate
+    tile_embeddings = 2 * (ids * tiles * h + 1)
+    # global_transformer: num_global_layers encoder layers, each with gate_attn and gate_ffn
+    global_layers = _integer(vision, row, "num_global_layers") * (per_layer + 2)
+    return gated_positions + tile_embeddings + global_layers
+
+
+def mllama_text_extras(text: Mapping[str, Any], hidden: int, head_dim: int) -> tuple[int, int]:
+    """(embedding, cross-attention layer) parameters MllamaTextModel has beyond the Llama
+    layers counted for its num_hidden_layers: 8 more embedding rows, and per cross-attention
+    layer q_norm and k_norm (RMSNorm(head_dim) each) and the tanh gates of its attention and
+    MLP (MllamaCrossAttentionDecoderLayer; its projections, MLP and norms are a Llama layer's)."""
+    return MLLAMA_EXTRA_EMBEDDING_ROWS * hidden, cross_attention_layers(text) * (2 * head_dim + 2)
+
+
+def cross_attention_layers(text: Mapping[str, Any]) -> int:
+    """How many of the text model's layers are MllamaCrossAttentionDecoderLayer: the indices of
+    cross_attention_layers within range(num_hidden_layers) (MllamaTextModel.__init__)."""
+    indices = text.get("cross_attention_layers", MLLAMA_TEXT_DEFAULTS["cross_attention_layers"])
+    field = "model.hf_config.text_config.cross_attention_layers"
+    if not isinstance(indices, list) or any(type(i) is not int for i in indices):
+        raise EstimateError(field, "must be a list of layer indices")
+    layers = text.get("num_hidden_layers", MLLAMA_TEXT_DEFAULTS["num_hidden_layers"])
+    if type(layers) is not int or not 0 < layers <= _LIMIT:
+        raise EstimateError(
+            "model.hf_config.text_config.num_hidden_layers", "must be a positive integer"
+        )
+    return len({i for i in indices if 0 <= i < layers})
 
 
 def siglip_vision_parameters(vision: Mapping[str, Any]) -> int:
@@ -442,6 +581,17 @@ def projector_parameters(
 ) -> int:
     """The projector from the tower's width `v` to the text width `text`."""
     v = _integer(vision, row, "hidden_size")
+    if projector == "mllama":
+        # MllamaModel multi_modal_projector: Linear(vision_output_dim -> text, bias); the
+        # tower's output is its last state and intermediate_layers_indices' states side by side
+        width = _integer(vision, row, "vision_output_dim")
+        indices = vision.get("intermediate_layers_indices", [3, 7, 15, 23, 30])
+        if not isinstance(indices, list) or width != v * (1 + len(indices)):
+            raise EstimateError(
+                f"{VISION_PREFIX}.vision_output_dim",
+                "must be hidden_size x (1 + len(intermediate_layers_indices))",
+            )
+        return _linear(width, text, True)
     if projector == "gemma3":
         # Gemma3MultiModalProjector: mm_input_projection_weight (v x text), mm_soft_emb_norm
         # (an RMSNorm of v)
@@ -545,8 +695,23 @@ def vision_tower(outer: Mapping[str, Any], text_hidden: int) -> VisionTower:
     if kind == "pixtral":
         tokens = "pixtral"
     merge = 1
-    tokens_per_image = patches = 0
-    if tokens == "fixed":
+    tokens_per_image = patches = cross_states = cross_layers = gated = 0
+    layers = _integer(vision, row, row.layers_key)
+    if tokens == "cross":
+        # MllamaVisionModel.forward: every image padded to max_num_tiles tiles of patches and
+        # [CLS]; both encoders run over an image's tiles as one sequence, each tile padded to a
+        # multiple of 8 positions; the padding is cut before the projector. The text holds one
+        # <|image|> token per image (MllamaProcessor)
+        tiles = _integer(vision, row, "max_num_tiles")
+        per_tile = (image_size // patch) ** 2 + 1
+        padded = -(-per_tile // MLLAMA_TILE_PADDING) * MLLAMA_TILE_PADDING
+        tokens_per_image, patches = 1, tiles * padded
+        cross_states = tiles * per_tile
+        text = outer.get("text_config")
+        cross_layers = cross_attention_layers(text if isinstance(text, Mapping) else {})
+        gated = _integer(vision, row, "num_global_layers")
+        layers += gated
+    elif tokens == "fixed":
         patches = (image_size // patch) ** 2
         if model_type == "gemma3":
             tokens_per_image = _positive(outer, "mm_tokens_per_image", GEMMA3_TOKENS_PER_IMAGE)
@@ -564,7 +729,7 @@ def vision_tower(outer: Mapping[str, Any], text_hidden: int) -> VisionTower:
         kind=kind,
         hidden_size=_integer(vision, row, "hidden_size"),
         intermediate_size=_integer(vision, row, "intermediate_size"),
-        num_layers=_integer(vision, row, row.layers_key),
+        num_layers=layers,
         num_attention_heads=_integer(vision, row, row.heads_key),
         patch_size=patch,
         tower_parameters=tower,
@@ -584,6 +749,11 @@ def vision_tower(outer: Mapping[str, Any], text_hidden: int) -> VisionTower:
         ungraded_parameters=(
             ungraded_parameters(outer, vision, row) if model.projector == "llava" else 0
         ),
+        cross_attention_layers=cross_layers,
+        cross_attention_states_per_image=cross_states,
+        gated_layers=gated,
+        max_num_tiles=_integer(vision, row, "max_num_tiles") if tokens == "cross" else 0,
+        checkpointed=row.checkpointed,
     )
 
 
@@ -596,7 +766,13 @@ def _positive(config: Mapping[str, Any], key: str, default: int) -> int:
 
 def describe(tower: VisionTower) -> str:
     """The note on a multimodal model's weights."""
-    if tower.tokens == "fixed":
+    if tower.tokens == "cross":
+        per_image = (
+            f"each image takes one <|image|> token; its {tower.cross_attention_states_per_image:,} "
+            f"vision states are attended to (and cached) by the {tower.cross_attention_layers} "
+            "cross-attention layers"
+        )
+    elif tower.tokens == "fixed":
         per_image = f"each image takes {tower.tokens_per_image} tokens"
     else:
         per_image = "an image's tokens follow its size (image_height, image_width)"
@@ -614,10 +790,16 @@ class ImageLoad:
     images: int  # per sequence (images_per_request)
     tokens_per_image: int  # in the language model's sequence
     patches_per_image: int  # the tower's sequence length per image
+    # the vision states each cross-attention layer attends to per image (Llama 3.2 Vision)
+    cross_attention_states_per_image: int = 0
 
     @property
     def tokens(self) -> int:
         return self.images * self.tokens_per_image
+
+    @property
+    def cross_attention_states(self) -> int:
+        return self.images * self.cross_attention_states_per_image
 
 
 # Qwen2-VL's smart_resize refuses an aspect ratio beyond this (image_processing_qwen2_vl.py)
@@ -648,7 +830,7 @@ def check_images(inputs: EstimateInputs, tower: VisionTower | None) -> None:
     if (height is None) != (width is None):
         missing = "image_width" if width is None else "image_height"
         raise EstimateError(missing, "give both image_height and image_width, or neither")
-    if tower.tokens == "fixed":
+    if tower.tokens in ("fixed", "cross"):
         return
     if height is None or width is None:
         raise EstimateError(
@@ -668,7 +850,9 @@ def image_load(inputs: EstimateInputs, tower: VisionTower | None) -> ImageLoad |
     if not inputs.images_per_request or tower is None:
         return None
     tokens, patches = tower.image_tokens(inputs.image_height or 0, inputs.image_width or 0)
-    return ImageLoad(inputs.images_per_request, tokens, patches)
+    return ImageLoad(
+        inputs.images_per_request, tokens, patches, tower.cross_attention_states_per_image
+    )
 
 
 def tower_architecture(tower: VisionTower) -> Architecture:

@@ -1,8 +1,9 @@
 """Vision-language models: the tower and projector counted whole, and an image's tokens.
 
 The configs are the published config.json values (typed here) of llava-hf/llava-1.5-7b-hf,
-Qwen/Qwen2.5-VL-7B-Instruct, mistralai/Mistral-Small-3.1-24B-Instruct-2503 and
-Qwen/Qwen3-VL-4B-Instruct. Each whole-model count is what transformers 5.25.0 instantiates,
+Qwen/Qwen2.5-VL-7B-Instruct, mistralai/Mistral-Small-3.1-24B-Instruct-2503,
+Qwen/Qwen3-VL-4B-Instruct and meta-llama/Llama-3.2-11B-Vision (where it was read: at
+MLLAMA_11B). Each whole-model count is what transformers 5.25.0 instantiates,
 `sum(p.numel() for p in AutoModelForImageTextToText.from_config(cfg).parameters())` on the meta
 device (validation/meta_count.py); the tower and projector counts are worked by hand below.
 """
@@ -178,6 +179,62 @@ QWEN3_VL_4B = {
     },
 }
 
+# meta-llama/Llama-3.2-11B-Vision(-Instruct) config.json: vision_config as quoted (with its
+# preprocessor_config.json: max_image_tiles 4, 560 x 560 tiles) in danbev/learning-ai
+# notes/llama.cpp/llama-3-2-vision.md; text_config as spelled out by a public fine-tuning script
+# of mylesgoose/Llama-3.2-11B-Vision-Instruct (MllamaForConditionalGeneration.from_pretrained
+# kwargs). Neither quote names intermediate_layers_indices: MllamaVisionConfig's default
+# [3, 7, 15, 23, 30] (transformers 5.25 configuration_mllama.py), which vision_output_dim
+# 7680 = 1280 x (1 + 5) agrees with
+MLLAMA_11B = {
+    "architectures": ["MllamaForConditionalGeneration"],
+    "image_token_index": 128256,
+    "model_type": "mllama",
+    "text_config": {
+        "cross_attention_layers": [3, 8, 13, 18, 23, 28, 33, 38],
+        "dropout": 0,
+        "eos_token_id": [128001, 128008, 128009],
+        "hidden_act": "silu",
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "max_position_embeddings": 131072,
+        "model_type": "mllama_text_model",
+        "num_attention_heads": 32,
+        "num_hidden_layers": 40,
+        "num_key_value_heads": 8,
+        "pad_token_id": 128004,
+        "rms_norm_eps": 1e-05,
+        "rope_scaling": {
+            "factor": 8.0,
+            "high_freq_factor": 4.0,
+            "low_freq_factor": 1.0,
+            "original_max_position_embeddings": 8192,
+            "rope_type": "llama3",
+        },
+        "rope_theta": 500000.0,
+        "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16",
+        "vocab_size": 128256,
+    },
+    "torch_dtype": "bfloat16",
+    "vision_config": {
+        "attention_heads": 16,
+        "hidden_act": "gelu",
+        "hidden_size": 1280,
+        "image_size": 560,
+        "intermediate_layers_indices": [3, 7, 15, 23, 30],
+        "intermediate_size": 5120,
+        "max_num_tiles": 4,
+        "model_type": "mllama_vision_model",
+        "num_channels": 3,
+        "num_global_layers": 8,
+        "num_hidden_layers": 32,
+        "patch_size": 14,
+        "supported_aspect_ratios": [[1, 1], [1, 2], [1, 3], [1, 4], [2, 1], [2, 2], [3, 1], [4, 1]],
+        "vision_output_dim": 7680,
+    },
+}
+
 
 def whole(config: dict[str, Any]):
     architecture, _ = architecture_from_hf_config(config)
@@ -255,6 +312,69 @@ def test_qwen3_vl_counts_its_position_table_and_deepstack_mergers() -> None:
     assert qwen.num_parameters == 4_437_815_808  # transformers 5.25.0, meta device
 
 
+# MllamaVisionModel, 560 px tiles of 14 px patches: 40 x 40 = 1600 patches and [CLS] per tile;
+# nn.Embedding rows for the 8 supported aspect ratios and id 0 (padding)
+MLLAMA_LAYER = (
+    4 * 1280 * 1280  # q/k/v/o_proj, no biases
+    + (1280 * 5120 + 5120)  # fc1
+    + (5120 * 1280 + 1280)  # fc2
+    + 2 * 2 * 1280  # input_layernorm, post_attention_layernorm
+)
+
+
+def mllama_tower(positions: int) -> int:
+    """MllamaVisionModel by hand, `positions` patches and [CLS] per tile."""
+    return (
+        3 * 14 * 14 * 1280  # patch_embedding Conv2d, no bias
+        + 1280  # class_embedding
+        + (1 + positions * 1280 + 9 * 4 * positions * 1280)  # gated_positional_embedding
+        + 2 * (9 * 4 * 1280 + 1)  # pre_ and post_tile_positional_embedding, each gated
+        + 2 * 2 * 1280  # layernorm_pre, layernorm_post
+        + 32 * MLLAMA_LAYER  # transformer
+        + 8 * (MLLAMA_LAYER + 2)  # global_transformer: gate_attn, gate_ffn per layer
+    )
+
+
+def test_mllama_counts_its_tiled_tower_projector_and_cross_attention_layers() -> None:
+    tower = mllama_tower(1601)
+    assert tower == 863_567_379  # model.vision_model, transformers 5.25.0, meta device
+    projector = 7680 * 4096 + 4096  # multi_modal_projector Linear(7680 -> 4096), bias
+    # MllamaTextModel: 40 layers of Llama's shape, 8 of them MllamaCrossAttentionDecoderLayer
+    # with q_norm and k_norm (RMSNorm(128) each) and two tanh gates; vocab_size + 8 embedding
+    # rows; the LM head untied (128256 rows)
+    llama_layer = 2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336 + 2 * 4096
+    text = 40 * llama_layer + 8 * (2 * 128 + 2) + (128256 + 8) * 4096 + 4096
+    assert text == 9_249_855_504  # model.language_model, meta device
+    head = 128256 * 4096
+    mllama = whole(MLLAMA_11B)
+    assert (mllama.vision.tower_parameters, mllama.vision.projector_parameters) == (
+        tower,
+        projector,
+    )
+    assert not mllama.tie_word_embeddings
+    assert mllama.num_parameters == tower + projector + text + head
+    assert mllama.num_parameters == 10_670_220_835  # transformers 5.25.0, meta device
+    assert mllama.num_active_parameters == text + head
+    # the cross-attention layers keep no KV cache of the text
+    assert (mllama.num_layers, mllama.num_attention_layers) == (40, 32)
+
+
+def test_mllama_config_defaults_are_mllamas() -> None:
+    # MllamaConfig() (text and vision configs empty): MllamaTextConfig's 40 layers, 8 KV heads
+    # and 14336-wide MLP, MllamaVisionConfig's 448 px tiles (32 x 32 patches and [CLS])
+    mllama = whole({"model_type": "mllama", "text_config": {}, "vision_config": {}})
+    assert mllama.vision.tower_parameters == mllama_tower(1025)
+    assert mllama.num_key_value_heads == 8
+    assert mllama.num_parameters == 10_642_941_475  # transformers 5.25.0, meta device
+
+
+def test_mllama_refuses_an_output_width_its_indices_do_not_make() -> None:
+    vision = {**MLLAMA_11B["vision_config"], "intermediate_layers_indices": [3, 7]}
+    with pytest.raises(EstimateError) as error:
+        architecture_from_hf_config({**MLLAMA_11B, "vision_config": vision})
+    assert error.value.field == "model.hf_config.vision_config.vision_output_dim"
+
+
 def test_the_tower_is_not_active_per_token() -> None:
     qwen = whole(QWEN2_5_VL)
     assert qwen.num_active_parameters == qwen.num_parameters - qwen.vision.parameters
@@ -317,6 +437,121 @@ def test_image_tokens_go_into_the_kv_cache() -> None:
     )
     assert result.breakdown.kv_cache == (2048 + 999) * 28 * 2 * 4 * 128 * 2
     assert any("999 tokens beside the 2,048 of text" in note for note in result.notes)
+
+
+def test_mllama_caches_the_vision_states_in_its_cross_attention_layers() -> None:
+    # one image: one <|image|> token beside 2,048 of text in the 32 self-attention layers'
+    # cache; each of the 8 cross-attention layers caches K and V of 4 tiles x 1601 vision
+    # states (MllamaForConditionalGeneration._prepare_static_cache), 8 KV heads x 128, 2 bytes
+    text = (2048 + 1) * 32 * 2 * 8 * 128 * 2
+    cross = 8 * 4 * 1601 * 2 * 8 * 128 * 2
+    result = estimate(MLLAMA_11B, sequence_length=2048, images_per_request=1)
+    assert result.breakdown.kv_cache == text + cross
+    # every image is padded to max_num_tiles tiles: its size changes nothing
+    sized = estimate(
+        MLLAMA_11B, sequence_length=2048, images_per_request=1, image_height=300, image_width=900
+    )
+    assert sized.breakdown == result.breakdown
+    assert any("caches K and V of 6,404 vision states per image" in n for n in result.notes)
+
+
+def test_mllama_without_images_skips_its_cross_attention_layers() -> None:
+    # MllamaTextModel.forward skips a cross-attention layer with no vision states: no cache
+    result = estimate(MLLAMA_11B, sequence_length=2048)
+    assert result.breakdown.kv_cache == 2048 * 32 * 2 * 8 * 128 * 2
+    assert (
+        "Without images, Llama 3.2 Vision's text model skips its 8 cross-attention layers "
+        "(no cache)" in result.notes
+    )
+
+
+def test_mllama_tower_keeps_its_encoders_outputs() -> None:
+    # 4 tiles of 1601 positions, each padded to 1608 (a multiple of 8): the local and global
+    # encoders run over 6,432 positions per image. One layer's peak (LayerNorms, q/k/v/o
+    # without rotary but counted by the shared formula, gelu fused); MllamaVisionEncoder keeps
+    # every layer's output until the tower returns: during the last global layer, 32 local
+    # outputs, the global encoder's input and 7 global outputs; the patch convolution's output
+    # (4 x 1600 positions); _prepare_aspect_ratio_attention_mask's 6,432 x 6,432 mask per image
+    tokens = 2 * 6432
+    hidden = tokens * 1280 * INFERENCE_HIDDEN_COPIES * 2
+    attention = hidden + tokens * (3 * 1280 + 2 * 1280 * INFERENCE_ROTARY_COPIES + 1280) * 2
+    mlp = hidden + tokens * 5120 * PLAIN_MLP_INFERENCE_INTERMEDIATES * 2
+    kept = (32 + 1 + 7) * tokens * 1280 * 2 + 2 * 4 * 1600 * 1280 * 2
+    mask = 2 * 6432 * 6432 * 2
+    tower = max(attention, mlp) + kept + mask
+    with_images = estimate(MLLAMA_11B, sequence_length=16, images_per_request=2)
+    text_only = estimate(MLLAMA_11B, sequence_length=16 + 2)
+    assert with_images.breakdown.activations == max(text_only.breakdown.activations, tower)
+
+
+def test_the_mllama_tower_peak_is_what_was_measured() -> None:
+    # python -m validation.mllama_tower_peak (transformers 5.25, bfloat16, SDPA on CPU): the
+    # Mllama ViT at 224 px tiles (4 x 257 positions, each tile padded to 264: 1,056), 2 local
+    # and 1 global layers, peaks at 41,199,624 live bytes, in the global layer's gelu: less the
+    # pixel input (4 x 3 x 224 x 224 x 2 bytes) and the 8-byte aspect_ratio_ids view, the
+    # MLP's working set (its input and norm, fc1's output and gelu's), the 2 local outputs,
+    # the global encoder's input, patch_embeds (4 x 256 positions) and the 1,056^2 mask
+    vision = {
+        **MLLAMA_11B["vision_config"],
+        "image_size": 224,
+        "num_hidden_layers": 2,
+        "num_global_layers": 1,
+        "intermediate_layers_indices": [0],
+        "vision_output_dim": 2 * 1280,
+    }
+    tokens = 1056
+    mlp = tokens * 1280 * INFERENCE_HIDDEN_COPIES * 2
+    mlp += tokens * 5120 * PLAIN_MLP_INFERENCE_INTERMEDIATES * 2
+    kept = 3 * tokens * 1280 * 2 + 4 * 256 * 1280 * 2
+    tower = mlp + kept + tokens * tokens * 2
+    assert tower == 41_199_624 - 4 * 3 * 224 * 224 * 2 - 8
+    config = {**MLLAMA_11B, "vision_config": vision}
+    result = estimate(config, sequence_length=16, images_per_request=1)
+    assert result.breakdown.activations == tower
+
+
+def test_a_trained_mllama_tower_saves_every_layer_even_when_checkpointing() -> None:
+    # full fine-tuning trains the Mllama ViT: per position, each of its 40 layers saves (as
+    # CLIP's, with a fused gelu) two LayerNorm inputs and outputs, q, k, v and the attention
+    # output, fc1's output and the product, and the float32 logsumexp per head; each of the 8
+    # global layers also keeps its attention and MLP outputs for the tanh gates' gradients;
+    # the tiles' 6,432 x 6,432 attention mask (2 bytes) is alive throughout. Measured (python
+    # -m validation.vision_saved_tensors, 224 px tiles, 1,056 positions): 43,329,792 bytes a
+    # local layer and 48,736,516 a global one, 8 a position (and the gates' 4 bytes) above
+    # these terms
+    at_224 = (
+        1056
+        * 1280
+        * NORMS_PER_LAYER
+        * (LAYERNORM_INPUT_COPIES + LAYERNORM_WEIGHT_GRADIENT_COPIES)
+        * 2
+    )
+    at_224 += 1056 * 3 * 1280 * 2 + 1056 * 1280 * ATTENTION_OUTPUT_COPIES * 2
+    at_224 += 16 * 1056 * FLASH_LOGSUMEXP_BYTES + 1056 * 5120 * PLAIN_MLP_SAVED_INTERMEDIATES * 2
+    assert at_224 == 43_329_792 - 1056 * 8
+    assert at_224 + 1056 * 2 * 1280 * 2 == 48_736_516 - 1056 * 8 - 4
+    tokens = 6432
+    norms = (
+        tokens
+        * 1280
+        * NORMS_PER_LAYER
+        * (LAYERNORM_INPUT_COPIES + LAYERNORM_WEIGHT_GRADIENT_COPIES)
+        * 2
+    )
+    attention = tokens * 3 * 1280 * 2 + tokens * 1280 * ATTENTION_OUTPUT_COPIES * 2
+    attention += 16 * tokens * FLASH_LOGSUMEXP_BYTES
+    mlp = tokens * 5120 * PLAIN_MLP_SAVED_INTERMEDIATES * 2
+    gates = 8 * tokens * 2 * 1280 * 2
+    tower = 40 * (norms + attention + mlp) + gates + tokens * tokens * 2
+    fields = {"mode": "training", "mixed_precision": True}
+    with_images = estimate(MLLAMA_11B, sequence_length=512, images_per_request=1, **fields)
+    text_only = estimate(MLLAMA_11B, sequence_length=512 + 1, **fields)
+    assert with_images.breakdown.activation_peak == text_only.breakdown.activation_peak + tower
+    # MllamaVisionEncoderLayer is a plain nn.Module: gradient checkpointing leaves it whole
+    fields["gradient_checkpointing"] = True
+    with_images = estimate(MLLAMA_11B, sequence_length=512, images_per_request=1, **fields)
+    text_only = estimate(MLLAMA_11B, sequence_length=512 + 1, **fields)
+    assert with_images.breakdown.activation_peak == text_only.breakdown.activation_peak + tower
 
 
 def test_inference_counts_the_larger_of_the_tower_and_the_language_model() -> None:

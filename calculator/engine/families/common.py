@@ -197,10 +197,12 @@ class Architecture:
 
     @property
     def num_attention_layers(self) -> int:
-        """Layers with self-attention, the ones that keep a KV cache."""
+        """Layers with self-attention, the ones that keep a KV cache of the text (Llama 3.2
+        Vision's cross-attention layers cache the vision states instead)."""
         state = self.state_layers
         replaced = state.count if state is not None and not state.beside_attention else 0
-        return self.num_layers - replaced - self.num_layers_without_attention
+        cross = self.vision.cross_attention_layers if self.vision is not None else 0
+        return self.num_layers - replaced - self.num_layers_without_attention - cross
 
     @property
     def num_mlp_layers(self) -> int:

@@ -579,11 +579,15 @@ def capacity_by_gpu_count(
     memory_utilization: float = DEFAULT_MEMORY_UTILIZATION,
     architecture: Architecture | None = None,
     sizer: Sizer | None = None,
+    known: Mapping[int, dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """`capacity` for each GPU count (a chart of max batch and context against GPUs)."""
+    """`capacity` for each GPU count (a chart of max batch and context against GPUs); `known`:
+    capacities the caller computed already, by GPU count, with the same memory utilization."""
     sizer = sizer or Sizer(payload, architecture)
+    known = {} if known is None else known
     return [
-        capacity(payload, gpu, count, memory_utilization=memory_utilization, sizer=sizer)
+        known.get(count)
+        or capacity(payload, gpu, count, memory_utilization=memory_utilization, sizer=sizer)
         for count in gpu_counts
     ]
 
@@ -992,7 +996,12 @@ def hardware_answers(
             for name in ("gpu_count", "configuration", "max_batch_size", "max_sequence_length")
         }
         for row in capacity_by_gpu_count(
-            payload, gpu, CAPACITY_CHART_GPU_COUNTS, memory_utilization=utilization, sizer=sizer
+            payload,
+            gpu,
+            CAPACITY_CHART_GPU_COUNTS,
+            memory_utilization=utilization,
+            sizer=sizer,
+            known={count: capacity_answer},
         )
     ]
     rates = throughput(payload, gpu, count, request.efficiencies, sizer=sizer)

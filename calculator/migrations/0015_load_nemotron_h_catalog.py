@@ -4,7 +4,8 @@ from django.db import migrations
 
 
 def load_catalogs(apps, schema_editor) -> None:
-    """models.json gained Nemotron-H 8B (Mamba-2, attention and MLP-only blocks)."""
+    """models.json gained Nemotron-H 8B (Mamba-2, attention and MLP-only blocks), and Gemma 3
+    27B, counted whole with its vision tower, lost "(text)" from its name."""
     from calculator.domain.catalog import catalog_models_load
 
     catalog_models_load(

@@ -13,7 +13,8 @@ if __name__ == "__main__":
         f"{summary.count} cases: median |error| {summary.median_abs_error:.1%}, "
         f"{summary.within_10_percent} within 10 %, worst {summary.worst.error:+.1%}"
     )
-    for line in serving.summarise(serving.compare_all()):
+    lines = serving.compare_all()
+    for line in [*serving.summarise(lines), serving.overall(lines)]:
         print(
             f"serving {line.quantity}: {line.count} lines, median |error| "
             f"{line.median_abs_error:.1%}, {line.within_10_percent} within 10 %, "

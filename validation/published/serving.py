@@ -23,10 +23,18 @@ from calculator.engine import calculate
 HERE = Path(__file__).resolve().parent
 DATA_PATH = HERE / "serving.json"
 CATALOG = HERE.parent.parent / "calculator" / "data"
-QUANTITIES = ("weights_bytes", "activation_peak_bytes", "kv_cache_bytes", "kv_cache_tokens")
-# vLLM prints memory in GiB (bytes / 2**30, vllm/utils GiB_bytes) and the KV cache in tokens
-UNITS = {"GiB": 2**30, "tokens": 1}
-# the H100 the logs ran on, as calculator/data/gpus.json has it; its memory is the log's
+QUANTITIES = (
+    "weights_bytes",
+    "activation_peak_bytes",
+    "kv_cache_bytes",
+    "kv_cache_tokens",
+    "num_blocks",
+)
+# vLLM prints memory in GiB (bytes / 2**30, vllm/utils GiB_bytes; V0's model_runner labels the
+# same quotient "GB") and the KV cache in tokens (V1) or blocks (V0's "# GPU blocks")
+UNITS = {"GiB": 2**30, "tokens": 1, "blocks": 1}
+# the GPU a log ran on, as calculator/data/gpus.json has it (its memory is the log's);
+# an H100 unless the case names another (`gpu_slug`)
 GPU_SLUG = "h100-sxm"
 GPU_KEYS = (
     "slug",
@@ -75,11 +83,12 @@ def _catalog(name: str) -> list[dict[str, Any]]:
 def engine_payload(payload: dict[str, Any]) -> dict[str, Any]:
     """The contract payload: the catalog config, the log's GPU memory and its non-torch bytes."""
     models = {entry["slug"]: entry for entry in _catalog("models.json")}
-    gpu = next(entry for entry in _catalog("gpus.json") if entry["slug"] == GPU_SLUG)
+    slug = payload.get("gpu_slug", GPU_SLUG)
+    gpu = next(entry for entry in _catalog("gpus.json") if entry["slug"] == slug)
     fields = {
         key: value
         for key, value in payload.items()
-        if key not in ("model", "gpu_memory_gib", "non_torch_gib")
+        if key not in ("model", "gpu_slug", "gpu_memory_gib", "non_torch_gib")
     }
     return {
         **fields,
@@ -126,23 +135,29 @@ class Summary:
     worst: Comparison
 
 
+def _summary(quantity: str, chosen: list[Comparison]) -> Summary:
+    errors = [abs(comparison.error) for comparison in chosen]
+    return Summary(
+        quantity=quantity,
+        count=len(chosen),
+        median_abs_error=statistics.median(errors),
+        within_10_percent=sum(error <= 0.10 for error in errors),
+        worst=max(chosen, key=lambda comparison: abs(comparison.error)),
+    )
+
+
+def overall(comparisons: list[Comparison]) -> Summary:
+    """Every line together (quantity "all")."""
+    return _summary("all", comparisons)
+
+
 def summarise(comparisons: list[Comparison]) -> list[Summary]:
     """One summary a quantity, in QUANTITIES order (the lines do not add up to one figure)."""
     summaries = []
     for quantity in QUANTITIES:
         chosen = [comparison for comparison in comparisons if comparison.line.quantity == quantity]
-        if not chosen:
-            continue
-        errors = [abs(comparison.error) for comparison in chosen]
-        summaries.append(
-            Summary(
-                quantity=quantity,
-                count=len(chosen),
-                median_abs_error=statistics.median(errors),
-                within_10_percent=sum(error <= 0.10 for error in errors),
-                worst=max(chosen, key=lambda comparison: abs(comparison.error)),
-            )
-        )
+        if chosen:
+            summaries.append(_summary(quantity, chosen))
     return summaries
 
 
@@ -159,7 +174,7 @@ def section(data: dict[str, Any] | None = None) -> str:
         "| line | lines | median abs. error | within ±10 % | worst |",
         "|---|---:|---:|---:|---|",
     ]
-    for summary in summarise(comparisons):
+    for summary in [*summarise(comparisons), overall(comparisons)]:
         lines_out.append(
             f"| `{summary.quantity}` | {summary.count} | {summary.median_abs_error:.1%} | "
             f"{summary.within_10_percent} of {summary.count} | "

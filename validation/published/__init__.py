@@ -178,8 +178,10 @@ def section(data: dict[str, Any] | None = None) -> str:
 
 def write_section(path: Path = REPORT_PATH) -> None:
     """Replace the generated section of docs/accuracy.md (or add it at the end)."""
+    from validation.published import serving
+
     text = path.read_text()
-    block = f"{BEGIN}\n{section()}{END}"
+    block = f"{BEGIN}\n{section()}\n{serving.section()}{END}"
     pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _: block, text)

@@ -1,0 +1,102 @@
+"""vLLM start-up logs (validation/published/serving.json): the data's provenance, and the serving
+plan's accuracy on each kind of line, computed from the data files."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from calculator.engine import calculate
+from validation.published import serving
+
+DATA = serving.load_data()
+GiB = 2**30
+
+
+def test_it_has_at_least_twelve_lines_from_two_sources_with_unique_ids():
+    ids = [case["id"] for case in DATA["cases"]]
+    assert len(ids) >= 12 and len(set(ids)) == len(ids)
+    assert len({case["source"] for case in DATA["cases"]}) >= 2
+
+
+@pytest.mark.parametrize("key", sorted(DATA["sources"]))
+def test_every_source_is_cited(key):
+    source = DATA["sources"][key]
+    assert source["url"].startswith("https://github.com/") and source["how"]
+    assert source["commit"] == "" or re.fullmatch(r"[0-9a-f]{40}", source["commit"])
+    assert source["commit"] in source["url"]
+
+
+@pytest.mark.parametrize("case", DATA["cases"], ids=lambda case: case["id"])
+def test_every_line_states_its_setup_and_quantity(case):
+    assert case["source"] in DATA["sources"]
+    assert case["setup"] and case["row"] and case["gpu"]
+    assert case["quantity"] in serving.QUANTITIES
+    value, unit = case["reported"].split()
+    units = {"kv_cache_tokens": "tokens", "num_blocks": "blocks"}
+    assert unit == units.get(case["quantity"], "GiB")
+    # the printed figure appears in the printed line
+    assert value in case["row"].replace(",", "")
+
+
+def test_printed_gib_are_binary():
+    # vLLM divides by 2**30 (GiB_bytes): 14.99 GiB is 16,095,496,437 bytes, rounded
+    by_id = {line.id: line for line in serving.lines()}
+    line = by_id["vllm019-llama-3.1-8b-instruct-bfloat16-tp1-8192-weights"]
+    assert line.measured == round(1499 * GiB / 100)
+
+
+def test_the_payload_takes_the_logs_gpu_memory_and_non_torch_bytes():
+    payload = serving.engine_payload(DATA["cases"][0]["payload"])
+    # 79.19 GiB (the worker's total_memory) and 0.25 GiB (non-torch forward increase)
+    assert payload["gpu"]["memory_bytes"] == round(7919 * GiB / 100)
+    assert payload["non_torch_bytes"] == round(25 * GiB / 100)
+
+
+def test_weights_lines_are_within_one_percent():
+    # vLLM's 'Model loading took' / 'model weights take': parameters x dtype bytes a GPU
+    for comparison in serving.compare_all(DATA):
+        if comparison.line.quantity == "weights_bytes":
+            assert abs(comparison.error) < 0.01, comparison.line.id
+
+
+KV_LINES = ("kv_cache_bytes", "kv_cache_tokens", "num_blocks")
+
+
+def test_h100_kv_cache_lines_are_within_ten_percent():
+    # what is left for the KV cache, and the tokens it holds: weights, the profile's peak and
+    # the printed non-torch memory taken from gpu_memory_utilization x total memory (the two
+    # sources that name their vLLM version: 0.19.0 and 0.6.5)
+    for comparison in serving.compare_all(DATA):
+        line = comparison.line
+        if line.quantity in KV_LINES and line.payload.get("gpu_slug", "h100-sxm") == "h100-sxm":
+            assert abs(comparison.error) < 0.10, line.id
+
+
+def test_the_rtx_3090_misses_are_the_profiled_peak():
+    # vLLM issue 10517 (RTX 3090, 20k tokens): the log's own accounting, by hand:
+    # 23.58 x 0.90 - peak_torch_memory 17.06 - non_torch 0.35 = 3.812 GiB (it prints 3.81)
+    assert abs(23.58 * 0.90 - 17.06 - 0.35 - 3.81) < 0.005
+    by_id = {comparison.line.id: comparison for comparison in serving.compare_all(DATA)}
+    plan = calculate(
+        serving.engine_payload(
+            by_id["vllm-issue10517-llama-3.1-8b-instruct-rtx3090-20k-kv-cache"].line.payload
+        )
+    )["serving"]["memory"]
+    # the weights agree (14.9888 GiB printed); the KV line's miss is the activation term: the
+    # log's peak over the weights is 17.06 - 14.9888 = 2.07 GiB
+    kv = by_id["vllm-issue10517-llama-3.1-8b-instruct-rtx3090-20k-kv-cache"]
+    printed_activation = (17.06 - 14.9888) * GiB
+    kv_miss = kv.planned - kv.line.measured
+    activation_excess = plan["activation_peak_bytes"] - printed_activation
+    weights_excess = plan["weights_bytes"] - 14.9888 * GiB
+    assert abs(kv_miss + activation_excess + weights_excess) < 0.02 * GiB
+    assert activation_excess > 0.4 * GiB
+
+
+def test_what_cannot_be_expressed_is_listed_with_a_reason():
+    assert DATA["not_expressible"]
+    for entry in DATA["not_expressible"]:
+        assert entry["source"].startswith("https://github.com/")
+        assert entry["row"] and entry["reported"] and entry["reason"]

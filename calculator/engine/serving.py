@@ -5,13 +5,17 @@ many tokens of KV cache and concurrent requests that leaves, whether it starts a
 speed and cost a chosen concurrency gets.
 
 vLLM (follows `Worker.determine_available_memory`, vllm/worker/worker.py after PR #10511 and
-vllm/v1/worker/gpu_worker.py, 0.6.5 - 0.10): it may use total x gpu_memory_utilization; from
-that it takes the weights, the torch activation peak of a profiling forward of
-max_num_batched_tokens tokens (with the sampler's logits for max_num_seqs requests) and the
-memory allocated outside torch during profiling (NCCL, cuBLAS); the rest becomes KV blocks of
+vllm/v1/worker/gpu_worker.py, 0.6.5 - 0.19): it may use total x gpu_memory_utilization; from
+that it takes the weights, the torch activation peak of its profiling run and the memory
+allocated outside torch during profiling (NCCL, cuBLAS); the rest becomes KV blocks of
 block_size tokens (`KVCacheConfig`, kv_cache_utils.py). CUDA graphs are captured afterwards,
-outside the budget. SGLang (`ModelRunner.profile_max_num_token`): the KV pool is the memory free
-after the weights less total x (1 - mem_fraction_static); activations live in that reserve.
+outside the budget. The profiling run (`vllm_version`): V1 (vLLM 0.8 on) runs a dummy forward of
+max_num_batched_tokens tokens, frees its activations and runs the dummy sampler on
+min(max_num_seqs, tokens) requests, so its peak is the larger of the two; V0 (0.6.5 - 0.7)
+counts the forward and the sampler's float32 logits together. A float32 checkpoint is loaded as
+bfloat16 (--dtype auto) unless weight_dtype asks for float32 (inputs.py). SGLang
+(`ModelRunner.profile_max_num_token`): the KV pool is the memory free after the weights less
+total x (1 - mem_fraction_static); activations live in that reserve.
 
 Models with state layers (Qwen3-Next's Gated DeltaNet, Jamba's Mamba, Mamba-2, Nemotron-H,
 Falcon-H1) follow vLLM v1's hybrid KV cache manager (`vllm_state_cache`); SGLang's Mamba pool
@@ -284,7 +288,9 @@ VLLM_V1_SAMPLER_FLOAT32_TENSORS = 2
 VLLM_V1_HIDDEN_COPIES = 2  # hidden_states[logit_indices] and its rand_like
 
 
-def vllm_v1_sampler_peak(architecture: Architecture, tokens: int, requests: int, element: int) -> int:
+def vllm_v1_sampler_peak(
+    architecture: Architecture, tokens: int, requests: int, element: int
+) -> int:
     """The torch bytes alive at vLLM V1's dummy sampler's peak, `element` the model dtype's."""
     hidden = architecture.hidden_size * element * (tokens + VLLM_V1_HIDDEN_COPIES * requests)
     float32 = 4 * (VLLM_V1_SAMPLER_FLOAT32_TENSORS + (element != 4))
@@ -846,7 +852,8 @@ def serving_answer(
 
 ENGINE_CODE = {
     "transformers": "transformers generate() with DynamicCache (no preallocation, block_size 1)",
-    "vllm": "vLLM 0.6.5-0.10: Worker.determine_available_memory, kv_cache_utils.py",
+    "vllm": "vLLM 0.6.5-0.19: determine_available_memory (V0 worker.py, V1 gpu_worker.py), "
+    "kv_cache_utils.py",
     "sglang": "SGLang 0.4: ModelRunner.profile_max_num_token, ServerArgs.mem_fraction_static",
     "llama.cpp": "llama.cpp b4000-b6000: llama-model.cpp load_tensors, llama-kv-cache.cpp; "
     "flash attention on; layers on the CPU read at 102.4 GB/s host bandwidth (DDR5-6400 x2)",

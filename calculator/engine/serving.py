@@ -283,7 +283,11 @@ def _logit_bytes(architecture: Architecture, requests: int) -> int:
 # - TopKTopPSampler.forward_cuda's flashinfer_sample with the dummy top_k (vocab - 1) and top_p
 #   (0.9): flashinfer.sampling.top_k_top_p_sampling_from_logits, top-k first, allocates the
 #   masked logits (top_k_mask_logits) and their softmax, two float32 [requests, vocab] tensors
-#   (vllm/v1/sample/ops/topk_topp_sampler.py; FlashInfer sampling.py)
+#   (vllm/v1/sample/ops/topk_topp_sampler.py; FlashInfer sampling.py). FlashInfer's path is
+#   taken on CUDA when VLLM_USE_FLASHINFER_SAMPLER is not 0 and FlashInfer is installed (envs.py
+#   defaults: None, then True); without it forward_native sorts the logits (float32 values and
+#   int64 indices), which holds more. 14 bytes an entry in bfloat16 against the ~15 the 0.19
+#   logs show is what points at the FlashInfer path there.
 VLLM_V1_SAMPLER_FLOAT32_TENSORS = 2
 VLLM_V1_HIDDEN_COPIES = 2  # hidden_states[logit_indices] and its rand_like
 

@@ -44,6 +44,7 @@ from calculator.engine.serving import (
     SERVING_DEFAULTS,
     SERVING_ENGINES,
     SERVING_LIMITS,
+    VLLM_VERSIONS,
 )
 from calculator.engine.serving_llamacpp import LLAMACPP_CACHE_TYPES
 from calculator.engine.speculative import (
@@ -652,6 +653,18 @@ CONTRACT: tuple[ContractField, ...] = (
         "KV block size",
         "--block-size, tokens a KV block holds.",
         blank=True,
+    ),
+    _choice(
+        "vllm_version",
+        "serving",
+        "vLLM profiling",
+        "Whose start-up profile sizes vLLM's activation peak: v1 (the V1 engine, vLLM 0.8 on: "
+        "the larger of the dummy forward and the dummy sampler) or v0 (vLLM 0.6.5 - 0.7: the "
+        "forward and the sampler's float32 logits together).",
+        VLLM_VERSIONS,
+        choice_labels={"v1": "V1 engine (vLLM 0.8 on)", "v0": "V0 engine (vLLM 0.6.5 - 0.7)"},
+        blank=True,
+        blank_label="V1 engine (default)",
     ),
     ContractField(
         "non_torch_bytes",

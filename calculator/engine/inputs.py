@@ -175,6 +175,7 @@ SERVING_FIELDS = (
     "max_num_seqs",
     "max_num_batched_tokens",
     "block_size",
+    "vllm_version",
     "output_tokens",
     "non_torch_bytes",
     "target_output_tokens_per_s",
@@ -538,6 +539,19 @@ def parse_inputs(
             if method == "detailed":
                 weight_dtype = _published_default(
                     architecture, weight_dtype, mode, finetuning, notes
+                )
+            if (
+                mode == "serving"
+                and (payload.get("engine") or "vllm") == "vllm"
+                and weight_dtype == "float32"
+            ):
+                # vLLM's --dtype auto (vllm/config/model.py _resolve_auto_dtype, 0.10 - 0.19;
+                # _get_and_verify_dtype before): "Downcast for float32 models" to the platform's
+                # first supported dtype, bfloat16 on CUDA GPUs from compute capability 8.0
+                weight_dtype = "bfloat16"
+                notes.append(
+                    "vLLM --dtype auto loads this float32 checkpoint as bfloat16; set "
+                    "weight_dtype float32 to size --dtype float32"
                 )
     else:
         weight_dtype = _choice("weight_dtype", weight_dtype, WEIGHT_DTYPES)

@@ -5,13 +5,17 @@ many tokens of KV cache and concurrent requests that leaves, whether it starts a
 speed and cost a chosen concurrency gets.
 
 vLLM (follows `Worker.determine_available_memory`, vllm/worker/worker.py after PR #10511 and
-vllm/v1/worker/gpu_worker.py, 0.6.5 - 0.10): it may use total x gpu_memory_utilization; from
-that it takes the weights, the torch activation peak of a profiling forward of
-max_num_batched_tokens tokens (with the sampler's logits for max_num_seqs requests) and the
-memory allocated outside torch during profiling (NCCL, cuBLAS); the rest becomes KV blocks of
+vllm/v1/worker/gpu_worker.py, 0.6.5 - 0.19): it may use total x gpu_memory_utilization; from
+that it takes the weights, the torch activation peak of its profiling run and the memory
+allocated outside torch during profiling (NCCL, cuBLAS); the rest becomes KV blocks of
 block_size tokens (`KVCacheConfig`, kv_cache_utils.py). CUDA graphs are captured afterwards,
-outside the budget. SGLang (`ModelRunner.profile_max_num_token`): the KV pool is the memory free
-after the weights less total x (1 - mem_fraction_static); activations live in that reserve.
+outside the budget. The profiling run (`vllm_version`): V1 (vLLM 0.8 on) runs a dummy forward of
+max_num_batched_tokens tokens, frees its activations and runs the dummy sampler on
+min(max_num_seqs, tokens) requests, so its peak is the larger of the two; V0 (0.6.5 - 0.7)
+counts the forward and the sampler's float32 logits together. A float32 checkpoint is loaded as
+bfloat16 (--dtype auto) unless weight_dtype asks for float32 (inputs.py). SGLang
+(`ModelRunner.profile_max_num_token`): the KV pool is the memory free after the weights less
+total x (1 - mem_fraction_static); activations live in that reserve.
 
 Models with state layers (Qwen3-Next's Gated DeltaNet, Jamba's Mamba, Mamba-2, Nemotron-H,
 Falcon-H1) follow vLLM v1's hybrid KV cache manager (`vllm_state_cache`); SGLang's Mamba pool
@@ -75,6 +79,10 @@ VLLM_DEFAULTS_SMALL = (2048, 256)
 # under tensor parallelism): vLLM PR #10511's sanity check, Meta-Llama-3-8B on H100,
 # "non_torch_memory 1.79GiB" at -tp 1 and "3.58GiB" at -tp 2. An input: it varies by version.
 VLLM_NON_TORCH_BYTES = {1: int(1.79 * GIB), 2: int(3.58 * GIB)}
+# Whose profiling run the activation peak follows: "v1" (the V1 engine, vLLM 0.8 onwards and the
+# only engine from 0.11: the dummy forward, then the dummy sampler on its freed activations) or
+# "v0" (vLLM 0.6.5 - 0.7 V0 worker after PR #10511: the forward and the sampler counted together)
+VLLM_VERSIONS = ("v1", "v0")
 # SGLang's mem_fraction_static when not given, by tensor-parallel size (sglang/srt/server_args.py,
 # ServerArgs.__post_init__, 0.4): 0.88 on one GPU, 0.87 from 2, 0.85 from 4, 0.81 from 8
 SGLANG_MEM_FRACTION = ((8, 0.81), (4, 0.85), (2, 0.87), (1, 0.88))
@@ -90,6 +98,7 @@ SERVING_DEFAULTS: dict[str, Any] = {
     "max_num_seqs": None,  # vLLM's default for the GPU
     "max_num_batched_tokens": None,  # vLLM's default for the GPU
     "block_size": VLLM_BLOCK_SIZE,
+    "vllm_version": "v1",  # VLLM_VERSIONS: whose profiling run sizes the activation peak
     "output_tokens": DEFAULT_OUTPUT_TOKENS,
     "non_torch_bytes": None,  # VLLM_NON_TORCH_BYTES; SGLang: the CUDA context
     "target_output_tokens_per_s": None,  # no search for the cheapest deployment
@@ -133,6 +142,7 @@ class ServingRequest:
     non_torch_bytes: int
     target_output_tokens_per_s: int | None
     speculation: Speculation | None = None
+    vllm_version: str = "v1"
 
     @property
     def speculative_method(self) -> str | None:
@@ -175,6 +185,9 @@ def parse_serving(
     engine = given("engine") or "vllm"
     if engine not in SERVING_ENGINES:
         raise EstimateError("engine", f"must be one of {', '.join(SERVING_ENGINES)}")
+    vllm_version = given("vllm_version") or "v1"
+    if vllm_version not in VLLM_VERSIONS:
+        raise EstimateError("vllm_version", f"must be one of {', '.join(VLLM_VERSIONS)}")
     whole = {
         name: _whole(name, given(name), *SERVING_LIMITS[name])
         for name in SERVING_LIMITS
@@ -236,6 +249,7 @@ def parse_serving(
         non_torch_bytes=whole.get("non_torch_bytes", non_torch),
         target_output_tokens_per_s=whole.get("target_output_tokens_per_s"),
         speculation=parse_speculation(payload, engine),
+        vllm_version=vllm_version,
         n_gpu_layers=whole.get("n_gpu_layers", LLAMACPP_MAX_NGL),
         n_ubatch=whole.get("n_ubatch", LLAMACPP_N_UBATCH),
         n_parallel=whole.get("n_parallel", LLAMACPP_N_PARALLEL),
@@ -243,14 +257,48 @@ def parse_serving(
     )
 
 
-# vLLM's sampler in the profiling run, one row per dummy request: the logits cast to float32,
+# vLLM V0's sampler in the profiling run, one row per dummy request: the logits cast to float32,
 # softmax probabilities and log-softmax log-probabilities, each float32 and alive together
-# (vllm/model_executor/layers/sampler.py, Sampler.forward)
+# (vllm/model_executor/layers/sampler.py, Sampler.forward), on top of the forward's peak
 SAMPLER_FLOAT32_COPIES = 3
 
 
 def _logit_bytes(architecture: Architecture, requests: int) -> int:
     return SAMPLER_FLOAT32_COPIES * 4 * requests * architecture.vocab_size
+
+
+# vLLM V1's profile_run (vllm/v1/worker/gpu_model_runner.py, 0.8 - 0.19): `_dummy_run` of
+# max_num_batched_tokens tokens returns the last layer's hidden states, whose activations are
+# freed before `_dummy_sampler_run` samples min(max_num_seqs, tokens) dummy requests; the torch
+# peak gpu_worker.py reports ("torch peak memory increase") is the larger of the two. Alive at
+# the sampler's peak:
+# - profile_run's hidden states of every token and its copy at the requests' last positions
+#   (hidden_states[logit_indices]), and _dummy_sampler_run's torch.rand_like of that copy, in the
+#   model dtype;
+# - the logits model.compute_logits returns, [requests, vocab] in the model dtype (every rank
+#   gathers the whole vocabulary: LogitsProcessor's all-gather, so tensor parallelism does not
+#   shrink it), held by _dummy_sampler_run;
+# - Sampler.forward's logits.to(torch.float32) (vllm/v1/sample/sampler.py; the same tensor when
+#   the model is float32), divided by the temperature in place;
+# - TopKTopPSampler.forward_cuda's flashinfer_sample with the dummy top_k (vocab - 1) and top_p
+#   (0.9): flashinfer.sampling.top_k_top_p_sampling_from_logits, top-k first, allocates the
+#   masked logits (top_k_mask_logits) and their softmax, two float32 [requests, vocab] tensors
+#   (vllm/v1/sample/ops/topk_topp_sampler.py; FlashInfer sampling.py). FlashInfer's path is
+#   taken on CUDA when VLLM_USE_FLASHINFER_SAMPLER is not 0 and FlashInfer is installed (envs.py
+#   defaults: None, then True); without it forward_native sorts the logits (float32 values and
+#   int64 indices), which holds more. 14 bytes an entry in bfloat16 against the ~15 the 0.19
+#   logs show is what points at the FlashInfer path there.
+VLLM_V1_SAMPLER_FLOAT32_TENSORS = 2
+VLLM_V1_HIDDEN_COPIES = 2  # hidden_states[logit_indices] and its rand_like
+
+
+def vllm_v1_sampler_peak(
+    architecture: Architecture, tokens: int, requests: int, element: int
+) -> int:
+    """The torch bytes alive at vLLM V1's dummy sampler's peak, `element` the model dtype's."""
+    hidden = architecture.hidden_size * element * (tokens + VLLM_V1_HIDDEN_COPIES * requests)
+    float32 = 4 * (VLLM_V1_SAMPLER_FLOAT32_TENSORS + (element != 4))
+    return hidden + requests * architecture.vocab_size * (element + float32)
 
 
 # --- vLLM v1's KV cache for models with state layers -------------------------------------------
@@ -496,7 +544,16 @@ def memory_plan(
         )
         assert profiled is not None
         requests = min(request.max_num_seqs, request.max_num_batched_tokens)
-        activations = profiled.activations + _logit_bytes(sizer.architecture, requests)
+        if request.vllm_version == "v0":
+            activations = profiled.activations + _logit_bytes(sizer.architecture, requests)
+        else:
+            sampler = vllm_v1_sampler_peak(
+                sizer.architecture,
+                request.max_num_batched_tokens,
+                requests,
+                _model_dtype_bytes(sizer.inputs.weight_dtype),
+            )
+            activations = max(profiled.activations, sampler)
         kv_bytes = usable - weights - draft.weights_bytes - activations - request.non_torch_bytes
     elif request.engine == "transformers":
         # generate() with a DynamicCache: nothing is reserved, the cache grows per token; what
@@ -799,7 +856,8 @@ def serving_answer(
 
 ENGINE_CODE = {
     "transformers": "transformers generate() with DynamicCache (no preallocation, block_size 1)",
-    "vllm": "vLLM 0.6.5-0.10: Worker.determine_available_memory, kv_cache_utils.py",
+    "vllm": "vLLM 0.6.5-0.19: determine_available_memory (V0 worker.py, V1 gpu_worker.py), "
+    "kv_cache_utils.py",
     "sglang": "SGLang 0.4: ModelRunner.profile_max_num_token, ServerArgs.mem_fraction_static",
     "llama.cpp": "llama.cpp b4000-b6000: llama-model.cpp load_tensors, llama-kv-cache.cpp; "
     "flash attention on; layers on the CPU read at 102.4 GB/s host bandwidth (DDR5-6400 x2)",

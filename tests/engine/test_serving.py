@@ -59,7 +59,8 @@ def serve(slug: str = LLAMA_3_8B, **fields: Any) -> dict[str, Any]:
 
 
 def test_vllm_lays_out_an_h100_as_its_own_log_says():
-    plan = serve(max_num_seqs=256, max_num_batched_tokens=8192)["memory"]
+    # vLLM 0.6.5 (the V0 worker): its profile counts the forward and the sampler together
+    plan = serve(max_num_seqs=256, max_num_batched_tokens=8192, vllm_version="v0")["memory"]
     # 79.22 GiB x 0.90 = 71.298 GiB (vLLM prints 71.29GiB)
     assert plan["usable_bytes"] == int(H100_AS_VLLM_SAW_IT * 0.9)
     # 8,030,261,248 parameters x 2 bytes = 14.96 GiB, as vLLM prints
@@ -75,6 +76,65 @@ def test_vllm_lays_out_an_h100_as_its_own_log_says():
     assert plan["kv_cache_tokens"] == 16 * plan["num_blocks"]
     assert plan["max_concurrency"] == plan["kv_cache_tokens"] / 8192
     assert plan["starts"] is True and plan["error"] is None
+
+
+LLAMA_3_1_8B = "meta-llama/Llama-3.1-8B-Instruct"
+# Llama 3.1 8B: hidden 4096, vocabulary 128,256 (its config.json); vLLM's H100 defaults: 8,192
+# batched tokens and 1,024 sequences (arg_utils.py, UsageContext.OPENAI_API_SERVER)
+LLAMA_3_1_V1_SAMPLER_PEAK = (
+    # profile_run's hidden states of 8,192 tokens, the 1,024 last positions and their rand_like
+    4096 * 2 * (8192 + 2 * 1024)
+    # the bfloat16 logits, their float32 copy, FlashInfer's masked logits and probabilities
+    + 1024 * 128_256 * (2 + 4 + 4 + 4)
+)  # 83,886,080 + 1,838,678,016 = 1,922,564,096 bytes = 1.79 GiB
+
+
+def test_vllm_v1_profiles_the_dummy_samplers_peak_after_the_forward():
+    # llm-d-planner v0.19.0 logs (vLLM 0.19.0, H100 80GB): "torch peak memory increase: 1.89GiB"
+    # for Llama 3.1 8B at -tp 1 and at -tp 2: the sampler's [1024, vocab] tensors, which every
+    # rank holds whole, set the peak; the forward's activations are freed before it
+    plan = serve(LLAMA_3_1_8B)["memory"]
+    assert plan["activation_peak_bytes"] == LLAMA_3_1_V1_SAMPLER_PEAK
+    assert abs(LLAMA_3_1_V1_SAMPLER_PEAK / (1.89 * GiB) - 1) < 0.06
+    split = serve(LLAMA_3_1_8B, tensor_parallel=2, num_gpus=2)["memory"]
+    assert split["activation_peak_bytes"] == LLAMA_3_1_V1_SAMPLER_PEAK
+    # V0 (vLLM 0.6.5) adds the sampler's three float32 copies to the forward instead:
+    # 3 x 4 x 1,024 x 128,256 bytes above the forward's peak, which is below the V1 sampler's
+    v0 = serve(LLAMA_3_1_8B, vllm_version="v0")["memory"]["activation_peak_bytes"]
+    forward = v0 - 3 * 4 * 1024 * 128_256
+    assert forward < LLAMA_3_1_V1_SAMPLER_PEAK < v0
+
+
+def test_vllm_v1_sampler_peak_of_a_float32_model_has_no_float32_copy():
+    # logits.to(torch.float32) returns the float32 logits themselves: 4 + 4 + 4 bytes an entry
+    from calculator.engine.architecture import architecture_from_hf_config
+    from calculator.engine.serving import vllm_v1_sampler_peak
+
+    llama = architecture_from_hf_config(MODELS[LLAMA_3_1_8B]["config"])[0]
+    assert vllm_v1_sampler_peak(llama, 8192, 1024, 4) == (
+        4096 * 4 * (8192 + 2 * 1024) + 1024 * 128_256 * (4 + 4 + 4)
+    )  # 167,772,160 + 1,576,009,728
+    assert vllm_v1_sampler_peak(llama, 8192, 1024, 2) == LLAMA_3_1_V1_SAMPLER_PEAK
+
+
+def test_vllm_auto_dtype_loads_a_float32_checkpoint_as_bfloat16():
+    # google/gemma-2-2b-it's config.json says torch_dtype float32; vLLM's --dtype auto
+    # (vllm/config/model.py _resolve_auto_dtype: "Downcast for float32 models") loads it as
+    # bfloat16: 2,614,341,888 parameters x 2 bytes = 4.87 GiB (vLLM 0.19 prints "Model loading
+    # took 4.9 GiB memory")
+    answer = calculate(
+        {
+            "model": {"hf_config": MODELS["google/gemma-2-2b-it"]["config"]},
+            "mode": "serving",
+            "sequence_length": 8192,
+            "gpu": gpu("h100-sxm", memory_bytes=H100_AS_VLLM_SAW_IT),
+        }
+    )
+    assert answer["serving"]["memory"]["weights_bytes"] == 2_614_341_888 * 2
+    assert any("--dtype auto" in note for note in answer["notes"])
+    # --dtype float32 is asked for by weight_dtype
+    asked = serve("google/gemma-2-2b-it", weight_dtype="float32")["memory"]
+    assert asked["weights_bytes"] == 2_614_341_888 * 4
 
 
 def test_vllm_defaults_follow_the_gpu():
@@ -176,6 +236,7 @@ def test_the_cheapest_deployment_meets_the_target_and_is_sorted_by_price():
         ({"engine": "tgi"}, "engine"),
         ({"output_tokens": 9000}, "output_tokens"),
         ({"block_size": 0}, "block_size"),
+        ({"vllm_version": "v2"}, "vllm_version"),
         ({"gpu_memory_utilization": 1.5}, "gpu_memory_utilization"),
         ({"method": "standard"}, "method"),
     ],

@@ -74,6 +74,27 @@ def test_h100_kv_cache_lines_are_within_ten_percent():
             assert abs(comparison.error) < 0.10, line.id
 
 
+def test_each_case_names_the_vllm_version_its_log_ran():
+    # llm-d-planner's logs are vLLM 0.19.0 (the V1 engine); PR #10511's sanity check is vLLM
+    # 0.6.5 and issue 10517's log prints V0's single "Memory profiling results" line
+    versions = {"llm-d-planner-v0.19.0": "v1", "vllm-pr-10511": "v0", "vllm-issue-10517": "v0"}
+    for case in DATA["cases"]:
+        assert case["payload"]["vllm_version"] == versions[case["source"]], case["id"]
+
+
+def test_v1_sixteen_bit_activation_peaks_are_within_six_percent():
+    # vLLM 0.19's "torch peak memory increase": the dummy sampler's peak (Llama 3.1 8B 1.89 GiB
+    # at -tp 1 and -tp 2, Gemma 2 2B 3.62 GiB); the float32 run is the forward's, not held to it
+    for comparison in serving.compare_all(DATA):
+        line = comparison.line
+        if (
+            line.quantity == "activation_peak_bytes"
+            and line.payload["vllm_version"] == "v1"
+            and line.payload.get("weight_dtype") != "float32"
+        ):
+            assert abs(comparison.error) < 0.06, line.id
+
+
 def test_the_rtx_3090_misses_are_the_profiled_peak():
     # vLLM issue 10517 (RTX 3090, 20k tokens): the log's own accounting, by hand:
     # 23.58 x 0.90 - peak_torch_memory 17.06 - non_torch 0.35 = 3.812 GiB (it prints 3.81)

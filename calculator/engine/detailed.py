@@ -217,10 +217,17 @@ GDN_CONV_WIDE_COPIES = 2
 # (batch, intermediate, seq, state) tensors alive through the scan: discrete_A, discrete_B,
 # deltaB_u
 MAMBA_SCAN_FP32_STATE_COPIES = 3
-# intermediate-wide compute-dtype tensors of JambaMambaMixer.forward beside the in_proj output:
-# the convolution output, the time step (dt_proj), the stacked scan outputs and their D/z-gated
-# result
-MAMBA_INNER_COPIES = 4
+# intermediate-wide tensors alive beside the in_proj output as mamba_selective_scan returns
+# (transformers 5.25 modeling_jamba.py, its sequential loop: the peak, where
+# `scan_output * F.silu(z)` runs with discrete_A, discrete_B and deltaB_u still alive; traced
+# tensor by tensor in the prefill of jamba-infer-b2-s1024-bf16-sdpa, whose Mamba mixers peak
+# 453.1 MB above their input in the resident set). Compute dtype: the convolution output, the
+# time step (dt_proj) and its softplus, the per-step scan outputs the loop keeps in a list, their
+# torch.stack and silu(z)
+MAMBA_INNER_COPIES = 6
+# float32: the D skip connection's sum `scan_output + hidden_states * D` and its product with
+# silu(z)
+MAMBA_FP32_INNER_COPIES = 2
 # modeling_mamba2.py mamba2_chunk_scan (transformers 5.25; the PyTorch path, taken without
 # mamba-ssm), float32 tensors alive as it returns, per padded token (the sequence padded to whole
 # chunks): intermediate-wide (heads x head_dim): x * dt (chunked), D_residual, Y_diag,
@@ -763,7 +770,10 @@ def mixer_working_set(state: StateLayers, inputs: EstimateInputs, compute: int) 
         wide = state.projection_width + GDN_CONV_WIDE_COPIES * state.conv_dim
         return tokens * wide * compute + padded * fp32_per_token * FP32_BYTES
     # mamba_selective_scan: (batch, intermediate, seq, state) float32 tensors
-    fp32_per_token = MAMBA_SCAN_FP32_STATE_COPIES * state.recurrent_elements
+    fp32_per_token = (
+        MAMBA_SCAN_FP32_STATE_COPIES * state.recurrent_elements
+        + MAMBA_FP32_INNER_COPIES * state.inner_width
+    )
     wide = state.projection_width + MAMBA_INNER_COPIES * state.inner_width
     return tokens * (wide * compute + fp32_per_token * FP32_BYTES)
 

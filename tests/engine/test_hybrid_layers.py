@@ -15,7 +15,7 @@ import pytest
 
 from calculator.engine import EstimateError, calculate
 from calculator.engine.architecture import architecture_from_hf_config
-from calculator.engine.detailed import gated_deltanet_saved_bytes
+from calculator.engine.detailed import gated_deltanet_saved_bytes, mixer_working_set
 from calculator.engine.hardware import attended_positions
 from calculator.engine.inputs import parse_inputs
 
@@ -216,12 +216,14 @@ def test_jamba_prefill_peaks_in_the_mamba_scan():
     tokens = batch * seq
     result = run(JAMBA, sequence_length=seq, memory_view="allocated")
     # residual stream, normalised input and the embedding output the model's layer loop keeps
-    # (bf16), in_proj's output (2 x 8192), the conv output, time step, stacked scan outputs and
-    # their gated result (4 x 8192), bf16; and mamba_selective_scan's discrete_A, discrete_B and
-    # deltaB_u, (batch, 8192, seq, 16) float32
+    # (bf16); as mamba_selective_scan returns (transformers 5.25 modeling_jamba.py, its
+    # sequential loop): in_proj's output (2 x 8192), the conv output, the time step and its
+    # softplus, the per-step scan outputs, their stack and silu(z) (6 x 8192), bf16; the D skip
+    # sum and its product with silu(z) (2 x 8192) and discrete_A, discrete_B and deltaB_u,
+    # (batch, 8192, seq, 16), float32
     mixer = tokens * 3 * 4096 * 2
-    mixer += tokens * (2 * J_INNER + 4 * J_INNER) * 2
-    mixer += tokens * 3 * J_INNER * 16 * 4
+    mixer += tokens * (2 * J_INNER + 6 * J_INNER) * 2
+    mixer += tokens * (2 * J_INNER + 3 * J_INNER * 16) * 4
     # the last position's logits, bf16 and their float32 copy
     logits = batch * 65_536 * (2 + 4)
     assert result["breakdown"]["activations"] == mixer + logits
@@ -241,6 +243,33 @@ def test_qwen3_next_prefill_counts_the_chunked_scan():
     assert result["breakdown"]["activations"] >= mixer_peak + logits
     # the MoE sub-block (10 of 512 experts of 512, a shared expert) is not larger here
     assert result["breakdown"]["activations"] == mixer_peak + logits
+
+
+def test_the_jamba_mixer_working_set_matches_its_traced_prefill():
+    # validation/cases.py's jamba layout (hidden 512, intermediate 1024, d_state 16) at batch 2
+    # x 1,024 tokens: the tensors traced inside model.layers.0.mamba as the scan returns
+    # (TorchDispatchMode, torch 2.13 CPU, transformers 5.25) -- in_proj's output 8,388,608 B,
+    # six bf16 (2, 1024, 1024) tensors of 4,194,304 B, two float32 ones of 8,388,608 B and three
+    # float32 (2, 1024, 1024, 16) of 134,217,728 B -- 452,984,832 B; the resident set rose
+    # 453.1 MB above the mixer's input
+    tiny = JAMBA | {
+        "hidden_size": 512,
+        "num_hidden_layers": 4,
+        "attn_layer_period": 4,
+        "attn_layer_offset": 2,
+        "expert_layer_period": 2,
+        "expert_layer_offset": 1,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 2,
+        "num_experts": 4,
+        "intermediate_size": 1536,
+    }
+    inputs, architecture, _ = parse_inputs(
+        {"model": {"hf_config": tiny}, "batch_size": 2, "sequence_length": 1024}
+    )
+    assert architecture.state_layers is not None
+    traced = 8_388_608 + 6 * 4_194_304 + 2 * 8_388_608 + 3 * 134_217_728
+    assert mixer_working_set(architecture.state_layers, inputs, 2) == traced == 452_984_832
 
 
 def test_training_saves_the_scan_of_every_state_layer():

@@ -318,6 +318,15 @@ def test_a_gated_deltanet_layer_saves_its_chunked_scan_by_hand():
     assert gated_deltanet_saved(QWEN3_NEXT, 1, seq) == expected == 367_040_256
 
 
+def test_training_notes_name_the_saved_scan():
+    result = run(QWEN3_NEXT, mode="training", finetuning="lora", sequence_length=256)
+    assert any(
+        "what autograd saves of transformers' PyTorch scan" in note
+        and "one float32 recurrent state per chunk of 64" in note
+        for note in result["notes"]
+    )
+
+
 # validation/cases.py's qwen3_next layout (hidden 512, 4 key heads and 8 value heads of 128)
 TINY_QWEN3_NEXT = QWEN3_NEXT | {
     "hidden_size": 512,

@@ -177,6 +177,39 @@ GDN_FP32_VALUE_COPIES = 3
 # chunk x chunk float32 matrices per chunk and head: pairwise_decay, ut_system, intra_chunk_attn
 GDN_CHUNK_MATRICES = 3
 GDN_CHUNK_SIZE = 64  # torch_chunk_gated_delta_rule's chunk_size default
+# What autograd saves for backward in one Gated DeltaNet layer (transformers 5.25
+# modeling_qwen3_next.py Qwen3NextGatedDeltaNet.forward and torch_chunk_gated_delta_rule; every
+# tensor seen with validation.saved_tensors on qwen3_next-train-b1-s256-adamw-bf16-sdpa, 23,163,072
+# bytes a layer, matched to the byte by gated_deltanet_saved_bytes). float32, key-wide per value
+# head, per token before padding: the fp32 query and key l2norm reads
+GDN_SAVED_FP32_KEY_INPUTS = 2
+# per padded token: the padded key (k_beta = key * beta), k_beta and the padded scaled query
+# (both read by their chunk matmuls), k_cumdecay (solve_triangular's output) and the decayed key
+# and query the scan over chunks reads
+GDN_SAVED_FP32_KEY_COPIES = 6
+# value-wide per padded token: the padded value (v_beta = value * beta), new_values
+# (solve_triangular's output) and v_new (each chunk's, read by two matmuls)
+GDN_SAVED_FP32_VALUE_COPIES = 3
+# chunk x chunk per chunk and head: pairwise_decay (exp's output), k_beta @ key^T and
+# query @ key^T (read by their products with pairwise_decay), ut_system (solve_triangular) and
+# intra_chunk_attn (the scan's matmul)
+GDN_SAVED_CHUNK_MATRICES = 5
+# one value per token and head before padding: the two inverse norms of l2norm, softplus's input
+# and output in g
+GDN_SAVED_FP32_HEAD_SCALARS = 4
+# per padded token and head: the padded beta and three exp outputs (cum_decay.exp() twice and
+# (cum_decay[-1] - cum_decay).exp())
+GDN_SAVED_FP32_PADDED_HEAD_SCALARS = 4
+# compute dtype, per token and head: beta = b.sigmoid()'s output
+GDN_SAVED_COMPUTE_HEAD_SCALARS = 1
+# once a layer: float32 per value head, A_log.float().exp() and the softplus product's factor;
+# the boolean strictly_upper_mask (chunk_size x chunk_size, one byte each)
+GDN_SAVED_FP32_HEAD_PARAMETERS = 2
+BOOL_BYTES = 1
+# Qwen3NextRMSNormGated over value_dim: float32 input, weight * normed and the float32 gate; the
+# compute-dtype normed value and the gate z; one rsqrt per token and head
+GDN_NORM_FP32_COPIES = 3
+GDN_NORM_COMPUTE_COPIES = 2
 # compute-dtype tensors of Qwen3NextGatedDeltaNet.forward alive around the scan: the in_proj
 # outputs (qkvz, ba), mixed_qkv (q, k, v concatenated, conv_dim) and the convolution's output
 GDN_CONV_WIDE_COPIES = 2
@@ -184,10 +217,17 @@ GDN_CONV_WIDE_COPIES = 2
 # (batch, intermediate, seq, state) tensors alive through the scan: discrete_A, discrete_B,
 # deltaB_u
 MAMBA_SCAN_FP32_STATE_COPIES = 3
-# intermediate-wide compute-dtype tensors of JambaMambaMixer.forward beside the in_proj output:
-# the convolution output, the time step (dt_proj), the stacked scan outputs and their D/z-gated
-# result
-MAMBA_INNER_COPIES = 4
+# intermediate-wide tensors alive beside the in_proj output as mamba_selective_scan returns
+# (transformers 5.25 modeling_jamba.py, its sequential loop: the peak, where
+# `scan_output * F.silu(z)` runs with discrete_A, discrete_B and deltaB_u still alive; traced
+# tensor by tensor in the prefill of jamba-infer-b2-s1024-bf16-sdpa, whose Mamba mixers peak
+# 453.1 MB above their input in the resident set). Compute dtype: the convolution output, the
+# time step (dt_proj) and its softplus, the per-step scan outputs the loop keeps in a list, their
+# torch.stack and silu(z)
+MAMBA_INNER_COPIES = 6
+# float32: the D skip connection's sum `scan_output + hidden_states * D` and its product with
+# silu(z)
+MAMBA_FP32_INNER_COPIES = 2
 # modeling_mamba2.py mamba2_chunk_scan (transformers 5.25; the PyTorch path, taken without
 # mamba-ssm), float32 tensors alive as it returns, per padded token (the sequence padded to whole
 # chunks): intermediate-wide (heads x head_dim): x * dt (chunked), D_residual, Y_diag,
@@ -730,9 +770,46 @@ def mixer_working_set(state: StateLayers, inputs: EstimateInputs, compute: int) 
         wide = state.projection_width + GDN_CONV_WIDE_COPIES * state.conv_dim
         return tokens * wide * compute + padded * fp32_per_token * FP32_BYTES
     # mamba_selective_scan: (batch, intermediate, seq, state) float32 tensors
-    fp32_per_token = MAMBA_SCAN_FP32_STATE_COPIES * state.recurrent_elements
+    fp32_per_token = (
+        MAMBA_SCAN_FP32_STATE_COPIES * state.recurrent_elements
+        + MAMBA_FP32_INNER_COPIES * state.inner_width
+    )
     wide = state.projection_width + MAMBA_INNER_COPIES * state.inner_width
     return tokens * (wide * compute + fp32_per_token * FP32_BYTES)
+
+
+def gated_deltanet_saved_bytes(state: StateLayers, inputs: EstimateInputs, compute: int) -> int:
+    """Bytes one Gated DeltaNet layer saves for backward (the constants above): the causal
+    convolution's input and its output before the slice to the sequence (conv_kernel - 1
+    positions longer; F.conv1d padding=kernel - 1), torch_chunk_gated_delta_rule's float32
+    tensors, one recurrent state per chunk (read by the scan's matmuls: the zeros it starts from
+    and every state but the last), the gated RMSNorm and out_proj's input."""
+    batch, seq = inputs.batch_size, inputs.sequence_length
+    tokens = batch * seq
+    chunks = -(-seq // GDN_CHUNK_SIZE)
+    padded = batch * chunks * GDN_CHUNK_SIZE
+    heads = state.state_heads
+    key, value = heads * state.state_rows, heads * state.state_cols
+    fp32 = (
+        tokens * (GDN_SAVED_FP32_KEY_INPUTS * key + GDN_SAVED_FP32_HEAD_SCALARS * heads)
+        + padded
+        * (
+            GDN_SAVED_FP32_KEY_COPIES * key
+            + GDN_SAVED_FP32_VALUE_COPIES * value
+            + heads * GDN_SAVED_CHUNK_MATRICES * GDN_CHUNK_SIZE
+            + GDN_SAVED_FP32_PADDED_HEAD_SCALARS * heads
+        )
+        + batch * chunks * (state.recurrent_elements + heads)  # the states, chunk_decay
+        + tokens * (GDN_NORM_FP32_COPIES * state.inner_width + heads)
+    )
+    conv = tokens * state.conv_dim + batch * state.conv_dim * (seq + state.conv_kernel - 1)
+    wide = conv + tokens * (
+        GDN_SAVED_COMPUTE_HEAD_SCALARS * heads
+        + GDN_NORM_COMPUTE_COPIES * state.inner_width
+        + state.inner_width  # out_proj's input
+    )
+    fp32 += GDN_SAVED_FP32_HEAD_PARAMETERS * heads
+    return fp32 * FP32_BYTES + wide * compute + GDN_CHUNK_SIZE**2 * BOOL_BYTES
 
 
 def _training_mixer_delta(
@@ -745,7 +822,10 @@ def _training_mixer_delta(
     if state is None:
         return 0
     tokens = inputs.batch_size * inputs.sequence_length
-    mixer = mixer_working_set(state, inputs, compute) + tokens * state.inner_width * compute
+    if state.kind == "gated_deltanet":
+        mixer = gated_deltanet_saved_bytes(state, inputs, compute)
+    else:
+        mixer = mixer_working_set(state, inputs, compute) + tokens * state.inner_width * compute
     if state.beside_attention:
         return mixer
     return mixer - _training_attention_split(widths, inputs, compute)

@@ -914,6 +914,14 @@ def _state_layer_notes(
             f"layer, in the kv_cache line; the other {architecture.num_attention_layers} layers "
             "keep the KV cache"
         )
+    if inputs.training and state.kind == "gated_deltanet":
+        notes.append(
+            f"{name} layers' activations: what autograd saves of transformers' PyTorch scan "
+            f"({scan}): one float32 recurrent state per chunk of 64, the float32 query, key and "
+            "value copies, the chunk matrices, the convolution and the gated norm; with the "
+            f"{kernels} kernels installed it is smaller"
+        )
+        return
     notes.append(
         f"{name} layers' activations: the working set of transformers' PyTorch scan ({scan}), "
         + (

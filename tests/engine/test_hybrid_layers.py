@@ -15,7 +15,9 @@ import pytest
 
 from calculator.engine import EstimateError, calculate
 from calculator.engine.architecture import architecture_from_hf_config
+from calculator.engine.detailed import gated_deltanet_saved_bytes, mixer_working_set
 from calculator.engine.hardware import attended_positions
+from calculator.engine.inputs import parse_inputs
 
 CONFIGS = Path(__file__).parent / "fixtures" / "configs"
 MIB = 2**20
@@ -214,12 +216,14 @@ def test_jamba_prefill_peaks_in_the_mamba_scan():
     tokens = batch * seq
     result = run(JAMBA, sequence_length=seq, memory_view="allocated")
     # residual stream, normalised input and the embedding output the model's layer loop keeps
-    # (bf16), in_proj's output (2 x 8192), the conv output, time step, stacked scan outputs and
-    # their gated result (4 x 8192), bf16; and mamba_selective_scan's discrete_A, discrete_B and
-    # deltaB_u, (batch, 8192, seq, 16) float32
+    # (bf16); as mamba_selective_scan returns (transformers 5.25 modeling_jamba.py, its
+    # sequential loop): in_proj's output (2 x 8192), the conv output, the time step and its
+    # softplus, the per-step scan outputs, their stack and silu(z) (6 x 8192), bf16; the D skip
+    # sum and its product with silu(z) (2 x 8192) and discrete_A, discrete_B and deltaB_u,
+    # (batch, 8192, seq, 16), float32
     mixer = tokens * 3 * 4096 * 2
-    mixer += tokens * (2 * J_INNER + 4 * J_INNER) * 2
-    mixer += tokens * 3 * J_INNER * 16 * 4
+    mixer += tokens * (2 * J_INNER + 6 * J_INNER) * 2
+    mixer += tokens * (2 * J_INNER + 3 * J_INNER * 16) * 4
     # the last position's logits, bf16 and their float32 copy
     logits = batch * 65_536 * (2 + 4)
     assert result["breakdown"]["activations"] == mixer + logits
@@ -241,12 +245,114 @@ def test_qwen3_next_prefill_counts_the_chunked_scan():
     assert result["breakdown"]["activations"] == mixer_peak + logits
 
 
+def test_the_jamba_mixer_working_set_matches_its_traced_prefill():
+    # validation/cases.py's jamba layout (hidden 512, intermediate 1024, d_state 16) at batch 2
+    # x 1,024 tokens: the tensors traced inside model.layers.0.mamba as the scan returns
+    # (TorchDispatchMode, torch 2.13 CPU, transformers 5.25) -- in_proj's output 8,388,608 B,
+    # six bf16 (2, 1024, 1024) tensors of 4,194,304 B, two float32 ones of 8,388,608 B and three
+    # float32 (2, 1024, 1024, 16) of 134,217,728 B -- 452,984,832 B; the resident set rose
+    # 453.1 MB above the mixer's input
+    tiny = JAMBA | {
+        "hidden_size": 512,
+        "num_hidden_layers": 4,
+        "attn_layer_period": 4,
+        "attn_layer_offset": 2,
+        "expert_layer_period": 2,
+        "expert_layer_offset": 1,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 2,
+        "num_experts": 4,
+        "intermediate_size": 1536,
+    }
+    inputs, architecture, _ = parse_inputs(
+        {"model": {"hf_config": tiny}, "batch_size": 2, "sequence_length": 1024}
+    )
+    assert architecture.state_layers is not None
+    traced = 8_388_608 + 6 * 4_194_304 + 2 * 8_388_608 + 3 * 134_217_728
+    assert mixer_working_set(architecture.state_layers, inputs, 2) == traced == 452_984_832
+
+
 def test_training_saves_the_scan_of_every_state_layer():
     short = run(JAMBA, mode="training", finetuning="lora", sequence_length=256)
     long = run(JAMBA, mode="training", finetuning="lora", sequence_length=512)
     # 28 Mamba layers each keep at least their three (tokens x 8192 x 16) float32 tensors
     grown = long["breakdown"]["activations"] - short["breakdown"]["activations"]
     assert grown >= 28 * 256 * 3 * J_INNER * 16 * 4
+
+
+def gated_deltanet_saved(hf_config: dict, batch: int, seq: int) -> int:
+    inputs, architecture, _ = parse_inputs(
+        {
+            "model": {"hf_config": hf_config},
+            "mode": "training",
+            "batch_size": batch,
+            "sequence_length": seq,
+        }
+    )
+    assert architecture.state_layers is not None
+    return gated_deltanet_saved_bytes(architecture.state_layers, inputs, 2)
+
+
+def test_a_gated_deltanet_layer_saves_its_chunked_scan_by_hand():
+    # Qwen3-Next-80B, one sequence of 1,000 tokens, bf16: what autograd keeps of one layer
+    # (transformers 5.25 Qwen3NextGatedDeltaNet.forward, torch_chunk_gated_delta_rule), padded
+    # to 16 chunks of 64 = 1,024 positions; q and k repeated to the 32 value heads of 128
+    seq, padded, chunks, heads = 1_000, 1_024, 16, 32
+    key = value = heads * 128
+    # bf16: the convolution's input and its output before the slice (3 positions longer),
+    # beta = sigmoid(b), the gated norm's bf16 normed value and gate z, out_proj's input
+    compute = seq * Q_CONV_DIM + Q_CONV_DIM * (seq + 3) + seq * heads + 3 * seq * value
+    # float32 before padding: l2norm's fp32 query and key, their inverse norms, softplus's
+    # input and output
+    fp32 = seq * (2 * key + 4 * heads)
+    # padded: key, k_beta, query, k_cumdecay, decayed key and query; value, new_values, v_new;
+    # 5 chunk matrices of 64 per head; beta and three exp outputs
+    fp32 += padded * (6 * key + 3 * value + 5 * heads * 64 + 4 * heads)
+    # the state before each chunk (32 x 128 x 128) and chunk_decay per chunk and head
+    fp32 += chunks * (heads * 128 * 128 + heads)
+    # Qwen3NextRMSNormGated: float32 input, weight x normed, gate; an rsqrt per token and head
+    fp32 += seq * (3 * value + heads)
+    fp32 += 2 * heads  # exp(A_log) and the softplus product's other factor
+    mask = 64 * 64  # the boolean strictly_upper_mask
+    expected = compute * 2 + fp32 * 4 + mask
+    assert gated_deltanet_saved(QWEN3_NEXT, 1, seq) == expected == 367_040_256
+
+
+def test_training_notes_name_the_saved_scan():
+    result = run(QWEN3_NEXT, mode="training", finetuning="lora", sequence_length=256)
+    assert any(
+        "what autograd saves of transformers' PyTorch scan" in note
+        and "one float32 recurrent state per chunk of 64" in note
+        for note in result["notes"]
+    )
+
+
+# validation/cases.py's qwen3_next layout (hidden 512, 4 key heads and 8 value heads of 128)
+TINY_QWEN3_NEXT = QWEN3_NEXT | {
+    "hidden_size": 512,
+    "num_hidden_layers": 4,
+    "linear_num_key_heads": 4,
+    "linear_num_value_heads": 8,
+    "num_experts": 8,
+    "num_experts_per_tok": 2,
+    "moe_intermediate_size": 256,
+    "shared_expert_intermediate_size": 256,
+}
+
+
+@pytest.mark.parametrize(
+    ("batch", "seq", "measured"),
+    [
+        # validation.saved_tensors (torch 2.13 CPU, transformers 5.25): the storages saved in
+        # model.layers.0.linear_attn, .norm and .out_proj; at 256 tokens no padding, at 200
+        # tokens 56 positions of padding per sequence (the in_proj input, the layer norm's
+        # output that every layer saves, left out)
+        (1, 256, 23_163_072),
+        (2, 200, 42_402_880),
+    ],
+)
+def test_the_gated_deltanet_saved_set_matches_saved_tensors(batch, seq, measured):
+    assert gated_deltanet_saved(TINY_QWEN3_NEXT, batch, seq) == measured
 
 
 def test_only_attention_layers_attend_to_the_context():

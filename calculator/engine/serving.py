@@ -422,7 +422,7 @@ def vllm_state_cache(
         smallest_block = length
     state_groups = -(-states // group_size)
     group_size = -(-group_size // configuration.pipeline_parallel)
-    num_blocks = max(available // (page * group_size), 0) if available > 0 else 0
+    num_blocks = available // (page * group_size) if available > 0 else 0
     per_request = attention_groups * -(-length // block) + state_groups
     # _estimate_max_model_len_from_groups: the longest request whose blocks fit
     spare = max(available, 0) // (page * group_size) - state_groups
@@ -675,14 +675,16 @@ def performance(
     hardware: HardwareRequest,
     request: ServingRequest,
     concurrency: int,
+    memory: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """TTFT, TPOT and tokens/s at `concurrency` requests decoding at once, per replica."""
+    """TTFT, TPOT and tokens/s at `concurrency` requests decoding at once, per replica;
+    `memory`: the plan's `memory_plan` where the caller has it (llama.cpp's step reads it)."""
     prompt = request.max_model_len - request.output_tokens
     # a request's context in the middle of its output, the average over its decode
     context = prompt + request.output_tokens // 2
     if request.engine == "llama.cpp":
         step = llamacpp_step_seconds(
-            memory_plan(sizer, configuration, gpu, request),
+            memory or memory_plan(sizer, configuration, gpu, request),
             sizer.architecture,
             gpu.memory_bandwidth_bytes_per_s,
             hardware.efficiencies.decode,
@@ -694,7 +696,7 @@ def performance(
     speculative: dict[str, Any] | None = None
     if request.speculation is not None:
         speculative = speculative_step(
-            sizer, configuration, gpu, hardware, request, concurrency, max(context, 1)
+            sizer, configuration, gpu, hardware, request, concurrency, max(context, 1), step
         )
         step = speculative["seconds_per_token"]
     prefill_flops = max(prompt, 1) * forward_flops_per_token(sizer.architecture, max(prompt, 1))
@@ -722,9 +724,11 @@ def speculative_step(
     request: ServingRequest,
     concurrency: int,
     context: int,
+    plain_step: float,
 ) -> dict[str, Any]:
     """One speculative step: k draft forwards and the target's verification of k + 1 tokens a
-    request; the tokens it yields (Leviathan et al. 2023, eq. 1) and the time a token."""
+    request; the tokens it yields (Leviathan et al. 2023, eq. 1) and the time a token, against
+    `plain_step`, the target's own decode step."""
     speculation = request.speculation
     assert speculation is not None
     k = speculation.num_speculative_tokens
@@ -762,9 +766,7 @@ def speculative_step(
         "draft_s": draft_seconds,
         "step_s": step_seconds,
         "seconds_per_token": step_seconds / expected,
-        "speedup": _step(sizer, configuration, gpu, hardware, concurrency, context)
-        * expected
-        / step_seconds,
+        "speedup": plain_step * expected / step_seconds,
     }
 
 
@@ -807,7 +809,7 @@ def _plan_on(
         "cost": None,
     }
     if memory["starts"] and running:
-        rates = performance(sizer, configuration, gpu, hardware, request, running)
+        rates = performance(sizer, configuration, gpu, hardware, request, running, memory)
         plan["performance"] = rates
         plan["cost"] = _costs(price, configuration.num_gpus, rates)
     return plan
@@ -844,7 +846,8 @@ def serving_answer(
         answer["curve"] = [
             {name: rates[name] for name in ("concurrency", "tpot_s", "output_tokens_per_s")}
             for rates in (
-                performance(sizer, configuration, gpu, hardware, request, c) for c in points
+                performance(sizer, configuration, gpu, hardware, request, c, answer["memory"])
+                for c in points
             )
         ]
     if request.target_output_tokens_per_s is not None:

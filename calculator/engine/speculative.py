@@ -191,7 +191,10 @@ def draft_memory(sizer: Any, configuration: Any, speculation: Speculation) -> Dr
         return DraftMemory(0, 0, 0, None)
     if method == "draft_model":
         assert speculation.draft_model is not None
-        draft = Sizer({**sizer.payload, "model": speculation.draft_model})
+        # the draft's architecture as parse_speculation resolved it, not resolved again
+        draft = Sizer(
+            {**sizer.payload, "model": speculation.draft_model}, speculation.draft_architecture
+        )
         one = draft.breakdown(configuration, batch_size=1, sequence_length=1)
         two = draft.breakdown(configuration, batch_size=1, sequence_length=2)
         if one is None or two is None:

@@ -1133,12 +1133,11 @@ def _training_activations(
         layers = max(stage.num_layers, 1)
         checkpointed = layers // inputs.checkpoint_every_k_layers
         kept_inputs = checkpointed * tokens * hidden * dtypes.residual
-        stored: Fraction | int = (
-            kept_inputs * CHECKPOINTED_INPUTS_PER_LAYER * stage.in_flight_micro_batches
-        )
         plain = Fraction(layers - checkpointed, layers)
         stage_layers = (all_layers + lora_all) * stage.layer_fraction
-        stored += stage_layers * plain * stage.in_flight_micro_batches
+        # what one micro-batch keeps through to its backward, for each one in flight
+        kept = kept_inputs * CHECKPOINTED_INPUTS_PER_LAYER + stage_layers * plain
+        stored: Fraction | int = kept * stage.in_flight_micro_batches
         if checkpointed:
             recomputed = one_layer
             # backward reaches the lowest checkpointed layer last, with the gradients of every
@@ -1149,9 +1148,7 @@ def _training_activations(
             below = stage_layers / layers * (inputs.checkpoint_every_k_layers - 1)
             beside_gradients = one_layer + tokens * hidden * dtypes.residual + below
             # and what the other micro-batches in flight on this pipeline stage keep
-            in_flight = stage.in_flight_micro_batches
-            kept = kept_inputs * CHECKPOINTED_INPUTS_PER_LAYER + stage_layers * plain
-            beside_gradients += kept * (in_flight - 1)
+            beside_gradients += kept * (stage.in_flight_micro_batches - 1)
     else:
         stage_layers = (all_layers + lora_all) * stage.layer_fraction
         stored = stage_layers * stage.in_flight_micro_batches

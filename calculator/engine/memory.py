@@ -241,6 +241,8 @@ class Plan:
     trainable: int  # trainable parameters of the whole model
     trainable_share: Fraction | int  # share of the base parameters trained
     lora_parameters: int
+    adafactor_elements: int = 0  # optimizer adafactor: its factored states' values, whole model
+    unpaged_share: Fraction | int = 1  # paged optimizers: the states' share left on the device
 
 
 def plan_for(inputs: EstimateInputs, architecture: Architecture, notes: list[str]) -> Plan:
@@ -292,6 +294,13 @@ def plan_for(inputs: EstimateInputs, architecture: Architecture, notes: list[str
         trainable=trainable,
         trainable_share=trainable_share,
         lora_parameters=lora_parameters,
+        # neither depends on the batch or the length: once per plan, not per breakdown
+        adafactor_elements=adafactor_state_elements(architecture, inputs)
+        if inputs.training and inputs.optimizer == "adafactor"
+        else 0,
+        unpaged_share=_unpaged_share(architecture, inputs)
+        if inputs.training and inputs.optimizer in PAGED_OPTIMIZERS
+        else 1,
     )
 
 
@@ -379,15 +388,14 @@ def _stage_tensors(
         # the factored states scale with the model's matrices, not their values: this GPU's
         # share of the trainable parameters takes that share of them
         share = graded / plan.trainable if plan.trainable else Fraction(0)
-        elements = adafactor_state_elements(architecture, inputs)
-        optimizer_states = elements * share * ADAFACTOR_STATE_BYTES
+        optimizer_states = plan.adafactor_elements * share * ADAFACTOR_STATE_BYTES
     else:
         optimizer_states = _optimizer_bytes(inputs.optimizer, graded, precision.state_bytes)
     if inputs.optimizer in PAGED_OPTIMIZERS and inputs.memory_view == "allocated":
         # paged states live in CUDA unified memory (cudaMallocManaged), outside torch's allocator:
         # torch.cuda.max_memory_allocated does not count them; those of small parameters are
         # ordinary device tensors
-        optimizer_states *= _unpaged_share(architecture, inputs)
+        optimizer_states *= plan.unpaged_share
     # the share of this GPU's trainable state that is routed experts (sharded ep times less)
     routed_share = Fraction(routed_parameters, params_on_gpu) if ep > 1 else Fraction(0)
     if zero >= 1:

@@ -393,6 +393,19 @@ def _read_deepseek_v3(r: _Reader) -> _Parsed:
     return _read_deepseek(r, defaults)
 
 
+def _fused_qkv_names(attention: str, mlp: str) -> _Names:
+    """Falcon's and GPT-NeoX's module names: one fused query_key_value, dense, and a plain
+    dense_h_to_4h / dense_4h_to_h MLP."""
+    return _Names(
+        attention=attention,
+        mlp=mlp,
+        qkv="query_key_value",
+        o="dense",
+        up="dense_h_to_4h",
+        down="dense_4h_to_h",
+    )
+
+
 def _read_falcon(r: _Reader) -> _Parsed:
     # configuration_falcon.py / modeling_falcon.py: fused query_key_value, LayerNorms, ffn 4h
     hidden = r.number(("hidden_size", "n_embed"), "hidden_size")
@@ -422,14 +435,7 @@ def _read_falcon(r: _Reader) -> _Parsed:
         intermediate_size=width,
         vocab_size=r.number("vocab_size", "vocab_size"),
         tie_word_embeddings=_tied(r, True),
-        names=_Names(
-            attention="transformer.h.*.self_attention",
-            mlp="transformer.h.*.mlp",
-            qkv="query_key_value",
-            o="dense",
-            up="dense_h_to_4h",
-            down="dense_4h_to_h",
-        ),
+        names=_fused_qkv_names("transformer.h.*.self_attention", "transformer.h.*.mlp"),
         qkv_bias=bias,
         o_bias=bias,
         mlp_bias=bias,
@@ -509,14 +515,7 @@ def _read_gpt_neox(r: _Reader) -> _Parsed:
         intermediate_size=r.number("intermediate_size", "intermediate_size"),
         vocab_size=r.number("vocab_size", "vocab_size"),
         tie_word_embeddings=_tied(r, False),
-        names=_Names(
-            attention="gpt_neox.layers.*.attention",
-            mlp="gpt_neox.layers.*.mlp",
-            qkv="query_key_value",
-            o="dense",
-            up="dense_h_to_4h",
-            down="dense_4h_to_h",
-        ),
+        names=_fused_qkv_names("gpt_neox.layers.*.attention", "gpt_neox.layers.*.mlp"),
         qkv_bias=attention_bias,
         o_bias=attention_bias,
         mlp_bias=True,

@@ -11,37 +11,19 @@ from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_fiel
 from rest_framework import serializers
 
 from calculator import engine
-from calculator.api.results import (  # noqa: F401 - re-exported for the views and schema
+from calculator.api.results import (
     BreakdownBoundsSerializer,
     BreakdownSerializer,
-    CapacityByGpuCountSerializer,
     CapacitySerializer,
     CheckpointSerializer,
-    ComputeRateSerializer,
-    ConfigurationSerializer,
     CostSerializer,
-    DecodeRateSerializer,
-    EfficienciesSerializer,
     FitSerializer,
     GpuAnswerSerializer,
-    GpuNeedsSerializer,
     HubSerializer,
-    KvCacheCapacitySerializer,
-    LineBoundsSerializer,
-    LlamaCppMemorySerializer,
     ParametersSerializer,
     PeakSerializer,
-    SafetensorsFactsSerializer,
-    ServingCostSerializer,
-    ServingCurvePointSerializer,
-    ServingDeploymentSerializer,
-    ServingMemorySerializer,
-    ServingPerformanceSerializer,
     ServingSerializer,
-    ServingSpeculativeSerializer,
     ThroughputSerializer,
-    TotalBoundsSerializer,
-    TrainingRunSerializer,
     WarningSerializer,
 )
 from calculator.domain.selectors import readable_profile_ids, team_list

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from calculator.domain.calculations import OTHER_METHOD
 from calculator.web.querystring import with_changes
-
-__all__ = ["METHOD_NAMES", "OTHER_METHOD", "checkpoint_line"]
 
 METHOD_NAMES = {"detailed": "Detailed", "standard": "Standard (original formulas)"}
 

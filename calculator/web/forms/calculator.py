@@ -38,6 +38,7 @@ from calculator.web.forms.contract import (
     RadioSelect,
     Select,
     TypedChoiceField,
+    _number,
     contract_form_fields,
 )
 from calculator.web.querystring import encode_architecture, encode_fields, query_value
@@ -72,16 +73,10 @@ TRAINING_FIELDS = fields_of("training")
 # issue 15's measurement fields, offered in inference and training alike
 VIEW_FIELDS = fields_of("view")
 HUB_FIELDS = ("hub", "revision")
-PARALLEL_FIELDS = (
-    "num_gpus",
-    "tensor_parallel",
-    "pipeline_parallel",
-    "expert_parallel",
-    "context_parallel",
-    "zero_stage",
-)
 # choices sent only when chosen (blank: the engine's default)
 CHOSEN_FIELDS = (*VIEW_FIELDS, "sharding", "offload")
+# the layout's sizes, always sent: the contract's parallel group less the chosen ones
+PARALLEL_FIELDS = tuple(name for name in fields_of("parallel") if name not in CHOSEN_FIELDS)
 # a vision-language request's images (left out when none: a text model takes no image fields)
 IMAGE_FIELDS = ("images_per_request", "image_height", "image_width")
 UNITS = {"GiB": "GiB (1024³ bytes)", "GB": "GB (10⁹ bytes)"}
@@ -127,20 +122,6 @@ class _Limits(TypedDict):
 def _limits(name: str, table: Mapping[str, tuple[int, int]]) -> _Limits:
     low, high = table[name]
     return {"min_value": low, "max_value": high}
-
-
-def _share_field(label: str, share_of: str, default: float, source: str) -> forms.FloatField:
-    """An optional share (memory utilisation, an efficiency): blank means the engine default."""
-    return forms.FloatField(
-        label=label,
-        required=False,
-        widget=forms.NumberInput(attrs={"step": "any"}),
-        help_text=f"{share_of}. Blank: {default} ({source}).",
-    )
-
-
-def _number(attrs: dict[str, str] | None = None) -> forms.NumberInput:
-    return forms.NumberInput(attrs={"inputmode": "numeric", **(attrs or {})})
 
 
 PROFILE_NEEDS_LOGIN = (

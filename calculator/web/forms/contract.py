@@ -72,6 +72,7 @@ class CheckboxSelectMultiple(_CopiedWidgetChoices, forms.CheckboxSelectMultiple)
 
 
 def _number(attrs: dict[str, str] | None = None) -> forms.NumberInput:
+    """A number box that brings up a numeric keypad (also the form's architecture fields)."""
     return forms.NumberInput(attrs={"inputmode": "numeric", **(attrs or {})})
 
 

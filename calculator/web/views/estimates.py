@@ -18,7 +18,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from calculator.domain import caching, evidence, selectors, services
-from calculator.domain.calculations import calculation_run
+from calculator.domain.calculations import OTHER_METHOD, calculation_run
 from calculator.domain.history_queries import HISTORY_COUNT_LIMIT, HistoryPaginator
 from calculator.domain.selectors import (
     User,
@@ -45,7 +45,7 @@ from calculator.presenters.compare import (
     serving_rows,
 )
 from calculator.presenters.history import export_response, history_rows
-from calculator.presenters.results import METHOD_NAMES, OTHER_METHOD, checkpoint_line
+from calculator.presenters.results import METHOD_NAMES, checkpoint_line
 from calculator.web.forms.calculator import TRAINING_FIELDS, UNITS, CalculatorForm
 from calculator.web.forms.estimates import (
     SAVE_PREFIX,

@@ -241,10 +241,23 @@ def test_lora_trainable_parameters_match_peft():
     # by hand for mamba2: 4 in_proj of 512 -> 1024 + 1536 + 16 = 2576, rank 16: r x (in + out)
     mamba2 = lora_run("mamba2", PEFT_TARGETS["mamba2"])
     assert mamba2["parameters"]["trainable"] == 4 * 16 * (512 + 2576) == 197_632
-    # the others as PEFT counted them (up_proj / down_proj: the "-" MLPs and the MoE block's
-    # shared expert, nn.Linear modules; the routed experts are 3-D parameters)
-    assert lora_run("nemotron_h", PEFT_TARGETS["nemotron_h"])["parameters"]["trainable"] == 365_312
-    assert lora_run("falcon_h1", PEFT_TARGETS["falcon_h1"])["parameters"]["trainable"] == 754_432
+    # rank 16 adapters are 16 x (in + out) a matrix. Attention of 8 heads of 64 and 2 KV heads:
+    # q and o 512 -> 512, k and v 512 -> 128
+    attention = 16 * (2 * (512 + 512) + 2 * (512 + 128))
+    assert attention == 53_248
+    # nemotron_h "M-M*-ME": three Mamba in_proj as mamba2's, one attention block, two "-" MLPs
+    # (up and down 512 <-> 1536) and the MoE block's shared expert (512 <-> 512), nn.Linear
+    # modules; its routed experts are 3-D parameters PEFT leaves alone
+    mlp = 16 * 2 * (512 + 1536)
+    shared = 16 * 2 * (512 + 512)
+    nemotron = 3 * 16 * (512 + 2576) + attention + 2 * mlp + shared
+    assert nemotron == 365_312  # what get_peft_model counted (peft 0.21)
+    assert lora_run("nemotron_h", PEFT_TARGETS["nemotron_h"])["parameters"]["trainable"] == nemotron
+    # falcon_h1, 4 layers each of a Mamba in_proj 512 -> 768 (gate) + 768 + 2 x 128 (x, B, C)
+    # + 12 heads = 1,804, the attention and a gated MLP (gate, up, down: 512 <-> 1536)
+    falcon = 4 * (16 * (512 + 1804) + attention + 16 * 3 * (512 + 1536))
+    assert falcon == 754_432  # what get_peft_model counted (peft 0.21)
+    assert lora_run("falcon_h1", PEFT_TARGETS["falcon_h1"])["parameters"]["trainable"] == falcon
 
 
 # --- the fixed state in the kv_cache line -------------------------------------------------------

@@ -96,9 +96,8 @@ def test_v1_sixteen_bit_activation_peaks_are_within_six_percent():
 
 
 def test_the_rtx_3090_misses_are_the_profiled_peak():
-    # vLLM issue 10517 (RTX 3090, 20k tokens): the log's own accounting, by hand:
-    # 23.58 x 0.90 - peak_torch_memory 17.06 - non_torch 0.35 = 3.812 GiB (it prints 3.81)
-    assert abs(23.58 * 0.90 - 17.06 - 0.35 - 3.81) < 0.005
+    # vLLM issue 10517 (RTX 3090, 20k tokens): the log's own accounting, 23.58 x 0.90 -
+    # peak_torch_memory 17.06 - non_torch 0.35 = 3.812 GiB, prints 3.81 GiB of KV cache
     by_id = {comparison.line.id: comparison for comparison in serving.compare_all(DATA)}
     plan = calculate(
         serving.engine_payload(
@@ -113,7 +112,10 @@ def test_the_rtx_3090_misses_are_the_profiled_peak():
     activation_excess = plan["activation_peak_bytes"] - printed_activation
     weights_excess = plan["weights_bytes"] - 14.9888 * GiB
     assert abs(kv_miss + activation_excess + weights_excess) < 0.02 * GiB
-    assert activation_excess > 0.4 * GiB
+    # the weights within 1 % of the printed 14.9888 GiB (as every weights line of the set), and
+    # the activation term over by the half-gigabyte the report says
+    assert abs(weights_excess) < 0.01 * 14.9888 * GiB
+    assert 0.4 * GiB < activation_excess < 0.7 * GiB
 
 
 def test_what_cannot_be_expressed_is_listed_with_a_reason():

@@ -179,7 +179,7 @@ def test_bulk_delete_needs_a_post_and_an_account(visitor_client, estimates):
 
 
 def test_csv_export_has_a_row_per_filtered_estimate(visitor_client, alice):
-    EstimateFactory(owner=alice, title="=HYPERLINK(1)", mode="training")
+    training = EstimateFactory(owner=alice, title="=HYPERLINK(1)", mode="training")
     EstimateFactory(owner=alice, title="Inference")
     response = visitor_client("alice").get(
         reverse("history"), {"format": "csv", "mode": "training"}
@@ -197,7 +197,9 @@ def test_csv_export_has_a_row_per_filtered_estimate(visitor_client, alice):
         "200",
         "1234",
     )
-    assert row["url"].endswith(f"/e/{row['public_id']}/")
+    # the link from the stored id: the public_id cell is itself quoted when the random id
+    # begins with "-" (one id in 32), which made this check fail now and then
+    assert row["url"].endswith(f"/e/{training.public_id}/")
 
 
 def test_json_export_streams_the_filtered_list(visitor_client, alice):

@@ -133,8 +133,10 @@ def gpu_resolve(gpu: Any, catalog: list[dict[str, Any]]) -> Any:
     raise EstimateError("gpu", f"No GPU '{gpu[:100]}' in the catalog.")
 
 
-def calculation_run(*, user: User | None, payload: Any) -> Calculation:
-    """Validate and compute; bad input raises EstimateError naming the field."""
+def calculation_run(*, user: User | None, payload: Any, fit_catalog: bool = True) -> Calculation:
+    """Validate and compute; bad input raises EstimateError naming the field. With a `gpu`,
+    `fit` covers every catalog GPU, or only the asked one when not `fit_catalog` (the
+    calculator's folded fit table: the fewest of each GPU is most of the GPU answers' work)."""
     if not isinstance(payload, dict):
         raise EstimateError("non_field_errors", "Send a JSON object with the estimate fields.")
     resolved = model_resolve(user=user, model=payload.get("model"))
@@ -164,7 +166,7 @@ def calculation_run(*, user: User | None, payload: Any) -> Calculation:
     if payload.get("gpu") is not None:
         catalog = gpu_catalog()
         engine_payload["gpu"] = gpu_resolve(payload["gpu"], catalog)
-        fit_gpus = [GpuSpec(**fields) for fields in catalog]
+        fit_gpus = [GpuSpec(**fields) for fields in catalog] if fit_catalog else []
     result = engine.calculate(engine_payload, fit_gpus=fit_gpus)
     result["inputs"]["model"] = payload["model"]
     if draft is not None:
@@ -179,10 +181,12 @@ def calculation_run(*, user: User | None, payload: Any) -> Calculation:
     return Calculation(payload=payload, resolved=resolved, result=result)
 
 
-def calculator_page_run(*, user: User | None, payload: Any) -> CalculatorPage:
+def calculator_page_run(
+    *, user: User | None, payload: Any, fit_catalog: bool = True
+) -> CalculatorPage:
     """The calculator page's one calculation; bad input raises EstimateError naming the
-    field, as `calculation_run` does."""
-    calculation = calculation_run(user=user, payload=payload)
+    field, as `calculation_run` does (`fit_catalog` too)."""
+    calculation = calculation_run(user=user, payload=payload, fit_catalog=fit_catalog)
     result = calculation.result
     other_method = OTHER_METHOD[result["inputs"]["method"]]
     other_total: int | None = None

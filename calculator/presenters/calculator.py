@@ -12,10 +12,18 @@ from calculator.presenters.results import METHOD_NAMES, checkpoint_line
 from calculator.web.querystring import with_changes
 
 
-def calculator_results(page: CalculatorPage, *, unit: str, query: str) -> dict[str, Any]:
+def calculator_results(
+    page: CalculatorPage,
+    *,
+    unit: str,
+    query: str,
+    fit_catalog: bool = True,
+    fit_open: bool = False,
+) -> dict[str, Any]:
     """The results section of the calculator page. `query` is the shortest query string of
     this calculation (the form's canonical query): the other method's and the checkpoint's
-    links change one field of it."""
+    links change one field of it. `fit_catalog`: the calculation fitted every catalog GPU (else
+    the fit table is folded and empty until opened); `fit_open`: the visitor has it open."""
     calculation = page.calculation
     result = calculation.result
     method = result["inputs"]["method"]
@@ -47,7 +55,7 @@ def calculator_results(page: CalculatorPage, *, unit: str, query: str) -> dict[s
         "parameters": charts.parameter_rows(result["parameters"]),
         "checkpoint": checkpoint_line(result, query),
         "num_gpus": result["num_gpus"],
-        "gpus": gpu_display.gpu_section(result, unit),
+        "gpus": gpu_display.gpu_section(result, unit, fit_catalog=fit_catalog, fit_open=fit_open),
         "serving": serving_display.serving_section(result, unit),
         "host_memory": charts.in_unit(result["host_memory_bytes"], unit)
         if result.get("host_memory_bytes")

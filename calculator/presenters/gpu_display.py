@@ -300,8 +300,13 @@ def headline(result: Mapping[str, Any], unit: str) -> dict[str, Any] | None:
     return {"fits": False, "text": f"needs {needed}: {short} short on {on}"}
 
 
-def gpu_section(result: Mapping[str, Any], unit: str) -> dict[str, Any] | None:
-    """What the GPUs section shows for an engine result; None when no GPU was asked for."""
+def gpu_section(
+    result: Mapping[str, Any], unit: str, *, fit_catalog: bool = True, fit_open: bool = True
+) -> dict[str, Any] | None:
+    """What the GPUs section shows for an engine result; None when no GPU was asked for.
+
+    `fit_catalog`: the result's `fit` covers the catalog's GPUs (else only the asked one, and
+    the fit table has no rows until it is opened); `fit_open`: the fit table is shown open."""
     if "fit" not in result:
         return None
     capacity, throughput, cost = result["capacity"], result["throughput"], result["cost"]
@@ -318,14 +323,16 @@ def gpu_section(result: Mapping[str, Any], unit: str) -> dict[str, Any] | None:
             "layout": layout_label(row["configuration"]),
             "per_gpu": _size(row["per_gpu_bytes"], unit),
         }
-        for row in result["fit"]
+        for row in (result["fit"] if fit_catalog else ())
     ]
-    chart = fit_chart(result["fit"], unit)
+    chart = fit_chart(result["fit"], unit) if fit_catalog else None
     return {
         "headline": headline(result, unit),
         "gpu_name": gpu_name(result),
         "gpu_count": capacity["gpu_count"],
         "layout": layout_label(capacity["configuration"]),
+        "fit_catalog": fit_catalog,
+        "fit_open": fit_open,
         "fit_rows": fit_rows,
         "fit_rows_html": fit_rows_html(fit_rows),
         "fit_chart": chart,

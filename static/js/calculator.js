@@ -169,6 +169,30 @@
     }
   });
 
+  // The fit across the catalog's GPUs is folded (templates/calculator/_gpus.html): the form's
+  // hidden "fit" field says whether it is open, so that live updates compute its rows only
+  // then; opening a fit that a live update left empty (data-folded) updates the results now.
+  // "toggle" does not bubble: listened to in the capture phase.
+  document.addEventListener(
+    "toggle",
+    function (event) {
+      var details = event.target;
+      if (!details || details.id !== "fit-all") {
+        return;
+      }
+      var form = document.getElementById("calculator-form");
+      var field = form && form.elements.namedItem("fit");
+      if (!field) {
+        return;
+      }
+      field.value = details.open ? "1" : "";
+      if (details.open && details.hasAttribute("data-folded") && window.htmx) {
+        window.htmx.trigger(form, "submit");
+      }
+    },
+    true
+  );
+
   document.addEventListener("htmx:sendError", unreachable);
   document.addEventListener("htmx:timeout", unreachable);
 })();

@@ -55,6 +55,36 @@ def test_it_updates_the_results_and_the_url_without_a_page_load(page, live_serve
     assert page.input_value("#id_batch_size") == "3"
 
 
+def test_the_fit_across_gpus_is_computed_when_opened(page, live_server):
+    page.goto(f"{live_server.url}/?catalog=meta-llama/Llama-3.1-8B&batch_size=1")
+    # the whole page holds the fit rows, folded (they open without JavaScript too)
+    assert page.locator("#fit-t4").count() == 1
+    assert not page.locator("#fit-t4").is_visible()
+    # a live update leaves the folded fit empty: its rows are most of the update's work
+    page.fill("#id_batch_size", "3")
+    page.wait_for_url(re.compile(r"batch_size=3"))
+    page.locator("#fit-folded").wait_for(state="attached")
+    assert page.locator("#fit-t4").count() == 0
+    # opening it updates the results with the rows, and they stay while it is open
+    page.click("#fit-all > summary")
+    page.locator("#fit-t4").wait_for()
+    assert page.input_value("#id_fit") == "1"
+    page.fill("#id_batch_size", "4")
+    page.wait_for_url(re.compile(r"batch_size=4"))
+    page.wait_for_function(
+        "() => document.querySelector('#row-kv_cache td:nth-of-type(2)').textContent.trim()"
+        " === '1,073,741,824'"
+    )  # 4 x 2,048 tokens x 131,072 bytes
+    assert page.locator("#fit-t4").is_visible()
+    # closed again, the next update folds it
+    page.click("#fit-all > summary")
+    assert page.input_value("#id_fit") == ""
+    page.fill("#id_batch_size", "5")
+    page.wait_for_url(re.compile(r"batch_size=5"))
+    page.locator("#fit-folded").wait_for(state="attached")
+    assert page.locator("#fit-t4").count() == 0
+
+
 def test_it_shows_field_errors_in_place_of_the_results(page, live_server):
     page.goto(f"{live_server.url}/")
     page.fill("#id_batch_size", "0")

@@ -9,7 +9,7 @@ import pytest
 
 from calculator.domain.calculations import calculation_run
 from calculator.domain.catalog import GPUS_FILE
-from calculator.engine import EstimateError
+from calculator.engine import EstimateError, hardware
 from calculator.models import Estimate, Gpu
 from calculator.presenters.gpu_display import (
     column_chart,
@@ -188,7 +188,8 @@ def api_body(client):
 @pytest.mark.parametrize("htmx", [False, True])
 def test_the_page_shows_the_apis_figures(client, api_body, htmx):
     headers = {"HX-Request": "true"} if htmx else {}
-    response = client.get(PAGE_QUERY, headers=headers)
+    # a live update fits the catalog's GPUs while the fit is open (the form's `fit`)
+    response = client.get(PAGE_QUERY + ("&fit=1" if htmx else ""), headers=headers)
     assert response.status_code == 200
     html = response.content.decode()
     capacity, throughput, cost = api_body["capacity"], api_body["throughput"], api_body["cost"]
@@ -209,6 +210,58 @@ def test_the_page_shows_the_apis_figures(client, api_body, htmx):
     t4 = next(row for row in api_body["fit"] if row["gpu"] == "t4")
     t4_row = re.search(r'id="fit-t4">(.*?)</tr>', html).group(1)
     assert f'<td class="num">{t4["fewest_gpus"]}</td>' in t4_row
+
+
+@pytest.mark.django_db
+def test_a_live_update_folds_the_fit_unless_it_is_open(client, monkeypatch):
+    # T4 16 GB cannot hold Llama-3.1-8B in bfloat16 (16,060,522,496 bytes of weights alone):
+    # the headline names the fewest T4s, which the folded update still computes
+    query = "/?catalog=meta-llama/Llama-3.1-8B&batch_size=8&gpu=t4"
+    fitted: list[int] = []
+    real_fit = hardware.fit
+
+    def counting_fit(payload, gpus, **options):
+        gpus = list(gpus)
+        fitted.append(len(gpus))
+        return real_fit(payload, gpus, **options)
+
+    monkeypatch.setattr(hardware, "fit", counting_fit)
+    htmx = {"HX-Request": "true"}
+    folded = client.get(query, headers=htmx).content.decode()
+    assert fitted == [1]  # the asked GPU only
+    assert 'id="fit-folded"' in folded and "data-folded" in folded
+    assert 'id="fit-t4"' not in folded and 'id="fit-h100-sxm"' not in folded
+    assert re.search(r'<details class="fit-all" id="fit-all"(?! open)', folded)
+    opened = client.get(query + "&fit=1", headers=htmx).content.decode()
+    assert fitted[-1] == Gpu.objects.count()
+    assert 'id="fit-t4"' in opened and 'id="fit-h100-sxm"' in opened
+    assert '<details class="fit-all" id="fit-all" open>' in opened
+    page = client.get(query).content.decode()  # the whole page: folded, with its rows
+    assert fitted[-1] == Gpu.objects.count()
+    assert 'id="fit-t4"' in page and '<details class="fit-all" id="fit-all">' in page
+    headline = element_text(folded, "gpu-headline")
+    assert headline.startswith("needs 2 × NVIDIA T4")
+    assert headline == element_text(opened, "gpu-headline") == element_text(page, "gpu-headline")
+
+
+@pytest.mark.django_db
+def test_a_serving_plans_update_fits_the_catalog(client, monkeypatch):
+    # its cheapest deployments span the catalog's GPUs, folded or not
+    fitted: list[int] = []
+    real_fit = hardware.fit
+
+    def counting_fit(payload, gpus, **options):
+        gpus = list(gpus)
+        fitted.append(len(gpus))
+        return real_fit(payload, gpus, **options)
+
+    monkeypatch.setattr(hardware, "fit", counting_fit)
+    response = client.get(
+        "/?catalog=meta-llama/Llama-3.1-8B&mode=serving&serving_engine=vllm",
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 200
+    assert fitted == [Gpu.objects.count()]
 
 
 @pytest.mark.django_db

@@ -23,6 +23,8 @@ from calculator.web.typed import HtmxHttpRequest
 # lines of up to 8190 bytes ("GET " + this + " HTTP/1.1" fits). A longer calculation (a large
 # pasted config.json) still updates, through a POST, but gets no link: save it for a permalink.
 MAX_LINK_LENGTH = 8000
+# The form's hidden field that says the fit across the catalog's GPUs is open ("1")
+FIT_FIELD = "fit"
 
 
 @require_http_methods(["GET", "POST"])
@@ -35,7 +37,7 @@ def calculator(request: HtmxHttpRequest) -> HttpResponse:
     if request.htmx:
         return _results_fragment(request, data)
     form = _form(request, data)
-    return render(request, "calculator/calculator.html", _page_context(request, form))
+    return render(request, "calculator/calculator.html", _page_context(request, form, data))
 
 
 def _form(request: HttpRequest, data: QueryDict) -> CalculatorForm:
@@ -47,19 +49,44 @@ def _form(request: HttpRequest, data: QueryDict) -> CalculatorForm:
     return CalculatorForm.from_query(data, user=request.user, team_ids=team_ids)
 
 
-def _page_context(request: HttpRequest, form: CalculatorForm) -> dict[str, Any]:
+def fit_open(data: QueryDict) -> bool:
+    """Whether the visitor has the fit across the catalog's GPUs open (the form's hidden `fit`
+    field, set by static/js/calculator.js when the table is opened or closed)."""
+    return data.get(FIT_FIELD) == "1"
+
+
+def _page_context(request: HttpRequest, form: CalculatorForm, data: QueryDict) -> dict[str, Any]:
     """The page's data, one way: the form's payload, ONE calculation of everything the results
-    show (calculations.calculator_page_run), then the presenter's display values."""
-    context: dict[str, Any] = {"form": form, "results": None, "link": ""}
+    show (calculations.calculator_page_run), then the presenter's display values.
+
+    The fit across the catalog's GPUs (the fewest of each GPU that hold the request: most of
+    the GPU answers' work and of the results' bytes) is folded on the page. A live update
+    computes it only while it is open; the whole page always does, so that it opens without
+    JavaScript; a serving plan always does (its cheapest deployments span the catalog)."""
+    context: dict[str, Any] = {
+        "form": form,
+        "results": None,
+        "link": "",
+        "fit_open": fit_open(data),
+    }
     if form.is_valid():
         query = form.canonical_query()
+        fit_catalog = (
+            not getattr(request, "htmx", False)
+            or context["fit_open"]
+            or form.cleaned_data.get("mode") == "serving"
+        )
         try:
-            page = calculator_page_run(user=request.user, payload=form.payload())
+            page = calculator_page_run(
+                user=request.user, payload=form.payload(), fit_catalog=fit_catalog
+            )
         except EstimateError as error:
             form.add_estimate_error(error)
         else:
             unit = form.cleaned_data.get("unit") or "GiB"
-            context["results"] = calculator_results(page, unit=unit, query=query)
+            context["results"] = calculator_results(
+                page, unit=unit, query=query, fit_catalog=fit_catalog, fit_open=context["fit_open"]
+            )
             # The shortest link to this calculation (the form sends every field, even empty).
             context["link"] = f"{reverse('calculator')}?{query}"
     context["error_items"] = _error_items(form)
@@ -75,7 +102,7 @@ def _results_fragment(request: HttpRequest, data: QueryDict) -> HttpResponse:
     kept = caching.fragment_get(data)
     if kept is None:
         form = _form(request, data)
-        context = _page_context(request, form)
+        context = _page_context(request, form, data)
         kept = {
             "body": render_to_string("calculator/calculator.html#results-body", context),
             "saveable": context["saveable"],

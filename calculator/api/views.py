@@ -1,5 +1,6 @@
 """API views: thin, like the pages. Reads go through `calculator.domain.selectors` (the access
-rules), calculations through `calculation_run`, writes through `calculator.domain.services`."""
+rules), calculations through `calculation_run` (the calculate endpoint through
+`calculation_result`, kept per body), writes through `calculator.domain.services`."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from calculator.api.serializers import (
     TeamSerializer,
 )
 from calculator.domain import selectors, services
-from calculator.domain.calculations import calculation_run
+from calculator.domain.calculations import calculation_result, calculation_run
 from calculator.domain.errors import Forbidden
 from calculator.models import Estimate, Gpu, Membership, ModelProfile, Team
 
@@ -224,8 +225,7 @@ class CalculateView(APIView):
     )
     def post(self, request: Request) -> Response:
         payload = without_nul_characters(request.data)
-        calculation = calculation_run(user=request.user, payload=payload)
-        return Response(calculation.result)
+        return Response(calculation_result(user=request.user, payload=payload))
 
 
 # --- Profiles -----------------------------------------------------------------------------

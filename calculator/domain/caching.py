@@ -10,6 +10,9 @@ request still reads its session and user and runs its access check (docs/design.
 - **Calculator fragments** (the "results" cache, `CATALOG_CACHE_SECONDS`): the rendered results
   for one query string, which depend only on it, on the catalogs and on the code; never for a
   saved profile, whose readers differ.
+- **API calculations** (the "results" cache, `CATALOG_CACHE_SECONDS`): `POST /api/v1/calculate`'s
+  answer for one JSON body, which depends only on it, on the catalogs and on the code; never
+  for a saved profile or a Hub model, whose readers differ.
 - **Hub imports** (the "results" cache, calculator/domain/hub.py): which commit a branch or tag of a
   Hugging Face repo names, for a few minutes and per token; and what a commit holds (its
   config.json and safetensors facts), for good, shared by every caller of a public repo and
@@ -25,6 +28,7 @@ reads what older code rendered.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -108,6 +112,27 @@ def fragment_get(query: QueryDict) -> dict[str, Any] | None:
 
 def fragment_set(query: QueryDict, fragment: dict[str, Any]) -> None:
     caches[RESULTS].set(fragment_key(query), fragment, timeout=CATALOG_CACHE_SECONDS)
+
+
+def calculation_key(payload: Any) -> str:
+    # the body as JSON with its keys sorted: equal bodies, equal keys
+    raw = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(raw.encode()).hexdigest()
+    return f"calculation:{code_version()}:{_catalog_generation}:{digest}"
+
+
+def calculation_kept(payload: Any, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`compute()`'s answer for `payload`, computed once per payload, catalogs and code: the
+    caller keeps only payloads whose answer is a pure function of them."""
+    try:
+        key = calculation_key(payload)
+    except (TypeError, ValueError):  # not JSON (a form body): nothing to key it by
+        return compute()
+    answer = caches[RESULTS].get(key)
+    if answer is None:
+        answer = compute()
+        caches[RESULTS].set(key, answer, timeout=CATALOG_CACHE_SECONDS)
+    return answer
 
 
 def saved_sections_key(estimate: Estimate, unit: str) -> str:

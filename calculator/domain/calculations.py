@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from calculator import engine
-from calculator.domain import bands, hub
+from calculator.domain import bands, caching, hub
 from calculator.domain.caching import catalog_cached
 from calculator.domain.errors import NotFound
 from calculator.domain.selectors import User, catalog_get, profile_get_for_user
@@ -179,6 +179,18 @@ def calculation_run(*, user: User | None, payload: Any, fit_catalog: bool = True
     result["breakdown_bounds"] = bands.breakdown_bounds(result)
     bands.fit_confidence(result)
     return Calculation(payload=payload, resolved=resolved, result=result)
+
+
+def calculation_result(*, user: User | None, payload: Any) -> dict[str, Any]:
+    """`calculation_run(...).result`, the API's answer. Kept per payload (caching.py) when it is
+    a pure function of it: any model but a saved profile or a Hub model, whose readers differ
+    (an outsider's or anonymous request must be refused again, not served a kept answer)."""
+    model = payload.get("model") if isinstance(payload, dict) else None
+    if not isinstance(model, dict) or {"profile", "hub"} & model.keys():
+        return calculation_run(user=user, payload=payload).result
+    return caching.calculation_kept(
+        payload, lambda: calculation_run(user=user, payload=payload).result
+    )
 
 
 def calculator_page_run(

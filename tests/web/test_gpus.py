@@ -212,20 +212,26 @@ def test_the_page_shows_the_apis_figures(client, api_body, htmx):
     assert f'<td class="num">{t4["fewest_gpus"]}</td>' in t4_row
 
 
-@pytest.mark.django_db
-def test_a_live_update_folds_the_fit_unless_it_is_open(client, monkeypatch):
-    # T4 16 GB cannot hold Llama-3.1-8B in bfloat16 (16,060,522,496 bytes of weights alone):
-    # the headline names the fewest T4s, which the folded update still computes
-    query = "/?catalog=meta-llama/Llama-3.1-8B&batch_size=8&gpu=t4"
-    fitted: list[int] = []
+@pytest.fixture
+def fitted(monkeypatch) -> list[int]:
+    """How many GPUs each `hardware.fit` call of a request fitted, in order."""
+    counts: list[int] = []
     real_fit = hardware.fit
 
     def counting_fit(payload, gpus, **options):
         gpus = list(gpus)
-        fitted.append(len(gpus))
+        counts.append(len(gpus))
         return real_fit(payload, gpus, **options)
 
     monkeypatch.setattr(hardware, "fit", counting_fit)
+    return counts
+
+
+@pytest.mark.django_db
+def test_a_live_update_folds_the_fit_unless_it_is_open(client, fitted):
+    # T4 16 GB cannot hold Llama-3.1-8B in bfloat16 (16,060,522,496 bytes of weights alone):
+    # the headline names the fewest T4s, which the folded update still computes
+    query = "/?catalog=meta-llama/Llama-3.1-8B&batch_size=8&gpu=t4"
     htmx = {"HX-Request": "true"}
     folded = client.get(query, headers=htmx).content.decode()
     assert fitted == [1]  # the asked GPU only
@@ -245,17 +251,8 @@ def test_a_live_update_folds_the_fit_unless_it_is_open(client, monkeypatch):
 
 
 @pytest.mark.django_db
-def test_a_serving_plans_update_fits_the_catalog(client, monkeypatch):
+def test_a_serving_plans_update_fits_the_catalog(client, fitted):
     # its cheapest deployments span the catalog's GPUs, folded or not
-    fitted: list[int] = []
-    real_fit = hardware.fit
-
-    def counting_fit(payload, gpus, **options):
-        gpus = list(gpus)
-        fitted.append(len(gpus))
-        return real_fit(payload, gpus, **options)
-
-    monkeypatch.setattr(hardware, "fit", counting_fit)
     response = client.get(
         "/?catalog=meta-llama/Llama-3.1-8B&mode=serving&serving_engine=vllm",
         headers={"HX-Request": "true"},

@@ -26,6 +26,7 @@ from calculator.engine.inputs import (
     DEFAULTS,
     FIELDS,
     FINETUNING_METHODS,
+    GPTQ_KERNELS,
     HARDWARE_FIELDS,
     INFERENCE_LOGITS,
     INPUT_LIMITS,
@@ -384,6 +385,23 @@ CONTRACT: tuple[ContractField, ...] = (
         blank=True,
         blank_label="Default (compute dtype)",
         default_note="compute",
+    ),
+    _choice(
+        "gptq_kernel",
+        "view",
+        "GPTQ kernel",
+        "gptq_int4: the AutoGPTQ kernel and the buffers it holds: exllama (transformers' "
+        "default, a float16 copy of the largest matrix), exllamav2 (a scratch sized for 2048 "
+        "tokens x 8 sequences), or cuda-old (dequantises each matmul over 128+ tokens).",
+        GPTQ_KERNELS,
+        choice_labels={
+            "exllama": "exllama (transformers' default)",
+            "exllamav2": "exllamav2 (optimum's default)",
+            "cuda_old": "cuda-old (use_exllama=False)",
+        },
+        blank=True,
+        blank_label="Default (exllama)",
+        default_note="exllama",
     ),
     ContractField(
         "quantise_lm_head",

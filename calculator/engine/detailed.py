@@ -82,6 +82,10 @@ EAGER_SOFTMAX_BYTES = 4
 # ... and in a bfloat16 prefill the float32 copy of the scores softmax runs on (see
 # inference_layer_activations)
 EAGER_SOFTMAX_CONVERTED_BYTES = 4
+# weight formats whose kernels compute in float16 only: AutoGPTQ's exllama / exllamav2 kernels
+# take half inputs (q4_matmul, gemm_half_q_half), cuda-old with use_cuda_fp16 raises on anything
+# else; AutoAWQ's GEMM kernels are half-only (awq_ext gemm_forward_cuda)
+FLOAT16_COMPUTE_WEIGHT_DTYPES = ("float16", "gptq_int4", "awq_int4")
 # MoE: each (token, expert) pair keeps the gathered input and the expert output (for routing
 # weights); routers keep a float32 softmax over the experts
 MOE_GATHERED_INPUT_COPIES = 1
@@ -150,6 +154,11 @@ GATED_MLP_INFERENCE_INTERMEDIATES = 3
 PLAIN_MLP_INFERENCE_INTERMEDIATES = 2
 # generate(): logits_to_keep=1, then `logits[:, -1, :].to(float32)`: one fp32 copy of the row
 INFERENCE_LOGITS_FP32_COPIES = 1
+# a forward over every position (inference_logits "all"): no_grad frees each layer's working set
+# before the next runs, so the LM head runs after the layers' peak, not on top of it, with the
+# final norm's output (its input) alive beside the logits (LlamaModel.forward `hidden_states =
+# self.norm(hidden_states)`, then LlamaForCausalLM `self.lm_head(hidden_states)`)
+INFERENCE_LM_HEAD_INPUT_COPIES = 1
 # bitsandbytes matmul_4bit over more than one token dequantises the 4-bit weight for each matmul,
 # forward and backward (MatMul4Bit, bitsandbytes 0.41-0.45 autograd/_functions.py:
 # `F.dequantize_4bit(B, quant_state).to(A.dtype)`): one matrix alive at a time. dequantize_4bit
@@ -163,6 +172,29 @@ BNB_4BIT_DEQUANT_BYTES = {
     "float16_then_bfloat16": DEQUANTISED_BYTES + 2,
     "float16_then_float32": DEQUANTISED_BYTES + 4,  # a float32 copy
 }
+# GPTQ kernels (AutoGPTQ 0.5.0, the QuantLinear that transformers / optimum pick through
+# gptq_kernel), for desc_act False checkpoints. exllama and exllamav2 allocate their buffers once,
+# at post_init (auto_gptq/modeling/_utils.py autogptq_post_init), whatever the tokens:
+# exllama: temp_dq, `torch.zeros((1, max_dq_buffer_size), float16)` with max_dq_buffer_size the
+# largest `qweight.numel() * 8` = in x out values, and temp_state, (max_input_len, max_inner_outer
+# _dim) float16, both 1 without act-order
+EXLLAMA_DQ_BYTES = 2
+EXLLAMA_TEMP_STATE_BYTES_NO_ACT_ORDER = 1 * 1 * 2
+# exllamav2 (qlinear_exllamav2.py): one scratch tensor per device, the largest over the layers of
+# scratch_space_fixed(max_input_len=2048, max_batch_size=8) = temp_dq_size() + temp_fwd_size():
+# in x out x 2 + 128 and out x 2048 x 8 x 4 + 128 bytes (ExLlamaV2DeviceTensors.prepare:
+# `torch.empty((scratch_bytes // 2,), dtype=torch.half)`)
+EXLLAMAV2_DQ_BYTES = 2
+EXLLAMAV2_MAX_INPUT_LEN = 2048
+EXLLAMAV2_MAX_BATCH_SIZE = 8
+EXLLAMAV2_FWD_BYTES = 4
+EXLLAMAV2_ALIGNMENT_BYTES = 128
+# cuda-old (qlinear_cuda_old.py forward): from kernel_switch_threshold = 128 rows of x (batch x
+# tokens) on, each matmul dequantises its weight with torch ops: bitwise_right_shift of the
+# expanded int32 qweight (4 B per value), `.to(torch.int8)` while it lives (1 B); the later
+# steps hold less (two int8 and a float16 copy, 4 B)
+CUDA_OLD_KERNEL_SWITCH_THRESHOLD = 128
+CUDA_OLD_DEQUANTISED_BYTES = 4 + 1
 
 # --- hybrid layers: linear attention and state-space mixers (transformers 5.24) -------------
 # the recurrent state is float32 (architecture.StateLayers): torch_chunk_gated_delta_rule casts
@@ -306,6 +338,7 @@ class ModelParts:
     total_bytes: Fraction  # all parameters' bytes
     layer_routed_linear_bytes: Fraction = Fraction(0)  # bytes of the routed-expert matrices
     quantised_lm_head: int = 0  # parameters of the LM head matrix when it is quantised too
+    exllamav2_scratch: int = 0  # gptq_int4: bytes of exllamav2's per-device scratch tensor
 
 
 _parts_cache: dict[tuple[int, str, bool], tuple[Architecture, ModelParts]] = {}
@@ -338,13 +371,14 @@ def _model_parts(architecture: Architecture, dtype: str, quantise_lm_head: bool)
     linear_bytes = Fraction(0)
     kv_linear_bytes = Fraction(0)
     routed_bytes = Fraction(0)
-    linear = kv_linear = routed_linear = largest = largest_linear = 0
+    linear = kv_linear = routed_linear = largest = largest_linear = scratch = 0
     for layer in architecture.linear_layers:
+        keeps_16_bit = False
         size = layer.in_features * layer.out_features
         if layer.router and architecture.router_float32:
             # transformers keeps this router float32 whatever the model's dtype
             matrix_bytes = Fraction(FP32_BYTES * size)
-        elif keeps_layer_16_bit(layer, dtype, architecture.checkpoint):
+        elif keeps_16_bit := keeps_layer_16_bit(layer, dtype, architecture.checkpoint):
             matrix_bytes = Fraction(UNQUANTISED_BYTES * size)
         else:
             matrix_bytes = linear_weight_bytes(dtype, layer.in_features, layer.out_features)
@@ -361,6 +395,8 @@ def _model_parts(architecture: Architecture, dtype: str, quantise_lm_head: bool)
         if layer.name in ("k_proj", "v_proj"):
             kv_linear += size * layer.count
             kv_linear_bytes += matrix_bytes * layer.count
+        if dtype == "gptq_int4" and not layer.router and not keeps_16_bit:
+            scratch = max(scratch, exllamav2_scratch_bytes(layer.in_features, layer.out_features))
     if not architecture.linear_layers:
         # matrices unknown (manual entry): counted as hidden_size-wide matrices
         linear = counts.attention + counts.mlp + counts.experts
@@ -408,7 +444,17 @@ def _model_parts(architecture: Architecture, dtype: str, quantise_lm_head: bool)
         total_bytes=embeddings_bytes + lm_head_bytes + linear_bytes + other_bytes + norms_bytes,
         layer_routed_linear_bytes=routed_bytes,
         quantised_lm_head=head_matrix,
+        exllamav2_scratch=scratch,
     )
+
+
+def exllamav2_scratch_bytes(in_features: int, out_features: int) -> int:
+    """AutoGPTQ 0.5.0 QuantLinear (exllamav2) scratch_space_fixed() of one layer, in bytes."""
+    temp_dq = in_features * out_features * EXLLAMAV2_DQ_BYTES + EXLLAMAV2_ALIGNMENT_BYTES
+    rows = EXLLAMAV2_MAX_INPUT_LEN * EXLLAMAV2_MAX_BATCH_SIZE
+    temp_fwd = out_features * rows * EXLLAMAV2_FWD_BYTES + EXLLAMAV2_ALIGNMENT_BYTES
+    # allocated as scratch_bytes // 2 float16 values
+    return (temp_dq + temp_fwd) // 2 * 2
 
 
 def _stage_share(
@@ -969,7 +1015,8 @@ def inference_layer_activations(
             # compute B per score element, 4 + 4 in float32
             cast = compute if compute != FP32_BYTES else 0
             scores_element = compute + EAGER_SOFTMAX_BYTES + cast
-            if compute != FP32_BYTES and inputs.weight_dtype != "float16":
+            float16 = inputs.weight_dtype in FLOAT16_COMPUTE_WEIGHT_DTYPES
+            if compute != FP32_BYTES and not float16:
                 # ATen's softmax(input, dim, dtype) (torch aten/src/ATen/native/SoftMax.cpp)
                 # takes the fused half_to_float kernel only for a CUDA float16 input; a bfloat16
                 # one is converted first, `input_.toType(dtype)`, and _softmax runs on that
@@ -1294,6 +1341,24 @@ def _dequantisation_buffer(
     return _divide(largest * copies, tensor_parallel)
 
 
+def gptq_kernel_buffers(inputs: EstimateInputs, parts: ModelParts, tensor_parallel: int) -> int:
+    """What the GPTQ kernel (gptq_kernel) holds beside the weights: exllama's and exllamav2's
+    buffers, allocated once at post_init; cuda-old's dequantised copy of the largest matrix,
+    made per matmul over 128 rows or more (AutoGPTQ 0.5.0)."""
+    if inputs.weight_dtype != "gptq_int4":
+        return 0
+    largest = parts.largest_linear
+    if inputs.gptq_kernel == "exllama":
+        temp_dq = largest * EXLLAMA_DQ_BYTES
+        return round(_divide(temp_dq, tensor_parallel)) + EXLLAMA_TEMP_STATE_BYTES_NO_ACT_ORDER
+    if inputs.gptq_kernel == "exllamav2":
+        return round(_divide(parts.exllamav2_scratch, tensor_parallel))
+    rows = inputs.batch_size * inputs.sequence_length
+    if inputs.gptq_kernel == "cuda_old" and rows >= CUDA_OLD_KERNEL_SWITCH_THRESHOLD:
+        return round(_divide(largest * CUDA_OLD_DEQUANTISED_BYTES, tensor_parallel))
+    return 0
+
+
 def _inference_activations(
     architecture: Architecture,
     inputs: EstimateInputs,
@@ -1343,6 +1408,11 @@ def _inference_activations(
         logits = inputs.batch_size * architecture.vocab_size
         logit_bytes = logits * positions * dtypes.compute
         logit_bytes += logits * INFERENCE_LOGITS_FP32_COPIES * FP32_BYTES
+        if inputs.inference_logits == "all":
+            tokens = inputs.batch_size * inputs.sequence_length
+            head_input = tokens * architecture.hidden_size * INFERENCE_LM_HEAD_INPUT_COPIES
+            head = _per_gpu(head_input * dtypes.residual, logit_bytes, tp)
+            return Fraction(max(peak, head))
         peak += _divide(logit_bytes, tp)
     return Fraction(peak)
 

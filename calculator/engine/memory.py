@@ -33,6 +33,7 @@ from calculator.engine.detailed import (
     _training_activations,
     attention_widths,
     cross_attention_cache_bytes,
+    gptq_kernel_buffers,
     inference_dispatch_bytes,
     inference_layer_activations,
     kv_cache_bytes,
@@ -348,6 +349,7 @@ def _stage_tensors(
             tower = vision_activations(architecture, inputs, layout, stage)[0]
             activations = max(activations, Fraction(tower))
         activations += _dequantisation_buffer(inputs, parts, layout.tensor_parallel)
+        activations += gptq_kernel_buffers(inputs, parts, layout.tensor_parallel)
         return Breakdown(
             weights=round(weights),
             kv_cache=round(kv_cache),
@@ -433,6 +435,7 @@ def _stage_tensors(
         tower, kept = vision_activations(architecture, inputs, layout, stage)
         activations = activations + tower if kept else max(activations, Fraction(tower))
     activations += _dequantisation_buffer(local, parts, layout.tensor_parallel)
+    activations += gptq_kernel_buffers(local, parts, layout.tensor_parallel)
     activation_peak = activations
     # the peak holds max(activations, gradients allocated): shown as the activations beyond
     # the gradients, so that the breakdown still sums to the peak with exact gradients

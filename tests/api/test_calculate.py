@@ -41,6 +41,7 @@ CONTRACT_INPUTS = {
     "bnb_4bit_saves_inputs",
     "lora_dropout",
     "bnb_4bit_dequant_path",
+    "gptq_kernel",
     "quantise_lm_head",
     "fused_qkv_attention",
     "previous_graph_alive",

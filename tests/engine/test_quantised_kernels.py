@@ -1,0 +1,104 @@
+"""Issue 15: the working memory of quantised-inference kernels (gptq_kernel), worked out by hand
+from AutoGPTQ 0.5.0's code (auto_gptq/modeling/_utils.py autogptq_post_init,
+nn_modules/qlinear/qlinear_exllamav2.py, qlinear_cuda_old.py) for Llama-2-7B: 32 layers of
+q/k/v/o 4096 x 4096, gate/up 4096 -> 11008, down 11008 -> 4096."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from calculator.engine import EstimateError, calculate
+
+FIXTURES = Path(__file__).parent / "fixtures" / "configs"
+LLAMA_2 = {"hf_config": json.loads((FIXTURES / "meta-llama--Llama-2-7b-hf.json").read_text())}
+
+
+def activations(**payload):
+    result = calculate(
+        {"model": LLAMA_2, "weight_dtype": "gptq_int4", "runtime_overhead_bytes": 0, **payload}
+    )
+    return result["breakdown"]["activations"]
+
+
+def test_exllama_holds_a_float16_copy_of_the_largest_matrix():
+    # decode (one token): cuda-old runs its own kernel and holds nothing more; exllama's
+    # temp_dq is (1, largest qweight.numel() * 8) float16 = 4096 x 11008 x 2 bytes, and without
+    # act-order its temp_state is (1, 1) float16, 2 bytes
+    decode = {"sequence_length": 1}
+    extra = activations(**decode, gptq_kernel="exllama") - activations(
+        **decode, gptq_kernel="cuda_old"
+    )
+    assert extra == 4096 * 11008 * 2 + 2 == 90_177_538
+
+
+def test_exllama_is_the_default_kernel():
+    # transformers' GPTQConfig.post_init: exllama_config {"version": 1}, use_exllama True
+    assert activations() == activations(gptq_kernel="exllama")
+
+
+def test_exllamav2_scratch_is_sized_for_2048_tokens_times_8_sequences():
+    # scratch_space_fixed(max_input_len=2048, max_batch_size=8) per layer: temp_dq in x out x 2
+    # + 128, temp_fwd out x 2048 x 8 x 4 + 128; the largest is gate_proj / up_proj (out 11008):
+    # 90,177,536 + 128 + 721,420,288 + 128 (down_proj: 90,177,792 + 268,435,584 = 358,613,376;
+    # q_proj: 33,554,560 + 268,435,584 = 301,990,144)
+    gate = 4096 * 11008 * 2 + 128 + 11008 * 2048 * 8 * 4 + 128
+    assert gate == 811_598_080
+    decode = {"sequence_length": 1}
+    extra = activations(**decode, gptq_kernel="exllamav2") - activations(
+        **decode, gptq_kernel="cuda_old"
+    )
+    assert extra == gate
+    # allocated at post_init: the same whatever the batch
+    long = {"sequence_length": 512, "batch_size": 4}
+    extra = activations(**long, gptq_kernel="exllamav2") - activations(
+        **long, gptq_kernel="exllama"
+    )
+    assert extra == gate - (4096 * 11008 * 2 + 2)
+
+
+def test_cuda_old_dequantises_from_128_rows():
+    # qlinear_cuda_old.forward: x.shape[0] (batch x tokens) >= kernel_switch_threshold (128)
+    # dequantises with torch ops; bitwise_right_shift's int32 result (4 B per weight) and its
+    # int8 cast (1 B) live together: 4096 x 11008 x 5 bytes for the largest matrix
+    below = activations(sequence_length=127, gptq_kernel="cuda_old")
+    at = activations(sequence_length=128, gptq_kernel="cuda_old")
+    exllama_below = activations(sequence_length=127)
+    exllama_at = activations(sequence_length=128)
+    # the same prefill working set otherwise: exllama's buffer is constant
+    assert (at - below) - (exllama_at - exllama_below) == 4096 * 11008 * 5 == 225_443_840
+    # two sequences of 64 tokens are 128 rows too
+    assert activations(sequence_length=64, batch_size=2, gptq_kernel="cuda_old") - activations(
+        sequence_length=64, batch_size=2
+    ) == 4096 * 11008 * 5 - (4096 * 11008 * 2 + 2)
+
+
+def test_other_formats_ignore_the_gptq_kernel():
+    for dtype in ("awq_int4", "nf4", "bfloat16"):
+        payload = {"weight_dtype": dtype, "sequence_length": 512}
+        assert activations(**payload, gptq_kernel="exllamav2") == activations(
+            **payload, gptq_kernel="cuda_old"
+        )
+
+
+def test_gptq_kernels_compute_in_float16():
+    # eager attention: softmax(scores, dtype=float32) takes ATen's fused half_to_float kernel
+    # for a float16 input (2 + 4 + 2 B per score element, as float16 weights); bitsandbytes
+    # nf4 is taken as bfloat16, converted first (2 + 4 + 4): 2 B more per score element,
+    # 32 heads x 512 x 512 of them
+    eager = {"sequence_length": 512, "attention_implementation": "eager", "inference_logits": "all"}
+    gptq = activations(**eager, gptq_kernel="cuda_old")
+    float16 = activations(**eager, weight_dtype="float16")
+    nf4 = calculate(
+        {"model": LLAMA_2, "weight_dtype": "nf4", "runtime_overhead_bytes": 0, **eager}
+    )["breakdown"]["activations"]
+    # both add a dequantised matrix: cuda-old 5 B per weight, nf4 2 B (compute dtype)
+    assert (nf4 - 4096 * 11008 * 2) - (gptq - 4096 * 11008 * 5) == 32 * 512 * 512 * 2
+    assert gptq - 4096 * 11008 * 5 == float16
+
+
+def test_an_unknown_gptq_kernel_is_refused():
+    with pytest.raises(EstimateError):
+        activations(gptq_kernel="marlin")

@@ -23,6 +23,7 @@ from calculator.engine.hardware import HARDWARE_DEFAULTS, HARDWARE_LIMITS
 from calculator.engine.inputs import (
     ATTENTION_IMPLEMENTATIONS,
     BNB_4BIT_DEQUANT_PATHS,
+    BNB_INT8_MATMULS,
     DEFAULTS,
     FIELDS,
     FINETUNING_METHODS,
@@ -402,6 +403,22 @@ CONTRACT: tuple[ContractField, ...] = (
         blank=True,
         blank_label="Default (exllama)",
         default_note="exllama",
+    ),
+    _choice(
+        "bnb_int8_matmul",
+        "view",
+        "bitsandbytes LLM.int8 matmul",
+        "int8: int8 input copies and the int32 product of each matmul, row-major (bitsandbytes "
+        "0.45+) or col32 (before 0.45: three int8 copies, and the first forward's weight "
+        "transform to the col_turing / col_ampere layout).",
+        BNB_INT8_MATMULS,
+        choice_labels={
+            "row_major": "row-major (bitsandbytes 0.45+)",
+            "col32": "col32 / col_ampere (bitsandbytes 0.37-0.44)",
+        },
+        blank=True,
+        blank_label="Default (row-major)",
+        default_note="row_major",
     ),
     ContractField(
         "quantise_lm_head",

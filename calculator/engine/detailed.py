@@ -195,6 +195,18 @@ EXLLAMAV2_ALIGNMENT_BYTES = 128
 # steps hold less (two int8 and a float16 copy, 4 B)
 CUDA_OLD_KERNEL_SWITCH_THRESHOLD = 128
 CUDA_OLD_DEQUANTISED_BYTES = 4 + 1
+# bitsandbytes LLM.int8 (int8 weights, MatMul8bitLt.forward under no_grad, a float16 input),
+# per token of a matmul over in -> out beside its float16 output: "row_major" (bitsandbytes
+# 0.45+: int8_vectorwise_quant's CA, in x 1 B, and int8_linear_matmul's int32 product, out x 4 B);
+# "col32" (bitsandbytes 0.37-0.44 igemmlt: double_quant's CA and CAt and transform(CA, "col32"),
+# 3 x in x 1 B, the int32 product out32, out x 4 B), which also turns each weight into the
+# col_turing / col_ampere layout in its first forward (state.CxB = F.transform(state.CB)):
+# Linear8bitLt.forward drops the row-major CB only after the matmul, so the prefill holds one
+# more int8 copy of the largest matrix. Outlier columns (subA, state.subB) depend on the data
+# and are left out
+INT8_PRODUCT_BYTES = 4
+INT8_INPUT_COPIES = {"row_major": 1, "col32": 3}
+INT8_FIRST_FORWARD_WEIGHT_COPIES = {"row_major": 0, "col32": 1}
 
 # --- hybrid layers: linear attention and state-space mixers (transformers 5.24) -------------
 # the recurrent state is float32 (architecture.StateLayers): torch_chunk_gated_delta_rule casts
@@ -339,6 +351,9 @@ class ModelParts:
     layer_routed_linear_bytes: Fraction = Fraction(0)  # bytes of the routed-expert matrices
     quantised_lm_head: int = 0  # parameters of the LM head matrix when it is quantised too
     exllamav2_scratch: int = 0  # gptq_int4: bytes of exllamav2's per-device scratch tensor
+    # int8: the largest per-token in x copies + out x 4 over the quantised layers, per layout
+    int8_matmul_row_major: int = 0
+    int8_matmul_col32: int = 0
 
 
 _parts_cache: dict[tuple[int, str, bool], tuple[Architecture, ModelParts]] = {}
@@ -372,6 +387,7 @@ def _model_parts(architecture: Architecture, dtype: str, quantise_lm_head: bool)
     kv_linear_bytes = Fraction(0)
     routed_bytes = Fraction(0)
     linear = kv_linear = routed_linear = largest = largest_linear = scratch = 0
+    int8_matmul = dict.fromkeys(INT8_INPUT_COPIES, 0)
     for layer in architecture.linear_layers:
         keeps_16_bit = False
         size = layer.in_features * layer.out_features
@@ -397,6 +413,10 @@ def _model_parts(architecture: Architecture, dtype: str, quantise_lm_head: bool)
             kv_linear_bytes += matrix_bytes * layer.count
         if dtype == "gptq_int4" and not layer.router and not keeps_16_bit:
             scratch = max(scratch, exllamav2_scratch_bytes(layer.in_features, layer.out_features))
+        if dtype == "int8" and not layer.router and not keeps_16_bit:
+            for layout, copies in INT8_INPUT_COPIES.items():
+                per_token = layer.in_features * copies + layer.out_features * INT8_PRODUCT_BYTES
+                int8_matmul[layout] = max(int8_matmul[layout], per_token)
     if not architecture.linear_layers:
         # matrices unknown (manual entry): counted as hidden_size-wide matrices
         linear = counts.attention + counts.mlp + counts.experts
@@ -445,6 +465,8 @@ def _model_parts(architecture: Architecture, dtype: str, quantise_lm_head: bool)
         layer_routed_linear_bytes=routed_bytes,
         quantised_lm_head=head_matrix,
         exllamav2_scratch=scratch,
+        int8_matmul_row_major=int8_matmul["row_major"],
+        int8_matmul_col32=int8_matmul["col32"],
     )
 
 
@@ -1357,6 +1379,19 @@ def gptq_kernel_buffers(inputs: EstimateInputs, parts: ModelParts, tensor_parall
     if inputs.gptq_kernel == "cuda_old" and rows >= CUDA_OLD_KERNEL_SWITCH_THRESHOLD:
         return round(_divide(largest * CUDA_OLD_DEQUANTISED_BYTES, tensor_parallel))
     return 0
+
+
+def int8_matmul_buffers(inputs: EstimateInputs, parts: ModelParts, tensor_parallel: int) -> int:
+    """bitsandbytes LLM.int8's working memory in its largest matmul over the prefill's tokens
+    (bnb_int8_matmul): the int8 input copies and the int32 product, and with the col32 layout
+    the first forward's transformed copy of the largest weight."""
+    if inputs.weight_dtype != "int8":
+        return 0
+    layout = inputs.bnb_int8_matmul
+    per_token = parts.int8_matmul_col32 if layout == "col32" else parts.int8_matmul_row_major
+    tokens = inputs.batch_size * inputs.sequence_length
+    transformed = parts.largest_linear * INT8_FIRST_FORWARD_WEIGHT_COPIES[layout]
+    return round(_divide(tokens * per_token + transformed, tensor_parallel))
 
 
 def _inference_activations(

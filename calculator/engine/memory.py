@@ -36,6 +36,7 @@ from calculator.engine.detailed import (
     gptq_kernel_buffers,
     inference_dispatch_bytes,
     inference_layer_activations,
+    int8_matmul_buffers,
     kv_cache_bytes,
     lora_adapter_bytes,
     lora_adapter_parameters,
@@ -350,6 +351,7 @@ def _stage_tensors(
             activations = max(activations, Fraction(tower))
         activations += _dequantisation_buffer(inputs, parts, layout.tensor_parallel)
         activations += gptq_kernel_buffers(inputs, parts, layout.tensor_parallel)
+        activations += int8_matmul_buffers(inputs, parts, layout.tensor_parallel)
         return Breakdown(
             weights=round(weights),
             kv_cache=round(kv_cache),

@@ -42,6 +42,7 @@ CONTRACT_INPUTS = {
     "lora_dropout",
     "bnb_4bit_dequant_path",
     "gptq_kernel",
+    "bnb_int8_matmul",
     "quantise_lm_head",
     "fused_qkv_attention",
     "previous_graph_alive",

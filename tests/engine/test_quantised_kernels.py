@@ -102,3 +102,30 @@ def test_gptq_kernels_compute_in_float16():
 def test_an_unknown_gptq_kernel_is_refused():
     with pytest.raises(EstimateError):
         activations(gptq_kernel="marlin")
+
+
+def int8_extra(**payload):
+    def total(dtype):
+        return activations(weight_dtype=dtype, **payload)
+
+    return total("int8") - total("float16")
+
+
+def test_llm_int8_row_major_holds_the_int8_input_and_the_int32_product():
+    # bitsandbytes 0.45 MatMul8bitLt.forward (no_grad): int8_vectorwise_quant's CA (in x 1 B per
+    # token) and int8_linear_matmul's int32 out32 (out x 4 B) beside the float16 output; the
+    # largest per token is gate_proj / up_proj: 4096 + 11008 x 4 = 48,128 B (down_proj 11008 +
+    # 4096 x 4 = 27,392; q_proj 4096 + 4096 x 4 = 20,480)
+    assert int8_extra(sequence_length=512) == 512 * (4096 + 11008 * 4) == 24_641_536
+    assert int8_extra(sequence_length=512, bnb_int8_matmul="row_major") == 24_641_536
+    # one decode token: 48,128 B
+    assert int8_extra(sequence_length=1) == 48_128
+
+
+def test_llm_int8_col32_adds_two_int8_copies_and_the_first_forwards_weight_transform():
+    # bitsandbytes 0.41: double_quant's CA and CAt, transform(CA, "col32"): 3 x 4096 + 11008 x 4
+    # = 56,320 B per token for gate_proj (down_proj: 3 x 11008 + 4096 x 4 = 49,408), and
+    # state.CxB = F.transform(state.CB, "col_ampere") beside CB until Linear8bitLt.forward
+    # drops CB: one more 4096 x 11008 int8 matrix
+    extra = int8_extra(sequence_length=512, batch_size=2, bnb_int8_matmul="col32")
+    assert extra == 1024 * (3 * 4096 + 11008 * 4) + 4096 * 11008 == 102_760_448

@@ -204,6 +204,11 @@ CUDA_OLD_DEQUANTISED_BYTES = 4 + 1
 # Linear8bitLt.forward drops the row-major CB only after the matmul, so the prefill holds one
 # more int8 copy of the largest matrix. Outlier columns (subA, state.subB) depend on the data
 # and are left out
+# AutoAWQ GEMM (awq/modules/linear/gemm.py WQLinearMMFunction.forward, v0.2.0; transformers'
+# AwqConfig version "gemm"): from x.shape[0] * x.shape[1] >= 1024 (batch x tokens) each matmul
+# dequantises its weight to float16 (awq_ext.dequantize_weights_cuda) and runs torch.matmul
+AWQ_GEMM_DEQUANTISE_FROM_TOKENS = 1024
+AWQ_DEQUANTISED_BYTES = 2
 INT8_PRODUCT_BYTES = 4
 INT8_INPUT_COPIES = {"row_major": 1, "col32": 3}
 INT8_FIRST_FORWARD_WEIGHT_COPIES = {"row_major": 0, "col32": 1}
@@ -1379,6 +1384,14 @@ def gptq_kernel_buffers(inputs: EstimateInputs, parts: ModelParts, tensor_parall
     if inputs.gptq_kernel == "cuda_old" and rows >= CUDA_OLD_KERNEL_SWITCH_THRESHOLD:
         return round(_divide(largest * CUDA_OLD_DEQUANTISED_BYTES, tensor_parallel))
     return 0
+
+
+def awq_gemm_buffers(inputs: EstimateInputs, parts: ModelParts, tensor_parallel: int) -> int:
+    """AutoAWQ's GEMM kernel over 1024 tokens or more: the float16 copy of the largest matrix."""
+    tokens = inputs.batch_size * inputs.sequence_length
+    if inputs.weight_dtype != "awq_int4" or tokens < AWQ_GEMM_DEQUANTISE_FROM_TOKENS:
+        return 0
+    return round(_divide(parts.largest_linear * AWQ_DEQUANTISED_BYTES, tensor_parallel))
 
 
 def int8_matmul_buffers(inputs: EstimateInputs, parts: ModelParts, tensor_parallel: int) -> int:

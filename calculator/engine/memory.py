@@ -32,6 +32,7 @@ from calculator.engine.detailed import (
     _stage_weights,
     _training_activations,
     attention_widths,
+    awq_gemm_buffers,
     cross_attention_cache_bytes,
     gptq_kernel_buffers,
     inference_dispatch_bytes,
@@ -352,6 +353,7 @@ def _stage_tensors(
         activations += _dequantisation_buffer(inputs, parts, layout.tensor_parallel)
         activations += gptq_kernel_buffers(inputs, parts, layout.tensor_parallel)
         activations += int8_matmul_buffers(inputs, parts, layout.tensor_parallel)
+        activations += awq_gemm_buffers(inputs, parts, layout.tensor_parallel)
         return Breakdown(
             weights=round(weights),
             kv_cache=round(kv_cache),

@@ -129,3 +129,20 @@ def test_llm_int8_col32_adds_two_int8_copies_and_the_first_forwards_weight_trans
     # drops CB: one more 4096 x 11008 int8 matrix
     extra = int8_extra(sequence_length=512, batch_size=2, bnb_int8_matmul="col32")
     assert extra == 1024 * (3 * 4096 + 11008 * 4) + 4096 * 11008 == 102_760_448
+
+
+def test_awq_gemm_dequantises_the_largest_matrix_from_1024_tokens():
+    # AutoAWQ WQLinearMMFunction.forward: x.shape[0] * x.shape[1] >= 1024 dequantises the weight
+    # to float16 (awq_ext.dequantize_weights_cuda) for torch.matmul: 4096 x 11008 x 2 bytes
+    def awq(**payload):
+        return activations(weight_dtype="awq_int4", **payload)
+
+    def float16(**payload):
+        return activations(weight_dtype="float16", **payload)
+
+    assert awq(sequence_length=1024) - float16(sequence_length=1024) == 4096 * 11008 * 2
+    assert awq(sequence_length=512, batch_size=2) - float16(sequence_length=512, batch_size=2) == (
+        90_177_536
+    )
+    # below: the fused GEMM kernel (gemm_forward_cuda), no copy
+    assert awq(sequence_length=1023) == float16(sequence_length=1023)

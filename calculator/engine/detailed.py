@@ -1011,13 +1011,15 @@ def inference_layer_activations(
     follows_a_layer: bool = True,
     moe_dispatch_bytes: int = 0,
     keeps_embeddings: bool = False,
+    mlp_transient: Fraction | int = 0,
 ) -> Fraction:
     """Peak working set of one decoder layer during prefill (no_grad: nothing is kept for
     backward, so the peak is the larger of the attention and MLP sub-blocks). `follows_a_layer`:
     another layer ran before it on this GPU (what it returned may still be referenced).
     `moe_dispatch_bytes`: an MoE layer's expert-parallel dispatch/combine buffers.
     `keeps_embeddings`: the model's forward, on this GPU, holds its embedding output and the
-    layer's input through the layer (a language model's decoder loop)."""
+    layer's input through the layer (a language model's decoder loop). `mlp_transient`: what a
+    quantised matmul allocates while it runs (per GPU), in the MLP sub-block."""
     batch, seq = inputs.batch_size, inputs.sequence_length
     tokens = batch * seq
     hidden = architecture.hidden_size
@@ -1085,7 +1087,7 @@ def inference_layer_activations(
     return Fraction(
         max(
             _per_gpu(attention_replicated, attention_split, tensor_parallel),
-            _per_gpu(mlp_replicated, mlp_split, tensor_parallel),
+            _per_gpu(mlp_replicated, mlp_split, tensor_parallel) + mlp_transient,
         )
     )
 
@@ -1369,9 +1371,8 @@ def _dequantisation_buffer(
 
 
 def gptq_kernel_buffers(inputs: EstimateInputs, parts: ModelParts, tensor_parallel: int) -> int:
-    """What the GPTQ kernel (gptq_kernel) holds beside the weights: exllama's and exllamav2's
-    buffers, allocated once at post_init; cuda-old's dequantised copy of the largest matrix,
-    made per matmul over 128 rows or more (AutoGPTQ 0.5.0)."""
+    """What the GPTQ kernel (gptq_kernel) holds beside the weights through every step:
+    exllama's and exllamav2's buffers, allocated once at post_init (AutoGPTQ 0.5.0)."""
     if inputs.weight_dtype != "gptq_int4":
         return 0
     largest = parts.largest_linear
@@ -1380,10 +1381,20 @@ def gptq_kernel_buffers(inputs: EstimateInputs, parts: ModelParts, tensor_parall
         return round(_divide(temp_dq, tensor_parallel)) + EXLLAMA_TEMP_STATE_BYTES_NO_ACT_ORDER
     if inputs.gptq_kernel == "exllamav2":
         return round(_divide(parts.exllamav2_scratch, tensor_parallel))
-    rows = inputs.batch_size * inputs.sequence_length
-    if inputs.gptq_kernel == "cuda_old" and rows >= CUDA_OLD_KERNEL_SWITCH_THRESHOLD:
-        return round(_divide(largest * CUDA_OLD_DEQUANTISED_BYTES, tensor_parallel))
     return 0
+
+
+def gptq_cuda_old_dequantised(
+    inputs: EstimateInputs, parts: ModelParts, tensor_parallel: int
+) -> int:
+    """cuda-old's dequantised copy of the largest matrix, made per matmul over 128 rows or
+    more (AutoGPTQ 0.5.0 qlinear_cuda_old.forward)."""
+    rows = inputs.batch_size * inputs.sequence_length
+    if inputs.weight_dtype != "gptq_int4" or inputs.gptq_kernel != "cuda_old":
+        return 0
+    if rows < CUDA_OLD_KERNEL_SWITCH_THRESHOLD:
+        return 0
+    return round(_divide(parts.largest_linear * CUDA_OLD_DEQUANTISED_BYTES, tensor_parallel))
 
 
 def awq_gemm_buffers(inputs: EstimateInputs, parts: ModelParts, tensor_parallel: int) -> int:
@@ -1407,6 +1418,25 @@ def int8_matmul_buffers(inputs: EstimateInputs, parts: ModelParts, tensor_parall
     return round(_divide(tokens * per_token + transformed, tensor_parallel))
 
 
+def _matmul_transients(
+    inputs: EstimateInputs, parts: ModelParts, tensor_parallel: int
+) -> tuple[Fraction | int, Fraction | int]:
+    """What quantised matmuls allocate while they run, beside their inputs and outputs: in the
+    largest layer matmul (an MLP projection) and in the LM head's when it is quantised too
+    (bitsandbytes 4-bit dequantised copies, GPTQ cuda-old's, AWQ GEMM's, LLM.int8's copies)."""
+    layer: Fraction | int = 0
+    head: Fraction | int = 0
+    tokens = inputs.batch_size * inputs.sequence_length
+    if inputs.weight_dtype in BNB_4BIT_DTYPES and tokens > 1:
+        copies = NF4_DEQUANTISED_MATRICES * BNB_4BIT_DEQUANT_BYTES[inputs.bnb_4bit_dequant_path]
+        layer = _divide(parts.largest_linear * copies, tensor_parallel)
+        head = _divide(parts.quantised_lm_head * copies, tensor_parallel)
+    layer += gptq_cuda_old_dequantised(inputs, parts, tensor_parallel)
+    layer += awq_gemm_buffers(inputs, parts, tensor_parallel)
+    layer += int8_matmul_buffers(inputs, parts, tensor_parallel)
+    return layer, head
+
+
 def _inference_activations(
     architecture: Architecture,
     inputs: EstimateInputs,
@@ -1414,8 +1444,14 @@ def _inference_activations(
     stage: Stage,
     dtypes: ActivationDtypes,
     widths: AttentionWidths,
+    parts: ModelParts | None = None,
 ) -> Fraction:
+    """The prefill's peak: the busiest layer (quantised matmuls' transients in its MLP
+    sub-block, where the largest matrices are), then the LM head."""
     tp = layout.tensor_parallel
+    layer_transient, head_transient = (
+        _matmul_transients(inputs, parts, tp) if parts is not None else (0, 0)
+    )
     dense_layers, moe_layers = _moe_layer_counts(architecture)
     # the busiest layer is one that follows another when the stage holds more than one
     follows_a_layer = stage.num_layers > 1
@@ -1431,10 +1467,28 @@ def _inference_activations(
             follows_a_layer,
             dispatch if moe else 0,
             keeps_embeddings=stage.has_embeddings,
+            mlp_transient=layer_transient,
         )
         for count, moe in ((dense_layers, False), (moe_layers, True))
         if count
     ]
+    plain_peaks = peaks
+    if head_transient:
+        plain_peaks = [
+            inference_layer_activations(
+                architecture,
+                widths,
+                inputs,
+                dtypes,
+                moe,
+                tp,
+                follows_a_layer,
+                dispatch if moe else 0,
+                keeps_embeddings=stage.has_embeddings,
+            )
+            for count, moe in ((dense_layers, False), (moe_layers, True))
+            if count
+        ]
     state = architecture.state_layers
     if state is not None:
         # a state layer's mixer sub-block (its MLP sub-block is one of the peaks above)
@@ -1448,6 +1502,7 @@ def _inference_activations(
         hidden_bytes = tokens * architecture.hidden_size * copies * dtypes.residual
         mixer = mixer_working_set(state, inputs, dtypes.compute)
         peaks.append(_per_gpu(hidden_bytes, mixer, tp))
+        plain_peaks = [*plain_peaks, peaks[-1]] if plain_peaks is not peaks else peaks
     peak = max(peaks)
     if stage.has_lm_head:
         # the last position's logits (generate()), or every position's (a plain forward), in the
@@ -1459,8 +1514,10 @@ def _inference_activations(
         if inputs.inference_logits == "all":
             tokens = inputs.batch_size * inputs.sequence_length
             head_input = tokens * architecture.hidden_size * INFERENCE_LM_HEAD_INPUT_COPIES
-            head = _per_gpu(head_input * dtypes.residual, logit_bytes, tp)
+            head = _per_gpu(head_input * dtypes.residual, logit_bytes, tp) + head_transient
             return Fraction(max(peak, head))
+        # a quantised head's transient comes after the layers' (its matmul follows them)
+        peak = max(peak, max(plain_peaks) + head_transient)
         peak += _divide(logit_bytes, tp)
     return Fraction(peak)
 

@@ -85,18 +85,26 @@ def test_other_formats_ignore_the_gptq_kernel():
 
 def test_gptq_kernels_compute_in_float16():
     # eager attention: softmax(scores, dtype=float32) takes ATen's fused half_to_float kernel
-    # for a float16 input (2 + 4 + 2 B per score element, as float16 weights); bitsandbytes
-    # nf4 is taken as bfloat16, converted first (2 + 4 + 4): 2 B more per score element,
-    # 32 heads x 512 x 512 of them
+    # for a float16 input (2 + 4 + 2 B per score element, as float16 weights); bfloat16 is
+    # converted first (2 + 4 + 4): 2 B more per score element, 32 heads x 512 x 512 of them
     eager = {"sequence_length": 512, "attention_implementation": "eager", "inference_logits": "all"}
-    gptq = activations(**eager, gptq_kernel="cuda_old")
+    gptq = activations(**eager)
     float16 = activations(**eager, weight_dtype="float16")
-    nf4 = calculate(
-        {"model": LLAMA_2, "weight_dtype": "nf4", "runtime_overhead_bytes": 0, **eager}
-    )["breakdown"]["activations"]
-    # both add a dequantised matrix: cuda-old 5 B per weight, nf4 2 B (compute dtype)
-    assert (nf4 - 4096 * 11008 * 2) - (gptq - 4096 * 11008 * 5) == 32 * 512 * 512 * 2
-    assert gptq - 4096 * 11008 * 5 == float16
+    bfloat16 = activations(**eager, weight_dtype="bfloat16")
+    # exllama's temp_dq (4096 x 11008 float16) and temp_state (2 B) on top of float16's
+    assert gptq - (4096 * 11008 * 2 + 2) == float16
+    assert bfloat16 - float16 == 32 * 512 * 512 * 2
+
+
+def test_a_matmuls_transient_copy_is_in_the_mlp_not_on_top_of_the_attention_scores():
+    # at 4,096 eager tokens the scores (32 x 4096 x 4096 x 8 B, 4.3 GB) set the layer's peak;
+    # cuda-old's dequantised copy (225 MB) exists during the MLP's matmuls, whose intermediates
+    # (4096 x 11008 x 3 x 2 B, 270 MB) stay below it even with the copy: the peak is the same
+    # as exllama's without its persistent temp_dq
+    eager = {"sequence_length": 4096, "attention_implementation": "eager"}
+    cuda_old = activations(**eager, gptq_kernel="cuda_old")
+    exllama = activations(**eager, gptq_kernel="exllama")
+    assert cuda_old == exllama - (4096 * 11008 * 2 + 2)
 
 
 def test_an_unknown_gptq_kernel_is_refused():

@@ -23,9 +23,11 @@ from calculator.engine.hardware import HARDWARE_DEFAULTS, HARDWARE_LIMITS
 from calculator.engine.inputs import (
     ATTENTION_IMPLEMENTATIONS,
     BNB_4BIT_DEQUANT_PATHS,
+    BNB_INT8_MATMULS,
     DEFAULTS,
     FIELDS,
     FINETUNING_METHODS,
+    GPTQ_KERNELS,
     HARDWARE_FIELDS,
     INFERENCE_LOGITS,
     INPUT_LIMITS,
@@ -384,6 +386,39 @@ CONTRACT: tuple[ContractField, ...] = (
         blank=True,
         blank_label="Default (compute dtype)",
         default_note="compute",
+    ),
+    _choice(
+        "gptq_kernel",
+        "view",
+        "GPTQ kernel",
+        "gptq_int4: the AutoGPTQ kernel and the buffers it holds: exllama (transformers' "
+        "default, a float16 copy of the largest matrix), exllamav2 (a scratch sized for 2048 "
+        "tokens x 8 sequences), or cuda-old (dequantises each matmul over 128+ tokens).",
+        GPTQ_KERNELS,
+        choice_labels={
+            "exllama": "exllama (transformers' default)",
+            "exllamav2": "exllamav2 (optimum's default)",
+            "cuda_old": "cuda-old (use_exllama=False)",
+        },
+        blank=True,
+        blank_label="Default (exllama)",
+        default_note="exllama",
+    ),
+    _choice(
+        "bnb_int8_matmul",
+        "view",
+        "bitsandbytes LLM.int8 matmul",
+        "int8: int8 input copies and the int32 product of each matmul, row-major (bitsandbytes "
+        "0.45+) or col32 (before 0.45: three int8 copies, and the first forward's weight "
+        "transform to the col_turing / col_ampere layout).",
+        BNB_INT8_MATMULS,
+        choice_labels={
+            "row_major": "row-major (bitsandbytes 0.45+)",
+            "col32": "col32 / col_ampere (bitsandbytes 0.37-0.44)",
+        },
+        blank=True,
+        blank_label="Default (row-major)",
+        default_note="row_major",
     ),
     ContractField(
         "quantise_lm_head",

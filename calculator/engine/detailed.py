@@ -82,6 +82,10 @@ EAGER_SOFTMAX_BYTES = 4
 # ... and in a bfloat16 prefill the float32 copy of the scores softmax runs on (see
 # inference_layer_activations)
 EAGER_SOFTMAX_CONVERTED_BYTES = 4
+# weight formats whose kernels compute in float16 only: AutoGPTQ's exllama / exllamav2 kernels
+# take half inputs (q4_matmul, gemm_half_q_half), cuda-old with use_cuda_fp16 raises on anything
+# else; AutoAWQ's GEMM kernels are half-only (awq_ext gemm_forward_cuda)
+FLOAT16_COMPUTE_WEIGHT_DTYPES = ("float16", "gptq_int4", "awq_int4")
 # MoE: each (token, expert) pair keeps the gathered input and the expert output (for routing
 # weights); routers keep a float32 softmax over the experts
 MOE_GATHERED_INPUT_COPIES = 1
@@ -150,6 +154,11 @@ GATED_MLP_INFERENCE_INTERMEDIATES = 3
 PLAIN_MLP_INFERENCE_INTERMEDIATES = 2
 # generate(): logits_to_keep=1, then `logits[:, -1, :].to(float32)`: one fp32 copy of the row
 INFERENCE_LOGITS_FP32_COPIES = 1
+# a forward over every position (inference_logits "all"): no_grad frees each layer's working set
+# before the next runs, so the LM head runs after the layers' peak, not on top of it, with the
+# final norm's output (its input) alive beside the logits (LlamaModel.forward `hidden_states =
+# self.norm(hidden_states)`, then LlamaForCausalLM `self.lm_head(hidden_states)`)
+INFERENCE_LM_HEAD_INPUT_COPIES = 1
 # bitsandbytes matmul_4bit over more than one token dequantises the 4-bit weight for each matmul,
 # forward and backward (MatMul4Bit, bitsandbytes 0.41-0.45 autograd/_functions.py:
 # `F.dequantize_4bit(B, quant_state).to(A.dtype)`): one matrix alive at a time. dequantize_4bit
@@ -163,6 +172,46 @@ BNB_4BIT_DEQUANT_BYTES = {
     "float16_then_bfloat16": DEQUANTISED_BYTES + 2,
     "float16_then_float32": DEQUANTISED_BYTES + 4,  # a float32 copy
 }
+# GPTQ kernels (AutoGPTQ 0.5.0, the QuantLinear that transformers / optimum pick through
+# gptq_kernel), for desc_act False checkpoints. exllama and exllamav2 allocate their buffers once,
+# at post_init (auto_gptq/modeling/_utils.py autogptq_post_init), whatever the tokens:
+# exllama: temp_dq, `torch.zeros((1, max_dq_buffer_size), float16)` with max_dq_buffer_size the
+# largest `qweight.numel() * 8` = in x out values, and temp_state, (max_input_len, max_inner_outer
+# _dim) float16, both 1 without act-order
+EXLLAMA_DQ_BYTES = 2
+EXLLAMA_TEMP_STATE_BYTES_NO_ACT_ORDER = 1 * 1 * 2
+# exllamav2 (qlinear_exllamav2.py): one scratch tensor per device, the largest over the layers of
+# scratch_space_fixed(max_input_len=2048, max_batch_size=8) = temp_dq_size() + temp_fwd_size():
+# in x out x 2 + 128 and out x 2048 x 8 x 4 + 128 bytes (ExLlamaV2DeviceTensors.prepare:
+# `torch.empty((scratch_bytes // 2,), dtype=torch.half)`)
+EXLLAMAV2_DQ_BYTES = 2
+EXLLAMAV2_MAX_INPUT_LEN = 2048
+EXLLAMAV2_MAX_BATCH_SIZE = 8
+EXLLAMAV2_FWD_BYTES = 4
+EXLLAMAV2_ALIGNMENT_BYTES = 128
+# cuda-old (qlinear_cuda_old.py forward): from kernel_switch_threshold = 128 rows of x (batch x
+# tokens) on, each matmul dequantises its weight with torch ops: bitwise_right_shift of the
+# expanded int32 qweight (4 B per value), `.to(torch.int8)` while it lives (1 B); the later
+# steps hold less (two int8 and a float16 copy, 4 B)
+CUDA_OLD_KERNEL_SWITCH_THRESHOLD = 128
+CUDA_OLD_DEQUANTISED_BYTES = 4 + 1
+# bitsandbytes LLM.int8 (int8 weights, MatMul8bitLt.forward under no_grad, a float16 input),
+# per token of a matmul over in -> out beside its float16 output: "row_major" (bitsandbytes
+# 0.45+: int8_vectorwise_quant's CA, in x 1 B, and int8_linear_matmul's int32 product, out x 4 B);
+# "col32" (bitsandbytes 0.37-0.44 igemmlt: double_quant's CA and CAt and transform(CA, "col32"),
+# 3 x in x 1 B, the int32 product out32, out x 4 B), which also turns each weight into the
+# col_turing / col_ampere layout in its first forward (state.CxB = F.transform(state.CB)):
+# Linear8bitLt.forward drops the row-major CB only after the matmul, so the prefill holds one
+# more int8 copy of the largest matrix. Outlier columns (subA, state.subB) depend on the data
+# and are left out
+# AutoAWQ GEMM (awq/modules/linear/gemm.py WQLinearMMFunction.forward, v0.2.0; transformers'
+# AwqConfig version "gemm"): from x.shape[0] * x.shape[1] >= 1024 (batch x tokens) each matmul
+# dequantises its weight to float16 (awq_ext.dequantize_weights_cuda) and runs torch.matmul
+AWQ_GEMM_DEQUANTISE_FROM_TOKENS = 1024
+AWQ_DEQUANTISED_BYTES = 2
+INT8_PRODUCT_BYTES = 4
+INT8_INPUT_COPIES = {"row_major": 1, "col32": 3}
+INT8_FIRST_FORWARD_WEIGHT_COPIES = {"row_major": 0, "col32": 1}
 
 # --- hybrid layers: linear attention and state-space mixers (transformers 5.24) -------------
 # the recurrent state is float32 (architecture.StateLayers): torch_chunk_gated_delta_rule casts
@@ -306,6 +355,10 @@ class ModelParts:
     total_bytes: Fraction  # all parameters' bytes
     layer_routed_linear_bytes: Fraction = Fraction(0)  # bytes of the routed-expert matrices
     quantised_lm_head: int = 0  # parameters of the LM head matrix when it is quantised too
+    exllamav2_scratch: int = 0  # gptq_int4: bytes of exllamav2's per-device scratch tensor
+    # int8: the largest per-token in x copies + out x 4 over the quantised layers, per layout
+    int8_matmul_row_major: int = 0
+    int8_matmul_col32: int = 0
 
 
 _parts_cache: dict[tuple[int, str, bool], tuple[Architecture, ModelParts]] = {}
@@ -338,13 +391,15 @@ def _model_parts(architecture: Architecture, dtype: str, quantise_lm_head: bool)
     linear_bytes = Fraction(0)
     kv_linear_bytes = Fraction(0)
     routed_bytes = Fraction(0)
-    linear = kv_linear = routed_linear = largest = largest_linear = 0
+    linear = kv_linear = routed_linear = largest = largest_linear = scratch = 0
+    int8_matmul = dict.fromkeys(INT8_INPUT_COPIES, 0)
     for layer in architecture.linear_layers:
+        keeps_16_bit = False
         size = layer.in_features * layer.out_features
         if layer.router and architecture.router_float32:
             # transformers keeps this router float32 whatever the model's dtype
             matrix_bytes = Fraction(FP32_BYTES * size)
-        elif keeps_layer_16_bit(layer, dtype, architecture.checkpoint):
+        elif keeps_16_bit := keeps_layer_16_bit(layer, dtype, architecture.checkpoint):
             matrix_bytes = Fraction(UNQUANTISED_BYTES * size)
         else:
             matrix_bytes = linear_weight_bytes(dtype, layer.in_features, layer.out_features)
@@ -361,6 +416,12 @@ def _model_parts(architecture: Architecture, dtype: str, quantise_lm_head: bool)
         if layer.name in ("k_proj", "v_proj"):
             kv_linear += size * layer.count
             kv_linear_bytes += matrix_bytes * layer.count
+        if dtype == "gptq_int4" and not layer.router and not keeps_16_bit:
+            scratch = max(scratch, exllamav2_scratch_bytes(layer.in_features, layer.out_features))
+        if dtype == "int8" and not layer.router and not keeps_16_bit:
+            for layout, copies in INT8_INPUT_COPIES.items():
+                per_token = layer.in_features * copies + layer.out_features * INT8_PRODUCT_BYTES
+                int8_matmul[layout] = max(int8_matmul[layout], per_token)
     if not architecture.linear_layers:
         # matrices unknown (manual entry): counted as hidden_size-wide matrices
         linear = counts.attention + counts.mlp + counts.experts
@@ -408,7 +469,19 @@ def _model_parts(architecture: Architecture, dtype: str, quantise_lm_head: bool)
         total_bytes=embeddings_bytes + lm_head_bytes + linear_bytes + other_bytes + norms_bytes,
         layer_routed_linear_bytes=routed_bytes,
         quantised_lm_head=head_matrix,
+        exllamav2_scratch=scratch,
+        int8_matmul_row_major=int8_matmul["row_major"],
+        int8_matmul_col32=int8_matmul["col32"],
     )
+
+
+def exllamav2_scratch_bytes(in_features: int, out_features: int) -> int:
+    """AutoGPTQ 0.5.0 QuantLinear (exllamav2) scratch_space_fixed() of one layer, in bytes."""
+    temp_dq = in_features * out_features * EXLLAMAV2_DQ_BYTES + EXLLAMAV2_ALIGNMENT_BYTES
+    rows = EXLLAMAV2_MAX_INPUT_LEN * EXLLAMAV2_MAX_BATCH_SIZE
+    temp_fwd = out_features * rows * EXLLAMAV2_FWD_BYTES + EXLLAMAV2_ALIGNMENT_BYTES
+    # allocated as scratch_bytes // 2 float16 values
+    return (temp_dq + temp_fwd) // 2 * 2
 
 
 def _stage_share(
@@ -938,13 +1011,15 @@ def inference_layer_activations(
     follows_a_layer: bool = True,
     moe_dispatch_bytes: int = 0,
     keeps_embeddings: bool = False,
+    mlp_transient: Fraction | int = 0,
 ) -> Fraction:
     """Peak working set of one decoder layer during prefill (no_grad: nothing is kept for
     backward, so the peak is the larger of the attention and MLP sub-blocks). `follows_a_layer`:
     another layer ran before it on this GPU (what it returned may still be referenced).
     `moe_dispatch_bytes`: an MoE layer's expert-parallel dispatch/combine buffers.
     `keeps_embeddings`: the model's forward, on this GPU, holds its embedding output and the
-    layer's input through the layer (a language model's decoder loop)."""
+    layer's input through the layer (a language model's decoder loop). `mlp_transient`: what a
+    quantised matmul allocates while it runs (per GPU), in the MLP sub-block."""
     batch, seq = inputs.batch_size, inputs.sequence_length
     tokens = batch * seq
     hidden = architecture.hidden_size
@@ -969,7 +1044,8 @@ def inference_layer_activations(
             # compute B per score element, 4 + 4 in float32
             cast = compute if compute != FP32_BYTES else 0
             scores_element = compute + EAGER_SOFTMAX_BYTES + cast
-            if compute != FP32_BYTES and inputs.weight_dtype != "float16":
+            float16 = inputs.weight_dtype in FLOAT16_COMPUTE_WEIGHT_DTYPES
+            if compute != FP32_BYTES and not float16:
                 # ATen's softmax(input, dim, dtype) (torch aten/src/ATen/native/SoftMax.cpp)
                 # takes the fused half_to_float kernel only for a CUDA float16 input; a bfloat16
                 # one is converted first, `input_.toType(dtype)`, and _softmax runs on that
@@ -1011,7 +1087,7 @@ def inference_layer_activations(
     return Fraction(
         max(
             _per_gpu(attention_replicated, attention_split, tensor_parallel),
-            _per_gpu(mlp_replicated, mlp_split, tensor_parallel),
+            _per_gpu(mlp_replicated, mlp_split, tensor_parallel) + mlp_transient,
         )
     )
 
@@ -1294,6 +1370,73 @@ def _dequantisation_buffer(
     return _divide(largest * copies, tensor_parallel)
 
 
+def gptq_kernel_buffers(inputs: EstimateInputs, parts: ModelParts, tensor_parallel: int) -> int:
+    """What the GPTQ kernel (gptq_kernel) holds beside the weights through every step:
+    exllama's and exllamav2's buffers, allocated once at post_init (AutoGPTQ 0.5.0)."""
+    if inputs.weight_dtype != "gptq_int4":
+        return 0
+    largest = parts.largest_linear
+    if inputs.gptq_kernel == "exllama":
+        temp_dq = largest * EXLLAMA_DQ_BYTES
+        return round(_divide(temp_dq, tensor_parallel)) + EXLLAMA_TEMP_STATE_BYTES_NO_ACT_ORDER
+    if inputs.gptq_kernel == "exllamav2":
+        return round(_divide(parts.exllamav2_scratch, tensor_parallel))
+    return 0
+
+
+def gptq_cuda_old_dequantised(
+    inputs: EstimateInputs, parts: ModelParts, tensor_parallel: int
+) -> int:
+    """cuda-old's dequantised copy of the largest matrix, made per matmul over 128 rows or
+    more (AutoGPTQ 0.5.0 qlinear_cuda_old.forward)."""
+    rows = inputs.batch_size * inputs.sequence_length
+    if inputs.weight_dtype != "gptq_int4" or inputs.gptq_kernel != "cuda_old":
+        return 0
+    if rows < CUDA_OLD_KERNEL_SWITCH_THRESHOLD:
+        return 0
+    return round(_divide(parts.largest_linear * CUDA_OLD_DEQUANTISED_BYTES, tensor_parallel))
+
+
+def awq_gemm_buffers(inputs: EstimateInputs, parts: ModelParts, tensor_parallel: int) -> int:
+    """AutoAWQ's GEMM kernel over 1024 tokens or more: the float16 copy of the largest matrix."""
+    tokens = inputs.batch_size * inputs.sequence_length
+    if inputs.weight_dtype != "awq_int4" or tokens < AWQ_GEMM_DEQUANTISE_FROM_TOKENS:
+        return 0
+    return round(_divide(parts.largest_linear * AWQ_DEQUANTISED_BYTES, tensor_parallel))
+
+
+def int8_matmul_buffers(inputs: EstimateInputs, parts: ModelParts, tensor_parallel: int) -> int:
+    """bitsandbytes LLM.int8's working memory in its largest matmul over the prefill's tokens
+    (bnb_int8_matmul): the int8 input copies and the int32 product, and with the col32 layout
+    the first forward's transformed copy of the largest weight."""
+    if inputs.weight_dtype != "int8":
+        return 0
+    layout = inputs.bnb_int8_matmul
+    per_token = parts.int8_matmul_col32 if layout == "col32" else parts.int8_matmul_row_major
+    tokens = inputs.batch_size * inputs.sequence_length
+    transformed = parts.largest_linear * INT8_FIRST_FORWARD_WEIGHT_COPIES[layout]
+    return round(_divide(tokens * per_token + transformed, tensor_parallel))
+
+
+def _matmul_transients(
+    inputs: EstimateInputs, parts: ModelParts, tensor_parallel: int
+) -> tuple[Fraction | int, Fraction | int]:
+    """What quantised matmuls allocate while they run, beside their inputs and outputs: in the
+    largest layer matmul (an MLP projection) and in the LM head's when it is quantised too
+    (bitsandbytes 4-bit dequantised copies, GPTQ cuda-old's, AWQ GEMM's, LLM.int8's copies)."""
+    layer: Fraction | int = 0
+    head: Fraction | int = 0
+    tokens = inputs.batch_size * inputs.sequence_length
+    if inputs.weight_dtype in BNB_4BIT_DTYPES and tokens > 1:
+        copies = NF4_DEQUANTISED_MATRICES * BNB_4BIT_DEQUANT_BYTES[inputs.bnb_4bit_dequant_path]
+        layer = _divide(parts.largest_linear * copies, tensor_parallel)
+        head = _divide(parts.quantised_lm_head * copies, tensor_parallel)
+    layer += gptq_cuda_old_dequantised(inputs, parts, tensor_parallel)
+    layer += awq_gemm_buffers(inputs, parts, tensor_parallel)
+    layer += int8_matmul_buffers(inputs, parts, tensor_parallel)
+    return layer, head
+
+
 def _inference_activations(
     architecture: Architecture,
     inputs: EstimateInputs,
@@ -1301,8 +1444,14 @@ def _inference_activations(
     stage: Stage,
     dtypes: ActivationDtypes,
     widths: AttentionWidths,
+    parts: ModelParts | None = None,
 ) -> Fraction:
+    """The prefill's peak: the busiest layer (quantised matmuls' transients in its MLP
+    sub-block, where the largest matrices are), then the LM head."""
     tp = layout.tensor_parallel
+    layer_transient, head_transient = (
+        _matmul_transients(inputs, parts, tp) if parts is not None else (0, 0)
+    )
     dense_layers, moe_layers = _moe_layer_counts(architecture)
     # the busiest layer is one that follows another when the stage holds more than one
     follows_a_layer = stage.num_layers > 1
@@ -1318,10 +1467,28 @@ def _inference_activations(
             follows_a_layer,
             dispatch if moe else 0,
             keeps_embeddings=stage.has_embeddings,
+            mlp_transient=layer_transient,
         )
         for count, moe in ((dense_layers, False), (moe_layers, True))
         if count
     ]
+    plain_peaks = peaks
+    if head_transient:
+        plain_peaks = [
+            inference_layer_activations(
+                architecture,
+                widths,
+                inputs,
+                dtypes,
+                moe,
+                tp,
+                follows_a_layer,
+                dispatch if moe else 0,
+                keeps_embeddings=stage.has_embeddings,
+            )
+            for count, moe in ((dense_layers, False), (moe_layers, True))
+            if count
+        ]
     state = architecture.state_layers
     if state is not None:
         # a state layer's mixer sub-block (its MLP sub-block is one of the peaks above)
@@ -1335,6 +1502,7 @@ def _inference_activations(
         hidden_bytes = tokens * architecture.hidden_size * copies * dtypes.residual
         mixer = mixer_working_set(state, inputs, dtypes.compute)
         peaks.append(_per_gpu(hidden_bytes, mixer, tp))
+        plain_peaks = [*plain_peaks, peaks[-1]] if plain_peaks is not peaks else peaks
     peak = max(peaks)
     if stage.has_lm_head:
         # the last position's logits (generate()), or every position's (a plain forward), in the
@@ -1343,6 +1511,13 @@ def _inference_activations(
         logits = inputs.batch_size * architecture.vocab_size
         logit_bytes = logits * positions * dtypes.compute
         logit_bytes += logits * INFERENCE_LOGITS_FP32_COPIES * FP32_BYTES
+        if inputs.inference_logits == "all":
+            tokens = inputs.batch_size * inputs.sequence_length
+            head_input = tokens * architecture.hidden_size * INFERENCE_LM_HEAD_INPUT_COPIES
+            head = _per_gpu(head_input * dtypes.residual, logit_bytes, tp) + head_transient
+            return Fraction(max(peak, head))
+        # a quantised head's transient comes after the layers' (its matmul follows them)
+        peak = max(peak, max(plain_peaks) + head_transient)
         peak += _divide(logit_bytes, tp)
     return Fraction(peak)
 

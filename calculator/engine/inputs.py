@@ -83,6 +83,16 @@ INFERENCE_LOGITS = ("last", "all")
 # `.to(A.dtype)` makes a second copy; "float16_then_float32": the same cast to a float32 compute
 # dtype (transformers' bnb_4bit_compute_dtype default, float32, on float16 inputs)
 BNB_4BIT_DEQUANT_PATHS = ("compute", "float16_then_bfloat16", "float16_then_float32")
+# The GPTQ QuantLinear that runs gptq_int4 layers (AutoGPTQ 0.5.0, chosen by transformers' /
+# optimum's GPTQConfig use_exllama and exllama_config version): "exllama" (transformers' default,
+# GPTQConfig.post_init exllama_config {"version": 1}), "exllamav2" (optimum's GPTQQuantizer
+# default), "cuda_old" (use_exllama False without act-order); engine/detailed.py
+# gptq_kernel_buffers
+GPTQ_KERNELS = ("exllama", "exllamav2", "cuda_old")
+# bitsandbytes LLM.int8's matmul (engine/detailed.py int8_matmul_buffers): "row_major"
+# (bitsandbytes 0.45+, int8_linear_matmul on row-major int8 weights) or "col32" (0.37-0.44,
+# igemmlt on col_turing / col_ampere weights)
+BNB_INT8_MATMULS = ("row_major", "col32")
 MODEL_SOURCES = ("hf_config", "architecture")
 # Who shards under zero_stage 2 and 3: DeepSpeed with its own defaults, DeepSpeed as the HF
 # Trainer configures "auto" (buckets of hidden_size**2), or PyTorch FSDP (stage 3 FULL_SHARD,
@@ -144,6 +154,8 @@ DEFAULTS: dict[str, Any] = {
     "bnb_4bit_saves_inputs": False,
     "lora_dropout": False,  # PEFT LoraConfig's lora_dropout=0.0
     "bnb_4bit_dequant_path": "compute",
+    "gptq_kernel": "exllama",
+    "bnb_int8_matmul": "row_major",
     "quantise_lm_head": False,
     "fused_qkv_attention": False,  # transformers' separate q/k/v projections
     "previous_graph_alive": False,  # the loop drops each micro-batch's graph after backward
@@ -242,6 +254,8 @@ class EstimateInputs:
     bnb_4bit_saves_inputs: bool = False
     lora_dropout: bool = False
     bnb_4bit_dequant_path: str = "compute"
+    gptq_kernel: str = "exllama"
+    bnb_int8_matmul: str = "row_major"
     quantise_lm_head: bool = False
     fused_qkv_attention: bool = False
     previous_graph_alive: bool = False
@@ -308,6 +322,8 @@ class EstimateInputs:
             "bnb_4bit_saves_inputs": self.bnb_4bit_saves_inputs,
             "lora_dropout": self.lora_dropout,
             "bnb_4bit_dequant_path": self.bnb_4bit_dequant_path,
+            "gptq_kernel": self.gptq_kernel,
+            "bnb_int8_matmul": self.bnb_int8_matmul,
             "quantise_lm_head": self.quantise_lm_head,
             "fused_qkv_attention": self.fused_qkv_attention,
             "previous_graph_alive": self.previous_graph_alive,
@@ -511,6 +527,8 @@ def parse_inputs(
     dequant_path = _choice(
         "bnb_4bit_dequant_path", get("bnb_4bit_dequant_path"), BNB_4BIT_DEQUANT_PATHS
     )
+    gptq_kernel = _choice("gptq_kernel", get("gptq_kernel"), GPTQ_KERNELS)
+    int8_matmul = _choice("bnb_int8_matmul", get("bnb_int8_matmul"), BNB_INT8_MATMULS)
     quantise_lm_head = _boolean("quantise_lm_head", get("quantise_lm_head"))
     fused_qkv = _boolean("fused_qkv_attention", get("fused_qkv_attention"))
     previous_graph = _boolean("previous_graph_alive", get("previous_graph_alive"))
@@ -618,6 +636,8 @@ def parse_inputs(
         bnb_4bit_saves_inputs=saves_inputs,
         lora_dropout=lora_dropout,
         bnb_4bit_dequant_path=dequant_path,
+        gptq_kernel=gptq_kernel,
+        bnb_int8_matmul=int8_matmul,
         quantise_lm_head=quantise_lm_head,
         fused_qkv_attention=fused_qkv,
         previous_graph_alive=previous_graph,

@@ -33,6 +33,8 @@ from calculator.engine.detailed import (
     _training_activations,
     attention_widths,
     cross_attention_cache_bytes,
+    gptq_cuda_old_dequantised,
+    gptq_kernel_buffers,
     inference_dispatch_bytes,
     inference_layer_activations,
     kv_cache_bytes,
@@ -342,12 +344,15 @@ def _stage_tensors(
                 images.cross_attention_states,
                 inputs.kv_cache_dtype,
             )
-        activations = _inference_activations(architecture, inputs, layout, stage, dtypes, widths)
+        activations = _inference_activations(
+            architecture, inputs, layout, stage, dtypes, widths, parts
+        )
         if architecture.vision is not None and stage.has_embeddings:
             # the tower encodes the images before the language model runs: the larger peak
             tower = vision_activations(architecture, inputs, layout, stage)[0]
             activations = max(activations, Fraction(tower))
-        activations += _dequantisation_buffer(inputs, parts, layout.tensor_parallel)
+        # the kernels' buffers held through every step (exllama, exllamav2)
+        activations += gptq_kernel_buffers(inputs, parts, layout.tensor_parallel)
         return Breakdown(
             weights=round(weights),
             kv_cache=round(kv_cache),
@@ -433,6 +438,8 @@ def _stage_tensors(
         tower, kept = vision_activations(architecture, inputs, layout, stage)
         activations = activations + tower if kept else max(activations, Fraction(tower))
     activations += _dequantisation_buffer(local, parts, layout.tensor_parallel)
+    activations += gptq_kernel_buffers(local, parts, layout.tensor_parallel)
+    activations += gptq_cuda_old_dequantised(local, parts, layout.tensor_parallel)
     activation_peak = activations
     # the peak holds max(activations, gradients allocated): shown as the activations beyond
     # the gradients, so that the breakdown still sums to the peak with exact gradients

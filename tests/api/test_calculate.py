@@ -41,6 +41,8 @@ CONTRACT_INPUTS = {
     "bnb_4bit_saves_inputs",
     "lora_dropout",
     "bnb_4bit_dequant_path",
+    "gptq_kernel",
+    "bnb_int8_matmul",
     "quantise_lm_head",
     "fused_qkv_attention",
     "previous_graph_alive",

@@ -56,6 +56,8 @@ def test_it_fills_every_default_and_keeps_the_model_as_given():
         "bnb_4bit_saves_inputs": False,
         "lora_dropout": False,
         "bnb_4bit_dequant_path": "compute",
+        "gptq_kernel": "exllama",
+        "bnb_int8_matmul": "row_major",
         "quantise_lm_head": False,
         "fused_qkv_attention": False,
         "previous_graph_alive": False,

@@ -139,8 +139,19 @@ def test_gradient_accumulation_keeps_the_gradients_through_backward():
 def test_logits_for_every_position():
     last = breakdown(model=LLAMA_2, sequence_length=100)
     every = breakdown(model=LLAMA_2, sequence_length=100, inference_logits="all")
-    # 99 more positions of 32,000 float16 logits (Llama-2's config: float16)
-    assert every["activations"] - last["activations"] == 99 * 32000 * 2
+    # the LM head runs after the layers' working set is freed (no_grad): its input (the final
+    # norm's output, 100 x 4,096 float16) and 100 positions of 32,000 float16 logits plus the
+    # last one's float32 copy, 7,347,200 B, stay below the layers' peak, which is what the
+    # "last" figure holds beside its one row of logits (32,000 x (2 + 4) B)
+    head = 100 * 4096 * 2 + 100 * 32000 * 2 + 32000 * 4
+    layers = last["activations"] - 32000 * (2 + 4)
+    assert head == 7_347_200 < layers
+    assert every["activations"] == layers
+    # with a 256,000-token vocabulary the head's phase is the peak: 100 x (4,096 x 2 + 256,000
+    # x 2) + 256,000 x 4 bytes
+    wide = {"hf_config": {**LLAMA_2["hf_config"], "vocab_size": 256000}}
+    every = breakdown(model=wide, sequence_length=100, inference_logits="all")
+    assert every["activations"] == 100 * (4096 * 2 + 256000 * 2) + 256000 * 4
 
 
 def test_paged_optimizer_states_are_outside_the_allocator():

@@ -121,3 +121,19 @@ def test_the_config_hub_rows_say_how_litgpt_holds_its_tensors():
         elif case["id"].startswith("litgpt-lora"):
             assert payload["fused_qkv_attention"] and payload["lora_dropout"]
             assert not payload.get("previous_graph_alive", False)
+
+
+def test_optimums_quantised_prefill_rows_are_within_five_percent():
+    # issue 15: quantised inference read low until the kernels' working memory was modelled
+    # (AutoGPTQ 0.5.0 exllama temp_dq, exllamav2 scratch, cuda-old's dequantisation; the
+    # exllamav2 rows read -9.6 % .. +2.2 % before); every row of optimum's prefill tables
+    cases = [
+        comparison
+        for comparison in published.compare_all(DATA)
+        if comparison.measurement.id.startswith("optimum-prefill")
+    ]
+    assert len(cases) == 25
+    kernels = {case.measurement.payload.get("gptq_kernel") for case in cases}
+    assert kernels == {None, "exllama", "exllamav2", "cuda_old"}
+    for comparison in cases:
+        assert abs(comparison.error) < 0.05, comparison.measurement.id

@@ -384,6 +384,13 @@ def _stage_tensors(
     # a p.grad of None); the tower's weights are spread over the layers as in the weights line
     graded = trainable - _ungraded_on_gpu(architecture, inputs, layout, stage, plan)
     gradients = graded * precision.gradient_bytes
+    if inputs.optimizer_in_backward:
+        # torchtune training/memory.py register_optim_in_bwd_hooks: each parameter's
+        # post-accumulate-grad hook steps its own optimizer and zeroes its gradient, so one
+        # gradient exists at a time, at most the largest parameter's (a tied embedding's lives
+        # from the LM head's backward to the embedding's)
+        largest = _largest_trainable(architecture, inputs, layout, parts)
+        gradients = min(gradients, largest * precision.gradient_bytes)
     if inputs.optimizer == "adafactor":
         # the factored states scale with the model's matrices, not their values: this GPU's
         # share of the trainable parameters takes that share of them
@@ -391,10 +398,10 @@ def _stage_tensors(
         optimizer_states = plan.adafactor_elements * share * ADAFACTOR_STATE_BYTES
     else:
         optimizer_states = _optimizer_bytes(inputs.optimizer, graded, precision.state_bytes)
-    if inputs.optimizer in PAGED_OPTIMIZERS and inputs.memory_view == "allocated":
+    if inputs.optimizer in PAGED_OPTIMIZERS and inputs.memory_view in ("allocated", "reserved"):
         # paged states live in CUDA unified memory (cudaMallocManaged), outside torch's allocator:
-        # torch.cuda.max_memory_allocated does not count them; those of small parameters are
-        # ordinary device tensors
+        # neither torch.cuda.max_memory_allocated nor max_memory_reserved counts them; those of
+        # small parameters are ordinary device tensors
         optimizer_states *= plan.unpaged_share
     # the share of this GPU's trainable state that is routed experts (sharded ep times less)
     routed_share = Fraction(routed_parameters, params_on_gpu) if ep > 1 else Fraction(0)
@@ -462,6 +469,27 @@ def _stage_tensors(
         runtime_overhead=overhead,
         host_bytes=round(host),
     )
+
+
+def _largest_trainable(
+    architecture: Architecture, inputs: EstimateInputs, layout: Layout, parts: ModelParts
+) -> Fraction:
+    """Values of the largest trainable parameter on one GPU: the largest weight matrix (the
+    embeddings included), or the largest LoRA matrix."""
+    if inputs.finetuning in ("lora", "qlora"):
+        return Fraction(
+            max(
+                (
+                    inputs.lora_rank
+                    * layer.lora_rank_factor
+                    * max(layer.in_features, layer.out_features)
+                    for layer in lora_targets(architecture, inputs)
+                ),
+                default=0,
+            ),
+            layout.tensor_parallel,
+        )
+    return Fraction(parts.largest_matrix, layout.tensor_parallel)
 
 
 def _context_parallel_share(inputs: EstimateInputs, layout: Layout) -> EstimateInputs:

@@ -271,8 +271,9 @@ def plan_for(inputs: EstimateInputs, architecture: Architecture, notes: list[str
     elif overhead is None and inputs.memory_view == "device":
         overhead = CUDA_CONTEXT_BYTES
         notes.append(
-            "Memory view device: plus the CUDA context and kernels nvidia-smi shows "
-            "(1,343 MiB, transformers docs)"
+            "Memory view device: tensors rounded as PyTorch's caching allocator reserves them "
+            "(as the reserved view), plus the CUDA context and kernels nvidia-smi shows "
+            "(1,343 MiB, transformers docs), in runtime_overhead"
         )
     elif overhead is None:
         overhead = DEFAULT_RUNTIME_OVERHEAD_BYTES
@@ -308,10 +309,12 @@ def _stage_breakdown(
     architecture: Architecture, inputs: EstimateInputs, plan: Plan, index: int
 ) -> Breakdown:
     lines = _stage_tensors(architecture, inputs, plan, index)
-    if inputs.memory_view == "reserved" and inputs.runtime_overhead_bytes is None:
+    if inputs.memory_view in ("reserved", "device") and inputs.runtime_overhead_bytes is None:
+        # nvidia-smi shows the segments the caching allocator reserved, and the CUDA context
+        # beside them (plan.overhead: 0 for reserved, CUDA_CONTEXT_BYTES for device)
         stage = plan.layout.stages[index]
         slack = _allocator_slack(architecture, inputs, plan, stage, lines)
-        return dataclasses.replace(lines, runtime_overhead=slack)
+        return dataclasses.replace(lines, runtime_overhead=plan.overhead + slack)
     return lines
 
 
@@ -668,6 +671,21 @@ def _sharding_working_set(
         root = Fraction(
             parts.embeddings * stage.has_embeddings + parts.lm_head * stage.has_lm_head, tp
         )
+        if DTYPES[inputs.weight_dtype].quantised:
+            # FSDP all-gathers each FlatParameter in its storage dtype: bitsandbytes 4-bit
+            # weights packed into bnb_4bit_quant_storage (the Answer.AI / PEFT FSDP+QLoRA
+            # recipe), so a gathered layer is its packed bytes, not 16-bit values; the root unit
+            # (embeddings, LM head) stays 16-bit
+            layer_bytes = (parts.layer_linear_bytes + parts.layer_other_bytes) / (
+                (architecture.num_layers or 1) * tp
+            )
+            root_bytes = (
+                parts.embeddings_bytes * stage.has_embeddings
+                + parts.lm_head_bytes * stage.has_lm_head
+            ) / tp
+            return ShardingWorkingSet(
+                parameters=root_bytes + 2 * layer_bytes, gradients=layer_gradient
+            )
         return ShardingWorkingSet(parameters=(root + 2 * layer) * working, gradients=layer_gradient)
     if inputs.sharding == "deepspeed_hf_auto":
         bucket = Fraction(architecture.hidden_size**2)

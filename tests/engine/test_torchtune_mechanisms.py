@@ -85,3 +85,31 @@ def test_paged_states_are_outside_the_reserved_segments_too():
     payload = {**FULL_BF16, "optimizer": "paged_adamw", "runtime_overhead_bytes": None}
     lines = breakdown(**payload, memory_view="reserved")
     assert lines["optimizer_states"] == 65 * 4096 * 2 * 4 == 2_129_920
+
+
+def test_fsdp_gathers_packed_four_bit_layers_in_their_storage_bytes():
+    # FSDP FULL_SHARD over 2 GPUs of a QLoRA Llama-2-7B (bitsandbytes NF4 with double
+    # quantisation packed into bnb_4bit_quant_storage): each GPU holds half of every stored
+    # byte and half of the float32 adapters, and gathers the root unit (bf16 embeddings and LM
+    # head) and two decoder layers (computing, prefetched) at their packed size
+    payload = {
+        "model": LLAMA_2,
+        "mode": "training",
+        "runtime_overhead_bytes": 0,
+        "finetuning": "qlora",
+        "weight_dtype": "nf4",
+        "lora_target_modules": ["q_proj", "v_proj"],
+        "lora_rank": 8,
+        "num_gpus": 2,
+        "zero_stage": 3,
+        "sharding": "fsdp",
+    }
+    values = LAYERS * (4 * HIDDEN * HIDDEN + 3 * HIDDEN * 11008)
+    # 4 bits a weight, a uint8 absmax per 64 and a float32 absmax per 256 blocks
+    packed = values // 2 + values // 64 + values // 16384 * 4
+    root = 2 * VOCAB * HIDDEN * 2
+    norms = 65 * HIDDEN * 2
+    adapters = LAYERS * 2 * 8 * (HIDDEN + HIDDEN) * 4
+    gathered = root + 2 * packed // LAYERS
+    expected = (packed + root + norms) // 2 + adapters // 2 + gathered
+    assert breakdown(**payload)["weights"] == expected == 2_674_270_720

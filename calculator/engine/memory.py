@@ -45,6 +45,7 @@ from calculator.engine.detailed import (
     training_layer_activations,
 )
 from calculator.engine.dtypes import (
+    BNB_4BIT_DTYPES,
     DTYPES,
     ELEMENT_BYTES,
     LINEAR_MODULE_ONLY_DTYPES,
@@ -416,6 +417,15 @@ def _stage_tensors(
         # ZeRO-2 also partitions gradients
         gradients = _sharded(gradients, ranks, ep, routed_share)
     sharding = _sharding_working_set(architecture, inputs, layout, stage, parts, params_on_gpu)
+    quant_states = Fraction(0)
+    if zero >= 3 and inputs.weight_dtype in BNB_4BIT_DTYPES:
+        # bitsandbytes keeps each 4-bit layer's quant_state (absmax, code) on the module, not
+        # in the parameter the framework flattens and shards (bitsandbytes nn/modules.py
+        # fix_4bit_weight_quant_state_from_module: "the quant state got lost when the parameter
+        # got converted. This happens for example for fsdp"): whole on every GPU, and on the
+        # GPU when the parameters are offloaded
+        quant_states = _bnb_quant_state_bytes(parts, layout, stage)
+        base -= quant_states
     if zero >= 3:
         # ZeRO-3 / FSDP FULL_SHARD also partition parameters; what is gathered is added below
         base = _sharded(Fraction(base), ranks, ep, Fraction(routed_bytes) / base if ep > 1 else 0)
@@ -432,7 +442,7 @@ def _stage_tensors(
         # host, the GPU gathers each layer as it computes (the working set below)
         host += base + adapters
         base = adapters = Fraction(0)
-    base += sharding.parameters
+    base += sharding.parameters + quant_states
     gradients += sharding.gradients
     # context parallelism: each rank computes sequence_length / cp of every sequence
     local = _context_parallel_share(inputs, layout)
@@ -472,6 +482,14 @@ def _stage_tensors(
         runtime_overhead=overhead,
         host_bytes=round(host),
     )
+
+
+def _bnb_quant_state_bytes(parts: ModelParts, layout: Layout, stage: Stage) -> Fraction:
+    """One GPU's bytes of bitsandbytes 4-bit quantisation statistics: what the layers' 4-bit
+    matrices store beyond their packed half byte a weight (routed experts stay 16-bit)."""
+    quantised = parts.layer_linear - parts.layer_routed_linear
+    stored = parts.layer_linear_bytes - parts.layer_routed_linear_bytes
+    return (stored - Fraction(quantised, 2)) * stage.layer_fraction / layout.tensor_parallel
 
 
 def _largest_trainable(
@@ -676,9 +694,15 @@ def _sharding_working_set(
             # weights packed into bnb_4bit_quant_storage (the Answer.AI / PEFT FSDP+QLoRA
             # recipe), so a gathered layer is its packed bytes, not 16-bit values; the root unit
             # (embeddings, LM head) stays 16-bit
-            layer_bytes = (parts.layer_linear_bytes + parts.layer_other_bytes) / (
-                (architecture.num_layers or 1) * tp
+            # the quant_state stays whole on every GPU (_bnb_quant_state_bytes), so a gathered
+            # 4-bit layer is its packed half byte a weight
+            packed = (
+                Fraction(parts.layer_linear - parts.layer_routed_linear, 2)
+                + parts.layer_routed_linear_bytes
+                if inputs.weight_dtype in BNB_4BIT_DTYPES
+                else parts.layer_linear_bytes
             )
+            layer_bytes = (packed + parts.layer_other_bytes) / ((architecture.num_layers or 1) * tp)
             root_bytes = (
                 parts.embeddings_bytes * stage.has_embeddings
                 + parts.lm_head_bytes * stage.has_lm_head

@@ -87,11 +87,13 @@ def test_paged_states_are_outside_the_reserved_segments_too():
     assert lines["optimizer_states"] == 65 * 4096 * 2 * 4 == 2_129_920
 
 
-def test_fsdp_gathers_packed_four_bit_layers_in_their_storage_bytes():
+def test_fsdp_shards_packed_four_bit_data_and_keeps_the_quant_states_whole():
     # FSDP FULL_SHARD over 2 GPUs of a QLoRA Llama-2-7B (bitsandbytes NF4 with double
-    # quantisation packed into bnb_4bit_quant_storage): each GPU holds half of every stored
-    # byte and half of the float32 adapters, and gathers the root unit (bf16 embeddings and LM
-    # head) and two decoder layers (computing, prefetched) at their packed size
+    # quantisation, packed into bnb_4bit_quant_storage): the flattened parameters, the packed
+    # half byte a weight, the bf16 embeddings, LM head and norms, and the float32 adapters are
+    # halved; each module's quant_state (a uint8 absmax per 64 weights, a float32 absmax per 256
+    # blocks) is not a parameter and stays whole on both GPUs; the root unit (embeddings and LM
+    # head) and two decoder layers (computing, prefetched) are gathered, packed
     payload = {
         "model": LLAMA_2,
         "mode": "training",
@@ -105,11 +107,11 @@ def test_fsdp_gathers_packed_four_bit_layers_in_their_storage_bytes():
         "sharding": "fsdp",
     }
     values = LAYERS * (4 * HIDDEN * HIDDEN + 3 * HIDDEN * 11008)
-    # 4 bits a weight, a uint8 absmax per 64 and a float32 absmax per 256 blocks
-    packed = values // 2 + values // 64 + values // 16384 * 4
+    packed = values // 2
+    quant_states = values // 64 + values // 16384 * 4
     root = 2 * VOCAB * HIDDEN * 2
     norms = 65 * HIDDEN * 2
     adapters = LAYERS * 2 * 8 * (HIDDEN + HIDDEN) * 4
     gathered = root + 2 * packed // LAYERS
-    expected = (packed + root + norms) // 2 + adapters // 2 + gathered
-    assert breakdown(**payload)["weights"] == expected == 2_674_270_720
+    expected = (packed + root + norms) // 2 + quant_states + adapters // 2 + gathered
+    assert breakdown(**payload)["weights"] == expected == 2_719_232_000

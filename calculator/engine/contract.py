@@ -24,6 +24,7 @@ from calculator.engine.inputs import (
     ATTENTION_IMPLEMENTATIONS,
     BNB_4BIT_DEQUANT_PATHS,
     BNB_INT8_MATMULS,
+    CROSS_ENTROPY_IMPLEMENTATIONS,
     DEFAULTS,
     FIELDS,
     FINETUNING_METHODS,
@@ -442,6 +443,39 @@ CONTRACT: tuple[ContractField, ...] = (
         "Loop keeps the last micro-batch's graph (litgpt)",
         "Training: the loop's float32 logits keep the previous micro-batch's graph until the "
         "next forward returns (litgpt finetune/lora.py with Lightning Fabric).",
+    ),
+    _choice(
+        "cross_entropy",
+        "view",
+        "Cross-entropy",
+        "Training: one float32 cross-entropy over all the logits, torchtune's "
+        "CEWithChunkedOutputLoss (8 chunks, each upcast on its own), or that loss compiled "
+        "(only the 16-bit logits saved).",
+        CROSS_ENTROPY_IMPLEMENTATIONS,
+        choice_labels={
+            "plain": "one float32 cross-entropy (transformers, litgpt)",
+            "chunked": "chunked, 8 chunks (torchtune CEWithChunkedOutputLoss)",
+            "chunked_compiled": "chunked and compiled (torchtune compile=True)",
+        },
+        blank=True,
+        blank_label="Default (one float32 cross-entropy)",
+        default_note="plain",
+    ),
+    ContractField(
+        "optimizer_in_backward",
+        "boolean",
+        "view",
+        "Optimizer step in backward (torchtune optimizer_in_bwd)",
+        "Training: each parameter is stepped and its gradient freed as soon as it is computed "
+        "(torchtune register_optim_in_bwd_hooks); no gradient accumulation.",
+    ),
+    ContractField(
+        "activation_offloading",
+        "boolean",
+        "view",
+        "Activation offloading (torchtune)",
+        "Training: saved activations moved to host memory in forward, brought back one layer "
+        "ahead in backward (torchtune OffloadActivations); the LM head's stay.",
     ),
     _choice(
         "memory_view",

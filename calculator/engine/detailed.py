@@ -119,6 +119,18 @@ FUSED_QKV_BNB_SAVED_ATTENTION_OUTPUT_COPIES = 0
 BNB_CTX_HELD_INPUT_COPIES = 1
 # gradient checkpointing keeps each layer's input (plus one layer's full set while recomputing)
 CHECKPOINTED_INPUTS_PER_LAYER = 1
+# cross_entropy "chunked": torchtune modules/loss/ce_chunked_output_loss.py CEWithChunkedOutputLoss
+# (num_output_chunks=8): the decoder returns the LM head's output as 8 chunks over the tokens and
+# compute_cross_entropy upcasts one chunk at a time (`logits.float()`), each chunk's float32
+# log_softmax saved for backward; the recipes `del logits` before backward
+CHUNKED_LOSS_CHUNKS = 8
+# activation_offloading: torchtune training/_activation_offloading.py OffloadActivations
+# (max_fwd_stash_size=5): each saved tensor of at least min_offload_size (1024 B) is copied to
+# pinned host memory on a side stream and kept on the GPU in fwd_stash until 5 newer tensors
+# have been packed; the LM head runs under NoOpManager (get_act_offloading_ctx_manager), its
+# input stays; in backward a node's tensors come back with the previous node's prefetched
+OFFLOAD_FORWARD_STASH_TENSORS = 5
+OFFLOAD_BACKWARD_LAYERS = 2
 
 # previous_graph_alive: litgpt finetune/lora.py (4a9b7e62; lit-gpt 8641822 alike) runs
 # `logits = model(input_ids, lm_head_chunk_size=128)`, loss and backward, and rebinds `logits`
@@ -1213,6 +1225,11 @@ def _training_activations(
         stage_layers = (all_layers + lora_all) * stage.layer_fraction
         # what one micro-batch keeps through to its backward, for each one in flight
         kept = kept_inputs * CHECKPOINTED_INPUTS_PER_LAYER + stage_layers * plain
+        if inputs.activation_offloading:
+            # the kept inputs (and the plain layers' sets) are on the host; the GPU holds the
+            # last few still being copied (fwd_stash), at most the kept set itself
+            stash = OFFLOAD_FORWARD_STASH_TENSORS * tokens * hidden * dtypes.residual
+            kept = min(kept, Fraction(stash))
         stored: Fraction | int = kept * stage.in_flight_micro_batches
         if checkpointed:
             recomputed = one_layer
@@ -1228,6 +1245,14 @@ def _training_activations(
     else:
         stage_layers = (all_layers + lora_all) * stage.layer_fraction
         stored = stage_layers * stage.in_flight_micro_batches
+        if inputs.activation_offloading:
+            # every layer's saved set on the host but the node's own and the prefetched one's
+            # in backward (the fwd_stash's 5 tensors are less than that)
+            one_layer = max(
+                (_per_gpu(layer.replicated, layer.split, tp) for _, layer in per_kind), default=0
+            )
+            one_layer += Fraction(lora_all) / max(architecture.num_layers, 1)
+            stored = min(stored, OFFLOAD_BACKWARD_LAYERS * one_layer)
     # one layer's context-/expert-parallel communication buffers, while it runs (0 without)
     transient = training_parallel_buffers(architecture, inputs, layout, dtypes, widths)
     # what one layer holds while backward runs through it: its communication buffers and, under
@@ -1244,12 +1269,26 @@ def _training_activations(
     if stage.has_lm_head:
         # final norm, then the loss's float32 b*s*V tensors (and the soft cap's tanh output)
         stored += tokens * hidden * _norm_saved_bytes(architecture, dtypes.residual, frozen_base)
-        logit_element = LOSS_FP32_LOGIT_COPIES * FP32_BYTES
+        logit_element: Fraction | int = LOSS_FP32_LOGIT_COPIES * FP32_BYTES
+        if inputs.cross_entropy == "chunked":
+            chunk = Fraction(FP32_BYTES, CHUNKED_LOSS_CHUNKS)
+            # end of forward: every chunk's 16-bit logits and saved float32 log_softmax, and the
+            # last chunk's float32 copy (none when the logits are float32 already); backward:
+            # the saved outputs and one chunk's two float32 gradients
+            copy = chunk if dtypes.compute != FP32_BYTES else 0
+            logit_element = max(dtypes.compute + FP32_BYTES + copy, FP32_BYTES + 2 * chunk)
+        elif inputs.cross_entropy == "chunked_compiled":
+            # compiled, upcast and log_softmax fuse into one kernel and AOTAutograd's min-cut
+            # partitioner (torch/_functorch/partitioners.py) saves the chunk's 16-bit input and
+            # per-token statistics, recomputing the rest: every chunk's 16-bit logits, and in
+            # backward one chunk's 16-bit gradient beside them
+            logit_element = dtypes.compute * (1 + Fraction(1, CHUNKED_LOSS_CHUNKS))
         if architecture.final_logit_softcapping:
             logit_element += SOFTCAP_LOGIT_COPIES * dtypes.compute
         # the loss's buffers and a layer's (forward or backward) are not alive at once, nor the
         # loss and what the previous micro-batch's graph holds at the end of the next forward
-        loss = _divide(tokens * architecture.vocab_size * logit_element, tp)
+        logits = tokens * architecture.vocab_size * logit_element
+        loss = logits if tp == 1 else Fraction(logits) / tp
         previous = previous_graph_bytes(architecture, inputs, layout, stage, dtypes, widths)
         stored += max(loss, previous, layer_backward)
     else:

@@ -74,6 +74,9 @@ LORA_ADAPTER_DTYPES = ("float32", "bfloat16", "float16")
 # which positions the prefill computes logits for: generate() keeps the last (logits_to_keep=1);
 # a plain forward (pipelines before transformers 4.45, litgpt, scoring runs) computes all
 INFERENCE_LOGITS = ("last", "all")
+# training loss: one cross-entropy over all the logits, torchtune's CEWithChunkedOutputLoss, or
+# that loss with its compute_cross_entropy compiled (torchtune training.compile_loss)
+CROSS_ENTROPY_IMPLEMENTATIONS = ("plain", "chunked", "chunked_compiled")
 # How bitsandbytes' MatMul4Bit dequantises a 4-bit weight for a matmul over more than one token
 # (F.dequantize_4bit(B, quant_state).to(A.dtype)): dequantize_4bit returns quant_state.dtype, the
 # dtype the weight was quantised from. "compute": quantised from the compute dtype (bitsandbytes
@@ -159,6 +162,9 @@ DEFAULTS: dict[str, Any] = {
     "quantise_lm_head": False,
     "fused_qkv_attention": False,  # transformers' separate q/k/v projections
     "previous_graph_alive": False,  # the loop drops each micro-batch's graph after backward
+    "cross_entropy": "plain",  # one cross-entropy over the whole logits (transformers)
+    "optimizer_in_backward": False,  # optimizer.step() after backward, every gradient kept
+    "activation_offloading": False,  # saved activations stay on the GPU
     "memory_view": None,  # None: the runtime_overhead default of engine 2.3 (1 GiB)
     "runtime_overhead_bytes": None,  # the engine's default
     "images_per_request": 0,  # text only
@@ -259,6 +265,9 @@ class EstimateInputs:
     quantise_lm_head: bool = False
     fused_qkv_attention: bool = False
     previous_graph_alive: bool = False
+    cross_entropy: str = "plain"
+    optimizer_in_backward: bool = False
+    activation_offloading: bool = False
     sharding: str = "deepspeed"
     offload: str = "none"
     expert_parallel: int = 1
@@ -327,6 +336,9 @@ class EstimateInputs:
             "quantise_lm_head": self.quantise_lm_head,
             "fused_qkv_attention": self.fused_qkv_attention,
             "previous_graph_alive": self.previous_graph_alive,
+            "cross_entropy": self.cross_entropy,
+            "optimizer_in_backward": self.optimizer_in_backward,
+            "activation_offloading": self.activation_offloading,
             "runtime_overhead_bytes": self.runtime_overhead_bytes,
             "images_per_request": self.images_per_request,
             "image_height": self.image_height,
@@ -532,6 +544,9 @@ def parse_inputs(
     quantise_lm_head = _boolean("quantise_lm_head", get("quantise_lm_head"))
     fused_qkv = _boolean("fused_qkv_attention", get("fused_qkv_attention"))
     previous_graph = _boolean("previous_graph_alive", get("previous_graph_alive"))
+    cross_entropy = _choice("cross_entropy", get("cross_entropy"), CROSS_ENTROPY_IMPLEMENTATIONS)
+    optimizer_in_backward = _boolean("optimizer_in_backward", get("optimizer_in_backward"))
+    activation_offloading = _boolean("activation_offloading", get("activation_offloading"))
     memory_view = payload.get("memory_view")
     if memory_view is not None:
         memory_view = _choice("memory_view", memory_view, MEMORY_VIEWS)
@@ -641,6 +656,9 @@ def parse_inputs(
         quantise_lm_head=quantise_lm_head,
         fused_qkv_attention=fused_qkv,
         previous_graph_alive=previous_graph,
+        cross_entropy=cross_entropy,
+        optimizer_in_backward=optimizer_in_backward,
+        activation_offloading=activation_offloading,
         sharding=sharding,
         offload=offload,
         expert_parallel=expert_parallel,
@@ -856,6 +874,13 @@ def check_combinations(inputs: EstimateInputs, architecture: Architecture) -> No
         raise EstimateError(
             "pipeline_parallel",
             f"cannot exceed the model's {architecture.num_layers} layers",
+        )
+    if inputs.optimizer_in_backward and inputs.gradient_accumulation_steps > 1:
+        # torchtune full_finetune_single_device: "Gradient accumulation is not supported with
+        # optimizer in bwd" (the hooks free each gradient as soon as it is stepped)
+        raise EstimateError(
+            "optimizer_in_backward",
+            "steps each gradient as it is computed: use gradient_accumulation_steps 1",
         )
     cp = inputs.context_parallel
     if cp > 1:

@@ -47,6 +47,7 @@ from calculator.engine.detailed import (
     training_layer_activations,
 )
 from calculator.engine.dtypes import (
+    BNB_4BIT_DTYPES,
     DTYPES,
     ELEMENT_BYTES,
     LINEAR_MODULE_ONLY_DTYPES,
@@ -273,8 +274,9 @@ def plan_for(inputs: EstimateInputs, architecture: Architecture, notes: list[str
     elif overhead is None and inputs.memory_view == "device":
         overhead = CUDA_CONTEXT_BYTES
         notes.append(
-            "Memory view device: plus the CUDA context and kernels nvidia-smi shows "
-            "(1,343 MiB, transformers docs)"
+            "Memory view device: tensors rounded as PyTorch's caching allocator reserves them "
+            "(as the reserved view), plus the CUDA context and kernels nvidia-smi shows "
+            "(1,343 MiB, transformers docs), in runtime_overhead"
         )
     elif overhead is None:
         overhead = DEFAULT_RUNTIME_OVERHEAD_BYTES
@@ -310,10 +312,12 @@ def _stage_breakdown(
     architecture: Architecture, inputs: EstimateInputs, plan: Plan, index: int
 ) -> Breakdown:
     lines = _stage_tensors(architecture, inputs, plan, index)
-    if inputs.memory_view == "reserved" and inputs.runtime_overhead_bytes is None:
+    if inputs.memory_view in ("reserved", "device") and inputs.runtime_overhead_bytes is None:
+        # nvidia-smi shows the segments the caching allocator reserved, and the CUDA context
+        # beside them (plan.overhead: 0 for reserved, CUDA_CONTEXT_BYTES for device)
         stage = plan.layout.stages[index]
         slack = _allocator_slack(architecture, inputs, plan, stage, lines)
-        return dataclasses.replace(lines, runtime_overhead=slack)
+        return dataclasses.replace(lines, runtime_overhead=plan.overhead + slack)
     return lines
 
 
@@ -389,6 +393,13 @@ def _stage_tensors(
     # a p.grad of None); the tower's weights are spread over the layers as in the weights line
     graded = trainable - _ungraded_on_gpu(architecture, inputs, layout, stage, plan)
     gradients = graded * precision.gradient_bytes
+    if inputs.optimizer_in_backward:
+        # torchtune training/memory.py register_optim_in_bwd_hooks: each parameter's
+        # post-accumulate-grad hook steps its own optimizer and zeroes its gradient, so one
+        # gradient exists at a time, at most the largest parameter's (a tied embedding's lives
+        # from the LM head's backward to the embedding's)
+        largest = _largest_trainable(architecture, inputs, layout, parts)
+        gradients = min(gradients, largest * precision.gradient_bytes)
     if inputs.optimizer == "adafactor":
         # the factored states scale with the model's matrices, not their values: this GPU's
         # share of the trainable parameters takes that share of them
@@ -396,10 +407,10 @@ def _stage_tensors(
         optimizer_states = plan.adafactor_elements * share * ADAFACTOR_STATE_BYTES
     else:
         optimizer_states = _optimizer_bytes(inputs.optimizer, graded, precision.state_bytes)
-    if inputs.optimizer in PAGED_OPTIMIZERS and inputs.memory_view == "allocated":
+    if inputs.optimizer in PAGED_OPTIMIZERS and inputs.memory_view in ("allocated", "reserved"):
         # paged states live in CUDA unified memory (cudaMallocManaged), outside torch's allocator:
-        # torch.cuda.max_memory_allocated does not count them; those of small parameters are
-        # ordinary device tensors
+        # neither torch.cuda.max_memory_allocated nor max_memory_reserved counts them; those of
+        # small parameters are ordinary device tensors
         optimizer_states *= plan.unpaged_share
     # the share of this GPU's trainable state that is routed experts (sharded ep times less)
     routed_share = Fraction(routed_parameters, params_on_gpu) if ep > 1 else Fraction(0)
@@ -411,6 +422,15 @@ def _stage_tensors(
         # ZeRO-2 also partitions gradients
         gradients = _sharded(gradients, ranks, ep, routed_share)
     sharding = _sharding_working_set(architecture, inputs, layout, stage, parts, params_on_gpu)
+    quant_states = Fraction(0)
+    if zero >= 3 and inputs.weight_dtype in BNB_4BIT_DTYPES:
+        # bitsandbytes keeps each 4-bit layer's quant_state (absmax, code) on the module, not
+        # in the parameter the framework flattens and shards (bitsandbytes nn/modules.py
+        # fix_4bit_weight_quant_state_from_module: "the quant state got lost when the parameter
+        # got converted. This happens for example for fsdp"): whole on every GPU, and on the
+        # GPU when the parameters are offloaded
+        quant_states = _bnb_quant_state_bytes(parts, layout, stage)
+        base -= quant_states
     if zero >= 3:
         # ZeRO-3 / FSDP FULL_SHARD also partition parameters; what is gathered is added below
         base = _sharded(Fraction(base), ranks, ep, Fraction(routed_bytes) / base if ep > 1 else 0)
@@ -427,7 +447,7 @@ def _stage_tensors(
         # host, the GPU gathers each layer as it computes (the working set below)
         host += base + adapters
         base = adapters = Fraction(0)
-    base += sharding.parameters
+    base += sharding.parameters + quant_states
     gradients += sharding.gradients
     # context parallelism: each rank computes sequence_length / cp of every sequence
     local = _context_parallel_share(inputs, layout)
@@ -469,6 +489,35 @@ def _stage_tensors(
         runtime_overhead=overhead,
         host_bytes=round(host),
     )
+
+
+def _bnb_quant_state_bytes(parts: ModelParts, layout: Layout, stage: Stage) -> Fraction:
+    """One GPU's bytes of bitsandbytes 4-bit quantisation statistics: what the layers' 4-bit
+    matrices store beyond their packed half byte a weight (routed experts stay 16-bit)."""
+    quantised = parts.layer_linear - parts.layer_routed_linear
+    stored = parts.layer_linear_bytes - parts.layer_routed_linear_bytes
+    return (stored - Fraction(quantised, 2)) * stage.layer_fraction / layout.tensor_parallel
+
+
+def _largest_trainable(
+    architecture: Architecture, inputs: EstimateInputs, layout: Layout, parts: ModelParts
+) -> Fraction:
+    """Values of the largest trainable parameter on one GPU: the largest weight matrix (the
+    embeddings included), or the largest LoRA matrix."""
+    if inputs.finetuning in ("lora", "qlora"):
+        return Fraction(
+            max(
+                (
+                    inputs.lora_rank
+                    * layer.lora_rank_factor
+                    * max(layer.in_features, layer.out_features)
+                    for layer in lora_targets(architecture, inputs)
+                ),
+                default=0,
+            ),
+            layout.tensor_parallel,
+        )
+    return Fraction(parts.largest_matrix, layout.tensor_parallel)
 
 
 def _context_parallel_share(inputs: EstimateInputs, layout: Layout) -> EstimateInputs:
@@ -647,6 +696,27 @@ def _sharding_working_set(
         root = Fraction(
             parts.embeddings * stage.has_embeddings + parts.lm_head * stage.has_lm_head, tp
         )
+        if DTYPES[inputs.weight_dtype].quantised:
+            # FSDP all-gathers each FlatParameter in its storage dtype: bitsandbytes 4-bit
+            # weights packed into bnb_4bit_quant_storage (the Answer.AI / PEFT FSDP+QLoRA
+            # recipe), so a gathered layer is its packed bytes, not 16-bit values; the root unit
+            # (embeddings, LM head) stays 16-bit
+            # the quant_state stays whole on every GPU (_bnb_quant_state_bytes), so a gathered
+            # 4-bit layer is its packed half byte a weight
+            packed = (
+                Fraction(parts.layer_linear - parts.layer_routed_linear, 2)
+                + parts.layer_routed_linear_bytes
+                if inputs.weight_dtype in BNB_4BIT_DTYPES
+                else parts.layer_linear_bytes
+            )
+            layer_bytes = (packed + parts.layer_other_bytes) / ((architecture.num_layers or 1) * tp)
+            root_bytes = (
+                parts.embeddings_bytes * stage.has_embeddings
+                + parts.lm_head_bytes * stage.has_lm_head
+            ) / tp
+            return ShardingWorkingSet(
+                parameters=root_bytes + 2 * layer_bytes, gradients=layer_gradient
+            )
         return ShardingWorkingSet(parameters=(root + 2 * layer) * working, gradients=layer_gradient)
     if inputs.sharding == "deepspeed_hf_auto":
         bucket = Fraction(architecture.hidden_size**2)

@@ -76,8 +76,14 @@ def test_h100_kv_cache_lines_are_within_ten_percent():
 
 def test_each_case_names_the_vllm_version_its_log_ran():
     # llm-d-planner's logs are vLLM 0.19.0 (the V1 engine); PR #10511's sanity check is vLLM
-    # 0.6.5 and issue 10517's log prints V0's single "Memory profiling results" line
-    versions = {"llm-d-planner-v0.19.0": "v1", "vllm-pr-10511": "v0", "vllm-issue-10517": "v0"}
+    # 0.6.5 and issue 10517's log prints V0's single "Memory profiling results" line;
+    # dennislee22/vLLM-benchmarking's logs print "Initializing a V1 LLM engine (v0.10.1.1)"
+    versions = {
+        "llm-d-planner-v0.19.0": "v1",
+        "vllm-pr-10511": "v0",
+        "vllm-issue-10517": "v0",
+        "dennislee22-vllm-benchmarking-v0.10.1.1": "v1",
+    }
     for case in DATA["cases"]:
         assert case["payload"]["vllm_version"] == versions[case["source"]], case["id"]
 

@@ -258,6 +258,53 @@ def parse_serving(
     )
 
 
+# vLLM's rotary embedding (vllm/model_executor/layers/rotary_embedding.py, RotaryEmbedding
+# __init__ and get_rope, 0.6 - 0.19): one cos_sin_cache buffer of [max_position, rotary_dim]
+# (the cos and sin halves), cast to torch.get_default_dtype(), the model dtype while the model
+# is built, and registered on the model: get_rope keeps one instance per shape (_ROPE_DICT), so
+# the layers share it, every GPU holds it whole, and "Model loading took" counts it with the
+# weights. max_position is max_position_embeddings, times the factor for the linear and dynamic
+# scalings (LinearScalingRotaryEmbedding, DynamicNTKScalingRotaryEmbedding), the original
+# length times the factor for YaRN (YaRNScalingRotaryEmbedding, DeepseekScalingRotaryEmbedding);
+# Llama 3's rope_type "llama3" keeps max_position_embeddings. rotary_dim is head_dim x
+# partial_rotary_factor (rotary_pct for GPT-NeoX), MLA's qk_rope_head_dim. Models without rope
+# in their config (learned or no positions) and state-layer models add none; Gemma 3's second,
+# local-attention cache is not counted.
+VLLM_ROPE_SCALED = ("linear", "dynamic")
+VLLM_ROPE_YARN = ("yarn", "deepseek_yarn")
+VLLM_ROPE_KEYS = ("rope_theta", "rope_scaling", "rope_parameters", "rotary_pct", "rotary_emb_base")
+
+
+def vllm_rope_cache_bytes(
+    config: Mapping[str, Any] | None, architecture: Architecture, element: int
+) -> int:
+    """The bytes of vLLM's cos_sin_cache on each GPU, `config` the model's config.json."""
+    if not isinstance(config, Mapping):
+        return 0
+    text = config.get("text_config")
+    if isinstance(text, Mapping):
+        config = {**config, **text}
+    a = architecture
+    if a.state_layers is not None or not any(key in config for key in VLLM_ROPE_KEYS):
+        return 0
+    positions = a.max_position_embeddings
+    scaling = config.get("rope_scaling") or config.get("rope_parameters")
+    if isinstance(scaling, Mapping):
+        kind = scaling.get("rope_type") or scaling.get("type")
+        factor = scaling.get("factor") or 1
+        if kind in VLLM_ROPE_SCALED:
+            positions = int(positions * factor)
+        elif kind in VLLM_ROPE_YARN:
+            original = scaling.get("original_max_position_embeddings") or positions
+            positions = int(original * factor)
+    if a.is_mla:
+        rotary = a.qk_rope_head_dim
+    else:
+        fraction = config.get("partial_rotary_factor") or config.get("rotary_pct") or 1
+        rotary = int(a.head_dim * fraction)
+    return positions * rotary * element
+
+
 # --- vLLM V0's profiling run (vllm/worker/model_runner.py, the V0 worker of 0.6 - 0.10) ------
 # `ModelRunner.profile_run` splits max_num_batched_tokens over max_num_seqs dummy prompts with
 # SamplingParams(top_p=0.99, top_k=vocab_size - 1) and runs `execute_model` once: the forward
@@ -605,6 +652,13 @@ def memory_plan(
     if one is None or two is None:
         raise EstimateError("gpu_count", "this model cannot be laid out on these GPUs")
     weights = one.weights
+    if request.engine == "vllm":
+        model = sizer.payload.get("model")
+        weights += vllm_rope_cache_bytes(
+            model.get("hf_config") if isinstance(model, Mapping) else None,
+            sizer.architecture,
+            _model_dtype_bytes(sizer.inputs.weight_dtype),
+        )
     if request.engine == "llama.cpp":
         return llamacpp_memory(sizer.architecture, weights, total, request.non_torch_bytes, request)
     # what each token adds, and what a request holds whatever its length (hybrid models'

@@ -63,8 +63,9 @@ def test_vllm_lays_out_an_h100_as_its_own_log_says():
     plan = serve(max_num_seqs=256, max_num_batched_tokens=8192, vllm_version="v0")["memory"]
     # 79.22 GiB x 0.90 = 71.298 GiB (vLLM prints 71.29GiB)
     assert plan["usable_bytes"] == int(H100_AS_VLLM_SAW_IT * 0.9)
-    # 8,030,261,248 parameters x 2 bytes = 14.96 GiB, as vLLM prints
-    assert plan["weights_bytes"] == 8_030_261_248 * 2
+    # 8,030,261,248 parameters x 2 bytes and the rotary cos_sin_cache of 8,192 positions x 128
+    # (bfloat16) = 14.96 GiB, as vLLM prints
+    assert plan["weights_bytes"] == 8_030_261_248 * 2 + 8192 * 128 * 2
     assert round(plan["weights_bytes"] / GiB, 2) == 14.96
     # the activation peak of profiling 8,192 tokens, the sampler's sort of the logits: 1.26GiB
     assert abs(plan["activation_peak_bytes"] / (1.26 * GiB) - 1) < 0.03
@@ -206,11 +207,44 @@ def test_vllm_auto_dtype_loads_a_float32_checkpoint_as_bfloat16():
             "gpu": gpu("h100-sxm", memory_bytes=H100_AS_VLLM_SAW_IT),
         }
     )
-    assert answer["serving"]["memory"]["weights_bytes"] == 2_614_341_888 * 2
+    # and the cos_sin_cache of 8,192 positions x head_dim 256 in the same dtype
+    assert answer["serving"]["memory"]["weights_bytes"] == 2_614_341_888 * 2 + 8192 * 256 * 2
     assert any("--dtype auto" in note for note in answer["notes"])
     # --dtype float32 is asked for by weight_dtype
     asked = serve("google/gemma-2-2b-it", weight_dtype="float32")["memory"]
-    assert asked["weights_bytes"] == 2_614_341_888 * 4
+    assert asked["weights_bytes"] == 2_614_341_888 * 4 + 8192 * 256 * 4
+
+
+def test_vllm_loads_one_rotary_cache_with_the_weights():
+    # rotary_embedding.py: one cos_sin_cache of [max_position, rotary_dim] in the model dtype,
+    # shared by the layers (get_rope's _ROPE_DICT) and whole on every GPU
+    from calculator.engine.architecture import architecture_from_hf_config
+    from calculator.engine.serving import vllm_rope_cache_bytes
+
+    def cache(slug: str, element: int = 2) -> int:
+        config = MODELS[slug]["config"]
+        return vllm_rope_cache_bytes(config, architecture_from_hf_config(config)[0], element)
+
+    # Llama 3.1 (rope_type llama3 keeps max_position_embeddings): 131,072 x 128 x 2 = 32 MiB,
+    # what 'Loading model weights took 14.9888 GB' has over the 14.9575 GiB of parameters
+    assert cache(LLAMA_3_1_8B) == 131_072 * 128 * 2
+    assert cache(LLAMA_3_1_8B, 4) == 131_072 * 128 * 4
+    # phi-2: partial_rotary_factor 0.4 of head_dim 80, 2,048 positions
+    assert cache("microsoft/phi-2") == 2048 * 32 * 2
+    # GPT-NeoX: rotary_pct 0.25 of head_dim 96
+    assert cache("EleutherAI/gpt-neox-20b") == 2048 * 24 * 2
+    # gpt-oss: YaRN over original_max_position_embeddings 4,096 x factor 32, head_dim 64
+    assert cache("openai/gpt-oss-20b") == 4096 * 32 * 64 * 2
+    # DeepSeek-V2-Lite (MLA): YaRN 4,096 x 40 positions of qk_rope_head_dim 64
+    assert cache("deepseek-ai/DeepSeek-V2-Lite") == 4096 * 40 * 64 * 2
+    # GPT-2's learned positions: none; a state-layer model: none
+    assert cache("openai-community/gpt2") == 0
+    assert cache("ai21labs/AI21-Jamba-Mini-1.5") == 0
+    # on each of -tp 2's GPUs whole, beside half the sharded parameters and the replicated
+    # RMSNorm weights (32 layers x 2 x 4,096 + the final 4,096 = 266,240)
+    split = serve(LLAMA_3_8B, tensor_parallel=2, num_gpus=2)["memory"]
+    norms = 32 * 2 * 4096 + 4096
+    assert split["weights_bytes"] == (8_030_261_248 - norms) + norms * 2 + 8192 * 128 * 2
 
 
 def test_vllm_defaults_follow_the_gpu():

@@ -111,7 +111,7 @@ def test_the_rtx_3090_lines_follow_the_logs_own_accounting():
         plan = calculate(serving.engine_payload(kv.line.payload))["serving"]["memory"]
         printed_activation = (peak - 14.9888) * GiB
         assert abs(plan["activation_peak_bytes"] / printed_activation - 1) < 0.01, tokens
-        # what is left: the activation term and the weights' 0.03 GiB below the printed line
+        # what is left: the activation term and the weights' rounding (14.9888 printed)
         weights_excess = plan["weights_bytes"] - 14.9888 * GiB
         activation_excess = plan["activation_peak_bytes"] - printed_activation
         kv_miss = kv.planned - kv.line.measured

@@ -147,6 +147,20 @@ def test_vllm_v0_long_profiles_are_the_forwards_mlp():
     assert abs(forward / ((17.06 - 14.9888) * GiB) - 1) < 0.01
 
 
+def test_vllm_v0_sampler_of_a_wider_vocabulary():
+    # vLLM issue 13882 (0.7.3 V0, Qwen2.5-7B bnb 4-bit, 4,096 tokens, 256 prompts): the sort of
+    # 256 x 152,064 logits above the bfloat16 hidden states of 4,096 x 3,584, and above the
+    # forward's MLP (4,096 x 2 x (3 x 3,584 + 3 x 18,944) = 0.52 GiB); the log prints 1.42 GiB
+    from calculator.engine.architecture import architecture_from_hf_config
+    from calculator.engine.serving import vllm_v0_forward_peak, vllm_v0_sampler_peak
+
+    qwen = architecture_from_hf_config(MODELS["Qwen/Qwen2.5-7B-Instruct"]["config"])[0]
+    sampler = 4096 * 3584 * 2 + 256 * 152_064 * (2 + 4 + 12 + 20)  # 1,508,638,720 bytes
+    assert vllm_v0_sampler_peak(qwen, 4096, 256, 2) == sampler
+    assert vllm_v0_forward_peak(qwen, 4096, 1, 2) == 4096 * 2 * (3 * 3584 + 3 * 18944) < sampler
+    assert abs(sampler / (1.42 * GiB) - 1) < 0.02
+
+
 def test_pytorchs_cuda_sort_temporaries_follow_its_segment_count():
     from calculator.engine.serving import vllm_v0_sort_temporaries
 

@@ -728,8 +728,9 @@ CONTRACT: tuple[ContractField, ...] = (
         "serving",
         "vLLM profiling",
         "Whose start-up profile sizes vLLM's activation peak: v1 (the V1 engine, vLLM 0.8 on: "
-        "the larger of the dummy forward and the dummy sampler) or v0 (vLLM 0.6.5 - 0.7: the "
-        "forward and the sampler's float32 logits together).",
+        "the larger of the dummy forward and the dummy sampler) or v0 (the V0 worker, vLLM "
+        "0.6.5 - 0.7: the larger of the eager forward and the sampler's sort of the float32 "
+        "logits).",
         VLLM_VERSIONS,
         choice_labels={"v1": "V1 engine (vLLM 0.8 on)", "v0": "V0 engine (vLLM 0.6.5 - 0.7)"},
         blank=True,

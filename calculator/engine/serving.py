@@ -11,8 +11,9 @@ allocated outside torch during profiling (NCCL, cuBLAS); the rest becomes KV blo
 block_size tokens (`KVCacheConfig`, kv_cache_utils.py). CUDA graphs are captured afterwards,
 outside the budget. The profiling run (`vllm_version`): V1 (vLLM 0.8 on) runs a dummy forward of
 max_num_batched_tokens tokens, frees its activations and runs the dummy sampler on
-min(max_num_seqs, tokens) requests, so its peak is the larger of the two; V0 (0.6.5 - 0.7)
-counts the forward and the sampler's float32 logits together. A float32 checkpoint is loaded as
+min(max_num_seqs, tokens) requests, so its peak is the larger of the two; V0 (0.6 - 0.10's
+V0 worker) likewise, its forward eager and its sampler sorting the float32 logits for the dummy
+top-k / top-p (`vllm_v0_forward_peak`, `vllm_v0_sampler_peak`). A float32 checkpoint is loaded as
 bfloat16 (--dtype auto) unless weight_dtype asks for float32 (inputs.py). SGLang
 (`ModelRunner.profile_max_num_token`): the KV pool is the memory free after the weights less
 total x (1 - mem_fraction_static); activations live in that reserve.
@@ -81,7 +82,7 @@ VLLM_DEFAULTS_SMALL = (2048, 256)
 VLLM_NON_TORCH_BYTES = {1: int(1.79 * GIB), 2: int(3.58 * GIB)}
 # Whose profiling run the activation peak follows: "v1" (the V1 engine, vLLM 0.8 onwards and the
 # only engine from 0.11: the dummy forward, then the dummy sampler on its freed activations) or
-# "v0" (vLLM 0.6.5 - 0.7 V0 worker after PR #10511: the forward and the sampler counted together)
+# "v0" (the V0 worker, vLLM 0.6 - 0.10: the eager forward, then the sorting sampler)
 VLLM_VERSIONS = ("v1", "v0")
 # SGLang's mem_fraction_static when not given, by tensor-parallel size (sglang/srt/server_args.py,
 # ServerArgs.__post_init__, 0.4): 0.88 on one GPU, 0.87 from 2, 0.85 from 4, 0.81 from 8
@@ -257,14 +258,151 @@ def parse_serving(
     )
 
 
-# vLLM V0's sampler in the profiling run, one row per dummy request: the logits cast to float32,
-# softmax probabilities and log-softmax log-probabilities, each float32 and alive together
-# (vllm/model_executor/layers/sampler.py, Sampler.forward), on top of the forward's peak
-SAMPLER_FLOAT32_COPIES = 3
+# vLLM's rotary embedding (vllm/model_executor/layers/rotary_embedding.py, RotaryEmbedding
+# __init__ and get_rope, 0.6 - 0.19): one cos_sin_cache buffer of [max_position, rotary_dim]
+# (the cos and sin halves), cast to torch.get_default_dtype(), the model dtype while the model
+# is built, and registered on the model: get_rope keeps one instance per shape (_ROPE_DICT), so
+# the layers share it, every GPU holds it whole, and "Model loading took" counts it with the
+# weights. max_position is max_position_embeddings, times the factor for the linear and dynamic
+# scalings (LinearScalingRotaryEmbedding, DynamicNTKScalingRotaryEmbedding), the original
+# length times the factor for YaRN (YaRNScalingRotaryEmbedding, DeepseekScalingRotaryEmbedding);
+# Llama 3's rope_type "llama3" keeps max_position_embeddings. rotary_dim is head_dim x
+# partial_rotary_factor (rotary_pct for GPT-NeoX), MLA's qk_rope_head_dim. Models without rope
+# in their config (learned or no positions) and state-layer models add none; Gemma 3's second,
+# local-attention cache is not counted.
+VLLM_ROPE_SCALED = ("linear", "dynamic")
+VLLM_ROPE_YARN = ("yarn", "deepseek_yarn")
+VLLM_ROPE_KEYS = ("rope_theta", "rope_scaling", "rope_parameters", "rotary_pct", "rotary_emb_base")
 
 
-def _logit_bytes(architecture: Architecture, requests: int) -> int:
-    return SAMPLER_FLOAT32_COPIES * 4 * requests * architecture.vocab_size
+def vllm_rope_cache_bytes(
+    config: Mapping[str, Any] | None, architecture: Architecture, element: int
+) -> int:
+    """The bytes of vLLM's cos_sin_cache on each GPU, `config` the model's config.json."""
+    if not isinstance(config, Mapping):
+        return 0
+    text = config.get("text_config")
+    if isinstance(text, Mapping):
+        config = {**config, **text}
+    a = architecture
+    if a.state_layers is not None or not any(key in config for key in VLLM_ROPE_KEYS):
+        return 0
+    positions = a.max_position_embeddings
+    scaling = config.get("rope_scaling") or config.get("rope_parameters")
+    if isinstance(scaling, Mapping):
+        kind = scaling.get("rope_type") or scaling.get("type")
+        factor = scaling.get("factor") or 1
+        if kind in VLLM_ROPE_SCALED:
+            positions = int(positions * factor)
+        elif kind in VLLM_ROPE_YARN:
+            original = scaling.get("original_max_position_embeddings") or positions
+            positions = int(original * factor)
+    if a.is_mla:
+        rotary = a.qk_rope_head_dim
+    else:
+        fraction = config.get("partial_rotary_factor") or config.get("rotary_pct") or 1
+        rotary = int(a.head_dim * fraction)
+    return positions * rotary * element
+
+
+# --- vLLM V0's profiling run (vllm/worker/model_runner.py, the V0 worker of 0.6 - 0.10) ------
+# `ModelRunner.profile_run` splits max_num_batched_tokens over max_num_seqs dummy prompts with
+# SamplingParams(top_p=0.99, top_k=vocab_size - 1) and runs `execute_model` once: the forward
+# (eager, no torch.compile), whose intermediate tensors are freed when each layer returns, then
+# `compute_logits` on the last position of each prompt and, on the driver worker (rank 0, whose
+# profile the log prints) only, `Sampler.forward`. The torch peak worker.py reports is the larger
+# of the two phases; the model's output hidden states stay alive through the sampler
+# (execute_model's hidden_or_intermediate_states).
+#
+# The forward, a dense decoder layer as vLLM's models write it (llama.py LlamaDecoderLayer /
+# LlamaMLP and the models that copy it): fused_add_rms_norm works in place on the hidden states
+# and the residual, so a layer's peak is its MLP's: the residual, the normed input, the
+# MergedColumnParallelLinear gate_up output [tokens, 2 x intermediate / tp], SiluAndMul's
+# [tokens, intermediate / tp] and the RowParallelLinear down_proj output [tokens, hidden]
+# (all-reduced in place by NCCL at profile sizes), in the model dtype. Non-gated MLPs hold one
+# [tokens, intermediate / tp] less (fc1 and its activation). The attention block holds the
+# residual, the normed input, the qkv output, the attention output and o_proj's output.
+VLLM_V0_MLP_HIDDEN_TENSORS = 3  # residual, normed input, down_proj output
+VLLM_V0_GATED_MLP_WIDTHS = 3  # gate_up (2) and SiluAndMul's output (1)
+VLLM_V0_MLP_WIDTHS = 2  # fc1's output and its activation
+
+
+def vllm_v0_forward_peak(
+    architecture: Architecture, tokens: int, tensor_parallel: int, element: int
+) -> int | None:
+    """The torch bytes alive at the peak of vLLM V0's dummy forward of `tokens` tokens on one
+    tensor-parallel rank; None where the layer is not a dense decoder layer (MoE, MLA, state
+    layers, a vision tower), for which the generic inference forward is taken instead."""
+    a = architecture
+    if a.is_moe or a.is_mla or a.state_layers is not None or a.vision is not None:
+        return None
+    tp = tensor_parallel
+    widths = VLLM_V0_GATED_MLP_WIDTHS if a.gated_mlp else VLLM_V0_MLP_WIDTHS
+    mlp = VLLM_V0_MLP_HIDDEN_TENSORS * a.hidden_size + widths * a.intermediate_size // tp
+    q = a.num_attention_heads * a.head_dim // tp
+    kv = max(a.num_key_value_heads // tp, 1) * a.head_dim
+    # residual, normed input, o_proj output; qkv; the attention output
+    attention = 3 * a.hidden_size + (q + 2 * kv) + q
+    return tokens * element * max(mlp, attention)
+
+
+# The sampler (vllm/model_executor/layers/sampler.py, Sampler.forward and _apply_top_k_top_p;
+# VLLM_USE_FLASHINFER_SAMPLER is off by default in 0.6.5, envs.py): compute_logits returns
+# [requests, vocab] in the model dtype (LogitsProcessor gathers the vocabulary shards to rank 0:
+# tensor_model_parallel_gather), held by execute_model; logits.to(torch.float) makes a float32
+# copy (the same tensor for a float32 model); `logits.sort(dim=-1)` returns float32 values and
+# int64 indices. PyTorch's CUDA sort (aten/src/ATen/native/cuda/Sort.cpp sort_cuda_kernel, then
+# SortStable.cu launch_stable_sort_kernel, read at pytorch/pytorch 420d374; vLLM 0.6.5 pins torch
+# 2.5.1) sorts a last dim over 4,096 (Sort.h should_use_small_sort) in segments of at most
+# INT_MAX entries a pass, and allocates beside the outputs, for n = requests x vocab entries:
+# - 128 or more segments, `segmented_sort_pairs`: reverse_indices (int64, 8 n) and
+#   cub::DeviceSegmentedRadixSort::SortPairs' temporary storage, the alternate keys and values
+#   buffers (DispatchSegmentedRadixSort, is_overwrite_okay false: 4 n + 8 n);
+# - 2 to 127 segments, `segmented_sort_pairs_by_full_sort`: two int2 index-and-segment arrays
+#   (8 n each), radix_sort_pairs' keys_out (4 n, keys_out is nullptr) and DeviceRadixSort's
+#   alternate keys and int2 values (4 n + 8 n);
+# - one segment (or a vocabulary of 1,000,000 or more), `segmented_sort_large_segments`: one
+#   segment's worth at a time, nothing of n's size.
+# After the sort, the top-k mask (bool), the softmax and its cumsum (float32), the top-p mask
+# (bool) and the scatter's output (float32) are alive together with the sorted values and
+# indices; the sampler's peak is the larger of that point and the sort's.
+VLLM_V0_SORT_OUTPUT_BYTES = 4 + 8  # float32 values, int64 indices
+VLLM_V0_SEGMENTED_SORT_BYTES = 8 + 4 + 8
+VLLM_V0_FULL_SORT_BYTES = 8 + 8 + 4 + 4 + 8
+VLLM_V0_FULL_SORT_MAX_SEGMENTS = 127
+VLLM_V0_LARGE_SEGMENT = 1_000_000
+VLLM_V0_SMALL_SORT = 4096
+VLLM_V0_TOP_K_TOP_P_BYTES = 1 + 4 + 4 + 1 + 4  # masks, softmax, cumsum, scatter output
+INT_MAX = 2**31 - 1
+
+
+def vllm_v0_sort_temporaries(requests: int, vocab: int) -> int:
+    """The bytes PyTorch's CUDA sort of [requests, vocab] float32 allocates beside its outputs."""
+    if vocab <= VLLM_V0_SMALL_SORT:
+        return 0  # sortKeyValueInplace: a bitonic sort in the outputs
+    per_pass = min(requests * vocab, INT_MAX // vocab * vocab)
+    segments = per_pass // vocab
+    if segments == 1 or vocab >= VLLM_V0_LARGE_SEGMENT:
+        return vocab * (8 + 4 + 8)  # initial indices, cub's alternate keys and values
+    if segments <= VLLM_V0_FULL_SORT_MAX_SEGMENTS:
+        return per_pass * VLLM_V0_FULL_SORT_BYTES
+    return per_pass * VLLM_V0_SEGMENTED_SORT_BYTES
+
+
+def vllm_v0_sampler_peak(
+    architecture: Architecture, tokens: int, requests: int, element: int
+) -> int:
+    """The torch bytes alive at vLLM V0's profiling sampler's peak on the driver worker,
+    `element` the model dtype's."""
+    vocab = architecture.vocab_size
+    entries = requests * vocab
+    hidden = tokens * architecture.hidden_size * element
+    # the model-dtype logits and their float32 copy (none for a float32 model)
+    logits = entries * (element + (4 if element != 4 else 0))
+    sorted_ = entries * VLLM_V0_SORT_OUTPUT_BYTES
+    at_sort = vllm_v0_sort_temporaries(requests, vocab)
+    after_sort = entries * VLLM_V0_TOP_K_TOP_P_BYTES
+    return hidden + logits + sorted_ + max(at_sort, after_sort)
 
 
 # vLLM V1's profile_run (vllm/v1/worker/gpu_model_runner.py, 0.8 - 0.19): `_dummy_run` of
@@ -514,6 +652,13 @@ def memory_plan(
     if one is None or two is None:
         raise EstimateError("gpu_count", "this model cannot be laid out on these GPUs")
     weights = one.weights
+    if request.engine == "vllm":
+        model = sizer.payload.get("model")
+        weights += vllm_rope_cache_bytes(
+            model.get("hf_config") if isinstance(model, Mapping) else None,
+            sizer.architecture,
+            _model_dtype_bytes(sizer.inputs.weight_dtype),
+        )
     if request.engine == "llama.cpp":
         return llamacpp_memory(sizer.architecture, weights, total, request.non_torch_bytes, request)
     # what each token adds, and what a request holds whatever its length (hybrid models'
@@ -545,7 +690,17 @@ def memory_plan(
         assert profiled is not None
         requests = min(request.max_num_seqs, request.max_num_batched_tokens)
         if request.vllm_version == "v0":
-            activations = profiled.activations + _logit_bytes(sizer.architecture, requests)
+            element = _model_dtype_bytes(sizer.inputs.weight_dtype)
+            forward = vllm_v0_forward_peak(
+                sizer.architecture,
+                request.max_num_batched_tokens,
+                configuration.tensor_parallel,
+                element,
+            )
+            sampler = vllm_v0_sampler_peak(
+                sizer.architecture, request.max_num_batched_tokens, requests, element
+            )
+            activations = max(profiled.activations if forward is None else forward, sampler)
         else:
             sampler = vllm_v1_sampler_peak(
                 sizer.architecture,

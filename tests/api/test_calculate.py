@@ -331,7 +331,8 @@ def test_a_serving_plan_through_the_api(client_for, catalog):
     serving = response.json()["serving"]
     memory = serving["memory"]
     assert memory["usable_bytes"] == 77_309_411_328
-    assert memory["weights_bytes"] == 8_030_261_248 * 2
+    # the parameters and vLLM's rotary cos_sin_cache, 131,072 positions x 128 in bfloat16
+    assert memory["weights_bytes"] == 8_030_261_248 * 2 + 131_072 * 128 * 2
     assert memory["kv_bytes_per_token"] == 2 * 32 * 8 * 128 * 2
     assert memory["starts"] is True
     assert serving["engine"] == "vllm"

@@ -63,11 +63,12 @@ def test_vllm_lays_out_an_h100_as_its_own_log_says():
     plan = serve(max_num_seqs=256, max_num_batched_tokens=8192, vllm_version="v0")["memory"]
     # 79.22 GiB x 0.90 = 71.298 GiB (vLLM prints 71.29GiB)
     assert plan["usable_bytes"] == int(H100_AS_VLLM_SAW_IT * 0.9)
-    # 8,030,261,248 parameters x 2 bytes = 14.96 GiB, as vLLM prints
-    assert plan["weights_bytes"] == 8_030_261_248 * 2
+    # 8,030,261,248 parameters x 2 bytes and the rotary cos_sin_cache of 8,192 positions x 128
+    # (bfloat16) = 14.96 GiB, as vLLM prints
+    assert plan["weights_bytes"] == 8_030_261_248 * 2 + 8192 * 128 * 2
     assert round(plan["weights_bytes"] / GiB, 2) == 14.96
-    # the activation peak of profiling 8,192 tokens, with the sampler's logits: 1.26GiB
-    assert abs(plan["activation_peak_bytes"] / (1.26 * GiB) - 1) < 0.10
+    # the activation peak of profiling 8,192 tokens, the sampler's sort of the logits: 1.26GiB
+    assert abs(plan["activation_peak_bytes"] / (1.26 * GiB) - 1) < 0.03
     # what is left for KV blocks: 53.29GiB
     assert abs(plan["kv_cache_bytes"] / (53.29 * GiB) - 1) < 0.02
     # blocks of 16 tokens x 131,072 bytes
@@ -98,11 +99,101 @@ def test_vllm_v1_profiles_the_dummy_samplers_peak_after_the_forward():
     assert abs(LLAMA_3_1_V1_SAMPLER_PEAK / (1.89 * GiB) - 1) < 0.06
     split = serve(LLAMA_3_1_8B, tensor_parallel=2, num_gpus=2)["memory"]
     assert split["activation_peak_bytes"] == LLAMA_3_1_V1_SAMPLER_PEAK
-    # V0 (vLLM 0.6.5) adds the sampler's three float32 copies to the forward instead:
-    # 3 x 4 x 1,024 x 128,256 bytes above the forward's peak, which is below the V1 sampler's
+    # V0 sorts the float32 logits instead (below): at 1,024 requests its sampler is the larger
     v0 = serve(LLAMA_3_1_8B, vllm_version="v0")["memory"]["activation_peak_bytes"]
-    forward = v0 - 3 * 4 * 1024 * 128_256
-    assert forward < LLAMA_3_1_V1_SAMPLER_PEAK < v0
+    assert v0 == 4096 * 2 * 8192 + 1024 * 128_256 * (2 + 4 + 12 + 20)
+    assert v0 > LLAMA_3_1_V1_SAMPLER_PEAK
+
+
+# vLLM V0's profile_run on Meta-Llama-3-8B (hidden 4096, intermediate 14336, vocabulary 128,256)
+# at 8,192 tokens and 256 dummy prompts (vLLM PR #10511's sanity check):
+# - the eager forward's peak, the MLP's: residual, normed input and down_proj's output of 4,096,
+#   gate_up's 2 x 14,336 and SiluAndMul's 14,336, bfloat16: 8,192 x 2 x (3 x 4,096 + 3 x 14,336)
+LLAMA_3_8B_V0_FORWARD = 8192 * 2 * (3 * 4096 + 3 * 14336)  # 905,969,664 bytes, 0.84 GiB
+# - the sampler on rank 0, at PyTorch's sort of the [256, 128,256] float32 logits: the hidden
+#   states of 8,192 tokens (bfloat16), the bfloat16 logits and their float32 copy, the sort's
+#   float32 values and int64 indices, and segmented_sort_pairs' int64 reverse indices and cub's
+#   alternate float32 keys and int64 values (256 segments: SortStable.cu)
+LLAMA_3_8B_V0_SAMPLER = 8192 * 4096 * 2 + 256 * 128_256 * (2 + 4 + (4 + 8) + (8 + 4 + 8))
+# 67,108,864 + 1,247,674,368 = 1,314,783,232 bytes = 1.22 GiB; vLLM printed 1.26GiB
+
+
+def test_vllm_v0_profile_peak_is_the_sorting_sampler_on_the_driver_worker():
+    from calculator.engine.architecture import architecture_from_hf_config
+    from calculator.engine.serving import vllm_v0_forward_peak, vllm_v0_sampler_peak
+
+    llama = architecture_from_hf_config(MODELS[LLAMA_3_8B]["config"])[0]
+    assert vllm_v0_forward_peak(llama, 8192, 1, 2) == LLAMA_3_8B_V0_FORWARD
+    assert vllm_v0_sampler_peak(llama, 8192, 256, 2) == LLAMA_3_8B_V0_SAMPLER
+    fields = {"max_num_seqs": 256, "max_num_batched_tokens": 8192, "vllm_version": "v0"}
+    plan = serve(**fields)["memory"]
+    assert plan["activation_peak_bytes"] == LLAMA_3_8B_V0_SAMPLER
+    assert abs(LLAMA_3_8B_V0_SAMPLER / (1.26 * GiB) - 1) < 0.03
+    # -tp 2: the forward halves its MLP widths (8,192 x 2 x (3 x 4,096 + 3 x 7,168) = 0.52
+    # GiB), the logits are gathered whole to rank 0, which samples: the same 1.26GiB printed
+    split = serve(tensor_parallel=2, num_gpus=2, **fields)["memory"]
+    assert vllm_v0_forward_peak(llama, 8192, 2, 2) == 8192 * 2 * (3 * 4096 + 3 * 7168)
+    assert split["activation_peak_bytes"] == LLAMA_3_8B_V0_SAMPLER
+
+
+def test_vllm_v0_long_profiles_are_the_forwards_mlp():
+    # vLLM issue 10517: Llama 3.1 8B on an RTX 3090, one prefill of 20,000 tokens; the log's
+    # peak_torch_memory 17.06 GiB less the 14.9888 GiB of weights is 2.07 GiB
+    fields = {"max_num_seqs": 256, "max_num_batched_tokens": 20_000, "vllm_version": "v0"}
+    plan = serve(LLAMA_3_1_8B, sequence_length=20_000, **fields)["memory"]
+    forward = 20_000 * 2 * (3 * 4096 + 3 * 14336)  # 2,211,840,000 bytes = 2.06 GiB
+    sampler = 20_000 * 4096 * 2 + 256 * 128_256 * 38  # 1,411,514,368 bytes
+    assert plan["activation_peak_bytes"] == max(forward, sampler) == forward
+    assert abs(forward / ((17.06 - 14.9888) * GiB) - 1) < 0.01
+
+
+def test_vllm_v0_sampler_of_a_wider_vocabulary():
+    # vLLM issue 13882 (0.7.3 V0, Qwen2.5-7B bnb 4-bit, 4,096 tokens, 256 prompts): the sort of
+    # 256 x 152,064 logits above the bfloat16 hidden states of 4,096 x 3,584, and above the
+    # forward's MLP (4,096 x 2 x (3 x 3,584 + 3 x 18,944) = 0.52 GiB); the log prints 1.42 GiB
+    from calculator.engine.architecture import architecture_from_hf_config
+    from calculator.engine.serving import vllm_v0_forward_peak, vllm_v0_sampler_peak
+
+    qwen = architecture_from_hf_config(MODELS["Qwen/Qwen2.5-7B-Instruct"]["config"])[0]
+    sampler = 4096 * 3584 * 2 + 256 * 152_064 * (2 + 4 + 12 + 20)  # 1,508,638,720 bytes
+    assert vllm_v0_sampler_peak(qwen, 4096, 256, 2) == sampler
+    assert vllm_v0_forward_peak(qwen, 4096, 1, 2) == 4096 * 2 * (3 * 3584 + 3 * 18944) < sampler
+    assert abs(sampler / (1.42 * GiB) - 1) < 0.02
+
+
+def test_pytorchs_cuda_sort_temporaries_follow_its_segment_count():
+    from calculator.engine.serving import vllm_v0_sort_temporaries
+
+    vocab = 128_256
+    # 128 segments or more: reverse indices (8) and cub's alternate keys (4) and values (8)
+    assert vllm_v0_sort_temporaries(256, vocab) == 256 * vocab * 20
+    # 2 to 127: two int2 arrays (8 + 8), keys_out (4) and the radix sort's alternates (4 + 8)
+    assert vllm_v0_sort_temporaries(64, vocab) == 64 * vocab * 32
+    # one segment: its own indices and alternates only
+    assert vllm_v0_sort_temporaries(1, vocab) == vocab * 20
+    # 4,096 or fewer: the bitonic sort in place
+    assert vllm_v0_sort_temporaries(256, 4096) == 0
+    # a pass takes at most INT_MAX entries: 16,384 x 152,064 = 2.49e9 entries sort 14,122
+    # rows a pass (2,147,483,647 // 152,064)
+    assert vllm_v0_sort_temporaries(16_384, 152_064) == 14_122 * 152_064 * 20
+
+
+def test_vllm_v0_sampler_peak_of_a_float32_model_and_a_small_batch():
+    from calculator.engine.architecture import architecture_from_hf_config
+    from calculator.engine.serving import vllm_v0_sampler_peak
+
+    llama = architecture_from_hf_config(MODELS[LLAMA_3_8B]["config"])[0]
+    # float32: logits.to(torch.float) is the logits; 4 + 12 + 20 bytes an entry at the sort
+    assert vllm_v0_sampler_peak(llama, 8192, 256, 4) == 8192 * 4096 * 4 + 256 * 128_256 * 36
+    # 64 requests: the full-sort path's 32 bytes at the sort against 14 after it
+    assert vllm_v0_sampler_peak(llama, 8192, 64, 2) == (
+        8192 * 4096 * 2 + 64 * 128_256 * (2 + 4 + 12 + 32)
+    )
+    # one request: the sort's one segment (20 bytes an entry) is above the top-k / top-p
+    # tensors after it (masks 1 + 1, softmax, cumsum and the scatter's output 4 + 4 + 4)
+    assert vllm_v0_sampler_peak(llama, 8192, 1, 2) == (
+        8192 * 4096 * 2 + 128_256 * (2 + 4 + 12 + 20)
+    )
 
 
 def test_vllm_v1_sampler_peak_of_a_float32_model_has_no_float32_copy():
@@ -130,11 +221,44 @@ def test_vllm_auto_dtype_loads_a_float32_checkpoint_as_bfloat16():
             "gpu": gpu("h100-sxm", memory_bytes=H100_AS_VLLM_SAW_IT),
         }
     )
-    assert answer["serving"]["memory"]["weights_bytes"] == 2_614_341_888 * 2
+    # and the cos_sin_cache of 8,192 positions x head_dim 256 in the same dtype
+    assert answer["serving"]["memory"]["weights_bytes"] == 2_614_341_888 * 2 + 8192 * 256 * 2
     assert any("--dtype auto" in note for note in answer["notes"])
     # --dtype float32 is asked for by weight_dtype
     asked = serve("google/gemma-2-2b-it", weight_dtype="float32")["memory"]
-    assert asked["weights_bytes"] == 2_614_341_888 * 4
+    assert asked["weights_bytes"] == 2_614_341_888 * 4 + 8192 * 256 * 4
+
+
+def test_vllm_loads_one_rotary_cache_with_the_weights():
+    # rotary_embedding.py: one cos_sin_cache of [max_position, rotary_dim] in the model dtype,
+    # shared by the layers (get_rope's _ROPE_DICT) and whole on every GPU
+    from calculator.engine.architecture import architecture_from_hf_config
+    from calculator.engine.serving import vllm_rope_cache_bytes
+
+    def cache(slug: str, element: int = 2) -> int:
+        config = MODELS[slug]["config"]
+        return vllm_rope_cache_bytes(config, architecture_from_hf_config(config)[0], element)
+
+    # Llama 3.1 (rope_type llama3 keeps max_position_embeddings): 131,072 x 128 x 2 = 32 MiB,
+    # what 'Loading model weights took 14.9888 GB' has over the 14.9575 GiB of parameters
+    assert cache(LLAMA_3_1_8B) == 131_072 * 128 * 2
+    assert cache(LLAMA_3_1_8B, 4) == 131_072 * 128 * 4
+    # phi-2: partial_rotary_factor 0.4 of head_dim 80, 2,048 positions
+    assert cache("microsoft/phi-2") == 2048 * 32 * 2
+    # GPT-NeoX: rotary_pct 0.25 of head_dim 96
+    assert cache("EleutherAI/gpt-neox-20b") == 2048 * 24 * 2
+    # gpt-oss: YaRN over original_max_position_embeddings 4,096 x factor 32, head_dim 64
+    assert cache("openai/gpt-oss-20b") == 4096 * 32 * 64 * 2
+    # DeepSeek-V2-Lite (MLA): YaRN 4,096 x 40 positions of qk_rope_head_dim 64
+    assert cache("deepseek-ai/DeepSeek-V2-Lite") == 4096 * 40 * 64 * 2
+    # GPT-2's learned positions: none; a state-layer model: none
+    assert cache("openai-community/gpt2") == 0
+    assert cache("ai21labs/AI21-Jamba-Mini-1.5") == 0
+    # on each of -tp 2's GPUs whole, beside half the sharded parameters and the replicated
+    # RMSNorm weights (32 layers x 2 x 4,096 + the final 4,096 = 266,240)
+    split = serve(LLAMA_3_8B, tensor_parallel=2, num_gpus=2)["memory"]
+    norms = 32 * 2 * 4096 + 4096
+    assert split["weights_bytes"] == (8_030_261_248 - norms) + norms * 2 + 8192 * 128 * 2
 
 
 def test_vllm_defaults_follow_the_gpu():

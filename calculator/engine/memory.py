@@ -1087,6 +1087,11 @@ def _parallel_notes(inputs: EstimateInputs, layout: Layout, notes: list[str]) ->
     )
     if inputs.training and layout.zero_stage >= 2:
         notes.append(SHARDING_NOTES[inputs.sharding][layout.zero_stage])
+        if layout.zero_stage >= 3 and _offloaded_shard_copy(inputs, layout, Fraction(1)):
+            notes.append(
+                "FSDP CPUOffload: each unit's host shard is copied to the GPU before its "
+                "all-gather; the largest unit's shard stays reserved on the pre-unshard stream"
+            )
     if layout.data_parallel > 1:
         notes.append("batch_size is per data-parallel replica")
     if layout.kv_heads_replicated and not inputs.training:

@@ -145,6 +145,7 @@ def test_fsdp_cpu_offload_copies_the_largest_units_shard_to_the_gpu():
     shard_copy = max(root, packed // LAYERS) // 2
     expected = quant_states + gathered + shard_copy
     assert breakdown(**payload)["weights"] == expected == 1_091_575_808
+    assert any("CPUOffload" in note for note in calculate(payload)["notes"])
     # the same copy under DeepSpeed's ZeRO-3 offload_param is not FSDP's
     deepspeed = breakdown(**{**payload, "sharding": "deepspeed"})["weights"]
     assert deepspeed != expected

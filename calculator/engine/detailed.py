@@ -1495,25 +1495,9 @@ def _inference_activations(
     # the busiest layer is one that follows another when the stage holds more than one
     follows_a_layer = stage.num_layers > 1
     dispatch = inference_dispatch_bytes(architecture, inputs, layout, dtypes)
-    peaks: list[Fraction | int] = [
-        inference_layer_activations(
-            architecture,
-            widths,
-            inputs,
-            dtypes,
-            moe,
-            tp,
-            follows_a_layer,
-            dispatch if moe else 0,
-            keeps_embeddings=stage.has_embeddings,
-            mlp_transient=layer_transient,
-        )
-        for count, moe in ((dense_layers, False), (moe_layers, True))
-        if count
-    ]
-    plain_peaks = peaks
-    if head_transient:
-        plain_peaks = [
+
+    def layer_peaks(mlp_transient: Fraction | int) -> list[Fraction | int]:
+        return [
             inference_layer_activations(
                 architecture,
                 widths,
@@ -1524,10 +1508,14 @@ def _inference_activations(
                 follows_a_layer,
                 dispatch if moe else 0,
                 keeps_embeddings=stage.has_embeddings,
+                mlp_transient=mlp_transient,
             )
             for count, moe in ((dense_layers, False), (moe_layers, True))
             if count
         ]
+
+    peaks = layer_peaks(layer_transient)
+    plain_peaks = layer_peaks(0) if head_transient else peaks
     state = architecture.state_layers
     if state is not None:
         # a state layer's mixer sub-block (its MLP sub-block is one of the peaks above)

@@ -87,6 +87,21 @@ def test_paged_states_are_outside_the_reserved_segments_too():
     assert lines["optimizer_states"] == 65 * 4096 * 2 * 4 == 2_129_920
 
 
+# QLoRA Llama-2-7B (q and v, rank 8) under FSDP FULL_SHARD over 2 GPUs, no runtime overhead
+FSDP_QLORA_2_GPUS = {
+    "model": LLAMA_2,
+    "mode": "training",
+    "runtime_overhead_bytes": 0,
+    "finetuning": "qlora",
+    "weight_dtype": "nf4",
+    "lora_target_modules": ["q_proj", "v_proj"],
+    "lora_rank": 8,
+    "num_gpus": 2,
+    "zero_stage": 3,
+    "sharding": "fsdp",
+}
+
+
 def test_fsdp_shards_packed_four_bit_data_and_keeps_the_quant_states_whole():
     # FSDP FULL_SHARD over 2 GPUs of a QLoRA Llama-2-7B (bitsandbytes NF4 with double
     # quantisation, packed into bnb_4bit_quant_storage): the flattened parameters, the packed
@@ -94,18 +109,7 @@ def test_fsdp_shards_packed_four_bit_data_and_keeps_the_quant_states_whole():
     # halved; each module's quant_state (a uint8 absmax per 64 weights, a float32 absmax per 256
     # blocks) is not a parameter and stays whole on both GPUs; the root unit (embeddings and LM
     # head) and two decoder layers (computing, prefetched) are gathered, packed
-    payload = {
-        "model": LLAMA_2,
-        "mode": "training",
-        "runtime_overhead_bytes": 0,
-        "finetuning": "qlora",
-        "weight_dtype": "nf4",
-        "lora_target_modules": ["q_proj", "v_proj"],
-        "lora_rank": 8,
-        "num_gpus": 2,
-        "zero_stage": 3,
-        "sharding": "fsdp",
-    }
+    payload = FSDP_QLORA_2_GPUS
     values = LAYERS * (4 * HIDDEN * HIDDEN + 3 * HIDDEN * 11008)
     packed = values // 2
     quant_states = values // 64 + values // 16384 * 4
@@ -124,19 +128,7 @@ def test_fsdp_cpu_offload_copies_the_largest_units_shard_to_the_gpu():
     # the GPU keeps the whole quant states, the gathered root unit and two packed layers, and
     # the pre-unshard stream's block, sized by the largest unit's shard (here the root unit's:
     # bf16 embeddings and LM head, over 2 GPUs)
-    payload = {
-        "model": LLAMA_2,
-        "mode": "training",
-        "runtime_overhead_bytes": 0,
-        "finetuning": "qlora",
-        "weight_dtype": "nf4",
-        "lora_target_modules": ["q_proj", "v_proj"],
-        "lora_rank": 8,
-        "num_gpus": 2,
-        "zero_stage": 3,
-        "sharding": "fsdp",
-        "offload": "optimizer_and_parameters",
-    }
+    payload = {**FSDP_QLORA_2_GPUS, "offload": "optimizer_and_parameters"}
     values = LAYERS * (4 * HIDDEN * HIDDEN + 3 * HIDDEN * 11008)
     packed = values // 2
     quant_states = values // 64 + values // 16384 * 4

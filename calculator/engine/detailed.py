@@ -1395,18 +1395,26 @@ def inference_dispatch_bytes(
     return hidden + gathered * architecture.num_experts_per_token * AGRS_TOPK_BYTES
 
 
-def _dequantisation_buffer(
-    inputs: EstimateInputs, parts: ModelParts, tensor_parallel: int
+def _bnb_4bit_dequantised(
+    inputs: EstimateInputs, matrix: int, tensor_parallel: int
 ) -> Fraction | int:
-    """The dequantised copy (and its cast to the compute dtype) of the largest 4-bit matrix,
-    the LM head when it is quantised too, made for matmuls over more than one token
-    (bitsandbytes matmul_4bit; a single token takes the gemv kernel without it)."""
+    """The dequantised copy (and its cast to the compute dtype) of a 4-bit matrix of `matrix`
+    values, made for matmuls over more than one token (bitsandbytes matmul_4bit; a single
+    token takes the gemv kernel without it)."""
     tokens = inputs.batch_size * inputs.sequence_length
     if inputs.weight_dtype not in BNB_4BIT_DTYPES or tokens == 1:
         return 0
     copies = NF4_DEQUANTISED_MATRICES * BNB_4BIT_DEQUANT_BYTES[inputs.bnb_4bit_dequant_path]
+    return _divide(matrix * copies, tensor_parallel)
+
+
+def _dequantisation_buffer(
+    inputs: EstimateInputs, parts: ModelParts, tensor_parallel: int
+) -> Fraction | int:
+    """Training's dequantised copy of the largest 4-bit matrix, the LM head when it is
+    quantised too."""
     largest = max(parts.largest_linear, parts.quantised_lm_head)
-    return _divide(largest * copies, tensor_parallel)
+    return _bnb_4bit_dequantised(inputs, largest, tensor_parallel)
 
 
 def gptq_kernel_buffers(inputs: EstimateInputs, parts: ModelParts, tensor_parallel: int) -> int:
@@ -1463,13 +1471,8 @@ def _matmul_transients(
     """What quantised matmuls allocate while they run, beside their inputs and outputs: in the
     largest layer matmul (an MLP projection) and in the LM head's when it is quantised too
     (bitsandbytes 4-bit dequantised copies, GPTQ cuda-old's, AWQ GEMM's, LLM.int8's copies)."""
-    layer: Fraction | int = 0
-    head: Fraction | int = 0
-    tokens = inputs.batch_size * inputs.sequence_length
-    if inputs.weight_dtype in BNB_4BIT_DTYPES and tokens > 1:
-        copies = NF4_DEQUANTISED_MATRICES * BNB_4BIT_DEQUANT_BYTES[inputs.bnb_4bit_dequant_path]
-        layer = _divide(parts.largest_linear * copies, tensor_parallel)
-        head = _divide(parts.quantised_lm_head * copies, tensor_parallel)
+    layer = _bnb_4bit_dequantised(inputs, parts.largest_linear, tensor_parallel)
+    head = _bnb_4bit_dequantised(inputs, parts.quantised_lm_head, tensor_parallel)
     layer += gptq_cuda_old_dequantised(inputs, parts, tensor_parallel)
     layer += awq_gemm_buffers(inputs, parts, tensor_parallel)
     layer += int8_matmul_buffers(inputs, parts, tensor_parallel)
@@ -1514,8 +1517,7 @@ def _inference_activations(
             if count
         ]
 
-    peaks = layer_peaks(layer_transient)
-    plain_peaks = layer_peaks(0) if head_transient else peaks
+    mixer_peaks: list[Fraction | int] = []
     state = architecture.state_layers
     if state is not None:
         # a state layer's mixer sub-block (its MLP sub-block is one of the peaks above)
@@ -1528,9 +1530,8 @@ def _inference_activations(
             copies += INFERENCE_EMBEDDINGS_KEPT
         hidden_bytes = tokens * architecture.hidden_size * copies * dtypes.residual
         mixer = mixer_working_set(state, inputs, dtypes.compute)
-        peaks.append(_per_gpu(hidden_bytes, mixer, tp))
-        plain_peaks = [*plain_peaks, peaks[-1]] if plain_peaks is not peaks else peaks
-    peak = max(peaks)
+        mixer_peaks.append(_per_gpu(hidden_bytes, mixer, tp))
+    peak = max([*layer_peaks(layer_transient), *mixer_peaks])
     if stage.has_lm_head:
         # the last position's logits (generate()), or every position's (a plain forward), in the
         # compute dtype, and the last position's float32 copy the sampler reads
@@ -1543,8 +1544,9 @@ def _inference_activations(
             head_input = tokens * architecture.hidden_size * INFERENCE_LM_HEAD_INPUT_COPIES
             head = _per_gpu(head_input * dtypes.residual, logit_bytes, tp) + head_transient
             return Fraction(max(peak, head))
-        # a quantised head's transient comes after the layers' (its matmul follows them)
-        peak = max(peak, max(plain_peaks) + head_transient)
+        if head_transient:
+            # a quantised head's transient comes after the layers' (its matmul follows them)
+            peak = max(peak, max([*layer_peaks(0), *mixer_peaks]) + head_transient)
         peak += _divide(logit_bytes, tp)
     return Fraction(peak)
 

@@ -491,12 +491,18 @@ def _stage_tensors(
     )
 
 
+def _bnb_4bit_packed_bytes(parts: ModelParts) -> Fraction:
+    """The layers' linear bytes without bitsandbytes' quantisation statistics: the 4-bit
+    matrices' packed half byte a weight, and the routed experts, which stay 16-bit."""
+    quantised = parts.layer_linear - parts.layer_routed_linear
+    return Fraction(quantised, 2) + parts.layer_routed_linear_bytes
+
+
 def _bnb_quant_state_bytes(parts: ModelParts, layout: Layout, stage: Stage) -> Fraction:
     """One GPU's bytes of bitsandbytes 4-bit quantisation statistics: what the layers' 4-bit
-    matrices store beyond their packed half byte a weight (routed experts stay 16-bit)."""
-    quantised = parts.layer_linear - parts.layer_routed_linear
-    stored = parts.layer_linear_bytes - parts.layer_routed_linear_bytes
-    return (stored - Fraction(quantised, 2)) * stage.layer_fraction / layout.tensor_parallel
+    matrices store beyond their packed half byte a weight."""
+    statistics = parts.layer_linear_bytes - _bnb_4bit_packed_bytes(parts)
+    return statistics * stage.layer_fraction / layout.tensor_parallel
 
 
 def _largest_trainable(
@@ -699,13 +705,11 @@ def _sharding_working_set(
         if DTYPES[inputs.weight_dtype].quantised:
             # FSDP all-gathers each FlatParameter in its storage dtype: bitsandbytes 4-bit
             # weights packed into bnb_4bit_quant_storage (the Answer.AI / PEFT FSDP+QLoRA
-            # recipe), so a gathered layer is its packed bytes, not 16-bit values; the root unit
-            # (embeddings, LM head) stays 16-bit
-            # the quant_state stays whole on every GPU (_bnb_quant_state_bytes), so a gathered
-            # 4-bit layer is its packed half byte a weight
+            # recipe), so a gathered layer is its packed half byte a weight (the quant_state
+            # stays whole on every GPU: _bnb_quant_state_bytes), not 16-bit values; the root
+            # unit (embeddings, LM head) stays 16-bit
             packed = (
-                Fraction(parts.layer_linear - parts.layer_routed_linear, 2)
-                + parts.layer_routed_linear_bytes
+                _bnb_4bit_packed_bytes(parts)
                 if inputs.weight_dtype in BNB_4BIT_DTYPES
                 else parts.layer_linear_bytes
             )
@@ -753,9 +757,13 @@ def _offloaded_shard_copy(inputs: EstimateInputs, layout: Layout, unit_bytes: Fr
     block in the pre-unshard stream's pool, which the default stream does not reuse: it stays
     reserved at the size of the largest unit's shard (the root unit's, or a layer's), one
     unit's bytes over the sharding ranks."""
-    if inputs.offload != "optimizer_and_parameters" or inputs.sharding != "fsdp":
+    if not _fsdp_offloads_parameters(inputs):
         return Fraction(0)
     return unit_bytes / layout.sharding_ranks
+
+
+def _fsdp_offloads_parameters(inputs: EstimateInputs) -> bool:
+    return inputs.sharding == "fsdp" and inputs.offload == "optimizer_and_parameters"
 
 
 def _autocast_copied(
@@ -1087,7 +1095,7 @@ def _parallel_notes(inputs: EstimateInputs, layout: Layout, notes: list[str]) ->
     )
     if inputs.training and layout.zero_stage >= 2:
         notes.append(SHARDING_NOTES[inputs.sharding][layout.zero_stage])
-        if layout.zero_stage >= 3 and _offloaded_shard_copy(inputs, layout, Fraction(1)):
+        if layout.zero_stage >= 3 and _fsdp_offloads_parameters(inputs):
             notes.append(
                 "FSDP CPUOffload: each unit's host shard is copied to the GPU before its "
                 "all-gather; the largest unit's shard stays reserved on the pre-unshard stream"

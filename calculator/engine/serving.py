@@ -383,7 +383,8 @@ def vllm_v0_sort_temporaries(requests: int, vocab: int) -> int:
     per_pass = min(requests * vocab, INT_MAX // vocab * vocab)
     segments = per_pass // vocab
     if segments == 1 or vocab >= VLLM_V0_LARGE_SEGMENT:
-        return vocab * (8 + 4 + 8)  # initial indices, cub's alternate keys and values
+        # one segment's initial indices, and cub's alternate keys and values
+        return vocab * VLLM_V0_SEGMENTED_SORT_BYTES
     if segments <= VLLM_V0_FULL_SORT_MAX_SEGMENTS:
         return per_pass * VLLM_V0_FULL_SORT_BYTES
     return per_pass * VLLM_V0_SEGMENTED_SORT_BYTES

@@ -122,12 +122,9 @@ def calculation_key(payload: Any) -> str:
 
 
 def calculation_kept(payload: Any, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """`compute()`'s answer for `payload`, computed once per payload, catalogs and code: the
-    caller keeps only payloads whose answer is a pure function of them."""
-    try:
-        key = calculation_key(payload)
-    except (TypeError, ValueError):  # not JSON (a form body): nothing to key it by
-        return compute()
+    """`compute()`'s answer for `payload` (a parsed JSON body), computed once per payload,
+    catalogs and code: the caller keeps only payloads whose answer is a pure function of them."""
+    key = calculation_key(payload)
     answer = caches[RESULTS].get(key)
     if answer is None:
         answer = compute()

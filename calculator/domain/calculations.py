@@ -181,12 +181,17 @@ def calculation_run(*, user: User | None, payload: Any, fit_catalog: bool = True
     return Calculation(payload=payload, resolved=resolved, result=result)
 
 
+# the models whose answer depends on the body alone (a saved profile's or a Hub model's depends
+# on who asks): only these are kept
+KEPT_MODEL_KINDS = frozenset({"catalog", "hf_config", "architecture"})
+
+
 def calculation_result(*, user: User | None, payload: Any) -> dict[str, Any]:
     """`calculation_run(...).result`, the API's answer. Kept per payload (caching.py) when it is
     a pure function of it: any model but a saved profile or a Hub model, whose readers differ
     (an outsider's or anonymous request must be refused again, not served a kept answer)."""
     model = payload.get("model") if isinstance(payload, dict) else None
-    if not isinstance(model, dict) or {"profile", "hub"} & model.keys():
+    if not isinstance(model, dict) or not model.keys() <= KEPT_MODEL_KINDS:
         return calculation_run(user=user, payload=payload).result
     return caching.calculation_kept(
         payload, lambda: calculation_run(user=user, payload=payload).result
